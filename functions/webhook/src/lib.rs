@@ -1,0 +1,190 @@
+//! The webhook function's HTTP surface: Meta's verification handshake, signed deliveries from
+//! WhatsApp, Messenger and Instagram, and the admin read of a contact.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use shared::config::Secrets;
+use shared::http::{ApiError, require_admin};
+use shared::ids::{ContactId, InstanceId};
+use shared::ingest::{IngestOutcome, Ingestor};
+use shared::meta::{self, PayloadError, SignatureError};
+use shared::model::{Acquisition, Contact};
+use shared::secret::Secret;
+use shared::store::ContactStore;
+use shared::time::Timestamp;
+use std::sync::Arc;
+
+pub struct WebhookState {
+    app_secret: Secret,
+    verify_token: Secret,
+    admin_key: Arc<Secret>,
+    ingestor: Ingestor,
+}
+
+impl WebhookState {
+    pub fn new(secrets: &Secrets, store: Arc<dyn ContactStore>) -> Arc<Self> {
+        Arc::new(Self {
+            app_secret: secrets.meta_app_secret.clone(),
+            verify_token: secrets.meta_verify_token.clone(),
+            admin_key: Arc::new(secrets.admin_api_key.clone()),
+            ingestor: Ingestor::new(store),
+        })
+    }
+}
+
+/// Every route of the webhook function. Fallbacks are added once, by whoever serves it
+/// (see `shared::http::serve_json_errors`).
+pub fn router(state: Arc<WebhookState>) -> Router {
+    let admin = Router::new()
+        .route(
+            "/instances/{instance_id}/contacts/{contact_id}",
+            get(get_contact),
+        )
+        .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin));
+    Router::new()
+        .route(
+            "/webhooks/meta",
+            get(verify_subscription)
+                .post(receive_delivery)
+                .layer(DefaultBodyLimit::max(meta::MAX_DELIVERY_BYTES)),
+        )
+        .merge(admin)
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct Subscription {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+async fn verify_subscription(
+    State(state): State<Arc<WebhookState>>,
+    query: Result<Query<Subscription>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let refused = || ApiError::Forbidden {
+        code: "verification_failed",
+        message: "hub.mode must be subscribe and hub.verify_token must match".to_owned(),
+    };
+    let Query(subscription) = query.map_err(|_| refused())?;
+    let token_matches = subscription
+        .verify_token
+        .as_deref()
+        .is_some_and(|token| state.verify_token.matches(token.as_bytes()));
+    match (
+        subscription.mode.as_deref(),
+        token_matches,
+        subscription.challenge,
+    ) {
+        (Some("subscribe"), true, Some(challenge)) => {
+            tracing::info!("webhook subscription verified");
+            Ok((
+                StatusCode::OK,
+                [("content-type", "text/plain; charset=utf-8")],
+                challenge,
+            )
+                .into_response())
+        }
+        _ => Err(refused()),
+    }
+}
+
+#[derive(Serialize)]
+struct DeliveryReport {
+    events: usize,
+    applied: usize,
+    duplicates: usize,
+    skipped: usize,
+}
+
+async fn receive_delivery(
+    State(state): State<Arc<WebhookState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<DeliveryReport>, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit_bytes: meta::MAX_DELIVERY_BYTES,
+            }
+        } else {
+            ApiError::bad_request("unreadable_body", rejection.body_text())
+        }
+    })?;
+    let signature = headers
+        .get(meta::SIGNATURE_HEADER)
+        .map(|value| value.as_bytes());
+    meta::verify_signature(&state.app_secret, signature, &body).map_err(|error| {
+        let code = match error {
+            SignatureError::Missing => "missing_signature",
+            SignatureError::Malformed | SignatureError::Mismatch => "invalid_signature",
+        };
+        tracing::warn!(reason = %error, "delivery refused");
+        ApiError::Unauthorized {
+            code,
+            message: error.to_string(),
+        }
+    })?;
+    let now = Timestamp::now();
+    let delivery = meta::parse_delivery(&body, now).map_err(|error| match error {
+        PayloadError::NotJson(_) => ApiError::bad_request("invalid_json", error.to_string()),
+        PayloadError::NotADelivery(_) => {
+            ApiError::bad_request("invalid_payload", error.to_string())
+        }
+    })?;
+    let mut report = DeliveryReport {
+        events: delivery.events.len(),
+        applied: 0,
+        duplicates: 0,
+        skipped: delivery.skipped,
+    };
+    // In order, stopping at the first failure: Meta retries the whole delivery, and the events
+    // already applied are then recognised as duplicates.
+    for event in &delivery.events {
+        match state.ingestor.ingest(event, now).await? {
+            IngestOutcome::Applied { contact, created } => {
+                report.applied += 1;
+                tracing::info!(
+                    instance_id = %event.instance_id,
+                    contact = %event.contact_id,
+                    channel = ?event.channel,
+                    created,
+                    acquisition = contact.acquisition.as_ref().map(Acquisition::kind),
+                    "event applied"
+                );
+            }
+            IngestOutcome::Duplicate => {
+                report.duplicates += 1;
+                tracing::info!(instance_id = %event.instance_id, contact = %event.contact_id, "duplicate event ignored");
+            }
+        }
+    }
+    Ok(Json(report))
+}
+
+async fn get_contact(
+    State(state): State<Arc<WebhookState>>,
+    Path((instance_id, contact_id)): Path<(String, String)>,
+) -> Result<Json<Contact>, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let contact_id = ContactId::parse(&contact_id)?;
+    state
+        .ingestor
+        .store()
+        .load_contact(&instance_id, &contact_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("contact_not_found", "no such contact on this instance"))
+}

@@ -1,0 +1,16 @@
+//! Lambda entry point: read config, build the DynamoDB store once, serve the router.
+
+use shared::config::{Mode, Secrets};
+use shared::store::dynamo::DynamoStore;
+use shared::telemetry::{self, LogFormat};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init(LogFormat::Json);
+    let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
+    let store = DynamoStore::from_env().await?;
+    let state = webhook::WebhookState::new(&secrets, Arc::new(store));
+    let app = shared::http::serve_json_errors(webhook::router(state));
+    lambda_http::run(app).await
+}

@@ -1,0 +1,69 @@
+//! The local server: every HTTP route of every function, from one process on one port, on the
+//! embedded store. Configuration comes from the environment, as in Lambda:
+//! `PORT` (3000), `DATA_DIR` (./.data), `META_APP_SECRET`, `META_VERIFY_TOKEN`, `ADMIN_API_KEY`
+//! (development defaults when unset), and `STORE_FAULT_RATIO` (0; a fraction of store calls to
+//! fail, for trying out retries).
+
+use shared::config::{self, Mode, Secrets};
+use shared::store::{ContactStore, EmbeddedStore, FaultInjectingStore, FaultPlan};
+use shared::telemetry::{self, LogFormat};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init(LogFormat::Text);
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("local server failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let port: u16 = config::parsed_or("PORT", 3000)?;
+    let data_dir = PathBuf::from(config::optional("DATA_DIR").unwrap_or_else(|| "./.data".into()));
+    let fault_ratio: f64 = config::parsed_or("STORE_FAULT_RATIO", 0.0)?;
+
+    let (secrets, defaults) = Secrets::from_env(Mode::Local)?;
+    for default in &defaults {
+        tracing::warn!(
+            "{} is not set: using the development default {:?}; never use it in production",
+            default.name,
+            default.value
+        );
+    }
+
+    let embedded = EmbeddedStore::open(&data_dir.join("engine.redb"))?;
+    let store: Arc<dyn ContactStore> = if fault_ratio > 0.0 {
+        tracing::warn!(
+            fault_ratio,
+            "failing this fraction of store calls on purpose"
+        );
+        Arc::new(FaultInjectingStore::new(
+            embedded,
+            FaultPlan::ratio(fault_ratio, 0x5eed),
+        ))
+    } else {
+        Arc::new(embedded)
+    };
+
+    let app = shared::http::serve_json_errors(webhook::router(webhook::WebhookState::new(
+        &secrets, store,
+    )));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    tracing::info!(
+        "serving every route on http://{} with data in {}",
+        listener.local_addr()?,
+        data_dir.display()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The HTTP side shared by every function: one error type mapped to one JSON answer, admin
+//! authentication, and the fallbacks that keep even unknown routes answering in JSON.
+
+use crate::ids::InvalidId;
+use crate::ingest::IngestError;
+use crate::secret::Secret;
+use crate::store::StoreError;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("the request body is larger than {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A dependency failed; the caller should retry later. The detail is logged, not returned.
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+            Self::Unauthorized { code, message } => {
+                (StatusCode::UNAUTHORIZED, code, message.clone())
+            }
+            Self::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
+            Self::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone()),
+            Self::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                self.to_string(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                self.to_string(),
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "a dependency is unavailable; retry later".to_owned(),
+            ),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error".to_owned(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(error = %self, status = status.as_u16(), "request failed");
+        }
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(detail) => Self::Unavailable(detail),
+            StoreError::Corrupt(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::Store(store) => store.into(),
+            contention @ IngestError::Contention { .. } => {
+                Self::Unavailable(contention.to_string())
+            }
+        }
+    }
+}
+
+impl From<InvalidId> for ApiError {
+    fn from(error: InvalidId) -> Self {
+        Self::bad_request("invalid_id", error.to_string())
+    }
+}
+
+/// Middleware for admin routes: `Authorization: Bearer <admin key>`, compared in constant time.
+pub async fn require_admin(
+    State(admin_key): State<Arc<Secret>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| {
+            let value = value.as_bytes();
+            let (scheme, token) = value.split_at(value.len().min(7));
+            scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+        });
+    match token {
+        Some(token) if admin_key.matches(token) => Ok(next.run(request).await),
+        _ => Err(ApiError::Unauthorized {
+            code: "unauthorized",
+            message: "a valid `Authorization: Bearer <admin key>` header is required".to_owned(),
+        }),
+    }
+}
+
+/// Adds the fallbacks to a complete router (a function's, or the local server's union of all
+/// of them), so unknown paths and methods answer in JSON too. axum refuses to merge routers
+/// that each have a fallback, hence once, at the top.
+pub fn serve_json_errors(router: Router) -> Router {
+    router
+        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}

@@ -1,0 +1,111 @@
+//! Identifiers parsed once at the edge, so the rest of the code never sees an invalid one.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+
+const MAX_ID_LEN: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} must be 1 to {MAX_ID_LEN} visible characters without spaces or '#'")]
+pub struct InvalidId {
+    pub field: &'static str,
+}
+
+fn parse_id(field: &'static str, value: &str) -> Result<String, InvalidId> {
+    let acceptable = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '#');
+    if acceptable {
+        Ok(value.to_owned())
+    } else {
+        Err(InvalidId { field })
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, InvalidId> {
+                parse_id($field, value).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                Self::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The business side of a conversation: a WhatsApp phone number id, a Facebook page id or an
+    /// Instagram account id.
+    InstanceId,
+    "instance_id"
+);
+
+id_type!(
+    /// The customer side: a WhatsApp id (a phone number), a page-scoped or Instagram-scoped id.
+    /// Its `Display` is masked because a WhatsApp id is a phone number and must not reach logs.
+    ContactId,
+    "contact_id"
+);
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for ContactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mask(&self.0))
+    }
+}
+
+/// Keeps the last four characters, enough to tell contacts apart in a log line.
+pub fn mask(value: &str) -> String {
+    let visible: String = value
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("***{visible}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_or_name_their_field() {
+        assert!(InstanceId::parse("106540352242922").is_ok());
+        assert_eq!(ContactId::parse("").unwrap_err().field, "contact_id");
+        assert!(ContactId::parse("a b").is_err());
+        assert!(InstanceId::parse("a#b").is_err());
+        assert!(InstanceId::parse(&"9".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn contact_ids_display_masked() {
+        let id = ContactId::parse("5511987654321").unwrap();
+        assert_eq!(id.to_string(), "***4321");
+        assert_eq!(id.as_str(), "5511987654321");
+    }
+}

@@ -1,0 +1,16 @@
+//! Domain crate of the attribution engine.
+//!
+//! Plain types and pure functions (Meta payload parsing, signature checks, first-touch
+//! decisions), the store traits shaped after the access patterns, and their implementations:
+//! an embedded store for local use and, with the `aws` feature, DynamoDB.
+
+pub mod config;
+pub mod http;
+pub mod ids;
+pub mod ingest;
+pub mod meta;
+pub mod model;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+pub mod time;

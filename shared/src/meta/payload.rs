@@ -1,0 +1,566 @@
+//! Meta delivery → inbound events. Unknown objects, fields and event kinds are skipped one by
+//! one: a single odd entry never fails the whole delivery.
+
+use crate::ids::{ContactId, InstanceId};
+use crate::ingest::InboundEvent;
+use crate::model::{Channel, InboundMessage, MetaPlatform, MetaReferral, Referral};
+use crate::time::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the body is not a Meta webhook delivery: {0}")]
+    NotADelivery(String),
+}
+
+/// What one delivery holds for the engine.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    pub events: Vec<InboundEvent>,
+    /// Entries and items that were not inbound messages or referrals (statuses, echoes, reads,
+    /// unknown kinds or shapes).
+    pub skipped: usize,
+}
+
+/// Parses a delivery whose signature has already been checked. `received_at` stands in for a
+/// missing or unreadable event timestamp.
+pub fn parse_delivery(body: &[u8], received_at: Timestamp) -> Result<Delivery, PayloadError> {
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => PayloadError::NotADelivery(error.to_string()),
+            _ => PayloadError::NotJson(error.to_string()),
+        })?;
+    let mut delivery = Delivery::default();
+    let channel = match envelope.object.as_str() {
+        "whatsapp_business_account" => Some(Channel::Whatsapp),
+        "page" => Some(Channel::Messenger),
+        "instagram" => Some(Channel::Instagram),
+        _ => None,
+    };
+    for raw_entry in envelope.entry {
+        match channel {
+            Some(Channel::Whatsapp) => match parse_lenient::<WaEntry>(raw_entry) {
+                Some(entry) => whatsapp_events(entry, received_at, &mut delivery),
+                None => delivery.skipped += 1,
+            },
+            Some(channel) => match parse_lenient::<MessagingEntry>(raw_entry) {
+                Some(entry) => messaging_events(channel, entry, received_at, &mut delivery),
+                None => delivery.skipped += 1,
+            },
+            None => delivery.skipped += 1,
+        }
+    }
+    Ok(delivery)
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    object: String,
+    #[serde(borrow, default)]
+    entry: Vec<&'a RawValue>,
+}
+
+fn parse_lenient<T: DeserializeOwned>(raw: &RawValue) -> Option<T> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// An item that is skipped, instead of failing its parent, when its shape is unexpected.
+struct Lenient<T>(Option<T>);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+        Ok(Lenient(parse_lenient(raw)))
+    }
+}
+
+// ---------------------------------------------------------------- WhatsApp Cloud API
+
+#[derive(Deserialize)]
+struct WaEntry {
+    #[serde(default)]
+    changes: Vec<Lenient<WaChange>>,
+}
+
+#[derive(Deserialize)]
+struct WaChange {
+    field: String,
+    value: Option<WaValue>,
+}
+
+#[derive(Deserialize)]
+struct WaValue {
+    metadata: Option<WaMetadata>,
+    #[serde(default)]
+    contacts: Vec<Lenient<WaContact>>,
+    #[serde(default)]
+    messages: Vec<Lenient<WaMessage>>,
+    #[serde(default)]
+    statuses: Vec<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct WaMetadata {
+    phone_number_id: String,
+}
+
+#[derive(Deserialize)]
+struct WaContact {
+    wa_id: String,
+    profile: Option<WaProfile>,
+}
+
+#[derive(Deserialize)]
+struct WaProfile {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WaMessage {
+    id: String,
+    from: String,
+    timestamp: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    text: Option<WaText>,
+    button: Option<WaButton>,
+    referral: Option<WaReferral>,
+}
+
+#[derive(Deserialize)]
+struct WaText {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct WaButton {
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WaReferral {
+    source_url: Option<String>,
+    source_id: Option<String>,
+    source_type: Option<String>,
+    body: Option<String>,
+    headline: Option<String>,
+    media_type: Option<String>,
+    image_url: Option<String>,
+    video_url: Option<String>,
+    thumbnail_url: Option<String>,
+    ctwa_clid: Option<String>,
+}
+
+fn whatsapp_events(entry: WaEntry, received_at: Timestamp, delivery: &mut Delivery) {
+    for Lenient(change) in entry.changes {
+        let Some(WaChange {
+            field,
+            value: Some(value),
+        }) = change
+        else {
+            delivery.skipped += 1;
+            continue;
+        };
+        delivery.skipped += value.statuses.len();
+        let instance = value
+            .metadata
+            .as_ref()
+            .and_then(|metadata| InstanceId::parse(&metadata.phone_number_id).ok());
+        let (true, Some(instance_id)) = (field == "messages", instance) else {
+            delivery.skipped += value.messages.len().max(1);
+            continue;
+        };
+        let names: Vec<WaContact> = value.contacts.into_iter().filter_map(|c| c.0).collect();
+        for Lenient(message) in value.messages {
+            let Some(message) = message else {
+                delivery.skipped += 1;
+                continue;
+            };
+            let Ok(contact_id) = ContactId::parse(&message.from) else {
+                delivery.skipped += 1;
+                continue;
+            };
+            let display_name = names
+                .iter()
+                .find(|contact| contact.wa_id == message.from)
+                .and_then(|contact| contact.profile.as_ref()?.name.clone());
+            let occurred_at = message
+                .timestamp
+                .as_deref()
+                .and_then(|seconds| seconds.parse().ok())
+                .and_then(Timestamp::from_unix_seconds)
+                .unwrap_or(received_at);
+            let referral = message
+                .referral
+                .map(|referral| whatsapp_referral(referral, &message.id, occurred_at));
+            let text = message
+                .text
+                .map(|text| text.body)
+                .or_else(|| message.button.and_then(|button| button.text));
+            delivery.events.push(InboundEvent {
+                dedupe_key: format!("wa:{}", message.id),
+                instance_id: instance_id.clone(),
+                contact_id,
+                channel: Channel::Whatsapp,
+                display_name,
+                occurred_at,
+                message: Some(InboundMessage {
+                    id: message.id,
+                    kind: message.kind.unwrap_or_else(|| "unknown".into()),
+                    text,
+                    timestamp: occurred_at,
+                }),
+                referral,
+            });
+        }
+    }
+}
+
+fn whatsapp_referral(referral: WaReferral, message_id: &str, at: Timestamp) -> Referral {
+    let url_platform = referral.source_url.as_deref().and_then(platform_of_url);
+    let is_ad = referral.source_type.as_deref() == Some("ad");
+    // Ads shown in WhatsApp Status carry no ctwa_clid: the ad was seen inside WhatsApp itself,
+    // whatever post the source_url points to.
+    let platform = if is_ad && referral.ctwa_clid.is_none() {
+        MetaPlatform::Whatsapp
+    } else {
+        url_platform.unwrap_or(MetaPlatform::Facebook)
+    };
+    let facts = MetaReferral {
+        platform,
+        ad_id: referral.source_id,
+        ctwa_clid: referral.ctwa_clid,
+        headline: referral.headline,
+        body: referral.body,
+        source_url: referral.source_url,
+        media_type: referral.media_type,
+        image_url: referral.image_url,
+        video_url: referral.video_url,
+        thumbnail_url: referral.thumbnail_url,
+        post_id: None,
+        product_id: None,
+        ref_param: None,
+        source: referral.source_type.clone(),
+        message_id: Some(message_id.to_owned()),
+        captured_at: at,
+    };
+    match referral.source_type.as_deref() {
+        Some("ad") => Referral::MetaAd(facts),
+        Some("post") => Referral::MetaPost(facts),
+        _ => Referral::Other(facts),
+    }
+}
+
+/// Which Meta surface a link belongs to, from its host.
+fn platform_of_url(url: &str) -> Option<MetaPlatform> {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = after_scheme
+        .split(['/', '?', '#'])
+        .next()?
+        .rsplit('@')
+        .next()?
+        .split(':')
+        .next()?
+        .to_ascii_lowercase();
+    let is = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+    if is("instagram.com") || is("instagr.am") || is("ig.me") {
+        Some(MetaPlatform::Instagram)
+    } else if is("facebook.com") || is("fb.me") || is("fb.com") || is("fb.watch") || is("m.me") {
+        Some(MetaPlatform::Facebook)
+    } else if is("whatsapp.com") || is("wa.me") {
+        Some(MetaPlatform::Whatsapp)
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------- Messenger and Instagram
+
+#[derive(Deserialize)]
+struct MessagingEntry {
+    #[serde(default)]
+    messaging: Vec<Lenient<Messaging>>,
+}
+
+#[derive(Deserialize)]
+struct Messaging {
+    sender: Party,
+    recipient: Party,
+    timestamp: Option<i64>,
+    message: Option<MessengerMessage>,
+    postback: Option<MessengerPostback>,
+    referral: Option<MessengerReferral>,
+}
+
+#[derive(Deserialize)]
+struct Party {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct MessengerMessage {
+    mid: String,
+    text: Option<String>,
+    #[serde(default)]
+    is_echo: bool,
+    #[serde(default)]
+    attachments: Vec<Lenient<Attachment>>,
+    referral: Option<MessengerReferral>,
+}
+
+#[derive(Deserialize)]
+struct Attachment {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct MessengerPostback {
+    mid: Option<String>,
+    referral: Option<MessengerReferral>,
+}
+
+#[derive(Deserialize)]
+struct MessengerReferral {
+    #[serde(rename = "ref")]
+    ref_param: Option<String>,
+    source: Option<String>,
+    ad_id: Option<String>,
+    ads_context_data: Option<AdsContext>,
+}
+
+#[derive(Deserialize)]
+struct AdsContext {
+    ad_title: Option<String>,
+    photo_url: Option<String>,
+    video_url: Option<String>,
+    post_id: Option<String>,
+    product_id: Option<String>,
+}
+
+fn messaging_events(
+    channel: Channel,
+    entry: MessagingEntry,
+    received_at: Timestamp,
+    delivery: &mut Delivery,
+) {
+    for Lenient(item) in entry.messaging {
+        match item.and_then(|item| messaging_event(channel, item, received_at)) {
+            Some(event) => delivery.events.push(event),
+            None => delivery.skipped += 1,
+        }
+    }
+}
+
+/// One `messaging[]` item → an event, if it is an inbound message, postback or referral.
+fn messaging_event(
+    channel: Channel,
+    item: Messaging,
+    received_at: Timestamp,
+) -> Option<InboundEvent> {
+    let instance_id = InstanceId::parse(&item.recipient.id).ok()?;
+    let contact_id = ContactId::parse(&item.sender.id).ok()?;
+    let occurred_at = item
+        .timestamp
+        .and_then(Timestamp::from_unix_millis)
+        .unwrap_or(received_at);
+    // Events without their own id get a key stable across Meta's retries of the same event.
+    let derived_key = |kind: &str| {
+        format!(
+            "{}:{kind}:{}:{}:{}",
+            channel_tag(channel),
+            item.sender.id,
+            item.recipient.id,
+            occurred_at.as_datetime().timestamp_millis()
+        )
+    };
+    let (dedupe_key, message, referral) = if let Some(message) = item.message {
+        if message.is_echo {
+            return None;
+        }
+        let kind = if message.text.is_some() {
+            "text".to_owned()
+        } else {
+            message
+                .attachments
+                .into_iter()
+                .find_map(|attachment| attachment.0)
+                .map_or_else(|| "unknown".to_owned(), |attachment| attachment.kind)
+        };
+        let referral = message
+            .referral
+            .map(|referral| messenger_referral(channel, referral, Some(&message.mid), occurred_at));
+        let inbound = InboundMessage {
+            id: message.mid.clone(),
+            kind,
+            text: message.text,
+            timestamp: occurred_at,
+        };
+        (format!("mid:{}", message.mid), Some(inbound), referral)
+    } else if let Some(postback) = item.postback {
+        let key = postback
+            .mid
+            .as_ref()
+            .map_or_else(|| derived_key("postback"), |mid| format!("mid:{mid}"));
+        let referral = postback.referral.map(|referral| {
+            messenger_referral(channel, referral, postback.mid.as_deref(), occurred_at)
+        });
+        (key, None, referral)
+    } else if let Some(referral) = item.referral {
+        let referral = messenger_referral(channel, referral, None, occurred_at);
+        (derived_key("referral"), None, Some(referral))
+    } else {
+        return None;
+    };
+    Some(InboundEvent {
+        dedupe_key,
+        instance_id,
+        contact_id,
+        channel,
+        display_name: None,
+        occurred_at,
+        message,
+        referral,
+    })
+}
+
+fn channel_tag(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Whatsapp => "wa",
+        Channel::Messenger => "messenger",
+        Channel::Instagram => "instagram",
+    }
+}
+
+fn messenger_referral(
+    channel: Channel,
+    referral: MessengerReferral,
+    message_id: Option<&str>,
+    at: Timestamp,
+) -> Referral {
+    let platform = match channel {
+        Channel::Instagram => MetaPlatform::Instagram,
+        _ => MetaPlatform::Facebook,
+    };
+    let context = referral.ads_context_data;
+    let (headline, image_url, video_url, post_id, product_id) = match context {
+        Some(context) => (
+            context.ad_title,
+            context.photo_url,
+            context.video_url,
+            context.post_id,
+            context.product_id,
+        ),
+        None => (None, None, None, None, None),
+    };
+    let source = referral.source.map(|source| source.to_ascii_uppercase());
+    let is_ad = source.as_deref() == Some("ADS") || referral.ad_id.is_some();
+    let is_shortlink = matches!(source.as_deref(), Some("SHORTLINK" | "SHORTLINKS"));
+    let facts = MetaReferral {
+        platform,
+        ad_id: referral.ad_id,
+        ctwa_clid: None,
+        headline,
+        body: None,
+        source_url: None,
+        media_type: None,
+        image_url,
+        video_url,
+        thumbnail_url: None,
+        post_id,
+        product_id,
+        ref_param: referral.ref_param,
+        source,
+        message_id: message_id.map(str::to_owned),
+        captured_at: at,
+    };
+    if is_ad {
+        Referral::MetaAd(facts)
+    } else if is_shortlink {
+        Referral::Shortlink(facts)
+    } else {
+        Referral::Other(facts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_seconds(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn url_hosts_name_their_platform() {
+        assert_eq!(
+            platform_of_url("https://www.instagram.com/p/x/"),
+            Some(MetaPlatform::Instagram)
+        );
+        assert_eq!(
+            platform_of_url("https://fb.me/3cr4Wqqkv"),
+            Some(MetaPlatform::Facebook)
+        );
+        assert_eq!(
+            platform_of_url("https://m.facebook.com/ads/1"),
+            Some(MetaPlatform::Facebook)
+        );
+        assert_eq!(platform_of_url("https://notfacebook.com/"), None);
+        assert_eq!(platform_of_url("not a url"), None);
+        assert_eq!(platform_of_url(""), None);
+    }
+
+    #[test]
+    fn non_json_and_non_delivery_bodies_are_told_apart() {
+        assert!(matches!(
+            parse_delivery(b"{not json", now()),
+            Err(PayloadError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_delivery(b"[1,2]", now()),
+            Err(PayloadError::NotADelivery(_))
+        ));
+        assert!(matches!(
+            parse_delivery(br#"{"object": 5}"#, now()),
+            Err(PayloadError::NotADelivery(_))
+        ));
+    }
+
+    #[test]
+    fn odd_entries_and_items_are_skipped_one_by_one() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[
+            "not an entry",
+            {"changes":[{"field":"account_update","value":{}},
+                {"field":"messages","value":{"metadata":{"phone_number_id":"1"},
+                  "messages":[{"id":42},{"id":"wamid.ok","from":"15550001111","timestamp":"x","type":"sticker"}]}}]}]}"#;
+        let delivery = parse_delivery(body, now()).unwrap();
+        assert_eq!(delivery.events.len(), 1);
+        assert_eq!(delivery.events[0].occurred_at, now());
+        assert_eq!(delivery.events[0].message.as_ref().unwrap().kind, "sticker");
+        assert!(delivery.skipped >= 3);
+    }
+
+    #[test]
+    fn unknown_objects_are_skipped() {
+        let delivery =
+            parse_delivery(br#"{"object":"permissions","entry":[{"id":"1"}]}"#, now()).unwrap();
+        assert!(delivery.events.is_empty());
+        assert_eq!(delivery.skipped, 1);
+    }
+
+    #[test]
+    fn echoes_reads_and_deliveries_are_not_inbound() {
+        let body = br#"{"object":"page","entry":[{"id":"9","messaging":[
+            {"sender":{"id":"9"},"recipient":{"id":"1"},"timestamp":1,"message":{"mid":"m.1","text":"hi","is_echo":true}},
+            {"sender":{"id":"2"},"recipient":{"id":"9"},"timestamp":1,"read":{"watermark":1}},
+            {"sender":{"id":"2"},"recipient":{"id":"9"},"timestamp":1,"message":{"mid":"m.2","attachments":[{"type":"image","payload":{}}]}}]}]}"#;
+        let delivery = parse_delivery(body, now()).unwrap();
+        assert_eq!(delivery.events.len(), 1);
+        assert_eq!(delivery.events[0].message.as_ref().unwrap().kind, "image");
+        assert_eq!(delivery.skipped, 2);
+    }
+}

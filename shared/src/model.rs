@@ -1,0 +1,136 @@
+//! What the engine knows about a conversation.
+
+use crate::ids::{ContactId, InstanceId};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Whatsapp,
+    Messenger,
+    Instagram,
+}
+
+/// Where Meta showed the ad or link that opened the chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaPlatform {
+    Facebook,
+    Instagram,
+    Whatsapp,
+}
+
+/// The facts a Meta referral carries, with only the fields Meta sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaReferral {
+    pub platform: MetaPlatform,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctwa_clid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub ref_param: Option<String>,
+    /// Meta's own name for the entry point (`ADS`, `SHORTLINK`, `CUSTOMER_CHAT_PLUGIN`, …) or,
+    /// on WhatsApp, the `source_type` (`ad`, `post`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The message that carried the referral, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub captured_at: Timestamp,
+}
+
+/// A referral as seen on one event, classified. Every one is kept in the touch history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Referral {
+    MetaAd(MetaReferral),
+    MetaPost(MetaReferral),
+    Shortlink(MetaReferral),
+    /// An entry point that says nothing about acquisition (e.g. the customer chat plugin).
+    Other(MetaReferral),
+}
+
+impl Referral {
+    /// The first-touch acquisition this referral stands for, if it stands for one.
+    pub fn acquisition(&self) -> Option<Acquisition> {
+        match self {
+            Referral::MetaAd(referral) => Some(Acquisition::MetaAd(referral.clone())),
+            Referral::MetaPost(referral) => Some(Acquisition::MetaPost(referral.clone())),
+            Referral::Shortlink(referral) => Some(Acquisition::Shortlink(referral.clone())),
+            Referral::Other(_) => None,
+        }
+    }
+}
+
+/// How the contact was acquired: set once, at first touch, and never overwritten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Acquisition {
+    MetaAd(MetaReferral),
+    MetaPost(MetaReferral),
+    Shortlink(MetaReferral),
+}
+
+impl Acquisition {
+    /// The `kind` tag, as it appears in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Acquisition::MetaAd(_) => "meta_ad",
+            Acquisition::MetaPost(_) => "meta_post",
+            Acquisition::Shortlink(_) => "shortlink",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    pub id: String,
+    /// Meta's message type (`text`, `audio`, `image`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    pub timestamp: Timestamp,
+}
+
+/// How many referrals the touch history keeps; the most recent ones win, the first touch is
+/// always kept in `acquisition`.
+pub const TOUCH_HISTORY_CAP: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub instance_id: InstanceId,
+    pub contact_id: ContactId,
+    pub channel: Channel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub message_count: u64,
+    pub first_message: Option<InboundMessage>,
+    pub acquisition: Option<Acquisition>,
+    #[serde(default)]
+    pub touches: Vec<Referral>,
+    /// Optimistic-concurrency version: every write names the version it was computed from.
+    pub version: u64,
+}

@@ -1,0 +1,78 @@
+//! Timestamps with one fixed textual form, so that stored values sort lexicographically in
+//! time order (DynamoDB sort keys, embedded range scans).
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self(Utc::now())
+    }
+
+    pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
+        Utc.timestamp_opt(seconds, 0).single().map(Self)
+    }
+
+    pub fn from_unix_millis(millis: i64) -> Option<Self> {
+        Utc.timestamp_millis_opt(millis).single().map(Self)
+    }
+
+    pub fn unix_seconds(&self) -> i64 {
+        self.0.timestamp()
+    }
+
+    pub fn plus_seconds(&self, seconds: i64) -> Self {
+        Self(self.0 + chrono::Duration::seconds(seconds))
+    }
+
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(value: DateTime<Utc>) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|parsed| Self(parsed.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_form_sorts_like_time() {
+        let early = Timestamp::from_unix_millis(999).unwrap();
+        let late = Timestamp::from_unix_seconds(1_763_976_000).unwrap();
+        assert!(early.to_string() < late.to_string());
+        assert_eq!(late.to_string(), "2025-11-24T09:20:00.000Z");
+        let round_trip: Timestamp =
+            serde_json::from_str(&serde_json::to_string(&late).unwrap()).unwrap();
+        assert_eq!(round_trip, late);
+    }
+}
