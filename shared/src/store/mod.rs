@@ -60,3 +60,26 @@ pub trait ContactStore: Send + Sync + 'static {
         expected_version: Option<u64>,
     ) -> Result<CommitOutcome, StoreError>;
 }
+
+/// Lets wrappers (such as the fault injector) hold a shared, type-erased store.
+#[async_trait]
+impl<S: ContactStore + ?Sized> ContactStore for std::sync::Arc<S> {
+    async fn load_contact(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        (**self).load_contact(instance_id, contact_id).await
+    }
+
+    async fn commit_event(
+        &self,
+        claim: &DedupeClaim,
+        contact: &Contact,
+        expected_version: Option<u64>,
+    ) -> Result<CommitOutcome, StoreError> {
+        (**self)
+            .commit_event(claim, contact, expected_version)
+            .await
+    }
+}

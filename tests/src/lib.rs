@@ -1,0 +1,228 @@
+//! Helpers for the integration tests: the stores under test, a signed-delivery builder, and
+//! one-shot requests against the routers.
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use shared::config::Secrets;
+use shared::meta;
+use shared::secret::Secret;
+use shared::store::dynamo::{DynamoStore, TableNames};
+use shared::store::{ContactStore, EmbeddedStore};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const APP_SECRET: &str = "test-app-secret-0123456789";
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+pub fn secrets() -> Secrets {
+    Secrets {
+        meta_app_secret: Secret::new(APP_SECRET),
+        meta_verify_token: Secret::new(VERIFY_TOKEN),
+        admin_api_key: Secret::new(ADMIN_KEY),
+    }
+}
+
+/// The sample Meta payloads shipped in `tests/fixtures/meta/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/meta")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+pub fn fixture_names() -> Vec<String> {
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/meta");
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .expect("fixtures folder")
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Dynamo,
+}
+
+/// A store of the given kind, empty, private to the calling test. `None` when the DynamoDB
+/// emulator is not configured and the run does not require it (plain `cargo test`); the test
+/// command sets `REQUIRE_EMULATORS=1`, which turns that into a failure.
+pub async fn fresh_store(backend: Backend) -> Option<(Arc<dyn ContactStore>, StoreGuard)> {
+    match backend {
+        Backend::Embedded => {
+            let folder = tempfile::tempdir().expect("temp dir");
+            let store =
+                EmbeddedStore::open(&folder.path().join("engine.redb")).expect("open store");
+            Some((
+                Arc::new(store),
+                StoreGuard {
+                    _folder: Some(folder),
+                },
+            ))
+        }
+        Backend::Dynamo => {
+            let client = dynamo_client().await?;
+            let tables = TableNames::prefixed(&format!("t{}", ulid::Ulid::new()).to_lowercase());
+            let store = DynamoStore::new(client, tables);
+            store
+                .create_tables()
+                .await
+                .expect("create tables in DynamoDB Local");
+            Some((Arc::new(store), StoreGuard { _folder: None }))
+        }
+    }
+}
+
+/// Keeps a test's temporary files alive as long as its store.
+pub struct StoreGuard {
+    _folder: Option<tempfile::TempDir>,
+}
+
+/// A client for the DynamoDB Local the test command started (`DYNAMODB_ENDPOINT`).
+pub async fn dynamo_client() -> Option<aws_sdk_dynamodb::Client> {
+    let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") else {
+        assert!(
+            std::env::var("REQUIRE_EMULATORS").is_err(),
+            "REQUIRE_EMULATORS is set but DYNAMODB_ENDPOINT is not: run infra/test.sh"
+        );
+        eprintln!(
+            "DYNAMODB_ENDPOINT is not set: skipping the DynamoDB run (infra/test.sh runs it)"
+        );
+        return None;
+    };
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await;
+    Some(aws_sdk_dynamodb::Client::new(&config))
+}
+
+/// The webhook function's full HTTP surface over `store`.
+pub fn webhook_app(store: Arc<dyn ContactStore>) -> Router {
+    shared::http::serve_json_errors(webhook::router(webhook::WebhookState::new(
+        &secrets(),
+        store,
+    )))
+}
+
+/// A POST of `body` to the Meta webhook, signed as Meta signs it.
+pub fn signed_delivery(body: &[u8]) -> Request<Body> {
+    let signature = meta::sign(&Secret::new(APP_SECRET), body);
+    Request::post("/webhooks/meta")
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+pub fn admin_get(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// Sends one request; answers the status and the body, parsed as JSON when it is JSON.
+pub async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("infallible router");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
+
+/// The contact as the admin API shows it, or `None` on 404.
+pub async fn contact(app: &Router, instance_id: &str, contact_id: &str) -> Option<Value> {
+    let (status, body) = call(
+        app,
+        admin_get(&format!("/instances/{instance_id}/contacts/{contact_id}")),
+    )
+    .await;
+    match status {
+        StatusCode::OK => Some(body),
+        StatusCode::NOT_FOUND => None,
+        other => panic!("unexpected {other}: {body}"),
+    }
+}
+
+/// A WhatsApp delivery of one text message, with an optional referral object.
+pub fn whatsapp_message(
+    phone_number_id: &str,
+    wa_id: &str,
+    message_id: &str,
+    unix_seconds: i64,
+    text: &str,
+    referral: Option<Value>,
+) -> Vec<u8> {
+    let mut message = serde_json::json!({
+        "from": wa_id, "id": message_id, "timestamp": unix_seconds.to_string(),
+        "type": "text", "text": {"body": text}
+    });
+    if let Some(referral) = referral {
+        message["referral"] = referral;
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "waba", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": "Test Person"}, "wa_id": wa_id}],
+            "messages": [message]
+        }}]}]
+    }))
+    .unwrap()
+}
+
+/// A click-to-WhatsApp ad referral for `whatsapp_message`.
+pub fn ctwa_referral(ad_id: &str) -> Value {
+    serde_json::json!({
+        "source_url": "https://fb.me/abc", "source_id": ad_id, "source_type": "ad",
+        "headline": format!("headline {ad_id}"), "media_type": "image", "ctwa_clid": format!("clid-{ad_id}")
+    })
+}
+
+/// Runs each named `async fn(Backend)` once per store implementation, as separate tests.
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Embedded).await
+                }
+            )*
+        }
+        mod dynamo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Dynamo).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,289 @@
+//! The contract every `ContactStore` implementation keeps, run against each of them.
+
+use integration_tests::*;
+use shared::ids::{ContactId, InstanceId};
+use shared::ingest::{InboundEvent, apply_event};
+use shared::model::{
+    Acquisition, Channel, Contact, InboundMessage, MetaPlatform, MetaReferral, Referral,
+};
+use shared::store::{CommitOutcome, ContactStore, DedupeClaim};
+use shared::time::Timestamp;
+use std::sync::Arc;
+
+on_every_store!(
+    an_unknown_contact_loads_as_none,
+    a_committed_contact_reads_back_field_for_field,
+    a_held_claim_is_a_duplicate_and_writes_nothing,
+    a_stale_version_conflicts_and_claims_nothing,
+    creating_an_existing_contact_conflicts,
+    an_expired_claim_counts_as_gone,
+    instances_are_isolated,
+    concurrent_writers_of_one_version_have_one_winner,
+);
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(seconds).unwrap()
+}
+
+fn claim(key: &str) -> DedupeClaim {
+    DedupeClaim {
+        key: key.to_owned(),
+        expires_at: at(2_000_000_000),
+        now: at(1_800_000_000),
+    }
+}
+
+fn full_referral() -> MetaReferral {
+    MetaReferral {
+        platform: MetaPlatform::Instagram,
+        ad_id: Some("120226305854810726".into()),
+        ctwa_clid: Some("ARAk-clid".into()),
+        headline: Some("Olá — promoção 🎉".into()),
+        body: Some("Body with \"quotes\" and\nnewlines".into()),
+        source_url: Some("https://www.instagram.com/p/x/".into()),
+        media_type: Some("video".into()),
+        image_url: Some("https://img.example/a.jpg".into()),
+        video_url: Some("https://video.example/a.mp4".into()),
+        thumbnail_url: Some("https://img.example/t.jpg".into()),
+        post_id: Some("1_2".into()),
+        product_id: Some("sku-1".into()),
+        ref_param: Some("ref-1".into()),
+        source: Some("ad".into()),
+        message_id: Some("wamid.1".into()),
+        captured_at: at(1_700_000_000),
+    }
+}
+
+fn contact(instance: &str, id: &str, version: u64) -> Contact {
+    let event = InboundEvent {
+        dedupe_key: format!("wa:{id}:{version}"),
+        instance_id: InstanceId::parse(instance).unwrap(),
+        contact_id: ContactId::parse(id).unwrap(),
+        channel: Channel::Whatsapp,
+        display_name: Some("Zoë".into()),
+        occurred_at: at(1_700_000_000),
+        message: Some(InboundMessage {
+            id: "wamid.1".into(),
+            kind: "text".into(),
+            text: Some("Olá, vi seu anúncio".into()),
+            timestamp: at(1_700_000_000),
+        }),
+        referral: Some(Referral::MetaAd(full_referral())),
+    };
+    let mut contact = apply_event(None, &event);
+    contact.version = version;
+    contact
+}
+
+async fn store(backend: Backend) -> Option<(Arc<dyn ContactStore>, StoreGuard)> {
+    fresh_store(backend).await
+}
+
+fn ids(contact: &Contact) -> (InstanceId, ContactId) {
+    (contact.instance_id.clone(), contact.contact_id.clone())
+}
+
+async fn an_unknown_contact_loads_as_none(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let (instance, id) = ids(&contact("1", "2", 1));
+    assert_eq!(store.load_contact(&instance, &id).await.unwrap(), None);
+}
+
+async fn a_committed_contact_reads_back_field_for_field(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let written = contact("1", "2", 1);
+    assert_eq!(
+        store
+            .commit_event(&claim("k1"), &written, None)
+            .await
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+    let (instance, id) = ids(&written);
+    let read = store.load_contact(&instance, &id).await.unwrap().unwrap();
+    assert_eq!(read, written);
+    assert!(matches!(read.acquisition, Some(Acquisition::MetaAd(_))));
+
+    // An update at the right version replaces it.
+    let mut updated = read.clone();
+    updated.message_count = 2;
+    updated.acquisition = None;
+    updated.first_message = None;
+    updated.version = 2;
+    assert_eq!(
+        store
+            .commit_event(&claim("k2"), &updated, Some(1))
+            .await
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+    assert_eq!(
+        store.load_contact(&instance, &id).await.unwrap().unwrap(),
+        updated
+    );
+}
+
+async fn a_held_claim_is_a_duplicate_and_writes_nothing(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let first = contact("1", "2", 1);
+    store
+        .commit_event(&claim("same"), &first, None)
+        .await
+        .unwrap();
+    let mut second = first.clone();
+    second.message_count = 99;
+    second.version = 2;
+    assert_eq!(
+        store
+            .commit_event(&claim("same"), &second, Some(1))
+            .await
+            .unwrap(),
+        CommitOutcome::Duplicate
+    );
+    let (instance, id) = ids(&first);
+    assert_eq!(
+        store.load_contact(&instance, &id).await.unwrap().unwrap(),
+        first
+    );
+}
+
+async fn a_stale_version_conflicts_and_claims_nothing(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let first = contact("1", "2", 1);
+    store.commit_event(&claim("a"), &first, None).await.unwrap();
+    let mut stale = first.clone();
+    stale.version = 5;
+    assert_eq!(
+        store
+            .commit_event(&claim("b"), &stale, Some(4))
+            .await
+            .unwrap(),
+        CommitOutcome::VersionConflict
+    );
+    let (instance, id) = ids(&first);
+    assert_eq!(
+        store.load_contact(&instance, &id).await.unwrap().unwrap(),
+        first
+    );
+    // The conflicting commit did not hold on to its claim.
+    let mut next = first.clone();
+    next.version = 2;
+    assert_eq!(
+        store
+            .commit_event(&claim("b"), &next, Some(1))
+            .await
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+}
+
+async fn creating_an_existing_contact_conflicts(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let first = contact("1", "2", 1);
+    store.commit_event(&claim("a"), &first, None).await.unwrap();
+    assert_eq!(
+        store.commit_event(&claim("b"), &first, None).await.unwrap(),
+        CommitOutcome::VersionConflict
+    );
+}
+
+async fn an_expired_claim_counts_as_gone(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let first = contact("1", "2", 1);
+    let short = DedupeClaim {
+        key: "k".into(),
+        expires_at: at(1_000),
+        now: at(500),
+    };
+    store.commit_event(&short, &first, None).await.unwrap();
+    let mut later = first.clone();
+    later.version = 2;
+    let after_expiry = DedupeClaim {
+        key: "k".into(),
+        expires_at: at(5_000),
+        now: at(2_000),
+    };
+    assert_eq!(
+        store
+            .commit_event(&after_expiry, &later, Some(1))
+            .await
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+}
+
+async fn instances_are_isolated(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let on_one = contact("1", "2", 1);
+    let on_other = contact("9", "2", 1);
+    store
+        .commit_event(&claim("1#x"), &on_one, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .commit_event(&claim("9#x"), &on_other, None)
+            .await
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+    let (instance, id) = ids(&on_other);
+    assert_eq!(
+        store
+            .load_contact(&instance, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .instance_id
+            .as_str(),
+        "9"
+    );
+}
+
+async fn concurrent_writers_of_one_version_have_one_winner(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let base = contact("1", "2", 1);
+    store
+        .commit_event(&claim("base"), &base, None)
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            let mut next = base.clone();
+            next.version = 2;
+            next.message_count = 10 + n;
+            tokio::spawn(async move {
+                store
+                    .commit_event(&claim(&format!("w{n}")), &next, Some(1))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for writer in writers {
+        match writer.await.unwrap() {
+            CommitOutcome::Applied => applied += 1,
+            CommitOutcome::VersionConflict => {}
+            CommitOutcome::Duplicate => panic!("distinct claims cannot be duplicates"),
+        }
+    }
+    assert_eq!(applied, 1);
+}
