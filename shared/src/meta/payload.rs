@@ -43,14 +43,29 @@ pub fn parse_delivery(body: &[u8], received_at: Timestamp) -> Result<Delivery, P
     };
     for raw_entry in envelope.entry {
         match channel {
-            Some(Channel::Whatsapp) => match parse_lenient::<WaEntry>(raw_entry) {
-                Some(entry) => whatsapp_events(entry, received_at, &mut delivery),
-                None => delivery.skipped += 1,
-            },
-            Some(channel) => match parse_lenient::<MessagingEntry>(raw_entry) {
-                Some(entry) => messaging_events(channel, entry, received_at, &mut delivery),
-                None => delivery.skipped += 1,
-            },
+            // Strict first, in one pass; only an entry with an odd item is parsed again with
+            // items skipped one by one.
+            Some(Channel::Whatsapp) => {
+                if let Some(entry) = parse_lenient::<WaEntry<WaMessage>>(raw_entry) {
+                    whatsapp_events(entry, received_at, &mut delivery);
+                } else if let Some(entry) = parse_lenient::<WaEntry<Lenient<WaMessage>>>(raw_entry)
+                {
+                    whatsapp_events(entry, received_at, &mut delivery);
+                } else {
+                    delivery.skipped += 1;
+                }
+            }
+            Some(channel) => {
+                if let Some(entry) = parse_lenient::<MessagingEntry<Messaging>>(raw_entry) {
+                    messaging_events(channel, entry, received_at, &mut delivery);
+                } else if let Some(entry) =
+                    parse_lenient::<MessagingEntry<Lenient<Messaging>>>(raw_entry)
+                {
+                    messaging_events(channel, entry, received_at, &mut delivery);
+                } else {
+                    delivery.skipped += 1;
+                }
+            }
             None => delivery.skipped += 1,
         }
     }
@@ -78,27 +93,44 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     }
 }
 
+/// An item of a batch, parsed strictly (`T`) or leniently (`Lenient<T>`).
+trait Item<T> {
+    fn into_item(self) -> Option<T>;
+}
+
+impl<T> Item<T> for T {
+    fn into_item(self) -> Option<T> {
+        Some(self)
+    }
+}
+
+impl<T> Item<T> for Lenient<T> {
+    fn into_item(self) -> Option<T> {
+        self.0
+    }
+}
+
 // ---------------------------------------------------------------- WhatsApp Cloud API
 
 #[derive(Deserialize)]
-struct WaEntry {
-    #[serde(default)]
-    changes: Vec<Lenient<WaChange>>,
+struct WaEntry<M> {
+    #[serde(default = "Vec::new")]
+    changes: Vec<WaChange<M>>,
 }
 
 #[derive(Deserialize)]
-struct WaChange {
+struct WaChange<M> {
     field: String,
-    value: Option<WaValue>,
+    value: Option<WaValue<M>>,
 }
 
 #[derive(Deserialize)]
-struct WaValue {
+struct WaValue<M> {
     metadata: Option<WaMetadata>,
     #[serde(default)]
     contacts: Vec<Lenient<WaContact>>,
-    #[serde(default)]
-    messages: Vec<Lenient<WaMessage>>,
+    #[serde(default = "Vec::new")]
+    messages: Vec<M>,
     #[serde(default)]
     statuses: Vec<serde::de::IgnoredAny>,
 }
@@ -155,12 +187,16 @@ struct WaReferral {
     ctwa_clid: Option<String>,
 }
 
-fn whatsapp_events(entry: WaEntry, received_at: Timestamp, delivery: &mut Delivery) {
-    for Lenient(change) in entry.changes {
-        let Some(WaChange {
+fn whatsapp_events<M: Item<WaMessage>>(
+    entry: WaEntry<M>,
+    received_at: Timestamp,
+    delivery: &mut Delivery,
+) {
+    for change in entry.changes {
+        let WaChange {
             field,
             value: Some(value),
-        }) = change
+        } = change
         else {
             delivery.skipped += 1;
             continue;
@@ -175,8 +211,8 @@ fn whatsapp_events(entry: WaEntry, received_at: Timestamp, delivery: &mut Delive
             continue;
         };
         let names: Vec<WaContact> = value.contacts.into_iter().filter_map(|c| c.0).collect();
-        for Lenient(message) in value.messages {
-            let Some(message) = message else {
+        for message in value.messages {
+            let Some(message) = message.into_item() else {
                 delivery.skipped += 1;
                 continue;
             };
@@ -281,9 +317,9 @@ fn platform_of_url(url: &str) -> Option<MetaPlatform> {
 // ---------------------------------------------------------------- Messenger and Instagram
 
 #[derive(Deserialize)]
-struct MessagingEntry {
-    #[serde(default)]
-    messaging: Vec<Lenient<Messaging>>,
+struct MessagingEntry<M> {
+    #[serde(default = "Vec::new")]
+    messaging: Vec<M>,
 }
 
 #[derive(Deserialize)]
@@ -344,12 +380,15 @@ struct AdsContext {
 
 fn messaging_events(
     channel: Channel,
-    entry: MessagingEntry,
+    entry: MessagingEntry<impl Item<Messaging>>,
     received_at: Timestamp,
     delivery: &mut Delivery,
 ) {
-    for Lenient(item) in entry.messaging {
-        match item.and_then(|item| messaging_event(channel, item, received_at)) {
+    for item in entry.messaging {
+        match item
+            .into_item()
+            .and_then(|item| messaging_event(channel, item, received_at))
+        {
             Some(event) => delivery.events.push(event),
             None => delivery.skipped += 1,
         }
