@@ -17,6 +17,9 @@ use std::sync::Arc;
 pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// A request field that does not hold: the answer names it.
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     #[error("{message}")]
@@ -51,6 +54,9 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
+            Self::InvalidField { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_field", self.to_string())
+            }
             Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
             Self::Unauthorized { code, message } => {
                 (StatusCode::UNAUTHORIZED, code, message.clone())
@@ -87,11 +93,11 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, status = status.as_u16(), "request failed");
         }
-        (
-            status,
-            Json(json!({ "error": { "code": code, "message": message } })),
-        )
-            .into_response()
+        let mut error = json!({ "code": code, "message": message });
+        if let Self::InvalidField { field, .. } = &self {
+            error["field"] = json!(field);
+        }
+        (status, Json(json!({ "error": error }))).into_response()
     }
 }
 
@@ -111,6 +117,15 @@ impl From<IngestError> for ApiError {
             contention @ IngestError::Contention { .. } => {
                 Self::Unavailable(contention.to_string())
             }
+        }
+    }
+}
+
+impl From<crate::rules::RuleError> for ApiError {
+    fn from(error: crate::rules::RuleError) -> Self {
+        Self::InvalidField {
+            field: error.field,
+            message: error.message,
         }
     }
 }

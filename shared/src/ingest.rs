@@ -1,8 +1,10 @@
 //! Applying inbound events to contacts: the first-touch decision (pure) and the idempotent,
 //! retry-safe write around it.
 
+use crate::counters::bumps_for;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::{Channel, Contact, InboundMessage, Referral, TOUCH_HISTORY_CAP};
+use crate::queue::MatchJob;
 use crate::store::{CommitOutcome, ContactStore, DedupeClaim, StoreError};
 use crate::time::Timestamp;
 use std::sync::Arc;
@@ -39,6 +41,7 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
         first_message: None,
         acquisition: None,
         touches: Vec::new(),
+        rules_checked_at: None,
         version: 0,
     });
     contact.first_seen_at = contact.first_seen_at.min(event.occurred_at);
@@ -77,7 +80,34 @@ pub enum IngestOutcome {
         contact: Box<Contact>,
         created: bool,
     },
-    Duplicate,
+    /// Processed before; `contact` is the contact as it stands.
+    Duplicate { contact: Option<Box<Contact>> },
+}
+
+impl IngestOutcome {
+    /// The contact after the event, whether it was applied now or before.
+    pub fn contact(&self) -> Option<&Contact> {
+        match self {
+            IngestOutcome::Applied { contact, .. } => Some(contact),
+            IngestOutcome::Duplicate { contact } => contact.as_deref(),
+        }
+    }
+
+    /// The match job `event` calls for: it carried the first message of a contact that still
+    /// awaits the text rules. Asked again on a duplicate too, so that a job whose enqueue failed
+    /// the first time is queued by Meta's retry (the matcher ignores repeats).
+    pub fn match_job(&self, event: &InboundEvent) -> Option<MatchJob> {
+        let contact = self.contact()?;
+        let message = event.message.as_ref()?;
+        let is_first = contact
+            .first_message
+            .as_ref()
+            .is_some_and(|first| first.id == message.id);
+        (is_first && contact.awaits_rule_match()).then(|| MatchJob {
+            instance_id: contact.instance_id.clone(),
+            contact_id: contact.contact_id.clone(),
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,10 +154,11 @@ impl Ingestor {
                 .load_contact(&event.instance_id, &event.contact_id)
                 .await?;
             let expected_version = before.as_ref().map(|contact| contact.version);
-            let after = apply_event(before, event);
+            let after = apply_event(before.clone(), event);
+            let counters = bumps_for(before.as_ref(), &after);
             match self
                 .store
-                .commit_event(&claim, &after, expected_version)
+                .commit_event(&claim, &after, expected_version, &counters)
                 .await?
             {
                 CommitOutcome::Applied => {
@@ -136,7 +167,11 @@ impl Ingestor {
                         contact: Box::new(after),
                     });
                 }
-                CommitOutcome::Duplicate => return Ok(IngestOutcome::Duplicate),
+                CommitOutcome::Duplicate => {
+                    return Ok(IngestOutcome::Duplicate {
+                        contact: before.map(Box::new),
+                    });
+                }
                 CommitOutcome::VersionConflict => continue,
             }
         }
@@ -150,6 +185,7 @@ impl Ingestor {
 mod tests {
     use super::*;
     use crate::model::{Acquisition, MetaPlatform, MetaReferral};
+    use crate::queue::MatchJob;
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_unix_seconds(seconds).unwrap()

@@ -5,11 +5,15 @@
 //! an embedded store for local use and, with the `aws` feature, DynamoDB.
 
 pub mod config;
+pub mod counters;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod matching;
 pub mod meta;
 pub mod model;
+pub mod queue;
+pub mod rules;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! What the engine knows about a conversation.
 
 use crate::ids::{ContactId, InstanceId};
+use crate::rules::{RuleId, RulePlatform};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,22 @@ pub enum Acquisition {
     MetaAd(MetaReferral),
     MetaPost(MetaReferral),
     Shortlink(MetaReferral),
+    /// An admin's rule matched the contact's first message (non-Meta ads' pre-filled text).
+    Rule(RuleAttribution),
+}
+
+/// What a matching rule says about the contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleAttribution {
+    pub platform: RulePlatform,
+    pub source_name: Option<String>,
+    pub rule_id: RuleId,
+    pub rule_name: String,
+    pub campaign: Option<String>,
+    pub ad: Option<String>,
+    /// The first message text the rule matched.
+    pub matched_text: String,
+    pub captured_at: Timestamp,
 }
 
 impl Acquisition {
@@ -98,6 +115,27 @@ impl Acquisition {
             Acquisition::MetaAd(_) => "meta_ad",
             Acquisition::MetaPost(_) => "meta_post",
             Acquisition::Shortlink(_) => "shortlink",
+            Acquisition::Rule(_) => "rule",
+        }
+    }
+
+    /// The platform the contact came from, as stats group them.
+    pub fn platform(&self) -> &'static str {
+        match self {
+            Acquisition::MetaAd(referral)
+            | Acquisition::MetaPost(referral)
+            | Acquisition::Shortlink(referral) => referral.platform.as_str(),
+            Acquisition::Rule(rule) => rule.platform.as_str(),
+        }
+    }
+}
+
+impl MetaPlatform {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MetaPlatform::Facebook => "facebook",
+            MetaPlatform::Instagram => "instagram",
+            MetaPlatform::Whatsapp => "whatsapp",
         }
     }
 }
@@ -131,6 +169,25 @@ pub struct Contact {
     pub acquisition: Option<Acquisition>,
     #[serde(default)]
     pub touches: Vec<Referral>,
+    /// When the text rules were applied to the first message (matched or not); `None` while
+    /// the contact waits for the matcher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_checked_at: Option<Timestamp>,
     /// Optimistic-concurrency version: every write names the version it was computed from.
     pub version: u64,
+}
+
+impl Contact {
+    /// Whether the text rules still have to look at this contact: no acquisition yet, and the
+    /// matcher has not decided.
+    pub fn awaits_rule_match(&self) -> bool {
+        self.acquisition.is_none()
+            && self.rules_checked_at.is_none()
+            && self.first_message.is_some()
+    }
+
+    /// The UTC day the contact was first seen (`YYYY-MM-DD`): the day its counters belong to.
+    pub fn first_seen_day(&self) -> String {
+        self.first_seen_at.day()
+    }
 }

@@ -29,6 +29,11 @@ impl Timestamp {
         Self(self.0 + chrono::Duration::seconds(seconds))
     }
 
+    /// The UTC calendar day, `YYYY-MM-DD`.
+    pub fn day(&self) -> String {
+        self.0.format("%Y-%m-%d").to_string()
+    }
+
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
     }

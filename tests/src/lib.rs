@@ -8,11 +8,13 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::config::Secrets;
 use shared::meta;
+use shared::queue::{JobQueue, MatchJob, QueueError};
 use shared::secret::Secret;
 use shared::store::dynamo::{DynamoStore, TableNames};
-use shared::store::{ContactStore, EmbeddedStore};
+use shared::store::{ContactStore, EmbeddedStore, RuleStore};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
 pub const APP_SECRET: &str = "test-app-secret-0123456789";
@@ -53,17 +55,34 @@ pub enum Backend {
     Dynamo,
 }
 
+/// One store seen through each of its traits.
+#[derive(Clone)]
+pub struct Stores {
+    pub contacts: Arc<dyn ContactStore>,
+    pub rules: Arc<dyn RuleStore>,
+}
+
+impl Stores {
+    fn of<S: ContactStore + RuleStore>(store: S) -> Self {
+        let store = Arc::new(store);
+        Self {
+            contacts: store.clone(),
+            rules: store,
+        }
+    }
+}
+
 /// A store of the given kind, empty, private to the calling test. `None` when the DynamoDB
 /// emulator is not configured and the run does not require it (plain `cargo test`); the test
 /// command sets `REQUIRE_EMULATORS=1`, which turns that into a failure.
-pub async fn fresh_store(backend: Backend) -> Option<(Arc<dyn ContactStore>, StoreGuard)> {
+pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
     match backend {
         Backend::Embedded => {
             let folder = tempfile::tempdir().expect("temp dir");
             let store =
                 EmbeddedStore::open(&folder.path().join("engine.redb")).expect("open store");
             Some((
-                Arc::new(store),
+                Stores::of(store),
                 StoreGuard {
                     _folder: Some(folder),
                 },
@@ -77,14 +96,46 @@ pub async fn fresh_store(backend: Backend) -> Option<(Arc<dyn ContactStore>, Sto
                 .create_tables()
                 .await
                 .expect("create tables in DynamoDB Local");
-            Some((Arc::new(store), StoreGuard { _folder: None }))
+            Some((Stores::of(store), StoreGuard { _folder: None }))
         }
     }
+}
+
+/// The contact side of `fresh_stores`.
+pub async fn fresh_store(backend: Backend) -> Option<(Arc<dyn ContactStore>, StoreGuard)> {
+    fresh_stores(backend)
+        .await
+        .map(|(stores, guard)| (stores.contacts, guard))
 }
 
 /// Keeps a test's temporary files alive as long as its store.
 pub struct StoreGuard {
     _folder: Option<tempfile::TempDir>,
+}
+
+/// A match queue that records jobs (and fails on demand) instead of running the matcher, so
+/// webhook tests see exactly what the webhook wrote.
+#[derive(Default)]
+pub struct RecordingQueue {
+    pub jobs: Mutex<Vec<MatchJob>>,
+    pub failing: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl JobQueue for RecordingQueue {
+    async fn enqueue(&self, job: &MatchJob) -> Result<(), QueueError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(QueueError("injected queue fault".to_owned()));
+        }
+        self.jobs.lock().unwrap().push(job.clone());
+        Ok(())
+    }
+}
+
+impl RecordingQueue {
+    pub fn job_count(&self) -> usize {
+        self.jobs.lock().unwrap().len()
+    }
 }
 
 /// A client for the DynamoDB Local the test command started (`DYNAMODB_ENDPOINT`).
@@ -110,12 +161,36 @@ pub async fn dynamo_client() -> Option<aws_sdk_dynamodb::Client> {
     Some(aws_sdk_dynamodb::Client::new(&config))
 }
 
-/// The webhook function's full HTTP surface over `store`.
+/// The webhook function's full HTTP surface over `store`, with a recording match queue.
 pub fn webhook_app(store: Arc<dyn ContactStore>) -> Router {
+    webhook_app_with_queue(store, Arc::new(RecordingQueue::default()))
+}
+
+pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQueue>) -> Router {
     shared::http::serve_json_errors(webhook::router(webhook::WebhookState::new(
         &secrets(),
         store,
+        queue,
     )))
+}
+
+/// Every route of every function over `stores`, with the in-process matcher: the local server.
+pub fn engine_app(stores: &Stores) -> local_server::LocalEngine {
+    local_server::engine(&secrets(), stores.contacts.clone(), stores.rules.clone())
+}
+
+pub fn admin_request(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {ADMIN_KEY}"));
+    match body {
+        Some(json) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&json).unwrap()))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
+    }
 }
 
 /// A POST of `body` to the Meta webhook, signed as Meta signs it.

@@ -1,13 +1,16 @@
 //! The contract every `ContactStore` implementation keeps, run against each of them.
 
 use integration_tests::*;
+use shared::counters::CounterBump;
 use shared::ids::{ContactId, InstanceId};
 use shared::ingest::{InboundEvent, apply_event};
 use shared::model::{
     Acquisition, Channel, Contact, InboundMessage, MetaPlatform, MetaReferral, Referral,
 };
-use shared::store::{CommitOutcome, ContactStore, DedupeClaim};
+use shared::rules::{Rule, RuleDraft, RuleId};
+use shared::store::{CommitOutcome, ContactStore, DedupeClaim, RuleWrite};
 use shared::time::Timestamp;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 on_every_store!(
@@ -19,7 +22,245 @@ on_every_store!(
     an_expired_claim_counts_as_gone,
     instances_are_isolated,
     concurrent_writers_of_one_version_have_one_winner,
+    counters_move_with_their_write_and_only_with_it,
+    update_contact_applies_at_the_right_version_only,
+    rules_round_trip_and_every_write_moves_the_version,
+    rule_writes_to_missing_rules_are_not_found,
+    the_rule_limit_holds,
 );
+
+fn bump(instance: &str, day: &str, name: &str) -> CounterBump {
+    CounterBump {
+        instance_id: InstanceId::parse(instance).unwrap(),
+        day: day.into(),
+        name: name.into(),
+    }
+}
+
+async fn counters_move_with_their_write_and_only_with_it(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let first = contact("1", "2", 1);
+    let bumps = [
+        bump("1", "2026-01-02", "new_contacts"),
+        bump("1", "2026-01-02", "kind:meta_ad"),
+    ];
+    store
+        .commit_event(&claim("a"), &first, None, &bumps)
+        .await
+        .unwrap();
+    // A duplicate and a conflict bump nothing.
+    assert_eq!(
+        store
+            .commit_event(&claim("a"), &first, Some(1), &bumps)
+            .await
+            .unwrap(),
+        CommitOutcome::Duplicate
+    );
+    assert_eq!(
+        store
+            .commit_event(&claim("b"), &first, Some(7), &bumps)
+            .await
+            .unwrap(),
+        CommitOutcome::VersionConflict
+    );
+    let mut second = first.clone();
+    second.version = 2;
+    let more = [
+        bump("1", "2026-01-02", "new_contacts"),
+        bump("1", "2026-01-03", "unmatched"),
+    ];
+    store
+        .commit_event(&claim("c"), &second, Some(1), &more)
+        .await
+        .unwrap();
+    let instance = InstanceId::parse("1").unwrap();
+    let day = store.load_counters(&instance, "2026-01-02").await.unwrap();
+    assert_eq!(
+        day,
+        BTreeMap::from([
+            ("kind:meta_ad".to_owned(), 1),
+            ("new_contacts".to_owned(), 2)
+        ])
+    );
+    let next_day = store.load_counters(&instance, "2026-01-03").await.unwrap();
+    assert_eq!(next_day, BTreeMap::from([("unmatched".to_owned(), 1)]));
+    let other = InstanceId::parse("9").unwrap();
+    assert!(
+        store
+            .load_counters(&other, "2026-01-02")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn update_contact_applies_at_the_right_version_only(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let first = contact("1", "2", 1);
+    store
+        .commit_event(&claim("a"), &first, None, &[])
+        .await
+        .unwrap();
+    let mut second = first.clone();
+    second.version = 2;
+    second.rules_checked_at = Some(at(1_800_000_000));
+    let bumps = [bump("1", "2026-01-02", "unmatched")];
+    assert_eq!(
+        store.update_contact(&second, 5, &bumps).await.unwrap(),
+        CommitOutcome::VersionConflict
+    );
+    assert_eq!(
+        store.update_contact(&second, 1, &bumps).await.unwrap(),
+        CommitOutcome::Applied
+    );
+    let (instance, id) = ids(&first);
+    assert_eq!(
+        store.load_contact(&instance, &id).await.unwrap().unwrap(),
+        second
+    );
+    assert_eq!(
+        store.load_counters(&instance, "2026-01-02").await.unwrap()["unmatched"],
+        1
+    );
+    let missing = contact("1", "nobody", 2);
+    assert_eq!(
+        store.update_contact(&missing, 1, &[]).await.unwrap(),
+        CommitOutcome::VersionConflict
+    );
+}
+
+fn rule(instance: &str, name: &str) -> Rule {
+    let draft = RuleDraft::from_json(
+        format!(r#"{{"name": "{name}", "platform": "tiktok", "match": {{"kind": "contains", "pattern": "{name}"}}}}"#)
+            .as_bytes(),
+    )
+    .unwrap();
+    draft.into_rule(
+        RuleId::new(),
+        InstanceId::parse(instance).unwrap(),
+        at(1_000),
+        at(1_000),
+    )
+}
+
+async fn rules_round_trip_and_every_write_moves_the_version(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let rules = stores.rules;
+    let instance = InstanceId::parse("1").unwrap();
+    assert_eq!(rules.rules_version(&instance).await.unwrap(), 0);
+    assert!(rules.list_rules(&instance).await.unwrap().is_empty());
+    let first = rule("1", "alpha");
+    let second = rule("1", "beta");
+    assert_eq!(
+        rules.create_rule(&first, 10).await.unwrap(),
+        RuleWrite::Done
+    );
+    assert_eq!(
+        rules.create_rule(&second, 10).await.unwrap(),
+        RuleWrite::Done
+    );
+    rules
+        .create_rule(&rule("2", "other instance"), 10)
+        .await
+        .unwrap();
+    let v2 = rules.rules_version(&instance).await.unwrap();
+    let mut listed = rules.list_rules(&instance).await.unwrap();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(listed, vec![first.clone(), second.clone()]);
+    assert_eq!(
+        rules.load_rule(&instance, &first.id).await.unwrap(),
+        Some(first.clone())
+    );
+
+    let mut renamed = first.clone();
+    renamed.name = "alpha 2".into();
+    assert_eq!(rules.replace_rule(&renamed).await.unwrap(), RuleWrite::Done);
+    let v3 = rules.rules_version(&instance).await.unwrap();
+    assert!(v3 > v2);
+    assert_eq!(
+        rules.load_rule(&instance, &first.id).await.unwrap(),
+        Some(renamed)
+    );
+
+    assert_eq!(
+        rules.delete_rule(&instance, &second.id).await.unwrap(),
+        RuleWrite::Done
+    );
+    assert!(rules.rules_version(&instance).await.unwrap() > v3);
+    assert_eq!(rules.list_rules(&instance).await.unwrap().len(), 1);
+    assert_eq!(rules.load_rule(&instance, &second.id).await.unwrap(), None);
+}
+
+async fn rule_writes_to_missing_rules_are_not_found(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let rules = stores.rules;
+    let ghost = rule("1", "ghost");
+    let version = rules.rules_version(&ghost.instance_id).await.unwrap();
+    assert_eq!(
+        rules.replace_rule(&ghost).await.unwrap(),
+        RuleWrite::NotFound
+    );
+    assert_eq!(
+        rules
+            .delete_rule(&ghost.instance_id, &ghost.id)
+            .await
+            .unwrap(),
+        RuleWrite::NotFound
+    );
+    assert_eq!(
+        rules.rules_version(&ghost.instance_id).await.unwrap(),
+        version,
+        "nothing written"
+    );
+    assert!(
+        rules
+            .list_rules(&ghost.instance_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn the_rule_limit_holds(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let rules = stores.rules;
+    for n in 0..3 {
+        assert_eq!(
+            rules
+                .create_rule(&rule("1", &format!("r{n}")), 3)
+                .await
+                .unwrap(),
+            RuleWrite::Done
+        );
+    }
+    assert_eq!(
+        rules.create_rule(&rule("1", "r3"), 3).await.unwrap(),
+        RuleWrite::LimitReached
+    );
+    let instance = InstanceId::parse("1").unwrap();
+    assert_eq!(rules.list_rules(&instance).await.unwrap().len(), 3);
+    // Deleting one makes room again.
+    let victim = rules.list_rules(&instance).await.unwrap().remove(0);
+    rules.delete_rule(&instance, &victim.id).await.unwrap();
+    assert_eq!(
+        rules.create_rule(&rule("1", "r4"), 3).await.unwrap(),
+        RuleWrite::Done
+    );
+    assert_eq!(
+        rules.create_rule(&rule("1", "r5"), 3).await.unwrap(),
+        RuleWrite::LimitReached
+    );
+}
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_unix_seconds(seconds).unwrap()
@@ -98,7 +339,7 @@ async fn a_committed_contact_reads_back_field_for_field(backend: Backend) {
     let written = contact("1", "2", 1);
     assert_eq!(
         store
-            .commit_event(&claim("k1"), &written, None)
+            .commit_event(&claim("k1"), &written, None, &[])
             .await
             .unwrap(),
         CommitOutcome::Applied
@@ -116,7 +357,7 @@ async fn a_committed_contact_reads_back_field_for_field(backend: Backend) {
     updated.version = 2;
     assert_eq!(
         store
-            .commit_event(&claim("k2"), &updated, Some(1))
+            .commit_event(&claim("k2"), &updated, Some(1), &[])
             .await
             .unwrap(),
         CommitOutcome::Applied
@@ -133,7 +374,7 @@ async fn a_held_claim_is_a_duplicate_and_writes_nothing(backend: Backend) {
     };
     let first = contact("1", "2", 1);
     store
-        .commit_event(&claim("same"), &first, None)
+        .commit_event(&claim("same"), &first, None, &[])
         .await
         .unwrap();
     let mut second = first.clone();
@@ -141,7 +382,7 @@ async fn a_held_claim_is_a_duplicate_and_writes_nothing(backend: Backend) {
     second.version = 2;
     assert_eq!(
         store
-            .commit_event(&claim("same"), &second, Some(1))
+            .commit_event(&claim("same"), &second, Some(1), &[])
             .await
             .unwrap(),
         CommitOutcome::Duplicate
@@ -158,12 +399,15 @@ async fn a_stale_version_conflicts_and_claims_nothing(backend: Backend) {
         return;
     };
     let first = contact("1", "2", 1);
-    store.commit_event(&claim("a"), &first, None).await.unwrap();
+    store
+        .commit_event(&claim("a"), &first, None, &[])
+        .await
+        .unwrap();
     let mut stale = first.clone();
     stale.version = 5;
     assert_eq!(
         store
-            .commit_event(&claim("b"), &stale, Some(4))
+            .commit_event(&claim("b"), &stale, Some(4), &[])
             .await
             .unwrap(),
         CommitOutcome::VersionConflict
@@ -178,7 +422,7 @@ async fn a_stale_version_conflicts_and_claims_nothing(backend: Backend) {
     next.version = 2;
     assert_eq!(
         store
-            .commit_event(&claim("b"), &next, Some(1))
+            .commit_event(&claim("b"), &next, Some(1), &[])
             .await
             .unwrap(),
         CommitOutcome::Applied
@@ -190,9 +434,15 @@ async fn creating_an_existing_contact_conflicts(backend: Backend) {
         return;
     };
     let first = contact("1", "2", 1);
-    store.commit_event(&claim("a"), &first, None).await.unwrap();
+    store
+        .commit_event(&claim("a"), &first, None, &[])
+        .await
+        .unwrap();
     assert_eq!(
-        store.commit_event(&claim("b"), &first, None).await.unwrap(),
+        store
+            .commit_event(&claim("b"), &first, None, &[])
+            .await
+            .unwrap(),
         CommitOutcome::VersionConflict
     );
 }
@@ -207,7 +457,7 @@ async fn an_expired_claim_counts_as_gone(backend: Backend) {
         expires_at: at(1_000),
         now: at(500),
     };
-    store.commit_event(&short, &first, None).await.unwrap();
+    store.commit_event(&short, &first, None, &[]).await.unwrap();
     let mut later = first.clone();
     later.version = 2;
     let after_expiry = DedupeClaim {
@@ -217,7 +467,7 @@ async fn an_expired_claim_counts_as_gone(backend: Backend) {
     };
     assert_eq!(
         store
-            .commit_event(&after_expiry, &later, Some(1))
+            .commit_event(&after_expiry, &later, Some(1), &[])
             .await
             .unwrap(),
         CommitOutcome::Applied
@@ -231,12 +481,12 @@ async fn instances_are_isolated(backend: Backend) {
     let on_one = contact("1", "2", 1);
     let on_other = contact("9", "2", 1);
     store
-        .commit_event(&claim("1#x"), &on_one, None)
+        .commit_event(&claim("1#x"), &on_one, None, &[])
         .await
         .unwrap();
     assert_eq!(
         store
-            .commit_event(&claim("9#x"), &on_other, None)
+            .commit_event(&claim("9#x"), &on_other, None, &[])
             .await
             .unwrap(),
         CommitOutcome::Applied
@@ -260,7 +510,7 @@ async fn concurrent_writers_of_one_version_have_one_winner(backend: Backend) {
     };
     let base = contact("1", "2", 1);
     store
-        .commit_event(&claim("base"), &base, None)
+        .commit_event(&claim("base"), &base, None, &[])
         .await
         .unwrap();
     let writers: Vec<_> = (0..8)
@@ -271,7 +521,7 @@ async fn concurrent_writers_of_one_version_have_one_winner(backend: Backend) {
             next.message_count = 10 + n;
             tokio::spawn(async move {
                 store
-                    .commit_event(&claim(&format!("w{n}")), &next, Some(1))
+                    .commit_event(&claim(&format!("w{n}")), &next, Some(1), &[])
                     .await
                     .unwrap()
             })

@@ -17,6 +17,7 @@ use shared::ids::{ContactId, InstanceId};
 use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta::{self, PayloadError, SignatureError};
 use shared::model::{Acquisition, Contact};
+use shared::queue::JobQueue;
 use shared::secret::Secret;
 use shared::store::ContactStore;
 use shared::time::Timestamp;
@@ -27,15 +28,21 @@ pub struct WebhookState {
     verify_token: Secret,
     admin_key: Arc<Secret>,
     ingestor: Ingestor,
+    match_queue: Arc<dyn JobQueue>,
 }
 
 impl WebhookState {
-    pub fn new(secrets: &Secrets, store: Arc<dyn ContactStore>) -> Arc<Self> {
+    pub fn new(
+        secrets: &Secrets,
+        store: Arc<dyn ContactStore>,
+        match_queue: Arc<dyn JobQueue>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             app_secret: secrets.meta_app_secret.clone(),
             verify_token: secrets.meta_verify_token.clone(),
             admin_key: Arc::new(secrets.admin_api_key.clone()),
             ingestor: Ingestor::new(store),
+            match_queue,
         })
     }
 }
@@ -153,7 +160,17 @@ async fn receive_delivery(
     // In order, stopping at the first failure: Meta retries the whole delivery, and the events
     // already applied are then recognised as duplicates.
     for event in &delivery.events {
-        match state.ingestor.ingest(event, now).await? {
+        let outcome = state.ingestor.ingest(event, now).await?;
+        // Answering 200 needs the job queued too: a failure here answers 5xx and Meta's retry
+        // queues it (a duplicate still asks for its job).
+        if let Some(job) = outcome.match_job(event) {
+            state
+                .match_queue
+                .enqueue(&job)
+                .await
+                .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+        }
+        match outcome {
             IngestOutcome::Applied { contact, created } => {
                 report.applied += 1;
                 tracing::info!(
@@ -165,7 +182,7 @@ async fn receive_delivery(
                     "event applied"
                 );
             }
-            IngestOutcome::Duplicate => {
+            IngestOutcome::Duplicate { .. } => {
                 report.duplicates += 1;
                 tracing::info!(instance_id = %event.instance_id, contact = %event.contact_id, "duplicate event ignored");
             }

@@ -1,6 +1,7 @@
 //! Lambda entry point: read config, build the DynamoDB store once, serve the router.
 
 use shared::config::{Mode, Secrets};
+use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::DynamoStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
@@ -10,7 +11,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
     let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
     let store = DynamoStore::from_env().await?;
-    let state = webhook::WebhookState::new(&secrets, Arc::new(store));
+    let queue = SqsQueue::from_env().await?;
+    let state = webhook::WebhookState::new(&secrets, Arc::new(store), Arc::new(queue));
     let app = shared::http::serve_json_errors(webhook::router(state));
     lambda_http::run(app).await
 }

@@ -5,7 +5,7 @@
 //! fail, for trying out retries).
 
 use shared::config::{self, Mode, Secrets};
-use shared::store::{ContactStore, EmbeddedStore, FaultInjectingStore, FaultPlan};
+use shared::store::{ContactStore, EmbeddedStore, FaultInjectingStore, FaultPlan, RuleStore};
 use shared::telemetry::{self, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,22 +38,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let embedded = EmbeddedStore::open(&data_dir.join("engine.redb"))?;
-    let store: Arc<dyn ContactStore> = if fault_ratio > 0.0 {
+    let (contacts, rules): (Arc<dyn ContactStore>, Arc<dyn RuleStore>) = if fault_ratio > 0.0 {
         tracing::warn!(
             fault_ratio,
             "failing this fraction of store calls on purpose"
         );
-        Arc::new(FaultInjectingStore::new(
-            embedded,
-            FaultPlan::ratio(fault_ratio, 0x5eed),
-        ))
+        let plan = FaultPlan::ratio(fault_ratio, 0x5eed);
+        let faulty = Arc::new(FaultInjectingStore::new(embedded, plan));
+        (faulty.clone(), faulty)
     } else {
-        Arc::new(embedded)
+        let embedded = Arc::new(embedded);
+        (embedded.clone(), embedded)
     };
 
-    let app = shared::http::serve_json_errors(webhook::router(webhook::WebhookState::new(
-        &secrets, store,
-    )));
+    let app = local_server::engine(&secrets, contacts, rules).app;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!(
         "serving every route on http://{} with data in {}",

@@ -3,33 +3,42 @@
 //! Tables (declared in `template.yaml`):
 //! - contacts: `instance_id` (hash) + `contact_id` (range), one item per contact, with a
 //!   `version` number for optimistic concurrency;
-//! - dedupe: `dedupe_key` (hash) with TTL on `expires_at` (unix seconds).
+//! - dedupe: `dedupe_key` (hash) with TTL on `expires_at` (unix seconds);
+//! - counters: `instance_id` + `day` (`YYYY-MM-DD`), one number attribute per counter;
+//! - rules: `instance_id` + `rule_id`, plus one `#meta` item per instance holding
+//!   `rule_count` and `version`.
 
-use super::{CommitOutcome, ContactStore, DedupeClaim, StoreError};
+use super::{CommitOutcome, ContactStore, DedupeClaim, RuleStore, RuleWrite, StoreError};
+use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
+use crate::rules::{Rule, RuleId};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
     pub contacts: String,
     pub dedupe: String,
+    pub counters: String,
+    pub rules: String,
 }
 
 impl TableNames {
-    /// Reads `CONTACTS_TABLE` and `DEDUPE_TABLE`.
+    /// Reads `CONTACTS_TABLE`, `DEDUPE_TABLE`, `COUNTERS_TABLE` and `RULES_TABLE`.
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         Ok(Self {
             contacts: crate::config::required("CONTACTS_TABLE")?,
             dedupe: crate::config::required("DEDUPE_TABLE")?,
+            counters: crate::config::required("COUNTERS_TABLE")?,
+            rules: crate::config::required("RULES_TABLE")?,
         })
     }
 
@@ -38,9 +47,15 @@ impl TableNames {
         Self {
             contacts: format!("{prefix}-contacts"),
             dedupe: format!("{prefix}-dedupe"),
+            counters: format!("{prefix}-counters"),
+            rules: format!("{prefix}-rules"),
         }
     }
 }
+
+/// Sort key of the per-instance item that counts rules and versions them; `#` cannot start a
+/// rule id.
+const RULE_META_KEY: &str = "#meta";
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -94,26 +109,27 @@ impl DynamoStore {
                 .build()
                 .map_err(unavailable)
         };
-        self.client
-            .create_table()
-            .table_name(&self.tables.contacts)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("instance_id", KeyType::Hash)?)
-            .key_schema(key("contact_id", KeyType::Range)?)
-            .attribute_definitions(attribute("instance_id")?)
-            .attribute_definitions(attribute("contact_id")?)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.client
-            .create_table()
-            .table_name(&self.tables.dedupe)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("dedupe_key", KeyType::Hash)?)
-            .attribute_definitions(attribute("dedupe_key")?)
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let keyed_tables = [
+            (&self.tables.contacts, "instance_id", Some("contact_id")),
+            (&self.tables.dedupe, "dedupe_key", None),
+            (&self.tables.counters, "instance_id", Some("day")),
+            (&self.tables.rules, "instance_id", Some("rule_id")),
+        ];
+        for (table, hash, range) in keyed_tables {
+            let mut request = self
+                .client
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(key(hash, KeyType::Hash)?)
+                .attribute_definitions(attribute(hash)?);
+            if let Some(range) = range {
+                request = request
+                    .key_schema(key(range, KeyType::Range)?)
+                    .attribute_definitions(attribute(range)?);
+            }
+            request.send().await.map_err(unavailable)?;
+        }
         self.client
             .update_time_to_live()
             .table_name(&self.tables.dedupe)
@@ -166,6 +182,127 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// One `ADD` per instance and day (a transaction may touch an item only once).
+    fn counter_updates(
+        &self,
+        counters: &[CounterBump],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut by_day: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+        for bump in counters {
+            by_day
+                .entry((bump.instance_id.as_str(), bump.day.as_str()))
+                .or_default()
+                .push(bump.name.as_str());
+        }
+        by_day
+            .into_iter()
+            .map(|((instance, day), names)| {
+                let mut update = Update::builder()
+                    .table_name(&self.tables.counters)
+                    .key("instance_id", string(instance))
+                    .key("day", string(day))
+                    .expression_attribute_values(":one", number(1));
+                let mut adds = Vec::new();
+                for (index, name) in names.iter().enumerate() {
+                    update = update.expression_attribute_names(format!("#c{index}"), *name);
+                    adds.push(format!("#c{index} :one"));
+                }
+                let update = update
+                    .update_expression(format!("ADD {}", adds.join(", ")))
+                    .build()
+                    .map_err(unavailable)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect()
+    }
+
+    /// Runs a transaction; a cancelled one answers the reason code of each item.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(service)) => match service.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    Ok(Err(cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|reason| reason.code().map(str::to_owned))
+                        .collect()))
+                }
+                other => Err(StoreError::Unavailable(
+                    DisplayErrorContext(other).to_string(),
+                )),
+            },
+            Err(other) => Err(unavailable(other)),
+        }
+    }
+
+    fn rule_put(&self, rule: &Rule, condition: &str) -> Result<TransactWriteItem, StoreError> {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(rule).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let put = Put::builder()
+            .table_name(&self.tables.rules)
+            .set_item(Some(item))
+            .item("rule_id", string(rule.id.as_str()))
+            .condition_expression(condition)
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Bumps the instance's rules version and moves its rule count by `count_change`; when
+    /// `max_rules` is given, only while the count is below it.
+    fn rule_meta_update(
+        &self,
+        instance_id: &InstanceId,
+        count_change: i64,
+        max_rules: Option<usize>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.tables.rules)
+            .key("instance_id", string(instance_id.as_str()))
+            .key("rule_id", string(RULE_META_KEY))
+            .update_expression("ADD version :one, rule_count :change")
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":change", number(count_change));
+        if let Some(max_rules) = max_rules {
+            update = update
+                .condition_expression("attribute_not_exists(rule_count) OR rule_count < :max")
+                .expression_attribute_values(":max", number(max_rules));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(unavailable)?)
+            .build())
+    }
+
+    fn rule_key(&self, instance_id: &InstanceId, rule_id: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("instance_id".to_owned(), string(instance_id.as_str())),
+            ("rule_id".to_owned(), string(rule_id)),
+        ])
+    }
+}
+
+fn is_conditional_failure(code: &Option<String>) -> bool {
+    code.as_deref() == Some("ConditionalCheckFailed")
+}
+
+fn is_conflict(code: &Option<String>) -> bool {
+    matches!(
+        code.as_deref(),
+        Some("ConditionalCheckFailed" | "TransactionConflict")
+    )
+}
+
 #[async_trait]
 impl ContactStore for DynamoStore {
     async fn load_contact(
@@ -196,39 +333,199 @@ impl ContactStore for DynamoStore {
         claim: &DedupeClaim,
         contact: &Contact,
         expected_version: Option<u64>,
+        counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError> {
-        let result = self
+        let mut items = vec![
+            self.dedupe_put(claim)?,
+            self.contact_put(contact, expected_version)?,
+        ];
+        items.extend(self.counter_updates(counters)?);
+        match self.transact(items).await? {
+            Ok(()) => Ok(CommitOutcome::Applied),
+            Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
+                Ok(CommitOutcome::Duplicate)
+            }
+            Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
+            Err(codes) => Err(StoreError::Unavailable(format!(
+                "transaction cancelled: {codes:?}"
+            ))),
+        }
+    }
+
+    async fn update_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut items = vec![self.contact_put(contact, Some(expected_version))?];
+        items.extend(self.counter_updates(counters)?);
+        match self.transact(items).await? {
+            Ok(()) => Ok(CommitOutcome::Applied),
+            Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
+            Err(codes) => Err(StoreError::Unavailable(format!(
+                "transaction cancelled: {codes:?}"
+            ))),
+        }
+    }
+
+    async fn load_counters(
+        &self,
+        instance_id: &InstanceId,
+        day: &str,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let output = self
             .client
-            .transact_write_items()
-            .transact_items(self.dedupe_put(claim)?)
-            .transact_items(self.contact_put(contact, expected_version)?)
+            .get_item()
+            .table_name(&self.tables.counters)
+            .key("instance_id", string(instance_id.as_str()))
+            .key("day", string(day))
+            .consistent_read(true)
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(CommitOutcome::Applied),
-            Err(SdkError::ServiceError(service)) => match service.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    let code = |index: usize| {
-                        cancelled
-                            .cancellation_reasons()
-                            .get(index)
-                            .and_then(|reason| reason.code())
-                    };
-                    match (code(0), code(1)) {
-                        (Some("ConditionalCheckFailed"), _) => Ok(CommitOutcome::Duplicate),
-                        (_, Some("ConditionalCheckFailed" | "TransactionConflict"))
-                        | (Some("TransactionConflict"), _) => Ok(CommitOutcome::VersionConflict),
-                        _ => Err(StoreError::Unavailable(format!(
-                            "transaction cancelled: {:?}",
-                            cancelled.cancellation_reasons()
-                        ))),
-                    }
+            .await
+            .map_err(unavailable)?;
+        let mut counters = BTreeMap::new();
+        for (name, value) in output.item.unwrap_or_default() {
+            if let AttributeValue::N(count) = value {
+                let count = count
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("counter {name}")))?;
+                counters.insert(name, count);
+            }
+        }
+        Ok(counters)
+    }
+}
+
+#[async_trait]
+impl RuleStore for DynamoStore {
+    async fn list_rules(&self, instance_id: &InstanceId) -> Result<Vec<Rule>, StoreError> {
+        let mut rules = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.rules)
+                .key_condition_expression("instance_id = :instance")
+                .expression_attribute_values(":instance", string(instance_id.as_str()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items.unwrap_or_default() {
+                let is_meta = matches!(item.get("rule_id"), Some(AttributeValue::S(id)) if id == RULE_META_KEY);
+                if !is_meta {
+                    rules.push(
+                        serde_dynamo::from_item(item)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    );
                 }
-                other => Err(StoreError::Unavailable(
-                    DisplayErrorContext(other).to_string(),
-                )),
-            },
-            Err(other) => Err(unavailable(other)),
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(rules),
+            }
+        }
+    }
+
+    async fn load_rule(
+        &self,
+        instance_id: &InstanceId,
+        rule_id: &RuleId,
+    ) -> Result<Option<Rule>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.rules)
+            .set_key(Some(self.rule_key(instance_id, rule_id.as_str())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+
+    async fn create_rule(&self, rule: &Rule, max_rules: usize) -> Result<RuleWrite, StoreError> {
+        let items = vec![
+            self.rule_put(rule, "attribute_not_exists(rule_id)")?,
+            self.rule_meta_update(&rule.instance_id, 1, Some(max_rules))?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(RuleWrite::Done),
+            Err(codes) if codes.get(1).is_some_and(is_conditional_failure) => {
+                Ok(RuleWrite::LimitReached)
+            }
+            Err(codes) => Err(StoreError::Unavailable(format!(
+                "transaction cancelled: {codes:?}"
+            ))),
+        }
+    }
+
+    async fn replace_rule(&self, rule: &Rule) -> Result<RuleWrite, StoreError> {
+        let items = vec![
+            self.rule_put(rule, "attribute_exists(rule_id)")?,
+            self.rule_meta_update(&rule.instance_id, 0, None)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(RuleWrite::Done),
+            Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
+                Ok(RuleWrite::NotFound)
+            }
+            Err(codes) => Err(StoreError::Unavailable(format!(
+                "transaction cancelled: {codes:?}"
+            ))),
+        }
+    }
+
+    async fn delete_rule(
+        &self,
+        instance_id: &InstanceId,
+        rule_id: &RuleId,
+    ) -> Result<RuleWrite, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.rules)
+            .set_key(Some(self.rule_key(instance_id, rule_id.as_str())))
+            .condition_expression("attribute_exists(rule_id)")
+            .build()
+            .map_err(unavailable)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.rule_meta_update(instance_id, -1, None)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(RuleWrite::Done),
+            Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
+                Ok(RuleWrite::NotFound)
+            }
+            Err(codes) => Err(StoreError::Unavailable(format!(
+                "transaction cancelled: {codes:?}"
+            ))),
+        }
+    }
+
+    async fn rules_version(&self, instance_id: &InstanceId) -> Result<u64, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.rules)
+            .set_key(Some(self.rule_key(instance_id, RULE_META_KEY)))
+            .projection_expression("version")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match output.item.as_ref().and_then(|item| item.get("version")) {
+            Some(AttributeValue::N(version)) => version
+                .parse()
+                .map_err(|_| StoreError::Corrupt("rules version".to_owned())),
+            _ => Ok(0),
         }
     }
 }

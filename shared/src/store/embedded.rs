@@ -3,17 +3,27 @@
 //! and its serialisable write transactions give the same all-or-nothing commit as a DynamoDB
 //! transaction.
 
-use super::{CommitOutcome, ContactStore, DedupeClaim, StoreError};
+use super::{CommitOutcome, ContactStore, DedupeClaim, RuleStore, RuleWrite, StoreError};
+use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
+use crate::rules::{Rule, RuleId};
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 const CONTACTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("contacts");
 /// Dedupe key → expiry (unix seconds).
 const DEDUPE: TableDefinition<&str, i64> = TableDefinition::new("dedupe");
+/// (instance, day, counter name) → count.
+const COUNTERS: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("counters");
+const RULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("rules");
+/// Instance → (rule count, rules version).
+const RULE_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("rule_meta");
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -22,6 +32,14 @@ pub struct EmbeddedStore {
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
+}
+
+fn encode(value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 impl EmbeddedStore {
@@ -34,51 +52,69 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(CONTACTS).map_err(unavailable)?;
         txn.open_table(DEDUPE).map_err(unavailable)?;
+        txn.open_table(COUNTERS).map_err(unavailable)?;
+        txn.open_table(RULES).map_err(unavailable)?;
+        txn.open_table(RULE_META).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }
 
-    fn commit_blocking(
-        &self,
-        claim: &DedupeClaim,
-        contact: &Contact,
-        expected_version: Option<u64>,
-    ) -> Result<CommitOutcome, StoreError> {
-        let encoded =
-            serde_json::to_vec(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let txn = self.db.begin_write().map_err(unavailable)?;
-        {
-            let mut dedupe = txn.open_table(DEDUPE).map_err(unavailable)?;
-            let held = dedupe
-                .get(claim.key.as_str())
-                .map_err(unavailable)?
-                .is_some_and(|expiry| expiry.value() >= claim.now.unix_seconds());
-            if held {
-                return Ok(CommitOutcome::Duplicate);
+    /// Runs `work` in one write transaction, off the async worker threads (a commit waits for
+    /// fsync), committing only when it answers `Ok(true)`.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(T, bool), StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let (answer, commit) = work(&txn)?;
+            if commit {
+                txn.commit().map_err(unavailable)?;
+            } else {
+                txn.abort().map_err(unavailable)?;
             }
-            let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
-            let key = (contact.instance_id.as_str(), contact.contact_id.as_str());
-            let stored_version = match contacts.get(key).map_err(unavailable)? {
-                Some(bytes) => Some(decode(bytes.value())?.version),
-                None => None,
-            };
-            if stored_version != expected_version {
-                return Ok(CommitOutcome::VersionConflict);
-            }
-            dedupe
-                .insert(claim.key.as_str(), claim.expires_at.unix_seconds())
-                .map_err(unavailable)?;
-            contacts
-                .insert(key, encoded.as_slice())
-                .map_err(unavailable)?;
-        }
-        txn.commit().map_err(unavailable)?;
-        Ok(CommitOutcome::Applied)
+            Ok(answer)
+        })
+        .await
+        .map_err(unavailable)?
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Contact, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// Writes `contact` if the stored one is at `expected_version`, and bumps `counters`.
+fn put_contact(
+    txn: &WriteTransaction,
+    contact: &Contact,
+    expected_version: Option<u64>,
+    counters: &[CounterBump],
+) -> Result<CommitOutcome, StoreError> {
+    let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+    let key = (contact.instance_id.as_str(), contact.contact_id.as_str());
+    let stored_version = match contacts.get(key).map_err(unavailable)? {
+        Some(bytes) => Some(decode::<Contact>(bytes.value())?.version),
+        None => None,
+    };
+    if stored_version != expected_version {
+        return Ok(CommitOutcome::VersionConflict);
+    }
+    contacts
+        .insert(key, encode(contact)?.as_slice())
+        .map_err(unavailable)?;
+    let mut table = txn.open_table(COUNTERS).map_err(unavailable)?;
+    for bump in counters {
+        let key = (
+            bump.instance_id.as_str(),
+            bump.day.as_str(),
+            bump.name.as_str(),
+        );
+        let current = table
+            .get(key)
+            .map_err(unavailable)?
+            .map_or(0, |count| count.value());
+        table.insert(key, current + 1).map_err(unavailable)?;
+    }
+    Ok(CommitOutcome::Applied)
 }
 
 #[async_trait]
@@ -101,15 +137,179 @@ impl ContactStore for EmbeddedStore {
         claim: &DedupeClaim,
         contact: &Contact,
         expected_version: Option<u64>,
+        counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError> {
-        let store = self.clone();
-        let claim = claim.clone();
-        let contact = contact.clone();
-        // A commit waits for fsync: keep it off the async worker threads.
-        tokio::task::spawn_blocking(move || {
-            store.commit_blocking(&claim, &contact, expected_version)
+        let (claim, contact, counters) = (claim.clone(), contact.clone(), counters.to_vec());
+        self.write(move |txn| {
+            let mut dedupe = txn.open_table(DEDUPE).map_err(unavailable)?;
+            let held = dedupe
+                .get(claim.key.as_str())
+                .map_err(unavailable)?
+                .is_some_and(|expiry| expiry.value() >= claim.now.unix_seconds());
+            if held {
+                return Ok((CommitOutcome::Duplicate, false));
+            }
+            let outcome = put_contact(txn, &contact, expected_version, &counters)?;
+            if outcome == CommitOutcome::Applied {
+                dedupe
+                    .insert(claim.key.as_str(), claim.expires_at.unix_seconds())
+                    .map_err(unavailable)?;
+            }
+            Ok((outcome, outcome == CommitOutcome::Applied))
         })
         .await
-        .map_err(unavailable)?
+    }
+
+    async fn update_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        let (contact, counters) = (contact.clone(), counters.to_vec());
+        self.write(move |txn| {
+            let outcome = put_contact(txn, &contact, Some(expected_version), &counters)?;
+            Ok((outcome, outcome == CommitOutcome::Applied))
+        })
+        .await
+    }
+
+    async fn load_counters(
+        &self,
+        instance_id: &InstanceId,
+        day: &str,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(COUNTERS).map_err(unavailable)?;
+        let (instance, mut counters) = (instance_id.as_str(), BTreeMap::new());
+        for entry in table.range((instance, day, "")..).map_err(unavailable)? {
+            let (key, count) = entry.map_err(unavailable)?;
+            let (found_instance, found_day, name) = key.value();
+            if (found_instance, found_day) != (instance, day) {
+                break;
+            }
+            counters.insert(name.to_owned(), count.value());
+        }
+        Ok(counters)
+    }
+}
+
+#[async_trait]
+impl RuleStore for EmbeddedStore {
+    async fn list_rules(&self, instance_id: &InstanceId) -> Result<Vec<Rule>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(RULES).map_err(unavailable)?;
+        let instance = instance_id.as_str();
+        let mut rules = Vec::new();
+        for entry in table.range((instance, "")..).map_err(unavailable)? {
+            let (key, bytes) = entry.map_err(unavailable)?;
+            if key.value().0 != instance {
+                break;
+            }
+            rules.push(decode(bytes.value())?);
+        }
+        Ok(rules)
+    }
+
+    async fn load_rule(
+        &self,
+        instance_id: &InstanceId,
+        rule_id: &RuleId,
+    ) -> Result<Option<Rule>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(RULES).map_err(unavailable)?;
+        let found = table
+            .get((instance_id.as_str(), rule_id.as_str()))
+            .map_err(unavailable)?;
+        found.map(|bytes| decode(bytes.value())).transpose()
+    }
+
+    async fn create_rule(&self, rule: &Rule, max_rules: usize) -> Result<RuleWrite, StoreError> {
+        let rule = rule.clone();
+        self.write(move |txn| {
+            let mut meta = txn.open_table(RULE_META).map_err(unavailable)?;
+            let instance = rule.instance_id.as_str();
+            let (count, version) = meta
+                .get(instance)
+                .map_err(unavailable)?
+                .map_or((0, 0), |v| v.value());
+            if count as usize >= max_rules {
+                return Ok((RuleWrite::LimitReached, false));
+            }
+            let mut rules = txn.open_table(RULES).map_err(unavailable)?;
+            let key = (instance, rule.id.as_str());
+            if rules.get(key).map_err(unavailable)?.is_some() {
+                return Err(StoreError::Corrupt(format!(
+                    "rule id {} already exists",
+                    rule.id
+                )));
+            }
+            rules
+                .insert(key, encode(&rule)?.as_slice())
+                .map_err(unavailable)?;
+            meta.insert(instance, (count + 1, version + 1))
+                .map_err(unavailable)?;
+            Ok((RuleWrite::Done, true))
+        })
+        .await
+    }
+
+    async fn replace_rule(&self, rule: &Rule) -> Result<RuleWrite, StoreError> {
+        let rule = rule.clone();
+        self.write(move |txn| {
+            let mut rules = txn.open_table(RULES).map_err(unavailable)?;
+            let instance = rule.instance_id.as_str();
+            let key = (instance, rule.id.as_str());
+            if rules.get(key).map_err(unavailable)?.is_none() {
+                return Ok((RuleWrite::NotFound, false));
+            }
+            rules
+                .insert(key, encode(&rule)?.as_slice())
+                .map_err(unavailable)?;
+            let mut meta = txn.open_table(RULE_META).map_err(unavailable)?;
+            let (count, version) = meta
+                .get(instance)
+                .map_err(unavailable)?
+                .map_or((1, 0), |v| v.value());
+            meta.insert(instance, (count, version + 1))
+                .map_err(unavailable)?;
+            Ok((RuleWrite::Done, true))
+        })
+        .await
+    }
+
+    async fn delete_rule(
+        &self,
+        instance_id: &InstanceId,
+        rule_id: &RuleId,
+    ) -> Result<RuleWrite, StoreError> {
+        let (instance_id, rule_id) = (instance_id.clone(), rule_id.clone());
+        self.write(move |txn| {
+            let mut rules = txn.open_table(RULES).map_err(unavailable)?;
+            let instance = instance_id.as_str();
+            if rules
+                .remove((instance, rule_id.as_str()))
+                .map_err(unavailable)?
+                .is_none()
+            {
+                return Ok((RuleWrite::NotFound, false));
+            }
+            let mut meta = txn.open_table(RULE_META).map_err(unavailable)?;
+            let (count, version) = meta
+                .get(instance)
+                .map_err(unavailable)?
+                .map_or((1, 0), |v| v.value());
+            meta.insert(instance, (count.saturating_sub(1), version + 1))
+                .map_err(unavailable)?;
+            Ok((RuleWrite::Done, true))
+        })
+        .await
+    }
+
+    async fn rules_version(&self, instance_id: &InstanceId) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let meta = txn.open_table(RULE_META).map_err(unavailable)?;
+        let found = meta.get(instance_id.as_str()).map_err(unavailable)?;
+        Ok(found.map_or(0, |value| value.value().1))
     }
 }

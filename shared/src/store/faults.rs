@@ -1,10 +1,13 @@
 //! A store wrapper that fails a chosen fraction of calls, to prove that faults lose nothing and
 //! double nothing. Used by tests, and by the local server when asked to.
 
-use super::{CommitOutcome, ContactStore, DedupeClaim, StoreError};
+use super::{CommitOutcome, ContactStore, DedupeClaim, RuleStore, RuleWrite, StoreError};
+use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
+use crate::rules::{Rule, RuleId};
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -96,11 +99,74 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         claim: &DedupeClaim,
         contact: &Contact,
         expected_version: Option<u64>,
+        counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError> {
         self.plan.check("commit_event")?;
         self.inner
-            .commit_event(claim, contact, expected_version)
+            .commit_event(claim, contact, expected_version, counters)
             .await
+    }
+
+    async fn update_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        self.plan.check("update_contact")?;
+        self.inner
+            .update_contact(contact, expected_version, counters)
+            .await
+    }
+
+    async fn load_counters(
+        &self,
+        instance_id: &InstanceId,
+        day: &str,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.plan.check("load_counters")?;
+        self.inner.load_counters(instance_id, day).await
+    }
+}
+
+#[async_trait]
+impl<S: RuleStore> RuleStore for FaultInjectingStore<S> {
+    async fn list_rules(&self, instance_id: &InstanceId) -> Result<Vec<Rule>, StoreError> {
+        self.plan.check("list_rules")?;
+        self.inner.list_rules(instance_id).await
+    }
+
+    async fn load_rule(
+        &self,
+        instance_id: &InstanceId,
+        rule_id: &RuleId,
+    ) -> Result<Option<Rule>, StoreError> {
+        self.plan.check("load_rule")?;
+        self.inner.load_rule(instance_id, rule_id).await
+    }
+
+    async fn create_rule(&self, rule: &Rule, max_rules: usize) -> Result<RuleWrite, StoreError> {
+        self.plan.check("create_rule")?;
+        self.inner.create_rule(rule, max_rules).await
+    }
+
+    async fn replace_rule(&self, rule: &Rule) -> Result<RuleWrite, StoreError> {
+        self.plan.check("replace_rule")?;
+        self.inner.replace_rule(rule).await
+    }
+
+    async fn delete_rule(
+        &self,
+        instance_id: &InstanceId,
+        rule_id: &RuleId,
+    ) -> Result<RuleWrite, StoreError> {
+        self.plan.check("delete_rule")?;
+        self.inner.delete_rule(instance_id, rule_id).await
+    }
+
+    async fn rules_version(&self, instance_id: &InstanceId) -> Result<u64, StoreError> {
+        self.plan.check("rules_version")?;
+        self.inner.rules_version(instance_id).await
     }
 }
 

@@ -8,10 +8,13 @@ mod faults;
 pub use embedded::EmbeddedStore;
 pub use faults::{FaultInjectingStore, FaultPlan};
 
+use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
+use crate::rules::{Rule, RuleId};
 use crate::time::Timestamp;
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,7 +45,8 @@ pub enum CommitOutcome {
     VersionConflict,
 }
 
-/// Contacts, as the webhook reads and writes them.
+/// Contacts, as the webhook and the matcher read and write them, with the daily counters that
+/// change together with them.
 #[async_trait]
 pub trait ContactStore: Send + Sync + 'static {
     async fn load_contact(
@@ -51,14 +55,69 @@ pub trait ContactStore: Send + Sync + 'static {
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError>;
 
-    /// Atomically claims `claim` and writes `contact`, provided the claim is not held and the
-    /// stored contact is still at `expected_version` (`None`: it must not exist yet).
+    /// Atomically claims `claim`, writes `contact` and adds one to each of `counters`,
+    /// provided the claim is not held and the stored contact is still at `expected_version`
+    /// (`None`: it must not exist yet).
     async fn commit_event(
         &self,
         claim: &DedupeClaim,
         contact: &Contact,
         expected_version: Option<u64>,
+        counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError>;
+
+    /// Atomically writes an existing `contact` still at `expected_version` and adds one to
+    /// each of `counters`. Never answers `Duplicate`.
+    async fn update_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError>;
+
+    /// Every counter of one instance and day, by name; absent counters are zero.
+    async fn load_counters(
+        &self,
+        instance_id: &InstanceId,
+        day: &str,
+    ) -> Result<BTreeMap<String, u64>, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleWrite {
+    Done,
+    NotFound,
+    /// The instance already has `MAX_RULES_PER_INSTANCE` rules: nothing was written.
+    LimitReached,
+}
+
+/// Each instance's rules, with a version that every write changes, so warm matchers know
+/// when to recompile.
+#[async_trait]
+pub trait RuleStore: Send + Sync + 'static {
+    /// Every rule of the instance, disabled ones included, in no particular order.
+    async fn list_rules(&self, instance_id: &InstanceId) -> Result<Vec<Rule>, StoreError>;
+
+    async fn load_rule(
+        &self,
+        instance_id: &InstanceId,
+        rule_id: &RuleId,
+    ) -> Result<Option<Rule>, StoreError>;
+
+    /// Adds a new rule unless the instance already holds `max_rules`.
+    async fn create_rule(&self, rule: &Rule, max_rules: usize) -> Result<RuleWrite, StoreError>;
+
+    /// Replaces an existing rule (same instance and id).
+    async fn replace_rule(&self, rule: &Rule) -> Result<RuleWrite, StoreError>;
+
+    async fn delete_rule(
+        &self,
+        instance_id: &InstanceId,
+        rule_id: &RuleId,
+    ) -> Result<RuleWrite, StoreError>;
+
+    /// Changes whenever the instance's rules change; 0 for an instance without any.
+    async fn rules_version(&self, instance_id: &InstanceId) -> Result<u64, StoreError>;
 }
 
 /// Lets wrappers (such as the fault injector) hold a shared, type-erased store.
@@ -77,9 +136,29 @@ impl<S: ContactStore + ?Sized> ContactStore for std::sync::Arc<S> {
         claim: &DedupeClaim,
         contact: &Contact,
         expected_version: Option<u64>,
+        counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError> {
         (**self)
-            .commit_event(claim, contact, expected_version)
+            .commit_event(claim, contact, expected_version, counters)
             .await
+    }
+
+    async fn update_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        (**self)
+            .update_contact(contact, expected_version, counters)
+            .await
+    }
+
+    async fn load_counters(
+        &self,
+        instance_id: &InstanceId,
+        day: &str,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        (**self).load_counters(instance_id, day).await
     }
 }

@@ -1,0 +1,23 @@
+//! Lambda entry point: read config, build the DynamoDB store and the matcher once, serve SQS
+//! batches.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::matching::Matcher;
+use shared::store::dynamo::DynamoStore;
+use shared::telemetry::{self, LogFormat};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    telemetry::init(LogFormat::Json);
+    let store = Arc::new(DynamoStore::from_env().await?);
+    let matcher = Arc::new(Matcher::new(store.clone(), store));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let matcher = matcher.clone();
+        async move {
+            Ok::<SqsBatchResponse, Error>(matcher::handle_sqs_event(&matcher, event.payload).await)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,176 @@
+//! The rules function: the admin API for each instance's attribution rules.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::http::{ApiError, require_admin};
+use shared::ids::InstanceId;
+use shared::rules::{
+    CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
+};
+use shared::secret::Secret;
+use shared::store::{RuleStore, RuleWrite};
+use shared::time::Timestamp;
+use std::sync::Arc;
+
+pub struct RulesState {
+    admin_key: Arc<Secret>,
+    rules: Arc<dyn RuleStore>,
+}
+
+impl RulesState {
+    pub fn new(admin_key: &Secret, rules: Arc<dyn RuleStore>) -> Arc<Self> {
+        Arc::new(Self {
+            admin_key: Arc::new(admin_key.clone()),
+            rules,
+        })
+    }
+}
+
+/// Every route of the rules function, all behind the admin key.
+pub fn router(state: Arc<RulesState>) -> Router {
+    Router::new()
+        .route(
+            "/instances/{instance_id}/rules",
+            post(create_rule).get(list_rules),
+        )
+        .route("/instances/{instance_id}/rules/test", post(test_rules))
+        .route(
+            "/instances/{instance_id}/rules/{rule_id}",
+            get(get_rule).put(replace_rule).delete(delete_rule),
+        )
+        .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin))
+        .with_state(state)
+}
+
+fn rule_not_found() -> ApiError {
+    ApiError::not_found("rule_not_found", "no such rule on this instance")
+}
+
+fn readable(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| ApiError::bad_request("unreadable_body", rejection.body_text()))
+}
+
+/// A rule id that does not parse names no rule.
+fn rule_id(text: &str) -> Result<RuleId, ApiError> {
+    RuleId::parse(text).map_err(|_| rule_not_found())
+}
+
+async fn create_rule(
+    State(state): State<Arc<RulesState>>,
+    Path(instance_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Rule>), ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let draft = RuleDraft::from_json(&readable(body)?)?;
+    let now = Timestamp::now();
+    let rule = draft.into_rule(RuleId::new(), instance_id, now, now);
+    match state
+        .rules
+        .create_rule(&rule, MAX_RULES_PER_INSTANCE)
+        .await?
+    {
+        RuleWrite::Done => Ok((StatusCode::CREATED, Json(rule))),
+        RuleWrite::LimitReached => Err(ApiError::InvalidField {
+            field: "instance_id".to_owned(),
+            message: format!("an instance holds at most {MAX_RULES_PER_INSTANCE} rules"),
+        }),
+        RuleWrite::NotFound => Err(ApiError::Internal("create answered not found".to_owned())),
+    }
+}
+
+/// All rules, disabled ones too, in evaluation order.
+async fn list_rules(
+    State(state): State<Arc<RulesState>>,
+    Path(instance_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let mut rules = state.rules.list_rules(&instance_id).await?;
+    sort_in_evaluation_order(&mut rules);
+    Ok(Json(json!({ "rules": rules })))
+}
+
+async fn get_rule(
+    State(state): State<Arc<RulesState>>,
+    Path((instance_id, rule_id_text)): Path<(String, String)>,
+) -> Result<Json<Rule>, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let rule_id = rule_id(&rule_id_text)?;
+    state
+        .rules
+        .load_rule(&instance_id, &rule_id)
+        .await?
+        .map(Json)
+        .ok_or_else(rule_not_found)
+}
+
+async fn replace_rule(
+    State(state): State<Arc<RulesState>>,
+    Path((instance_id, rule_id_text)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Rule>, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let rule_id = rule_id(&rule_id_text)?;
+    let draft = RuleDraft::from_json(&readable(body)?)?;
+    let existing = state
+        .rules
+        .load_rule(&instance_id, &rule_id)
+        .await?
+        .ok_or_else(rule_not_found)?;
+    // A replaced rule keeps its id and creation time, hence its place among equal priorities.
+    let rule = draft.into_rule(
+        existing.id,
+        instance_id,
+        existing.created_at,
+        Timestamp::now(),
+    );
+    match state.rules.replace_rule(&rule).await? {
+        RuleWrite::Done => Ok(Json(rule)),
+        _ => Err(rule_not_found()),
+    }
+}
+
+async fn delete_rule(
+    State(state): State<Arc<RulesState>>,
+    Path((instance_id, rule_id_text)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let rule_id = rule_id(&rule_id_text)?;
+    match state.rules.delete_rule(&instance_id, &rule_id).await? {
+        RuleWrite::Done => Ok(StatusCode::NO_CONTENT),
+        _ => Err(rule_not_found()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestRequest {
+    text: String,
+}
+
+/// Which rule would match `text` now, changing nothing.
+async fn test_rules(
+    State(state): State<Arc<RulesState>>,
+    Path(instance_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let request: TestRequest =
+        serde_json::from_slice(&readable(body)?).map_err(|error| ApiError::InvalidField {
+            field: "text".to_owned(),
+            message: format!("expected {{\"text\": \"...\"}}: {error}"),
+        })?;
+    let rules = state.rules.list_rules(&instance_id).await?;
+    let compiled = CompiledRules::compile(&rules);
+    Ok(Json(match compiled.first_match(&request.text) {
+        Some(rule) => json!({ "matched": true, "rule": rule }),
+        None => json!({ "matched": false }),
+    }))
+}

@@ -1,0 +1,15 @@
+//! Lambda entry point: read config, build the DynamoDB store once, serve the rules router.
+
+use shared::config::{Mode, Secrets};
+use shared::store::dynamo::DynamoStore;
+use shared::telemetry::{self, LogFormat};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init(LogFormat::Json);
+    let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
+    let store = DynamoStore::from_env().await?;
+    let state = rules::RulesState::new(&secrets.admin_api_key, Arc::new(store));
+    lambda_http::run(shared::http::serve_json_errors(rules::router(state))).await
+}

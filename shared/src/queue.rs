@@ -1,0 +1,65 @@
+//! The match queue: jobs for the matcher, on SQS in AWS and in-process locally.
+
+use crate::ids::{ContactId, InstanceId};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Asks the matcher to apply the instance's text rules to one contact's first message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchJob {
+    pub instance_id: InstanceId,
+    pub contact_id: ContactId,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Returns once the job is durably queued.
+    async fn enqueue(&self, job: &MatchJob) -> Result<(), QueueError>;
+}
+
+#[cfg(feature = "aws")]
+pub mod sqs {
+    use super::*;
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::error::DisplayErrorContext;
+
+    pub struct SqsQueue {
+        client: Client,
+        queue_url: String,
+    }
+
+    impl SqsQueue {
+        pub fn new(client: Client, queue_url: String) -> Self {
+            Self { client, queue_url }
+        }
+
+        /// For Lambda: the queue URL from `MATCH_QUEUE_URL`, the SDK configured from the
+        /// environment.
+        pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+            let queue_url = crate::config::required("MATCH_QUEUE_URL")?;
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await;
+            Ok(Self::new(Client::new(&config), queue_url))
+        }
+    }
+
+    #[async_trait]
+    impl JobQueue for SqsQueue {
+        async fn enqueue(&self, job: &MatchJob) -> Result<(), QueueError> {
+            let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
+            self.client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(body)
+                .send()
+                .await
+                .map_err(|e| QueueError(DisplayErrorContext(&e).to_string()))?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Rule identifiers: ULIDs, so that an id made in a later millisecond sorts later and the last
+//! tie-break of the evaluation order (`id`) agrees with creation order wherever it can.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Crockford's base 32, as ULIDs use it: no I, L, O or U.
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const LEN: usize = 26;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule_id must be a ULID: 26 characters of Crockford base 32")]
+pub struct InvalidRuleId;
+
+/// A rule's id: a ULID (48-bit millisecond time, 80 random bits) in its canonical upper-case
+/// text form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RuleId(String);
+
+impl RuleId {
+    /// A fresh id for the current time.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis());
+        Self::from_parts(millis, rand::random::<u128>())
+    }
+
+    /// The id for a given time and random part; only the low 48 bits of `millis` and the low
+    /// 80 bits of `random` are used.
+    pub fn from_parts(millis: u128, random: u128) -> Self {
+        let value = ((millis & ((1 << 48) - 1)) << 80) | (random & ((1 << 80) - 1));
+        let text = (0..LEN)
+            .map(|i| ALPHABET[((value >> (125 - 5 * i)) & 31) as usize] as char)
+            .collect();
+        Self(text)
+    }
+
+    /// Accepts lower case too (ULIDs are case-insensitive) and keeps the canonical upper case.
+    pub fn parse(value: &str) -> Result<Self, InvalidRuleId> {
+        let bytes = value.as_bytes();
+        let acceptable = bytes.len() == LEN
+            // 26 × 5 bits = 130: the first character carries only 3 bits.
+            && bytes[0] <= b'7'
+            && bytes
+                .iter()
+                .all(|b| ALPHABET.contains(&b.to_ascii_uppercase()));
+        if acceptable {
+            Ok(Self(value.to_ascii_uppercase()))
+        } else {
+            Err(InvalidRuleId)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_parse_and_sort_by_time() {
+        let id = RuleId::new();
+        assert_eq!(RuleId::parse(id.as_str()), Ok(id.clone()));
+        let early = RuleId::from_parts(1_000, u128::MAX);
+        let late = RuleId::from_parts(1_001, 0);
+        assert!(early < late);
+        assert_eq!(
+            RuleId::from_parts(0, 0).as_str(),
+            "00000000000000000000000000"
+        );
+        assert_eq!(
+            RuleId::from_parts(u128::MAX, u128::MAX).as_str(),
+            "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        );
+    }
+
+    #[test]
+    fn parse_is_strict_but_case_insensitive() {
+        let lower = RuleId::parse("01jd5x1z4q8m3n6p7r9s0t2v4w").unwrap();
+        assert_eq!(lower.as_str(), "01JD5X1Z4Q8M3N6P7R9S0T2V4W");
+        assert!(RuleId::parse("").is_err());
+        assert!(RuleId::parse("01JD5X1Z4Q8M3N6P7R9S0T2V4").is_err()); // 25
+        assert!(RuleId::parse("81JD5X1Z4Q8M3N6P7R9S0T2V4W").is_err()); // overflows 128 bits
+        assert!(RuleId::parse("01JD5X1Z4Q8M3N6P7R9S0T2V4U").is_err()); // U is not Crockford
+        assert!(RuleId::parse("01JD5X1Z4Q8M3N6P7R9S0T2V4é").is_err());
+        let json = serde_json::to_string(&lower).unwrap();
+        assert_eq!(serde_json::from_str::<RuleId>(&json).unwrap(), lower);
+        assert!(serde_json::from_str::<RuleId>("\"nope\"").is_err());
+    }
+}

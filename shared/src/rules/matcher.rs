@@ -1,0 +1,690 @@
+//! One instance's enabled rules compiled into a single matcher.
+//!
+//! A loop over one regex per rule costs milliseconds per message at 10,000 rules. Instead every
+//! rule gets a rank (its position in evaluation order) and goes into one of a few structures,
+//! each searched once per message:
+//!
+//! - `contains` and `prefix` patterns: one Aho-Corasick automaton per case mode, searched for
+//!   all (overlapping) occurrences; a `prefix` occurrence only counts at offset 0;
+//! - `exact` patterns: a hash map from normalised pattern to rank;
+//! - `regex` rules: one `RegexSet`, asked which patterns match anywhere.
+//!
+//! Case-insensitive literals are searched in the folded message, case-sensitive ones and
+//! regexes in the message with only its whitespace normalised. The answer is the smallest rank
+//! any structure reports, so priority order is exactly that of a naive loop.
+
+use super::id::RuleId;
+use super::model::{MatchKind, REGEX_SIZE_LIMIT, Rule, RuleError, build_regex};
+use super::normalize::{normalize, normalize_into};
+use aho_corasick::{AhoCorasick, MatchKind as AcMatchKind};
+use regex::{RegexSet, RegexSetBuilder};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+/// Rank of "no rule": larger than any real rank.
+const NO_MATCH: u32 = u32::MAX;
+
+/// A rule that is enabled but cannot take part in matching (a stored rule that no longer passes
+/// the checks matching depends on, e.g. a regex over today's size limit). It never matches; the
+/// caller should log it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRule {
+    pub id: RuleId,
+    pub error: RuleError,
+}
+
+/// The enabled rules of one instance, compiled. Build once per rules version and reuse: it is
+/// immutable and `Sync`.
+#[derive(Debug)]
+pub struct CompiledRules {
+    /// Enabled rules in evaluation order; a rule's rank is its index.
+    rules: Vec<Rule>,
+    folded: LiteralSet,
+    unfolded: LiteralSet,
+    regexes: RegexRules,
+    skipped: Vec<SkippedRule>,
+}
+
+thread_local! {
+    /// Normalisation buffers (folded, whitespace-only), reused across messages.
+    static SCRATCH: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+}
+
+impl CompiledRules {
+    /// Compiles the enabled rules among `rules` (disabled ones are left out, order does not
+    /// matter). Never fails: rules are validated when stored, and a stored rule that no longer
+    /// compiles must not stop the others from matching, so it is left out and listed in
+    /// [`CompiledRules::skipped`].
+    pub fn compile(rules: &[Rule]) -> CompiledRules {
+        let mut enabled: Vec<Rule> = rules.iter().filter(|rule| rule.enabled).cloned().collect();
+        enabled.sort_by(Rule::evaluation_cmp);
+
+        let mut folded = LiteralSetBuilder::default();
+        let mut unfolded = LiteralSetBuilder::default();
+        let mut regexes = RegexRulesBuilder::default();
+        let mut skipped = Vec::new();
+        for (rank, rule) in enabled.iter().enumerate() {
+            let rank = u32::try_from(rank).expect("fewer than 4 billion rules");
+            let matcher = &rule.matcher;
+            if matcher.kind == MatchKind::Regex {
+                if matcher.pattern.trim().is_empty() {
+                    skipped.push(SkippedRule {
+                        id: rule.id.clone(),
+                        error: RuleError::new("match.pattern", "must not be empty"),
+                    });
+                } else {
+                    regexes.add(&matcher.pattern, matcher.case_sensitive, rank, &rule.id);
+                }
+                continue;
+            }
+            let pattern = normalize(&matcher.pattern, !matcher.case_sensitive);
+            if pattern.is_empty() {
+                // An empty literal would match every message.
+                skipped.push(SkippedRule {
+                    id: rule.id.clone(),
+                    error: RuleError::new("match.pattern", "must not be empty"),
+                });
+                continue;
+            }
+            let set = if matcher.case_sensitive {
+                &mut unfolded
+            } else {
+                &mut folded
+            };
+            set.add(matcher.kind, pattern, rank);
+        }
+
+        CompiledRules {
+            rules: enabled,
+            folded: folded.build(),
+            unfolded: unfolded.build(),
+            regexes: regexes.build(&mut skipped),
+            skipped,
+        }
+    }
+
+    /// The first enabled rule, in evaluation order, that matches `text`.
+    pub fn first_match(&self, text: &str) -> Option<&Rule> {
+        let rank = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buffers) => {
+                let (folded, spaced) = &mut *buffers;
+                self.best_rank(text, folded, spaced)
+            }
+            Err(_) => self.best_rank(text, &mut String::new(), &mut String::new()),
+        });
+        self.rules.get(rank as usize)
+    }
+
+    fn best_rank(&self, text: &str, folded: &mut String, spaced: &mut String) -> u32 {
+        let mut best = NO_MATCH;
+        if self.folded.min_rank < best {
+            normalize_into(text, true, folded);
+            best = self.folded.best_rank(folded, best);
+        }
+        if self.unfolded.min_rank < best || self.regexes.min_rank < best {
+            normalize_into(text, false, spaced);
+            best = self.unfolded.best_rank(spaced, best);
+            best = self.regexes.best_rank(spaced, best);
+        }
+        best
+    }
+
+    /// The enabled rules in evaluation order (skipped ones included).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Enabled rules left out of matching, with the reason.
+    pub fn skipped(&self) -> &[SkippedRule] {
+        &self.skipped
+    }
+}
+
+/// Ranks of the rules sharing one literal pattern, per kind.
+#[derive(Debug, Clone, Copy)]
+struct Ranks {
+    contains: u32,
+    prefix: u32,
+}
+
+#[derive(Default)]
+struct LiteralSetBuilder {
+    index: HashMap<String, usize>,
+    ranks: Vec<Ranks>,
+    exact: HashMap<Box<str>, u32>,
+    min_rank: Option<u32>,
+}
+
+impl LiteralSetBuilder {
+    /// Rules arrive in rank order, so the first rule of a (pattern, kind) is the one that counts.
+    fn add(&mut self, kind: MatchKind, pattern: String, rank: u32) {
+        self.min_rank.get_or_insert(rank);
+        if kind == MatchKind::Exact {
+            self.exact.entry(pattern.into_boxed_str()).or_insert(rank);
+            return;
+        }
+        let next = self.ranks.len();
+        let slot = match self.index.entry(pattern) {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => {
+                entry.insert(next);
+                self.ranks.push(Ranks {
+                    contains: NO_MATCH,
+                    prefix: NO_MATCH,
+                });
+                next
+            }
+        };
+        let ranks = &mut self.ranks[slot];
+        let target = if kind == MatchKind::Prefix {
+            &mut ranks.prefix
+        } else {
+            &mut ranks.contains
+        };
+        *target = (*target).min(rank);
+    }
+
+    fn build(self) -> LiteralSet {
+        let automaton = if self.ranks.is_empty() {
+            None
+        } else {
+            let mut patterns = vec![""; self.ranks.len()];
+            for (pattern, &slot) in &self.index {
+                patterns[slot] = pattern;
+            }
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(AcMatchKind::Standard)
+                    .build(&patterns)
+                    .expect("non-empty literal patterns within aho-corasick's limits"),
+            )
+        };
+        let mut exact_lengths = Vec::new();
+        for pattern in self.exact.keys() {
+            if exact_lengths.len() <= pattern.len() {
+                exact_lengths.resize(pattern.len() + 1, false);
+            }
+            exact_lengths[pattern.len()] = true;
+        }
+        LiteralSet {
+            automaton,
+            ranks: self.ranks,
+            exact: self.exact,
+            exact_lengths,
+            min_rank: self.min_rank.unwrap_or(NO_MATCH),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LiteralSet {
+    automaton: Option<AhoCorasick>,
+    /// Per automaton pattern id.
+    ranks: Vec<Ranks>,
+    exact: HashMap<Box<str>, u32>,
+    /// `exact_lengths[n]`: some exact pattern is `n` bytes long; spares hashing most messages.
+    exact_lengths: Vec<bool>,
+    /// Smallest rank in the set; `NO_MATCH` when empty.
+    min_rank: u32,
+}
+
+impl LiteralSet {
+    fn best_rank(&self, text: &str, mut best: u32) -> u32 {
+        if self.exact_lengths.get(text.len()).copied().unwrap_or(false) {
+            if let Some(&rank) = self.exact.get(text) {
+                best = best.min(rank);
+            }
+        }
+        if let Some(automaton) = &self.automaton {
+            for found in automaton.find_overlapping_iter(text) {
+                let ranks = self.ranks[found.pattern().as_usize()];
+                let mut rank = ranks.contains;
+                if found.start() == 0 {
+                    rank = rank.min(ranks.prefix);
+                }
+                best = best.min(rank);
+            }
+        }
+        best
+    }
+}
+
+#[derive(Default)]
+struct RegexRulesBuilder {
+    /// Set pattern (with its case flag) → index in `patterns`; identical rules share one.
+    index: HashMap<(String, bool), usize>,
+    patterns: Vec<(String, bool, RuleId)>,
+    ranks: Vec<u32>,
+}
+
+impl RegexRulesBuilder {
+    fn add(&mut self, pattern: &str, case_sensitive: bool, rank: u32, id: &RuleId) {
+        if let Entry::Vacant(entry) = self.index.entry((pattern.to_owned(), case_sensitive)) {
+            entry.insert(self.patterns.len());
+            self.patterns
+                .push((pattern.to_owned(), case_sensitive, id.clone()));
+            self.ranks.push(rank);
+        }
+    }
+
+    /// Builds the set. Its size limit is the per-rule limit times the number of rules, so it
+    /// only fails if some rule is over the per-rule limit (or invalid); those are then found
+    /// one by one, skipped, and the set is built from the rest.
+    fn build(self, skipped: &mut Vec<SkippedRule>) -> RegexRules {
+        let mut patterns = self.patterns;
+        let mut ranks = self.ranks;
+        let set = match build_set(&patterns) {
+            Ok(set) => set,
+            Err(_) => {
+                let mut kept_patterns = Vec::new();
+                let mut kept_ranks = Vec::new();
+                for ((pattern, case_sensitive, id), rank) in patterns.into_iter().zip(ranks) {
+                    match build_regex(&pattern, case_sensitive) {
+                        Ok(_) => {
+                            kept_patterns.push((pattern, case_sensitive, id));
+                            kept_ranks.push(rank);
+                        }
+                        Err(error) => skipped.push(SkippedRule { id, error }),
+                    }
+                }
+                patterns = kept_patterns;
+                ranks = kept_ranks;
+                match build_set(&patterns) {
+                    Ok(set) => set,
+                    Err(error) => {
+                        // Every rule compiles alone but not together: not expected with the
+                        // scaled limit; leave them all out rather than fail the instance.
+                        let error = RuleError::new("match.pattern", error.to_string());
+                        skipped.extend(patterns.drain(..).map(|(_, _, id)| SkippedRule {
+                            id,
+                            error: error.clone(),
+                        }));
+                        ranks.clear();
+                        RegexSet::empty()
+                    }
+                }
+            }
+        };
+        RegexRules {
+            min_rank: ranks.first().copied().unwrap_or(NO_MATCH),
+            set,
+            ranks,
+        }
+    }
+}
+
+fn build_set(patterns: &[(String, bool, RuleId)]) -> Result<RegexSet, regex::Error> {
+    RegexSetBuilder::new(patterns.iter().map(|(pattern, case_sensitive, _)| {
+        if *case_sensitive {
+            pattern.clone()
+        } else {
+            format!("(?i){pattern}")
+        }
+    }))
+    .size_limit(REGEX_SIZE_LIMIT.saturating_mul(patterns.len() + 1))
+    .build()
+}
+
+#[derive(Debug)]
+struct RegexRules {
+    set: RegexSet,
+    /// Per set pattern, ascending (patterns were added in rank order).
+    ranks: Vec<u32>,
+    min_rank: u32,
+}
+
+impl RegexRules {
+    fn best_rank(&self, text: &str, best: u32) -> u32 {
+        if self.min_rank >= best {
+            return best;
+        }
+        // Ranks ascend with the pattern index, so the first matching pattern is the best one.
+        match self.set.matches(text).iter().next() {
+            Some(index) => best.min(self.ranks[index]),
+            None => best,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::InstanceId;
+    use crate::rules::model::{RuleMatch, RulePlatform};
+    use crate::time::Timestamp;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn rule(id: &str, kind: MatchKind, pattern: &str, priority: i64) -> Rule {
+        Rule {
+            id: RuleId::parse(id).unwrap(),
+            instance_id: InstanceId::parse("106540352242922").unwrap(),
+            name: format!("rule {id}"),
+            platform: RulePlatform::Tiktok,
+            source_name: None,
+            matcher: RuleMatch {
+                kind,
+                pattern: pattern.to_owned(),
+                case_sensitive: false,
+            },
+            campaign: None,
+            ad: None,
+            priority,
+            enabled: true,
+            created_at: Timestamp::from_unix_seconds(1_750_000_000).unwrap(),
+            updated_at: Timestamp::from_unix_seconds(1_750_000_000).unwrap(),
+        }
+    }
+
+    fn id(n: u128) -> String {
+        RuleId::from_parts(1_750_000_000_000, n).to_string()
+    }
+
+    fn matched(rules: &[Rule], text: &str) -> Option<String> {
+        CompiledRules::compile(rules)
+            .first_match(text)
+            .map(|rule| rule.name.clone())
+    }
+
+    #[test]
+    fn every_kind_matches_the_normalised_message() {
+        use MatchKind::*;
+        let cases = [
+            (Contains, "TikTok ad", "Hi, I saw your TIKTOK  ad!", true),
+            (Contains, "tiktok ad", "Hi, I saw your tiktok\tad", true),
+            (Contains, "tiktok ad", "Hi, I saw your tiktokad", false),
+            (
+                Contains,
+                "  summer   sale ",
+                "the SUMMER\n\nsale is on",
+                true,
+            ),
+            (Exact, "I want the offer", "  i want  the OFFER ", true),
+            (Exact, "I want the offer", "I want the offer!", false),
+            (Exact, "I want the offer", "Yes, I want the offer", false),
+            (
+                Prefix,
+                "Hello from google",
+                "hello   from Google, is it available?",
+                true,
+            ),
+            (Prefix, "Hello from google", "Oh, hello from google", false),
+            (
+                Regex,
+                r"promo\s*code\s*\d{3}",
+                "my PROMO code 123 please",
+                true,
+            ),
+            (Regex, r"promo\s*code\s*\d{3}", "my promo code 12", false),
+            (Regex, r"^hi\b", "  Hi there", true),
+            (Regex, r"there$", "Hi there  ", true),
+            (Regex, r"a  b", "a  b", false), // regexes see the whitespace-normalised text
+        ];
+        for (kind, pattern, text, expected) in cases {
+            let rules = [rule(&id(1), kind, pattern, 10)];
+            assert_eq!(
+                matched(&rules, text).is_some(),
+                expected,
+                "{kind} {pattern:?} on {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn case_insensitive_by_default_sensitive_when_asked() {
+        let mut sensitive = rule(&id(1), MatchKind::Contains, "TikTok", 10);
+        sensitive.matcher.case_sensitive = true;
+        assert!(matched(std::slice::from_ref(&sensitive), "via TikTok ad").is_some());
+        assert!(matched(std::slice::from_ref(&sensitive), "via TIKTOK ad").is_none());
+        // Whitespace is still normalised when case-sensitive.
+        sensitive.matcher.pattern = " TikTok  ad".into();
+        assert!(matched(std::slice::from_ref(&sensitive), "TikTok\n ad").is_some());
+
+        for kind in [MatchKind::Exact, MatchKind::Prefix, MatchKind::Regex] {
+            let mut exact = rule(&id(2), kind, "Olá", 10);
+            assert!(
+                matched(std::slice::from_ref(&exact), "OLÁ").is_some(),
+                "{kind}"
+            );
+            exact.matcher.case_sensitive = true;
+            assert!(
+                matched(std::slice::from_ref(&exact), "OLÁ").is_none(),
+                "{kind}"
+            );
+            assert!(
+                matched(std::slice::from_ref(&exact), "Olá").is_some(),
+                "{kind}"
+            );
+        }
+
+        let regex = rule(&id(3), MatchKind::Regex, r"(?-i)TikTok", 10);
+        assert!(matched(std::slice::from_ref(&regex), "tiktok").is_none());
+    }
+
+    #[test]
+    fn unicode_folds_but_keeps_accents() {
+        let text = "Olá, vi seu anúncio no TikTok";
+        let hit = rule(&id(1), MatchKind::Contains, "ANÚNCIO no tiktok", 10);
+        let miss = rule(&id(2), MatchKind::Contains, "anuncio", 10);
+        assert!(matched(&[hit], text).is_some());
+        assert!(matched(&[miss], text).is_none());
+        let german = rule(&id(3), MatchKind::Exact, "STRASSE", 10);
+        assert!(matched(&[german], "straße").is_some());
+        let prefix = rule(&id(4), MatchKind::Prefix, "olá, VI", 10);
+        assert!(matched(&[prefix], text).is_some());
+    }
+
+    #[test]
+    fn priority_then_age_then_id() {
+        let mut late_low = rule(&id(1), MatchKind::Contains, "ad", 5);
+        late_low.name = "priority 5".into();
+        let mut high = rule(&id(2), MatchKind::Contains, "tiktok", 10);
+        high.name = "priority 10".into();
+        assert_eq!(
+            matched(&[high.clone(), late_low.clone()], "tiktok ad").as_deref(),
+            Some("priority 5")
+        );
+
+        // Same priority: the older rule wins, whatever its id.
+        let mut older = rule(&id(9), MatchKind::Regex, "tik", 10);
+        older.name = "older".into();
+        older.created_at = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        assert_eq!(
+            matched(&[high.clone(), older.clone()], "tiktok").as_deref(),
+            Some("older")
+        );
+
+        // Same priority and age: the smaller id wins.
+        let mut small_id = rule(&id(0), MatchKind::Prefix, "tik", 10);
+        small_id.name = "small id".into();
+        assert_eq!(
+            matched(&[high.clone(), small_id], "tiktok").as_deref(),
+            Some("small id")
+        );
+
+        // Negative priorities come first.
+        let mut negative = rule(&id(5), MatchKind::Exact, "tiktok ad", -3);
+        negative.name = "negative".into();
+        assert_eq!(
+            matched(&[late_low, high, negative], "TikTok ad").as_deref(),
+            Some("negative")
+        );
+    }
+
+    #[test]
+    fn same_pattern_different_kinds_keep_their_own_rank() {
+        let mut contains = rule(&id(1), MatchKind::Contains, "hello", 20);
+        contains.name = "contains".into();
+        let mut prefix = rule(&id(2), MatchKind::Prefix, "hello", 10);
+        prefix.name = "prefix".into();
+        let mut exact = rule(&id(3), MatchKind::Exact, "hello", 5);
+        exact.name = "exact".into();
+        let rules = [contains, prefix, exact];
+        assert_eq!(matched(&rules, "hello").as_deref(), Some("exact"));
+        assert_eq!(matched(&rules, "hello there").as_deref(), Some("prefix"));
+        assert_eq!(matched(&rules, "oh hello").as_deref(), Some("contains"));
+        assert_eq!(matched(&rules, "hell"), None);
+    }
+
+    #[test]
+    fn disabled_rules_are_ignored() {
+        let mut disabled = rule(&id(1), MatchKind::Contains, "tiktok", 1);
+        disabled.enabled = false;
+        let mut enabled = rule(&id(2), MatchKind::Contains, "tiktok", 2);
+        enabled.name = "enabled".into();
+        assert_eq!(
+            matched(&[disabled.clone(), enabled], "tiktok").as_deref(),
+            Some("enabled")
+        );
+        assert_eq!(matched(&[disabled], "tiktok"), None);
+        let compiled = CompiledRules::compile(&[]);
+        assert!(compiled.is_empty());
+        assert!(compiled.first_match("anything").is_none());
+    }
+
+    #[test]
+    fn stored_rules_that_no_longer_compile_are_skipped_not_fatal() {
+        let blank = rule(&id(1), MatchKind::Contains, "   ", 1);
+        let broken = rule(&id(2), MatchKind::Regex, "(unclosed", 2);
+        let huge = rule(&id(3), MatchKind::Regex, r"\w{1000}{1000}", 3);
+        let mut good = rule(&id(4), MatchKind::Regex, "tik+tok", 4);
+        good.name = "good".into();
+        let compiled = CompiledRules::compile(&[blank, broken, huge, good]);
+        let mut skipped: Vec<_> = compiled.skipped().iter().map(|s| s.id.clone()).collect();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            vec![
+                RuleId::parse(&id(1)).unwrap(),
+                RuleId::parse(&id(2)).unwrap(),
+                RuleId::parse(&id(3)).unwrap()
+            ]
+        );
+        assert_eq!(
+            compiled.first_match("tikkkTOK").map(|r| r.name.as_str()),
+            Some("good")
+        );
+        assert!(compiled.first_match("   ").is_none());
+    }
+
+    /// The reference the compiled matcher must agree with: each rule on its own, in order.
+    struct Naive<'a>(Vec<(&'a Rule, Option<regex::Regex>)>);
+
+    impl<'a> Naive<'a> {
+        fn new(rules: &'a [Rule]) -> Self {
+            let mut ordered: Vec<&Rule> = rules.iter().filter(|r| r.enabled).collect();
+            ordered.sort_by(|a, b| a.evaluation_cmp(b));
+            let compiled = ordered.into_iter().map(|rule| {
+                let m = &rule.matcher;
+                let regex = (m.kind == MatchKind::Regex)
+                    .then(|| build_regex(&m.pattern, m.case_sensitive).unwrap());
+                (rule, regex)
+            });
+            Naive(compiled.collect())
+        }
+
+        fn first_match(&self, text: &str) -> Option<&'a Rule> {
+            let spaced = normalize(text, false);
+            let folded = normalize(text, true);
+            let found = self.0.iter().find(|(rule, regex)| {
+                let m = &rule.matcher;
+                let text = if m.case_sensitive { &spaced } else { &folded };
+                let pattern = normalize(&m.pattern, !m.case_sensitive);
+                match m.kind {
+                    MatchKind::Regex => regex.as_ref().unwrap().is_match(&spaced),
+                    MatchKind::Contains => text.contains(&pattern),
+                    MatchKind::Prefix => text.starts_with(&pattern),
+                    MatchKind::Exact => *text == pattern,
+                }
+            });
+            found.map(|(rule, _)| *rule)
+        }
+    }
+
+    const WORDS: [&str; 16] = [
+        "tiktok", "TikTok", "ad", "AD", "olá", "OLÁ", "anúncio", "anuncio", "promo", "code", "123",
+        "straße", "STRASSE", "x", "summer", "sale",
+    ];
+    const SPACES: [&str; 5] = [" ", "  ", "\t", "\u{a0}", "\n "];
+
+    fn phrase(rng: &mut StdRng, max_words: usize) -> String {
+        let words = rng.random_range(1..=max_words);
+        let mut text = String::new();
+        if rng.random_bool(0.2) {
+            text.push_str(SPACES[rng.random_range(0..SPACES.len())]);
+        }
+        for i in 0..words {
+            if i > 0 {
+                text.push_str(SPACES[rng.random_range(0..SPACES.len())]);
+            }
+            text.push_str(WORDS[rng.random_range(0..WORDS.len())]);
+        }
+        if rng.random_bool(0.2) {
+            text.push_str(SPACES[rng.random_range(0..SPACES.len())]);
+        }
+        text
+    }
+
+    fn random_regex(rng: &mut StdRng) -> String {
+        let a = regex::escape(WORDS[rng.random_range(0..WORDS.len())]);
+        let b = regex::escape(WORDS[rng.random_range(0..WORDS.len())]);
+        match rng.random_range(0..6) {
+            0 => format!(r"{a}\s+{b}"),
+            1 => format!("^{a}"),
+            2 => format!("{a}$"),
+            3 => format!("({a}|{b})"),
+            4 => format!("{a}.*{b}"),
+            _ => r"\d+".to_owned(),
+        }
+    }
+
+    #[test]
+    fn compiled_matcher_agrees_with_a_naive_loop() {
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let kinds = MatchKind::ALL;
+        for _ in 0..200 {
+            let count = rng.random_range(0..40);
+            let rules: Vec<Rule> = (0..count)
+                .map(|n| {
+                    let kind = kinds[rng.random_range(0..kinds.len())];
+                    let pattern = if kind == MatchKind::Regex {
+                        random_regex(&mut rng)
+                    } else {
+                        phrase(&mut rng, 3)
+                    };
+                    let mut r = rule(&id(rng.random_range(0..1_000_000)), kind, &pattern, 0);
+                    r.name = format!("rule {n}");
+                    r.priority = rng.random_range(-2..3);
+                    r.created_at = Timestamp::from_unix_seconds(rng.random_range(0..3)).unwrap();
+                    r.matcher.case_sensitive = rng.random_bool(0.25);
+                    r.enabled = rng.random_bool(0.9);
+                    r
+                })
+                .collect();
+            let compiled = CompiledRules::compile(&rules);
+            assert!(compiled.skipped().is_empty());
+            let naive = Naive::new(&rules);
+            for _ in 0..50 {
+                let text = phrase(&mut rng, 6);
+                let expected = naive.first_match(&text).map(|r| &r.name);
+                let actual = compiled.first_match(&text).map(|r| &r.name);
+                assert_eq!(actual, expected, "text {text:?}, rules {rules:#?}");
+            }
+        }
+    }
+
+    #[test]
+    fn compiled_rules_are_shareable_across_threads() {
+        fn assert_sync<T: Send + Sync>() {}
+        assert_sync::<CompiledRules>();
+    }
+}
