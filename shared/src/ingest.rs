@@ -185,7 +185,6 @@ impl Ingestor {
 mod tests {
     use super::*;
     use crate::model::{Acquisition, MetaPlatform, MetaReferral};
-    use crate::queue::MatchJob;
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_unix_seconds(seconds).unwrap()

@@ -27,6 +27,8 @@ on_every_store!(
     admin_contact_read_needs_the_key_and_a_known_contact,
     store_failure_answers_5xx_and_the_retry_takes_effect,
     replaying_failed_deliveries_matches_a_fault_free_run,
+    match_jobs_are_queued_only_for_unattributed_first_messages,
+    a_failed_enqueue_answers_5xx_and_the_replay_queues_the_job,
 );
 
 const WA_INSTANCE: &str = "106540352242922";
@@ -624,4 +626,65 @@ async fn replaying_failed_deliveries_matches_a_fault_free_run(backend: Backend) 
         got["version"] = expected["version"].clone();
         assert_eq!(got, expected, "contact {id}");
     }
+}
+
+async fn match_jobs_are_queued_only_for_unattributed_first_messages(backend: Backend) {
+    let Some((store, _guard)) = fresh_store(backend).await else {
+        return;
+    };
+    let queue = Arc::new(RecordingQueue::default());
+    let app = webhook_app_with_queue(store, queue.clone());
+    deliver(&app, &fixture("whatsapp_text_ctwa_referral.json")).await;
+    deliver(&app, &fixture("messenger_referral_existing_thread.json")).await;
+    deliver(&app, &fixture("whatsapp_statuses.json")).await;
+    assert_eq!(
+        queue.job_count(),
+        0,
+        "attributed contacts and statuses queue nothing"
+    );
+    deliver(&app, &fixture("whatsapp_text_prefilled_tiktok.json")).await;
+    deliver(
+        &app,
+        &whatsapp_message(
+            WA_INSTANCE,
+            "818012345678",
+            "wamid.second",
+            1_763_976_900,
+            "more",
+            None,
+        ),
+    )
+    .await;
+    let jobs = queue.jobs.lock().unwrap().clone();
+    assert_eq!(jobs.len(), 1, "one job, for the first message only");
+    assert_eq!(jobs[0].contact_id.as_str(), "818012345678");
+    assert_eq!(jobs[0].instance_id.as_str(), WA_INSTANCE);
+}
+
+async fn a_failed_enqueue_answers_5xx_and_the_replay_queues_the_job(backend: Backend) {
+    let Some((store, _guard)) = fresh_store(backend).await else {
+        return;
+    };
+    let queue = Arc::new(RecordingQueue::default());
+    let app = webhook_app_with_queue(store, queue.clone());
+    queue
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let body = fixture("whatsapp_text_prefilled_tiktok.json");
+    let (status, _) = call(&app, signed_delivery(&body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    queue
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = deliver(&app, &body).await;
+    assert_eq!(report["duplicates"], 1);
+    assert_eq!(
+        queue.job_count(),
+        1,
+        "the replay queued the job the failure lost"
+    );
+    assert_eq!(
+        contact(&app, WA_INSTANCE, "818012345678").await.unwrap()["message_count"],
+        1
+    );
 }

@@ -1,0 +1,335 @@
+//! Queued rule matching: the webhook queues a job for a new unattributed contact, the matcher
+//! applies the instance's rules once. Locally through the in-process queue, and on AWS's
+//! shapes: SQS events with partial batch failures, against moto's SQS and DynamoDB Local.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use http::StatusCode;
+use integration_tests::*;
+use serde_json::{Value, json};
+use shared::ids::{ContactId, InstanceId};
+use shared::matching::{MatchOutcome, Matcher};
+use shared::queue::MatchJob;
+use shared::time::Timestamp;
+use std::time::Duration;
+
+on_every_store!(
+    a_prefilled_message_is_attributed_by_its_rule_through_the_queue,
+    a_message_no_rule_matches_is_counted_unmatched,
+    a_meta_referral_is_never_overwritten_by_a_rule,
+    unicode_and_case_are_folded_but_accents_kept,
+    a_rule_change_applies_to_the_next_contact,
+    a_duplicate_job_attributes_and_counts_once,
+    a_poison_message_fails_alone_in_its_batch,
+);
+
+const INSTANCE: &str = "106540352242922";
+
+fn rule(name: &str, pattern: &str, priority: i64) -> Value {
+    json!({
+        "name": name, "platform": "tiktok",
+        "match": {"kind": "contains", "pattern": pattern},
+        "campaign": "summer-2026", "ad": "video-a", "priority": priority
+    })
+}
+
+async fn create_rule(app: &axum::Router, rule: Value) -> Value {
+    let (status, body) = call(
+        app,
+        admin_request("POST", &format!("/instances/{INSTANCE}/rules"), Some(rule)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+async fn deliver(app: &axum::Router, body: &[u8]) {
+    let (status, report) = call(app, signed_delivery(body)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+}
+
+/// The contact once the matcher has decided on it (or the last state seen after 10 s).
+async fn decided_contact(app: &axum::Router, contact_id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = contact(app, INSTANCE, contact_id)
+            .await
+            .unwrap_or(Value::Null);
+        if last.get("rules_checked_at").is_some() || !last["acquisition"].is_null() {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the matcher did not decide within 10 s: {last}");
+}
+
+async fn counters(stores: &Stores, day: &str) -> std::collections::BTreeMap<String, u64> {
+    stores
+        .contacts
+        .load_counters(&InstanceId::parse(INSTANCE).unwrap(), day)
+        .await
+        .unwrap()
+}
+
+async fn a_prefilled_message_is_attributed_by_its_rule_through_the_queue(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let rule = create_rule(&engine.app, rule("TikTok summer", "TikTok ad", 10)).await;
+    deliver(&engine.app, &fixture("whatsapp_text_prefilled_tiktok.json")).await;
+    let contact = decided_contact(&engine.app, "818012345678").await;
+    let acquisition = &contact["acquisition"];
+    assert_eq!(acquisition["kind"], "rule");
+    assert_eq!(acquisition["platform"], "tiktok");
+    assert_eq!(acquisition["rule_id"], rule["id"]);
+    assert_eq!(acquisition["rule_name"], "TikTok summer");
+    assert_eq!(acquisition["campaign"], "summer-2026");
+    assert_eq!(acquisition["ad"], "video-a");
+    assert_eq!(acquisition["matched_text"], "Hi, I saw your TikTok ad!");
+    assert_eq!(acquisition["source_name"], Value::Null);
+    let day = counters(&stores, "2025-11-24").await;
+    let rule_counter = format!("rule:{}", rule["id"].as_str().unwrap());
+    assert_eq!(day.get("new_contacts"), Some(&1));
+    assert_eq!(day.get("kind:rule"), Some(&1));
+    assert_eq!(day.get("platform:tiktok"), Some(&1));
+    assert_eq!(day.get(rule_counter.as_str()), Some(&1));
+    assert_eq!(day.get("unmatched"), None);
+    assert!(engine.match_queue.dead_letters().is_empty());
+}
+
+async fn a_message_no_rule_matches_is_counted_unmatched(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    create_rule(&engine.app, rule("Google", "Google ad", 10)).await;
+    deliver(&engine.app, &fixture("whatsapp_text_prefilled_tiktok.json")).await;
+    let contact = decided_contact(&engine.app, "818012345678").await;
+    assert_eq!(contact["acquisition"], Value::Null);
+    let day = counters(&stores, "2025-11-24").await;
+    assert_eq!(day.get("unmatched"), Some(&1));
+    assert_eq!(day.get("kind:rule"), None);
+}
+
+async fn a_meta_referral_is_never_overwritten_by_a_rule(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    create_rule(&engine.app, rule("catch-all", "sale", 1)).await;
+    deliver(&engine.app, &fixture("whatsapp_text_ctwa_referral.json")).await;
+    // An unattributed contact after it, to know the queue has moved past the first.
+    deliver(
+        &engine.app,
+        &whatsapp_message(
+            INSTANCE,
+            "15550009",
+            "wamid.after",
+            1_763_976_500,
+            "a sale?",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        decided_contact(&engine.app, "15550009").await["acquisition"]["kind"],
+        "rule"
+    );
+    let meta = contact(&engine.app, INSTANCE, "16505551234").await.unwrap();
+    assert_eq!(meta["acquisition"]["kind"], "meta_ad");
+    assert!(
+        meta.get("rules_checked_at").is_none(),
+        "no job was queued for it"
+    );
+
+    // And a job for it anyway (a duplicate, a stray) changes nothing.
+    let matcher = Matcher::new(stores.contacts.clone(), stores.rules.clone());
+    let job = MatchJob {
+        instance_id: InstanceId::parse(INSTANCE).unwrap(),
+        contact_id: ContactId::parse("16505551234").unwrap(),
+    };
+    assert_eq!(
+        matcher.handle(&job, Timestamp::now()).await.unwrap(),
+        MatchOutcome::AlreadyDecided
+    );
+    assert_eq!(
+        contact(&engine.app, INSTANCE, "16505551234").await.unwrap(),
+        meta
+    );
+}
+
+async fn unicode_and_case_are_folded_but_accents_kept(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    create_rule(&engine.app, rule("sem acento", "anuncio no tiktok", 1)).await;
+    let accented = create_rule(&engine.app, rule("com acento", "ANÚNCIO  no TikTok", 2)).await;
+    deliver(
+        &engine.app,
+        &whatsapp_message(
+            INSTANCE,
+            "5511900000001",
+            "wamid.pt",
+            1_763_976_000,
+            "Olá, vi seu anúncio no TikTok",
+            None,
+        ),
+    )
+    .await;
+    let contact = decided_contact(&engine.app, "5511900000001").await;
+    assert_eq!(contact["acquisition"]["rule_id"], accented["id"]);
+}
+
+async fn a_rule_change_applies_to_the_next_contact(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let first = create_rule(&engine.app, rule("first", "promo", 1)).await;
+    deliver(
+        &engine.app,
+        &whatsapp_message(
+            INSTANCE,
+            "15550001",
+            "wamid.1",
+            1_763_976_000,
+            "promo please",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        decided_contact(&engine.app, "15550001").await["acquisition"]["rule_id"],
+        first["id"]
+    );
+
+    let mut disabled = rule("first", "promo", 1);
+    disabled["enabled"] = json!(false);
+    let path = format!(
+        "/instances/{INSTANCE}/rules/{}",
+        first["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        call(&engine.app, admin_request("PUT", &path, Some(disabled)))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let second = create_rule(&engine.app, rule("second", "promo", 5)).await;
+    deliver(
+        &engine.app,
+        &whatsapp_message(
+            INSTANCE,
+            "15550002",
+            "wamid.2",
+            1_763_976_001,
+            "promo please",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        decided_contact(&engine.app, "15550002").await["acquisition"]["rule_id"],
+        second["id"]
+    );
+    // The first contact keeps its first touch.
+    assert_eq!(
+        contact(&engine.app, INSTANCE, "15550001").await.unwrap()["acquisition"]["rule_id"],
+        first["id"]
+    );
+}
+
+async fn a_duplicate_job_attributes_and_counts_once(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    // The webhook alone, so the jobs are ours to run.
+    let queue = std::sync::Arc::new(RecordingQueue::default());
+    let app = webhook_app_with_queue(stores.contacts.clone(), queue.clone());
+    let rules_app = shared::http::serve_json_errors(rules::router(rules::RulesState::new(
+        &secrets().admin_api_key,
+        stores.rules.clone(),
+    )));
+    let rule = create_rule(&rules_app, rule("r", "TikTok", 1)).await;
+    let body = fixture("whatsapp_text_prefilled_tiktok.json");
+    deliver(&app, &body).await;
+    deliver(&app, &body).await;
+    let jobs = queue.jobs.lock().unwrap().clone();
+    assert_eq!(
+        jobs.len(),
+        2,
+        "a duplicate delivery asks again while the contact waits"
+    );
+
+    let matcher = std::sync::Arc::new(Matcher::new(stores.contacts.clone(), stores.rules.clone()));
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let (matcher, job) = (matcher.clone(), jobs[0].clone());
+            tokio::spawn(async move { matcher.handle(&job, Timestamp::now()).await.unwrap() })
+        })
+        .collect();
+    let mut matched = 0;
+    for run in runs {
+        match run.await.unwrap() {
+            MatchOutcome::Matched { rule_id } => {
+                assert_eq!(rule_id, rule["id"].as_str().unwrap());
+                matched += 1;
+            }
+            MatchOutcome::AlreadyDecided => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(matched, 1);
+    let day = counters(&stores, "2025-11-24").await;
+    assert_eq!(day.get("kind:rule"), Some(&1));
+    assert_eq!(
+        day.get(format!("rule:{}", rule["id"].as_str().unwrap()).as_str()),
+        Some(&1)
+    );
+    // Once decided, deliveries queue nothing more.
+    deliver(&app, &body).await;
+    assert_eq!(queue.job_count(), 2);
+}
+
+fn sqs_event(messages: &[(&str, &str)]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|(id, body)| {
+            let mut message = SqsMessage::default();
+            message.message_id = Some((*id).to_owned());
+            message.body = Some((*body).to_owned());
+            message
+        })
+        .collect();
+    event
+}
+
+async fn a_poison_message_fails_alone_in_its_batch(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = webhook_app(stores.contacts.clone());
+    deliver(&app, &fixture("whatsapp_text_prefilled_tiktok.json")).await;
+    let matcher = Matcher::new(stores.contacts.clone(), stores.rules.clone());
+    let good = json!({"instance_id": INSTANCE, "contact_id": "818012345678"}).to_string();
+    let event = sqs_event(&[
+        ("m-1", &good),
+        ("m-poison", "{not json"),
+        ("m-bad-id", r#"{"instance_id": "", "contact_id": "1"}"#),
+        ("m-unknown", r#"{"instance_id": "1", "contact_id": "404"}"#),
+    ]);
+    let response = matcher::handle_sqs_event(&matcher, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-poison", "m-bad-id"]);
+    let contact = contact(&app, INSTANCE, "818012345678").await.unwrap();
+    assert!(
+        contact.get("rules_checked_at").is_some(),
+        "the good job in the same batch was applied"
+    );
+}

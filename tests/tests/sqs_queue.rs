@@ -1,0 +1,241 @@
+//! The queued path on AWS's own parts: the webhook sends match jobs to SQS (moto's server), the
+//! matcher consumes them as Lambda would, with partial batch failures and a redrive policy that
+//! moves a poison message to the dead-letter queue. Contacts live in DynamoDB Local.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::QueueAttributeName;
+use http::StatusCode;
+use integration_tests::*;
+use serde_json::json;
+use shared::matching::Matcher;
+use shared::queue::sqs::SqsQueue;
+use std::sync::Arc;
+
+async fn sqs_client() -> Option<aws_sdk_sqs::Client> {
+    let Ok(endpoint) = std::env::var("SQS_ENDPOINT") else {
+        assert!(
+            std::env::var("REQUIRE_EMULATORS").is_err(),
+            "REQUIRE_EMULATORS is set but SQS_ENDPOINT is not: run infra/test.sh"
+        );
+        eprintln!("SQS_ENDPOINT is not set: skipping the SQS run (infra/test.sh runs it)");
+        return None;
+    };
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await;
+    Some(aws_sdk_sqs::Client::new(&config))
+}
+
+/// A queue and its dead-letter queue, as the template declares them (fewer receives, to keep
+/// the test short).
+async fn queues(client: &aws_sdk_sqs::Client, max_receives: u32) -> (String, String) {
+    let name = format!("match-{}", ulid::Ulid::new()).to_lowercase();
+    let dlq_url = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let redrive =
+        json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()})
+            .to_string();
+    let url = client
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (url, dlq_url)
+}
+
+/// One Lambda-style poll: receive a batch, run it, delete what succeeded. Failed messages stay
+/// and come back (visibility timeout 0), as SQS redelivers them.
+async fn poll_once(client: &aws_sdk_sqs::Client, url: &str, matcher: &Matcher) -> usize {
+    let received = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    let mut event = SqsEvent::default();
+    event.records = received
+        .iter()
+        .map(|message| {
+            let mut record = SqsMessage::default();
+            record.message_id = message.message_id.clone();
+            record.body = message.body.clone();
+            record.receipt_handle = message.receipt_handle.clone();
+            record
+        })
+        .collect();
+    let response = matcher::handle_sqs_event(matcher, event).await;
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    for message in &received {
+        if !failed.contains(message.message_id.as_ref().unwrap()) {
+            client
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(message.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    received.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_travel_through_sqs_and_a_poison_message_ends_in_the_dead_letter_queue() {
+    let Some(client) = sqs_client().await else {
+        return;
+    };
+    let Some((stores, _guard)) = fresh_stores(Backend::Dynamo).await else {
+        return;
+    };
+    let (url, dlq_url) = queues(&client, 2).await;
+    let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
+    let app = webhook_app_with_queue(stores.contacts.clone(), queue);
+    let rules_app = shared::http::serve_json_errors(rules::router(rules::RulesState::new(
+        &secrets().admin_api_key,
+        stores.rules.clone(),
+    )));
+    let rule = json!({"name": "TikTok", "platform": "tiktok", "match": {"kind": "contains", "pattern": "tiktok ad"}});
+    let (status, _) = call(
+        &rules_app,
+        admin_request("POST", "/instances/106540352242922/rules", Some(rule)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    for body in [
+        fixture("whatsapp_text_prefilled_tiktok.json"),
+        whatsapp_message(
+            "106540352242922",
+            "15550100",
+            "wamid.organic",
+            1_763_976_000,
+            "hello",
+            None,
+        ),
+        fixture("whatsapp_text_ctwa_referral.json"),
+    ] {
+        let (status, report) = call(&app, signed_delivery(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+    }
+    client
+        .send_message()
+        .queue_url(&url)
+        .message_body("{poison")
+        .send()
+        .await
+        .unwrap();
+
+    let matcher = Matcher::new(stores.contacts.clone(), stores.rules.clone());
+    let mut polls = 0;
+    while poll_once(&client, &url, &matcher).await > 0 {
+        polls += 1;
+        assert!(polls < 20, "the queue does not drain");
+    }
+
+    let tiktok = contact(&app, "106540352242922", "818012345678")
+        .await
+        .unwrap();
+    assert_eq!(tiktok["acquisition"]["kind"], "rule");
+    let organic = contact(&app, "106540352242922", "15550100").await.unwrap();
+    assert_eq!(organic["acquisition"], serde_json::Value::Null);
+    assert!(organic.get("rules_checked_at").is_some());
+    let meta = contact(&app, "106540352242922", "16505551234")
+        .await
+        .unwrap();
+    assert_eq!(meta["acquisition"]["kind"], "meta_ad");
+
+    let dead = client
+        .receive_message()
+        .queue_url(&dlq_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<String> = dead
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect();
+    assert_eq!(
+        bodies,
+        ["{poison"],
+        "only the poison message is dead-lettered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_enqueue_answers_5xx_and_the_retry_queues_the_job() {
+    let Some(client) = sqs_client().await else {
+        return;
+    };
+    let Some((stores, _guard)) = fresh_stores(Backend::Dynamo).await else {
+        return;
+    };
+    let (url, _) = queues(&client, 2).await;
+    let missing = SqsQueue::new(client.clone(), format!("{url}-does-not-exist"));
+    let broken = webhook_app_with_queue(stores.contacts.clone(), Arc::new(missing));
+    let body = fixture("whatsapp_text_prefilled_tiktok.json");
+    let (status, error) = call(&broken, signed_delivery(&body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+
+    // Meta retries; the contact was stored, the event is a duplicate, and the job is queued now.
+    let working = webhook_app_with_queue(
+        stores.contacts.clone(),
+        Arc::new(SqsQueue::new(client.clone(), url.clone())),
+    );
+    let (status, report) = call(&working, signed_delivery(&body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(report["duplicates"], 1);
+    let received = client
+        .receive_message()
+        .queue_url(&url)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<serde_json::Value> = received
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| serde_json::from_str(m.body.as_ref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [json!({"instance_id": "106540352242922", "contact_id": "818012345678"})]
+    );
+}
