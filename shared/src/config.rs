@@ -89,3 +89,10 @@ impl Secrets {
         Ok((secrets, used_defaults))
     }
 }
+
+/// The AWS SDK configuration, loaded once per cold start and shared by every client: region and
+/// credentials as the SDK reads them from the environment (`AWS_ENDPOINT_URL` too).
+#[cfg(feature = "aws")]
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}

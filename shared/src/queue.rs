@@ -37,14 +37,11 @@ pub mod sqs {
             Self { client, queue_url }
         }
 
-        /// For Lambda: the queue URL from `MATCH_QUEUE_URL`, the SDK configured from the
-        /// environment.
-        pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+        /// For Lambda: the client from the shared SDK configuration, the queue URL from
+        /// `MATCH_QUEUE_URL`.
+        pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
             let queue_url = crate::config::required("MATCH_QUEUE_URL")?;
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
-            Ok(Self::new(Client::new(&config), queue_url))
+            Ok(Self::new(Client::new(config), queue_url))
         }
     }
 

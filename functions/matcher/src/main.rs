@@ -11,7 +11,9 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
-    let store = Arc::new(DynamoStore::from_env().await?);
+    let store = Arc::new(DynamoStore::from_env(
+        &shared::config::aws_sdk_config().await,
+    )?);
     let matcher = Arc::new(Matcher::new(store.clone(), store));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let matcher = matcher.clone();

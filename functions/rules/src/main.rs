@@ -9,7 +9,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
     let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
-    let store = DynamoStore::from_env().await?;
+    let store = DynamoStore::from_env(&shared::config::aws_sdk_config().await)?;
     let state = rules::RulesState::new(&secrets.admin_api_key, Arc::new(store));
     lambda_http::run(shared::http::serve_json_errors(rules::router(state))).await
 }

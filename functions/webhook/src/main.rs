@@ -10,8 +10,9 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
     let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
-    let store = DynamoStore::from_env().await?;
-    let queue = SqsQueue::from_env().await?;
+    let aws = shared::config::aws_sdk_config().await;
+    let store = DynamoStore::from_env(&aws)?;
+    let queue = SqsQueue::from_env(&aws)?;
     let state = webhook::WebhookState::new(&secrets, Arc::new(store), Arc::new(queue));
     let app = shared::http::serve_json_errors(webhook::router(state));
     lambda_http::run(app).await

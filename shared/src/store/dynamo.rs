@@ -83,14 +83,10 @@ impl DynamoStore {
         Self { client, tables }
     }
 
-    /// For Lambda: region and credentials from the environment as the SDK reads them
-    /// (`AWS_ENDPOINT_URL` too), table names from `CONTACTS_TABLE` and `DEDUPE_TABLE`.
-    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let tables = TableNames::from_env()?;
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        Ok(Self::new(Client::new(&config), tables))
+    /// For Lambda: the client from the shared SDK configuration, table names from the
+    /// environment (see [`TableNames::from_env`]).
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(Client::new(config), TableNames::from_env()?))
     }
 
     /// Creates the tables as `template.yaml` declares them; for tests and local emulators.
