@@ -56,13 +56,29 @@ step "cargo test ${scope[*]} --no-run ${build_args[*]}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 if cargo test "${scope[@]}" --no-run "${build_args[@]}"; then
     step "cargo test ${scope[*]} $* (with DynamoDB Local and moto)"
-    bash infra/emulators.sh run cargo test "${scope[@]}" "$@" || failed+=("cargo test")
+    mkdir -p .tools/logs
+    test_log=.tools/logs/cargo-test.log
+    set +e
+    bash infra/emulators.sh run cargo test "${scope[@]}" "$@" 2>&1 | tee "$test_log"
+    test_status=${PIPESTATUS[0]}
+    set -e
+    ((test_status == 0)) || failed+=("cargo test")
 else
     failed+=("cargo build")
 fi
 
+# One closing line for the whole run: cargo prints a summary per test binary, the last of
+# which is often a doc-test binary with nothing in it.
+summary() {
+    [[ -n ${test_log:-} && -f $test_log ]] || return 0
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i + 1) ~ /^passed;?$/) p += $i; if ($(i + 1) ~ /^failed;?$/) f += $i } }
+         END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log" >&2
+}
+
 if ((${#failed[@]})); then
     step "FAILED: ${failed[*]}"
+    summary
     exit 1
 fi
 step "all checks passed"
+summary
