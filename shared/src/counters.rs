@@ -19,22 +19,26 @@ pub fn rule_counter(rule_id: &str) -> String {
     format!("rule:{rule_id}")
 }
 
-/// One increment of one counter of one instance and day (`YYYY-MM-DD`, the contact's first
-/// seen day in UTC).
+/// One change of one counter of one instance and day (`YYYY-MM-DD`, the contact's first seen
+/// day in UTC).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CounterBump {
     pub instance_id: InstanceId,
     pub day: String,
     pub name: String,
+    /// +1, or -1 when a contact leaves a count (an unmatched contact later attributed).
+    pub delta: i64,
 }
 
 /// The counters a change of a contact from `before` to `after` adds to.
 pub fn bumps_for(before: Option<&Contact>, after: &Contact) -> Vec<CounterBump> {
-    let bump = |name: String| CounterBump {
+    let change = |name: String, delta: i64| CounterBump {
         instance_id: after.instance_id.clone(),
         day: after.first_seen_day(),
         name,
+        delta,
     };
+    let bump = |name: String| change(name, 1);
     let mut bumps = Vec::new();
     if before.is_none() {
         bumps.push(bump(NEW_CONTACTS.to_owned()));
@@ -47,10 +51,109 @@ pub fn bumps_for(before: Option<&Contact>, after: &Contact) -> Vec<CounterBump> 
             bumps.push(bump(rule_counter(rule.rule_id.as_str())));
         }
     }
-    let newly_checked = before.is_some_and(|contact| contact.rules_checked_at.is_none())
-        && after.rules_checked_at.is_some();
-    if newly_checked && after.acquisition.is_none() {
-        bumps.push(bump(UNMATCHED.to_owned()));
+    // A contact counts as unmatched while the rules found nothing for it and nothing else has
+    // attributed it; a later referral (or backfill) moves it out of that count.
+    let unmatched =
+        |contact: &Contact| contact.rules_checked_at.is_some() && contact.acquisition.is_none();
+    match (before.is_some_and(unmatched), unmatched(after)) {
+        (false, true) => bumps.push(bump(UNMATCHED.to_owned())),
+        (true, false) => bumps.push(change(UNMATCHED.to_owned(), -1)),
+        _ => {}
     }
     bumps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ContactId;
+    use crate::model::{Acquisition, Channel, MetaPlatform, MetaReferral};
+    use crate::time::Timestamp;
+
+    fn contact() -> Contact {
+        let at = Timestamp::from_unix_seconds(1_763_976_000).unwrap();
+        Contact {
+            instance_id: InstanceId::parse("1").unwrap(),
+            contact_id: ContactId::parse("2").unwrap(),
+            channel: Channel::Whatsapp,
+            display_name: None,
+            first_seen_at: at,
+            last_seen_at: at,
+            message_count: 1,
+            first_message: None,
+            acquisition: None,
+            touches: Vec::new(),
+            rules_checked_at: None,
+            version: 1,
+        }
+    }
+
+    fn meta_ad() -> Acquisition {
+        Acquisition::MetaAd(MetaReferral {
+            platform: MetaPlatform::Instagram,
+            ad_id: None,
+            ctwa_clid: None,
+            headline: None,
+            body: None,
+            source_url: None,
+            media_type: None,
+            image_url: None,
+            video_url: None,
+            thumbnail_url: None,
+            post_id: None,
+            product_id: None,
+            ref_param: None,
+            source: None,
+            message_id: None,
+            captured_at: Timestamp::from_unix_seconds(1).unwrap(),
+        })
+    }
+
+    fn named(bumps: &[CounterBump]) -> Vec<(String, i64)> {
+        bumps
+            .iter()
+            .map(|bump| (bump.name.clone(), bump.delta))
+            .collect()
+    }
+
+    #[test]
+    fn a_new_attributed_contact_counts_its_kind_and_platform_on_its_first_day() {
+        let mut after = contact();
+        after.acquisition = Some(meta_ad());
+        let bumps = bumps_for(None, &after);
+        assert_eq!(
+            named(&bumps),
+            [
+                ("new_contacts".into(), 1),
+                ("kind:meta_ad".into(), 1),
+                ("platform:instagram".into(), 1)
+            ]
+        );
+        assert!(bumps.iter().all(|bump| bump.day == "2025-11-24"));
+    }
+
+    #[test]
+    fn unmatched_is_counted_once_and_left_when_attributed_later() {
+        let waiting = contact();
+        let mut checked = waiting.clone();
+        checked.rules_checked_at = Some(Timestamp::now());
+        assert_eq!(
+            named(&bumps_for(Some(&waiting), &checked)),
+            [("unmatched".into(), 1)]
+        );
+        assert!(
+            bumps_for(Some(&checked), &checked).is_empty(),
+            "a repeat counts nothing"
+        );
+        let mut attributed = checked.clone();
+        attributed.acquisition = Some(meta_ad());
+        assert_eq!(
+            named(&bumps_for(Some(&checked), &attributed)),
+            [
+                ("kind:meta_ad".into(), 1),
+                ("platform:instagram".into(), 1),
+                ("unmatched".into(), -1)
+            ]
+        );
+    }
 }

@@ -20,6 +20,7 @@ on_every_store!(
     a_rule_change_applies_to_the_next_contact,
     a_duplicate_job_attributes_and_counts_once,
     a_poison_message_fails_alone_in_its_batch,
+    an_unmatched_contact_attributed_later_leaves_the_unmatched_count,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -332,4 +333,45 @@ async fn a_poison_message_fails_alone_in_its_batch(backend: Backend) {
         contact.get("rules_checked_at").is_some(),
         "the good job in the same batch was applied"
     );
+}
+
+async fn an_unmatched_contact_attributed_later_leaves_the_unmatched_count(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    deliver(
+        &engine.app,
+        &whatsapp_message(
+            INSTANCE,
+            "15550077",
+            "wamid.u1",
+            1_763_976_000,
+            "hello",
+            None,
+        ),
+    )
+    .await;
+    decided_contact(&engine.app, "15550077").await;
+    assert_eq!(
+        counters(&stores, "2025-11-24").await.get("unmatched"),
+        Some(&1)
+    );
+    let referral = ctwa_referral("ad-late");
+    deliver(
+        &engine.app,
+        &whatsapp_message(
+            INSTANCE,
+            "15550077",
+            "wamid.u2",
+            1_763_976_100,
+            "saw the ad",
+            Some(referral),
+        ),
+    )
+    .await;
+    let day = counters(&stores, "2025-11-24").await;
+    assert_eq!(day.get("unmatched"), Some(&0), "{day:?}");
+    assert_eq!(day.get("kind:meta_ad"), Some(&1));
+    assert_eq!(day.get("new_contacts"), Some(&1));
 }

@@ -34,6 +34,7 @@ fn bump(instance: &str, day: &str, name: &str) -> CounterBump {
         instance_id: InstanceId::parse(instance).unwrap(),
         day: day.into(),
         name: name.into(),
+        delta: 1,
     }
 }
 
@@ -67,9 +68,12 @@ async fn counters_move_with_their_write_and_only_with_it(backend: Backend) {
     );
     let mut second = first.clone();
     second.version = 2;
+    let mut leaves = bump("1", "2026-01-02", "kind:meta_ad");
+    leaves.delta = -1;
     let more = [
         bump("1", "2026-01-02", "new_contacts"),
         bump("1", "2026-01-03", "unmatched"),
+        leaves,
     ];
     store
         .commit_event(&claim("c"), &second, Some(1), &more)
@@ -80,7 +84,7 @@ async fn counters_move_with_their_write_and_only_with_it(backend: Backend) {
     assert_eq!(
         day,
         BTreeMap::from([
-            ("kind:meta_ad".to_owned(), 1),
+            ("kind:meta_ad".to_owned(), 0),
             ("new_contacts".to_owned(), 2)
         ])
     );

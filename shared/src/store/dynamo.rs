@@ -184,25 +184,26 @@ impl DynamoStore {
         &self,
         counters: &[CounterBump],
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let mut by_day: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+        let mut by_day: BTreeMap<(&str, &str), Vec<&CounterBump>> = BTreeMap::new();
         for bump in counters {
             by_day
                 .entry((bump.instance_id.as_str(), bump.day.as_str()))
                 .or_default()
-                .push(bump.name.as_str());
+                .push(bump);
         }
         by_day
             .into_iter()
-            .map(|((instance, day), names)| {
+            .map(|((instance, day), bumps)| {
                 let mut update = Update::builder()
                     .table_name(&self.tables.counters)
                     .key("instance_id", string(instance))
-                    .key("day", string(day))
-                    .expression_attribute_values(":one", number(1));
+                    .key("day", string(day));
                 let mut adds = Vec::new();
-                for (index, name) in names.iter().enumerate() {
-                    update = update.expression_attribute_names(format!("#c{index}"), *name);
-                    adds.push(format!("#c{index} :one"));
+                for (index, bump) in bumps.iter().enumerate() {
+                    update = update
+                        .expression_attribute_names(format!("#c{index}"), bump.name.as_str())
+                        .expression_attribute_values(format!(":d{index}"), number(bump.delta));
+                    adds.push(format!("#c{index} :d{index}"));
                 }
                 let update = update
                     .update_expression(format!("ADD {}", adds.join(", ")))

@@ -112,7 +112,9 @@ fn put_contact(
             .get(key)
             .map_err(unavailable)?
             .map_or(0, |count| count.value());
-        table.insert(key, current + 1).map_err(unavailable)?;
+        table
+            .insert(key, current.saturating_add_signed(bump.delta))
+            .map_err(unavailable)?;
     }
     Ok(CommitOutcome::Applied)
 }
