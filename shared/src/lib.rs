@@ -15,6 +15,7 @@ pub mod model;
 pub mod queue;
 pub mod rules;
 pub mod secret;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod time;

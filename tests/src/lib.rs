@@ -174,6 +174,16 @@ pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQu
     )))
 }
 
+/// The rules function's full HTTP surface over `stores`.
+pub fn rules_app(stores: &Stores) -> Router {
+    let state = rules::RulesState::new(
+        &secrets().admin_api_key,
+        stores.rules.clone(),
+        stores.contacts.clone(),
+    );
+    shared::http::serve_json_errors(rules::router(state))
+}
+
 /// Every route of every function over `stores`, with the in-process matcher: the local server.
 pub fn engine_app(stores: &Stores) -> local_server::LocalEngine {
     local_server::engine(&secrets(), stores.contacts.clone(), stores.rules.clone())

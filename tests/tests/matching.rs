@@ -248,10 +248,7 @@ async fn a_duplicate_job_attributes_and_counts_once(backend: Backend) {
     // The webhook alone, so the jobs are ours to run.
     let queue = std::sync::Arc::new(RecordingQueue::default());
     let app = webhook_app_with_queue(stores.contacts.clone(), queue.clone());
-    let rules_app = shared::http::serve_json_errors(rules::router(rules::RulesState::new(
-        &secrets().admin_api_key,
-        stores.rules.clone(),
-    )));
+    let rules_app = rules_app(&stores);
     let rule = create_rule(&rules_app, rule("r", "TikTok", 1)).await;
     let body = fixture("whatsapp_text_prefilled_tiktok.json");
     deliver(&app, &body).await;

@@ -25,8 +25,7 @@ fn tiktok_rule(name: &str, pattern: &str, priority: i64) -> Value {
 
 async fn app_on(backend: Backend) -> Option<(axum::Router, StoreGuard)> {
     let (stores, guard) = fresh_stores(backend).await?;
-    let state = rules::RulesState::new(&secrets().admin_api_key, stores.rules);
-    Some((shared::http::serve_json_errors(rules::router(state)), guard))
+    Some((rules_app(&stores), guard))
 }
 
 async fn create(app: &axum::Router, rule: Value) -> Value {

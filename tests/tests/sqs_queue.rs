@@ -124,10 +124,7 @@ async fn jobs_travel_through_sqs_and_a_poison_message_ends_in_the_dead_letter_qu
     let (url, dlq_url) = queues(&client, 2).await;
     let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
     let app = webhook_app_with_queue(stores.contacts.clone(), queue);
-    let rules_app = shared::http::serve_json_errors(rules::router(rules::RulesState::new(
-        &secrets().admin_api_key,
-        stores.rules.clone(),
-    )));
+    let rules_app = rules_app(&stores);
     let rule = json!({"name": "TikTok", "platform": "tiktok", "match": {"kind": "contains", "pattern": "tiktok ad"}});
     let (status, _) = call(
         &rules_app,

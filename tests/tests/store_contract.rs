@@ -27,7 +27,49 @@ on_every_store!(
     rules_round_trip_and_every_write_moves_the_version,
     rule_writes_to_missing_rules_are_not_found,
     the_rule_limit_holds,
+    counter_days_are_read_in_one_range,
 );
+
+async fn counter_days_are_read_in_one_range(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let days = ["2026-01-30", "2026-01-31", "2026-02-01", "2026-02-02"];
+    for (n, day) in days.iter().enumerate() {
+        let mut written = contact("1", &format!("c{n}"), 1);
+        written.version = 1;
+        let bumps = [
+            bump("1", day, "new_contacts"),
+            bump("2", day, "new_contacts"),
+        ];
+        store
+            .commit_event(&claim(&format!("k{n}")), &written, None, &bumps)
+            .await
+            .unwrap();
+    }
+    let instance = InstanceId::parse("1").unwrap();
+    let range = store
+        .load_counter_days(&instance, "2026-01-31", "2026-02-01")
+        .await
+        .unwrap();
+    assert_eq!(
+        range.keys().collect::<Vec<_>>(),
+        ["2026-01-31", "2026-02-01"]
+    );
+    assert!(range.values().all(|day| day["new_contacts"] == 1));
+    let all = store
+        .load_counter_days(&instance, "2000-01-01", "2099-12-31")
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(
+        store
+            .load_counter_days(&instance, "2026-03-01", "2026-03-31")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 
 fn bump(instance: &str, day: &str, name: &str) -> CounterBump {
     CounterBump {

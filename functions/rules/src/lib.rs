@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
@@ -16,20 +16,28 @@ use shared::rules::{
     CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
 };
 use shared::secret::Secret;
-use shared::store::{RuleStore, RuleWrite};
+use shared::stats::{self, Stats, StatsWindow};
+use shared::store::{ContactStore, RuleStore, RuleWrite};
 use shared::time::Timestamp;
 use std::sync::Arc;
 
 pub struct RulesState {
     admin_key: Arc<Secret>,
     rules: Arc<dyn RuleStore>,
+    /// For the daily counters behind stats.
+    contacts: Arc<dyn ContactStore>,
 }
 
 impl RulesState {
-    pub fn new(admin_key: &Secret, rules: Arc<dyn RuleStore>) -> Arc<Self> {
+    pub fn new(
+        admin_key: &Secret,
+        rules: Arc<dyn RuleStore>,
+        contacts: Arc<dyn ContactStore>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             admin_key: Arc::new(admin_key.clone()),
             rules,
+            contacts,
         })
     }
 }
@@ -42,6 +50,7 @@ pub fn router(state: Arc<RulesState>) -> Router {
             post(create_rule).get(list_rules),
         )
         .route("/instances/{instance_id}/rules/test", post(test_rules))
+        .route("/instances/{instance_id}/stats", get(instance_stats))
         .route(
             "/instances/{instance_id}/rules/{rule_id}",
             get(get_rule).put(replace_rule).delete(delete_rule),
@@ -86,7 +95,8 @@ async fn create_rule(
     }
 }
 
-/// All rules, disabled ones too, in evaluation order.
+/// All rules, disabled ones too, in evaluation order, each with the contacts it attributed over
+/// the last 7 days (`matched_7d`).
 async fn list_rules(
     State(state): State<Arc<RulesState>>,
     Path(instance_id): Path<String>,
@@ -94,7 +104,55 @@ async fn list_rules(
     let instance_id = InstanceId::parse(&instance_id)?;
     let mut rules = state.rules.list_rules(&instance_id).await?;
     sort_in_evaluation_order(&mut rules);
-    Ok(Json(json!({ "rules": rules })))
+    let week = StatsWindow::ending(Timestamp::now(), None).expect("the default window is valid");
+    let counters = state
+        .contacts
+        .load_counter_days(&instance_id, &week.first_day, &week.last_day)
+        .await?;
+    let matched = stats::matched_by_rule(&counters);
+    let listed: Vec<Value> = rules
+        .iter()
+        .map(|rule| {
+            let mut listed = json!(rule);
+            listed["matched_7d"] = json!(matched.get(rule.id.as_str()).copied().unwrap_or(0));
+            listed
+        })
+        .collect();
+    Ok(Json(json!({ "rules": listed })))
+}
+
+#[derive(Deserialize)]
+struct StatsQuery {
+    days: Option<String>,
+}
+
+/// Attribution stats over the last `days` days, from the daily counters: O(days) to read,
+/// whatever the number of contacts.
+async fn instance_stats(
+    State(state): State<Arc<RulesState>>,
+    Path(instance_id): Path<String>,
+    query: Result<Query<StatsQuery>, QueryRejection>,
+) -> Result<Json<Stats>, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let Query(query) =
+        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let window = StatsWindow::ending(Timestamp::now(), query.days.as_deref()).map_err(|error| {
+        ApiError::InvalidField {
+            field: "days".to_owned(),
+            message: error.to_string(),
+        }
+    })?;
+    let counters = state
+        .contacts
+        .load_counter_days(&instance_id, &window.first_day, &window.last_day)
+        .await?;
+    let rules = state.rules.list_rules(&instance_id).await?;
+    Ok(Json(stats::summarize(
+        instance_id,
+        &window,
+        &counters,
+        &rules,
+    )))
 }
 
 async fn get_rule(

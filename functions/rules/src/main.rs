@@ -9,7 +9,9 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
     let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
-    let store = DynamoStore::from_env(&shared::config::aws_sdk_config().await)?;
-    let state = rules::RulesState::new(&secrets.admin_api_key, Arc::new(store));
+    let store = Arc::new(DynamoStore::from_env(
+        &shared::config::aws_sdk_config().await,
+    )?);
+    let state = rules::RulesState::new(&secrets.admin_api_key, store.clone(), store);
     lambda_http::run(shared::http::serve_json_errors(rules::router(state))).await
 }

@@ -19,6 +19,7 @@ use shared::meta::{self, PayloadError, SignatureError};
 use shared::model::{Acquisition, Contact};
 use shared::queue::JobQueue;
 use shared::secret::Secret;
+use shared::stats::platform_color;
 use shared::store::ContactStore;
 use shared::time::Timestamp;
 use std::sync::Arc;
@@ -191,17 +192,24 @@ async fn receive_delivery(
     Ok(Json(report))
 }
 
+/// The contact, with its acquisition's display colour (a presentation fact, not stored).
 async fn get_contact(
     State(state): State<Arc<WebhookState>>,
     Path((instance_id, contact_id)): Path<(String, String)>,
-) -> Result<Json<Contact>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let instance_id = InstanceId::parse(&instance_id)?;
     let contact_id = ContactId::parse(&contact_id)?;
-    state
+    let contact: Contact = state
         .ingestor
         .store()
         .load_contact(&instance_id, &contact_id)
         .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("contact_not_found", "no such contact on this instance"))
+        .ok_or_else(|| {
+            ApiError::not_found("contact_not_found", "no such contact on this instance")
+        })?;
+    let mut shown = serde_json::json!(contact);
+    if let Some(acquisition) = &contact.acquisition {
+        shown["acquisition"]["color"] = platform_color(acquisition.platform()).into();
+    }
+    Ok(Json(shown))
 }

@@ -20,13 +20,18 @@ pub fn engine(
     rules: Arc<dyn RuleStore>,
 ) -> LocalEngine {
     let matcher = Arc::new(Matcher::new(contacts.clone(), rules.clone()));
+    let stats_contacts = contacts.clone();
     let match_queue = InProcessQueue::start(matcher);
     let webhook = webhook::router(webhook::WebhookState::new(
         secrets,
         contacts,
         match_queue.clone(),
     ));
-    let rules = rules::router(rules::RulesState::new(&secrets.admin_api_key, rules));
+    let rules = rules::router(rules::RulesState::new(
+        &secrets.admin_api_key,
+        rules,
+        stats_contacts,
+    ));
     LocalEngine {
         app: shared::http::serve_json_errors(webhook.merge(rules)),
         match_queue,

@@ -8,7 +8,9 @@
 //! - rules: `instance_id` + `rule_id`, plus one `#meta` item per instance holding
 //!   `rule_count` and `version`.
 
-use super::{CommitOutcome, ContactStore, DedupeClaim, RuleStore, RuleWrite, StoreError};
+use super::{
+    CommitOutcome, ContactStore, CounterDays, DedupeClaim, RuleStore, RuleWrite, StoreError,
+};
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
@@ -366,31 +368,50 @@ impl ContactStore for DynamoStore {
         }
     }
 
-    async fn load_counters(
+    async fn load_counter_days(
         &self,
         instance_id: &InstanceId,
-        day: &str,
-    ) -> Result<BTreeMap<String, u64>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.counters)
-            .key("instance_id", string(instance_id.as_str()))
-            .key("day", string(day))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut counters = BTreeMap::new();
-        for (name, value) in output.item.unwrap_or_default() {
-            if let AttributeValue::N(count) = value {
-                let count = count
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("counter {name}")))?;
-                counters.insert(name, count);
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<CounterDays, StoreError> {
+        let mut days = CounterDays::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.counters)
+                .key_condition_expression(
+                    "instance_id = :instance AND #day BETWEEN :first AND :last",
+                )
+                .expression_attribute_names("#day", "day")
+                .expression_attribute_values(":instance", string(instance_id.as_str()))
+                .expression_attribute_values(":first", string(first_day))
+                .expression_attribute_values(":last", string(last_day))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for mut item in output.items.unwrap_or_default() {
+                let Some(AttributeValue::S(day)) = item.remove("day") else {
+                    continue;
+                };
+                let counters = days.entry(day).or_default();
+                for (name, value) in item {
+                    if let AttributeValue::N(count) = value {
+                        let count = count
+                            .parse()
+                            .map_err(|_| StoreError::Corrupt(format!("counter {name}")))?;
+                        counters.insert(name, count);
+                    }
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(days),
             }
         }
-        Ok(counters)
     }
 }
 

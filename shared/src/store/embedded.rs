@@ -3,7 +3,9 @@
 //! and its serialisable write transactions give the same all-or-nothing commit as a DynamoDB
 //! transaction.
 
-use super::{CommitOutcome, ContactStore, DedupeClaim, RuleStore, RuleWrite, StoreError};
+use super::{
+    CommitOutcome, ContactStore, CounterDays, DedupeClaim, RuleStore, RuleWrite, StoreError,
+};
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
@@ -12,7 +14,6 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -176,23 +177,30 @@ impl ContactStore for EmbeddedStore {
         .await
     }
 
-    async fn load_counters(
+    async fn load_counter_days(
         &self,
         instance_id: &InstanceId,
-        day: &str,
-    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<CounterDays, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(COUNTERS).map_err(unavailable)?;
-        let (instance, mut counters) = (instance_id.as_str(), BTreeMap::new());
-        for entry in table.range((instance, day, "")..).map_err(unavailable)? {
+        let instance = instance_id.as_str();
+        let mut days = CounterDays::new();
+        for entry in table
+            .range((instance, first_day, "")..)
+            .map_err(unavailable)?
+        {
             let (key, count) = entry.map_err(unavailable)?;
-            let (found_instance, found_day, name) = key.value();
-            if (found_instance, found_day) != (instance, day) {
+            let (found_instance, day, name) = key.value();
+            if found_instance != instance || day > last_day {
                 break;
             }
-            counters.insert(name.to_owned(), count.value());
+            days.entry(day.to_owned())
+                .or_default()
+                .insert(name.to_owned(), count.value());
         }
-        Ok(counters)
+        Ok(days)
     }
 }
 

@@ -1,13 +1,14 @@
 //! A store wrapper that fails a chosen fraction of calls, to prove that faults lose nothing and
 //! double nothing. Used by tests, and by the local server when asked to.
 
-use super::{CommitOutcome, ContactStore, DedupeClaim, RuleStore, RuleWrite, StoreError};
+use super::{
+    CommitOutcome, ContactStore, CounterDays, DedupeClaim, RuleStore, RuleWrite, StoreError,
+};
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
 use crate::rules::{Rule, RuleId};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -119,13 +120,16 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
             .await
     }
 
-    async fn load_counters(
+    async fn load_counter_days(
         &self,
         instance_id: &InstanceId,
-        day: &str,
-    ) -> Result<BTreeMap<String, u64>, StoreError> {
-        self.plan.check("load_counters")?;
-        self.inner.load_counters(instance_id, day).await
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<CounterDays, StoreError> {
+        self.plan.check("load_counter_days")?;
+        self.inner
+            .load_counter_days(instance_id, first_day, last_day)
+            .await
     }
 }
 

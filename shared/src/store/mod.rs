@@ -75,13 +75,29 @@ pub trait ContactStore: Send + Sync + 'static {
         counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError>;
 
-    /// Every counter of one instance and day, by name; absent counters are zero.
+    /// Every counter of one instance for each day from `first_day` to `last_day` (inclusive,
+    /// `YYYY-MM-DD`) that has any: day → name → count. Absent counters are zero. One read,
+    /// whatever the number of contacts.
+    async fn load_counter_days(
+        &self,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<CounterDays, StoreError>;
+
+    /// Every counter of one instance and day, by name.
     async fn load_counters(
         &self,
         instance_id: &InstanceId,
         day: &str,
-    ) -> Result<BTreeMap<String, u64>, StoreError>;
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut days = self.load_counter_days(instance_id, day, day).await?;
+        Ok(days.remove(day).unwrap_or_default())
+    }
 }
+
+/// Day (`YYYY-MM-DD`) → counter name → count.
+pub type CounterDays = BTreeMap<String, BTreeMap<String, u64>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleWrite {
@@ -154,11 +170,14 @@ impl<S: ContactStore + ?Sized> ContactStore for std::sync::Arc<S> {
             .await
     }
 
-    async fn load_counters(
+    async fn load_counter_days(
         &self,
         instance_id: &InstanceId,
-        day: &str,
-    ) -> Result<BTreeMap<String, u64>, StoreError> {
-        (**self).load_counters(instance_id, day).await
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<CounterDays, StoreError> {
+        (**self)
+            .load_counter_days(instance_id, first_day, last_day)
+            .await
     }
 }

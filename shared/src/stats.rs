@@ -1,0 +1,256 @@
+//! Attribution stats over a window of days, read from the daily counters (never from contacts),
+//! and the display colour of each platform.
+
+use crate::counters::{NEW_CONTACTS, UNMATCHED};
+use crate::ids::InstanceId;
+use crate::rules::Rule;
+use crate::store::CounterDays;
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const DEFAULT_DAYS: u32 = 7;
+pub const MAX_DAYS: u32 = 90;
+
+/// A fixed, distinct colour per platform, for the avatar ring an inbox draws around a contact.
+pub fn platform_color(platform: &str) -> &'static str {
+    match platform {
+        "facebook" => "#1877F2",
+        "instagram" => "#C13584",
+        "whatsapp" => "#25D366",
+        "tiktok" => "#010101",
+        "google" => "#FBBC05",
+        "youtube" => "#FF0000",
+        "twitter" => "#1DA1F2",
+        "linkedin" => "#0A66C2",
+        "snapchat" => "#FFFC00",
+        "pinterest" => "#BD081C",
+        "email" => "#6B7280",
+        "sms" => "#8B5CF6",
+        "microsoft" => "#00A4EF",
+        "direct" => "#94A3B8",
+        "custom" => "#F97316",
+        _ => "#A16207",
+    }
+}
+
+/// The last `days` UTC calendar days, today included: counters are kept per day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsWindow {
+    pub days: u32,
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub first_day: String,
+    pub last_day: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("days must be a whole number from 1 to {MAX_DAYS}")]
+pub struct InvalidDays;
+
+impl StatsWindow {
+    pub fn ending(now: Timestamp, days: Option<&str>) -> Result<Self, InvalidDays> {
+        let days = match days {
+            None => DEFAULT_DAYS,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|d| (1..=MAX_DAYS).contains(d))
+                .ok_or(InvalidDays)?,
+        };
+        let first = now.plus_seconds(-86_400 * i64::from(days - 1));
+        let since = Timestamp::from_unix_seconds(
+            first.unix_seconds() - first.unix_seconds().rem_euclid(86_400),
+        )
+        .expect("a day start is a valid time");
+        Ok(Self {
+            days,
+            since,
+            until: now,
+            first_day: first.day(),
+            last_day: now.day(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ByKind {
+    pub meta_ad: u64,
+    pub meta_post: u64,
+    pub shortlink: u64,
+    pub rule: u64,
+    pub web: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlatformCount {
+    pub platform: String,
+    pub contacts: u64,
+    pub color: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleCount {
+    pub rule_id: String,
+    /// `None` for a rule deleted since it matched.
+    pub name: Option<String>,
+    pub platform: Option<String>,
+    pub matched: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub instance_id: InstanceId,
+    pub days: u32,
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub new_contacts: u64,
+    pub meta_ads: u64,
+    /// New contacts the text rules decided on (no Meta referral): always
+    /// `matched_by_rules + unmatched`. A contact still waiting for the matcher joins it within
+    /// a second.
+    pub click_to_chat_contacts: u64,
+    pub matched_by_rules: u64,
+    pub unmatched: u64,
+    pub by_kind: ByKind,
+    pub by_platform: Vec<PlatformCount>,
+    pub rules: Vec<RuleCount>,
+}
+
+/// Each counter summed over the days.
+fn totals(counters: &CounterDays) -> BTreeMap<&str, u64> {
+    let mut totals = BTreeMap::new();
+    for day in counters.values() {
+        for (name, count) in day {
+            *totals.entry(name.as_str()).or_default() += count;
+        }
+    }
+    totals
+}
+
+/// Contacts each rule attributed over the days, by rule id.
+pub fn matched_by_rule(counters: &CounterDays) -> BTreeMap<String, u64> {
+    totals(counters)
+        .into_iter()
+        .filter_map(|(name, count)| Some((name.strip_prefix("rule:")?.to_owned(), count)))
+        .collect()
+}
+
+pub fn summarize(
+    instance_id: InstanceId,
+    window: &StatsWindow,
+    counters: &CounterDays,
+    rules: &[Rule],
+) -> Stats {
+    let totals = totals(counters);
+    let get = |name: &str| totals.get(name).copied().unwrap_or(0);
+    let by_kind = ByKind {
+        meta_ad: get("kind:meta_ad"),
+        meta_post: get("kind:meta_post"),
+        shortlink: get("kind:shortlink"),
+        rule: get("kind:rule"),
+        web: get("kind:web"),
+    };
+    let mut by_platform: Vec<PlatformCount> = totals
+        .iter()
+        .filter_map(|(name, count)| {
+            let platform = name.strip_prefix("platform:")?;
+            (*count > 0).then(|| PlatformCount {
+                platform: platform.to_owned(),
+                contacts: *count,
+                color: platform_color(platform),
+            })
+        })
+        .collect();
+    by_platform.sort_by(|a, b| {
+        b.contacts
+            .cmp(&a.contacts)
+            .then_with(|| a.platform.cmp(&b.platform))
+    });
+
+    let mut matched = matched_by_rule(counters);
+    let mut rule_counts: Vec<RuleCount> = rules
+        .iter()
+        .map(|rule| RuleCount {
+            rule_id: rule.id.to_string(),
+            name: Some(rule.name.clone()),
+            platform: Some(rule.platform.as_str().to_owned()),
+            matched: matched.remove(rule.id.as_str()).unwrap_or(0),
+        })
+        .collect();
+    rule_counts.extend(matched.into_iter().filter(|(_, count)| *count > 0).map(
+        |(rule_id, matched)| RuleCount {
+            rule_id,
+            name: None,
+            platform: None,
+            matched,
+        },
+    ));
+
+    let unmatched = get(UNMATCHED);
+    Stats {
+        instance_id,
+        days: window.days,
+        since: window.since,
+        until: window.until,
+        new_contacts: get(NEW_CONTACTS),
+        meta_ads: by_kind.meta_ad,
+        click_to_chat_contacts: by_kind.rule + unmatched,
+        matched_by_rules: by_kind.rule,
+        unmatched,
+        by_kind,
+        by_platform,
+        rules: rule_counts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_platform_has_its_own_color() {
+        let platforms = [
+            "facebook",
+            "instagram",
+            "whatsapp",
+            "tiktok",
+            "google",
+            "youtube",
+            "twitter",
+            "linkedin",
+            "snapchat",
+            "pinterest",
+            "email",
+            "sms",
+            "microsoft",
+            "direct",
+            "custom",
+            "other",
+        ];
+        let mut colors: Vec<&str> = platforms.iter().map(|p| platform_color(p)).collect();
+        colors.sort();
+        colors.dedup();
+        assert_eq!(colors.len(), platforms.len());
+    }
+
+    #[test]
+    fn the_window_covers_whole_days_ending_now() {
+        let now = Timestamp::from_unix_seconds(1_763_976_000).unwrap(); // 2025-11-24T09:20Z
+        let week = StatsWindow::ending(now, None).unwrap();
+        assert_eq!(
+            (week.first_day.as_str(), week.last_day.as_str()),
+            ("2025-11-18", "2025-11-24")
+        );
+        assert_eq!(week.since.to_string(), "2025-11-18T00:00:00.000Z");
+        let today = StatsWindow::ending(now, Some("1")).unwrap();
+        assert_eq!(today.first_day, "2025-11-24");
+        for bad in ["0", "91", "-1", "seven", ""] {
+            assert_eq!(
+                StatsWindow::ending(now, Some(bad)),
+                Err(InvalidDays),
+                "{bad}"
+            );
+        }
+    }
+}
