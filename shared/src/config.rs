@@ -94,5 +94,7 @@ impl Secrets {
 /// credentials as the SDK reads them from the environment (`AWS_ENDPOINT_URL` too).
 #[cfg(feature = "aws")]
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }

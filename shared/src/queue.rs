@@ -39,7 +39,9 @@ pub mod sqs {
 
         /// For Lambda: the client from the shared SDK configuration, the queue URL from
         /// `MATCH_QUEUE_URL`.
-        pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
+        pub fn from_env(
+            config: &aws_config::SdkConfig,
+        ) -> Result<Self, crate::config::ConfigError> {
             let queue_url = crate::config::required("MATCH_QUEUE_URL")?;
             Ok(Self::new(Client::new(config), queue_url))
         }
