@@ -9,8 +9,10 @@ use std::fmt;
 pub struct Timestamp(DateTime<Utc>);
 
 impl Timestamp {
+    /// Now, to the millisecond: the precision timestamps are stored with, so a value reads
+    /// back equal to what was written and orders the same before and after storage.
     pub fn now() -> Self {
-        Self(Utc::now())
+        Self::from_unix_millis(Utc::now().timestamp_millis()).expect("the clock is in range")
     }
 
     pub fn from_unix_seconds(seconds: i64) -> Option<Self> {

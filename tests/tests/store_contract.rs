@@ -8,7 +8,7 @@ use shared::model::{
     Acquisition, Channel, Contact, InboundMessage, MetaPlatform, MetaReferral, Referral,
 };
 use shared::rules::{Rule, RuleDraft, RuleId};
-use shared::store::{CommitOutcome, ContactStore, DedupeClaim, RuleWrite};
+use shared::store::{CommitOutcome, ContactStore, ContactWindow, DedupeClaim, RuleWrite};
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +28,87 @@ on_every_store!(
     rule_writes_to_missing_rules_are_not_found,
     the_rule_limit_holds,
     counter_days_are_read_in_one_range,
+    contacts_list_newest_first_in_pages_within_the_window,
 );
+
+async fn contacts_list_newest_first_in_pages_within_the_window(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    for (id, seconds) in [
+        ("a", 1_000),
+        ("b", 2_000),
+        ("c", 3_000),
+        ("d", 3_000),
+        ("e", 5_000),
+    ] {
+        let mut written = contact("1", id, 1);
+        written.first_seen_at = at(seconds);
+        store
+            .commit_event(&claim(id), &written, None, &[])
+            .await
+            .unwrap();
+    }
+    store
+        .commit_event(&claim("other"), &contact("2", "z", 1), None, &[])
+        .await
+        .unwrap();
+    // A late, earlier message moves "e" back in the listing, without leaving a trace where it was.
+    let (instance, e) = (
+        InstanceId::parse("1").unwrap(),
+        ContactId::parse("e").unwrap(),
+    );
+    let mut moved = store.load_contact(&instance, &e).await.unwrap().unwrap();
+    moved.first_seen_at = at(1_500);
+    moved.version = 2;
+    store
+        .commit_event(&claim("e2"), &moved, Some(1), &[])
+        .await
+        .unwrap();
+
+    let window = ContactWindow {
+        since: at(0),
+        until: at(10_000),
+    };
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_contacts(&instance, &window, after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(page.contacts.len() <= 2);
+        listed.extend(
+            page.contacts
+                .iter()
+                .map(|c| c.contact_id.as_str().to_owned()),
+        );
+        pages += 1;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages < 10);
+    }
+    assert_eq!(listed, ["d", "c", "b", "e", "a"]);
+
+    let narrow = ContactWindow {
+        since: at(1_500),
+        until: at(3_000),
+    };
+    let page = store
+        .list_contacts(&instance, &narrow, None, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page
+        .contacts
+        .iter()
+        .map(|c| c.contact_id.as_str())
+        .collect();
+    assert_eq!(ids, ["b", "e"], "since is inclusive, until exclusive");
+    assert_eq!(page.next, None);
+}
 
 async fn counter_days_are_read_in_one_range(backend: Backend) {
     let Some((store, _guard)) = store(backend).await else {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Crockford's base 32, as ULIDs use it: no I, L, O or U.
@@ -20,13 +21,23 @@ pub struct InvalidRuleId;
 pub struct RuleId(String);
 
 impl RuleId {
-    /// A fresh id for the current time.
+    /// A fresh id for the current time. Monotonic within the process: ids made in the same
+    /// millisecond count up from the previous one, so they still sort in creation order.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
+        static LAST: Mutex<(u128, u128)> = Mutex::new((0, 0));
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis());
-        Self::from_parts(millis, rand::random::<u128>())
+        let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (millis, random) = if millis <= last.0 {
+            (last.0, last.1 + 1)
+        } else {
+            // Room below the 80-bit top keeps the increments from overflowing into the time.
+            (millis, rand::random::<u128>() & ((1 << 79) - 1))
+        };
+        *last = (millis, random);
+        Self::from_parts(millis, random)
     }
 
     /// The id for a given time and random part; only the low 48 bits of `millis` and the low

@@ -7,17 +7,18 @@
 //! - `contains` and `prefix` patterns: one Aho-Corasick automaton per case mode, searched for
 //!   all (overlapping) occurrences; a `prefix` occurrence only counts at offset 0;
 //! - `exact` patterns: a hash map from normalised pattern to rank;
-//! - `regex` rules: one `RegexSet`, asked which patterns match anywhere.
+//! - `regex` rules: one `RegexSet`, asked which patterns match anywhere (or, for a handful,
+//!   each regex in turn, which is faster).
 //!
 //! Case-insensitive literals are searched in the folded message, case-sensitive ones and
 //! regexes in the message with only its whitespace normalised. The answer is the smallest rank
 //! any structure reports, so priority order is exactly that of a naive loop.
 
 use super::id::RuleId;
-use super::model::{MatchKind, REGEX_SIZE_LIMIT, Rule, RuleError, build_regex};
+use super::model::{MatchKind, REGEX_SIZE_LIMIT, Rule, RuleError, regex_error};
 use super::normalize::{normalize, normalize_into};
 use aho_corasick::{AhoCorasick, MatchKind as AcMatchKind};
-use regex::{RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -48,7 +49,7 @@ pub struct CompiledRules {
 
 thread_local! {
     /// Normalisation buffers (folded, whitespace-only), reused across messages.
-    static SCRATCH: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl CompiledRules {
@@ -111,12 +112,12 @@ impl CompiledRules {
                 let (folded, spaced) = &mut *buffers;
                 self.best_rank(text, folded, spaced)
             }
-            Err(_) => self.best_rank(text, &mut String::new(), &mut String::new()),
+            Err(_) => self.best_rank(text, &mut Vec::new(), &mut Vec::new()),
         });
         self.rules.get(rank as usize)
     }
 
-    fn best_rank(&self, text: &str, folded: &mut String, spaced: &mut String) -> u32 {
+    fn best_rank(&self, text: &str, folded: &mut Vec<u8>, spaced: &mut Vec<u8>) -> u32 {
         let mut best = NO_MATCH;
         if self.folded.min_rank < best {
             normalize_into(text, true, folded);
@@ -160,7 +161,7 @@ struct Ranks {
 struct LiteralSetBuilder {
     index: HashMap<String, usize>,
     ranks: Vec<Ranks>,
-    exact: HashMap<Box<str>, u32>,
+    exact: HashMap<Box<[u8]>, u32>,
     min_rank: Option<u32>,
 }
 
@@ -169,7 +170,9 @@ impl LiteralSetBuilder {
     fn add(&mut self, kind: MatchKind, pattern: String, rank: u32) {
         self.min_rank.get_or_insert(rank);
         if kind == MatchKind::Exact {
-            self.exact.entry(pattern.into_boxed_str()).or_insert(rank);
+            self.exact
+                .entry(pattern.into_bytes().into_boxed_slice())
+                .or_insert(rank);
             return;
         }
         let next = self.ranks.len();
@@ -230,7 +233,7 @@ struct LiteralSet {
     automaton: Option<AhoCorasick>,
     /// Per automaton pattern id.
     ranks: Vec<Ranks>,
-    exact: HashMap<Box<str>, u32>,
+    exact: HashMap<Box<[u8]>, u32>,
     /// `exact_lengths[n]`: some exact pattern is `n` bytes long; spares hashing most messages.
     exact_lengths: Vec<bool>,
     /// Smallest rank in the set; `NO_MATCH` when empty.
@@ -238,7 +241,7 @@ struct LiteralSet {
 }
 
 impl LiteralSet {
-    fn best_rank(&self, text: &str, mut best: u32) -> u32 {
+    fn best_rank(&self, text: &[u8], mut best: u32) -> u32 {
         if self.exact_lengths.get(text.len()).copied().unwrap_or(false) {
             if let Some(&rank) = self.exact.get(text) {
                 best = best.min(rank);
@@ -252,6 +255,9 @@ impl LiteralSet {
                     rank = rank.min(ranks.prefix);
                 }
                 best = best.min(rank);
+                if best <= self.min_rank {
+                    break; // Nothing in this set can do better.
+                }
             }
         }
         best
@@ -276,48 +282,82 @@ impl RegexRulesBuilder {
         }
     }
 
-    /// Builds the set. Its size limit is the per-rule limit times the number of rules, so it
-    /// only fails if some rule is over the per-rule limit (or invalid); those are then found
-    /// one by one, skipped, and the set is built from the rest.
+    /// A few regexes are tried one by one: a lone `Regex` uses its literal prefilter and is
+    /// several times faster than a `RegexSet`, which has to track every pattern. Past
+    /// [`SMALL_REGEX_COUNT`] the set wins.
     fn build(self, skipped: &mut Vec<SkippedRule>) -> RegexRules {
-        let mut patterns = self.patterns;
-        let mut ranks = self.ranks;
-        let set = match build_set(&patterns) {
-            Ok(set) => set,
-            Err(_) => {
-                let mut kept_patterns = Vec::new();
-                let mut kept_ranks = Vec::new();
-                for ((pattern, case_sensitive, id), rank) in patterns.into_iter().zip(ranks) {
-                    match build_regex(&pattern, case_sensitive) {
-                        Ok(_) => {
-                            kept_patterns.push((pattern, case_sensitive, id));
-                            kept_ranks.push(rank);
-                        }
-                        Err(error) => skipped.push(SkippedRule { id, error }),
+        let min_rank = |ranks: &[u32]| ranks.first().copied().unwrap_or(NO_MATCH);
+        if self.patterns.len() <= SMALL_REGEX_COUNT {
+            let mut regexes = Vec::new();
+            let mut ranks = Vec::new();
+            for ((pattern, case_sensitive, id), rank) in self.patterns.into_iter().zip(self.ranks) {
+                match build_bytes_regex(&pattern, case_sensitive) {
+                    Ok(regex) => {
+                        regexes.push(regex);
+                        ranks.push(rank);
                     }
-                }
-                patterns = kept_patterns;
-                ranks = kept_ranks;
-                match build_set(&patterns) {
-                    Ok(set) => set,
-                    Err(error) => {
-                        // Every rule compiles alone but not together: not expected with the
-                        // scaled limit; leave them all out rather than fail the instance.
-                        let error = RuleError::new("match.pattern", error.to_string());
-                        skipped.extend(patterns.drain(..).map(|(_, _, id)| SkippedRule {
-                            id,
-                            error: error.clone(),
-                        }));
-                        ranks.clear();
-                        RegexSet::empty()
-                    }
+                    Err(error) => skipped.push(SkippedRule { id, error }),
                 }
             }
-        };
+            return RegexRules {
+                min_rank: min_rank(&ranks),
+                engine: RegexEngine::Each(regexes),
+                ranks,
+            };
+        }
+        let (set, ranks) = build_set_skipping(self.patterns, self.ranks, skipped);
         RegexRules {
-            min_rank: ranks.first().copied().unwrap_or(NO_MATCH),
-            set,
+            min_rank: min_rank(&ranks),
+            engine: RegexEngine::Set(set),
             ranks,
+        }
+    }
+}
+
+/// Up to this many `regex` rules are matched one by one rather than as a `RegexSet`.
+const SMALL_REGEX_COUNT: usize = 8;
+
+fn build_bytes_regex(pattern: &str, case_sensitive: bool) -> Result<Regex, RuleError> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(!case_sensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(regex_error)
+}
+
+/// The set's size limit is the per-rule limit times the number of rules, so it only fails if
+/// some rule is over the per-rule limit (or invalid): those are then found one by one, skipped,
+/// and the set is built from the rest.
+fn build_set_skipping(
+    patterns: Vec<(String, bool, RuleId)>,
+    ranks: Vec<u32>,
+    skipped: &mut Vec<SkippedRule>,
+) -> (RegexSet, Vec<u32>) {
+    if let Ok(set) = build_set(&patterns) {
+        return (set, ranks);
+    }
+    let mut kept_patterns = Vec::new();
+    let mut kept_ranks = Vec::new();
+    for ((pattern, case_sensitive, id), rank) in patterns.into_iter().zip(ranks) {
+        match build_bytes_regex(&pattern, case_sensitive) {
+            Ok(_) => {
+                kept_patterns.push((pattern, case_sensitive, id));
+                kept_ranks.push(rank);
+            }
+            Err(error) => skipped.push(SkippedRule { id, error }),
+        }
+    }
+    match build_set(&kept_patterns) {
+        Ok(set) => (set, kept_ranks),
+        Err(error) => {
+            // Every rule compiles alone but not together: not expected with the scaled limit;
+            // leave them all out rather than fail the instance.
+            let error = regex_error(error);
+            skipped.extend(kept_patterns.into_iter().map(|(_, _, id)| SkippedRule {
+                id,
+                error: error.clone(),
+            }));
+            (RegexSet::empty(), Vec::new())
         }
     }
 }
@@ -335,22 +375,43 @@ fn build_set(patterns: &[(String, bool, RuleId)]) -> Result<RegexSet, regex::Err
 }
 
 #[derive(Debug)]
+enum RegexEngine {
+    Each(Vec<Regex>),
+    Set(RegexSet),
+}
+
+#[derive(Debug)]
 struct RegexRules {
-    set: RegexSet,
-    /// Per set pattern, ascending (patterns were added in rank order).
+    engine: RegexEngine,
+    /// Per regex (or set pattern), ascending: patterns were added in rank order.
     ranks: Vec<u32>,
     min_rank: u32,
 }
 
 impl RegexRules {
-    fn best_rank(&self, text: &str, best: u32) -> u32 {
+    fn best_rank(&self, text: &[u8], best: u32) -> u32 {
         if self.min_rank >= best {
             return best;
         }
-        // Ranks ascend with the pattern index, so the first matching pattern is the best one.
-        match self.set.matches(text).iter().next() {
-            Some(index) => best.min(self.ranks[index]),
-            None => best,
+        match &self.engine {
+            RegexEngine::Each(regexes) => regexes
+                .iter()
+                .zip(&self.ranks)
+                .take_while(|&(_, &rank)| rank < best)
+                .find(|(regex, _)| regex.is_match(text))
+                .map_or(best, |(_, &rank)| rank),
+            RegexEngine::Set(set) => {
+                // `is_match` can stop at the first match; `matches` has to run every pattern
+                // over the whole text, so it only runs when something matches.
+                if !set.is_match(text) {
+                    return best;
+                }
+                // Ranks ascend with the pattern index: the first matching pattern is the best.
+                match set.matches(text).iter().next() {
+                    Some(index) => best.min(self.ranks[index]),
+                    None => best,
+                }
+            }
         }
     }
 }
@@ -359,6 +420,7 @@ impl RegexRules {
 mod tests {
     use super::*;
     use crate::ids::InstanceId;
+    use crate::rules::model::build_regex;
     use crate::rules::model::{RuleMatch, RulePlatform};
     use crate::time::Timestamp;
     use rand::rngs::StdRng;
@@ -553,27 +615,38 @@ mod tests {
 
     #[test]
     fn stored_rules_that_no_longer_compile_are_skipped_not_fatal() {
-        let blank = rule(&id(1), MatchKind::Contains, "   ", 1);
-        let broken = rule(&id(2), MatchKind::Regex, "(unclosed", 2);
-        let huge = rule(&id(3), MatchKind::Regex, r"\w{1000}{1000}", 3);
-        let mut good = rule(&id(4), MatchKind::Regex, "tik+tok", 4);
-        good.name = "good".into();
-        let compiled = CompiledRules::compile(&[blank, broken, huge, good]);
-        let mut skipped: Vec<_> = compiled.skipped().iter().map(|s| s.id.clone()).collect();
-        skipped.sort();
-        assert_eq!(
-            skipped,
-            vec![
-                RuleId::parse(&id(1)).unwrap(),
-                RuleId::parse(&id(2)).unwrap(),
-                RuleId::parse(&id(3)).unwrap()
-            ]
-        );
-        assert_eq!(
-            compiled.first_match("tikkkTOK").map(|r| r.name.as_str()),
-            Some("good")
-        );
-        assert!(compiled.first_match("   ").is_none());
+        // Once with few regexes (matched one by one), once with enough for a `RegexSet`.
+        for fillers in [0, SMALL_REGEX_COUNT] {
+            let mut rules = vec![
+                rule(&id(1), MatchKind::Contains, "   ", 1),
+                rule(&id(2), MatchKind::Regex, "(unclosed", 2),
+                rule(&id(3), MatchKind::Regex, r"\w{1000}{1000}", 3),
+                rule(&id(4), MatchKind::Regex, "tik+tok", 4),
+                rule(&id(5), MatchKind::Regex, " ", 5),
+            ];
+            rules[3].name = "good".into();
+            rules.extend((0..fillers).map(|n| {
+                rule(
+                    &id(100 + n as u128),
+                    MatchKind::Regex,
+                    &format!("filler{n}"),
+                    9,
+                )
+            }));
+            let compiled = CompiledRules::compile(&rules);
+            let mut skipped: Vec<_> = compiled.skipped().iter().map(|s| s.id.clone()).collect();
+            skipped.sort();
+            let expected: Vec<_> = [1, 2, 3, 5]
+                .map(|n| RuleId::parse(&id(n)).unwrap())
+                .to_vec();
+            assert_eq!(skipped, expected, "{fillers} fillers");
+            assert_eq!(
+                compiled.first_match("tikkkTOK").map(|r| r.name.as_str()),
+                Some("good")
+            );
+            assert!(compiled.first_match("   ").is_none());
+            assert_eq!(compiled.first_match("a FILLER3").is_some(), fillers > 3);
+        }
     }
 
     /// The reference the compiled matcher must agree with: each rule on its own, in order.
@@ -651,8 +724,9 @@ mod tests {
     fn compiled_matcher_agrees_with_a_naive_loop() {
         let mut rng = StdRng::seed_from_u64(0x5eed);
         let kinds = MatchKind::ALL;
-        for _ in 0..200 {
-            let count = rng.random_range(0..40);
+        let (mut one_by_one, mut as_set, mut hits) = (0, 0, 0);
+        for _ in 0..300 {
+            let count = rng.random_range(0..50);
             let rules: Vec<Rule> = (0..count)
                 .map(|n| {
                     let kind = kinds[rng.random_range(0..kinds.len())];
@@ -673,13 +747,24 @@ mod tests {
             let compiled = CompiledRules::compile(&rules);
             assert!(compiled.skipped().is_empty());
             let naive = Naive::new(&rules);
+            match compiled.regexes.engine {
+                RegexEngine::Each(_) => one_by_one += 1,
+                RegexEngine::Set(_) => as_set += 1,
+            }
             for _ in 0..50 {
                 let text = phrase(&mut rng, 6);
                 let expected = naive.first_match(&text).map(|r| &r.name);
                 let actual = compiled.first_match(&text).map(|r| &r.name);
                 assert_eq!(actual, expected, "text {text:?}, rules {rules:#?}");
+                hits += usize::from(actual.is_some());
             }
         }
+        // The generator exercises both regex engines and both outcomes.
+        assert!(one_by_one > 50 && as_set > 50, "{one_by_one} / {as_set}");
+        assert!(
+            hits > 3_000 && hits < 12_000,
+            "{hits} of 15000 texts matched"
+        );
     }
 
     #[test]

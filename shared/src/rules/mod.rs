@@ -25,4 +25,4 @@ pub use model::{
     MIN_PRIORITY, MatchKind, REGEX_SIZE_LIMIT, Rule, RuleDraft, RuleError, RuleMatch, RulePlatform,
     sort_in_evaluation_order,
 };
-pub use normalize::{normalize, normalize_into};
+pub use normalize::normalize;

@@ -174,16 +174,21 @@ pub(crate) fn build_regex(pattern: &str, case_sensitive: bool) -> Result<regex::
         .case_insensitive(!case_sensitive)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|error| match error {
-            regex::Error::CompiledTooBig(limit) => RuleError::new(
-                "match.pattern",
-                format!(
-                    "regex is too complex: it compiles to more than {limit} bytes (a Unicode class \
-                     such as \\w costs about 50 KB per repetition; prefer + or [a-z0-9])"
-                ),
+        .map_err(regex_error)
+}
+
+/// A regex crate error as a validation error on the pattern.
+pub(crate) fn regex_error(error: regex::Error) -> RuleError {
+    match error {
+        regex::Error::CompiledTooBig(limit) => RuleError::new(
+            "match.pattern",
+            format!(
+                "regex is too complex: it compiles to more than {limit} bytes (a Unicode class \
+                 such as \\w costs about 50 KB per repetition; prefer + or [a-z0-9])"
             ),
-            other => RuleError::new("match.pattern", format!("invalid regex: {other}")),
-        })
+        ),
+        other => RuleError::new("match.pattern", format!("invalid regex: {other}")),
+    }
 }
 
 /// A stored rule.

@@ -13,49 +13,106 @@
 /// `text` normalised: whitespace runs collapsed to one space, trimmed, and case-folded when
 /// `fold` is set.
 pub fn normalize(text: &str, fold: bool) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(text.len());
     normalize_into(text, fold, &mut out);
-    out
+    String::from_utf8(out).expect("normalisation writes whole UTF-8 characters")
 }
 
-/// [`normalize`] into a caller's buffer (cleared first), so a hot loop can reuse it. One pass
-/// over the text; ASCII characters take a short path.
-pub fn normalize_into(text: &str, fold: bool, out: &mut String) {
+/// [`normalize`] as UTF-8 bytes into a caller's buffer (cleared first), so the matcher can reuse
+/// one buffer for every message. One pass; ASCII bytes go through a lookup table, other
+/// characters are decoded one by one.
+pub(crate) fn normalize_into(text: &str, fold: bool, out: &mut Vec<u8>) {
     out.clear();
     out.reserve(text.len());
+    let table = if fold { &ASCII_FOLDED } else { &ASCII_KEPT };
+    let bytes = text.as_bytes();
+    if bytes.is_ascii() {
+        // The common case, without per-byte capacity checks: the output is never longer.
+        out.resize(bytes.len(), 0);
+        let mut written = 0;
+        for &byte in bytes {
+            let mapped = table[byte as usize];
+            if mapped == WHITESPACE {
+                if written > 0 && out[written - 1] != b' ' {
+                    out[written] = b' ';
+                    written += 1;
+                }
+            } else {
+                out[written] = mapped;
+                written += 1;
+            }
+        }
+        if written > 0 && out[written - 1] == b' ' {
+            written -= 1;
+        }
+        out.truncate(written);
+        return;
+    }
     // A space is owed when whitespace was seen after some output; it is only written once the
     // next visible character arrives, which trims the end for free.
     let mut space_owed = false;
-    for c in text.chars() {
-        if c.is_ascii() {
-            if matches!(c, ' ' | '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r') {
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        if byte.is_ascii() {
+            i += 1;
+            let mapped = table[byte as usize];
+            if mapped == WHITESPACE {
                 space_owed = !out.is_empty();
                 continue;
             }
             if space_owed {
-                out.push(' ');
+                out.push(b' ');
                 space_owed = false;
             }
-            out.push(if fold { c.to_ascii_lowercase() } else { c });
+            out.push(mapped);
+            continue;
+        }
+        let c = text[i..]
+            .chars()
+            .next()
+            .expect("i is on a character boundary");
+        let len = c.len_utf8();
+        if c.is_whitespace() {
+            space_owed = !out.is_empty();
         } else {
-            if c.is_whitespace() {
-                space_owed = !out.is_empty();
-                continue;
-            }
             if space_owed {
-                out.push(' ');
+                out.push(b' ');
                 space_owed = false;
             }
             if fold {
                 fold_into(c, out);
             } else {
-                out.push(c);
+                out.extend_from_slice(&bytes[i..i + len]);
             }
         }
+        i += len;
     }
 }
 
-fn fold_into(c: char, out: &mut String) {
+/// Marks whitespace in the ASCII tables; never a byte of ASCII output.
+const WHITESPACE: u8 = 0xFF;
+
+/// Each ASCII byte as it is written out, or `WHITESPACE` for the bytes `char::is_whitespace`
+/// accepts (unlike `u8::is_ascii_whitespace`, that includes vertical tab).
+const ASCII_KEPT: [u8; 128] = ascii_table(false);
+const ASCII_FOLDED: [u8; 128] = ascii_table(true);
+
+const fn ascii_table(fold: bool) -> [u8; 128] {
+    let mut table = [0; 128];
+    let mut byte = 0;
+    while byte < 128 {
+        table[byte] = match byte as u8 {
+            b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r' => WHITESPACE,
+            other if fold => other.to_ascii_lowercase(),
+            other => other,
+        };
+        byte += 1;
+    }
+    table
+}
+
+fn fold_into(c: char, out: &mut Vec<u8>) {
     let special: &str = match c {
         'ß' | 'ẞ' => "ss",
         'ς' => "σ",
@@ -77,11 +134,14 @@ fn fold_into(c: char, out: &mut String) {
         'ẛ' => "ṡ",
         '\u{345}' => "ι",
         _ => {
-            out.extend(c.to_lowercase());
+            let mut buffer = [0; 4];
+            for lower in c.to_lowercase() {
+                out.extend_from_slice(lower.encode_utf8(&mut buffer).as_bytes());
+            }
             return;
         }
     };
-    out.push_str(special);
+    out.extend_from_slice(special.as_bytes());
 }
 
 #[cfg(test)]
@@ -132,8 +192,10 @@ mod tests {
 
     #[test]
     fn buffer_is_reused() {
-        let mut buffer = String::from("left over");
+        let mut buffer = b"left over".to_vec();
         normalize_into(" A  B ", true, &mut buffer);
-        assert_eq!(buffer, "a b");
+        assert_eq!(buffer, b"a b");
+        normalize_into("\u{a0}Ação\tJÁ ", true, &mut buffer);
+        assert_eq!(buffer, "ação já".as_bytes());
     }
 }

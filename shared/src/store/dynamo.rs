@@ -9,7 +9,8 @@
 //!   `rule_count` and `version`.
 
 use super::{
-    CommitOutcome, ContactStore, CounterDays, DedupeClaim, RuleStore, RuleWrite, StoreError,
+    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, RuleStore,
+    RuleWrite, StoreError, listing_position,
 };
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
@@ -20,8 +21,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -54,6 +56,10 @@ impl TableNames {
         }
     }
 }
+
+/// The contacts index that lists an instance's contacts newest first, and its sort key.
+const LISTING_INDEX: &str = "by_first_seen";
+const LISTING_KEY: &str = "first_seen_key";
 
 /// Sort key of the per-instance item that counts rules and versions them; `#` cannot start a
 /// rule id.
@@ -126,6 +132,23 @@ impl DynamoStore {
                     .key_schema(key(range, KeyType::Range)?)
                     .attribute_definitions(attribute(range)?);
             }
+            if table == &self.tables.contacts {
+                request = request
+                    .attribute_definitions(attribute(LISTING_KEY)?)
+                    .global_secondary_indexes(
+                        GlobalSecondaryIndex::builder()
+                            .index_name(LISTING_INDEX)
+                            .key_schema(key("instance_id", KeyType::Hash)?)
+                            .key_schema(key(LISTING_KEY, KeyType::Range)?)
+                            .projection(
+                                Projection::builder()
+                                    .projection_type(ProjectionType::All)
+                                    .build(),
+                            )
+                            .build()
+                            .map_err(unavailable)?,
+                    );
+            }
             request.send().await.map_err(unavailable)?;
         }
         self.client
@@ -162,8 +185,9 @@ impl DynamoStore {
         contact: &Contact,
         expected_version: Option<u64>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let item: HashMap<String, AttributeValue> =
+        let mut item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.insert(LISTING_KEY.to_owned(), string(&listing_position(contact)));
         let put = Put::builder()
             .table_name(&self.tables.contacts)
             .set_item(Some(item));
@@ -365,6 +389,72 @@ impl ContactStore for DynamoStore {
             Err(codes) => Err(StoreError::Unavailable(format!(
                 "transaction cancelled: {codes:?}"
             ))),
+        }
+    }
+
+    async fn list_contacts(
+        &self,
+        instance_id: &InstanceId,
+        window: &ContactWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        let (low, until) = (window.since.to_string(), window.until.to_string());
+        // BETWEEN is inclusive: the upper bound is either `until` itself, which no position
+        // equals (positions continue with `#`), or the cursor's contact, skipped below.
+        let high = match after {
+            Some(after) if after < until.as_str() => after.to_owned(),
+            _ => until,
+        };
+        let mut page = ContactPage::default();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.contacts)
+                .index_name(LISTING_INDEX)
+                .key_condition_expression(
+                    "instance_id = :instance AND #position BETWEEN :low AND :high",
+                )
+                .expression_attribute_names("#position", LISTING_KEY)
+                .expression_attribute_values(":instance", string(instance_id.as_str()))
+                .expression_attribute_values(":low", string(&low))
+                .expression_attribute_values(":high", string(&high))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for mut item in output.items.unwrap_or_default() {
+                let position = match item.remove(LISTING_KEY) {
+                    Some(AttributeValue::S(position)) => position,
+                    _ => {
+                        return Err(StoreError::Corrupt(
+                            "contact without a listing key".to_owned(),
+                        ));
+                    }
+                };
+                if position == high {
+                    continue;
+                }
+                if page.contacts.len() == limit {
+                    return Ok(page);
+                }
+                page.contacts.push(
+                    serde_dynamo::from_item(item)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
+                page.next = Some(position);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => {
+                    page.next = None;
+                    return Ok(page);
+                }
+            }
         }
     }
 

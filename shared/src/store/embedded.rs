@@ -4,7 +4,8 @@
 //! transaction.
 
 use super::{
-    CommitOutcome, ContactStore, CounterDays, DedupeClaim, RuleStore, RuleWrite, StoreError,
+    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, RuleStore,
+    RuleWrite, StoreError, listing_position,
 };
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
@@ -22,6 +23,9 @@ const CONTACTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("con
 const DEDUPE: TableDefinition<&str, i64> = TableDefinition::new("dedupe");
 /// (instance, day, counter name) → count.
 const COUNTERS: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("counters");
+/// (instance, listing position) → contact id: the newest-first listing.
+const CONTACTS_BY_FIRST_SEEN: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("contacts_by_first_seen");
 const RULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("rules");
 /// Instance → (rule count, rules version).
 const RULE_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("rule_meta");
@@ -54,6 +58,8 @@ impl EmbeddedStore {
         txn.open_table(CONTACTS).map_err(unavailable)?;
         txn.open_table(DEDUPE).map_err(unavailable)?;
         txn.open_table(COUNTERS).map_err(unavailable)?;
+        txn.open_table(CONTACTS_BY_FIRST_SEEN)
+            .map_err(unavailable)?;
         txn.open_table(RULES).map_err(unavailable)?;
         txn.open_table(RULE_META).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
@@ -92,15 +98,32 @@ fn put_contact(
 ) -> Result<CommitOutcome, StoreError> {
     let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
     let key = (contact.instance_id.as_str(), contact.contact_id.as_str());
-    let stored_version = match contacts.get(key).map_err(unavailable)? {
-        Some(bytes) => Some(decode::<Contact>(bytes.value())?.version),
+    let stored = match contacts.get(key).map_err(unavailable)? {
+        Some(bytes) => Some(decode::<Contact>(bytes.value())?),
         None => None,
     };
-    if stored_version != expected_version {
+    if stored.as_ref().map(|c| c.version) != expected_version {
         return Ok(CommitOutcome::VersionConflict);
     }
     contacts
         .insert(key, encode(contact)?.as_slice())
+        .map_err(unavailable)?;
+    // An earlier message arriving late moves `first_seen_at`, and with it the listing position.
+    let mut listing = txn
+        .open_table(CONTACTS_BY_FIRST_SEEN)
+        .map_err(unavailable)?;
+    let position = listing_position(contact);
+    if let Some(previous) = stored
+        .as_ref()
+        .map(listing_position)
+        .filter(|p| *p != position)
+    {
+        listing
+            .remove((key.0, previous.as_str()))
+            .map_err(unavailable)?;
+    }
+    listing
+        .insert((key.0, position.as_str()), key.1)
         .map_err(unavailable)?;
     let mut table = txn.open_table(COUNTERS).map_err(unavailable)?;
     for bump in counters {
@@ -175,6 +198,44 @@ impl ContactStore for EmbeddedStore {
             Ok((outcome, outcome == CommitOutcome::Applied))
         })
         .await
+    }
+
+    async fn list_contacts(
+        &self,
+        instance_id: &InstanceId,
+        window: &ContactWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let listing = txn
+            .open_table(CONTACTS_BY_FIRST_SEEN)
+            .map_err(unavailable)?;
+        let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+        let instance = instance_id.as_str();
+        let (low, until) = (window.since.to_string(), window.until.to_string());
+        let high = match after {
+            Some(after) if after < until.as_str() => after.to_owned(),
+            _ => until,
+        };
+        let mut page = ContactPage::default();
+        let range = listing
+            .range((instance, low.as_str())..(instance, high.as_str()))
+            .map_err(unavailable)?;
+        for entry in range.rev() {
+            let (key, contact_id) = entry.map_err(unavailable)?;
+            if page.contacts.len() == limit {
+                return Ok(page);
+            }
+            let found = contacts
+                .get((instance, contact_id.value()))
+                .map_err(unavailable)?
+                .ok_or_else(|| StoreError::Corrupt("listing names a missing contact".to_owned()))?;
+            page.contacts.push(decode(found.value())?);
+            page.next = Some(key.value().1.to_owned());
+        }
+        page.next = None;
+        Ok(page)
     }
 
     async fn load_counter_days(

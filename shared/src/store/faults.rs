@@ -2,7 +2,8 @@
 //! double nothing. Used by tests, and by the local server when asked to.
 
 use super::{
-    CommitOutcome, ContactStore, CounterDays, DedupeClaim, RuleStore, RuleWrite, StoreError,
+    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, RuleStore,
+    RuleWrite, StoreError,
 };
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
@@ -117,6 +118,19 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         self.plan.check("update_contact")?;
         self.inner
             .update_contact(contact, expected_version, counters)
+            .await
+    }
+
+    async fn list_contacts(
+        &self,
+        instance_id: &InstanceId,
+        window: &ContactWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        self.plan.check("list_contacts")?;
+        self.inner
+            .list_contacts(instance_id, window, after, limit)
             .await
     }
 

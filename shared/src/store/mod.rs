@@ -85,6 +85,17 @@ pub trait ContactStore: Send + Sync + 'static {
         last_day: &str,
     ) -> Result<CounterDays, StoreError>;
 
+    /// One page of an instance's contacts first seen in `[since, until)`, newest first,
+    /// starting after `after` (exclusive). May return fewer than `limit`; `next` is `None` once
+    /// the window is exhausted.
+    async fn list_contacts(
+        &self,
+        instance_id: &InstanceId,
+        window: &ContactWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError>;
+
     /// Every counter of one instance and day, by name.
     async fn load_counters(
         &self,
@@ -94,6 +105,26 @@ pub trait ContactStore: Send + Sync + 'static {
         let mut days = self.load_counter_days(instance_id, day, day).await?;
         Ok(days.remove(day).unwrap_or_default())
     }
+}
+
+/// First-seen bounds of a listing: `since` inclusive, `until` exclusive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactWindow {
+    pub since: Timestamp,
+    pub until: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContactPage {
+    pub contacts: Vec<Contact>,
+    /// The listing position of the last contact returned, to continue after it.
+    pub next: Option<String>,
+}
+
+/// A contact's place in its instance's newest-first listing: unique, and ordered as
+/// `first_seen_at`, then `contact_id`, because timestamps have one fixed textual form.
+pub fn listing_position(contact: &Contact) -> String {
+    format!("{}#{}", contact.first_seen_at, contact.contact_id.as_str())
 }
 
 /// Day (`YYYY-MM-DD`) → counter name → count.
@@ -178,6 +209,18 @@ impl<S: ContactStore + ?Sized> ContactStore for std::sync::Arc<S> {
     ) -> Result<CounterDays, StoreError> {
         (**self)
             .load_counter_days(instance_id, first_day, last_day)
+            .await
+    }
+
+    async fn list_contacts(
+        &self,
+        instance_id: &InstanceId,
+        window: &ContactWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        (**self)
+            .list_contacts(instance_id, window, after, limit)
             .await
     }
 }
