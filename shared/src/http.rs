@@ -167,3 +167,13 @@ pub fn serve_json_errors(router: Router) -> Router {
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
+
+/// A contact as the admin API shows it: as stored, plus its acquisition's display colour (a
+/// presentation fact, not stored).
+pub fn contact_view(contact: &crate::model::Contact) -> serde_json::Value {
+    let mut shown = json!(contact);
+    if let Some(acquisition) = &contact.acquisition {
+        shown["acquisition"]["color"] = crate::stats::platform_color(acquisition.platform()).into();
+    }
+    shown
+}

@@ -9,6 +9,7 @@ pub mod counters;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod listing;
 pub mod matching;
 pub mod meta;
 pub mod model;

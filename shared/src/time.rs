@@ -23,6 +23,12 @@ impl Timestamp {
         Utc.timestamp_millis_opt(millis).single().map(Self)
     }
 
+    /// An RFC 3339 timestamp (any offset), kept to the millisecond like every stored time.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let parsed = DateTime::parse_from_rfc3339(text).ok()?;
+        Self::from_unix_millis(parsed.timestamp_millis())
+    }
+
     pub fn unix_seconds(&self) -> i64 {
         self.0.timestamp()
     }

@@ -10,18 +10,21 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::http::{ApiError, require_admin};
+use shared::http::{ApiError, contact_view, require_admin};
 use shared::ids::InstanceId;
+use shared::listing::{self, ContactFilter, CursorCodec, InvalidListing};
 use shared::rules::{
     CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
 };
 use shared::secret::Secret;
 use shared::stats::{self, Stats, StatsWindow};
-use shared::store::{ContactStore, RuleStore, RuleWrite};
+use shared::store::{ContactStore, ContactWindow, RuleStore, RuleWrite, listing_position};
 use shared::time::Timestamp;
 use std::sync::Arc;
 
 pub struct RulesState {
+    /// Signs contact listing cursors; the admin key is a server secret already.
+    cursors: CursorCodec,
     admin_key: Arc<Secret>,
     rules: Arc<dyn RuleStore>,
     /// For the daily counters behind stats.
@@ -35,6 +38,7 @@ impl RulesState {
         contacts: Arc<dyn ContactStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            cursors: CursorCodec::new(admin_key.clone()),
             admin_key: Arc::new(admin_key.clone()),
             rules,
             contacts,
@@ -51,6 +55,7 @@ pub fn router(state: Arc<RulesState>) -> Router {
         )
         .route("/instances/{instance_id}/rules/test", post(test_rules))
         .route("/instances/{instance_id}/stats", get(instance_stats))
+        .route("/instances/{instance_id}/contacts", get(list_contacts))
         .route(
             "/instances/{instance_id}/rules/{rule_id}",
             get(get_rule).put(replace_rule).delete(delete_rule),
@@ -231,4 +236,114 @@ async fn test_rules(
         Some(rule) => json!({ "matched": true, "rule": rule }),
         None => json!({ "matched": false }),
     }))
+}
+
+#[derive(Deserialize)]
+struct ContactsQuery {
+    since: Option<String>,
+    until: Option<String>,
+    kind: Option<String>,
+    platform: Option<String>,
+    campaign: Option<String>,
+    rule_id: Option<String>,
+    unattributed: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// How many contacts one request may look at to fill a filtered page; past it the page ends
+/// early, with a cursor to go on.
+const MAX_SCANNED_PER_REQUEST: usize = 5_000;
+
+fn invalid(error: InvalidListing) -> ApiError {
+    ApiError::InvalidField {
+        field: error.field.to_owned(),
+        message: error.message,
+    }
+}
+
+fn timestamp(
+    field: &'static str,
+    text: Option<&str>,
+    default: Timestamp,
+) -> Result<Timestamp, ApiError> {
+    match text {
+        None => Ok(default),
+        Some(text) => Timestamp::parse_rfc3339(text).ok_or_else(|| ApiError::InvalidField {
+            field: field.to_owned(),
+            message: "must be an RFC 3339 timestamp".to_owned(),
+        }),
+    }
+}
+
+/// The instance's contacts, newest first, filtered: the pipeline view.
+async fn list_contacts(
+    State(state): State<Arc<RulesState>>,
+    Path(instance_id): Path<String>,
+    query: Result<Query<ContactsQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let Query(query) =
+        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
+    let epoch = Timestamp::from_unix_seconds(0).expect("the epoch");
+    let window = ContactWindow {
+        since: timestamp("since", query.since.as_deref(), epoch)?,
+        // A little past now: Meta's clocks and ours differ by seconds.
+        until: timestamp(
+            "until",
+            query.until.as_deref(),
+            Timestamp::now().plus_seconds(86_400),
+        )?,
+    };
+    if window.since >= window.until {
+        return Err(ApiError::InvalidField {
+            field: "since".to_owned(),
+            message: "must be before until".to_owned(),
+        });
+    }
+    let filter = ContactFilter::parse(
+        query.kind.as_deref(),
+        query.platform.as_deref(),
+        query.campaign.as_deref(),
+        query.rule_id.as_deref(),
+        query.unattributed.as_deref(),
+    )
+    .map_err(invalid)?;
+    let limit = listing::parse_limit(query.limit.as_deref()).map_err(invalid)?;
+    let mut after = match &query.cursor {
+        Some(cursor) => Some(
+            state
+                .cursors
+                .decode(&instance_id, cursor)
+                .map_err(invalid)?,
+        ),
+        None => None,
+    };
+
+    let (mut shown, mut scanned, mut next) = (Vec::new(), 0, None);
+    'pages: loop {
+        let page = state
+            .contacts
+            .list_contacts(&instance_id, &window, after.as_deref(), limit.max(100))
+            .await?;
+        for contact in &page.contacts {
+            scanned += 1;
+            let position = listing_position(contact);
+            if filter.matches(contact) {
+                shown.push(contact_view(contact));
+            }
+            if shown.len() == limit || scanned == MAX_SCANNED_PER_REQUEST {
+                next = Some(position);
+                break 'pages;
+            }
+        }
+        match page.next {
+            Some(position) => after = Some(position),
+            None => break,
+        }
+    }
+    let next_cursor = next.map(|position| state.cursors.encode(&instance_id, &position));
+    Ok(Json(
+        json!({ "contacts": shown, "next_cursor": next_cursor }),
+    ))
 }

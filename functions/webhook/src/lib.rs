@@ -12,14 +12,13 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shared::config::Secrets;
-use shared::http::{ApiError, require_admin};
+use shared::http::{ApiError, contact_view, require_admin};
 use shared::ids::{ContactId, InstanceId};
 use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta::{self, PayloadError, SignatureError};
 use shared::model::{Acquisition, Contact};
 use shared::queue::JobQueue;
 use shared::secret::Secret;
-use shared::stats::platform_color;
 use shared::store::ContactStore;
 use shared::time::Timestamp;
 use std::sync::Arc;
@@ -192,7 +191,6 @@ async fn receive_delivery(
     Ok(Json(report))
 }
 
-/// The contact, with its acquisition's display colour (a presentation fact, not stored).
 async fn get_contact(
     State(state): State<Arc<WebhookState>>,
     Path((instance_id, contact_id)): Path<(String, String)>,
@@ -207,9 +205,5 @@ async fn get_contact(
         .ok_or_else(|| {
             ApiError::not_found("contact_not_found", "no such contact on this instance")
         })?;
-    let mut shown = serde_json::json!(contact);
-    if let Some(acquisition) = &contact.acquisition {
-        shown["acquisition"]["color"] = platform_color(acquisition.platform()).into();
-    }
-    Ok(Json(shown))
+    Ok(Json(contact_view(&contact)))
 }

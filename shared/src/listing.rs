@@ -1,0 +1,177 @@
+//! The contacts listing behind the attribution view: filters, and cursors that cannot be
+//! turned into another instance's.
+
+use crate::ids::InstanceId;
+use crate::model::{Acquisition, Contact};
+use crate::secret::Secret;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+const ACQUISITION_KINDS: [&str; 5] = ["meta_ad", "meta_post", "shortlink", "rule", "web"];
+
+/// Which contacts a listing keeps; every filter given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactFilter {
+    pub kind: Option<String>,
+    pub platform: Option<String>,
+    pub campaign: Option<String>,
+    pub rule_id: Option<String>,
+    /// `Some(true)`: only contacts without acquisition; `Some(false)`: only attributed ones.
+    pub unattributed: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidListing {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl ContactFilter {
+    pub fn parse(
+        kind: Option<&str>,
+        platform: Option<&str>,
+        campaign: Option<&str>,
+        rule_id: Option<&str>,
+        unattributed: Option<&str>,
+    ) -> Result<Self, InvalidListing> {
+        if let Some(kind) = kind.filter(|kind| !ACQUISITION_KINDS.contains(kind)) {
+            return Err(InvalidListing {
+                field: "kind",
+                message: format!(
+                    "unknown kind {kind:?}; one of {}",
+                    ACQUISITION_KINDS.join(", ")
+                ),
+            });
+        }
+        let unattributed = match unattributed {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                return Err(InvalidListing {
+                    field: "unattributed",
+                    message: "must be true or false".into(),
+                });
+            }
+        };
+        Ok(Self {
+            kind: kind.map(str::to_owned),
+            platform: platform.map(str::to_owned),
+            campaign: campaign.map(str::to_owned),
+            rule_id: rule_id.map(str::to_owned),
+            unattributed,
+        })
+    }
+
+    pub fn matches(&self, contact: &Contact) -> bool {
+        let acquisition = contact.acquisition.as_ref();
+        let campaign = acquisition.and_then(|acquisition| match acquisition {
+            Acquisition::Rule(rule) => rule.campaign.as_deref(),
+            _ => None,
+        });
+        let rule_id = acquisition.and_then(|acquisition| match acquisition {
+            Acquisition::Rule(rule) => Some(rule.rule_id.as_str()),
+            _ => None,
+        });
+        let wanted = |filter: &Option<String>, value: Option<&str>| {
+            filter.as_deref().is_none_or(|filter| value == Some(filter))
+        };
+        wanted(&self.kind, acquisition.map(Acquisition::kind))
+            && wanted(&self.platform, acquisition.map(Acquisition::platform))
+            && wanted(&self.campaign, campaign)
+            && wanted(&self.rule_id, rule_id)
+            && self
+                .unattributed
+                .is_none_or(|unattributed| unattributed == acquisition.is_none())
+    }
+}
+
+pub fn parse_limit(limit: Option<&str>) -> Result<usize, InvalidListing> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+            .ok_or(InvalidListing {
+                field: "limit",
+                message: format!("must be a whole number from 1 to {MAX_LIMIT}"),
+            }),
+    }
+}
+
+/// Cursors carry a listing position, bound to its instance by an HMAC under a server key: one
+/// made for an instance, or edited, is refused anywhere else.
+pub struct CursorCodec {
+    key: Secret,
+}
+
+const TAG_BYTES: usize = 16;
+
+impl CursorCodec {
+    pub fn new(key: Secret) -> Self {
+        Self { key }
+    }
+
+    fn mac(&self, instance_id: &InstanceId, position: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose()).expect("any key length");
+        mac.update(b"contacts-cursor\0");
+        mac.update(instance_id.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(position.as_bytes());
+        mac
+    }
+
+    pub fn encode(&self, instance_id: &InstanceId, position: &str) -> String {
+        let tag = self.mac(instance_id, position).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            hex::encode(position),
+            hex::encode(&tag[..TAG_BYTES])
+        )
+    }
+
+    pub fn decode(&self, instance_id: &InstanceId, cursor: &str) -> Result<String, InvalidListing> {
+        let invalid = || InvalidListing {
+            field: "cursor",
+            message: "not a cursor of this listing".into(),
+        };
+        let (position, tag) = cursor.split_once('.').ok_or_else(invalid)?;
+        let position = String::from_utf8(hex::decode(position).map_err(|_| invalid())?)
+            .map_err(|_| invalid())?;
+        let tag = hex::decode(tag).map_err(|_| invalid())?;
+        if tag.len() != TAG_BYTES {
+            return Err(invalid());
+        }
+        let mac = self.mac(instance_id, &position);
+        mac.verify_truncated_left(&tag).map_err(|_| invalid())?;
+        Ok(position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_other_instances_and_edits() {
+        let codec = CursorCodec::new(Secret::new("k"));
+        let one = InstanceId::parse("1").unwrap();
+        let two = InstanceId::parse("2").unwrap();
+        let cursor = codec.encode(&one, "2026-01-01T00:00:00.000Z#5511");
+        assert_eq!(
+            codec.decode(&one, &cursor).unwrap(),
+            "2026-01-01T00:00:00.000Z#5511"
+        );
+        assert!(codec.decode(&two, &cursor).is_err());
+        let forged = codec
+            .encode(&two, "x")
+            .replace(&hex::encode("x"), &hex::encode("y"));
+        assert!(codec.decode(&two, &forged).is_err());
+        assert!(codec.decode(&one, "garbage").is_err());
+        assert!(codec.decode(&one, &cursor[..cursor.len() - 2]).is_err());
+    }
+}
