@@ -89,24 +89,10 @@ mod tests {
     }
 
     fn meta_ad() -> Acquisition {
-        Acquisition::MetaAd(MetaReferral {
-            platform: MetaPlatform::Instagram,
-            ad_id: None,
-            ctwa_clid: None,
-            headline: None,
-            body: None,
-            source_url: None,
-            media_type: None,
-            image_url: None,
-            video_url: None,
-            thumbnail_url: None,
-            post_id: None,
-            product_id: None,
-            ref_param: None,
-            source: None,
-            message_id: None,
-            captured_at: Timestamp::from_unix_seconds(1).unwrap(),
-        })
+        Acquisition::MetaAd(MetaReferral::minimal(
+            MetaPlatform::Instagram,
+            Timestamp::from_unix_seconds(1).unwrap(),
+        ))
     }
 
     fn named(bumps: &[CounterBump]) -> Vec<(String, i64)> {

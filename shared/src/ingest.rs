@@ -192,22 +192,9 @@ mod tests {
 
     fn referral(ad_id: &str, seconds: i64) -> Referral {
         Referral::MetaAd(MetaReferral {
-            platform: MetaPlatform::Facebook,
             ad_id: Some(ad_id.into()),
-            ctwa_clid: None,
-            headline: None,
-            body: None,
-            source_url: None,
-            media_type: None,
-            image_url: None,
-            video_url: None,
-            thumbnail_url: None,
-            post_id: None,
-            product_id: None,
-            ref_param: None,
             source: Some("ad".into()),
-            message_id: None,
-            captured_at: at(seconds),
+            ..MetaReferral::minimal(MetaPlatform::Facebook, at(seconds))
         })
     }
 

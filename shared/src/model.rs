@@ -60,6 +60,30 @@ pub struct MetaReferral {
     pub captured_at: Timestamp,
 }
 
+impl MetaReferral {
+    /// A referral that says only where it was seen and when; the parser fills in the rest.
+    pub fn minimal(platform: MetaPlatform, captured_at: Timestamp) -> Self {
+        Self {
+            platform,
+            ad_id: None,
+            ctwa_clid: None,
+            headline: None,
+            body: None,
+            source_url: None,
+            media_type: None,
+            image_url: None,
+            video_url: None,
+            thumbnail_url: None,
+            post_id: None,
+            product_id: None,
+            ref_param: None,
+            source: None,
+            message_id: None,
+            captured_at,
+        }
+    }
+}
+
 /// A referral as seen on one event, classified. Every one is kept in the touch history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

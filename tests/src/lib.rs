@@ -138,16 +138,15 @@ impl RecordingQueue {
     }
 }
 
-/// A client for the DynamoDB Local the test command started (`DYNAMODB_ENDPOINT`).
-pub async fn dynamo_client() -> Option<aws_sdk_dynamodb::Client> {
-    let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") else {
+/// SDK configuration for an emulator the test command started, at the URL in `variable`.
+/// `None` (with a note) when it is unset, unless `REQUIRE_EMULATORS` is set: then it fails.
+pub async fn emulator_config(variable: &str) -> Option<aws_config::SdkConfig> {
+    let Ok(endpoint) = std::env::var(variable) else {
         assert!(
             std::env::var("REQUIRE_EMULATORS").is_err(),
-            "REQUIRE_EMULATORS is set but DYNAMODB_ENDPOINT is not: run infra/test.sh"
+            "REQUIRE_EMULATORS is set but {variable} is not: run infra/test.sh"
         );
-        eprintln!(
-            "DYNAMODB_ENDPOINT is not set: skipping the DynamoDB run (infra/test.sh runs it)"
-        );
+        eprintln!("{variable} is not set: skipping the emulator run (infra/test.sh runs it)");
         return None;
     };
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -158,7 +157,21 @@ pub async fn dynamo_client() -> Option<aws_sdk_dynamodb::Client> {
         ))
         .load()
         .await;
-    Some(aws_sdk_dynamodb::Client::new(&config))
+    Some(config)
+}
+
+/// A client for the DynamoDB Local the test command started (`DYNAMODB_ENDPOINT`).
+pub async fn dynamo_client() -> Option<aws_sdk_dynamodb::Client> {
+    Some(aws_sdk_dynamodb::Client::new(
+        &emulator_config("DYNAMODB_ENDPOINT").await?,
+    ))
+}
+
+/// A client for the moto server the test command started (`SQS_ENDPOINT`).
+pub async fn sqs_client() -> Option<aws_sdk_sqs::Client> {
+    Some(aws_sdk_sqs::Client::new(
+        &emulator_config("SQS_ENDPOINT").await?,
+    ))
 }
 
 /// The webhook function's full HTTP surface over `store`, with a recording match queue.

@@ -11,26 +11,6 @@ use shared::matching::Matcher;
 use shared::queue::sqs::SqsQueue;
 use std::sync::Arc;
 
-async fn sqs_client() -> Option<aws_sdk_sqs::Client> {
-    let Ok(endpoint) = std::env::var("SQS_ENDPOINT") else {
-        assert!(
-            std::env::var("REQUIRE_EMULATORS").is_err(),
-            "REQUIRE_EMULATORS is set but SQS_ENDPOINT is not: run infra/test.sh"
-        );
-        eprintln!("SQS_ENDPOINT is not set: skipping the SQS run (infra/test.sh runs it)");
-        return None;
-    };
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .load()
-        .await;
-    Some(aws_sdk_sqs::Client::new(&config))
-}
-
 /// A queue and its dead-letter queue, as the template declares them (fewer receives, to keep
 /// the test short).
 async fn queues(client: &aws_sdk_sqs::Client, max_receives: u32) -> (String, String) {

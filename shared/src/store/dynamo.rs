@@ -315,6 +315,11 @@ impl DynamoStore {
     }
 }
 
+/// A transaction cancelled for a reason other than its conditions: a fault to retry.
+fn cancelled(codes: &[Option<String>]) -> StoreError {
+    StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))
+}
+
 fn is_conditional_failure(code: &Option<String>) -> bool {
     code.as_deref() == Some("ConditionalCheckFailed")
 }
@@ -369,9 +374,7 @@ impl ContactStore for DynamoStore {
                 Ok(CommitOutcome::Duplicate)
             }
             Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
-            Err(codes) => Err(StoreError::Unavailable(format!(
-                "transaction cancelled: {codes:?}"
-            ))),
+            Err(codes) => Err(cancelled(&codes)),
         }
     }
 
@@ -386,9 +389,7 @@ impl ContactStore for DynamoStore {
         match self.transact(items).await? {
             Ok(()) => Ok(CommitOutcome::Applied),
             Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
-            Err(codes) => Err(StoreError::Unavailable(format!(
-                "transaction cancelled: {codes:?}"
-            ))),
+            Err(codes) => Err(cancelled(&codes)),
         }
     }
 
@@ -570,9 +571,7 @@ impl RuleStore for DynamoStore {
             Err(codes) if codes.get(1).is_some_and(is_conditional_failure) => {
                 Ok(RuleWrite::LimitReached)
             }
-            Err(codes) => Err(StoreError::Unavailable(format!(
-                "transaction cancelled: {codes:?}"
-            ))),
+            Err(codes) => Err(cancelled(&codes)),
         }
     }
 
@@ -586,9 +585,7 @@ impl RuleStore for DynamoStore {
             Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
                 Ok(RuleWrite::NotFound)
             }
-            Err(codes) => Err(StoreError::Unavailable(format!(
-                "transaction cancelled: {codes:?}"
-            ))),
+            Err(codes) => Err(cancelled(&codes)),
         }
     }
 
@@ -612,9 +609,7 @@ impl RuleStore for DynamoStore {
             Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
                 Ok(RuleWrite::NotFound)
             }
-            Err(codes) => Err(StoreError::Unavailable(format!(
-                "transaction cancelled: {codes:?}"
-            ))),
+            Err(codes) => Err(cancelled(&codes)),
         }
     }
 
