@@ -4,6 +4,7 @@
 //! decisions), the store traits shaped after the access patterns, and their implementations:
 //! an embedded store for local use and, with the `aws` feature, DynamoDB.
 
+pub mod backfill;
 pub mod config;
 pub mod counters;
 pub mod http;

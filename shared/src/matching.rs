@@ -1,17 +1,19 @@
 //! The matcher: applies an instance's text rules to a contact's first message, once, with the
 //! attribution and its counters in one conditional write.
 
+use crate::backfill::{self, JobStatus};
 use crate::counters::bumps_for;
 use crate::ids::InstanceId;
 use crate::ingest::IngestError;
+use crate::model::Contact;
 use crate::model::{Acquisition, RuleAttribution};
-use crate::queue::{JobQueue, MatchJob, QueueError};
+use crate::queue::{BackfillPage, JobQueue, MatchJob, QueueError, QueueJob};
 use crate::rules::CompiledRules;
-use crate::store::{CommitOutcome, ContactStore, RuleStore, StoreError};
+use crate::store::{CommitOutcome, ContactStore, JobStore, RuleStore, StoreError};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,17 +35,48 @@ const MAX_ATTEMPTS: u32 = 16;
 pub struct Matcher {
     contacts: Arc<dyn ContactStore>,
     rules: Arc<dyn RuleStore>,
+    jobs: Arc<dyn JobStore>,
+    /// Where a backfill page queues the next one; set once the queue exists (the in-process
+    /// queue needs the matcher first).
+    queue: OnceLock<Arc<dyn JobQueue>>,
+    page_size: usize,
     /// Compiled rules per instance, with the rules version they were compiled from.
     cache: Mutex<HashMap<InstanceId, (u64, Arc<CompiledRules>)>>,
 }
 
+/// What a backfill did to one contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BackfillStep {
+    Updated,
+    NoMatch,
+    AlreadyAttributed,
+}
+
 impl Matcher {
-    pub fn new(contacts: Arc<dyn ContactStore>, rules: Arc<dyn RuleStore>) -> Self {
+    pub fn new(
+        contacts: Arc<dyn ContactStore>,
+        rules: Arc<dyn RuleStore>,
+        jobs: Arc<dyn JobStore>,
+    ) -> Self {
         Self {
             contacts,
             rules,
+            jobs,
+            queue: OnceLock::new(),
+            page_size: backfill::PAGE_SIZE,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Contacts per backfill page (tests make it small to see several pages).
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The queue backfill pages continue on. Set once; later calls are ignored.
+    pub fn attach_queue(&self, queue: Arc<dyn JobQueue>) {
+        let _ = self.queue.set(queue);
     }
 
     /// The instance's enabled rules, compiled; recompiled only when the rules version moved,
@@ -99,16 +132,11 @@ impl Matcher {
             after.version += 1;
             let outcome = match compiled.first_match(&text) {
                 Some(rule) => {
-                    after.acquisition = Some(Acquisition::Rule(RuleAttribution {
-                        platform: rule.platform,
-                        source_name: rule.source_name.clone(),
-                        rule_id: rule.id.clone(),
-                        rule_name: rule.name.clone(),
-                        campaign: rule.campaign.clone(),
-                        ad: rule.ad.clone(),
-                        matched_text: text.clone(),
-                        captured_at: now,
-                    }));
+                    after.acquisition = Some(Acquisition::Rule(RuleAttribution::of(
+                        rule,
+                        text.clone(),
+                        now,
+                    )));
                     MatchOutcome::Matched {
                         rule_id: rule.id.to_string(),
                     }
@@ -138,18 +166,177 @@ impl Matcher {
         })
     }
 
+    /// Applies today's rules to one contact of a backfill: only if it still has no acquisition
+    /// (a conditional write), so a backfill racing live matching attributes and counts once.
+    async fn backfill_contact(
+        &self,
+        mut before: Contact,
+        compiled: &CompiledRules,
+        job_id: &str,
+        now: Timestamp,
+    ) -> Result<BackfillStep, IngestError> {
+        for _ in 0..MAX_ATTEMPTS {
+            match &before.acquisition {
+                // Attributed by this very job on an earlier delivery of the page: still ours.
+                Some(Acquisition::Rule(rule))
+                    if rule.backfill_job_id.as_deref() == Some(job_id) =>
+                {
+                    return Ok(BackfillStep::Updated);
+                }
+                Some(_) => return Ok(BackfillStep::AlreadyAttributed),
+                None => {}
+            }
+            let text = before
+                .first_message
+                .as_ref()
+                .and_then(|m| m.text.clone())
+                .unwrap_or_default();
+            let Some(rule) = compiled.first_match(&text) else {
+                return Ok(BackfillStep::NoMatch);
+            };
+            let mut after = before.clone();
+            after.acquisition = Some(Acquisition::Rule(RuleAttribution {
+                backfill_job_id: Some(job_id.to_owned()),
+                ..RuleAttribution::of(rule, text, now)
+            }));
+            after.rules_checked_at = Some(now);
+            after.version += 1;
+            let counters = bumps_for(Some(&before), &after);
+            match self
+                .contacts
+                .update_contact(&after, before.version, &counters)
+                .await?
+            {
+                CommitOutcome::Applied => return Ok(BackfillStep::Updated),
+                CommitOutcome::VersionConflict | CommitOutcome::Duplicate => {
+                    match self
+                        .contacts
+                        .load_contact(&before.instance_id, &before.contact_id)
+                        .await?
+                    {
+                        Some(current) => before = current,
+                        None => return Ok(BackfillStep::NoMatch),
+                    }
+                }
+            }
+        }
+        Err(IngestError::Contention {
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// One page of a backfill run. Redelivered pages change nothing (the job records the last
+    /// page done); a page that fails is retried by the queue and redone from its start.
+    pub async fn handle_backfill_page(
+        &self,
+        page: &BackfillPage,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        let Some(mut job) = self
+            .jobs
+            .load_job(&page.instance_id, &page.job_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            tracing::warn!(
+                job_id = page.job_id,
+                "backfill page for an unknown job dropped"
+            );
+            return Ok(());
+        };
+        if matches!(job.status, JobStatus::Done | JobStatus::Failed) || job.pages_done > page.page {
+            return Ok(());
+        }
+        if job.pages_done == page.page {
+            // Done before, but queueing its successor may have failed: queue it again.
+            return self.queue_next(&job).await;
+        }
+        let compiled = self
+            .compiled_rules(&page.instance_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let remaining = job.limit.map_or(usize::MAX, |limit| {
+            limit.saturating_sub(job.scanned) as usize
+        });
+        let listed = self
+            .contacts
+            .list_contacts(
+                &page.instance_id,
+                &job.window(),
+                page.after.as_deref(),
+                self.page_size.min(remaining),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let version = job.version;
+        for contact in listed.contacts {
+            job.scanned += 1;
+            match self
+                .backfill_contact(contact, &compiled, &job.job_id, now)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                BackfillStep::Updated => job.updated += 1,
+                BackfillStep::AlreadyAttributed => job.skipped_attributed += 1,
+                BackfillStep::NoMatch => {}
+            }
+        }
+        let limit_reached = job.limit.is_some_and(|limit| job.scanned >= limit);
+        job.pages_done = page.page;
+        job.next_after = listed.next.filter(|_| !limit_reached);
+        job.started_at.get_or_insert(now);
+        if job.next_after.is_none() {
+            job.status = JobStatus::Done;
+            job.finished_at = Some(now);
+        } else {
+            job.status = JobStatus::Running;
+        }
+        job.version += 1;
+        match self
+            .jobs
+            .save_job(&job, version)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            CommitOutcome::Applied => self.queue_next(&job).await,
+            _ => Err("the backfill job changed under this page".to_owned()),
+        }
+    }
+
+    async fn queue_next(&self, job: &backfill::BackfillJob) -> Result<(), String> {
+        let Some(after) = job
+            .next_after
+            .clone()
+            .filter(|_| job.status == JobStatus::Running)
+        else {
+            return Ok(());
+        };
+        let queue = self
+            .queue
+            .get()
+            .ok_or("no queue attached for backfill pages")?;
+        let next = QueueJob::BackfillPage(BackfillPage {
+            instance_id: job.instance_id.clone(),
+            job_id: job.job_id.clone(),
+            page: job.pages_done + 1,
+            after: Some(after),
+        });
+        queue.enqueue(&next).await.map_err(|e| e.to_string())
+    }
+
     /// Handles a batch of queue messages (id, body); answers the ids of those that failed and
     /// must be delivered again. A body that does not parse fails alone.
     pub async fn handle_batch(&self, messages: &[(String, String)], now: Timestamp) -> Vec<String> {
         let mut failed = Vec::new();
         for (message_id, body) in messages {
-            let result = match serde_json::from_str::<MatchJob>(body) {
-                Ok(job) => self
+            let result = match serde_json::from_str::<QueueJob>(body) {
+                Ok(QueueJob::Match(job)) => self
                     .handle(&job, now)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
-                Err(error) => Err(format!("unreadable match job: {error}")),
+                Ok(QueueJob::BackfillPage(page)) => self.handle_backfill_page(&page, now).await,
+                Err(error) => Err(format!("unreadable queue job: {error}")),
             };
             if let Err(error) = result {
                 tracing::error!(message_id, error, "match job failed; it will be retried");
@@ -173,6 +360,7 @@ pub const MAX_RECEIVES: u32 = 5;
 impl InProcessQueue {
     /// Starts the worker on the current Tokio runtime.
     pub fn start(matcher: Arc<Matcher>) -> Arc<Self> {
+        let matcher_for_pages = matcher.clone();
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         let dead_letters = Arc::new(Mutex::new(Vec::new()));
         let dead = dead_letters.clone();
@@ -196,10 +384,12 @@ impl InProcessQueue {
                 }
             }
         });
-        Arc::new(Self {
+        let queue = Arc::new(Self {
             sender,
             dead_letters,
-        })
+        });
+        matcher_for_pages.attach_queue(queue.clone());
+        queue
     }
 
     /// Bodies of the jobs that failed every delivery.
@@ -210,7 +400,7 @@ impl InProcessQueue {
 
 #[async_trait]
 impl JobQueue for InProcessQueue {
-    async fn enqueue(&self, job: &MatchJob) -> Result<(), QueueError> {
+    async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError> {
         let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
         let id = format!("local-{}", crate::rules::RuleId::new());
         self.sender

@@ -130,6 +130,25 @@ pub struct RuleAttribution {
     /// The first message text the rule matched.
     pub matched_text: String,
     pub captured_at: Timestamp,
+    /// The backfill run that applied the rule, when it was not the live matcher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_job_id: Option<String>,
+}
+
+impl RuleAttribution {
+    pub fn of(rule: &crate::rules::Rule, matched_text: String, at: Timestamp) -> Self {
+        Self {
+            platform: rule.platform,
+            source_name: rule.source_name.clone(),
+            rule_id: rule.id.clone(),
+            rule_name: rule.name.clone(),
+            campaign: rule.campaign.clone(),
+            ad: rule.ad.clone(),
+            matched_text,
+            captured_at: at,
+            backfill_job_id: None,
+        }
+    }
 }
 
 impl Acquisition {

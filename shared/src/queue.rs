@@ -11,6 +11,25 @@ pub struct MatchJob {
     pub contact_id: ContactId,
 }
 
+/// One page of a backfill: the contacts after `after` in the job's window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillPage {
+    pub instance_id: InstanceId,
+    pub job_id: String,
+    /// Pages count from 1; the job records the last one done, which makes a redelivered page
+    /// a no-op.
+    pub page: u64,
+    pub after: Option<String>,
+}
+
+/// What travels on the match queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QueueJob {
+    Match(MatchJob),
+    BackfillPage(BackfillPage),
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("queue unavailable: {0}")]
 pub struct QueueError(pub String);
@@ -18,7 +37,7 @@ pub struct QueueError(pub String);
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     /// Returns once the job is durably queued.
-    async fn enqueue(&self, job: &MatchJob) -> Result<(), QueueError>;
+    async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError>;
 }
 
 #[cfg(feature = "aws")]
@@ -49,7 +68,7 @@ pub mod sqs {
 
     #[async_trait]
     impl JobQueue for SqsQueue {
-        async fn enqueue(&self, job: &MatchJob) -> Result<(), QueueError> {
+        async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError> {
             let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
             self.client
                 .send_message()

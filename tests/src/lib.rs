@@ -8,10 +8,10 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::config::Secrets;
 use shared::meta;
-use shared::queue::{JobQueue, MatchJob, QueueError};
+use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
 use shared::secret::Secret;
 use shared::store::dynamo::{DynamoStore, TableNames};
-use shared::store::{ContactStore, EmbeddedStore, RuleStore};
+use shared::store::{ContactStore, EmbeddedStore};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,22 +55,7 @@ pub enum Backend {
     Dynamo,
 }
 
-/// One store seen through each of its traits.
-#[derive(Clone)]
-pub struct Stores {
-    pub contacts: Arc<dyn ContactStore>,
-    pub rules: Arc<dyn RuleStore>,
-}
-
-impl Stores {
-    fn of<S: ContactStore + RuleStore>(store: S) -> Self {
-        let store = Arc::new(store);
-        Self {
-            contacts: store.clone(),
-            rules: store,
-        }
-    }
-}
+pub use local_server::Stores;
 
 /// A store of the given kind, empty, private to the calling test. `None` when the DynamoDB
 /// emulator is not configured and the run does not require it (plain `cargo test`); the test
@@ -117,13 +102,13 @@ pub struct StoreGuard {
 /// webhook tests see exactly what the webhook wrote.
 #[derive(Default)]
 pub struct RecordingQueue {
-    pub jobs: Mutex<Vec<MatchJob>>,
+    pub jobs: Mutex<Vec<QueueJob>>,
     pub failing: AtomicBool,
 }
 
 #[async_trait::async_trait]
 impl JobQueue for RecordingQueue {
-    async fn enqueue(&self, job: &MatchJob) -> Result<(), QueueError> {
+    async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(QueueError("injected queue fault".to_owned()));
         }
@@ -135,6 +120,16 @@ impl JobQueue for RecordingQueue {
 impl RecordingQueue {
     pub fn job_count(&self) -> usize {
         self.jobs.lock().unwrap().len()
+    }
+
+    pub fn match_jobs(&self) -> Vec<MatchJob> {
+        let jobs = self.jobs.lock().unwrap();
+        jobs.iter()
+            .filter_map(|job| match job {
+                QueueJob::Match(job) => Some(job.clone()),
+                QueueJob::BackfillPage(_) => None,
+            })
+            .collect()
     }
 }
 
@@ -189,17 +184,23 @@ pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQu
 
 /// The rules function's full HTTP surface over `stores`.
 pub fn rules_app(stores: &Stores) -> Router {
+    rules_app_with_queue(stores, Arc::new(RecordingQueue::default()))
+}
+
+pub fn rules_app_with_queue(stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
     let state = rules::RulesState::new(
         &secrets().admin_api_key,
         stores.rules.clone(),
         stores.contacts.clone(),
+        stores.jobs.clone(),
+        queue,
     );
     shared::http::serve_json_errors(rules::router(state))
 }
 
 /// Every route of every function over `stores`, with the in-process matcher: the local server.
 pub fn engine_app(stores: &Stores) -> local_server::LocalEngine {
-    local_server::engine(&secrets(), stores.contacts.clone(), stores.rules.clone())
+    local_server::engine(&secrets(), stores)
 }
 
 pub fn admin_request(method: &str, path: &str, body: Option<Value>) -> Request<Body> {

@@ -144,7 +144,11 @@ async fn a_meta_referral_is_never_overwritten_by_a_rule(backend: Backend) {
     );
 
     // And a job for it anyway (a duplicate, a stray) changes nothing.
-    let matcher = Matcher::new(stores.contacts.clone(), stores.rules.clone());
+    let matcher = Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    );
     let job = MatchJob {
         instance_id: InstanceId::parse(INSTANCE).unwrap(),
         contact_id: ContactId::parse("16505551234").unwrap(),
@@ -253,14 +257,18 @@ async fn a_duplicate_job_attributes_and_counts_once(backend: Backend) {
     let body = fixture("whatsapp_text_prefilled_tiktok.json");
     deliver(&app, &body).await;
     deliver(&app, &body).await;
-    let jobs = queue.jobs.lock().unwrap().clone();
+    let jobs = queue.match_jobs();
     assert_eq!(
         jobs.len(),
         2,
         "a duplicate delivery asks again while the contact waits"
     );
 
-    let matcher = std::sync::Arc::new(Matcher::new(stores.contacts.clone(), stores.rules.clone()));
+    let matcher = std::sync::Arc::new(Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    ));
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let (matcher, job) = (matcher.clone(), jobs[0].clone());
@@ -310,13 +318,24 @@ async fn a_poison_message_fails_alone_in_its_batch(backend: Backend) {
     };
     let app = webhook_app(stores.contacts.clone());
     deliver(&app, &fixture("whatsapp_text_prefilled_tiktok.json")).await;
-    let matcher = Matcher::new(stores.contacts.clone(), stores.rules.clone());
-    let good = json!({"instance_id": INSTANCE, "contact_id": "818012345678"}).to_string();
+    let matcher = Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    );
+    let good =
+        json!({"type": "match", "instance_id": INSTANCE, "contact_id": "818012345678"}).to_string();
     let event = sqs_event(&[
         ("m-1", &good),
         ("m-poison", "{not json"),
-        ("m-bad-id", r#"{"instance_id": "", "contact_id": "1"}"#),
-        ("m-unknown", r#"{"instance_id": "1", "contact_id": "404"}"#),
+        (
+            "m-bad-id",
+            r#"{"type": "match", "instance_id": "", "contact_id": "1"}"#,
+        ),
+        (
+            "m-unknown",
+            r#"{"type": "match", "instance_id": "1", "contact_id": "404"}"#,
+        ),
     ]);
     let response = matcher::handle_sqs_event(&matcher, event).await;
     let failed: Vec<&str> = response

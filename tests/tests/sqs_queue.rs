@@ -136,7 +136,11 @@ async fn jobs_travel_through_sqs_and_a_poison_message_ends_in_the_dead_letter_qu
         .await
         .unwrap();
 
-    let matcher = Matcher::new(stores.contacts.clone(), stores.rules.clone());
+    let matcher = Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    );
     let mut polls = 0;
     while poll_once(&client, &url, &matcher).await > 0 {
         polls += 1;
@@ -213,6 +217,6 @@ async fn a_failed_enqueue_answers_5xx_and_the_retry_queues_the_job() {
         .collect();
     assert_eq!(
         bodies,
-        [json!({"instance_id": "106540352242922", "contact_id": "818012345678"})]
+        [json!({"type": "match", "instance_id": "106540352242922", "contact_id": "818012345678"})]
     );
 }

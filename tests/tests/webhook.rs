@@ -655,7 +655,7 @@ async fn match_jobs_are_queued_only_for_unattributed_first_messages(backend: Bac
         ),
     )
     .await;
-    let jobs = queue.jobs.lock().unwrap().clone();
+    let jobs = queue.match_jobs();
     assert_eq!(jobs.len(), 1, "one job, for the first message only");
     assert_eq!(jobs[0].contact_id.as_str(), "818012345678");
     assert_eq!(jobs[0].instance_id.as_str(), WA_INSTANCE);

@@ -4,6 +4,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::matching::Matcher;
+use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::DynamoStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
@@ -11,10 +12,11 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
-    let store = Arc::new(DynamoStore::from_env(
-        &shared::config::aws_sdk_config().await,
-    )?);
-    let matcher = Arc::new(Matcher::new(store.clone(), store));
+    let aws = shared::config::aws_sdk_config().await;
+    let store = Arc::new(DynamoStore::from_env(&aws)?);
+    let matcher = Arc::new(Matcher::new(store.clone(), store.clone(), store));
+    // Backfill pages queue their successors on the same queue.
+    matcher.attach_queue(Arc::new(SqsQueue::from_env(&aws)?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let matcher = matcher.clone();
         async move {

@@ -6,19 +6,24 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shared::backfill::{self, BackfillJob, JobStatus};
 use shared::http::{ApiError, contact_view, require_admin};
 use shared::ids::InstanceId;
 use shared::listing::{self, ContactFilter, CursorCodec, InvalidListing};
+use shared::queue::{BackfillPage, JobQueue, QueueJob};
 use shared::rules::{
     CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
 };
 use shared::secret::Secret;
 use shared::stats::{self, Stats, StatsWindow};
-use shared::store::{ContactStore, ContactWindow, RuleStore, RuleWrite, listing_position};
+use shared::store::{
+    ContactStore, ContactWindow, JobStore, RuleStore, RuleWrite, listing_position,
+};
 use shared::time::Timestamp;
 use std::sync::Arc;
 
@@ -27,8 +32,11 @@ pub struct RulesState {
     cursors: CursorCodec,
     admin_key: Arc<Secret>,
     rules: Arc<dyn RuleStore>,
-    /// For the daily counters behind stats.
+    /// For the daily counters behind stats, the listing and backfill previews.
     contacts: Arc<dyn ContactStore>,
+    jobs: Arc<dyn JobStore>,
+    /// Where backfill runs start.
+    queue: Arc<dyn JobQueue>,
 }
 
 impl RulesState {
@@ -36,12 +44,16 @@ impl RulesState {
         admin_key: &Secret,
         rules: Arc<dyn RuleStore>,
         contacts: Arc<dyn ContactStore>,
+        jobs: Arc<dyn JobStore>,
+        queue: Arc<dyn JobQueue>,
     ) -> Arc<Self> {
         Arc::new(Self {
             cursors: CursorCodec::new(admin_key.clone()),
             admin_key: Arc::new(admin_key.clone()),
             rules,
             contacts,
+            jobs,
+            queue,
         })
     }
 }
@@ -56,6 +68,11 @@ pub fn router(state: Arc<RulesState>) -> Router {
         .route("/instances/{instance_id}/rules/test", post(test_rules))
         .route("/instances/{instance_id}/stats", get(instance_stats))
         .route("/instances/{instance_id}/contacts", get(list_contacts))
+        .route("/instances/{instance_id}/backfill", post(start_backfill))
+        .route(
+            "/instances/{instance_id}/backfill/{job_id}",
+            get(backfill_status),
+        )
         .route(
             "/instances/{instance_id}/rules/{rule_id}",
             get(get_rule).put(replace_rule).delete(delete_rule),
@@ -346,4 +363,126 @@ async fn list_contacts(
     Ok(Json(
         json!({ "contacts": shown, "next_cursor": next_cursor }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackfillRequest {
+    days: Option<u32>,
+    dry_run: Option<bool>,
+    limit: Option<u64>,
+}
+
+/// Previews (`dry_run`, the default) or starts a backfill of the last `days` days.
+async fn start_backfill(
+    State(state): State<Arc<RulesState>>,
+    Path(instance_id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let body = readable(body)?;
+    let request: BackfillRequest = if body.is_empty() {
+        BackfillRequest {
+            days: None,
+            dry_run: None,
+            limit: None,
+        }
+    } else {
+        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidField {
+            field: "body".to_owned(),
+            message: format!(
+                "expected {{\"days\": 1-90, \"dry_run\": true|false, \"limit\"?: n}}: {error}"
+            ),
+        })?
+    };
+    let days = request.days.unwrap_or(backfill::DEFAULT_DAYS);
+    if !(1..=backfill::MAX_DAYS).contains(&days) {
+        return Err(ApiError::InvalidField {
+            field: "days".to_owned(),
+            message: format!("must be from 1 to {}", backfill::MAX_DAYS),
+        });
+    }
+    if request.limit == Some(0) {
+        return Err(ApiError::InvalidField {
+            field: "limit".to_owned(),
+            message: "must be at least 1".to_owned(),
+        });
+    }
+    let now = Timestamp::now();
+    let window = backfill::window(now, days);
+    if request.dry_run.unwrap_or(true) {
+        let rules = state.rules.list_rules(&instance_id).await?;
+        let compiled = CompiledRules::compile(&rules);
+        let preview = backfill::preview(
+            state.contacts.as_ref(),
+            &compiled,
+            &instance_id,
+            &window,
+            request.limit,
+        )
+        .await?;
+        return Ok(Json(preview).into_response());
+    }
+    let job = BackfillJob {
+        job_id: RuleId::new().to_string(),
+        instance_id: instance_id.clone(),
+        status: JobStatus::Queued,
+        days,
+        since: window.since,
+        until: window.until,
+        limit: request.limit,
+        scanned: 0,
+        updated: 0,
+        skipped_attributed: 0,
+        pages_done: 0,
+        next_after: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        version: 1,
+    };
+    state.jobs.create_job(&job).await?;
+    let first = QueueJob::BackfillPage(BackfillPage {
+        instance_id,
+        job_id: job.job_id.clone(),
+        page: 1,
+        after: None,
+    });
+    if let Err(error) = state.queue.enqueue(&first).await {
+        let mut failed = job.clone();
+        failed.status = JobStatus::Failed;
+        failed.finished_at = Some(now);
+        failed.version += 1;
+        let _ = state.jobs.save_job(&failed, job.version).await;
+        return Err(ApiError::Unavailable(error.to_string()));
+    }
+    let accepted = json!({ "job_id": job.job_id, "status": job.status });
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+async fn backfill_status(
+    State(state): State<Arc<RulesState>>,
+    Path((instance_id, job_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let instance_id = InstanceId::parse(&instance_id)?;
+    let job = state
+        .jobs
+        .load_job(&instance_id, &job_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("job_not_found", "no such backfill job on this instance")
+        })?;
+    Ok(Json(json!({
+        "job_id": job.job_id,
+        "status": job.status,
+        "days": job.days,
+        "since": job.since,
+        "until": job.until,
+        "limit": job.limit,
+        "scanned": job.scanned,
+        "updated": job.updated,
+        "skipped_attributed": job.skipped_attributed,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    })))
 }

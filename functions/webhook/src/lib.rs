@@ -17,7 +17,7 @@ use shared::ids::{ContactId, InstanceId};
 use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta::{self, PayloadError, SignatureError};
 use shared::model::{Acquisition, Contact};
-use shared::queue::JobQueue;
+use shared::queue::{JobQueue, QueueJob};
 use shared::secret::Secret;
 use shared::store::ContactStore;
 use shared::time::Timestamp;
@@ -166,7 +166,7 @@ async fn receive_delivery(
         if let Some(job) = outcome.match_job(event) {
             state
                 .match_queue
-                .enqueue(&job)
+                .enqueue(&QueueJob::Match(job))
                 .await
                 .map_err(|error| ApiError::Unavailable(error.to_string()))?;
         }

@@ -4,8 +4,27 @@
 use axum::Router;
 use shared::config::Secrets;
 use shared::matching::{InProcessQueue, Matcher};
-use shared::store::{ContactStore, RuleStore};
+use shared::store::{ContactStore, JobStore, RuleStore};
 use std::sync::Arc;
+
+/// One store seen through each of its traits.
+#[derive(Clone)]
+pub struct Stores {
+    pub contacts: Arc<dyn ContactStore>,
+    pub rules: Arc<dyn RuleStore>,
+    pub jobs: Arc<dyn JobStore>,
+}
+
+impl Stores {
+    pub fn of<S: ContactStore + RuleStore + JobStore>(store: S) -> Self {
+        let store = Arc::new(store);
+        Self {
+            contacts: store.clone(),
+            rules: store.clone(),
+            jobs: store,
+        }
+    }
+}
 
 pub struct LocalEngine {
     pub app: Router,
@@ -14,23 +33,33 @@ pub struct LocalEngine {
 }
 
 /// Builds the app; must run inside a Tokio runtime (it starts the matcher task).
-pub fn engine(
+pub fn engine(secrets: &Secrets, stores: &Stores) -> LocalEngine {
+    engine_with_matcher(secrets, stores, |matcher| matcher)
+}
+
+/// The same, with the matcher adjusted (tests use small backfill pages).
+pub fn engine_with_matcher(
     secrets: &Secrets,
-    contacts: Arc<dyn ContactStore>,
-    rules: Arc<dyn RuleStore>,
+    stores: &Stores,
+    adjust: impl FnOnce(Matcher) -> Matcher,
 ) -> LocalEngine {
-    let matcher = Arc::new(Matcher::new(contacts.clone(), rules.clone()));
-    let stats_contacts = contacts.clone();
-    let match_queue = InProcessQueue::start(matcher);
+    let matcher = adjust(Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    ));
+    let match_queue = InProcessQueue::start(Arc::new(matcher));
     let webhook = webhook::router(webhook::WebhookState::new(
         secrets,
-        contacts,
+        stores.contacts.clone(),
         match_queue.clone(),
     ));
     let rules = rules::router(rules::RulesState::new(
         &secrets.admin_api_key,
-        rules,
-        stats_contacts,
+        stores.rules.clone(),
+        stores.contacts.clone(),
+        stores.jobs.clone(),
+        match_queue.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(webhook.merge(rules)),

@@ -4,12 +4,12 @@
 //! (development defaults when unset), and `STORE_FAULT_RATIO` (0; a fraction of store calls to
 //! fail, for trying out retries).
 
+use local_server::Stores;
 use shared::config::{self, Mode, Secrets};
-use shared::store::{ContactStore, EmbeddedStore, FaultInjectingStore, FaultPlan, RuleStore};
+use shared::store::{EmbeddedStore, FaultInjectingStore, FaultPlan};
 use shared::telemetry::{self, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -38,20 +38,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let embedded = EmbeddedStore::open(&data_dir.join("engine.redb"))?;
-    let (contacts, rules): (Arc<dyn ContactStore>, Arc<dyn RuleStore>) = if fault_ratio > 0.0 {
+    let stores = if fault_ratio > 0.0 {
         tracing::warn!(
             fault_ratio,
             "failing this fraction of store calls on purpose"
         );
         let plan = FaultPlan::ratio(fault_ratio, 0x5eed);
-        let faulty = Arc::new(FaultInjectingStore::new(embedded, plan));
-        (faulty.clone(), faulty)
+        Stores::of(FaultInjectingStore::new(embedded, plan))
     } else {
-        let embedded = Arc::new(embedded);
-        (embedded.clone(), embedded)
+        Stores::of(embedded)
     };
-
-    let app = local_server::engine(&secrets, contacts, rules).app;
+    let app = local_server::engine(&secrets, &stores).app;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!(
         "serving every route on http://{} with data in {}",

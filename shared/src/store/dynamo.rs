@@ -9,9 +9,10 @@
 //!   `rule_count` and `version`.
 
 use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, RuleStore,
-    RuleWrite, StoreError, listing_position,
+    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, JobStore,
+    RuleStore, RuleWrite, StoreError, listing_position,
 };
+use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
@@ -33,16 +34,18 @@ pub struct TableNames {
     pub dedupe: String,
     pub counters: String,
     pub rules: String,
+    pub jobs: String,
 }
 
 impl TableNames {
-    /// Reads `CONTACTS_TABLE`, `DEDUPE_TABLE`, `COUNTERS_TABLE` and `RULES_TABLE`.
+    /// Reads `CONTACTS_TABLE`, `DEDUPE_TABLE`, `COUNTERS_TABLE`, `RULES_TABLE` and `JOBS_TABLE`.
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
         Ok(Self {
             contacts: crate::config::required("CONTACTS_TABLE")?,
             dedupe: crate::config::required("DEDUPE_TABLE")?,
             counters: crate::config::required("COUNTERS_TABLE")?,
             rules: crate::config::required("RULES_TABLE")?,
+            jobs: crate::config::required("JOBS_TABLE")?,
         })
     }
 
@@ -53,6 +56,7 @@ impl TableNames {
             dedupe: format!("{prefix}-dedupe"),
             counters: format!("{prefix}-counters"),
             rules: format!("{prefix}-rules"),
+            jobs: format!("{prefix}-jobs"),
         }
     }
 }
@@ -118,6 +122,7 @@ impl DynamoStore {
             (&self.tables.dedupe, "dedupe_key", None),
             (&self.tables.counters, "instance_id", Some("day")),
             (&self.tables.rules, "instance_id", Some("rule_id")),
+            (&self.tables.jobs, "instance_id", Some("job_id")),
         ];
         for (table, hash, range) in keyed_tables {
             let mut request = self
@@ -629,6 +634,76 @@ impl RuleStore for DynamoStore {
                 .parse()
                 .map_err(|_| StoreError::Corrupt("rules version".to_owned())),
             _ => Ok(0),
+        }
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoStore {
+    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.jobs)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(job_id)")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn load_job(
+        &self,
+        instance_id: &InstanceId,
+        job_id: &str,
+    ) -> Result<Option<BackfillJob>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.jobs)
+            .key("instance_id", string(instance_id.as_str()))
+            .key("job_id", string(job_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+
+    async fn save_job(
+        &self,
+        job: &BackfillJob,
+        expected_version: u64,
+    ) -> Result<CommitOutcome, StoreError> {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.jobs)
+            .set_item(Some(item))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", number(expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CommitOutcome::Applied),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(CommitOutcome::VersionConflict)
+            }
+            Err(error) => Err(unavailable(error)),
         }
     }
 }

@@ -4,9 +4,10 @@
 //! transaction.
 
 use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, RuleStore,
-    RuleWrite, StoreError, listing_position,
+    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, JobStore,
+    RuleStore, RuleWrite, StoreError, listing_position,
 };
+use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
@@ -26,6 +27,7 @@ const COUNTERS: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new(
 /// (instance, listing position) → contact id: the newest-first listing.
 const CONTACTS_BY_FIRST_SEEN: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("contacts_by_first_seen");
+const JOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("backfill_jobs");
 const RULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("rules");
 /// Instance → (rule count, rules version).
 const RULE_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("rule_meta");
@@ -55,6 +57,7 @@ impl EmbeddedStore {
         }
         let db = Database::create(path).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
+        // Every table exists from the start, so reads never meet a missing one.
         txn.open_table(CONTACTS).map_err(unavailable)?;
         txn.open_table(DEDUPE).map_err(unavailable)?;
         txn.open_table(COUNTERS).map_err(unavailable)?;
@@ -62,6 +65,7 @@ impl EmbeddedStore {
             .map_err(unavailable)?;
         txn.open_table(RULES).map_err(unavailable)?;
         txn.open_table(RULE_META).map_err(unavailable)?;
+        txn.open_table(JOBS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -382,5 +386,58 @@ impl RuleStore for EmbeddedStore {
         let meta = txn.open_table(RULE_META).map_err(unavailable)?;
         let found = meta.get(instance_id.as_str()).map_err(unavailable)?;
         Ok(found.map_or(0, |value| value.value().1))
+    }
+}
+
+#[async_trait]
+impl JobStore for EmbeddedStore {
+    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.write(move |txn| {
+            let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+            jobs.insert(
+                (job.instance_id.as_str(), job.job_id.as_str()),
+                encode(&job)?.as_slice(),
+            )
+            .map_err(unavailable)?;
+            Ok(((), true))
+        })
+        .await
+    }
+
+    async fn load_job(
+        &self,
+        instance_id: &InstanceId,
+        job_id: &str,
+    ) -> Result<Option<BackfillJob>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let jobs = txn.open_table(JOBS).map_err(unavailable)?;
+        let found = jobs
+            .get((instance_id.as_str(), job_id))
+            .map_err(unavailable)?;
+        found.map(|bytes| decode(bytes.value())).transpose()
+    }
+
+    async fn save_job(
+        &self,
+        job: &BackfillJob,
+        expected_version: u64,
+    ) -> Result<CommitOutcome, StoreError> {
+        let job = job.clone();
+        self.write(move |txn| {
+            let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+            let key = (job.instance_id.as_str(), job.job_id.as_str());
+            let stored = match jobs.get(key).map_err(unavailable)? {
+                Some(bytes) => Some(decode::<BackfillJob>(bytes.value())?.version),
+                None => None,
+            };
+            if stored != Some(expected_version) {
+                return Ok((CommitOutcome::VersionConflict, false));
+            }
+            jobs.insert(key, encode(&job)?.as_slice())
+                .map_err(unavailable)?;
+            Ok((CommitOutcome::Applied, true))
+        })
+        .await
     }
 }

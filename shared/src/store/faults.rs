@@ -2,9 +2,10 @@
 //! double nothing. Used by tests, and by the local server when asked to.
 
 use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, RuleStore,
-    RuleWrite, StoreError,
+    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, JobStore,
+    RuleStore, RuleWrite, StoreError,
 };
+use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
@@ -185,6 +186,32 @@ impl<S: RuleStore> RuleStore for FaultInjectingStore<S> {
     async fn rules_version(&self, instance_id: &InstanceId) -> Result<u64, StoreError> {
         self.plan.check("rules_version")?;
         self.inner.rules_version(instance_id).await
+    }
+}
+
+#[async_trait]
+impl<S: JobStore> JobStore for FaultInjectingStore<S> {
+    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
+        self.plan.check("create_job")?;
+        self.inner.create_job(job).await
+    }
+
+    async fn load_job(
+        &self,
+        instance_id: &InstanceId,
+        job_id: &str,
+    ) -> Result<Option<BackfillJob>, StoreError> {
+        self.plan.check("load_job")?;
+        self.inner.load_job(instance_id, job_id).await
+    }
+
+    async fn save_job(
+        &self,
+        job: &BackfillJob,
+        expected_version: u64,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.plan.check("save_job")?;
+        self.inner.save_job(job, expected_version).await
     }
 }
 

@@ -8,6 +8,7 @@ mod faults;
 pub use embedded::EmbeddedStore;
 pub use faults::{FaultInjectingStore, FaultPlan};
 
+use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
@@ -165,6 +166,25 @@ pub trait RuleStore: Send + Sync + 'static {
 
     /// Changes whenever the instance's rules change; 0 for an instance without any.
     async fn rules_version(&self, instance_id: &InstanceId) -> Result<u64, StoreError>;
+}
+
+/// Backfill jobs: their settings and progress.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError>;
+
+    async fn load_job(
+        &self,
+        instance_id: &InstanceId,
+        job_id: &str,
+    ) -> Result<Option<BackfillJob>, StoreError>;
+
+    /// Writes `job` if the stored one is still at `expected_version`.
+    async fn save_job(
+        &self,
+        job: &BackfillJob,
+        expected_version: u64,
+    ) -> Result<CommitOutcome, StoreError>;
 }
 
 /// Lets wrappers (such as the fault injector) hold a shared, type-erased store.
