@@ -9,7 +9,7 @@ use crate::model::Contact;
 use crate::model::{Acquisition, RuleAttribution};
 use crate::queue::{BackfillPage, JobQueue, MatchJob, QueueError, QueueJob};
 use crate::rules::CompiledRules;
-use crate::store::{CommitOutcome, ContactStore, JobStore, RuleStore, StoreError};
+use crate::store::{CommitOutcome, ContactStore, ContactUpdate, JobStore, RuleStore, StoreError};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -50,6 +50,11 @@ enum BackfillStep {
     Updated,
     NoMatch,
     AlreadyAttributed,
+}
+
+enum BackfillDecision {
+    Done(BackfillStep),
+    Write(Box<ContactUpdate>),
 }
 
 impl Matcher {
@@ -166,58 +171,103 @@ impl Matcher {
         })
     }
 
-    /// Applies today's rules to one contact of a backfill: only if it still has no acquisition
-    /// (a conditional write), so a backfill racing live matching attributes and counts once.
+    /// What a backfill does to `contact` now: a step already decided, or the write to make.
+    fn backfill_decision(
+        contact: &Contact,
+        compiled: &CompiledRules,
+        job_id: &str,
+        now: Timestamp,
+    ) -> BackfillDecision {
+        match &contact.acquisition {
+            // Attributed by this very job on an earlier delivery of the page: still ours.
+            Some(Acquisition::Rule(rule)) if rule.backfill_job_id.as_deref() == Some(job_id) => {
+                return BackfillDecision::Done(BackfillStep::Updated);
+            }
+            Some(_) => return BackfillDecision::Done(BackfillStep::AlreadyAttributed),
+            None => {}
+        }
+        let text = contact
+            .first_message
+            .as_ref()
+            .and_then(|m| m.text.clone())
+            .unwrap_or_default();
+        let Some(rule) = compiled.first_match(&text) else {
+            return BackfillDecision::Done(BackfillStep::NoMatch);
+        };
+        let mut after = contact.clone();
+        after.acquisition = Some(Acquisition::Rule(RuleAttribution {
+            backfill_job_id: Some(job_id.to_owned()),
+            ..RuleAttribution::of(rule, text, now)
+        }));
+        after.rules_checked_at = Some(now);
+        after.version += 1;
+        BackfillDecision::Write(Box::new(ContactUpdate {
+            counters: bumps_for(Some(contact), &after),
+            contact: after,
+            expected_version: contact.version,
+        }))
+    }
+
+    /// Applies today's rules to a page of contacts: only to those still without acquisition (a
+    /// conditional write), so a backfill racing live matching attributes and counts once. The
+    /// writes go to the store as one batch; a contact that changed meanwhile is read again.
+    async fn backfill_contacts(
+        &self,
+        contacts: Vec<Contact>,
+        compiled: &CompiledRules,
+        job_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<BackfillStep>, IngestError> {
+        let mut steps = Vec::with_capacity(contacts.len());
+        let mut writes = Vec::new();
+        for (index, contact) in contacts.iter().enumerate() {
+            match Self::backfill_decision(contact, compiled, job_id, now) {
+                BackfillDecision::Done(step) => steps.push(step),
+                BackfillDecision::Write(update) => {
+                    steps.push(BackfillStep::Updated);
+                    writes.push((index, *update));
+                }
+            }
+        }
+        let updates: Vec<ContactUpdate> = writes.iter().map(|(_, update)| update.clone()).collect();
+        let outcomes = self.contacts.update_contacts(&updates).await?;
+        for ((index, _), outcome) in writes.iter().zip(outcomes) {
+            if outcome != CommitOutcome::Applied {
+                steps[*index] = self
+                    .backfill_contact(&contacts[*index], compiled, job_id, now)
+                    .await?;
+            }
+        }
+        Ok(steps)
+    }
+
+    /// One contact, reading it again after each conflict.
     async fn backfill_contact(
         &self,
-        mut before: Contact,
+        stale: &Contact,
         compiled: &CompiledRules,
         job_id: &str,
         now: Timestamp,
     ) -> Result<BackfillStep, IngestError> {
         for _ in 0..MAX_ATTEMPTS {
-            match &before.acquisition {
-                // Attributed by this very job on an earlier delivery of the page: still ours.
-                Some(Acquisition::Rule(rule))
-                    if rule.backfill_job_id.as_deref() == Some(job_id) =>
-                {
-                    return Ok(BackfillStep::Updated);
-                }
-                Some(_) => return Ok(BackfillStep::AlreadyAttributed),
-                None => {}
-            }
-            let text = before
-                .first_message
-                .as_ref()
-                .and_then(|m| m.text.clone())
-                .unwrap_or_default();
-            let Some(rule) = compiled.first_match(&text) else {
+            let Some(current) = self
+                .contacts
+                .load_contact(&stale.instance_id, &stale.contact_id)
+                .await?
+            else {
                 return Ok(BackfillStep::NoMatch);
             };
-            let mut after = before.clone();
-            after.acquisition = Some(Acquisition::Rule(RuleAttribution {
-                backfill_job_id: Some(job_id.to_owned()),
-                ..RuleAttribution::of(rule, text, now)
-            }));
-            after.rules_checked_at = Some(now);
-            after.version += 1;
-            let counters = bumps_for(Some(&before), &after);
+            let update = match Self::backfill_decision(&current, compiled, job_id, now) {
+                BackfillDecision::Done(step) => return Ok(step),
+                BackfillDecision::Write(update) => update,
+            };
             match self
                 .contacts
-                .update_contact(&after, before.version, &counters)
+                .update_contact(&update.contact, update.expected_version, &update.counters)
                 .await?
             {
                 CommitOutcome::Applied => return Ok(BackfillStep::Updated),
-                CommitOutcome::VersionConflict | CommitOutcome::Duplicate => {
-                    match self
-                        .contacts
-                        .load_contact(&before.instance_id, &before.contact_id)
-                        .await?
-                    {
-                        Some(current) => before = current,
-                        None => return Ok(BackfillStep::NoMatch),
-                    }
-                }
+                CommitOutcome::VersionConflict | CommitOutcome::Duplicate => continue,
             }
         }
         Err(IngestError::Contention {
@@ -269,13 +319,13 @@ impl Matcher {
             .await
             .map_err(|e| e.to_string())?;
         let version = job.version;
-        for contact in listed.contacts {
-            job.scanned += 1;
-            match self
-                .backfill_contact(contact, &compiled, &job.job_id, now)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+        job.scanned += listed.contacts.len() as u64;
+        let steps = self
+            .backfill_contacts(listed.contacts, &compiled, &job.job_id, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        for step in steps {
+            match step {
                 BackfillStep::Updated => job.updated += 1,
                 BackfillStep::AlreadyAttributed => job.skipped_attributed += 1,
                 BackfillStep::NoMatch => {}

@@ -8,7 +8,9 @@ use shared::model::{
     Acquisition, Channel, Contact, InboundMessage, MetaPlatform, MetaReferral, Referral,
 };
 use shared::rules::{Rule, RuleDraft, RuleId};
-use shared::store::{CommitOutcome, ContactStore, ContactWindow, DedupeClaim, RuleWrite};
+use shared::store::{
+    CommitOutcome, ContactStore, ContactUpdate, ContactWindow, DedupeClaim, RuleWrite,
+};
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,7 +31,54 @@ on_every_store!(
     the_rule_limit_holds,
     counter_days_are_read_in_one_range,
     contacts_list_newest_first_in_pages_within_the_window,
+    a_batch_of_updates_applies_each_on_its_own,
 );
+
+async fn a_batch_of_updates_applies_each_on_its_own(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let (first, second) = (contact("1", "a", 1), contact("1", "b", 1));
+    store
+        .commit_event(&claim("a"), &first, None, &[])
+        .await
+        .unwrap();
+    store
+        .commit_event(&claim("b"), &second, None, &[])
+        .await
+        .unwrap();
+    let update = |contact: &Contact, expected_version: u64| {
+        let mut next = contact.clone();
+        next.version = 2;
+        next.message_count = 42;
+        ContactUpdate {
+            contact: next,
+            expected_version,
+            counters: vec![bump("1", "2026-01-02", "kind:rule")],
+        }
+    };
+    let outcomes = store
+        .update_contacts(&[update(&first, 1), update(&second, 9)])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        [CommitOutcome::Applied, CommitOutcome::VersionConflict]
+    );
+    let instance = InstanceId::parse("1").unwrap();
+    let (a, b) = (
+        ContactId::parse("a").unwrap(),
+        ContactId::parse("b").unwrap(),
+    );
+    let read_a = store.load_contact(&instance, &a).await.unwrap().unwrap();
+    assert_eq!(read_a.message_count, 42);
+    let read_b = store.load_contact(&instance, &b).await.unwrap().unwrap();
+    assert_eq!(read_b, second, "the conflicting one is untouched");
+    assert_eq!(
+        store.load_counters(&instance, "2026-01-02").await.unwrap()["kind:rule"],
+        1
+    );
+}
 
 async fn contacts_list_newest_first_in_pages_within_the_window(backend: Backend) {
     let Some((store, _guard)) = store(backend).await else {

@@ -4,8 +4,8 @@
 //! transaction.
 
 use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, JobStore,
-    RuleStore, RuleWrite, StoreError, listing_position,
+    CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
+    DedupeClaim, JobStore, RuleStore, RuleWrite, StoreError, listing_position,
 };
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
@@ -13,7 +13,7 @@ use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
 use crate::rules::{Rule, RuleId};
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -35,6 +35,8 @@ const RULE_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("rule_
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Whether a commit waits for fsync (always, but for bulk loads in benchmarks).
+    durable: bool,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -67,7 +69,17 @@ impl EmbeddedStore {
         txn.open_table(RULE_META).map_err(unavailable)?;
         txn.open_table(JOBS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            durable: true,
+        })
+    }
+
+    /// The same store, but commits return before they reach the disk: a crash may lose the
+    /// last ones. Only for loading benchmark data; never for the engine.
+    pub fn without_fsync(mut self) -> Self {
+        self.durable = false;
+        self
     }
 
     /// Runs `work` in one write transaction, off the async worker threads (a commit waits for
@@ -77,9 +89,12 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<(T, bool), StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (db, durable) = (self.db.clone(), self.durable);
         tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(unavailable)?;
+            let mut txn = db.begin_write().map_err(unavailable)?;
+            if !durable {
+                txn.set_durability(Durability::Eventual);
+            }
             let (answer, commit) = work(&txn)?;
             if commit {
                 txn.commit().map_err(unavailable)?;
@@ -200,6 +215,28 @@ impl ContactStore for EmbeddedStore {
         self.write(move |txn| {
             let outcome = put_contact(txn, &contact, Some(expected_version), &counters)?;
             Ok((outcome, outcome == CommitOutcome::Applied))
+        })
+        .await
+    }
+
+    /// One transaction, one fsync, for the whole batch.
+    async fn update_contacts(
+        &self,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        let updates = updates.to_vec();
+        self.write(move |txn| {
+            let mut outcomes = Vec::with_capacity(updates.len());
+            for update in &updates {
+                outcomes.push(put_contact(
+                    txn,
+                    &update.contact,
+                    Some(update.expected_version),
+                    &update.counters,
+                )?);
+            }
+            let any = outcomes.contains(&CommitOutcome::Applied);
+            Ok((outcomes, any))
         })
         .await
     }

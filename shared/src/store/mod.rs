@@ -76,6 +76,22 @@ pub trait ContactStore: Send + Sync + 'static {
         counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError>;
 
+    /// Many `update_contact`s, each applied or not on its own (one conflict fails only its
+    /// item). Stores that can commit them together override this: backfill pages use it.
+    async fn update_contacts(
+        &self,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(updates.len());
+        for update in updates {
+            outcomes.push(
+                self.update_contact(&update.contact, update.expected_version, &update.counters)
+                    .await?,
+            );
+        }
+        Ok(outcomes)
+    }
+
     /// Every counter of one instance for each day from `first_day` to `last_day` (inclusive,
     /// `YYYY-MM-DD`) that has any: day → name → count. Absent counters are zero. One read,
     /// whatever the number of contacts.
@@ -106,6 +122,14 @@ pub trait ContactStore: Send + Sync + 'static {
         let mut days = self.load_counter_days(instance_id, day, day).await?;
         Ok(days.remove(day).unwrap_or_default())
     }
+}
+
+/// One conditional contact write with its counters, as `update_contact` takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactUpdate {
+    pub contact: Contact,
+    pub expected_version: u64,
+    pub counters: Vec<CounterBump>,
 }
 
 /// First-seen bounds of a listing: `since` inclusive, `until` exclusive.
