@@ -2,6 +2,9 @@
 //! the matcher handles it (queue hops are in-process here).
 //!
 //! cargo bench -p shared --bench backfill            (BACKFILL_CONTACTS=100000 by default)
+//!
+//! With `--features aws` and `DYNAMODB_ENDPOINT` set (DynamoDB Local, e.g. under
+//! `infra/emulators.sh run`), the same on DynamoDB with `BACKFILL_DYNAMO_CONTACTS` (5000).
 
 use async_trait::async_trait;
 use shared::backfill::{self, BackfillJob, JobStatus};
@@ -27,30 +30,64 @@ impl JobQueue for Pages {
     }
 }
 
-fn main() {
-    let contacts: usize = std::env::var("BACKFILL_CONTACTS")
+fn count(variable: &str, default: usize) -> usize {
+    std::env::var(variable)
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(default)
+}
+
+fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(contacts));
+    runtime.block_on(async {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("engine.redb");
+        let contacts = count("BACKFILL_CONTACTS", 100_000);
+        // Loading is not what is measured: it skips fsync, then the store is opened as usual.
+        load(
+            Arc::new(EmbeddedStore::open(&path).unwrap().without_fsync()),
+            contacts,
+        )
+        .await;
+        measure("embedded", Arc::new(EmbeddedStore::open(&path).unwrap())).await;
+        #[cfg(feature = "aws")]
+        if std::env::var("DYNAMODB_ENDPOINT").is_ok() {
+            let store = Arc::new(dynamo_local().await);
+            load(store.clone(), count("BACKFILL_DYNAMO_CONTACTS", 5_000)).await;
+            measure("DynamoDB Local", store).await;
+        }
+    });
 }
 
-async fn run(count: usize) {
-    let folder = tempfile::tempdir().unwrap();
-    let path = folder.path().join("engine.redb");
-    let instance = InstanceId::parse("106540352242922").unwrap();
-    let now = Timestamp::now();
+#[cfg(feature = "aws")]
+async fn dynamo_local() -> shared::store::dynamo::DynamoStore {
+    use shared::store::dynamo::{DynamoStore, TableNames};
+    let endpoint = std::env::var("DYNAMODB_ENDPOINT").unwrap();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let prefix = format!("bench{}", std::process::id());
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        TableNames::prefixed(&prefix),
+    );
+    store.create_tables().await.unwrap();
+    store
+}
 
-    // Load without waiting for fsync (loading is not what is measured), a third of the first
-    // messages naming TikTok.
+fn instance() -> InstanceId {
+    InstanceId::parse("106540352242922").unwrap()
+}
+
+/// `count` contacts over the last six days, a third of whose first messages name TikTok.
+async fn load(store: Arc<dyn ContactStore>, count: usize) {
+    let (instance, now) = (instance(), Timestamp::now());
     let started = Instant::now();
     {
-        let store: Arc<dyn ContactStore> =
-            Arc::new(EmbeddedStore::open(&path).unwrap().without_fsync());
         let ingestor = Ingestor::new(store);
         for n in 0..count {
             let at = now.plus_seconds(-((n % (6 * 86_400)) as i64));
@@ -78,11 +115,13 @@ async fn run(count: usize) {
         }
     }
     println!(
-        "loaded {count} contacts in {:.1} s (no fsync)",
+        "loaded {count} contacts in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
 
-    let store = Arc::new(EmbeddedStore::open(&path).unwrap());
+async fn measure<S: ContactStore + RuleStore + JobStore>(label: &str, store: Arc<S>) {
+    let (instance, now) = (instance(), Timestamp::now());
     let draft = RuleDraft::from_json(br#"{"name": "TikTok", "platform": "tiktok", "match": {"kind": "contains", "pattern": "tiktok ad"}}"#).unwrap();
     let rule = draft.into_rule(RuleId::new(), instance.clone(), now, now);
     store
@@ -97,7 +136,7 @@ async fn run(count: usize) {
         .await
         .unwrap();
     println!(
-        "preview: scanned {} would_update {} in {:.2} s",
+        "{label} preview: scanned {} would_update {} in {:.2} s",
         preview.scanned,
         preview.would_update,
         started.elapsed().as_secs_f64()
@@ -144,7 +183,7 @@ async fn run(count: usize) {
     }
     let done = store.load_job(&instance, "bench").await.unwrap().unwrap();
     println!(
-        "run: scanned {} updated {} in {} pages, {:.2} s",
+        "{label} run: scanned {} updated {} in {} pages, {:.2} s",
         done.scanned,
         done.updated,
         done.pages_done,
