@@ -127,23 +127,23 @@ fn put_contact(
     contacts
         .insert(key, encode(contact)?.as_slice())
         .map_err(unavailable)?;
-    // An earlier message arriving late moves `first_seen_at`, and with it the listing position.
-    let mut listing = txn
-        .open_table(CONTACTS_BY_FIRST_SEEN)
-        .map_err(unavailable)?;
+    // An earlier message arriving late moves `first_seen_at`, and with it the listing position;
+    // otherwise the index entry stays as it is (most writes leave it alone).
     let position = listing_position(contact);
-    if let Some(previous) = stored
-        .as_ref()
-        .map(listing_position)
-        .filter(|p| *p != position)
-    {
+    let previous = stored.as_ref().map(listing_position);
+    if previous.as_deref() != Some(position.as_str()) {
+        let mut listing = txn
+            .open_table(CONTACTS_BY_FIRST_SEEN)
+            .map_err(unavailable)?;
+        if let Some(previous) = previous {
+            listing
+                .remove((key.0, previous.as_str()))
+                .map_err(unavailable)?;
+        }
         listing
-            .remove((key.0, previous.as_str()))
+            .insert((key.0, position.as_str()), key.1)
             .map_err(unavailable)?;
     }
-    listing
-        .insert((key.0, position.as_str()), key.1)
-        .map_err(unavailable)?;
     let mut table = txn.open_table(COUNTERS).map_err(unavailable)?;
     for bump in counters {
         let key = (
