@@ -220,3 +220,80 @@ async fn a_failed_enqueue_answers_5xx_and_the_retry_queues_the_job() {
         [json!({"type": "match", "instance_id": "106540352242922", "contact_id": "818012345678"})]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_run_travels_as_pages_through_sqs() {
+    let Some(client) = sqs_client().await else {
+        return;
+    };
+    let Some((stores, _guard)) = fresh_stores(Backend::Dynamo).await else {
+        return;
+    };
+    let (url, _) = queues(&client, 3).await;
+    let queue = Arc::new(SqsQueue::new(client.clone(), url.clone()));
+    // Contacts arrive before any rule: their live jobs are not run, they stay unattributed.
+    let webhook = webhook_app(stores.contacts.clone());
+    let now = chrono::Utc::now().timestamp();
+    for n in 0..7 {
+        let text = if n % 2 == 0 {
+            "saw it on tiktok"
+        } else {
+            "hello"
+        };
+        let body = whatsapp_message(
+            "106540352242922",
+            &format!("1555020{n}"),
+            &format!("wamid.bf{n}"),
+            now - 60 * n,
+            text,
+            None,
+        );
+        assert_eq!(
+            call(&webhook, signed_delivery(&body)).await.0,
+            StatusCode::OK
+        );
+    }
+    let rules_app = rules_app_with_queue(&stores, queue.clone());
+    let rule = json!({"name": "TikTok", "platform": "tiktok", "match": {"kind": "contains", "pattern": "tiktok"}});
+    let (status, _) = call(
+        &rules_app,
+        admin_request("POST", "/instances/106540352242922/rules", Some(rule)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, started) = call(
+        &rules_app,
+        admin_request(
+            "POST",
+            "/instances/106540352242922/backfill",
+            Some(json!({"days": 1, "dry_run": false})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+
+    // Pages of two contacts: four pages, each queued on SQS by the one before.
+    let matcher = Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    )
+    .with_page_size(2);
+    matcher.attach_queue(queue);
+    let mut polls = 0;
+    while poll_once(&client, &url, &matcher).await > 0 {
+        polls += 1;
+        assert!(polls < 20, "the queue does not drain");
+    }
+    let job_path = format!(
+        "/instances/106540352242922/backfill/{}",
+        started["job_id"].as_str().unwrap()
+    );
+    let (_, job) = call(&rules_app, admin_request("GET", &job_path, None)).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(
+        (job["scanned"].as_u64(), job["updated"].as_u64()),
+        (Some(7), Some(4))
+    );
+    assert!(polls >= 4, "{polls} polls for four pages");
+}
