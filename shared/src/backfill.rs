@@ -99,11 +99,7 @@ pub async fn preview(
             if contact.acquisition.is_some() {
                 continue;
             }
-            let text = contact
-                .first_message
-                .as_ref()
-                .and_then(|m| m.text.as_deref())
-                .unwrap_or_default();
+            let text = contact.first_text();
             if let Some(rule) = compiled.first_match(text) {
                 by_rule
                     .entry(rule.id.to_string())

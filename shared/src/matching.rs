@@ -127,25 +127,15 @@ impl Matcher {
             if !before.awaits_rule_match() {
                 return Ok(MatchOutcome::AlreadyDecided);
             }
-            let text = before
-                .first_message
-                .as_ref()
-                .and_then(|message| message.text.clone())
-                .unwrap_or_default();
-            let mut after = before.clone();
-            after.rules_checked_at = Some(now);
-            after.version += 1;
-            let outcome = match compiled.first_match(&text) {
-                Some(rule) => {
-                    after.acquisition = Some(Acquisition::Rule(RuleAttribution::of(
-                        rule,
-                        text.clone(),
-                        now,
-                    )));
-                    MatchOutcome::Matched {
-                        rule_id: rule.id.to_string(),
-                    }
-                }
+            let text = before.first_text();
+            let rule = compiled.first_match(text);
+            let acquisition =
+                rule.map(|rule| Acquisition::Rule(RuleAttribution::of(rule, text.to_owned(), now)));
+            let after = before.decided_by_rules(acquisition, now);
+            let outcome = match rule {
+                Some(rule) => MatchOutcome::Matched {
+                    rule_id: rule.id.to_string(),
+                },
                 None => MatchOutcome::Unmatched,
             };
             let counters = bumps_for(Some(&before), &after);
@@ -186,21 +176,15 @@ impl Matcher {
             Some(_) => return BackfillDecision::Done(BackfillStep::AlreadyAttributed),
             None => {}
         }
-        let text = contact
-            .first_message
-            .as_ref()
-            .and_then(|m| m.text.clone())
-            .unwrap_or_default();
-        let Some(rule) = compiled.first_match(&text) else {
+        let text = contact.first_text();
+        let Some(rule) = compiled.first_match(text) else {
             return BackfillDecision::Done(BackfillStep::NoMatch);
         };
-        let mut after = contact.clone();
-        after.acquisition = Some(Acquisition::Rule(RuleAttribution {
+        let acquisition = Acquisition::Rule(RuleAttribution {
             backfill_job_id: Some(job_id.to_owned()),
-            ..RuleAttribution::of(rule, text, now)
-        }));
-        after.rules_checked_at = Some(now);
-        after.version += 1;
+            ..RuleAttribution::of(rule, text.to_owned(), now)
+        });
+        let after = contact.decided_by_rules(Some(acquisition), now);
         BackfillDecision::Write(Box::new(ContactUpdate {
             counters: bumps_for(Some(contact), &after),
             contact: after,

@@ -229,6 +229,26 @@ impl Contact {
             && self.first_message.is_some()
     }
 
+    /// The text the rules read: the first message's, or empty (audio, image, none yet).
+    pub fn first_text(&self) -> &str {
+        self.first_message
+            .as_ref()
+            .and_then(|message| message.text.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The contact once the text rules have decided on it: checked now, and attributed to
+    /// `acquisition` if a rule matched. The caller writes it at this contact's version.
+    pub fn decided_by_rules(&self, acquisition: Option<Acquisition>, now: Timestamp) -> Contact {
+        let mut after = self.clone();
+        if acquisition.is_some() {
+            after.acquisition = acquisition;
+        }
+        after.rules_checked_at = Some(now);
+        after.version += 1;
+        after
+    }
+
     /// The UTC day the contact was first seen (`YYYY-MM-DD`): the day its counters belong to.
     pub fn first_seen_day(&self) -> String {
         self.first_seen_at.day()

@@ -82,6 +82,16 @@ where
     StoreError::Unavailable(DisplayErrorContext(&error).to_string())
 }
 
+type Item = HashMap<String, AttributeValue>;
+
+fn to_item(value: &impl serde::Serialize) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 fn string(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
@@ -190,8 +200,7 @@ impl DynamoStore {
         contact: &Contact,
         expected_version: Option<u64>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(contact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut item = to_item(contact)?;
         item.insert(LISTING_KEY.to_owned(), string(&listing_position(contact)));
         let put = Put::builder()
             .table_name(&self.tables.contacts)
@@ -275,8 +284,7 @@ impl DynamoStore {
     }
 
     fn rule_put(&self, rule: &Rule, condition: &str) -> Result<TransactWriteItem, StoreError> {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(rule).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let item = to_item(rule)?;
         let put = Put::builder()
             .table_name(&self.tables.rules)
             .set_item(Some(item))
@@ -312,7 +320,7 @@ impl DynamoStore {
             .build())
     }
 
-    fn rule_key(&self, instance_id: &InstanceId, rule_id: &str) -> HashMap<String, AttributeValue> {
+    fn rule_key(&self, instance_id: &InstanceId, rule_id: &str) -> Item {
         HashMap::from([
             ("instance_id".to_owned(), string(instance_id.as_str())),
             ("rule_id".to_owned(), string(rule_id)),
@@ -353,12 +361,7 @@ impl ContactStore for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        output
-            .item
-            .map(|item| {
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .transpose()
+        output.item.map(from_item).transpose()
     }
 
     async fn commit_event(
@@ -413,7 +416,7 @@ impl ContactStore for DynamoStore {
             _ => until,
         };
         let mut page = ContactPage::default();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut start: Option<Item> = None;
         loop {
             let output = self
                 .client
@@ -448,10 +451,7 @@ impl ContactStore for DynamoStore {
                 if page.contacts.len() == limit {
                     return Ok(page);
                 }
-                page.contacts.push(
-                    serde_dynamo::from_item(item)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                );
+                page.contacts.push(from_item(item)?);
                 page.next = Some(position);
             }
             match output.last_evaluated_key {
@@ -471,7 +471,7 @@ impl ContactStore for DynamoStore {
         last_day: &str,
     ) -> Result<CounterDays, StoreError> {
         let mut days = CounterDays::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut start: Option<Item> = None;
         loop {
             let output = self
                 .client
@@ -515,7 +515,7 @@ impl ContactStore for DynamoStore {
 impl RuleStore for DynamoStore {
     async fn list_rules(&self, instance_id: &InstanceId) -> Result<Vec<Rule>, StoreError> {
         let mut rules = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        let mut start: Option<Item> = None;
         loop {
             let output = self
                 .client
@@ -531,10 +531,7 @@ impl RuleStore for DynamoStore {
             for item in output.items.unwrap_or_default() {
                 let is_meta = matches!(item.get("rule_id"), Some(AttributeValue::S(id)) if id == RULE_META_KEY);
                 if !is_meta {
-                    rules.push(
-                        serde_dynamo::from_item(item)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    );
+                    rules.push(from_item(item)?);
                 }
             }
             match output.last_evaluated_key {
@@ -558,12 +555,7 @@ impl RuleStore for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        output
-            .item
-            .map(|item| {
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .transpose()
+        output.item.map(from_item).transpose()
     }
 
     async fn create_rule(&self, rule: &Rule, max_rules: usize) -> Result<RuleWrite, StoreError> {
@@ -641,8 +633,7 @@ impl RuleStore for DynamoStore {
 #[async_trait]
 impl JobStore for DynamoStore {
     async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let item = to_item(job)?;
         self.client
             .put_item()
             .table_name(&self.tables.jobs)
@@ -669,12 +660,7 @@ impl JobStore for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        output
-            .item
-            .map(|item| {
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .transpose()
+        output.item.map(from_item).transpose()
     }
 
     async fn save_job(
@@ -682,8 +668,7 @@ impl JobStore for DynamoStore {
         job: &BackfillJob,
         expected_version: u64,
     ) -> Result<CommitOutcome, StoreError> {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let item = to_item(job)?;
         let result = self
             .client
             .put_item()
