@@ -52,9 +52,13 @@ pub struct Secrets {
     pub meta_app_secret: Secret,
     pub meta_verify_token: Secret,
     pub admin_api_key: Secret,
+    /// Affiliate platforms send it with each postback.
+    pub postback_token: Secret,
+    /// Keys tracked-link codes and the hashes of clicking clients' addresses.
+    pub link_secret: Secret,
 }
 
-const DEV_DEFAULTS: [DevDefault; 3] = [
+const DEV_DEFAULTS: [DevDefault; 5] = [
     DevDefault {
         name: "META_APP_SECRET",
         value: "dev-app-secret",
@@ -66,6 +70,14 @@ const DEV_DEFAULTS: [DevDefault; 3] = [
     DevDefault {
         name: "ADMIN_API_KEY",
         value: "dev-admin-key",
+    },
+    DevDefault {
+        name: "POSTBACK_TOKEN",
+        value: "dev-postback-token",
+    },
+    DevDefault {
+        name: "LINK_SECRET",
+        value: "dev-link-secret",
     },
 ];
 
@@ -85,6 +97,8 @@ impl Secrets {
             meta_app_secret: read(&DEV_DEFAULTS[0])?,
             meta_verify_token: read(&DEV_DEFAULTS[1])?,
             admin_api_key: read(&DEV_DEFAULTS[2])?,
+            postback_token: read(&DEV_DEFAULTS[3])?,
+            link_secret: read(&DEV_DEFAULTS[4])?,
         };
         Ok((secrets, used_defaults))
     }

@@ -26,6 +26,8 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("the request body is larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
     #[error("method not allowed")]
@@ -63,6 +65,7 @@ impl ApiError {
             }
             Self::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
             Self::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone()),
+            Self::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
             Self::PayloadTooLarge { .. } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -121,10 +124,19 @@ impl From<IngestError> for ApiError {
     }
 }
 
-impl From<crate::rules::RuleError> for ApiError {
-    fn from(error: crate::rules::RuleError) -> Self {
+impl From<crate::fields::FieldError> for ApiError {
+    fn from(error: crate::fields::FieldError) -> Self {
         Self::InvalidField {
             field: error.field,
+            message: error.message,
+        }
+    }
+}
+
+impl From<crate::revenue::PostbackError> for ApiError {
+    fn from(error: crate::revenue::PostbackError) -> Self {
+        Self::InvalidField {
+            field: error.field.to_owned(),
             message: error.message,
         }
     }

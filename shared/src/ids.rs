@@ -64,6 +64,18 @@ id_type!(
     "contact_id"
 );
 
+id_type!(
+    /// An affiliate offer: where tracked links lead, and the click window its conversions use.
+    OfferId,
+    "offer_id"
+);
+
+impl fmt::Display for OfferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

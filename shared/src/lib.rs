@@ -7,6 +7,7 @@
 pub mod backfill;
 pub mod config;
 pub mod counters;
+pub mod fields;
 pub mod http;
 pub mod ids;
 pub mod ingest;
@@ -15,6 +16,7 @@ pub mod matching;
 pub mod meta;
 pub mod model;
 pub mod queue;
+pub mod revenue;
 pub mod rules;
 pub mod secret;
 pub mod stats;

@@ -2,6 +2,7 @@
 
 use super::id::RuleId;
 use super::normalize::normalize;
+use crate::fields::{json_object, list, optional_string, present, reject_unknown};
 use crate::ids::InstanceId;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -230,21 +231,7 @@ pub fn sort_in_evaluation_order(rules: &mut [Rule]) {
 
 /// Why a rule was refused: the offending field (`match.pattern`, `platform`, …, or `body` when
 /// the request is not a JSON object) and a message for the admin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct RuleError {
-    pub field: String,
-    pub message: String,
-}
-
-impl RuleError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::fields::FieldError as RuleError;
 
 /// What a client sends to create (`POST`) or replace (`PUT`) a rule. [`RuleDraft::from_json`]
 /// is the way in: it parses and validates, so a draft it returns can always become a rule.
@@ -285,11 +272,7 @@ impl RuleDraft {
     /// same as leaving a field out. Strings are trimmed; an empty `source_name`, `campaign` or
     /// `ad` becomes `null`. The pattern is kept as typed.
     pub fn from_json(body: &[u8]) -> Result<RuleDraft, RuleError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|error| RuleError::new("body", format!("is not valid JSON: {error}")))?;
-        let Value::Object(object) = value else {
-            return Err(RuleError::new("body", "must be a JSON object"));
-        };
+        let object = json_object(body)?;
         reject_unknown(&object, "", &DRAFT_FIELDS, &SERVER_FIELDS)?;
 
         let name = match present(&object, "name") {
@@ -434,44 +417,6 @@ fn parse_match(object: &Map<String, Value>) -> Result<RuleMatch, RuleError> {
     })
 }
 
-fn reject_unknown(
-    object: &Map<String, Value>,
-    prefix: &str,
-    known: &[&str],
-    ignored: &[&str],
-) -> Result<(), RuleError> {
-    match object
-        .keys()
-        .find(|key| !known.contains(&key.as_str()) && !ignored.contains(&key.as_str()))
-    {
-        Some(unknown) => Err(RuleError::new(
-            format!("{prefix}{unknown}"),
-            format!("is not a known field; expected one of {}", list(known)),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The field's value, `None` when absent or `null`.
-fn present<'a>(object: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
-    object.get(field).filter(|value| !value.is_null())
-}
-
-/// A trimmed string, `None` when absent, `null` or blank.
-fn optional_string(
-    object: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, RuleError> {
-    match present(object, field) {
-        None => Ok(None),
-        Some(Value::String(text)) => {
-            let trimmed = text.trim();
-            Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
-        }
-        Some(_) => Err(RuleError::new(field, "must be a string")),
-    }
-}
-
 fn check_label(field: &str, value: &str) -> Result<(), RuleError> {
     let chars = value.chars().count();
     if chars > MAX_LABEL_CHARS {
@@ -488,10 +433,6 @@ fn priority_error() -> RuleError {
         "priority",
         format!("must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}"),
     )
-}
-
-fn list(names: &[&str]) -> String {
-    names.join(", ")
 }
 
 #[cfg(test)]

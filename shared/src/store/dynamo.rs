@@ -75,7 +75,7 @@ pub struct DynamoStore {
     tables: TableNames,
 }
 
-fn unavailable<E>(error: E) -> StoreError
+pub(super) fn unavailable<E>(error: E) -> StoreError
 where
     E: std::error::Error + 'static,
 {
@@ -84,19 +84,19 @@ where
 
 type Item = HashMap<String, AttributeValue>;
 
-fn to_item(value: &impl serde::Serialize) -> Result<Item, StoreError> {
+pub(super) fn to_item(value: &impl serde::Serialize) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+pub(super) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn string(value: &str) -> AttributeValue {
+pub(super) fn string(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
-fn number(value: impl ToString) -> AttributeValue {
+pub(super) fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -259,28 +259,7 @@ impl DynamoStore {
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(SdkError::ServiceError(service)) => match service.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    Ok(Err(cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|reason| reason.code().map(str::to_owned))
-                        .collect()))
-                }
-                other => Err(StoreError::Unavailable(
-                    DisplayErrorContext(other).to_string(),
-                )),
-            },
-            Err(other) => Err(unavailable(other)),
-        }
+        transact(&self.client, items).await
     }
 
     fn rule_put(&self, rule: &Rule, condition: &str) -> Result<TransactWriteItem, StoreError> {
@@ -328,16 +307,42 @@ impl DynamoStore {
     }
 }
 
+/// Runs a transaction; a cancelled one answers the reason code of each item.
+pub(super) async fn transact(
+    client: &Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
+    let result = client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(Ok(())),
+        Err(SdkError::ServiceError(service)) => match service.err() {
+            TransactWriteItemsError::TransactionCanceledException(cancelled) => Ok(Err(cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|reason| reason.code().map(str::to_owned))
+                .collect())),
+            other => Err(StoreError::Unavailable(
+                DisplayErrorContext(other).to_string(),
+            )),
+        },
+        Err(other) => Err(unavailable(other)),
+    }
+}
+
 /// A transaction cancelled for a reason other than its conditions: a fault to retry.
-fn cancelled(codes: &[Option<String>]) -> StoreError {
+pub(super) fn cancelled(codes: &[Option<String>]) -> StoreError {
     StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))
 }
 
-fn is_conditional_failure(code: &Option<String>) -> bool {
+pub(super) fn is_conditional_failure(code: &Option<String>) -> bool {
     code.as_deref() == Some("ConditionalCheckFailed")
 }
 
-fn is_conflict(code: &Option<String>) -> bool {
+pub(super) fn is_conflict(code: &Option<String>) -> bool {
     matches!(
         code.as_deref(),
         Some("ConditionalCheckFailed" | "TransactionConflict")

@@ -34,20 +34,20 @@ const RULE_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("rule_
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    pub(super) db: Arc<Database>,
     /// Whether a commit waits for fsync (always, but for bulk loads in benchmarks).
     durable: bool,
 }
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
+pub(super) fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
-fn encode(value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
+pub(super) fn encode(value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -68,6 +68,7 @@ impl EmbeddedStore {
         txn.open_table(RULES).map_err(unavailable)?;
         txn.open_table(RULE_META).map_err(unavailable)?;
         txn.open_table(JOBS).map_err(unavailable)?;
+        super::embedded_revenue::create_tables(&txn)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self {
             db: Arc::new(db),
@@ -84,7 +85,7 @@ impl EmbeddedStore {
 
     /// Runs `work` in one write transaction, off the async worker threads (a commit waits for
     /// fsync), committing only when it answers `Ok(true)`.
-    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<(T, bool), StoreError> + Send + 'static,

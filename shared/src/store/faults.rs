@@ -5,10 +5,13 @@ use super::{
     CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, JobStore,
     RuleStore, RuleWrite, StoreError,
 };
+use super::{ConversionWrite, RevenueStore, SendWrite};
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
-use crate::ids::{ContactId, InstanceId};
+use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::model::Contact;
+use crate::revenue::attribution::CreditWindow;
+use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter, SendRecord};
 use crate::rules::{Rule, RuleId};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -212,6 +215,91 @@ impl<S: JobStore> JobStore for FaultInjectingStore<S> {
     ) -> Result<CommitOutcome, StoreError> {
         self.plan.check("save_job")?;
         self.inner.save_job(job, expected_version).await
+    }
+}
+
+#[async_trait]
+impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
+    async fn create_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
+        self.plan.check("create_offer")?;
+        self.inner.create_offer(offer).await
+    }
+
+    async fn replace_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
+        self.plan.check("replace_offer")?;
+        self.inner.replace_offer(offer).await
+    }
+
+    async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError> {
+        self.plan.check("load_offer")?;
+        self.inner.load_offer(offer_id).await
+    }
+
+    async fn list_offers(&self) -> Result<Vec<Offer>, StoreError> {
+        self.plan.check("list_offers")?;
+        self.inner.list_offers().await
+    }
+
+    async fn create_sends(&self, sends: &[SendRecord]) -> Result<Vec<SendWrite>, StoreError> {
+        self.plan.check("create_sends")?;
+        self.inner.create_sends(sends).await
+    }
+
+    async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError> {
+        self.plan.check("load_send")?;
+        self.inner.load_send(code).await
+    }
+
+    async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
+        self.plan.check("record_click")?;
+        self.inner.record_click(click).await
+    }
+
+    async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {
+        self.plan.check("load_click")?;
+        self.inner.load_click(click_id).await
+    }
+
+    async fn first_click(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<Click>, StoreError> {
+        self.plan.check("first_click")?;
+        self.inner
+            .first_click(instance_id, contact_id, offer_id, window)
+            .await
+    }
+
+    async fn record_conversion(
+        &self,
+        conversion: &Conversion,
+    ) -> Result<ConversionWrite, StoreError> {
+        self.plan.check("record_conversion")?;
+        self.inner.record_conversion(conversion).await
+    }
+
+    async fn contact_journey(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Journey, StoreError> {
+        self.plan.check("contact_journey")?;
+        self.inner.contact_journey(instance_id, contact_id).await
+    }
+
+    async fn load_report_counters(
+        &self,
+        dimension: Dimension,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.plan.check("load_report_counters")?;
+        self.inner
+            .load_report_counters(dimension, first_day, last_day)
+            .await
     }
 }
 

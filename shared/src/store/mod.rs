@@ -2,11 +2,19 @@
 
 #[cfg(feature = "aws")]
 pub mod dynamo;
+#[cfg(feature = "aws")]
+pub mod dynamo_revenue;
 mod embedded;
+mod embedded_revenue;
 mod faults;
+mod revenue;
 
 pub use embedded::EmbeddedStore;
 pub use faults::{FaultInjectingStore, FaultPlan};
+pub use revenue::{
+    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
+    click_position_range, contact_key,
+};
 
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;

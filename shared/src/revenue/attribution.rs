@@ -1,0 +1,53 @@
+//! First-click attribution: a conversion's credit goes to the contact's earliest click on the
+//! same offer inside the offer's window before the conversion.
+
+use super::model::{Click, Credit};
+use crate::time::Timestamp;
+
+/// The span in which a click can earn a conversion at `converted_at`: from `window_seconds`
+/// before it (inclusive: a click exactly at the limit counts) to the conversion itself, or to
+/// the postback's own click when a platform's clock puts the conversion a little before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditWindow {
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+impl CreditWindow {
+    /// The window of the postback's click (its offer's, as it was at that click).
+    pub fn new(converted_at: Timestamp, postback_click: &Click) -> Self {
+        Self {
+            from: converted_at.plus_seconds(-postback_click.window_seconds()),
+            to: converted_at.max(postback_click.clicked_at),
+        }
+    }
+
+    pub fn contains(&self, at: Timestamp) -> bool {
+        self.from <= at && at <= self.to
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Attributed(Credit),
+    /// The postback's click is older than the window: nothing is credited.
+    OutsideWindow,
+}
+
+/// Decides the credit, given the postback's click and the contact's earliest click on that
+/// offer inside the window (which the store found).
+pub fn decide(
+    window: &CreditWindow,
+    postback_click: &Click,
+    first_in_window: Option<&Click>,
+) -> Decision {
+    if !window.contains(postback_click.clicked_at) {
+        return Decision::OutsideWindow;
+    }
+    let first = first_in_window
+        .filter(|first| {
+            window.contains(first.clicked_at) && first.clicked_at <= postback_click.clicked_at
+        })
+        .unwrap_or(postback_click);
+    Decision::Attributed(Credit::from(first))
+}

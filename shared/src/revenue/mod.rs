@@ -1,0 +1,17 @@
+//! The second half of the product: tracked links in messages, clicks, affiliate postbacks and
+//! first-click revenue attribution, with the reports they feed.
+
+pub mod attribution;
+pub mod links;
+pub mod model;
+pub mod money;
+pub mod postback;
+pub mod report;
+
+pub use model::{
+    Click, Conversion, ConversionStatus, Credit, DestinationUrl, Journey, Offer, OfferDraft,
+    SendDraft, SendRecord,
+};
+pub use money::{Amount, Currency};
+pub use postback::{Network, Postback, PostbackError};
+pub use report::{Dimension, ReportBump, ReportCounter, Tally};

@@ -1,0 +1,401 @@
+//! Affiliate postbacks: TUNE, Everflow and a generic form, read into one conversion report.
+
+use super::money::{Amount, Currency};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    Tune,
+    Everflow,
+    Generic,
+}
+
+impl Network {
+    pub const ALL: [Network; 3] = [Network::Tune, Network::Everflow, Network::Generic];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|network| network.as_str() == text)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Tune => "tune",
+            Self::Everflow => "everflow",
+            Self::Generic => "generic",
+        }
+    }
+
+    /// Parameter names read for each field, in order of preference: the generic name first,
+    /// then the network's own.
+    fn names(&self, field: Field) -> &'static [&'static str] {
+        match (self, field) {
+            (_, Field::ClickId) => match self {
+                Self::Tune => &["click_id", "aff_sub"],
+                Self::Everflow => &["click_id", "sub1"],
+                Self::Generic => &["click_id"],
+            },
+            (Self::Generic, Field::ConversionId) => &["conversion_id"],
+            (_, Field::ConversionId) => &["conversion_id", "transaction_id"],
+            (Self::Everflow, Field::Payout) => &["payout", "sale_amount"],
+            (_, Field::Payout) => &["payout"],
+            (_, Field::Currency) => &["currency"],
+            (_, Field::Event) => &["event"],
+            (_, Field::ConvertedAt) => &["converted_at"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    ClickId,
+    ConversionId,
+    Payout,
+    Currency,
+    Event,
+    ConvertedAt,
+}
+
+const MAX_CLICK_ID: usize = 128;
+const MAX_CONVERSION_ID: usize = 256;
+const MAX_EVENT: usize = 64;
+
+/// A postback that cannot be used: the answer is `400`, the only refusal a well-behaved
+/// platform ever sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct PostbackError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn refuse(field: &'static str, message: impl Into<String>) -> PostbackError {
+    PostbackError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// One conversion as a postback reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Postback {
+    pub network: Network,
+    pub click_id: String,
+    pub conversion_id: Option<String>,
+    pub payout: Option<Amount>,
+    pub currency: Currency,
+    pub event: Option<String>,
+    pub converted_at: Timestamp,
+}
+
+impl Postback {
+    /// Reads the parameters (query first, then body, as given: the first occurrence of a name
+    /// wins). Values a platform left as an unfilled macro (`{aff_sub}`) count as absent.
+    pub fn parse(
+        network: Network,
+        params: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<Self, PostbackError> {
+        let read = |field: Field| -> Option<&str> {
+            network.names(field).iter().find_map(|name| {
+                params
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.trim())
+                    .filter(|value| !value.is_empty() && !is_unfilled_macro(value))
+            })
+        };
+        let bounded = |field: &'static str, value: &str, max: usize| {
+            if value.len() > max || value.chars().any(char::is_control) {
+                Err(refuse(
+                    field,
+                    format!("must be at most {max} bytes of text"),
+                ))
+            } else {
+                Ok(value.to_owned())
+            }
+        };
+        let click_id = read(Field::ClickId).ok_or_else(|| {
+            refuse(
+                "click_id",
+                format!(
+                    "is required (as {})",
+                    network.names(Field::ClickId).join(" or ")
+                ),
+            )
+        })?;
+        let click_id = bounded("click_id", click_id, MAX_CLICK_ID)?;
+        let conversion_id = read(Field::ConversionId)
+            .map(|id| bounded("conversion_id", id, MAX_CONVERSION_ID))
+            .transpose()?;
+        let payout = read(Field::Payout)
+            .map(|text| Amount::parse(text).map_err(|e| refuse("payout", e.to_string())))
+            .transpose()?;
+        let currency = read(Field::Currency)
+            .map(|text| Currency::parse(text).map_err(|e| refuse("currency", e.to_string())))
+            .transpose()?
+            .unwrap_or(Currency::USD);
+        let event = read(Field::Event)
+            .map(|event| bounded("event", event, MAX_EVENT))
+            .transpose()?;
+        let converted_at = read(Field::ConvertedAt)
+            .map(|text| {
+                parse_time(text).ok_or_else(|| {
+                    refuse(
+                        "converted_at",
+                        "must be an RFC 3339 timestamp or unix seconds",
+                    )
+                })
+            })
+            .transpose()?
+            .unwrap_or(now);
+        Ok(Self {
+            network,
+            click_id,
+            conversion_id,
+            payout,
+            currency,
+            event,
+            converted_at,
+        })
+    }
+
+    /// What makes two postbacks the same conversion: the network's conversion id, or without
+    /// one the click and the event.
+    pub fn conversion_key(&self) -> String {
+        match &self.conversion_id {
+            Some(id) => format!("{}#{id}", self.network.as_str()),
+            None => format!(
+                "{}#{}#{}",
+                self.network.as_str(),
+                self.click_id,
+                self.event.as_deref().unwrap_or("")
+            ),
+        }
+    }
+
+    /// The conversion id to report back: the network's, or one made from the click and event.
+    pub fn reported_conversion_id(&self) -> String {
+        match &self.conversion_id {
+            Some(id) => id.clone(),
+            None => match &self.event {
+                Some(event) => format!("{}:{event}", self.click_id),
+                None => self.click_id.clone(),
+            },
+        }
+    }
+}
+
+/// Bodies bigger than this are refused before parsing; a postback is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A postback's parameters in order, and the token that came with them.
+pub type PostbackParams = (Vec<(String, String)>, Option<String>);
+
+/// The parameters of a postback: the query's, then the body's (form-encoded or a JSON object of
+/// scalars), in order. `token` is taken out: it is a credential, not a field.
+pub fn read_params(
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<PostbackParams, PostbackError> {
+    let mut params: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+    let is_json = content_type.is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    });
+    if is_json {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| refuse("body", format!("is not valid JSON: {e}")))?;
+        let serde_json::Value::Object(object) = value else {
+            return Err(refuse("body", "must be a JSON object"));
+        };
+        for (key, value) in object {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Number(number) => number.to_string(),
+                serde_json::Value::Bool(flag) => flag.to_string(),
+                serde_json::Value::Null => continue,
+                _ => {
+                    return Err(refuse(
+                        "body",
+                        format!("{key} must be a string or a number"),
+                    ));
+                }
+            };
+            params.push((key, text));
+        }
+    } else if !body.is_empty() {
+        // Form-encoded, whatever the platform called it.
+        params.extend(
+            url::form_urlencoded::parse(body)
+                .map(|(key, value)| (key.into_owned(), value.into_owned())),
+        );
+    }
+    let token = params
+        .iter()
+        .position(|(key, _)| key == "token")
+        .map(|index| params.remove(index).1);
+    params.retain(|(key, _)| key != "token");
+    Ok((params, token))
+}
+
+fn is_unfilled_macro(value: &str) -> bool {
+    (value.starts_with('{') && value.ends_with('}'))
+        || (value.starts_with("%7B") && value.ends_with("%7D"))
+}
+
+fn parse_time(text: &str) -> Option<Timestamp> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds: i64 = text.parse().ok()?;
+        // Thirteen digits and more are milliseconds (a seconds value that large is year 5138).
+        return if seconds >= 100_000_000_000 {
+            Timestamp::from_unix_millis(seconds)
+        } else {
+            Timestamp::from_unix_seconds(seconds)
+        };
+    }
+    Timestamp::parse_rfc3339(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_seconds(1_790_000_000).unwrap()
+    }
+
+    #[test]
+    fn tune_reads_its_own_names_and_the_generic_ones() {
+        let tune = Postback::parse(
+            Network::Tune,
+            &params(&[
+                ("aff_sub", "CLICK"),
+                ("transaction_id", "T1"),
+                ("payout", "1.50"),
+            ]),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(tune.click_id, "CLICK");
+        assert_eq!(tune.conversion_id.as_deref(), Some("T1"));
+        assert_eq!(tune.payout, Some(Amount::parse("1.5").unwrap()));
+        assert_eq!(tune.currency, Currency::USD);
+        assert_eq!(tune.converted_at, now());
+        assert_eq!(tune.conversion_key(), "tune#T1");
+        let generic_wins = Postback::parse(
+            Network::Tune,
+            &params(&[("aff_sub", "A"), ("click_id", "B")]),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(generic_wins.click_id, "B");
+    }
+
+    #[test]
+    fn everflow_takes_sub1_and_sale_amount() {
+        let everflow = Postback::parse(
+            Network::Everflow,
+            &params(&[
+                ("sub1", "C"),
+                ("transaction_id", "T"),
+                ("sale_amount", "20"),
+                ("currency", "eur"),
+            ]),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(everflow.click_id, "C");
+        assert_eq!(everflow.payout, Some(Amount::parse("20").unwrap()));
+        assert_eq!(everflow.currency.as_str(), "EUR");
+        // The generic preset knows none of the networks' names.
+        assert!(Postback::parse(Network::Generic, &params(&[("sub1", "C")]), now()).is_err());
+    }
+
+    #[test]
+    fn unusable_postbacks_name_the_field() {
+        let error = |pairs: &[(&str, &str)]| {
+            Postback::parse(Network::Generic, &params(pairs), now())
+                .unwrap_err()
+                .field
+        };
+        assert_eq!(error(&[]), "click_id");
+        assert_eq!(error(&[("click_id", "{aff_sub}")]), "click_id");
+        assert_eq!(error(&[("click_id", "C"), ("payout", "ten")]), "payout");
+        assert_eq!(
+            error(&[("click_id", "C"), ("currency", "dollars")]),
+            "currency"
+        );
+        assert_eq!(
+            error(&[("click_id", "C"), ("converted_at", "yesterday")]),
+            "converted_at"
+        );
+    }
+
+    #[test]
+    fn params_come_from_query_then_body_without_the_token() {
+        let (params, token) = read_params(
+            Some("click_id=A&token=s%20ecret&payout=1"),
+            Some("application/x-www-form-urlencoded"),
+            b"click_id=B&conversion_id=T",
+        )
+        .unwrap();
+        assert_eq!(token.as_deref(), Some("s ecret"));
+        let p = Postback::parse(Network::Generic, &params, now()).unwrap();
+        assert_eq!(
+            (p.click_id.as_str(), p.conversion_id.as_deref()),
+            ("A", Some("T"))
+        );
+        let (json, _) = read_params(
+            None,
+            Some("application/json"),
+            br#"{"click_id":"C","payout":0.1}"#,
+        )
+        .unwrap();
+        let p = Postback::parse(Network::Generic, &json, now()).unwrap();
+        assert_eq!(p.payout, Some(Amount::parse("0.10").unwrap()));
+        assert!(read_params(None, Some("application/json"), b"[1]").is_err());
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_unix_seconds_and_first_occurrence_wins() {
+        let p = Postback::parse(
+            Network::Generic,
+            &params(&[
+                ("click_id", "C"),
+                ("converted_at", "1790000100"),
+                ("click_id", "D"),
+            ]),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(p.click_id, "C");
+        assert_eq!(p.converted_at, now().plus_seconds(100));
+        let rfc = Postback::parse(
+            Network::Generic,
+            &params(&[
+                ("click_id", "C"),
+                ("converted_at", "2026-09-21T13:00:00+02:00"),
+            ]),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(rfc.converted_at.to_string(), "2026-09-21T11:00:00.000Z");
+        assert_eq!(rfc.conversion_key(), "generic#C#");
+    }
+}

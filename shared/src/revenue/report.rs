@@ -1,0 +1,247 @@
+//! Revenue reports from counters: every send, click and credited conversion adds to one row of
+//! each grouping (message, creative, offer, campaign, day) in the same write that records it,
+//! so a report reads counters, never events, and every grouping adds up to the same totals.
+
+use super::model::{Click, Conversion, Credit, SendRecord};
+use super::money::{Amount, Currency};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    Message,
+    Creative,
+    Offer,
+    Campaign,
+    Day,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 5] = [
+        Dimension::Message,
+        Dimension::Creative,
+        Dimension::Offer,
+        Dimension::Campaign,
+        Dimension::Day,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == text)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Creative => "creative",
+            Self::Offer => "offer",
+            Self::Campaign => "campaign",
+            Self::Day => "day",
+        }
+    }
+}
+
+/// What one row counts. Adds up field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Tally {
+    pub sends: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+    pub revenue: Amount,
+}
+
+impl Tally {
+    pub fn add(&mut self, other: &Tally) {
+        self.sends += other.sends;
+        self.clicks += other.clicks;
+        self.conversions += other.conversions;
+        // 28 significant digits: a sum past that is not money any business has.
+        self.revenue = self
+            .revenue
+            .checked_add(other.revenue)
+            .unwrap_or(self.revenue);
+    }
+}
+
+/// One change to one counter row: the row's dimension, key, day and currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportBump {
+    pub dimension: Dimension,
+    pub key: String,
+    pub day: String,
+    pub currency: Currency,
+    pub tally: Tally,
+}
+
+/// A counter row as stored (summed over a store's shards, if it has any).
+pub type ReportCounter = ReportBump;
+
+/// The labels an event carries into each grouping: its message, creative, offer and campaign.
+struct Labels<'a>(&'a str, &'a str, &'a str, &'a str);
+
+impl<'a> From<&'a SendRecord> for Labels<'a> {
+    fn from(send: &'a SendRecord) -> Self {
+        Self(
+            &send.message_id,
+            &send.creative,
+            send.offer_id.as_str(),
+            &send.campaign,
+        )
+    }
+}
+
+impl<'a> From<&'a Click> for Labels<'a> {
+    fn from(click: &'a Click) -> Self {
+        Self(
+            &click.message_id,
+            &click.creative,
+            click.offer_id.as_str(),
+            &click.campaign,
+        )
+    }
+}
+
+impl<'a> From<&'a Credit> for Labels<'a> {
+    fn from(credit: &'a Credit) -> Self {
+        Self(
+            &credit.message_id,
+            &credit.creative,
+            credit.offer_id.as_str(),
+            &credit.campaign,
+        )
+    }
+}
+
+/// One bump per grouping, all on the event's UTC day.
+fn bumps(labels: Labels<'_>, at: Timestamp, currency: Currency, tally: Tally) -> Vec<ReportBump> {
+    let day = at.day();
+    let Labels(message_id, creative, offer_id, campaign) = labels;
+    Dimension::ALL
+        .into_iter()
+        .map(|dimension| ReportBump {
+            dimension,
+            key: match dimension {
+                Dimension::Message => message_id.to_owned(),
+                Dimension::Creative => creative.to_owned(),
+                Dimension::Offer => offer_id.to_owned(),
+                Dimension::Campaign => campaign.to_owned(),
+                Dimension::Day => day.clone(),
+            },
+            day: day.clone(),
+            currency,
+            tally,
+        })
+        .collect()
+}
+
+pub fn send_bumps(send: &SendRecord) -> Vec<ReportBump> {
+    let tally = Tally {
+        sends: 1,
+        ..Tally::default()
+    };
+    bumps(send.into(), send.sent_at, send.currency, tally)
+}
+
+pub fn click_bumps(click: &Click) -> Vec<ReportBump> {
+    let tally = Tally {
+        clicks: 1,
+        ..Tally::default()
+    };
+    bumps(click.into(), click.clicked_at, click.currency, tally)
+}
+
+/// A credited conversion counts once, with its revenue, where its credit went; an uncredited
+/// one counts nowhere (it has no message, creative or campaign to count under).
+pub fn conversion_bumps(conversion: &Conversion) -> Vec<ReportBump> {
+    let Some(credit) = &conversion.credited else {
+        return Vec::new();
+    };
+    let tally = Tally {
+        conversions: 1,
+        revenue: conversion.payout,
+        ..Tally::default()
+    };
+    bumps(
+        credit.into(),
+        conversion.converted_at,
+        conversion.currency,
+        tally,
+    )
+}
+
+/// One line of a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    pub key: String,
+    pub currency: Currency,
+    pub sends: u64,
+    pub clicks: u64,
+    pub conversions: u64,
+    pub revenue: Amount,
+    /// Revenue per send, `null` without sends.
+    pub revenue_per_send: Option<Amount>,
+    /// Earnings per click, `null` without clicks.
+    pub epc: Option<Amount>,
+}
+
+impl ReportRow {
+    fn new(key: String, currency: Currency, tally: &Tally) -> Self {
+        Self {
+            key,
+            currency,
+            sends: tally.sends,
+            clicks: tally.clicks,
+            conversions: tally.conversions,
+            revenue: tally.revenue,
+            revenue_per_send: tally.revenue.per(tally.sends),
+            epc: tally.revenue.per(tally.clicks),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub group_by: Dimension,
+    pub since: String,
+    pub until: String,
+    pub rows: Vec<ReportRow>,
+    /// One row per currency, keyed `"total"`: what every grouping adds up to.
+    pub totals: Vec<ReportRow>,
+}
+
+/// Sums the counters of `[since, until]` into one row per key and currency, sorted by key.
+pub fn summarize(
+    group_by: Dimension,
+    since: &str,
+    until: &str,
+    counters: &[ReportCounter],
+) -> Report {
+    let mut rows: BTreeMap<(String, Currency), Tally> = BTreeMap::new();
+    let mut totals: BTreeMap<Currency, Tally> = BTreeMap::new();
+    for counter in counters
+        .iter()
+        .filter(|c| c.dimension == group_by && c.day.as_str() >= since && c.day.as_str() <= until)
+    {
+        rows.entry((counter.key.clone(), counter.currency))
+            .or_default()
+            .add(&counter.tally);
+        totals
+            .entry(counter.currency)
+            .or_default()
+            .add(&counter.tally);
+    }
+    Report {
+        group_by,
+        since: since.to_owned(),
+        until: until.to_owned(),
+        rows: rows
+            .iter()
+            .map(|((key, currency), tally)| ReportRow::new(key.clone(), *currency, tally))
+            .collect(),
+        totals: totals
+            .iter()
+            .map(|(currency, tally)| ReportRow::new("total".to_owned(), *currency, tally))
+            .collect(),
+    }
+}

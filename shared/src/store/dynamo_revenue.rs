@@ -1,0 +1,708 @@
+//! DynamoDB implementation of [`RevenueStore`].
+//!
+//! Tables (PAY_PER_REQUEST, every key attribute a string, every index projecting ALL):
+//! - offers: `offer_id` (hash);
+//! - sends: `code` (hash); index `by_contact`: `contact_key` + `sent_key` (`sent_at#code`);
+//! - clicks: `click_id` (hash); index `by_contact`: `contact_key` + `click_position`;
+//! - conversions: `conversion_key` (hash); index `by_contact`: `contact_key` +
+//!   `converted_key` (`converted_at#conversion_key`), set only on conversions whose contact is
+//!   known (a sparse index);
+//! - report: `dimension` (hash) + `row` (`day#currency#shard#key`), with `day`, `currency` and
+//!   `key` as attributes and the numbers `sends`, `clicks`, `conversions` and `revenue`.
+//!
+//! Every send, click and conversion is written in one transaction with its report counters.
+//! A counter row is split over [`REPORT_SHARDS`] items, one picked at random per write, so
+//! concurrent transactions on a hot row rarely touch the same item; readers add the parts up.
+
+use super::StoreError;
+use super::dynamo::{
+    cancelled, from_item, is_conditional_failure, is_conflict, number, string, to_item, transact,
+    unavailable,
+};
+use super::revenue::{
+    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
+    click_position_range, contact_key,
+};
+use crate::ids::{ContactId, InstanceId, OfferId};
+use crate::revenue::attribution::CreditWindow;
+use crate::revenue::report::{self, ReportBump};
+use crate::revenue::{
+    Amount, Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord,
+    Tally,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
+};
+use futures::{StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevenueTables {
+    pub offers: String,
+    pub sends: String,
+    pub clicks: String,
+    pub conversions: String,
+    pub report: String,
+}
+
+impl RevenueTables {
+    /// Reads `OFFERS_TABLE`, `SENDS_TABLE`, `CLICKS_TABLE`, `CONVERSIONS_TABLE` and
+    /// `REPORT_TABLE`.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            offers: crate::config::required("OFFERS_TABLE")?,
+            sends: crate::config::required("SENDS_TABLE")?,
+            clicks: crate::config::required("CLICKS_TABLE")?,
+            conversions: crate::config::required("CONVERSIONS_TABLE")?,
+            report: crate::config::required("REPORT_TABLE")?,
+        })
+    }
+
+    /// Names with a common prefix, for test runs sharing one DynamoDB Local.
+    pub fn prefixed(prefix: &str) -> Self {
+        Self {
+            offers: format!("{prefix}-offers"),
+            sends: format!("{prefix}-sends"),
+            clicks: format!("{prefix}-clicks"),
+            conversions: format!("{prefix}-conversions"),
+            report: format!("{prefix}-report"),
+        }
+    }
+}
+
+/// The index of each record table that lists one contact's records, and its hash key.
+const CONTACT_INDEX: &str = "by_contact";
+const CONTACT_KEY: &str = "contact_key";
+/// The range keys of the contact indexes.
+const SENT_KEY: &str = "sent_key";
+const CLICK_POSITION: &str = "click_position";
+const CONVERTED_KEY: &str = "converted_key";
+
+/// Items each report counter row is spread over.
+pub const REPORT_SHARDS: u8 = 8;
+/// Sends of one `create_sends` call written at once.
+const CONCURRENT_SENDS: usize = 8;
+/// Tries of a transaction that keeps conflicting with others before the store gives up.
+const MAX_ATTEMPTS: u32 = 5;
+/// The longest pause before the first retry; it doubles with each retry after.
+const FIRST_BACKOFF_MS: u64 = 20;
+
+#[derive(Clone)]
+pub struct DynamoRevenueStore {
+    client: Client,
+    tables: RevenueTables,
+}
+
+/// A record read back: without the index attributes the store added to it.
+fn record<T: DeserializeOwned>(mut item: Item, added: &[&str]) -> Result<T, StoreError> {
+    for name in added {
+        item.remove(*name);
+    }
+    from_item(item)
+}
+
+fn text_attribute(item: &Item, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(text)) => Ok(text.clone()),
+        _ => Err(StoreError::Corrupt(format!("report row without {name}"))),
+    }
+}
+
+/// A number attribute of a report row; absent is zero.
+fn count_attribute(item: &Item, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        None => Ok(0),
+        Some(AttributeValue::N(count)) => count
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("report {name} {count:?}"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "report {name} is not a number"
+        ))),
+    }
+}
+
+fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, StoreError> {
+    let currency = text_attribute(item, "currency")?;
+    let revenue = match item.get("revenue") {
+        None => Amount::ZERO,
+        Some(AttributeValue::N(revenue)) => Amount::parse(revenue)
+            .map_err(|_| StoreError::Corrupt(format!("report revenue {revenue:?}")))?,
+        Some(_) => {
+            return Err(StoreError::Corrupt(
+                "report revenue is not a number".to_owned(),
+            ));
+        }
+    };
+    Ok(ReportCounter {
+        dimension,
+        key: text_attribute(item, "key")?,
+        day: text_attribute(item, "day")?,
+        currency: Currency::parse(&currency)
+            .map_err(|_| StoreError::Corrupt(format!("currency {currency:?}")))?,
+        tally: Tally {
+            sends: count_attribute(item, "sends")?,
+            clicks: count_attribute(item, "clicks")?,
+            conversions: count_attribute(item, "conversions")?,
+            revenue,
+        },
+    })
+}
+
+/// A random pause before retry `retry` (1, 2, …): up to [`FIRST_BACKOFF_MS`] doubled each time,
+/// at least half of that.
+fn backoff(retry: u32) -> Duration {
+    let ceiling = FIRST_BACKOFF_MS << retry.saturating_sub(1).min(6);
+    Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
+}
+
+impl DynamoRevenueStore {
+    pub fn new(client: Client, tables: RevenueTables) -> Self {
+        Self { client, tables }
+    }
+
+    /// For Lambda: the client from the shared SDK configuration, table names from the
+    /// environment (see [`RevenueTables::from_env`]).
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(Client::new(config), RevenueTables::from_env()?))
+    }
+
+    /// Creates the tables (see the module documentation); for tests and local emulators.
+    pub async fn create_tables(&self) -> Result<(), StoreError> {
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(unavailable)
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(unavailable)
+        };
+        // Table, hash key, range key, range key of its contact index.
+        let tables = [
+            (&self.tables.offers, "offer_id", None, None),
+            (&self.tables.sends, "code", None, Some(SENT_KEY)),
+            (&self.tables.clicks, "click_id", None, Some(CLICK_POSITION)),
+            (
+                &self.tables.conversions,
+                "conversion_key",
+                None,
+                Some(CONVERTED_KEY),
+            ),
+            (&self.tables.report, "dimension", Some("row"), None),
+        ];
+        for (table, hash, range, index_range) in tables {
+            let mut request = self
+                .client
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(key(hash, KeyType::Hash)?)
+                .attribute_definitions(attribute(hash)?);
+            if let Some(range) = range {
+                request = request
+                    .key_schema(key(range, KeyType::Range)?)
+                    .attribute_definitions(attribute(range)?);
+            }
+            if let Some(index_range) = index_range {
+                request = request
+                    .attribute_definitions(attribute(CONTACT_KEY)?)
+                    .attribute_definitions(attribute(index_range)?)
+                    .global_secondary_indexes(
+                        GlobalSecondaryIndex::builder()
+                            .index_name(CONTACT_INDEX)
+                            .key_schema(key(CONTACT_KEY, KeyType::Hash)?)
+                            .key_schema(key(index_range, KeyType::Range)?)
+                            .projection(
+                                Projection::builder()
+                                    .projection_type(ProjectionType::All)
+                                    .build(),
+                            )
+                            .build()
+                            .map_err(unavailable)?,
+                    );
+            }
+            request.send().await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `bump` to one shard of its counter row.
+    fn report_update(&self, bump: &ReportBump) -> Result<TransactWriteItem, StoreError> {
+        let shard = rand::random_range(0..REPORT_SHARDS);
+        let row = format!(
+            "{}#{}#{shard}#{}",
+            bump.day,
+            bump.currency.as_str(),
+            bump.key
+        );
+        let update = Update::builder()
+            .table_name(&self.tables.report)
+            .key("dimension", string(bump.dimension.as_str()))
+            .key("row", string(&row))
+            .update_expression(
+                "SET #day = :day, #currency = :currency, #key = :key \
+                 ADD #sends :sends, #clicks :clicks, #conversions :conversions, #revenue :revenue",
+            )
+            .expression_attribute_names("#day", "day")
+            .expression_attribute_names("#currency", "currency")
+            .expression_attribute_names("#key", "key")
+            .expression_attribute_names("#sends", "sends")
+            .expression_attribute_names("#clicks", "clicks")
+            .expression_attribute_names("#conversions", "conversions")
+            .expression_attribute_names("#revenue", "revenue")
+            .expression_attribute_values(":day", string(&bump.day))
+            .expression_attribute_values(":currency", string(bump.currency.as_str()))
+            .expression_attribute_values(":key", string(&bump.key))
+            .expression_attribute_values(":sends", number(bump.tally.sends))
+            .expression_attribute_values(":clicks", number(bump.tally.clicks))
+            .expression_attribute_values(":conversions", number(bump.tally.conversions))
+            // DynamoDB numbers are exact decimals: the amount goes as its decimal text.
+            .expression_attribute_values(":revenue", number(bump.tally.revenue.decimal()))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A transaction putting `item` into `table` unless its `key_name` exists, with the report
+    /// updates of `bumps`.
+    fn record_transaction(
+        &self,
+        table: &str,
+        key_name: &str,
+        item: Item,
+        bumps: &[ReportBump],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", key_name)
+            .build()
+            .map_err(unavailable)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for bump in bumps {
+            items.push(self.report_update(bump)?);
+        }
+        Ok(items)
+    }
+
+    /// Runs the transaction `build` makes, rebuilt (on other shards) and run again after a
+    /// short pause while it conflicts with others. `false`: the condition of its first item
+    /// failed, nothing was written.
+    async fn transact_retrying(
+        &self,
+        build: impl Fn() -> Result<Vec<TransactWriteItem>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match transact(&self.client, build()?).await? {
+                Ok(()) => return Ok(true),
+                Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
+                    return Ok(false);
+                }
+                // The first item's condition held (checked above): a conflict with another
+                // transaction.
+                Err(codes) if codes.iter().any(is_conflict) && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(codes) => return Err(cancelled(&codes)),
+            }
+        }
+    }
+
+    /// A consistent read of one record by its hash key.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key_name: &str,
+        key: &str,
+        added: &[&str],
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key_name, string(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(|item| record(item, added)).transpose()
+    }
+
+    /// Puts `offer` if its id is absent (`must_exist == false`) or present (`true`).
+    async fn put_offer(&self, offer: &Offer, must_exist: bool) -> Result<bool, StoreError> {
+        let condition = if must_exist {
+            "attribute_exists(offer_id)"
+        } else {
+            "attribute_not_exists(offer_id)"
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.offers)
+            .set_item(Some(to_item(offer)?))
+            .condition_expression(condition)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    /// `create_send` for the first send of a code in a batch; `None` for a repeat.
+    async fn create_send_once(
+        &self,
+        send: Option<&SendRecord>,
+    ) -> Result<Option<SendWrite>, StoreError> {
+        match send {
+            Some(send) => self.create_send(send).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_send(&self, send: &SendRecord) -> Result<SendWrite, StoreError> {
+        let bumps = report::send_bumps(send);
+        let created = self
+            .transact_retrying(|| {
+                let mut item = to_item(send)?;
+                item.insert(
+                    CONTACT_KEY.to_owned(),
+                    string(&contact_key(&send.instance_id, &send.contact_id)),
+                );
+                item.insert(
+                    SENT_KEY.to_owned(),
+                    string(&format!("{}#{}", send.sent_at, send.code)),
+                );
+                self.record_transaction(&self.tables.sends, "code", item, &bumps)
+            })
+            .await?;
+        if created {
+            return Ok(SendWrite::Created);
+        }
+        match self.load_send(&send.code).await? {
+            Some(stored) => Ok(SendWrite::Existing(Box::new(stored))),
+            None => Err(StoreError::Unavailable(format!(
+                "send {} exists but does not read back",
+                send.code
+            ))),
+        }
+    }
+
+    /// Up to [`MAX_JOURNEY_ITEMS`] of the contact's records in `table`, in index order.
+    async fn contact_records<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        range: &str,
+        contact: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let remaining = MAX_JOURNEY_ITEMS - found.len();
+            let output = self
+                .client
+                .query()
+                .table_name(table)
+                .index_name(CONTACT_INDEX)
+                .key_condition_expression("#contact = :contact")
+                .expression_attribute_names("#contact", CONTACT_KEY)
+                .expression_attribute_values(":contact", string(contact))
+                .scan_index_forward(true)
+                .limit(i32::try_from(remaining).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items.unwrap_or_default() {
+                if found.len() == MAX_JOURNEY_ITEMS {
+                    return Ok(found);
+                }
+                found.push(record(item, &[CONTACT_KEY, range])?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() && found.len() < MAX_JOURNEY_ITEMS => {
+                    start = Some(key);
+                }
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RevenueStore for DynamoRevenueStore {
+    async fn create_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
+        self.put_offer(offer, false).await
+    }
+
+    async fn replace_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
+        self.put_offer(offer, true).await
+    }
+
+    async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError> {
+        self.get(&self.tables.offers, "offer_id", offer_id.as_str(), &[])
+            .await
+    }
+
+    async fn list_offers(&self) -> Result<Vec<Offer>, StoreError> {
+        let mut offers: Vec<Offer> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.tables.offers)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items.unwrap_or_default() {
+                offers.push(from_item(item)?);
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        offers.sort_by(|a, b| a.offer_id.cmp(&b.offer_id));
+        Ok(offers)
+    }
+
+    /// One transaction per send, a few at once. A code repeated in the batch is written by its
+    /// first send only; the later ones answer what the first one found, as if in sequence.
+    async fn create_sends(&self, sends: &[SendRecord]) -> Result<Vec<SendWrite>, StoreError> {
+        let mut first_with_code: HashMap<&str, usize> = HashMap::new();
+        let repeats: Vec<Option<usize>> = sends
+            .iter()
+            .enumerate()
+            .map(|(index, send)| {
+                let first = *first_with_code.entry(send.code.as_str()).or_insert(index);
+                (first != index).then_some(first)
+            })
+            .collect();
+        // Collected first: a lazy `map` in the stream would trip the compiler's `Send` check.
+        let writes: Vec<_> = sends
+            .iter()
+            .zip(&repeats)
+            .map(|(send, repeat)| self.create_send_once(repeat.is_none().then_some(send)))
+            .collect();
+        let written: Vec<Option<SendWrite>> = futures::stream::iter(writes)
+            .buffered(CONCURRENT_SENDS)
+            .try_collect()
+            .await?;
+        let mut outcomes: Vec<SendWrite> = Vec::with_capacity(sends.len());
+        for (written, repeat) in written.into_iter().zip(repeats) {
+            let outcome = match (written, repeat) {
+                (Some(outcome), _) => outcome,
+                (None, Some(first)) => match &outcomes[first] {
+                    SendWrite::Created => SendWrite::Existing(Box::new(sends[first].clone())),
+                    SendWrite::Existing(stored) => SendWrite::Existing(stored.clone()),
+                },
+                (None, None) => unreachable!("a first send is always written"),
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError> {
+        self.get(&self.tables.sends, "code", code, &[CONTACT_KEY, SENT_KEY])
+            .await
+    }
+
+    async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
+        let bumps = report::click_bumps(click);
+        let recorded = self
+            .transact_retrying(|| {
+                let mut item = to_item(click)?;
+                item.insert(
+                    CONTACT_KEY.to_owned(),
+                    string(&contact_key(&click.instance_id, &click.contact_id)),
+                );
+                item.insert(CLICK_POSITION.to_owned(), string(&click_position(click)));
+                self.record_transaction(&self.tables.clicks, "click_id", item, &bumps)
+            })
+            .await?;
+        if recorded {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "click id {} already exists",
+                click.click_id
+            )))
+        }
+    }
+
+    async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {
+        self.get(
+            &self.tables.clicks,
+            "click_id",
+            click_id,
+            &[CONTACT_KEY, CLICK_POSITION],
+        )
+        .await
+    }
+
+    async fn first_click(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<Click>, StoreError> {
+        let (low, high) = click_position_range(offer_id, window);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.clicks)
+            .index_name(CONTACT_INDEX)
+            .key_condition_expression("#contact = :contact AND #position BETWEEN :low AND :high")
+            .expression_attribute_names("#contact", CONTACT_KEY)
+            .expression_attribute_names("#position", CLICK_POSITION)
+            .expression_attribute_values(":contact", string(&contact_key(instance_id, contact_id)))
+            .expression_attribute_values(":low", string(&low))
+            .expression_attribute_values(":high", string(&high))
+            .scan_index_forward(true)
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|item| record(item, &[CONTACT_KEY, CLICK_POSITION]))
+            .transpose()
+    }
+
+    async fn record_conversion(
+        &self,
+        conversion: &Conversion,
+    ) -> Result<ConversionWrite, StoreError> {
+        let bumps = report::conversion_bumps(conversion);
+        let key = conversion.conversion_key.as_str();
+        let recorded = self
+            .transact_retrying(|| {
+                let mut item = to_item(conversion)?;
+                if let (Some(instance), Some(contact)) =
+                    (&conversion.instance_id, &conversion.contact_id)
+                {
+                    item.insert(
+                        CONTACT_KEY.to_owned(),
+                        string(&contact_key(instance, contact)),
+                    );
+                    item.insert(
+                        CONVERTED_KEY.to_owned(),
+                        string(&format!("{}#{key}", conversion.converted_at)),
+                    );
+                }
+                self.record_transaction(&self.tables.conversions, "conversion_key", item, &bumps)
+            })
+            .await?;
+        if recorded {
+            return Ok(ConversionWrite::Recorded);
+        }
+        let stored = self
+            .get(
+                &self.tables.conversions,
+                "conversion_key",
+                key,
+                &[CONTACT_KEY, CONVERTED_KEY],
+            )
+            .await?;
+        match stored {
+            Some(stored) => Ok(ConversionWrite::Duplicate(Box::new(stored))),
+            None => Err(StoreError::Unavailable(format!(
+                "conversion {key} exists but does not read back"
+            ))),
+        }
+    }
+
+    async fn contact_journey(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Journey, StoreError> {
+        let contact = contact_key(instance_id, contact_id);
+        let (sends, mut clicks, conversions) = futures::try_join!(
+            self.contact_records::<SendRecord>(&self.tables.sends, SENT_KEY, &contact),
+            self.contact_records::<Click>(&self.tables.clicks, CLICK_POSITION, &contact),
+            self.contact_records::<Conversion>(&self.tables.conversions, CONVERTED_KEY, &contact),
+        )?;
+        // The index orders clicks by offer first; a journey reads in time.
+        clicks.sort_by(|a, b| (a.clicked_at, &a.click_id).cmp(&(b.clicked_at, &b.click_id)));
+        Ok(Journey {
+            sends,
+            clicks,
+            conversions,
+        })
+    }
+
+    async fn load_report_counters(
+        &self,
+        dimension: Dimension,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
+        if first_day > last_day {
+            return Ok(Vec::new());
+        }
+        // Every row of `last_day` sorts before `last_day#~`: currencies are letters.
+        let last = format!("{last_day}#~");
+        let mut counters = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.report)
+                .key_condition_expression(
+                    "#dimension = :dimension AND #row BETWEEN :first AND :last",
+                )
+                .expression_attribute_names("#dimension", "dimension")
+                .expression_attribute_names("#row", "row")
+                .expression_attribute_values(":dimension", string(dimension.as_str()))
+                .expression_attribute_values(":first", string(first_day))
+                .expression_attribute_values(":last", string(&last))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items.unwrap_or_default() {
+                let counter = report_counter(dimension, &item)?;
+                if counter.day.as_str() >= first_day && counter.day.as_str() <= last_day {
+                    counters.push(counter);
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(counters),
+            }
+        }
+    }
+}

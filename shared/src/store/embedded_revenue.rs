@@ -1,0 +1,333 @@
+//! The revenue side of the embedded store: the same redb file, one write transaction per
+//! recorded send batch, click or conversion (with its report counters).
+
+use super::StoreError;
+use super::embedded::{EmbeddedStore, decode, encode, unavailable};
+use super::revenue::{
+    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
+    click_position_range, contact_key,
+};
+use crate::ids::{ContactId, InstanceId, OfferId};
+use crate::revenue::attribution::CreditWindow;
+use crate::revenue::report::{self, ReportBump};
+use crate::revenue::{
+    Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord, Tally,
+};
+use async_trait::async_trait;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+
+const OFFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("offers");
+/// Code → send.
+const SENDS: TableDefinition<&str, &[u8]> = TableDefinition::new("sends");
+/// (contact key, `sent_at#code`) → code.
+const SENDS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("sends_by_contact");
+const CLICKS: TableDefinition<&str, &[u8]> = TableDefinition::new("clicks");
+/// (contact key, click position) → click id.
+const CLICKS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("clicks_by_contact");
+/// Conversion key → conversion.
+const CONVERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversions");
+/// (contact key, `converted_at#conversion key`) → conversion key.
+const CONVERSIONS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("conversions_by_contact");
+/// (dimension, day, key, currency) → tally.
+const REPORT: TableDefinition<(&str, &str, &str, &str), &[u8]> =
+    TableDefinition::new("report_counters");
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(OFFERS).map_err(unavailable)?;
+    txn.open_table(SENDS).map_err(unavailable)?;
+    txn.open_table(SENDS_BY_CONTACT).map_err(unavailable)?;
+    txn.open_table(CLICKS).map_err(unavailable)?;
+    txn.open_table(CLICKS_BY_CONTACT).map_err(unavailable)?;
+    txn.open_table(CONVERSIONS).map_err(unavailable)?;
+    txn.open_table(CONVERSIONS_BY_CONTACT)
+        .map_err(unavailable)?;
+    txn.open_table(REPORT).map_err(unavailable)?;
+    Ok(())
+}
+
+fn add_to_report(txn: &WriteTransaction, bumps: &[ReportBump]) -> Result<(), StoreError> {
+    let mut table = txn.open_table(REPORT).map_err(unavailable)?;
+    for bump in bumps {
+        let key = (
+            bump.dimension.as_str(),
+            bump.day.as_str(),
+            bump.key.as_str(),
+            bump.currency.as_str(),
+        );
+        let mut tally: Tally = match table.get(key).map_err(unavailable)? {
+            Some(bytes) => decode(bytes.value())?,
+            None => Tally::default(),
+        };
+        tally.add(&bump.tally);
+        table
+            .insert(key, encode(&tally)?.as_slice())
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Every indexed record of one contact, in index order, up to the journey limit.
+fn indexed<T: DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    index: TableDefinition<(&str, &str), &str>,
+    records: TableDefinition<&str, &[u8]>,
+    contact: &str,
+) -> Result<Vec<T>, StoreError> {
+    let index = txn.open_table(index).map_err(unavailable)?;
+    let records = txn.open_table(records).map_err(unavailable)?;
+    let mut found = Vec::new();
+    for entry in index.range((contact, "")..).map_err(unavailable)? {
+        let (key, id) = entry.map_err(unavailable)?;
+        if key.value().0 != contact || found.len() == MAX_JOURNEY_ITEMS {
+            break;
+        }
+        let record = records
+            .get(id.value())
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::Corrupt("an index names a missing record".to_owned()))?;
+        found.push(decode(record.value())?);
+    }
+    Ok(found)
+}
+
+impl EmbeddedStore {
+    fn get<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(table).map_err(unavailable)?;
+        let found = table.get(key).map_err(unavailable)?;
+        found.map(|bytes| decode(bytes.value())).transpose()
+    }
+
+    /// Writes `offer` if its id is absent (`must_exist == false`) or present (`true`).
+    async fn put_offer(&self, offer: &Offer, must_exist: bool) -> Result<bool, StoreError> {
+        let offer = offer.clone();
+        self.write(move |txn| {
+            let mut offers = txn.open_table(OFFERS).map_err(unavailable)?;
+            let key = offer.offer_id.as_str();
+            let exists = offers.get(key).map_err(unavailable)?.is_some();
+            if exists != must_exist {
+                return Ok((false, false));
+            }
+            offers
+                .insert(key, encode(&offer)?.as_slice())
+                .map_err(unavailable)?;
+            Ok((true, true))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RevenueStore for EmbeddedStore {
+    async fn create_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
+        self.put_offer(offer, false).await
+    }
+
+    async fn replace_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
+        self.put_offer(offer, true).await
+    }
+
+    async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError> {
+        self.get(OFFERS, offer_id.as_str())
+    }
+
+    async fn list_offers(&self) -> Result<Vec<Offer>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let offers = txn.open_table(OFFERS).map_err(unavailable)?;
+        let mut listed = Vec::new();
+        for entry in offers.iter().map_err(unavailable)? {
+            let (_, bytes) = entry.map_err(unavailable)?;
+            listed.push(decode(bytes.value())?);
+        }
+        Ok(listed)
+    }
+
+    /// One transaction for the whole batch.
+    async fn create_sends(&self, sends: &[SendRecord]) -> Result<Vec<SendWrite>, StoreError> {
+        let sends = sends.to_vec();
+        self.write(move |txn| {
+            let mut stored = txn.open_table(SENDS).map_err(unavailable)?;
+            let mut by_contact = txn.open_table(SENDS_BY_CONTACT).map_err(unavailable)?;
+            let mut outcomes = Vec::with_capacity(sends.len());
+            for send in &sends {
+                if let Some(existing) = stored.get(send.code.as_str()).map_err(unavailable)? {
+                    outcomes.push(SendWrite::Existing(Box::new(decode(existing.value())?)));
+                    continue;
+                }
+                stored
+                    .insert(send.code.as_str(), encode(send)?.as_slice())
+                    .map_err(unavailable)?;
+                let position = format!("{}#{}", send.sent_at, send.code);
+                by_contact
+                    .insert(
+                        (
+                            contact_key(&send.instance_id, &send.contact_id).as_str(),
+                            position.as_str(),
+                        ),
+                        send.code.as_str(),
+                    )
+                    .map_err(unavailable)?;
+                add_to_report(txn, &report::send_bumps(send))?;
+                outcomes.push(SendWrite::Created);
+            }
+            let any = outcomes.contains(&SendWrite::Created);
+            Ok((outcomes, any))
+        })
+        .await
+    }
+
+    async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError> {
+        self.get(SENDS, code)
+    }
+
+    async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
+        let click = click.clone();
+        self.write(move |txn| {
+            let mut clicks = txn.open_table(CLICKS).map_err(unavailable)?;
+            if clicks
+                .insert(click.click_id.as_str(), encode(&click)?.as_slice())
+                .map_err(unavailable)?
+                .is_some()
+            {
+                return Err(StoreError::Corrupt(format!(
+                    "click id {} already exists",
+                    click.click_id
+                )));
+            }
+            let mut by_contact = txn.open_table(CLICKS_BY_CONTACT).map_err(unavailable)?;
+            by_contact
+                .insert(
+                    (
+                        contact_key(&click.instance_id, &click.contact_id).as_str(),
+                        click_position(&click).as_str(),
+                    ),
+                    click.click_id.as_str(),
+                )
+                .map_err(unavailable)?;
+            add_to_report(txn, &report::click_bumps(&click))?;
+            Ok(((), true))
+        })
+        .await
+    }
+
+    async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {
+        self.get(CLICKS, click_id)
+    }
+
+    async fn first_click(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<Click>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let index = txn.open_table(CLICKS_BY_CONTACT).map_err(unavailable)?;
+        let contact = contact_key(instance_id, contact_id);
+        let (low, high) = click_position_range(offer_id, window);
+        let first = index
+            .range((contact.as_str(), low.as_str())..=(contact.as_str(), high.as_str()))
+            .map_err(unavailable)?
+            .next();
+        let Some(entry) = first else {
+            return Ok(None);
+        };
+        let (_, click_id) = entry.map_err(unavailable)?;
+        let clicks = txn.open_table(CLICKS).map_err(unavailable)?;
+        let found = clicks.get(click_id.value()).map_err(unavailable)?;
+        found.map(|bytes| decode(bytes.value())).transpose()
+    }
+
+    async fn record_conversion(
+        &self,
+        conversion: &Conversion,
+    ) -> Result<ConversionWrite, StoreError> {
+        let conversion = conversion.clone();
+        self.write(move |txn| {
+            let mut conversions = txn.open_table(CONVERSIONS).map_err(unavailable)?;
+            let key = conversion.conversion_key.as_str();
+            if let Some(existing) = conversions.get(key).map_err(unavailable)? {
+                return Ok((
+                    ConversionWrite::Duplicate(Box::new(decode(existing.value())?)),
+                    false,
+                ));
+            }
+            conversions
+                .insert(key, encode(&conversion)?.as_slice())
+                .map_err(unavailable)?;
+            if let (Some(instance), Some(contact)) =
+                (&conversion.instance_id, &conversion.contact_id)
+            {
+                let mut by_contact = txn
+                    .open_table(CONVERSIONS_BY_CONTACT)
+                    .map_err(unavailable)?;
+                let position = format!("{}#{key}", conversion.converted_at);
+                by_contact
+                    .insert(
+                        (contact_key(instance, contact).as_str(), position.as_str()),
+                        key,
+                    )
+                    .map_err(unavailable)?;
+            }
+            add_to_report(txn, &report::conversion_bumps(&conversion))?;
+            Ok((ConversionWrite::Recorded, true))
+        })
+        .await
+    }
+
+    async fn contact_journey(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Journey, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let contact = contact_key(instance_id, contact_id);
+        let mut clicks: Vec<Click> = indexed(&txn, CLICKS_BY_CONTACT, CLICKS, &contact)?;
+        // The index orders clicks by offer first; a journey reads in time.
+        clicks.sort_by(|a, b| (a.clicked_at, &a.click_id).cmp(&(b.clicked_at, &b.click_id)));
+        Ok(Journey {
+            sends: indexed(&txn, SENDS_BY_CONTACT, SENDS, &contact)?,
+            clicks,
+            conversions: indexed(&txn, CONVERSIONS_BY_CONTACT, CONVERSIONS, &contact)?,
+        })
+    }
+
+    async fn load_report_counters(
+        &self,
+        dimension: Dimension,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(REPORT).map_err(unavailable)?;
+        let name = dimension.as_str();
+        let mut counters = Vec::new();
+        for entry in table
+            .range((name, first_day, "", "")..)
+            .map_err(unavailable)?
+        {
+            let (key, tally) = entry.map_err(unavailable)?;
+            let (found, day, row_key, currency) = key.value();
+            if found != name || day > last_day {
+                break;
+            }
+            counters.push(ReportCounter {
+                dimension,
+                key: row_key.to_owned(),
+                day: day.to_owned(),
+                currency: Currency::parse(currency)
+                    .map_err(|_| StoreError::Corrupt(format!("currency {currency:?}")))?,
+                tally: decode(tally.value())?,
+            });
+        }
+        Ok(counters)
+    }
+}

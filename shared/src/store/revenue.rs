@@ -1,0 +1,173 @@
+//! The store behind tracked links and postbacks, shaped after its access patterns: a send by
+//! its code, a click by its id, a contact's earliest click on an offer in a time span, a
+//! conversion claimed once by its dedupe key, a contact's journey, and report counters by
+//! grouping and day. Every write that counts moves the report counters in the same atomic step.
+
+use super::StoreError;
+use crate::ids::{ContactId, InstanceId, OfferId};
+use crate::revenue::attribution::CreditWindow;
+use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter, SendRecord};
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendWrite {
+    Created,
+    /// A send with this code (the same instance and message id) was stored before: this one.
+    Existing(Box<SendRecord>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversionWrite {
+    Recorded,
+    /// The dedupe key was claimed before: the conversion stored then. Nothing was written.
+    Duplicate(Box<Conversion>),
+}
+
+/// Most sends, clicks and conversions of one contact a journey returns, each.
+pub const MAX_JOURNEY_ITEMS: usize = 1_000;
+
+#[async_trait]
+pub trait RevenueStore: Send + Sync + 'static {
+    /// Stores a new offer; `false` if its id is taken (nothing written).
+    async fn create_offer(&self, offer: &Offer) -> Result<bool, StoreError>;
+
+    /// Replaces an existing offer; `false` if there is none (nothing written).
+    async fn replace_offer(&self, offer: &Offer) -> Result<bool, StoreError>;
+
+    async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError>;
+
+    /// Every offer, by id.
+    async fn list_offers(&self) -> Result<Vec<Offer>, StoreError>;
+
+    /// Stores each send with its report counters, unless its code exists; one answer per send,
+    /// in order. A fault may leave the first ones written: calling again with the same sends
+    /// answers those `Existing` and writes the rest.
+    async fn create_sends(&self, sends: &[SendRecord]) -> Result<Vec<SendWrite>, StoreError>;
+
+    async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError>;
+
+    /// Stores a new click with its report counters.
+    async fn record_click(&self, click: &Click) -> Result<(), StoreError>;
+
+    async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError>;
+
+    /// The contact's earliest click on the offer inside `window` (both ends inclusive).
+    async fn first_click(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<Click>, StoreError>;
+
+    /// Claims the conversion's key and stores it with its report counters, or answers the one
+    /// stored under that key before, writing nothing.
+    async fn record_conversion(
+        &self,
+        conversion: &Conversion,
+    ) -> Result<ConversionWrite, StoreError>;
+
+    /// The contact's sends, clicks and conversions (up to [`MAX_JOURNEY_ITEMS`] of each, the
+    /// earliest), each in time order.
+    async fn contact_journey(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Journey, StoreError>;
+
+    /// Every counter row of `dimension` for the days `first_day..=last_day`, in no order (a
+    /// row may come in parts that add up).
+    async fn load_report_counters(
+        &self,
+        dimension: Dimension,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError>;
+}
+
+/// The sort key of a click in its contact's index: by offer, then time, then id, because
+/// timestamps have one fixed textual form and ids hold no `#`.
+pub fn click_position(click: &Click) -> String {
+    format!(
+        "{}#{}#{}",
+        click.offer_id.as_str(),
+        click.clicked_at,
+        click.click_id
+    )
+}
+
+/// The positions bounding an offer's clicks inside `window`: `from#` sorts before every click
+/// at `from`, `to#~` after every click at `to` (ids are alphanumeric).
+pub fn click_position_range(offer_id: &OfferId, window: &CreditWindow) -> (String, String) {
+    (
+        format!("{}#{}#", offer_id.as_str(), window.from),
+        format!("{}#{}#~", offer_id.as_str(), window.to),
+    )
+}
+
+/// The key that groups one contact's records in the journey indexes.
+pub fn contact_key(instance_id: &InstanceId, contact_id: &ContactId) -> String {
+    format!("{}#{}", instance_id.as_str(), contact_id.as_str())
+}
+
+#[async_trait]
+impl<S: RevenueStore + ?Sized> RevenueStore for std::sync::Arc<S> {
+    async fn create_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
+        (**self).create_offer(offer).await
+    }
+    async fn replace_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
+        (**self).replace_offer(offer).await
+    }
+    async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError> {
+        (**self).load_offer(offer_id).await
+    }
+    async fn list_offers(&self) -> Result<Vec<Offer>, StoreError> {
+        (**self).list_offers().await
+    }
+    async fn create_sends(&self, sends: &[SendRecord]) -> Result<Vec<SendWrite>, StoreError> {
+        (**self).create_sends(sends).await
+    }
+    async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError> {
+        (**self).load_send(code).await
+    }
+    async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
+        (**self).record_click(click).await
+    }
+    async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {
+        (**self).load_click(click_id).await
+    }
+    async fn first_click(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<Click>, StoreError> {
+        (**self)
+            .first_click(instance_id, contact_id, offer_id, window)
+            .await
+    }
+    async fn record_conversion(
+        &self,
+        conversion: &Conversion,
+    ) -> Result<ConversionWrite, StoreError> {
+        (**self).record_conversion(conversion).await
+    }
+    async fn contact_journey(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Journey, StoreError> {
+        (**self).contact_journey(instance_id, contact_id).await
+    }
+    async fn load_report_counters(
+        &self,
+        dimension: Dimension,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
+        (**self)
+            .load_report_counters(dimension, first_day, last_day)
+            .await
+    }
+}
