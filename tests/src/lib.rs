@@ -11,6 +11,7 @@ use shared::meta;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
 use shared::secret::Secret;
 use shared::store::dynamo::{DynamoStore, TableNames};
+use shared::store::dynamo_revenue::{DynamoRevenueStore, RevenueTables};
 use shared::store::{ContactStore, EmbeddedStore};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +21,18 @@ use tower::ServiceExt;
 pub const APP_SECRET: &str = "test-app-secret-0123456789";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+pub const POSTBACK_TOKEN: &str = "test-postback-token-0123456789";
+pub const LINK_SECRET: &str = "test-link-secret-0123456789";
+/// Where tests' tracked links point.
+pub const PUBLIC_BASE_URL: &str = "https://links.test";
 
 pub fn secrets() -> Secrets {
     Secrets {
         meta_app_secret: Secret::new(APP_SECRET),
         meta_verify_token: Secret::new(VERIFY_TOKEN),
         admin_api_key: Secret::new(ADMIN_KEY),
+        postback_token: Secret::new(POSTBACK_TOKEN),
+        link_secret: Secret::new(LINK_SECRET),
     }
 }
 
@@ -75,13 +82,27 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
         }
         Backend::Dynamo => {
             let client = dynamo_client().await?;
-            let tables = TableNames::prefixed(&format!("t{}", ulid::Ulid::new()).to_lowercase());
-            let store = DynamoStore::new(client, tables);
+            let prefix = format!("t{}", ulid::Ulid::new()).to_lowercase();
+            let store = Arc::new(DynamoStore::new(
+                client.clone(),
+                TableNames::prefixed(&prefix),
+            ));
             store
                 .create_tables()
                 .await
                 .expect("create tables in DynamoDB Local");
-            Some((Stores::of(store), StoreGuard { _folder: None }))
+            let revenue_store = DynamoRevenueStore::new(client, RevenueTables::prefixed(&prefix));
+            revenue_store
+                .create_tables()
+                .await
+                .expect("create revenue tables in DynamoDB Local");
+            let stores = Stores {
+                contacts: store.clone(),
+                rules: store.clone(),
+                jobs: store.clone(),
+                revenue: Arc::new(revenue_store),
+            };
+            Some((stores, StoreGuard { _folder: None }))
         }
     }
 }
@@ -200,7 +221,24 @@ pub fn rules_app_with_queue(stores: &Stores, queue: Arc<dyn JobQueue>) -> Router
 
 /// Every route of every function over `stores`, with the in-process matcher: the local server.
 pub fn engine_app(stores: &Stores) -> local_server::LocalEngine {
-    local_server::engine(&secrets(), stores)
+    local_server::engine(&secrets(), stores, PUBLIC_BASE_URL)
+}
+
+/// The click redirect over `stores`.
+pub fn clicks_app(stores: &Stores) -> Router {
+    shared::http::serve_json_errors(clicks::router(clicks::ClicksState::new(
+        &secrets(),
+        stores.revenue.clone(),
+    )))
+}
+
+/// The postback function (postbacks and the revenue admin API) over `stores`.
+pub fn postback_app(stores: &Stores) -> Router {
+    shared::http::serve_json_errors(postback::router(postback::PostbackState::new(
+        &secrets(),
+        PUBLIC_BASE_URL,
+        stores.revenue.clone(),
+    )))
 }
 
 pub fn admin_request(method: &str, path: &str, body: Option<Value>) -> Request<Body> {

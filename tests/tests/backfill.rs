@@ -126,7 +126,9 @@ async fn a_run_updates_exactly_what_its_preview_said_and_only_unattributed_conta
     };
     // Pages of two contacts, so the run travels as several queued pages.
     let engine =
-        local_server::engine_with_matcher(&secrets(), &stores, |matcher| matcher.with_page_size(2));
+        local_server::engine_with_matcher(&secrets(), &stores, PUBLIC_BASE_URL, |matcher| {
+            matcher.with_page_size(2)
+        });
     let app = &engine.app;
     arrivals_before_the_rule(app).await;
     assert_eq!(counters(&stores).await.get("unmatched"), Some(&6));
@@ -213,7 +215,9 @@ async fn a_limit_stops_a_run_early(backend: Backend) {
         return;
     };
     let engine =
-        local_server::engine_with_matcher(&secrets(), &stores, |matcher| matcher.with_page_size(2));
+        local_server::engine_with_matcher(&secrets(), &stores, PUBLIC_BASE_URL, |matcher| {
+            matcher.with_page_size(2)
+        });
     let app = &engine.app;
     arrivals_before_the_rule(app).await;
     post(app, "/rules", json!({"name": "TikTok", "platform": "tiktok", "match": {"kind": "contains", "pattern": "tiktok"}})).await;

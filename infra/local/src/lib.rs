@@ -4,7 +4,7 @@
 use axum::Router;
 use shared::config::Secrets;
 use shared::matching::{InProcessQueue, Matcher};
-use shared::store::{ContactStore, JobStore, RuleStore};
+use shared::store::{ContactStore, JobStore, RevenueStore, RuleStore};
 use std::sync::Arc;
 
 /// One store seen through each of its traits.
@@ -13,15 +13,17 @@ pub struct Stores {
     pub contacts: Arc<dyn ContactStore>,
     pub rules: Arc<dyn RuleStore>,
     pub jobs: Arc<dyn JobStore>,
+    pub revenue: Arc<dyn RevenueStore>,
 }
 
 impl Stores {
-    pub fn of<S: ContactStore + RuleStore + JobStore>(store: S) -> Self {
+    pub fn of<S: ContactStore + RuleStore + JobStore + RevenueStore>(store: S) -> Self {
         let store = Arc::new(store);
         Self {
             contacts: store.clone(),
             rules: store.clone(),
-            jobs: store,
+            jobs: store.clone(),
+            revenue: store,
         }
     }
 }
@@ -32,15 +34,17 @@ pub struct LocalEngine {
     pub match_queue: Arc<InProcessQueue>,
 }
 
-/// Builds the app; must run inside a Tokio runtime (it starts the matcher task).
-pub fn engine(secrets: &Secrets, stores: &Stores) -> LocalEngine {
-    engine_with_matcher(secrets, stores, |matcher| matcher)
+/// Builds the app; must run inside a Tokio runtime (it starts the matcher task). Tracked links
+/// are made under `public_base_url`.
+pub fn engine(secrets: &Secrets, stores: &Stores, public_base_url: &str) -> LocalEngine {
+    engine_with_matcher(secrets, stores, public_base_url, |matcher| matcher)
 }
 
 /// The same, with the matcher adjusted (tests use small backfill pages).
 pub fn engine_with_matcher(
     secrets: &Secrets,
     stores: &Stores,
+    public_base_url: &str,
     adjust: impl FnOnce(Matcher) -> Matcher,
 ) -> LocalEngine {
     let matcher = adjust(Matcher::new(
@@ -61,8 +65,14 @@ pub fn engine_with_matcher(
         stores.jobs.clone(),
         match_queue.clone(),
     ));
+    let clicks = clicks::router(clicks::ClicksState::new(secrets, stores.revenue.clone()));
+    let postback = postback::router(postback::PostbackState::new(
+        secrets,
+        public_base_url,
+        stores.revenue.clone(),
+    ));
     LocalEngine {
-        app: shared::http::serve_json_errors(webhook.merge(rules)),
+        app: shared::http::serve_json_errors(webhook.merge(rules).merge(clicks).merge(postback)),
         match_queue,
     }
 }

@@ -1,7 +1,8 @@
 //! The local server: every HTTP route of every function, from one process on one port, on the
 //! embedded store. Configuration comes from the environment, as in Lambda:
 //! `PORT` (3000), `DATA_DIR` (./.data), `META_APP_SECRET`, `META_VERIFY_TOKEN`, `ADMIN_API_KEY`
-//! (development defaults when unset), and `STORE_FAULT_RATIO` (0; a fraction of store calls to
+//! `POSTBACK_TOKEN`, `LINK_SECRET` (development defaults when unset), `PUBLIC_BASE_URL` (the
+//! base of tracked links; this server's address by default) and `STORE_FAULT_RATIO` (0; a fraction of store calls to
 //! fail, for trying out retries).
 
 use local_server::Stores;
@@ -48,8 +49,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Stores::of(embedded)
     };
-    let app = local_server::engine(&secrets, &stores).app;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let public_base_url = config::optional("PUBLIC_BASE_URL")
+        .unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
+    let app = local_server::engine(&secrets, &stores, &public_base_url).app;
     tracing::info!(
         "serving every route on http://{} with data in {}",
         listener.local_addr()?,

@@ -1,0 +1,912 @@
+//! Tracked links, clicks, postbacks and first-click revenue, through the HTTP surface of the
+//! clicks and postback functions, on every store.
+
+use axum::Router;
+use axum::body::Body;
+use chrono::Datelike;
+use http::{Request, StatusCode};
+use integration_tests::*;
+use serde_json::{Value, json};
+use shared::revenue::Click;
+use shared::time::Timestamp;
+use std::collections::BTreeMap;
+use tower::ServiceExt;
+
+on_every_store!(
+    offers_are_created_read_listed_and_replaced,
+    bad_offers_and_sends_are_refused_and_change_nothing,
+    sends_get_tracked_links_and_a_retried_send_is_the_same_send,
+    a_click_redirects_with_its_id_and_is_recorded,
+    link_previews_are_redirected_but_not_counted,
+    the_first_click_earns_the_conversion_monday_wednesday_friday,
+    the_window_includes_its_limit_and_not_a_second_past,
+    each_offer_has_its_own_window,
+    duplicate_postbacks_change_nothing_even_concurrently,
+    unknown_clicks_are_answered_200_and_kept,
+    postbacks_need_the_token,
+    decimal_money_adds_exactly,
+    every_grouping_adds_up_to_the_same_totals,
+    tune_and_everflow_postbacks_work_end_to_end,
+);
+
+const INSTANCE: &str = "106540352242922";
+
+struct Engine {
+    app: Router,
+    stores: Stores,
+    _guard: StoreGuard,
+}
+
+async fn engine(backend: Backend) -> Option<Engine> {
+    let (stores, guard) = fresh_stores(backend).await?;
+    // The two functions behind one router, as the local server serves them.
+    let app = shared::http::serve_json_errors(
+        clicks::router(clicks::ClicksState::new(&secrets(), stores.revenue.clone())).merge(
+            postback::router(postback::PostbackState::new(
+                &secrets(),
+                PUBLIC_BASE_URL,
+                stores.revenue.clone(),
+            )),
+        ),
+    );
+    Some(Engine {
+        app,
+        stores,
+        _guard: guard,
+    })
+}
+
+const BROWSER: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15";
+
+impl Engine {
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        call(&self.app, admin_request(method, path, body)).await
+    }
+
+    async fn offer(&self, id: &str, window_days: u32) {
+        let (status, body) = self
+            .admin(
+                "POST",
+                "/offers",
+                Some(json!({"offer_id": id, "name": format!("Offer {id}"),
+                    "destination_url": format!("https://shop.example/{id}?aff={{click_id}}"),
+                    "click_window_days": window_days})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Sends one message; answers its tracked link's code.
+    async fn send(
+        &self,
+        contact: &str,
+        message: &str,
+        campaign: &str,
+        creative: &str,
+        offer: &str,
+    ) -> String {
+        let (status, body) = self
+            .admin(
+                "POST",
+                "/sends",
+                Some(
+                    json!({"instance_id": INSTANCE, "contact_id": contact, "message_id": message,
+                    "campaign": campaign, "creative": creative, "offer_id": offer}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let url = body["tracked_url"].as_str().unwrap();
+        url.strip_prefix(&format!("{PUBLIC_BASE_URL}/c/"))
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Follows a tracked link; answers the status and the Location.
+    async fn follow(&self, code: &str, user_agent: Option<&str>) -> (StatusCode, Option<String>) {
+        let mut request =
+            Request::get(format!("/c/{code}")).header("x-forwarded-for", "203.0.113.9, 10.0.0.1");
+        if let Some(agent) = user_agent {
+            request = request.header("user-agent", agent);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|value| value.to_str().unwrap().to_owned());
+        (response.status(), location)
+    }
+
+    /// Clicks as a person would; answers the click id the destination received.
+    async fn click(&self, code: &str) -> String {
+        let (status, location) = self.follow(code, Some(BROWSER)).await;
+        assert_eq!(status, StatusCode::FOUND);
+        location.unwrap().rsplit_once("aff=").unwrap().1.to_owned()
+    }
+
+    async fn postback(&self, network: &str, query: &str) -> (StatusCode, Value) {
+        let request = Request::get(format!(
+            "/postbacks/{network}?token={POSTBACK_TOKEN}&{query}"
+        ))
+        .body(Body::empty())
+        .unwrap();
+        call(&self.app, request).await
+    }
+
+    async fn journey(&self, contact: &str) -> Value {
+        let (status, body) = self
+            .admin(
+                "GET",
+                &format!("/instances/{INSTANCE}/contacts/{contact}/journey"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// The report over the year up to tomorrow, which holds every test's events.
+    async fn report(&self, group_by: &str) -> Value {
+        let until = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+        let since = until - chrono::Duration::days(365);
+        let (status, body) = self
+            .admin(
+                "GET",
+                &format!("/reports/revenue?group_by={group_by}&since={since}&until={until}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// When a click happened, as the journey shows it.
+    async fn clicked_at(&self, contact: &str, click_id: &str) -> Timestamp {
+        let journey = self.journey(contact).await;
+        let click = journey["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| event["click_id"] == click_id && event["type"] == "click")
+            .unwrap_or_else(|| panic!("click {click_id} not in {journey}"));
+        Timestamp::parse_rfc3339(click["clicked_at"].as_str().unwrap()).unwrap()
+    }
+}
+
+fn row<'a>(report: &'a Value, key: &str) -> &'a Value {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["key"] == key)
+        .unwrap_or_else(|| panic!("no row {key} in {report}"))
+}
+
+fn seconds_later(at: Timestamp, seconds: i64) -> String {
+    urlencode(&at.plus_seconds(seconds).to_string())
+}
+
+fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
+async fn offers_are_created_read_listed_and_replaced(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("shoes", 30).await;
+    let (status, offer) = engine.admin("GET", "/offers/shoes", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(offer["click_window_days"], 30);
+    assert_eq!(offer["currency"], "USD");
+    let (status, generated) = engine
+        .admin(
+            "POST",
+            "/offers",
+            Some(
+                json!({"name": "No id", "destination_url": "https://a.example/", "payout": "2.5"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(generated["click_window_days"], 90, "the default window");
+    assert_eq!(generated["payout"], "2.50");
+    let (_, listed) = engine.admin("GET", "/offers", None).await;
+    assert_eq!(listed["offers"].as_array().unwrap().len(), 2);
+    let (status, replaced) = engine
+        .admin("PUT", "/offers/shoes", Some(json!({"name": "Shoes 2", "destination_url": "https://b.example/", "click_window_days": 7})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["click_window_days"], 7);
+    assert_eq!(replaced["created_at"], offer["created_at"]);
+    let (status, body) = engine
+        .admin(
+            "PUT",
+            "/offers/nope",
+            Some(json!({"name": "x", "destination_url": "https://b.example/"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("offer_not_found"))
+    );
+    let (status, body) = engine
+        .admin("POST", "/offers", Some(json!({"offer_id": "shoes", "name": "again", "destination_url": "https://b.example/"})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("offer_exists"))
+    );
+    let (status, _) = call(
+        &engine.app,
+        Request::get("/offers").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the admin API needs the key"
+    );
+}
+
+async fn bad_offers_and_sends_are_refused_and_change_nothing(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    for (body, field) in [
+        (
+            json!({"name": "x", "destination_url": "ftp://x.example/"}),
+            "destination_url",
+        ),
+        (
+            json!({"name": "x", "destination_url": "https://x.example/", "click_window_days": 0}),
+            "click_window_days",
+        ),
+        (
+            json!({"name": "x", "destination_url": "https://x.example/", "click_window_days": 366}),
+            "click_window_days",
+        ),
+        (
+            json!({"name": "x", "destination_url": "https://x.example/", "currency": "dollars"}),
+            "currency",
+        ),
+    ] {
+        let (status, answer) = engine.admin("POST", "/offers", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (_, listed) = engine.admin("GET", "/offers", None).await;
+    assert_eq!(listed["offers"], json!([]));
+    engine.offer("o", 90).await;
+    let send = |offer: &str| json!({"instance_id": INSTANCE, "contact_id": "c", "campaign": "k", "creative": "t", "offer_id": offer});
+    let (status, answer) = engine
+        .admin("POST", "/sends", Some(json!([send("o"), send("missing")])))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"]["field"], "[1].offer_id");
+    let too_many: Vec<Value> = (0..1001).map(|_| send("o")).collect();
+    let (status, answer) = engine.admin("POST", "/sends", Some(json!(too_many))).await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("body"))
+    );
+    let report = engine.report("campaign").await;
+    assert_eq!(report["rows"], json!([]), "a refused call sends nothing");
+    let (status, _) = engine.follow("0000000000", Some(BROWSER)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, answer) = call(
+        &engine.app,
+        Request::get("/c/..%2Fetc").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("link_not_found"))
+    );
+}
+
+async fn sends_get_tracked_links_and_a_retried_send_is_the_same_send(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    let batch = json!([
+        {"instance_id": INSTANCE, "contact_id": "c1", "message_id": "m1", "campaign": "spring", "creative": "t1", "offer_id": "o"},
+        {"instance_id": INSTANCE, "contact_id": "c2", "campaign": "spring", "creative": "t1", "offer_id": "o", "sent_at": "2026-03-01T10:00:00Z"}
+    ]);
+    let (status, first) = engine.admin("POST", "/sends", Some(batch.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let sends = first["sends"].as_array().unwrap();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(sends[0]["message_id"], "m1");
+    assert_eq!(
+        sends[1]["message_id"], sends[1]["send_id"],
+        "a send without a message id is its own message"
+    );
+    assert_eq!(sends[1]["sent_at"], "2026-03-01T10:00:00.000Z");
+    for send in sends {
+        let url = send["tracked_url"].as_str().unwrap();
+        let code = url.strip_prefix(&format!("{PUBLIC_BASE_URL}/c/")).unwrap();
+        assert_eq!(code.len(), 10);
+        assert!(code.chars().all(|c| c.is_ascii_alphanumeric()), "{url}");
+        assert_eq!(send["existing"], false);
+    }
+    // A retry of the first send (same instance and message id) is the same send, counted once.
+    let (status, again) = engine.admin("POST", "/sends", Some(batch[0].clone())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["existing"], true);
+    assert_eq!(again["send_id"], sends[0]["send_id"]);
+    assert_eq!(again["tracked_url"], sends[0]["tracked_url"]);
+    let report = engine.report("campaign").await;
+    assert_eq!(row(&report, "spring")["sends"], 2);
+}
+
+async fn a_click_redirects_with_its_id_and_is_recorded(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let (status, _) = engine
+        .admin("POST", "/offers", Some(json!({"offer_id": "plain", "name": "P", "destination_url": "https://shop.example/p?x=1#top"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let code = engine.send("c1", "m1", "spring", "t1", "plain").await;
+    let (status, location) = engine.follow(&code, Some(BROWSER)).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let location = location.unwrap();
+    let click_id = location
+        .strip_prefix("https://shop.example/p?x=1&click_id=")
+        .and_then(|rest| rest.strip_suffix("#top"))
+        .unwrap_or_else(|| panic!("{location}"));
+    let journey = engine.journey("c1").await;
+    let click = &journey["events"][1];
+    assert_eq!(click["type"], "click");
+    assert_eq!(click["click_id"], click_id);
+    assert_eq!(click["message_id"], "m1");
+    assert_eq!(click["campaign"], "spring");
+    assert_eq!(click["user_agent"], BROWSER);
+    let ip_hash = click["ip_hash"].as_str().unwrap();
+    assert_eq!(ip_hash.len(), 32);
+    assert!(
+        !journey.to_string().contains("203.0.113.9"),
+        "the address is never stored raw"
+    );
+    // A second click is another click, tracked too.
+    assert_eq!(
+        engine.follow(&code, Some(BROWSER)).await.0,
+        StatusCode::FOUND
+    );
+    assert_eq!(engine.journey("c1").await["clicks"], 2);
+    assert_eq!(row(&engine.report("message").await, "m1")["clicks"], 2);
+}
+
+async fn link_previews_are_redirected_but_not_counted(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    let code = engine.send("c1", "m1", "spring", "t1", "o").await;
+    for agent in [
+        Some("WhatsApp/2.23.20.0 A"),
+        Some("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"),
+        Some("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"),
+        Some("TelegramBot (like TwitterBot)"),
+        Some("Twitterbot/1.0"),
+        Some("LinkedInBot/1.0 (compatible; Mozilla/5.0)"),
+        Some("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)"),
+        None,
+    ] {
+        let (status, location) = engine.follow(&code, agent).await;
+        assert_eq!(status, StatusCode::FOUND, "{agent:?}");
+        assert!(location.unwrap().starts_with("https://shop.example/o?aff="));
+    }
+    let head = Request::head(format!("/c/{code}"))
+        .header("user-agent", BROWSER)
+        .body(Body::empty())
+        .unwrap();
+    let response = engine.app.clone().oneshot(head).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(engine.journey("c1").await["clicks"], 0);
+    assert_eq!(row(&engine.report("campaign").await, "spring")["clicks"], 0);
+}
+
+/// The issue's example: a contact clicks message A on Monday and message B on Wednesday (same
+/// offer), and converts on Friday: A earns the conversion, B's click is tracked, not credited.
+async fn the_first_click_earns_the_conversion_monday_wednesday_friday(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    let code_a = engine.send("c1", "msg-a", "spring", "t1", "o").await;
+    let code_b = engine.send("c1", "msg-b", "spring", "t2", "o").await;
+    // The Monday of two weeks ago, so the week is in the past and in the report's year.
+    let two_weeks_ago = chrono::Utc::now().date_naive() - chrono::Duration::days(14);
+    let monday_date = two_weeks_ago
+        - chrono::Duration::days(i64::from(two_weeks_ago.weekday().num_days_from_monday()));
+    let at = |days: i64, time: &str| {
+        Timestamp::parse_rfc3339(&format!(
+            "{}T{time}Z",
+            monday_date + chrono::Duration::days(days)
+        ))
+        .unwrap()
+    };
+    let (monday, wednesday, friday) = (at(0, "09:00:00"), at(2, "15:30:00"), at(4, "18:00:00"));
+    // Clicks from the past go in through the store; the redirect records only "now".
+    for (code, at, id) in [
+        (&code_a, monday, "01CLICKMONDAY"),
+        (&code_b, wednesday, "01CLICKWEDNESDAY"),
+    ] {
+        let send = engine
+            .stores
+            .revenue
+            .load_send(code)
+            .await
+            .unwrap()
+            .unwrap();
+        let offer = engine
+            .stores
+            .revenue
+            .load_offer(&send.offer_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let click = Click::new(
+            id.to_owned(),
+            &send,
+            &offer,
+            at,
+            Some(BROWSER.to_owned()),
+            None,
+        );
+        engine.stores.revenue.record_click(&click).await.unwrap();
+    }
+    // The platform knows only the last click's id (the one that led to the sale).
+    let (status, answer) = engine
+        .postback(
+            "generic",
+            &format!(
+                "click_id=01CLICKWEDNESDAY&conversion_id=ORDER-1&payout=42.00&converted_at={}",
+                urlencode(&friday.to_string())
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "attributed");
+    assert_eq!(answer["conversion_id"], "ORDER-1");
+    assert_eq!(answer["credited"]["click_id"], "01CLICKMONDAY");
+    assert_eq!(answer["credited"]["message_id"], "msg-a");
+    assert_eq!(answer["credited"]["creative"], "t1");
+    assert!(
+        !answer.to_string().contains("c1"),
+        "the contact is not told to the platform"
+    );
+    let by_message = engine.report("message").await;
+    assert_eq!(row(&by_message, "msg-a")["conversions"], 1);
+    assert_eq!(row(&by_message, "msg-a")["revenue"], "42.00");
+    assert_eq!(row(&by_message, "msg-b")["conversions"], 0);
+    assert_eq!(
+        row(&by_message, "msg-b")["clicks"],
+        1,
+        "tracked, not credited"
+    );
+    assert_eq!(
+        row(&engine.report("creative").await, "t1")["revenue"],
+        "42.00"
+    );
+    assert_eq!(
+        row(&engine.report("day").await, &friday.day())["revenue"],
+        "42.00"
+    );
+    let journey = engine.journey("c1").await;
+    assert_eq!(
+        journey["revenue"],
+        json!([{"currency": "USD", "amount": "42.00"}])
+    );
+    let kinds: Vec<&str> = journey["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    // Both sends happened "now" (after the backdated clicks); the conversion is last.
+    assert_eq!(kinds, ["click", "click", "conversion", "send", "send"]);
+}
+
+async fn the_window_includes_its_limit_and_not_a_second_past(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 1).await;
+    let code = engine.send("c1", "m1", "spring", "t1", "o").await;
+    let click_id = engine.click(&code).await;
+    let clicked_at = engine.clicked_at("c1", &click_id).await;
+    let (_, at_limit) = engine
+        .postback(
+            "generic",
+            &format!(
+                "click_id={click_id}&conversion_id=AT-LIMIT&payout=1&converted_at={}",
+                seconds_later(clicked_at, 86_400)
+            ),
+        )
+        .await;
+    assert_eq!(at_limit["status"], "attributed", "{at_limit}");
+    let (status, past) = engine
+        .postback(
+            "generic",
+            &format!(
+                "click_id={click_id}&conversion_id=PAST&payout=1&converted_at={}",
+                seconds_later(clicked_at, 86_401)
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(past["status"], "outside_window", "{past}");
+    assert_eq!(past["credited"], Value::Null);
+    let report = engine.report("offer").await;
+    assert_eq!(
+        row(&report, "o")["conversions"],
+        1,
+        "the late one is stored, not credited"
+    );
+    let journey = engine.journey("c1").await;
+    assert_eq!(journey["conversions"], 2);
+    // Asked again, the late one is a duplicate, still uncredited.
+    let (_, again) = engine
+        .postback(
+            "generic",
+            &format!("click_id={click_id}&conversion_id=PAST&payout=1"),
+        )
+        .await;
+    assert_eq!(
+        (again["status"].as_str(), &again["credited"]),
+        (Some("duplicate"), &Value::Null)
+    );
+}
+
+async fn each_offer_has_its_own_window(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("short", 1).await;
+    engine.offer("long", 30).await;
+    let short = engine
+        .click(&engine.send("c1", "m1", "k", "t", "short").await)
+        .await;
+    let long = engine
+        .click(&engine.send("c1", "m2", "k", "t", "long").await)
+        .await;
+    let at = engine.clicked_at("c1", &long).await;
+    let two_days = seconds_later(at, 2 * 86_400);
+    let (_, short_answer) = engine
+        .postback(
+            "generic",
+            &format!("click_id={short}&conversion_id=S&converted_at={two_days}"),
+        )
+        .await;
+    let (_, long_answer) = engine
+        .postback(
+            "generic",
+            &format!("click_id={long}&conversion_id=L&converted_at={two_days}"),
+        )
+        .await;
+    assert_eq!(short_answer["status"], "outside_window");
+    assert_eq!(long_answer["status"], "attributed");
+    assert_eq!(
+        long_answer["credited"]["click_id"],
+        long.as_str(),
+        "another offer's click never earns it"
+    );
+}
+
+async fn duplicate_postbacks_change_nothing_even_concurrently(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    let click_id = engine
+        .click(&engine.send("c1", "m1", "k", "t", "o").await)
+        .await;
+    let query = format!("click_id={click_id}&conversion_id=SEQ&payout=10");
+    let (_, first) = engine.postback("generic", &query).await;
+    let (status, second) = engine.postback("generic", &query).await;
+    assert_eq!(first["status"], "attributed");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second["status"], "duplicate");
+    assert_eq!(second["credited"], first["credited"]);
+    // Eight deliveries of one conversion at once: one is counted.
+    let query = format!("click_id={click_id}&conversion_id=PAR&payout=5");
+    let answers = futures_join(&engine, &query, 8).await;
+    let attributed = answers
+        .iter()
+        .filter(|a| a["status"] == "attributed")
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|a| a["status"] == "duplicate")
+        .count();
+    assert_eq!((attributed, duplicates), (1, 7), "{answers:?}");
+    // Without a conversion id, the click and the event make the key.
+    let (_, lead) = engine
+        .postback("generic", &format!("click_id={click_id}&event=lead"))
+        .await;
+    let (_, lead_again) = engine
+        .postback("generic", &format!("click_id={click_id}&event=lead"))
+        .await;
+    let (_, sale) = engine
+        .postback(
+            "generic",
+            &format!("click_id={click_id}&event=sale&payout=1"),
+        )
+        .await;
+    assert_eq!(
+        (
+            lead["status"].as_str(),
+            lead_again["status"].as_str(),
+            sale["status"].as_str()
+        ),
+        (Some("attributed"), Some("duplicate"), Some("attributed"))
+    );
+    let row = row(&engine.report("campaign").await, "k").clone();
+    assert_eq!(row["conversions"], 4);
+    assert_eq!(row["revenue"], "16.00");
+}
+
+async fn futures_join(engine: &Engine, query: &str, count: usize) -> Vec<Value> {
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let app = engine.app.clone();
+        let uri = format!("/postbacks/generic?token={POSTBACK_TOKEN}&{query}");
+        tasks.push(tokio::spawn(async move {
+            call(&app, Request::get(uri).body(Body::empty()).unwrap()).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        answers.push(body);
+    }
+    answers
+}
+
+async fn unknown_clicks_are_answered_200_and_kept(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let (status, answer) = engine
+        .postback("everflow", "sub1=NOSUCHCLICK&transaction_id=EV-9&payout=3")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer,
+        json!({"status": "unknown_click", "conversion_id": "EV-9", "credited": null})
+    );
+    let (_, again) = engine
+        .postback("everflow", "sub1=NOSUCHCLICK&transaction_id=EV-9&payout=3")
+        .await;
+    assert_eq!(again["status"], "duplicate", "it was stored");
+    for bad in ["payout=3", "click_id=C&payout=ten"] {
+        let (status, answer) = engine.postback("generic", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
+    }
+    let (status, answer) = engine.postback("nosuchnetwork", "click_id=C").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_network"))
+    );
+}
+
+async fn postbacks_need_the_token(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    for uri in [
+        "/postbacks/generic?click_id=C&conversion_id=X".to_owned(),
+        "/postbacks/generic?token=wrong&click_id=C&conversion_id=X".to_owned(),
+        format!("/postbacks/generic?token={POSTBACK_TOKEN}x&click_id=C&conversion_id=X"),
+    ] {
+        let (status, answer) =
+            call(&engine.app, Request::get(&uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(answer["error"]["code"], "invalid_token");
+    }
+    // The header works too, and a refused call stored nothing: the same conversion is new.
+    let request = Request::post("/postbacks/generic")
+        .header("x-postback-token", POSTBACK_TOKEN)
+        .header("content-type", "application/json")
+        .body(Body::from(
+            r#"{"click_id": "C", "conversion_id": "X", "payout": 1.5}"#,
+        ))
+        .unwrap();
+    let (status, answer) = call(&engine.app, request).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("unknown_click"))
+    );
+}
+
+async fn decimal_money_adds_exactly(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    let click_id = engine
+        .click(&engine.send("c1", "m1", "k", "t", "o").await)
+        .await;
+    engine
+        .postback(
+            "generic",
+            &format!("click_id={click_id}&conversion_id=A&payout=0.10"),
+        )
+        .await;
+    engine
+        .postback(
+            "generic",
+            &format!("click_id={click_id}&conversion_id=B&payout=0.20"),
+        )
+        .await;
+    engine
+        .postback(
+            "generic",
+            &format!("click_id={click_id}&conversion_id=C&payout=0.05&currency=eur"),
+        )
+        .await;
+    let report = engine.report("offer").await;
+    let rows = report["rows"].as_array().unwrap();
+    let usd = rows.iter().find(|r| r["currency"] == "USD").unwrap();
+    let eur = rows.iter().find(|r| r["currency"] == "EUR").unwrap();
+    assert_eq!(usd["revenue"], "0.30");
+    assert_eq!(usd["epc"], "0.30", "one click");
+    assert_eq!(usd["revenue_per_send"], "0.30", "one send");
+    assert_eq!(eur["revenue"], "0.05", "currencies are never summed");
+    assert_eq!(eur["sends"], 0);
+    assert_eq!(
+        eur["epc"],
+        Value::Null,
+        "no EUR clicks: EPC is undefined, not zero"
+    );
+}
+
+async fn every_grouping_adds_up_to_the_same_totals(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o1", 90).await;
+    engine.offer("o2", 90).await;
+    let mut clicks = Vec::new();
+    for (i, (campaign, creative, offer)) in [
+        ("spring", "t1", "o1"),
+        ("spring", "t2", "o2"),
+        ("summer", "t1", "o2"),
+        ("summer", "t3", "o1"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let code = engine
+            .send(
+                &format!("c{i}"),
+                &format!("m{i}"),
+                campaign,
+                creative,
+                offer,
+            )
+            .await;
+        clicks.push(engine.click(&code).await);
+        if i % 2 == 0 {
+            engine.click(&code).await;
+        }
+    }
+    for (i, click) in clicks.iter().enumerate().take(3) {
+        engine
+            .postback(
+                "generic",
+                &format!("click_id={click}&conversion_id=T{i}&payout={}.25", i + 1),
+            )
+            .await;
+    }
+    let mut totals = BTreeMap::new();
+    for group_by in ["message", "creative", "offer", "campaign", "day"] {
+        let report = engine.report(group_by).await;
+        let mut summed = json!({"sends": 0, "clicks": 0, "conversions": 0});
+        let mut revenue = 0.0_f64;
+        for row in report["rows"].as_array().unwrap() {
+            for field in ["sends", "clicks", "conversions"] {
+                summed[field] =
+                    json!(summed[field].as_u64().unwrap() + row[field].as_u64().unwrap());
+            }
+            revenue += row["revenue"].as_str().unwrap().parse::<f64>().unwrap();
+        }
+        let total = &report["totals"][0];
+        for field in ["sends", "clicks", "conversions"] {
+            assert_eq!(summed[field], total[field], "{group_by} {field}");
+        }
+        assert_eq!(
+            format!("{revenue:.2}"),
+            total["revenue"].as_str().unwrap(),
+            "{group_by}"
+        );
+        totals.insert(group_by, total.clone());
+    }
+    let first = totals["message"].clone();
+    assert_eq!(first["sends"], 4);
+    assert_eq!(first["clicks"], 6);
+    assert_eq!(first["conversions"], 3);
+    assert_eq!(first["revenue"], "6.75");
+    assert_eq!(first["epc"], "1.1250");
+    for (group_by, total) in &totals {
+        assert_eq!(total, &first, "{group_by}");
+    }
+    let (status, bad) = engine
+        .admin("GET", "/reports/revenue?group_by=colour", None)
+        .await;
+    assert_eq!(
+        (status, bad["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("group_by"))
+    );
+    let (status, bad) = engine
+        .admin(
+            "GET",
+            "/reports/revenue?group_by=day&since=2026-02-01&until=2026-01-01",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("since"))
+    );
+    let (_, empty) = engine
+        .admin(
+            "GET",
+            "/reports/revenue?group_by=day&since=2020-01-01&until=2020-01-31",
+            None,
+        )
+        .await;
+    assert_eq!(
+        empty["rows"],
+        json!([]),
+        "days outside the range count nothing"
+    );
+}
+
+/// The URLs pasted into each platform, as the README gives them, with the platform's macros
+/// filled in as it fills them.
+async fn tune_and_everflow_postbacks_work_end_to_end(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    let click_a = engine
+        .click(&engine.send("c1", "m1", "k", "t", "o").await)
+        .await;
+    let click_b = engine
+        .click(&engine.send("c2", "m2", "k", "t", "o").await)
+        .await;
+    // TUNE: https://<api>/postbacks/tune?token=<POSTBACK_TOKEN>&aff_sub={aff_sub}&transaction_id={transaction_id}&payout={payout}&currency={currency}
+    let (status, tune) = engine
+        .postback("tune", &format!("aff_sub={click_a}&transaction_id=102a9c0e&payout=12.50&currency=USD&aff_sub2={{aff_sub2}}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (tune["status"].as_str(), tune["conversion_id"].as_str()),
+        (Some("attributed"), Some("102a9c0e"))
+    );
+    // Everflow, as a form POST: sub1={sub1}&transaction_id={transaction_id}&sale_amount={sale_amount}
+    let request = Request::post(format!("/postbacks/everflow?token={POSTBACK_TOKEN}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "sub1={click_b}&transaction_id=ef-77&sale_amount=99.99&sub2={{sub2}}"
+        )))
+        .unwrap();
+    let (status, everflow) = call(&engine.app, request).await;
+    assert_eq!(status, StatusCode::OK, "{everflow}");
+    assert_eq!(everflow["status"], "attributed");
+    assert_eq!(everflow["credited"]["message_id"], "m2");
+    let report = engine.report("message").await;
+    assert_eq!(row(&report, "m1")["revenue"], "12.50");
+    assert_eq!(row(&report, "m2")["revenue"], "99.99");
+}
