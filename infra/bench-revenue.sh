@@ -6,8 +6,9 @@
 #   DURATION=30s CONNECTIONS=64 infra/bench-revenue.sh
 #
 # Prints wrk's throughput and latency percentiles per route, then checks the counts: the
-# revenue report must hold exactly the clicks and conversions that wrk saw answered (nothing
-# lost, nothing doubled). Ends by itself and stops the server it started.
+# revenue report must hold every click and conversion that wrk saw answered (nothing lost), and
+# at most one more per connection (requests in flight when wrk stopped): nothing doubled. Ends
+# by itself and stops the server it started.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,14 +81,18 @@ answered() { # wrk output file -> requests answered without an error status
 clicks=$(($(answered "$WORK/clicks.out") + SENDS))
 conversions=$(answered "$WORK/postbacks.out")
 admin "$BASE/reports/revenue?group_by=campaign" >"$WORK/report.json"
-python3 - "$WORK/report.json" "$clicks" "$conversions" <<'PY'
+python3 - "$WORK/report.json" "$clicks" "$conversions" "$CONNECTIONS" <<'PY'
 import json, sys
 total = json.load(open(sys.argv[1]))["totals"][0]
 clicks, conversions = int(sys.argv[2]), int(sys.argv[3])
 print(f"\nreport: {total['sends']} sends, {total['clicks']} clicks, "
       f"{total['conversions']} conversions, revenue {total['revenue']}")
-assert total["clicks"] == clicks, f"clicks answered {clicks} != counted {total['clicks']}"
-assert total["conversions"] == conversions, \
-    f"postbacks answered {conversions} != counted {total['conversions']}"
-print("counts check: every answered click and postback is counted exactly once")
+# wrk stops counting at the deadline with up to one request per connection still in flight;
+# the server finishes those, so the counts may exceed wrk's by at most that many.
+in_flight = int(sys.argv[4])
+for name, answered in (("clicks", clicks), ("conversions", conversions)):
+    counted = total[name]
+    assert answered <= counted <= answered + in_flight, \
+        f"{name}: wrk saw {answered} answered, the report counts {counted}"
+print("counts check: every answered click and postback is counted, none twice")
 PY
