@@ -9,8 +9,11 @@ use crate::model::Contact;
 use crate::model::{Acquisition, RuleAttribution};
 use crate::queue::{BackfillPage, JobQueue, MatchJob, QueueError, QueueJob};
 use crate::rules::CompiledRules;
-use crate::store::{CommitOutcome, ContactStore, ContactUpdate, JobStore, RuleStore, StoreError};
+use crate::store::{
+    CommitOutcome, ContactStore, ContactUpdate, JobStore, RuleStore, StoreError, WidgetStore,
+};
 use crate::time::Timestamp;
+use crate::web::ref_code_in;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,6 +27,11 @@ pub enum MatchOutcome {
     Unmatched,
     /// Attributed or matched before (a duplicate job, a Meta referral, a backfill): nothing to do.
     AlreadyDecided,
+    /// The first message carried a known, unexpired ref code of the instance: the contact gets
+    /// the web visit it stands for, before any rule.
+    WebRef {
+        code: String,
+    },
     /// No such contact: nothing to attribute. Contacts are written before their job is queued,
     /// so this is a job from elsewhere, not a race.
     UnknownContact,
@@ -42,6 +50,9 @@ pub struct Matcher {
     page_size: usize,
     /// Compiled rules per instance, with the rules version they were compiled from.
     cache: Mutex<HashMap<InstanceId, (u64, Arc<CompiledRules>)>>,
+    /// Where ref codes from the web widget are looked up; without it, first messages are
+    /// matched against the rules only.
+    ref_codes: Option<Arc<dyn WidgetStore>>,
 }
 
 /// What a backfill did to one contact.
@@ -70,7 +81,37 @@ impl Matcher {
             queue: OnceLock::new(),
             page_size: backfill::PAGE_SIZE,
             cache: Mutex::new(HashMap::new()),
+            ref_codes: None,
         }
+    }
+
+    /// Looks up the web widget's ref codes (`[ref:…]` in a first message) before the rules.
+    pub fn with_ref_codes(mut self, store: Arc<dyn WidgetStore>) -> Self {
+        self.ref_codes = Some(store);
+        self
+    }
+
+    /// The web visit a first message's ref code stands for: a known code of this instance,
+    /// not expired. An unknown or foreign code is ignored.
+    async fn web_visit(
+        &self,
+        instance_id: &InstanceId,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<Option<(String, Acquisition)>, StoreError> {
+        let (Some(store), Some(code)) = (&self.ref_codes, ref_code_in(text)) else {
+            return Ok(None);
+        };
+        Ok(store
+            .load_ref(code)
+            .await?
+            .filter(|found| found.applies(instance_id, now))
+            .map(|found| {
+                (
+                    found.code.clone(),
+                    Acquisition::Web(found.acquisition_visit()),
+                )
+            }))
     }
 
     /// Contacts per backfill page (tests make it small to see several pages).
@@ -128,16 +169,23 @@ impl Matcher {
                 return Ok(MatchOutcome::AlreadyDecided);
             }
             let text = before.first_text();
-            let rule = compiled.first_match(text);
-            let acquisition =
-                rule.map(|rule| Acquisition::Rule(RuleAttribution::of(rule, text.to_owned(), now)));
-            let after = before.decided_by_rules(acquisition, now);
-            let outcome = match rule {
-                Some(rule) => MatchOutcome::Matched {
-                    rule_id: rule.id.to_string(),
+            let (acquisition, outcome) = match self.web_visit(&job.instance_id, text, now).await? {
+                Some((code, visit)) => (Some(visit), MatchOutcome::WebRef { code }),
+                None => match compiled.first_match(text) {
+                    Some(rule) => (
+                        Some(Acquisition::Rule(RuleAttribution::of(
+                            rule,
+                            text.to_owned(),
+                            now,
+                        ))),
+                        MatchOutcome::Matched {
+                            rule_id: rule.id.to_string(),
+                        },
+                    ),
+                    None => (None, MatchOutcome::Unmatched),
                 },
-                None => MatchOutcome::Unmatched,
             };
+            let after = before.decided_by_rules(acquisition, now);
             let counters = bumps_for(Some(&before), &after);
             match self
                 .contacts

@@ -3,6 +3,7 @@
 use crate::ids::{ContactId, InstanceId};
 use crate::rules::{RuleId, RulePlatform};
 use crate::time::Timestamp;
+use crate::web::WebVisit;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -11,6 +12,8 @@ pub enum Channel {
     Whatsapp,
     Messenger,
     Instagram,
+    /// A website's chat widget; the contact is the browser's visitor id.
+    Web,
 }
 
 /// Where Meta showed the ad or link that opened the chat.
@@ -93,6 +96,8 @@ pub enum Referral {
     Shortlink(MetaReferral),
     /// An entry point that says nothing about acquisition (e.g. the customer chat plugin).
     Other(MetaReferral),
+    /// The page a web visitor opened the chat widget from.
+    Web(WebVisit),
 }
 
 impl Referral {
@@ -103,6 +108,7 @@ impl Referral {
             Referral::MetaPost(referral) => Some(Acquisition::MetaPost(referral.clone())),
             Referral::Shortlink(referral) => Some(Acquisition::Shortlink(referral.clone())),
             Referral::Other(_) => None,
+            Referral::Web(visit) => Some(Acquisition::Web(visit.clone())),
         }
     }
 }
@@ -116,6 +122,9 @@ pub enum Acquisition {
     Shortlink(MetaReferral),
     /// An admin's rule matched the contact's first message (non-Meta ads' pre-filled text).
     Rule(RuleAttribution),
+    /// A website visit: through the chat widget, or carried into WhatsApp by a ref code
+    /// (`via: "wa.me"`).
+    Web(WebVisit),
 }
 
 /// What a matching rule says about the contact.
@@ -159,16 +168,18 @@ impl Acquisition {
             Acquisition::MetaPost(_) => "meta_post",
             Acquisition::Shortlink(_) => "shortlink",
             Acquisition::Rule(_) => "rule",
+            Acquisition::Web(_) => "web",
         }
     }
 
     /// The platform the contact came from, as stats group them.
-    pub fn platform(&self) -> &'static str {
+    pub fn platform(&self) -> &str {
         match self {
             Acquisition::MetaAd(referral)
             | Acquisition::MetaPost(referral)
             | Acquisition::Shortlink(referral) => referral.platform.as_str(),
             Acquisition::Rule(rule) => rule.platform.as_str(),
+            Acquisition::Web(visit) => &visit.platform,
         }
     }
 }

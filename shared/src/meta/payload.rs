@@ -472,6 +472,7 @@ fn channel_tag(channel: Channel) -> &'static str {
         Channel::Whatsapp => "wa",
         Channel::Messenger => "messenger",
         Channel::Instagram => "instagram",
+        Channel::Web => "web",
     }
 }
 

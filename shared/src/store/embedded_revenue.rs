@@ -46,7 +46,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(CONVERSIONS_BY_CONTACT)
         .map_err(unavailable)?;
     txn.open_table(REPORT).map_err(unavailable)?;
-    Ok(())
+    super::embedded_widget::create_tables(txn)
 }
 
 fn add_to_report(txn: &WriteTransaction, bumps: &[ReportBump]) -> Result<(), StoreError> {

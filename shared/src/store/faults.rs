@@ -5,7 +5,7 @@ use super::{
     CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, JobStore,
     RuleStore, RuleWrite, StoreError,
 };
-use super::{ConversionWrite, RevenueStore, SendWrite};
+use super::{ConversionWrite, RevenueStore, SendWrite, WidgetStore};
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId, OfferId};
@@ -13,6 +13,7 @@ use crate::model::Contact;
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter, SendRecord};
 use crate::rules::{Rule, RuleId};
+use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -300,6 +301,32 @@ impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
         self.inner
             .load_report_counters(dimension, first_day, last_day)
             .await
+    }
+}
+
+#[async_trait]
+impl<S: WidgetStore> WidgetStore for FaultInjectingStore<S> {
+    async fn save_widget(&self, config: &WidgetConfig) -> Result<(), StoreError> {
+        self.plan.check("save_widget")?;
+        self.inner.save_widget(config).await
+    }
+
+    async fn load_widget(
+        &self,
+        instance_id: &InstanceId,
+    ) -> Result<Option<WidgetConfig>, StoreError> {
+        self.plan.check("load_widget")?;
+        self.inner.load_widget(instance_id).await
+    }
+
+    async fn create_ref(&self, code: &RefCode) -> Result<bool, StoreError> {
+        self.plan.check("create_ref")?;
+        self.inner.create_ref(code).await
+    }
+
+    async fn load_ref(&self, code: &str) -> Result<Option<RefCode>, StoreError> {
+        self.plan.check("load_ref")?;
+        self.inner.load_ref(code).await
     }
 }
 

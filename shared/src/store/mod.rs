@@ -4,10 +4,14 @@
 pub mod dynamo;
 #[cfg(feature = "aws")]
 pub mod dynamo_revenue;
+#[cfg(feature = "aws")]
+pub mod dynamo_widget;
 mod embedded;
 mod embedded_revenue;
+mod embedded_widget;
 mod faults;
 mod revenue;
+mod widget;
 
 pub use embedded::EmbeddedStore;
 pub use faults::{FaultInjectingStore, FaultPlan};
@@ -15,6 +19,7 @@ pub use revenue::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
     click_position_range, contact_key,
 };
+pub use widget::WidgetStore;
 
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;

@@ -1,0 +1,175 @@
+//! DynamoDB implementation of [`WidgetStore`].
+//!
+//! Tables: widgets keyed by `instance_id`; ref codes keyed by `code`, with DynamoDB TTL on
+//! `expires_at_epoch` (unix seconds) so expired codes go away by themselves (reads check the
+//! expiry too: TTL deletion lags).
+
+use super::StoreError;
+use super::dynamo::{from_item, number, string, to_item, unavailable};
+use super::widget::WidgetStore;
+use crate::ids::InstanceId;
+use crate::web::{RefCode, WidgetConfig};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+
+const TTL_ATTRIBUTE: &str = "expires_at_epoch";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetTables {
+    pub widgets: String,
+    pub refs: String,
+}
+
+impl WidgetTables {
+    /// Reads `WIDGETS_TABLE` and `REF_CODES_TABLE`.
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            widgets: crate::config::required("WIDGETS_TABLE")?,
+            refs: crate::config::required("REF_CODES_TABLE")?,
+        })
+    }
+
+    /// Names with a common prefix, for test runs sharing one DynamoDB Local.
+    pub fn prefixed(prefix: &str) -> Self {
+        Self {
+            widgets: format!("{prefix}-widgets"),
+            refs: format!("{prefix}-refs"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DynamoWidgetStore {
+    client: Client,
+    tables: WidgetTables,
+}
+
+impl DynamoWidgetStore {
+    pub fn new(client: Client, tables: WidgetTables) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(Client::new(config), WidgetTables::from_env()?))
+    }
+
+    /// Creates the tables as `template.yaml` declares them; for tests and local emulators.
+    pub async fn create_tables(&self) -> Result<(), StoreError> {
+        for (table, key) in [
+            (&self.tables.widgets, "instance_id"),
+            (&self.tables.refs, "code"),
+        ] {
+            self.client
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(key)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .map_err(unavailable)?,
+                )
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(unavailable)?,
+                )
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.tables.refs)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WidgetStore for DynamoWidgetStore {
+    async fn save_widget(&self, config: &WidgetConfig) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.widgets)
+            .set_item(Some(to_item(config)?))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn load_widget(
+        &self,
+        instance_id: &InstanceId,
+    ) -> Result<Option<WidgetConfig>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.widgets)
+            .key("instance_id", string(instance_id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(from_item).transpose()
+    }
+
+    async fn create_ref(&self, code: &RefCode) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.refs)
+            .set_item(Some(to_item(code)?))
+            .item(TTL_ATTRIBUTE, number(code.expires_at.unix_seconds()))
+            .condition_expression("attribute_not_exists(code)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn load_ref(&self, code: &str) -> Result<Option<RefCode>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.refs)
+            .key("code", string(code))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output
+            .item
+            .map(|mut item| {
+                item.remove(TTL_ATTRIBUTE);
+                from_item(item)
+            })
+            .transpose()
+    }
+}

@@ -1,0 +1,43 @@
+//! The web widget's store: each instance's widget key and allowed origins, and the ref codes
+//! that carry a web visit into WhatsApp (looked up by code, expiring after 30 days).
+
+use super::StoreError;
+use crate::ids::InstanceId;
+use crate::web::{RefCode, WidgetConfig};
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait WidgetStore: Send + Sync + 'static {
+    /// Stores the instance's widget configuration, replacing (rotating) any earlier one.
+    async fn save_widget(&self, config: &WidgetConfig) -> Result<(), StoreError>;
+
+    async fn load_widget(
+        &self,
+        instance_id: &InstanceId,
+    ) -> Result<Option<WidgetConfig>, StoreError>;
+
+    /// Stores a new ref code; `false` if the code is taken (nothing written).
+    async fn create_ref(&self, code: &RefCode) -> Result<bool, StoreError>;
+
+    /// The code as stored, expired or not (the caller checks), or `None`.
+    async fn load_ref(&self, code: &str) -> Result<Option<RefCode>, StoreError>;
+}
+
+#[async_trait]
+impl<S: WidgetStore + ?Sized> WidgetStore for std::sync::Arc<S> {
+    async fn save_widget(&self, config: &WidgetConfig) -> Result<(), StoreError> {
+        (**self).save_widget(config).await
+    }
+    async fn load_widget(
+        &self,
+        instance_id: &InstanceId,
+    ) -> Result<Option<WidgetConfig>, StoreError> {
+        (**self).load_widget(instance_id).await
+    }
+    async fn create_ref(&self, code: &RefCode) -> Result<bool, StoreError> {
+        (**self).create_ref(code).await
+    }
+    async fn load_ref(&self, code: &str) -> Result<Option<RefCode>, StoreError> {
+        (**self).load_ref(code).await
+    }
+}

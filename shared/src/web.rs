@@ -1,0 +1,503 @@
+//! Web visits: the UTM parameters, click ids and referrer of the page a chat was opened from,
+//! the platform they point to, widget keys with their origin allow-lists, and the short ref
+//! codes that carry a visit into the WhatsApp conversation it starts.
+
+use crate::fields::FieldError;
+use crate::ids::InstanceId;
+use crate::secret::Secret;
+use crate::time::Timestamp;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Longest page URL or referrer accepted, in bytes.
+pub const MAX_URL_BYTES: usize = 8 * 1024;
+/// Longest value kept of one UTM parameter or click id, in characters.
+const MAX_PARAM_CHARS: usize = 500;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Utm {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClickIds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gclid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbclid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gbraid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wbraid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttclid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msclkid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub li_fat_id: Option<String>,
+}
+
+impl ClickIds {
+    /// The ad platform the first present click id belongs to.
+    fn platform(&self) -> Option<&'static str> {
+        [
+            (&self.gclid, "google"),
+            (&self.gbraid, "google"),
+            (&self.wbraid, "google"),
+            (&self.fbclid, "facebook"),
+            (&self.ttclid, "tiktok"),
+            (&self.msclkid, "microsoft"),
+            (&self.li_fat_id, "linkedin"),
+        ]
+        .into_iter()
+        .find_map(|(id, platform)| id.is_some().then_some(platform))
+    }
+}
+
+/// Where a web visitor came from: a web contact's acquisition, also what a ref code carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebVisit {
+    pub platform: String,
+    pub utm: Utm,
+    pub click_ids: ClickIds,
+    pub page_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    /// `wa.me` when the visit reached WhatsApp through a ref code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ref_code: Option<String>,
+    pub captured_at: Timestamp,
+}
+
+fn parse_url(field: &'static str, text: &str) -> Result<url::Url, FieldError> {
+    if text.len() > MAX_URL_BYTES {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_URL_BYTES} bytes"),
+        ));
+    }
+    let url = url::Url::parse(text.trim())
+        .map_err(|error| FieldError::new(field, format!("is not a URL: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(FieldError::new(field, "must be an http or https URL"));
+    }
+    Ok(url)
+}
+
+/// The first value of each parameter in the query (never the fragment), percent-decoded
+/// (invalid UTF-8 becomes U+FFFD), trimmed, and capped; empty values count as absent.
+fn first_values(url: &url::Url) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| {
+                value
+                    .trim()
+                    .chars()
+                    .take(MAX_PARAM_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|value| !value.is_empty())
+    }
+}
+
+/// The platform a referring host stands for: known networks by name, any other by its host
+/// without `www.`.
+fn referrer_platform(host: &str) -> String {
+    let host = host.trim_start_matches("www.").to_ascii_lowercase();
+    let known = [
+        ("google.", "google"),
+        ("youtube.", "youtube"),
+        ("facebook.com", "facebook"),
+        ("fb.com", "facebook"),
+        ("fb.me", "facebook"),
+        ("instagram.com", "instagram"),
+        ("t.co", "twitter"),
+        ("twitter.com", "twitter"),
+        ("x.com", "twitter"),
+        ("linkedin.com", "linkedin"),
+        ("lnkd.in", "linkedin"),
+        ("tiktok.com", "tiktok"),
+        ("bing.com", "microsoft"),
+        ("pinterest.", "pinterest"),
+        ("snapchat.com", "snapchat"),
+    ];
+    known
+        .iter()
+        .find(|(pattern, _)| {
+            let labels = format!(".{host}");
+            if pattern.ends_with('.') {
+                labels.contains(&format!(".{pattern}"))
+            } else {
+                labels.ends_with(&format!(".{pattern}"))
+            }
+        })
+        .map_or(host.clone(), |(_, platform)| (*platform).to_owned())
+}
+
+impl WebVisit {
+    /// Reads a visit from the page URL and the referrer. The platform comes from a click id,
+    /// else `utm_source` (lower-cased), else the referrer's host (a referrer on the page's own
+    /// host is navigation, not a source), else `direct`.
+    pub fn from_page(
+        page_url: &str,
+        referrer: Option<&str>,
+        captured_at: Timestamp,
+    ) -> Result<Self, FieldError> {
+        let page = parse_url("page_url", page_url)?;
+        let referrer = referrer
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| parse_url("referrer", r))
+            .transpose()?;
+        let param = first_values(&page);
+        let utm = Utm {
+            source: param("utm_source"),
+            medium: param("utm_medium"),
+            campaign: param("utm_campaign"),
+            term: param("utm_term"),
+            content: param("utm_content"),
+        };
+        let click_ids = ClickIds {
+            gclid: param("gclid"),
+            fbclid: param("fbclid"),
+            gbraid: param("gbraid"),
+            wbraid: param("wbraid"),
+            ttclid: param("ttclid"),
+            msclkid: param("msclkid"),
+            li_fat_id: param("li_fat_id"),
+        };
+        let external_referrer = referrer
+            .as_ref()
+            .and_then(|r| r.host_str())
+            .filter(|host| Some(*host) != page.host_str());
+        let platform = click_ids
+            .platform()
+            .map(str::to_owned)
+            .or_else(|| utm.source.as_ref().map(|source| source.to_lowercase()))
+            .or_else(|| external_referrer.map(referrer_platform))
+            .unwrap_or_else(|| "direct".to_owned());
+        Ok(Self {
+            platform,
+            utm,
+            click_ids,
+            page_url: page.to_string(),
+            referrer: referrer.map(|r| r.to_string()),
+            via: None,
+            ref_code: None,
+            captured_at,
+        })
+    }
+}
+
+/// A widget's configuration: its publishable key and the origins allowed to use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WidgetConfig {
+    pub instance_id: InstanceId,
+    pub widget_key: String,
+    pub allowed_origins: Vec<String>,
+    pub updated_at: Timestamp,
+}
+
+/// Most origins one widget may allow.
+pub const MAX_ORIGINS: usize = 50;
+
+impl WidgetConfig {
+    /// A new key for `allowed_origins` (`https://shop.example`, scheme and host and port, no
+    /// path), normalised to lower case without a trailing slash.
+    pub fn new(
+        instance_id: InstanceId,
+        allowed_origins: &[String],
+        now: Timestamp,
+    ) -> Result<Self, FieldError> {
+        if allowed_origins.is_empty() || allowed_origins.len() > MAX_ORIGINS {
+            return Err(FieldError::new(
+                "allowed_origins",
+                format!("must list 1 to {MAX_ORIGINS} origins"),
+            ));
+        }
+        let mut origins = Vec::with_capacity(allowed_origins.len());
+        for origin in allowed_origins {
+            let field = "allowed_origins";
+            let url = url::Url::parse(origin.trim())
+                .map_err(|_| FieldError::new(field, format!("{origin:?} is not an origin")))?;
+            let bare =
+                matches!(url.path(), "" | "/") && url.query().is_none() && url.fragment().is_none();
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !bare {
+                return Err(FieldError::new(
+                    field,
+                    format!("{origin:?} must be an origin such as https://shop.example (no path)"),
+                ));
+            }
+            let normal = url.origin().ascii_serialization();
+            if !origins.contains(&normal) {
+                origins.push(normal);
+            }
+        }
+        let key: String = (0..24)
+            .map(|_| char::from(ALPHANUMERIC[rand::rng().random_range(0..ALPHANUMERIC.len())]))
+            .collect();
+        Ok(Self {
+            instance_id,
+            widget_key: format!("wk_{key}"),
+            allowed_origins: origins,
+            updated_at: now,
+        })
+    }
+
+    /// Whether a browser request from `origin` carrying `key` may use this widget. The key is
+    /// publishable, so the origin is what protects it; both are checked, the key in constant time.
+    pub fn admits(&self, origin: Option<&str>, key: Option<&[u8]>) -> bool {
+        let key_matches = key.is_some_and(|key| Secret::new(self.widget_key.clone()).matches(key));
+        key_matches && origin.is_some_and(|origin| self.allows_origin(origin))
+    }
+
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin.trim_end_matches('/')))
+    }
+}
+
+const ALPHANUMERIC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const REF_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+/// 8 characters of base 36: about 41 bits, checked against one instance and expiring.
+pub const REF_CODE_LEN: usize = 8;
+pub const REF_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
+
+/// A visit waiting to be carried into WhatsApp by its code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefCode {
+    pub code: String,
+    pub instance_id: InstanceId,
+    pub visitor_id: String,
+    pub visit: WebVisit,
+    pub expires_at: Timestamp,
+}
+
+impl RefCode {
+    pub fn new(
+        instance_id: InstanceId,
+        visitor_id: String,
+        visit: WebVisit,
+        now: Timestamp,
+    ) -> Self {
+        let code = (0..REF_CODE_LEN)
+            .map(|_| char::from(REF_ALPHABET[rand::rng().random_range(0..REF_ALPHABET.len())]))
+            .collect();
+        Self {
+            code,
+            instance_id,
+            visitor_id,
+            visit,
+            expires_at: now.plus_seconds(REF_TTL_SECONDS),
+        }
+    }
+
+    /// What the site appends to its pre-filled WhatsApp text.
+    pub fn text_suffix(&self) -> String {
+        format!(" [ref:{}]", self.code)
+    }
+
+    /// Whether this code can attribute a contact of `instance_id` at `now`.
+    pub fn applies(&self, instance_id: &InstanceId, now: Timestamp) -> bool {
+        &self.instance_id == instance_id && now <= self.expires_at
+    }
+
+    /// The acquisition of a WhatsApp contact that arrived through this code.
+    pub fn acquisition_visit(&self) -> WebVisit {
+        WebVisit {
+            via: Some("wa.me".to_owned()),
+            ref_code: Some(self.code.clone()),
+            ..self.visit.clone()
+        }
+    }
+}
+
+/// The ref code in a first message (`… [ref:k3x9q2ab]`), if it holds one of the right shape.
+pub fn ref_code_in(text: &str) -> Option<&str> {
+    let start = text.find("[ref:")? + "[ref:".len();
+    let rest = &text[start..];
+    let end = rest.find(']')?;
+    let code = rest[..end].trim();
+    let shaped = code.len() == REF_CODE_LEN
+        && code
+            .bytes()
+            .all(|b| REF_ALPHABET.contains(&b.to_ascii_lowercase()));
+    shaped.then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_seconds(1_790_000_000).unwrap()
+    }
+
+    fn visit(page: &str, referrer: Option<&str>) -> WebVisit {
+        WebVisit::from_page(page, referrer, now()).unwrap()
+    }
+
+    #[test]
+    fn utms_are_percent_decoded_first_wins_and_empty_is_absent() {
+        let v = visit(
+            "https://shop.example/p?utm_source=News%20Letter&utm_source=other&utm_medium=&utm_campaign=spring+sale&utm_term=caf%C3%A9#utm_content=frag",
+            None,
+        );
+        assert_eq!(v.utm.source.as_deref(), Some("News Letter"));
+        assert_eq!(v.utm.medium, None);
+        assert_eq!(v.utm.campaign.as_deref(), Some("spring sale"));
+        assert_eq!(v.utm.term.as_deref(), Some("café"));
+        assert_eq!(v.utm.content, None, "the fragment is not the query");
+        assert_eq!(v.platform, "news letter");
+    }
+
+    #[test]
+    fn invalid_utf8_and_long_values_are_made_safe() {
+        let v = visit("https://shop.example/?utm_campaign=%FF%FEabc&gclid=", None);
+        assert_eq!(v.utm.campaign.as_deref(), Some("\u{FFFD}\u{FFFD}abc"));
+        assert_eq!(v.click_ids.gclid, None);
+        let long = format!("https://shop.example/?utm_term={}", "x".repeat(2_000));
+        assert_eq!(visit(&long, None).utm.term.unwrap().len(), 500);
+        let too_long = format!("https://shop.example/?q={}", "x".repeat(MAX_URL_BYTES));
+        assert_eq!(
+            WebVisit::from_page(&too_long, None, now())
+                .unwrap_err()
+                .field,
+            "page_url"
+        );
+        for bad in ["not a url", "javascript:alert(1)", "ftp://x.example/", ""] {
+            assert_eq!(
+                WebVisit::from_page(bad, None, now()).unwrap_err().field,
+                "page_url",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            WebVisit::from_page("https://a.example/", Some("nope"), now())
+                .unwrap_err()
+                .field,
+            "referrer"
+        );
+    }
+
+    #[test]
+    fn the_platform_comes_from_click_ids_then_utm_source_then_referrer_then_direct() {
+        let cases = [
+            (
+                "https://s.example/?gclid=1&fbclid=2&utm_source=fb",
+                None,
+                "google",
+            ),
+            ("https://s.example/?wbraid=1", None, "google"),
+            (
+                "https://s.example/?fbclid=2&utm_source=newsletter",
+                None,
+                "facebook",
+            ),
+            ("https://s.example/?ttclid=3", None, "tiktok"),
+            ("https://s.example/?msclkid=4", None, "microsoft"),
+            ("https://s.example/?li_fat_id=5", None, "linkedin"),
+            (
+                "https://s.example/?utm_source=Newsletter",
+                Some("https://www.google.com/"),
+                "newsletter",
+            ),
+            (
+                "https://s.example/",
+                Some("https://www.google.co.uk/search"),
+                "google",
+            ),
+            (
+                "https://s.example/",
+                Some("https://l.facebook.com/l.php"),
+                "facebook",
+            ),
+            ("https://s.example/", Some("https://t.co/abc"), "twitter"),
+            (
+                "https://s.example/",
+                Some("https://blog.example.org/post"),
+                "blog.example.org",
+            ),
+            (
+                "https://s.example/",
+                Some("https://s.example/other"),
+                "direct",
+            ),
+            ("https://s.example/", None, "direct"),
+        ];
+        for (page, referrer, platform) in cases {
+            assert_eq!(
+                visit(page, referrer).platform,
+                platform,
+                "{page} {referrer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn widget_origins_are_normalised_and_checked_with_the_key() {
+        let id = InstanceId::parse("1").unwrap();
+        let config = WidgetConfig::new(
+            id.clone(),
+            &[
+                "https://Shop.Example/".to_owned(),
+                "http://127.0.0.1:3000".to_owned(),
+            ],
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            config.allowed_origins,
+            ["https://shop.example", "http://127.0.0.1:3000"]
+        );
+        let key = config.widget_key.as_bytes();
+        assert!(config.admits(Some("https://shop.example"), Some(key)));
+        assert!(!config.admits(Some("https://evil.example"), Some(key)));
+        assert!(!config.admits(Some("https://shop.example"), Some(b"wk_wrong")));
+        assert!(!config.admits(None, Some(key)));
+        for bad in [
+            vec![],
+            vec!["https://shop.example/path".to_owned()],
+            vec!["shop.example".to_owned()],
+        ] {
+            assert!(
+                WidgetConfig::new(id.clone(), &bad, now()).is_err(),
+                "{bad:?}"
+            );
+        }
+        let rotated = WidgetConfig::new(id, &["https://shop.example".to_owned()], now()).unwrap();
+        assert_ne!(rotated.widget_key, config.widget_key);
+    }
+
+    #[test]
+    fn ref_codes_are_found_in_text_and_expire() {
+        let id = InstanceId::parse("1").unwrap();
+        let code = RefCode::new(
+            id.clone(),
+            "v1".into(),
+            visit("https://s.example/?utm_source=x", None),
+            now(),
+        );
+        let text = format!("Hi! I want the red shoes{}", code.text_suffix());
+        assert_eq!(ref_code_in(&text), Some(code.code.as_str()));
+        assert_eq!(ref_code_in("Hi [ref:short]"), None);
+        assert_eq!(ref_code_in("no code"), None);
+        assert!(code.applies(&id, now().plus_seconds(REF_TTL_SECONDS)));
+        assert!(!code.applies(&id, now().plus_seconds(REF_TTL_SECONDS + 1)));
+        assert!(!code.applies(&InstanceId::parse("2").unwrap(), now()));
+        assert_eq!(code.acquisition_visit().via.as_deref(), Some("wa.me"));
+    }
+}
