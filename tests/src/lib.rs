@@ -7,12 +7,16 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::config::Secrets;
+use shared::ids::InstanceId;
 use shared::meta;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
 use shared::secret::Secret;
 use shared::store::dynamo::{DynamoStore, TableNames};
 use shared::store::dynamo_revenue::{DynamoRevenueStore, RevenueTables};
+use shared::store::dynamo_widget::{DynamoWidgetStore, WidgetTables};
 use shared::store::{ContactStore, EmbeddedStore};
+use shared::store::{StoreError, WidgetStore};
+use shared::web::{RefCode, WidgetConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,6 +95,12 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 .create_tables()
                 .await
                 .expect("create tables in DynamoDB Local");
+            let widget_store =
+                DynamoWidgetStore::new(client.clone(), WidgetTables::prefixed(&prefix));
+            widget_store
+                .create_tables()
+                .await
+                .expect("create widget tables in DynamoDB Local");
             let revenue_store = DynamoRevenueStore::new(client, RevenueTables::prefixed(&prefix));
             revenue_store
                 .create_tables()
@@ -101,6 +111,7 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 rules: store.clone(),
                 jobs: store.clone(),
                 revenue: Arc::new(revenue_store),
+                widgets: Arc::new(widget_store),
             };
             Some((stores, StoreGuard { _folder: None }))
         }
@@ -195,12 +206,37 @@ pub fn webhook_app(store: Arc<dyn ContactStore>) -> Router {
     webhook_app_with_queue(store, Arc::new(RecordingQueue::default()))
 }
 
+/// The same with a given match queue; no widget is configured anywhere (see `NoWidgets`).
 pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQueue>) -> Router {
     shared::http::serve_json_errors(webhook::router(webhook::WebhookState::new(
         &secrets(),
         store,
+        Arc::new(NoWidgets),
         queue,
     )))
+}
+
+/// A widget store for webhook tests about Meta deliveries only: no instance has a widget.
+pub struct NoWidgets;
+
+#[async_trait::async_trait]
+impl WidgetStore for NoWidgets {
+    async fn save_widget(&self, _: &WidgetConfig) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(
+            "no widget store in this test".to_owned(),
+        ))
+    }
+    async fn load_widget(&self, _: &InstanceId) -> Result<Option<WidgetConfig>, StoreError> {
+        Ok(None)
+    }
+    async fn create_ref(&self, _: &RefCode) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable(
+            "no widget store in this test".to_owned(),
+        ))
+    }
+    async fn load_ref(&self, _: &str) -> Result<Option<RefCode>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// The rules function's full HTTP surface over `stores`.

@@ -6,6 +6,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::matching::Matcher;
 use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo_widget::DynamoWidgetStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
     let aws = shared::config::aws_sdk_config().await;
     let store = Arc::new(DynamoStore::from_env(&aws)?);
-    let matcher = Arc::new(Matcher::new(store.clone(), store.clone(), store));
+    let widgets = Arc::new(DynamoWidgetStore::from_env(&aws)?);
+    let matcher =
+        Arc::new(Matcher::new(store.clone(), store.clone(), store).with_ref_codes(widgets));
     // Backfill pages queue their successors on the same queue.
     matcher.attach_queue(Arc::new(SqsQueue::from_env(&aws)?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

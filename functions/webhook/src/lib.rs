@@ -1,5 +1,6 @@
 //! The webhook function's HTTP surface: Meta's verification handshake, signed deliveries from
-//! WhatsApp, Messenger and Instagram, and the admin read of a contact.
+//! WhatsApp, Messenger and Instagram, the web chat widget's events and ref codes, and the admin
+//! read of a contact and the widget's configuration.
 
 use axum::Json;
 use axum::Router;
@@ -8,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shared::config::Secrets;
@@ -19,9 +20,11 @@ use shared::meta::{self, PayloadError, SignatureError};
 use shared::model::{Acquisition, Contact};
 use shared::queue::{JobQueue, QueueJob};
 use shared::secret::Secret;
-use shared::store::ContactStore;
+use shared::store::{ContactStore, WidgetStore};
 use shared::time::Timestamp;
 use std::sync::Arc;
+
+mod widget;
 
 pub struct WebhookState {
     app_secret: Secret,
@@ -29,12 +32,14 @@ pub struct WebhookState {
     admin_key: Arc<Secret>,
     ingestor: Ingestor,
     match_queue: Arc<dyn JobQueue>,
+    widgets: Arc<dyn WidgetStore>,
 }
 
 impl WebhookState {
     pub fn new(
         secrets: &Secrets,
         store: Arc<dyn ContactStore>,
+        widgets: Arc<dyn WidgetStore>,
         match_queue: Arc<dyn JobQueue>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -43,6 +48,7 @@ impl WebhookState {
             admin_key: Arc::new(secrets.admin_api_key.clone()),
             ingestor: Ingestor::new(store),
             match_queue,
+            widgets,
         })
     }
 }
@@ -55,6 +61,10 @@ pub fn router(state: Arc<WebhookState>) -> Router {
             "/instances/{instance_id}/contacts/{contact_id}",
             get(get_contact),
         )
+        .route(
+            "/instances/{instance_id}/widget",
+            post(widget::configure).get(widget::show),
+        )
         .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin));
     Router::new()
         .route(
@@ -62,6 +72,18 @@ pub fn router(state: Arc<WebhookState>) -> Router {
             get(verify_subscription)
                 .post(receive_delivery)
                 .layer(DefaultBodyLimit::max(meta::MAX_DELIVERY_BYTES)),
+        )
+        .route(
+            "/webhooks/widget",
+            post(widget::receive_event)
+                .options(widget::preflight)
+                .layer(DefaultBodyLimit::max(widget::MAX_BODY_BYTES)),
+        )
+        .route(
+            "/webhooks/widget/ref",
+            post(widget::create_ref)
+                .options(widget::preflight)
+                .layer(DefaultBodyLimit::max(widget::MAX_BODY_BYTES)),
         )
         .merge(admin)
         .with_state(state)

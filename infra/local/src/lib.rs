@@ -2,9 +2,11 @@
 //! store, with an in-process queue feeding the same matcher code the SQS worker runs.
 
 use axum::Router;
+use axum::http::header;
+use axum::routing::get;
 use shared::config::Secrets;
 use shared::matching::{InProcessQueue, Matcher};
-use shared::store::{ContactStore, JobStore, RevenueStore, RuleStore};
+use shared::store::{ContactStore, JobStore, RevenueStore, RuleStore, WidgetStore};
 use std::sync::Arc;
 
 /// One store seen through each of its traits.
@@ -14,18 +16,49 @@ pub struct Stores {
     pub rules: Arc<dyn RuleStore>,
     pub jobs: Arc<dyn JobStore>,
     pub revenue: Arc<dyn RevenueStore>,
+    pub widgets: Arc<dyn WidgetStore>,
 }
 
 impl Stores {
-    pub fn of<S: ContactStore + RuleStore + JobStore + RevenueStore>(store: S) -> Self {
+    pub fn of<S: ContactStore + RuleStore + JobStore + RevenueStore + WidgetStore>(
+        store: S,
+    ) -> Self {
         let store = Arc::new(store);
         Self {
             contacts: store.clone(),
             rules: store.clone(),
             jobs: store.clone(),
-            revenue: store,
+            revenue: store.clone(),
+            widgets: store,
         }
     }
+}
+
+/// The web widget's snippet (`infra/widget/widget.js`, which sites may also host themselves)
+/// and a demo page that uses it.
+fn widget_assets() -> Router {
+    const SNIPPET: &str = include_str!("../../widget/widget.js");
+    const DEMO: &str = include_str!("../../widget/demo.html");
+    Router::new()
+        .route(
+            "/widget.js",
+            get(|| async {
+                (
+                    [
+                        (
+                            header::CONTENT_TYPE,
+                            "application/javascript; charset=utf-8",
+                        ),
+                        (header::CACHE_CONTROL, "public, max-age=300"),
+                    ],
+                    SNIPPET,
+                )
+            }),
+        )
+        .route(
+            "/widget/demo.html",
+            get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DEMO) }),
+        )
 }
 
 pub struct LocalEngine {
@@ -47,15 +80,19 @@ pub fn engine_with_matcher(
     public_base_url: &str,
     adjust: impl FnOnce(Matcher) -> Matcher,
 ) -> LocalEngine {
-    let matcher = adjust(Matcher::new(
-        stores.contacts.clone(),
-        stores.rules.clone(),
-        stores.jobs.clone(),
-    ));
+    let matcher = adjust(
+        Matcher::new(
+            stores.contacts.clone(),
+            stores.rules.clone(),
+            stores.jobs.clone(),
+        )
+        .with_ref_codes(stores.widgets.clone()),
+    );
     let match_queue = InProcessQueue::start(Arc::new(matcher));
     let webhook = webhook::router(webhook::WebhookState::new(
         secrets,
         stores.contacts.clone(),
+        stores.widgets.clone(),
         match_queue.clone(),
     ));
     let rules = rules::router(rules::RulesState::new(
@@ -72,7 +109,13 @@ pub fn engine_with_matcher(
         stores.revenue.clone(),
     ));
     LocalEngine {
-        app: shared::http::serve_json_errors(webhook.merge(rules).merge(clicks).merge(postback)),
+        app: shared::http::serve_json_errors(
+            webhook
+                .merge(rules)
+                .merge(clicks)
+                .merge(postback)
+                .merge(widget_assets()),
+        ),
         match_queue,
     }
 }
