@@ -6,6 +6,8 @@ use crate::secret::Secret;
 pub enum ConfigError {
     #[error("the environment variable {0} must be set")]
     Missing(&'static str),
+    #[error("the SSM parameter SECRETS_PREFIX + {0} must exist (a SecureString)")]
+    MissingSecret(&'static str),
     #[error("the environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
 }
@@ -32,12 +34,45 @@ where
     }
 }
 
+/// The secrets the engine knows, by the name they have in the environment (locally) and in
+/// SSM Parameter Store (in Lambda, under `SECRETS_PREFIX`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Every secret must be configured.
-    Lambda,
-    /// Missing secrets fall back to development defaults, which the caller announces.
-    Local,
+pub enum SecretName {
+    MetaAppSecret,
+    MetaVerifyToken,
+    AdminApiKey,
+    PostbackToken,
+    LinkSecret,
+}
+
+impl SecretName {
+    pub const ALL: [SecretName; 5] = [
+        SecretName::MetaAppSecret,
+        SecretName::MetaVerifyToken,
+        SecretName::AdminApiKey,
+        SecretName::PostbackToken,
+        SecretName::LinkSecret,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MetaAppSecret => "META_APP_SECRET",
+            Self::MetaVerifyToken => "META_VERIFY_TOKEN",
+            Self::AdminApiKey => "ADMIN_API_KEY",
+            Self::PostbackToken => "POSTBACK_TOKEN",
+            Self::LinkSecret => "LINK_SECRET",
+        }
+    }
+
+    fn dev_default(&self) -> &'static str {
+        match self {
+            Self::MetaAppSecret => "dev-app-secret",
+            Self::MetaVerifyToken => "dev-verify-token",
+            Self::AdminApiKey => "dev-admin-key",
+            Self::PostbackToken => "dev-postback-token",
+            Self::LinkSecret => "dev-link-secret",
+        }
+    }
 }
 
 /// A secret the local server made up because the environment had none.
@@ -58,49 +93,87 @@ pub struct Secrets {
     pub link_secret: Secret,
 }
 
-const DEV_DEFAULTS: [DevDefault; 5] = [
-    DevDefault {
-        name: "META_APP_SECRET",
-        value: "dev-app-secret",
-    },
-    DevDefault {
-        name: "META_VERIFY_TOKEN",
-        value: "dev-verify-token",
-    },
-    DevDefault {
-        name: "ADMIN_API_KEY",
-        value: "dev-admin-key",
-    },
-    DevDefault {
-        name: "POSTBACK_TOKEN",
-        value: "dev-postback-token",
-    },
-    DevDefault {
-        name: "LINK_SECRET",
-        value: "dev-link-secret",
-    },
-];
-
 impl Secrets {
-    /// Reads the secrets; in local mode also returns the development defaults it used.
-    pub fn from_env(mode: Mode) -> Result<(Self, Vec<DevDefault>), ConfigError> {
+    /// Builds the set from `lookup`; a secret it has no value for is `missing`'s answer.
+    fn assemble(
+        mut value: impl FnMut(SecretName) -> Result<Secret, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            meta_app_secret: value(SecretName::MetaAppSecret)?,
+            meta_verify_token: value(SecretName::MetaVerifyToken)?,
+            admin_api_key: value(SecretName::AdminApiKey)?,
+            postback_token: value(SecretName::PostbackToken)?,
+            link_secret: value(SecretName::LinkSecret)?,
+        })
+    }
+
+    /// For the local server: each secret from the environment, or a development default, which
+    /// it returns too so the caller can say so.
+    pub fn from_env_or_dev_defaults() -> (Self, Vec<DevDefault>) {
         let mut used_defaults = Vec::new();
-        let mut read = |default: &DevDefault| match (optional(default.name), mode) {
-            (Some(value), _) => Ok(Secret::new(value)),
-            (None, Mode::Lambda) => Err(ConfigError::Missing(default.name)),
-            (None, Mode::Local) => {
-                used_defaults.push(default.clone());
-                Ok(Secret::new(default.value))
+        let secrets = Self::assemble(|name| {
+            Ok(match optional(name.name()) {
+                Some(value) => Secret::new(value),
+                None => {
+                    used_defaults.push(DevDefault {
+                        name: name.name(),
+                        value: name.dev_default(),
+                    });
+                    Secret::new(name.dev_default())
+                }
+            })
+        })
+        .expect("every secret has a default");
+        (secrets, used_defaults)
+    }
+
+    /// For Lambda: the `needed` secrets from SSM Parameter Store (`prefix` + name, e.g.
+    /// `/attribution-engine/ADMIN_API_KEY`, SecureString), in one `GetParameters` call at cold
+    /// start; never from plain environment variables. A secret the function does not need is
+    /// unusable (it matches nothing).
+    #[cfg(feature = "aws")]
+    pub async fn from_parameter_store(
+        config: &aws_config::SdkConfig,
+        prefix: &str,
+        needed: &[SecretName],
+    ) -> Result<Self, ConfigError> {
+        let client = aws_sdk_ssm::Client::new(config);
+        let mut found = std::collections::HashMap::new();
+        if !needed.is_empty() {
+            let output = client
+                .get_parameters()
+                .set_names(Some(
+                    needed
+                        .iter()
+                        .map(|name| format!("{prefix}{}", name.name()))
+                        .collect(),
+                ))
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|error| ConfigError::Invalid {
+                    name: "SECRETS_PREFIX",
+                    reason: format!(
+                        "SSM GetParameters failed: {}",
+                        aws_sdk_ssm::error::DisplayErrorContext(&error)
+                    ),
+                })?;
+            for parameter in output.parameters.unwrap_or_default() {
+                if let (Some(name), Some(value)) = (parameter.name, parameter.value) {
+                    found.insert(name, value);
+                }
             }
-        };
-        let secrets = Self {
-            meta_app_secret: read(&DEV_DEFAULTS[0])?,
-            meta_verify_token: read(&DEV_DEFAULTS[1])?,
-            admin_api_key: read(&DEV_DEFAULTS[2])?,
-            postback_token: read(&DEV_DEFAULTS[3])?,
-            link_secret: read(&DEV_DEFAULTS[4])?,
-        };
-        Ok((secrets, used_defaults))
+        }
+        Self::assemble(|name| {
+            if !needed.contains(&name) {
+                return Ok(Secret::unusable());
+            }
+            found
+                .remove(&format!("{prefix}{}", name.name()))
+                .filter(|value| !value.is_empty())
+                .map(Secret::new)
+                .ok_or(ConfigError::MissingSecret(name.name()))
+        })
     }
 }
 

@@ -162,6 +162,7 @@ impl Ingestor {
                 .await?
             {
                 CommitOutcome::Applied => {
+                    crate::metrics::counters_moved(&counters);
                     return Ok(IngestOutcome::Applied {
                         created: expected_version.is_none(),
                         contact: Box::new(after),

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod listing;
 pub mod matching;
 pub mod meta;
+pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod revenue;

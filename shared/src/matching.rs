@@ -193,6 +193,7 @@ impl Matcher {
                 .await?
             {
                 CommitOutcome::Applied => {
+                    crate::metrics::counters_moved(&counters);
                     tracing::info!(
                         instance_id = %job.instance_id,
                         contact = %job.contact_id,
@@ -263,8 +264,10 @@ impl Matcher {
         }
         let updates: Vec<ContactUpdate> = writes.iter().map(|(_, update)| update.clone()).collect();
         let outcomes = self.contacts.update_contacts(&updates).await?;
-        for ((index, _), outcome) in writes.iter().zip(outcomes) {
-            if outcome != CommitOutcome::Applied {
+        for ((index, update), outcome) in writes.iter().zip(outcomes) {
+            if outcome == CommitOutcome::Applied {
+                crate::metrics::counters_moved(&update.counters);
+            } else {
                 steps[*index] = self
                     .backfill_contact(&contacts[*index], compiled, job_id, now)
                     .await?;
@@ -298,7 +301,10 @@ impl Matcher {
                 .update_contact(&update.contact, update.expected_version, &update.counters)
                 .await?
             {
-                CommitOutcome::Applied => return Ok(BackfillStep::Updated),
+                CommitOutcome::Applied => {
+                    crate::metrics::counters_moved(&update.counters);
+                    return Ok(BackfillStep::Updated);
+                }
                 CommitOutcome::VersionConflict | CommitOutcome::Duplicate => continue,
             }
         }
@@ -418,7 +424,14 @@ impl Matcher {
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
                 Ok(QueueJob::BackfillPage(page)) => self.handle_backfill_page(&page, now).await,
-                Err(error) => Err(format!("unreadable queue job: {error}")),
+                // Not serde's message: it quotes the offending value, which can be a phone
+                // number (a contact id sent as a JSON number, say).
+                Err(error) => Err(format!(
+                    "unreadable queue job: {:?} error at line {} column {}",
+                    error.classify(),
+                    error.line(),
+                    error.column()
+                )),
             };
             if let Err(error) = result {
                 tracing::error!(message_id, error, "match job failed; it will be retried");

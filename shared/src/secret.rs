@@ -12,6 +12,14 @@ impl Secret {
         Self(value.into())
     }
 
+    /// A secret nobody knows (random, never stored): what a function holds in place of a
+    /// secret it does not use, so that it matches nothing.
+    pub fn unusable() -> Self {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::rng().random();
+        Self(hex::encode(bytes))
+    }
+
     /// Raw bytes, for keying an HMAC. Never log them.
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()

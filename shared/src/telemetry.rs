@@ -10,14 +10,20 @@ pub enum LogFormat {
     Text,
 }
 
-/// Installs the global subscriber; `RUST_LOG` sets the level (default `info`).
+/// Installs the global subscriber; `RUST_LOG` sets the level (default `info`). JSON (Lambda)
+/// also turns on the EMF metric lines (see `crate::metrics`).
 pub fn init(format: LogFormat) {
+    if format == LogFormat::Json {
+        crate::metrics::enable();
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Json => builder
             .json()
-            .with_current_span(false)
+            // The Lambda runtime's span carries the invocation's requestId: every line has it.
+            .with_current_span(true)
+            .with_span_list(false)
             .with_ansi(false)
             .with_target(false)
             .try_init(),

@@ -87,6 +87,7 @@ async fn follow_link(
             client_ip.map(|ip| hash_client_ip(&state.link_secret, ip)),
         );
         state.store.record_click(&click).await?;
+        shared::metrics::count("Clicks", &[], 1);
         tracing::info!(
             instance_id = %send.instance_id,
             contact = %send.contact_id,
@@ -95,6 +96,7 @@ async fn follow_link(
         );
     } else {
         tracing::debug!(offer_id = %send.offer_id, "link preview redirected, not counted");
+        shared::metrics::count("LinkPreviews", &[], 1);
     }
     let location = offer.destination_url.for_click(&click_id);
     Ok((

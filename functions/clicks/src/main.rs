@@ -1,6 +1,8 @@
-//! Lambda entry point: read config, build the DynamoDB store once, serve the click redirect.
+//! Lambda entry point: read config and the link secret, build the DynamoDB client once
+//! (warming its first connection), serve the click redirect.
 
-use shared::config::{Mode, Secrets};
+use shared::config::{self, SecretName, Secrets};
+use shared::store::dynamo::Client;
 use shared::store::dynamo_revenue::DynamoRevenueStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
@@ -8,9 +10,13 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
-    let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
-    let aws = shared::config::aws_sdk_config().await;
-    let store = DynamoRevenueStore::from_env(&aws)?;
-    let state = clicks::ClicksState::new(&secrets, Arc::new(store));
+    let secrets_prefix = config::required("SECRETS_PREFIX")?;
+    let aws = config::aws_sdk_config().await;
+    let store = DynamoRevenueStore::from_env(&Client::new(&aws))?;
+    let (secrets, ()) = tokio::join!(
+        Secrets::from_parameter_store(&aws, &secrets_prefix, &[SecretName::LinkSecret]),
+        store.warm_up()
+    );
+    let state = clicks::ClicksState::new(&secrets?, Arc::new(store));
     lambda_http::run(shared::http::serve_json_errors(clicks::router(state))).await
 }

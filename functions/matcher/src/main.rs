@@ -1,11 +1,11 @@
-//! Lambda entry point: read config, build the DynamoDB store and the matcher once, serve SQS
-//! batches.
+//! Lambda entry point: read config, build the DynamoDB store and the matcher once (warming the
+//! first DynamoDB connection), serve SQS batches.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::matching::Matcher;
 use shared::queue::sqs::SqsQueue;
-use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo::{Client, DynamoStore};
 use shared::store::dynamo_widget::DynamoWidgetStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
@@ -14,8 +14,10 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     telemetry::init(LogFormat::Json);
     let aws = shared::config::aws_sdk_config().await;
-    let store = Arc::new(DynamoStore::from_env(&aws)?);
-    let widgets = Arc::new(DynamoWidgetStore::from_env(&aws)?);
+    let dynamo = Client::new(&aws);
+    let store = Arc::new(DynamoStore::from_env(&dynamo)?);
+    let widgets = Arc::new(DynamoWidgetStore::from_env(&dynamo)?);
+    store.warm_up().await;
     let matcher =
         Arc::new(Matcher::new(store.clone(), store.clone(), store).with_ref_codes(widgets));
     // Backfill pages queue their successors on the same queue.

@@ -142,10 +142,16 @@ async fn receive_postback(
                 status = ?conversion.status,
                 "conversion recorded"
             );
+            shared::metrics::count(
+                "Postbacks",
+                &[("Status", status_name(conversion.status))],
+                1,
+            );
             postback_answer(status_name(conversion.status), &conversion)
         }
         ConversionWrite::Duplicate(stored) => {
             tracing::info!(network = network.as_str(), "duplicate postback ignored");
+            shared::metrics::count("Postbacks", &[("Status", "duplicate")], 1);
             postback_answer("duplicate", &stored)
         }
     };

@@ -1,7 +1,8 @@
-//! Lambda entry point: read config, build the DynamoDB store once, serve postbacks and the
-//! revenue admin API.
+//! Lambda entry point: read config and secrets, build the DynamoDB client once (warming its
+//! first connection), serve postbacks and the revenue admin API.
 
-use shared::config::{self, Mode, Secrets};
+use shared::config::{self, SecretName, Secrets};
+use shared::store::dynamo::Client;
 use shared::store::dynamo_revenue::DynamoRevenueStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
@@ -9,10 +10,19 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
-    let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
     let public_base_url = config::required("PUBLIC_BASE_URL")?;
+    let secrets_prefix = config::required("SECRETS_PREFIX")?;
     let aws = config::aws_sdk_config().await;
-    let store = DynamoRevenueStore::from_env(&aws)?;
-    let state = postback::PostbackState::new(&secrets, &public_base_url, Arc::new(store));
+    let store = DynamoRevenueStore::from_env(&Client::new(&aws))?;
+    let needed = [
+        SecretName::AdminApiKey,
+        SecretName::PostbackToken,
+        SecretName::LinkSecret,
+    ];
+    let (secrets, ()) = tokio::join!(
+        Secrets::from_parameter_store(&aws, &secrets_prefix, &needed),
+        store.warm_up()
+    );
+    let state = postback::PostbackState::new(&secrets?, &public_base_url, Arc::new(store));
     lambda_http::run(shared::http::serve_json_errors(postback::router(state))).await
 }

@@ -1,21 +1,26 @@
-//! Lambda entry point: read config, build the DynamoDB store once, serve the rules router.
+//! Lambda entry point: read config and the admin key, build the clients once (warming the
+//! first DynamoDB connection), serve the rules router.
 
-use shared::config::{Mode, Secrets};
+use shared::config::{self, SecretName, Secrets};
 use shared::queue::sqs::SqsQueue;
-use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo::{Client, DynamoStore};
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
-    let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
-    let aws = shared::config::aws_sdk_config().await;
-    let store = Arc::new(DynamoStore::from_env(&aws)?);
+    let secrets_prefix = config::required("SECRETS_PREFIX")?;
+    let aws = config::aws_sdk_config().await;
+    let store = Arc::new(DynamoStore::from_env(&Client::new(&aws))?);
     // Backfill runs start by queueing their first page.
     let queue = Arc::new(SqsQueue::from_env(&aws)?);
+    let (secrets, ()) = tokio::join!(
+        Secrets::from_parameter_store(&aws, &secrets_prefix, &[SecretName::AdminApiKey]),
+        store.warm_up()
+    );
     let state = rules::RulesState::new(
-        &secrets.admin_api_key,
+        &secrets?.admin_api_key,
         store.clone(),
         store.clone(),
         store,

@@ -1,8 +1,9 @@
-//! Lambda entry point: read config, build the DynamoDB store once, serve the router.
+//! Lambda entry point: read config and secrets, build the clients once (warming the first
+//! DynamoDB connection), serve the router.
 
-use shared::config::{Mode, Secrets};
+use shared::config::{self, SecretName, Secrets};
 use shared::queue::sqs::SqsQueue;
-use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo::{Client, DynamoStore};
 use shared::store::dynamo_widget::DynamoWidgetStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
@@ -10,13 +11,24 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init(LogFormat::Json);
-    let (secrets, _) = Secrets::from_env(Mode::Lambda)?;
-    let aws = shared::config::aws_sdk_config().await;
-    let store = DynamoStore::from_env(&aws)?;
+    let secrets_prefix = config::required("SECRETS_PREFIX")?;
+    let aws = config::aws_sdk_config().await;
+    let dynamo = Client::new(&aws);
+    let store = DynamoStore::from_env(&dynamo)?;
+    let widgets = DynamoWidgetStore::from_env(&dynamo)?;
     let queue = SqsQueue::from_env(&aws)?;
-    let widgets = DynamoWidgetStore::from_env(&aws)?;
+    // The secrets' and DynamoDB's TLS handshakes overlap instead of adding up.
+    let needed = [
+        SecretName::MetaAppSecret,
+        SecretName::MetaVerifyToken,
+        SecretName::AdminApiKey,
+    ];
+    let (secrets, ()) = tokio::join!(
+        Secrets::from_parameter_store(&aws, &secrets_prefix, &needed),
+        store.warm_up()
+    );
     let state = webhook::WebhookState::new(
-        &secrets,
+        &secrets?,
         Arc::new(store),
         Arc::new(widgets),
         Arc::new(queue),

@@ -18,7 +18,7 @@ use crate::ids::{ContactId, InstanceId};
 use crate::model::Contact;
 use crate::rules::{Rule, RuleId};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::Client;
+pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -105,10 +105,24 @@ impl DynamoStore {
         Self { client, tables }
     }
 
+    /// Opens the client's first connection (DNS, TCP, TLS) with one read of a key that never
+    /// exists, so the first request after a cold start does not pay for it. Errors are left to
+    /// that request.
+    pub async fn warm_up(&self) {
+        let _ = self
+            .client
+            .get_item()
+            .table_name(&self.tables.contacts)
+            .key("instance_id", string("#warm"))
+            .key("contact_id", string("#warm"))
+            .send()
+            .await;
+    }
+
     /// For Lambda: the client from the shared SDK configuration, table names from the
     /// environment (see [`TableNames::from_env`]).
-    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(Client::new(config), TableNames::from_env()?))
+    pub fn from_env(client: &Client) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(client.clone(), TableNames::from_env()?))
     }
 
     /// Creates the tables as `template.yaml` declares them; for tests and local emulators.

@@ -167,10 +167,23 @@ impl DynamoRevenueStore {
         Self { client, tables }
     }
 
+    /// Opens the client's first connection (DNS, TCP, TLS) with one read of a key that never
+    /// exists, so the first request after a cold start does not pay for it. Errors are left to
+    /// that request.
+    pub async fn warm_up(&self) {
+        let _ = self
+            .client
+            .get_item()
+            .table_name(&self.tables.offers)
+            .key("offer_id", string("#warm"))
+            .send()
+            .await;
+    }
+
     /// For Lambda: the client from the shared SDK configuration, table names from the
     /// environment (see [`RevenueTables::from_env`]).
-    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(Client::new(config), RevenueTables::from_env()?))
+    pub fn from_env(client: &Client) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(client.clone(), RevenueTables::from_env()?))
     }
 
     /// Creates the tables (see the module documentation); for tests and local emulators.

@@ -53,8 +53,8 @@ impl DynamoWidgetStore {
         Self { client, tables }
     }
 
-    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(Client::new(config), WidgetTables::from_env()?))
+    pub fn from_env(client: &Client) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(client.clone(), WidgetTables::from_env()?))
     }
 
     /// Creates the tables as `template.yaml` declares them; for tests and local emulators.
