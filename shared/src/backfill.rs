@@ -100,7 +100,7 @@ pub async fn preview(
                 continue;
             }
             let text = contact.first_text();
-            if let Some(rule) = compiled.first_match(text) {
+            if let Some(rule) = compiled.first_match(&text) {
                 by_rule
                     .entry(rule.id.to_string())
                     .or_insert_with(|| RuleTally {

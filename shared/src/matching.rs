@@ -169,13 +169,14 @@ impl Matcher {
                 return Ok(MatchOutcome::AlreadyDecided);
             }
             let text = before.first_text();
-            let (acquisition, outcome) = match self.web_visit(&job.instance_id, text, now).await? {
+            let raw_text = before.first_message_text();
+            let (acquisition, outcome) = match self.web_visit(&job.instance_id, raw_text, now).await? {
                 Some((code, visit)) => (Some(visit), MatchOutcome::WebRef { code }),
-                None => match compiled.first_match(text) {
+                None => match compiled.first_match(&text) {
                     Some(rule) => (
                         Some(Acquisition::Rule(RuleAttribution::of(
                             rule,
-                            text.to_owned(),
+                            text.to_string(),
                             now,
                         ))),
                         MatchOutcome::Matched {
@@ -226,12 +227,12 @@ impl Matcher {
             None => {}
         }
         let text = contact.first_text();
-        let Some(rule) = compiled.first_match(text) else {
+        let Some(rule) = compiled.first_match(&text) else {
             return BackfillDecision::Done(BackfillStep::NoMatch);
         };
         let acquisition = Acquisition::Rule(RuleAttribution {
             backfill_job_id: Some(job_id.to_owned()),
-            ..RuleAttribution::of(rule, text.to_owned(), now)
+            ..RuleAttribution::of(rule, text.to_string(), now)
         });
         let after = contact.decided_by_rules(Some(acquisition), now);
         BackfillDecision::Write(Box::new(ContactUpdate {

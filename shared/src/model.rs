@@ -240,12 +240,17 @@ impl Contact {
             && self.first_message.is_some()
     }
 
-    /// The text the rules read: the first message's, or empty (audio, image, none yet).
-    pub fn first_text(&self) -> &str {
+    /// The first message's text as sent, or empty (audio, image, none yet).
+    pub fn first_message_text(&self) -> &str {
         self.first_message
             .as_ref()
             .and_then(|message| message.text.as_deref())
             .unwrap_or_default()
+    }
+
+    /// The text the rules read: the first message's, without a web widget's ref code token.
+    pub fn first_text(&self) -> std::borrow::Cow<'_, str> {
+        crate::web::without_ref_code(self.first_message_text())
     }
 
     /// The contact once the text rules have decided on it: checked now, and attributed to

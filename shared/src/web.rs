@@ -325,17 +325,40 @@ impl RefCode {
     }
 }
 
-/// The ref code in a first message (`… [ref:k3x9q2ab]`), if it holds one of the right shape.
-pub fn ref_code_in(text: &str) -> Option<&str> {
-    let start = text.find("[ref:")? + "[ref:".len();
-    let rest = &text[start..];
-    let end = rest.find(']')?;
-    let code = rest[..end].trim();
+/// Where a ref code token (`[ref:k3x9q2ab]`) of the right shape sits in `text`, and its code.
+fn ref_token(text: &str) -> Option<(std::ops::Range<usize>, &str)> {
+    let open = text.find("[ref:")?;
+    let start = open + "[ref:".len();
+    let end = start + text[start..].find(']')?;
+    let code = text[start..end].trim();
     let shaped = code.len() == REF_CODE_LEN
         && code
             .bytes()
             .all(|b| REF_ALPHABET.contains(&b.to_ascii_lowercase()));
-    shaped.then_some(code)
+    shaped.then_some((open..end + 1, code))
+}
+
+/// The ref code in a first message (`… [ref:k3x9q2ab]`), if it holds one of the right shape.
+pub fn ref_code_in(text: &str) -> Option<&str> {
+    ref_token(text).map(|(_, code)| code)
+}
+
+/// The text without its ref code token: what the site's pre-filled message said, which is what
+/// text rules are written against (an `exact` rule must not fail because of the suffix).
+pub fn without_ref_code(text: &str) -> std::borrow::Cow<'_, str> {
+    match ref_token(text) {
+        Some((token, _)) => {
+            let mut kept = String::with_capacity(text.len());
+            kept.push_str(text[..token.start].trim_end());
+            let after = text[token.end..].trim_start();
+            if !kept.is_empty() && !after.is_empty() {
+                kept.push(' ');
+            }
+            kept.push_str(after);
+            std::borrow::Cow::Owned(kept)
+        }
+        None => std::borrow::Cow::Borrowed(text),
+    }
 }
 
 #[cfg(test)]
@@ -494,6 +517,12 @@ mod tests {
         let text = format!("Hi! I want the red shoes{}", code.text_suffix());
         assert_eq!(ref_code_in(&text), Some(code.code.as_str()));
         assert_eq!(ref_code_in("Hi [ref:short]"), None);
+        assert_eq!(without_ref_code(&text), "Hi! I want the red shoes");
+        assert_eq!(without_ref_code("a [ref:abcdefgh] b"), "a b");
+        assert_eq!(without_ref_code("Hi [ref:short]"), "Hi [ref:short]");
+        assert_eq!(without_ref_code(&text), "Hi! I want the red shoes");
+        assert_eq!(without_ref_code("a [ref:abcdefgh] b"), "a b");
+        assert_eq!(without_ref_code("Hi [ref:short]"), "Hi [ref:short]");
         assert_eq!(ref_code_in("no code"), None);
         assert!(code.applies(&id, now().plus_seconds(REF_TTL_SECONDS)));
         assert!(!code.applies(&id, now().plus_seconds(REF_TTL_SECONDS + 1)));

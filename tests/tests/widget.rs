@@ -415,9 +415,9 @@ async fn bad_widget_input_is_refused_and_changes_nothing(backend: Backend) {
     );
 }
 
-async fn rule(app: &Router, instance: &str, pattern: &str) {
+async fn rule(app: &Router, instance: &str, kind: &str, pattern: &str) {
     let (status, body) = call(app, admin_request("POST", &format!("/instances/{instance}/rules"),
-        Some(json!({"name": "TikTok", "platform": "tiktok", "match": {"kind": "contains", "pattern": pattern}, "campaign": "tt"})))).await;
+        Some(json!({"name": "TikTok", "platform": "tiktok", "match": {"kind": kind, "pattern": pattern}, "campaign": "tt"})))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
@@ -446,7 +446,7 @@ async fn a_ref_code_carries_the_visit_into_whatsapp_ahead_of_the_rules(backend: 
     let Some(site) = site(backend).await else {
         return;
     };
-    rule(&site.app, INSTANCE, "red shoes").await;
+    rule(&site.app, INSTANCE, "contains", "red shoes").await;
     let (status, allowed, answer) = browser_post(
         &site.app,
         "/webhooks/widget/ref",
@@ -496,7 +496,8 @@ async fn unknown_foreign_and_expired_ref_codes_are_ignored(backend: Backend) {
     let Some(site) = site(backend).await else {
         return;
     };
-    rule(&site.app, INSTANCE, "shoes").await;
+    // An exact rule: the rules read the text without its ref code.
+    rule(&site.app, INSTANCE, "exact", "I like the shoes").await;
     // A code made for another instance.
     let other_key = configure(&site.app, OTHER_INSTANCE, &[SHOP]).await;
     let mut body = visit("v", "https://shop.example/?utm_source=x", None);
