@@ -4,11 +4,17 @@
 #   infra/emulators.sh install            install the pinned tools into .tools/ (idempotent)
 #   infra/emulators.sh run CMD [ARGS...]  start both emulators, run CMD with the environment
 #                                         below, stop the emulators, exit with CMD's status
+#   infra/emulators.sh serve-dynamodb PORT DIR
+#                                         run one more DynamoDB Local in the foreground on
+#                                         PORT, keeping its data in DIR (-dbPath): for tests
+#                                         that kill it (the caller owns the process: SIGKILL
+#                                         it, wait, start it again on the same PORT and DIR)
 #
 # CMD gets:
 #   DYNAMODB_ENDPOINT=http://127.0.0.1:<port>   SQS_ENDPOINT=http://127.0.0.1:<port>
 #   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 #   REQUIRE_EMULATORS=1 AWS_EC2_METADATA_DISABLED=true
+#   EMULATORS_SH=<this script> (for serve-dynamodb; run inside the same namespace as CMD)
 # and, when confined to a private network namespace (see below), CARGO_NET_OFFLINE=true.
 #
 # Loopback only. moto takes a host (-H 127.0.0.1). DynamoDB Local has no such option
@@ -258,6 +264,7 @@ run_inner() {
     export SQS_ENDPOINT="http://127.0.0.1:$moto_port"
     export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
     export REQUIRE_EMULATORS=1
+    export EMULATORS_SH="$SELF"
     # Never fall back to the EC2 metadata address for credentials or region.
     export AWS_EC2_METADATA_DISABLED=true
     unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ENDPOINT_URL \
@@ -325,8 +332,18 @@ __inner)
     shift
     run_inner "$@"
     ;;
+serve-dynamodb)
+    (($# == 3)) || die "usage: infra/emulators.sh serve-dynamodb PORT DIR"
+    jar_dir="$(dynamodb_dir)" || die "DynamoDB Local is not installed (infra/emulators.sh install)"
+    db_path="$(cd "$3" && pwd)"
+    # Binds every interface like the main one: inside the emulator run's namespace that is
+    # loopback only. It dies with its caller (PDEATHSIG) when setpriv is there.
+    cd "$jar_dir"
+    exec "${PDEATH[@]}" java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+        -sharedDb -disableTelemetry -port "$2" -dbPath "$db_path"
+    ;;
 *)
-    sed -n '2,7p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

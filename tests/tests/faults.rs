@@ -1130,3 +1130,150 @@ async fn on_sqs_failed_jobs_come_back_and_one_failing_every_time_reaches_the_dea
     );
     assert_all_but_the_poisoned_decided(&stores).await;
 }
+
+// ------------------------------------------------------------------------------ DynamoDB down
+
+/// A DynamoDB Local of this test's own (`infra/emulators.sh serve-dynamodb`), with its data on
+/// disk so that it survives being killed; killed for good when dropped.
+struct SpareDynamo {
+    script: String,
+    port: u16,
+    folder: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl SpareDynamo {
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.folder.path().join("dynamodb.log")).unwrap();
+        let data = self.folder.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        self.child = Some(
+            std::process::Command::new("bash")
+                .arg(&self.script)
+                .arg("serve-dynamodb")
+                .arg(self.port.to_string())
+                .arg(&data)
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("start DynamoDB Local"),
+        );
+    }
+
+    /// Stops it with SIGTERM, as a host shutting down would. (A SIGKILL loses DynamoDB
+    /// Local's last acknowledged writes, which DynamoDB itself never does: that would test
+    /// the emulator, not the engine.) SIGKILL when dropped.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits (bounded) until a fresh client lists tables.
+    async fn wait_ready(&self, client: &aws_sdk_dynamodb::Client) {
+        for _ in 0..240 {
+            if client.list_tables().send().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let log = std::fs::read_to_string(self.folder.path().join("dynamodb.log"));
+        panic!("the spare DynamoDB Local did not start: {log:?}");
+    }
+}
+
+impl Drop for SpareDynamo {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_local_killed_mid_run_answers_5xx_and_the_replayed_deliveries_complete() {
+    let Some((reference, _reference_guard)) = fault_free_run(Backend::Dynamo).await else {
+        return;
+    };
+    let Some((main_stores, _guard)) = fresh_stores(Backend::Dynamo).await else {
+        return;
+    };
+    let script = std::env::var("EMULATORS_SH")
+        .expect("EMULATORS_SH is set by infra/emulators.sh run, with DYNAMODB_ENDPOINT");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut spare = SpareDynamo {
+        script,
+        port,
+        folder: tempfile::tempdir().unwrap(),
+        child: None,
+    };
+    spare.start();
+    let config = emulator_config("DYNAMODB_ENDPOINT").await.unwrap();
+    let client = |config: &aws_config::SdkConfig| {
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(config)
+                .endpoint_url(format!("http://127.0.0.1:{port}"))
+                .build(),
+        )
+    };
+    spare.wait_ready(&client(&config)).await;
+
+    // The engine's client is made once and kept across the outage, as a warm Lambda keeps it.
+    let store = Arc::new(shared::store::dynamo::DynamoStore::new(
+        client(&config),
+        shared::store::dynamo::TableNames::prefixed("spare"),
+    ));
+    store.create_tables().await.expect("tables on the spare");
+    let stores = Stores {
+        contacts: store.clone(),
+        rules: store.clone(),
+        jobs: store.clone(),
+        ..main_stores.clone()
+    };
+    create_tiktok_rule(&stores, INSTANCE).await;
+    create_tiktok_rule(&stores, OTHER_INSTANCE).await;
+    let (deliveries, contacts) = deliveries();
+    let queue = Arc::new(RecordingQueue::default());
+    let app = webhook_app_with_queue(stores.contacts.clone(), queue.clone());
+    let (before, during) = deliveries.split_at(deliveries.len() / 2);
+    let (during, after) = during.split_at(3);
+    assert_eq!(deliver_until_accepted(&app, before).await, 0);
+
+    spare.stop();
+    for delivery in during {
+        let (status, body) = call(&app, signed_delivery(delivery)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    }
+
+    spare.start();
+    spare.wait_ready(&client(&config)).await;
+    // Meta's retries of what failed, then the rest, on the same engine.
+    assert_eq!(deliver_until_accepted(&app, during).await, 0);
+    assert_eq!(deliver_until_accepted(&app, after).await, 0);
+    let matcher = Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    );
+    assert_eq!(run_jobs_until_done(&matcher, &queue.match_jobs()).await, 0);
+    assert_eq!(
+        normalized_state(&stores, &contacts).await,
+        reference,
+        "the run across the outage ended differently from an undisturbed one"
+    );
+}
