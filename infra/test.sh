@@ -10,6 +10,8 @@
 #    and the shell scripts (shellcheck)
 #    then runs the widget snippet in headless Chromium (infra/browser-test.sh: Debian chromium
 #    and npm playwright-core, installed when missing)
+#    and each function's Lambda binary under `cargo lambda watch`, invoked with the events of
+#    infra/events/ against its own DynamoDB Local and moto (infra/lambda-invoke.sh)
 # 3. builds the tests (cargo test --no-run), with network, so crates can be downloaded
 # 4. starts DynamoDB Local and moto on loopback (in a private network namespace when the
 #    kernel permits, see infra/emulators.sh) and runs `cargo test --workspace ARGS` with
@@ -64,6 +66,13 @@ if bash infra/schemathesis.sh; then
     echo "schemathesis: no 5xx, every response as described" >&2
 else
     failed+=("schemathesis")
+fi
+
+step "Lambda binaries under cargo lambda watch, invoked with infra/events/ (infra/lambda-invoke.sh)"
+if bash infra/lambda-invoke.sh; then
+    echo "lambda invoke: every answer right" >&2
+else
+    failed+=("lambda invoke")
 fi
 
 # Cargo's own arguments (before a `--`) shape the build too; those after go to the tests.
