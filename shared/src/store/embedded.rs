@@ -381,6 +381,39 @@ fn put_contact(
     Ok(CommitOutcome::Applied)
 }
 
+/// Contacts of `instance` first seen in `[low, high)` (listing positions), newest first.
+fn list_page(
+    db: &Database,
+    instance: &str,
+    low: &str,
+    high: &str,
+    limit: usize,
+) -> Result<ContactPage, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let listing = txn
+        .open_table(CONTACTS_BY_FIRST_SEEN)
+        .map_err(unavailable)?;
+    let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+    let mut page = ContactPage::default();
+    let range = listing
+        .range((instance, low)..(instance, high))
+        .map_err(unavailable)?;
+    for entry in range.rev() {
+        let (key, contact_id) = entry.map_err(unavailable)?;
+        if page.contacts.len() == limit {
+            return Ok(page);
+        }
+        let found = contacts
+            .get((instance, contact_id.value()))
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::Corrupt("listing names a missing contact".to_owned()))?;
+        page.contacts.push(decode(found.value())?);
+        page.next = Some(key.value().1.to_owned());
+    }
+    page.next = None;
+    Ok(page)
+}
+
 #[async_trait]
 impl ContactStore for EmbeddedStore {
     async fn load_contact(
@@ -466,6 +499,8 @@ impl ContactStore for EmbeddedStore {
         .await
     }
 
+    /// Off the async worker threads: a page decodes up to `limit` contacts, and a backfill
+    /// preview reads page after page.
     async fn list_contacts(
         &self,
         instance_id: &InstanceId,
@@ -473,35 +508,16 @@ impl ContactStore for EmbeddedStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ContactPage, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let listing = txn
-            .open_table(CONTACTS_BY_FIRST_SEEN)
-            .map_err(unavailable)?;
-        let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
-        let instance = instance_id.as_str();
+        let db = self.db.clone();
+        let instance = instance_id.as_str().to_owned();
         let (low, until) = (window.since.to_string(), window.until.to_string());
         let high = match after {
             Some(after) if after < until.as_str() => after.to_owned(),
             _ => until,
         };
-        let mut page = ContactPage::default();
-        let range = listing
-            .range((instance, low.as_str())..(instance, high.as_str()))
-            .map_err(unavailable)?;
-        for entry in range.rev() {
-            let (key, contact_id) = entry.map_err(unavailable)?;
-            if page.contacts.len() == limit {
-                return Ok(page);
-            }
-            let found = contacts
-                .get((instance, contact_id.value()))
-                .map_err(unavailable)?
-                .ok_or_else(|| StoreError::Corrupt("listing names a missing contact".to_owned()))?;
-            page.contacts.push(decode(found.value())?);
-            page.next = Some(key.value().1.to_owned());
-        }
-        page.next = None;
-        Ok(page)
+        tokio::task::spawn_blocking(move || list_page(&db, &instance, &low, &high, limit))
+            .await
+            .map_err(unavailable)?
     }
 
     async fn load_counter_days(
