@@ -1,98 +1,169 @@
 #!/usr/bin/env bash
-# Load test of the click redirect and the postback route on the local server (release build,
-# embedded store, loopback only), with wrk (Debian's package; installed when missing).
+# Load test of the local server (release build, embedded store) over loopback with wrk
+# (Debian's package; installed when missing), route by route:
+#   webhooks   signed WhatsApp deliveries, each a new contact's first message: 40% with a
+#              click-to-WhatsApp referral, 60% pre-filled texts (10 rules installed; two match
+#              two thirds of them), so 60% also queue a rule-match job
+#   statuses   signed status-only deliveries (sent / delivered / read), which store nothing
+#   revenue    tracked-link redirects (1,000 sends, one warm-up click each first), then
+#              TUNE-style postbacks, each a new conversion on one of those clicks
+#   reads      the webhook load again, on another instance, with its stats, contacts listing
+#              and backfill preview read in parallel by a second wrk (2 paced connections)
+# Prints throughput and latency percentiles per route, then count checks (infra/load/check.py,
+# never timings): every webhook answered 200 made exactly one contact, of the kind sent (the
+# stats counters, the rule counts and the contacts listing agree); every answered click and
+# postback is in the revenue report, none twice. Exits non-zero when a check fails. Ends by
+# itself and stops the server it started.
 #
-#   infra/bench-revenue.sh            10 s per route, 32 connections
-#   DURATION=30s CONNECTIONS=64 infra/bench-revenue.sh
-#
-# Prints wrk's throughput and latency percentiles per route, then checks the counts: the
-# revenue report must hold every click and conversion that wrk saw answered (nothing lost), and
-# at most one more per connection (requests in flight when wrk stopped): nothing doubled. Ends
-# by itself and stops the server it started.
+#   infra/load.sh                       10 s per route, 32 connections, 2 wrk threads
+#   DURATION=3 CONNECTIONS=64 infra/load.sh
+#   ROUTES="webhooks statuses" infra/load.sh   (any of: webhooks statuses revenue reads)
+#   LOAD_PROFILE=debug DURATION=2 infra/load.sh   (the guard in infra/test.sh: counts only)
+# LOAD_PORT picks the port (a free one by default); MAX_RATE (30000) sizes the pool of distinct
+# deliveries (MAX_RATE x DURATION); MATCHER_WAIT_SECONDS (600) bounds the wait for the matcher;
+# READS_DELAY_MS (10) paces each reading connection; LOCAL_SERVER names a server binary to use
+# instead of building one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-DURATION="${DURATION:-10s}"
+DURATION="${DURATION:-10}"
+SECONDS_PER_ROUTE="${DURATION%s}"
 CONNECTIONS="${CONNECTIONS:-32}"
 THREADS="${THREADS:-2}"
-PORT="${PORT:-3917}"
+LOAD_PROFILE="${LOAD_PROFILE:-release}"
+READS_DELAY_MS="${READS_DELAY_MS:-10}"
+MAX_RATE="${MAX_RATE:-30000}"
+ROUTES=" ${ROUTES:-webhooks statuses revenue reads} "
 SENDS=1000
-ADMIN_KEY=bench-admin-key
-POSTBACK_TOKEN=bench-postback-token
-BASE="http://127.0.0.1:$PORT"
+ADMIN_KEY=load-admin-key
+APP_SECRET=load-app-secret
+POSTBACK_TOKEN=load-postback-token
+WEBHOOK_INSTANCE=100000000000001
+STATUS_INSTANCE=100000000000002
+READS_INSTANCE=100000000000003
+if ! [[ $SECONDS_PER_ROUTE =~ ^[0-9]+$ ]] || ((SECONDS_PER_ROUTE < 1)); then
+    echo "DURATION must be whole seconds (e.g. 10 or 10s), not $DURATION" >&2
+    exit 2
+fi
 
 if ! command -v wrk >/dev/null; then
     echo "installing wrk (Debian package)" >&2
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release -q -p local-server
+if [[ -n ${LOCAL_SERVER:-} ]]; then
+    SERVER="$LOCAL_SERVER" # a binary built elsewhere (e.g. an older commit, to compare)
+else
+    case "$LOAD_PROFILE" in
+        release) cargo build --release -q -p local-server ;;
+        debug) cargo build -q -p local-server ;;
+        *)
+            echo "LOAD_PROFILE must be release or debug, not $LOAD_PROFILE" >&2
+            exit 2
+            ;;
+    esac
+    TARGET_DIR="$(cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    SERVER="$TARGET_DIR/$LOAD_PROFILE/local-server"
+fi
 
 WORK="$(mktemp -d)"
 server_pid=""
 cleanup() {
-    [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-DATA_DIR="$WORK/data" PORT="$PORT" ADMIN_API_KEY="$ADMIN_KEY" POSTBACK_TOKEN="$POSTBACK_TOKEN" \
-    META_APP_SECRET=bench-app-secret META_VERIFY_TOKEN=bench-verify LINK_SECRET=bench-link-secret \
-    RUST_LOG=warn target/release/local-server >"$WORK/server.log" 2>&1 &
+wants() { [[ $ROUTES == *" $1 "* ]]; }
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Distinct deliveries for every request wrk may make, made before the server starts.
+per_thread=$(((SECONDS_PER_ROUTE * MAX_RATE + THREADS - 1) / THREADS))
+generate() { # messages|statuses instance count-per-thread output-prefix
+    python3 infra/load/webhooks.py "$1" --instance "$2" --secret "$APP_SECRET" \
+        --threads "$THREADS" --per-thread "$3" --out "$4"
+}
+wants webhooks && generate messages "$WEBHOOK_INSTANCE" "$per_thread" "$WORK/webhooks"
+wants statuses && generate statuses "$STATUS_INSTANCE" 3000 "$WORK/statuses"
+wants reads && generate messages "$READS_INSTANCE" "$per_thread" "$WORK/reads-webhooks"
+
+LOAD_PORT="${LOAD_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+BASE="http://127.0.0.1:$LOAD_PORT"
+DATA_DIR="$WORK/data" PORT="$LOAD_PORT" ADMIN_API_KEY="$ADMIN_KEY" POSTBACK_TOKEN="$POSTBACK_TOKEN" \
+    META_APP_SECRET="$APP_SECRET" META_VERIFY_TOKEN=load-verify LINK_SECRET=load-link-secret \
+    RUST_LOG=warn "$SERVER" >"$WORK/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
     curl -s -o /dev/null "$BASE/offers" && break
     sleep 0.1
 done
+if ! curl -s -o /dev/null "$BASE/offers"; then
+    echo "the local server did not start:" >&2
+    cat "$WORK/server.log" >&2
+    exit 1
+fi
 
-admin() { curl -sf -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' "$@"; }
-
-admin -X POST "$BASE/offers" -d '{"offer_id": "bench", "name": "Bench",
-    "destination_url": "https://shop.example/p?sub={click_id}"}' >/dev/null
-python3 - "$SENDS" >"$WORK/sends.json" <<'PY'
-import json, sys
-n = int(sys.argv[1])
-print(json.dumps([{"instance_id": "1", "contact_id": f"c{i}", "message_id": f"m{i}",
-                   "campaign": f"camp{i % 10}", "creative": f"tpl{i % 7}", "offer_id": "bench"}
-                  for i in range(n)]))
-PY
-admin -X POST "$BASE/sends" --data-binary @"$WORK/sends.json" |
-    python3 -c 'import json,sys; [print(s["code"]) for s in json.load(sys.stdin)["sends"]]' >"$WORK/codes"
-
-# One click per send before the load, to have click ids to post back on.
-while read -r code; do
-    curl -s -o /dev/null -w '%{redirect_url}\n' -A 'Mozilla/5.0 warm-up' "$BASE/c/$code"
-done <"$WORK/codes" | sed 's/.*sub=//' >"$WORK/clicks"
-
-run() { # name script
+check() { python3 infra/load/check.py "$@"; }
+failed=()
+rows=()
+run() { # name wrk-connections script
     echo
-    echo "== $1: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$BASE" | tee "$WORK/$1.out"
+    echo "== $1: wrk -t$THREADS -c$2 -d${SECONDS_PER_ROUTE}s --latency"
+    wrk -t"$THREADS" -c"$2" -d"${SECONDS_PER_ROUTE}s" --latency -s "$3" "$BASE" | tee "$WORK/$1.out"
 }
-CODES_FILE="$WORK/codes" run clicks infra/load/clicks.lua
-CLICKS_FILE="$WORK/clicks" POSTBACK_TOKEN="$POSTBACK_TOKEN" run postbacks infra/load/postbacks.lua
+verify() { # description check arguments...
+    local what=$1
+    shift
+    check "$@" || failed+=("$what")
+}
 
-answered() { # wrk output file -> requests answered without an error status
-    local total errors
-    total=$(awk '/requests in/ {print $1}' "$1")
-    errors=$(awk '/Non-2xx or 3xx responses/ {print $NF}' "$1")
-    echo $((total - ${errors:-0}))
-}
-clicks=$(($(answered "$WORK/clicks.out") + SENDS))
-conversions=$(answered "$WORK/postbacks.out")
-admin "$BASE/reports/revenue?group_by=campaign" >"$WORK/report.json"
-python3 - "$WORK/report.json" "$clicks" "$conversions" "$CONNECTIONS" <<'PY'
-import json, sys
-total = json.load(open(sys.argv[1]))["totals"][0]
-clicks, conversions = int(sys.argv[2]), int(sys.argv[3])
-print(f"\nreport: {total['sends']} sends, {total['clicks']} clicks, "
-      f"{total['conversions']} conversions, revenue {total['revenue']}")
-# wrk stops counting at the deadline with up to one request per connection still in flight;
-# the server finishes those, so the counts may exceed wrk's by at most that many.
-in_flight = int(sys.argv[4])
-for name, answered in (("clicks", clicks), ("conversions", conversions)):
-    counted = total[name]
-    assert answered <= counted <= answered + in_flight, \
-        f"{name}: wrk saw {answered} answered, the report counts {counted}"
-print("counts check: every answered click and postback is counted, none twice")
-PY
+if wants webhooks; then
+    check rules "$BASE" "$ADMIN_KEY" "$WEBHOOK_INSTANCE"
+    BODIES="$WORK/webhooks" run webhooks "$CONNECTIONS" infra/load/webhooks.lua
+    verify webhooks webhooks "$BASE" "$ADMIN_KEY" "$WEBHOOK_INSTANCE" "$WORK/webhooks.out"
+    rows+=("webhooks|\`POST /webhooks/meta\`, new contacts (40% referrals, 60% rule texts)")
+fi
+if wants statuses; then
+    BODIES="$WORK/statuses" CYCLE=1 run statuses "$CONNECTIONS" infra/load/webhooks.lua
+    verify statuses statuses "$BASE" "$ADMIN_KEY" "$STATUS_INSTANCE" "$WORK/statuses.out"
+    rows+=("statuses|\`POST /webhooks/meta\`, status only")
+fi
+if wants revenue; then
+    check sends "$BASE" "$ADMIN_KEY" "$SENDS" "$WORK/codes" "$WORK/clicks"
+    CODES_FILE="$WORK/codes" run clicks "$CONNECTIONS" infra/load/clicks.lua
+    CLICKS_FILE="$WORK/clicks" POSTBACK_TOKEN="$POSTBACK_TOKEN" \
+        run postbacks "$CONNECTIONS" infra/load/postbacks.lua
+    verify revenue revenue "$BASE" "$ADMIN_KEY" "$WORK/clicks.out" "$WORK/postbacks.out" "$SENDS"
+    rows+=("clicks|\`GET /c/{code}\`" "postbacks|\`GET /postbacks/tune\`")
+fi
+if wants reads; then
+    check rules "$BASE" "$ADMIN_KEY" "$READS_INSTANCE"
+    INSTANCE="$READS_INSTANCE" ADMIN_KEY="$ADMIN_KEY" DELAY_MS="$READS_DELAY_MS" \
+        run reads 2 infra/load/reads.lua >"$WORK/reads.log" &
+    reads_pid=$!
+    BODIES="$WORK/reads-webhooks" run reads-webhooks "$CONNECTIONS" infra/load/webhooks.lua
+    wait "$reads_pid"
+    cat "$WORK/reads.log"
+    verify "webhooks with reads" webhooks "$BASE" "$ADMIN_KEY" "$READS_INSTANCE" "$WORK/reads-webhooks.out"
+    verify reads reads "$WORK/reads.out"
+    rows+=("reads-webhooks|\`POST /webhooks/meta\` with the reads in parallel"
+        "reads|stats / contacts / backfill preview in parallel (2 connections, ${READS_DELAY_MS} ms pauses)")
+fi
+
+echo
+echo "== figures: ${LOCAL_SERVER:-$LOAD_PROFILE build}, wrk -t$THREADS -c$CONNECTIONS, ${SECONDS_PER_ROUTE} s per route;" \
+    "$(nproc) cores, load average $load_before before the run (other work on the machine)"
+echo "| Route | Requests/s | p50 | p99 | max |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for row in "${rows[@]}"; do
+    check row "${row#*|}" "$WORK/${row%%|*}.out"
+done
+if ((${#failed[@]})); then
+    echo "load: count checks FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "load: every count check passed"
