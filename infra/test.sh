@@ -12,6 +12,7 @@
 #    and npm playwright-core, installed when missing)
 #    and each function's Lambda binary under `cargo lambda watch`, invoked with the events of
 #    infra/events/ against its own DynamoDB Local and moto (infra/lambda-invoke.sh)
+#    and a short load of every route on the local server with count checks (infra/load.sh)
 # 3. builds the tests (cargo test --no-run), with network, so crates can be downloaded
 # 4. starts DynamoDB Local and moto on loopback (in a private network namespace when the
 #    kernel permits, see infra/emulators.sh) and runs `cargo test --workspace ARGS` with
@@ -73,6 +74,13 @@ if bash infra/lambda-invoke.sh; then
     echo "lambda invoke: every answer right" >&2
 else
     failed+=("lambda invoke")
+fi
+
+step "load guard: a short load of every route on the local server, count checks only (infra/load.sh)"
+if LOAD_PROFILE=debug DURATION=2 bash infra/load.sh; then
+    echo "load guard: nothing lost, nothing doubled" >&2
+else
+    failed+=("load guard")
 fi
 
 # Cargo's own arguments (before a `--`) shape the build too; those after go to the tests.
