@@ -450,6 +450,9 @@ pub struct InProcessQueue {
     dead_letters: Arc<Mutex<Vec<String>>>,
 }
 
+/// Match jobs the in-process queue runs at once.
+const LOCAL_CONCURRENT_JOBS: usize = 32;
+
 /// Deliveries of one message before it is dead-lettered (the template's `maxReceiveCount`).
 pub const MAX_RECEIVES: u32 = 5;
 
@@ -460,24 +463,32 @@ impl InProcessQueue {
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         let dead_letters = Arc::new(Mutex::new(Vec::new()));
         let dead = dead_letters.clone();
+        // Jobs run side by side, as Lambda runs SQS batches: each is idempotent, and a burst of
+        // new contacts must not wait for one commit after another.
+        let slots = Arc::new(tokio::sync::Semaphore::new(LOCAL_CONCURRENT_JOBS));
         tokio::spawn(async move {
             while let Some(message) = receiver.recv().await {
-                let mut receives = 0;
-                loop {
-                    receives += 1;
-                    let failed = matcher
-                        .handle_batch(std::slice::from_ref(&message), Timestamp::now())
-                        .await;
-                    if failed.is_empty() {
-                        break;
+                let permit = slots.clone().acquire_owned().await.expect("never closed");
+                let (matcher, dead) = (matcher.clone(), dead.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let mut receives = 0;
+                    loop {
+                        receives += 1;
+                        let failed = matcher
+                            .handle_batch(std::slice::from_ref(&message), Timestamp::now())
+                            .await;
+                        if failed.is_empty() {
+                            break;
+                        }
+                        if receives >= MAX_RECEIVES {
+                            tracing::error!(message_id = message.0, "match job dead-lettered");
+                            dead.lock().expect("dead letters").push(message.1.clone());
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50 * u64::from(receives))).await;
                     }
-                    if receives >= MAX_RECEIVES {
-                        tracing::error!(message_id = message.0, "match job dead-lettered");
-                        dead.lock().expect("dead letters").push(message.1.clone());
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(receives))).await;
-                }
+                });
             }
         });
         let queue = Arc::new(Self {
