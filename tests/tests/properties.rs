@@ -563,3 +563,62 @@ proptest! {
         }
     }
 }
+
+/// The web widget's page URL and referrer parser: never a panic; an accepted visit always has a
+/// platform, kept parameters are at most 500 characters, and a ref code found in any text is
+/// of the right shape.
+fn check_visit(page: &str, referrer: Option<&str>) {
+    if let Ok(visit) = shared::web::WebVisit::from_page(page, referrer, now()) {
+        assert_visit_shape(&visit);
+    }
+    let text = format!("{page} [ref:{}]", referrer.unwrap_or(""));
+    if let Some(code) = shared::web::ref_code_in(&text) {
+        assert_eq!(code.len(), shared::web::REF_CODE_LEN);
+    }
+    let _ = shared::web::without_ref_code(&text);
+}
+
+fn assert_visit_shape(visit: &shared::web::WebVisit) {
+    assert!(!visit.platform.is_empty());
+    let utm = &visit.utm;
+    for value in [
+        &utm.source,
+        &utm.medium,
+        &utm.campaign,
+        &utm.term,
+        &utm.content,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(
+            !value.is_empty() && value.chars().count() <= 500,
+            "{value:?}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(config(CASES))]
+
+    #[test]
+    fn web_visits_take_arbitrary_text(page in any::<String>(), referrer in prop::option::of(any::<String>())) {
+        check_visit(&page, referrer.as_deref());
+    }
+
+    #[test]
+    fn web_visits_take_url_shaped_text(
+        page in url_text(),
+        query in prop::collection::vec(
+            (prop::sample::select(vec!["utm_source", "utm_medium", "utm_campaign", "utm_term",
+                "utm_content", "gclid", "fbclid", "gbraid", "wbraid", "ttclid", "msclkid",
+                "li_fat_id", "x"]), "[^&#]{0,40}"),
+            0..8,
+        ),
+        referrer in prop::option::of(url_text()),
+    ) {
+        let joined: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let separator = if page.contains('?') { "&" } else { "?" };
+        check_visit(&format!("{page}{separator}{}", joined.join("&")), referrer.as_deref());
+    }
+}
