@@ -68,8 +68,8 @@ find_target_std() {
         say "Rust standard library for $target: Debian's ($("$LAMBDA_RUSTC" --version))"
         return 0
     fi
-    say "rustup target add $target (gives up after 90 s without Rust's servers)"
-    if timeout 90 rustup target add "$target" >&2; then
+    say "rustup target add $target (gives up after 180 s without Rust's servers)"
+    if timeout 180 rustup target add "$target" >&2; then
         return 0
     fi
     if ! command -v apt-get >/dev/null 2>&1 || ((EUID != 0)); then
