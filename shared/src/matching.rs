@@ -170,22 +170,23 @@ impl Matcher {
             }
             let text = before.first_text();
             let raw_text = before.first_message_text();
-            let (acquisition, outcome) = match self.web_visit(&job.instance_id, raw_text, now).await? {
-                Some((code, visit)) => (Some(visit), MatchOutcome::WebRef { code }),
-                None => match compiled.first_match(&text) {
-                    Some(rule) => (
-                        Some(Acquisition::Rule(RuleAttribution::of(
-                            rule,
-                            text.to_string(),
-                            now,
-                        ))),
-                        MatchOutcome::Matched {
-                            rule_id: rule.id.to_string(),
-                        },
-                    ),
-                    None => (None, MatchOutcome::Unmatched),
-                },
-            };
+            let (acquisition, outcome) =
+                match self.web_visit(&job.instance_id, raw_text, now).await? {
+                    Some((code, visit)) => (Some(visit), MatchOutcome::WebRef { code }),
+                    None => match compiled.first_match(&text) {
+                        Some(rule) => (
+                            Some(Acquisition::Rule(RuleAttribution::of(
+                                rule,
+                                text.to_string(),
+                                now,
+                            ))),
+                            MatchOutcome::Matched {
+                                rule_id: rule.id.to_string(),
+                            },
+                        ),
+                        None => (None, MatchOutcome::Unmatched),
+                    },
+                };
             let after = before.decided_by_rules(acquisition, now);
             let counters = bumps_for(Some(&before), &after);
             match self
