@@ -127,72 +127,22 @@ impl DynamoStore {
 
     /// Creates the tables as `template.yaml` declares them; for tests and local emulators.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .map_err(unavailable)
+        let listing = TableIndex {
+            name: LISTING_INDEX,
+            hash: "instance_id",
+            range: LISTING_KEY,
         };
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(unavailable)
-        };
-        let keyed_tables = [
-            (&self.tables.contacts, "instance_id", Some("contact_id")),
-            (&self.tables.dedupe, "dedupe_key", None),
-            (&self.tables.counters, "instance_id", Some("day")),
-            (&self.tables.rules, "instance_id", Some("rule_id")),
-            (&self.tables.jobs, "instance_id", Some("job_id")),
+        let tables = [
+            TableSpec::keyed(&self.tables.contacts, "instance_id", Some("contact_id"))
+                .with_index(listing),
+            TableSpec::keyed(&self.tables.dedupe, "dedupe_key", None).with_ttl("expires_at"),
+            TableSpec::keyed(&self.tables.counters, "instance_id", Some("day")),
+            TableSpec::keyed(&self.tables.rules, "instance_id", Some("rule_id")),
+            TableSpec::keyed(&self.tables.jobs, "instance_id", Some("job_id")),
         ];
-        for (table, hash, range) in keyed_tables {
-            let mut request = self
-                .client
-                .create_table()
-                .table_name(table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .key_schema(key(hash, KeyType::Hash)?)
-                .attribute_definitions(attribute(hash)?);
-            if let Some(range) = range {
-                request = request
-                    .key_schema(key(range, KeyType::Range)?)
-                    .attribute_definitions(attribute(range)?);
-            }
-            if table == &self.tables.contacts {
-                request = request
-                    .attribute_definitions(attribute(LISTING_KEY)?)
-                    .global_secondary_indexes(
-                        GlobalSecondaryIndex::builder()
-                            .index_name(LISTING_INDEX)
-                            .key_schema(key("instance_id", KeyType::Hash)?)
-                            .key_schema(key(LISTING_KEY, KeyType::Range)?)
-                            .projection(
-                                Projection::builder()
-                                    .projection_type(ProjectionType::All)
-                                    .build(),
-                            )
-                            .build()
-                            .map_err(unavailable)?,
-                    );
-            }
-            request.send().await.map_err(unavailable)?;
+        for table in &tables {
+            create_table(&self.client, table).await?;
         }
-        self.client
-            .update_time_to_live()
-            .table_name(&self.tables.dedupe)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expires_at")
-                    .build()
-                    .map_err(unavailable)?,
-            )
-            .send()
-            .await
-            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -361,6 +311,112 @@ pub(super) fn is_conflict(code: &Option<String>) -> bool {
         code.as_deref(),
         Some("ConditionalCheckFailed" | "TransactionConflict")
     )
+}
+
+/// A global secondary index (string keys, all attributes projected).
+pub(super) struct TableIndex<'a> {
+    pub name: &'a str,
+    pub hash: &'a str,
+    pub range: &'a str,
+}
+
+/// A table as `template.yaml` declares it, for tests and local emulators: on-demand, string
+/// keys, at most one index, TTL on one attribute if any.
+pub(super) struct TableSpec<'a> {
+    name: &'a str,
+    hash: &'a str,
+    range: Option<&'a str>,
+    index: Option<TableIndex<'a>>,
+    ttl: Option<&'a str>,
+}
+
+impl<'a> TableSpec<'a> {
+    pub fn keyed(name: &'a str, hash: &'a str, range: Option<&'a str>) -> Self {
+        Self {
+            name,
+            hash,
+            range,
+            index: None,
+            ttl: None,
+        }
+    }
+
+    pub fn with_index(mut self, index: TableIndex<'a>) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    pub fn with_ttl(mut self, attribute: &'a str) -> Self {
+        self.ttl = Some(attribute);
+        self
+    }
+}
+
+/// Creates `spec`'s table (and turns its TTL on).
+pub(super) async fn create_table(client: &Client, spec: &TableSpec<'_>) -> Result<(), StoreError> {
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(unavailable)
+    };
+    let mut attributes = vec![spec.hash];
+    attributes.extend(spec.range);
+    if let Some(index) = &spec.index {
+        attributes.extend([index.hash, index.range]);
+    }
+    attributes.sort_unstable();
+    attributes.dedup();
+    let mut request = client
+        .create_table()
+        .table_name(spec.name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(spec.hash, KeyType::Hash)?);
+    if let Some(range) = spec.range {
+        request = request.key_schema(key(range, KeyType::Range)?);
+    }
+    for attribute in attributes {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(unavailable)?,
+        );
+    }
+    if let Some(index) = &spec.index {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.hash, KeyType::Hash)?)
+                .key_schema(key(index.range, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(unavailable)?,
+        );
+    }
+    request.send().await.map_err(unavailable)?;
+    if let Some(attribute) = spec.ttl {
+        client
+            .update_time_to_live()
+            .table_name(spec.name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(attribute)
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -16,8 +16,8 @@
 
 use super::StoreError;
 use super::dynamo::{
-    cancelled, from_item, is_conditional_failure, is_conflict, number, string, to_item, transact,
-    unavailable,
+    TableIndex, TableSpec, cancelled, create_table, from_item, is_conditional_failure, is_conflict,
+    number, string, to_item, transact, unavailable,
 };
 use super::revenue::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
@@ -32,10 +32,7 @@ use crate::revenue::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -188,65 +185,22 @@ impl DynamoRevenueStore {
 
     /// Creates the tables (see the module documentation); for tests and local emulators.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .map_err(unavailable)
+        let by_contact = |range| TableIndex {
+            name: CONTACT_INDEX,
+            hash: CONTACT_KEY,
+            range,
         };
-        let attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(unavailable)
-        };
-        // Table, hash key, range key, range key of its contact index.
         let tables = [
-            (&self.tables.offers, "offer_id", None, None),
-            (&self.tables.sends, "code", None, Some(SENT_KEY)),
-            (&self.tables.clicks, "click_id", None, Some(CLICK_POSITION)),
-            (
-                &self.tables.conversions,
-                "conversion_key",
-                None,
-                Some(CONVERTED_KEY),
-            ),
-            (&self.tables.report, "dimension", Some("row"), None),
+            TableSpec::keyed(&self.tables.offers, "offer_id", None),
+            TableSpec::keyed(&self.tables.sends, "code", None).with_index(by_contact(SENT_KEY)),
+            TableSpec::keyed(&self.tables.clicks, "click_id", None)
+                .with_index(by_contact(CLICK_POSITION)),
+            TableSpec::keyed(&self.tables.conversions, "conversion_key", None)
+                .with_index(by_contact(CONVERTED_KEY)),
+            TableSpec::keyed(&self.tables.report, "dimension", Some("row")),
         ];
-        for (table, hash, range, index_range) in tables {
-            let mut request = self
-                .client
-                .create_table()
-                .table_name(table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .key_schema(key(hash, KeyType::Hash)?)
-                .attribute_definitions(attribute(hash)?);
-            if let Some(range) = range {
-                request = request
-                    .key_schema(key(range, KeyType::Range)?)
-                    .attribute_definitions(attribute(range)?);
-            }
-            if let Some(index_range) = index_range {
-                request = request
-                    .attribute_definitions(attribute(CONTACT_KEY)?)
-                    .attribute_definitions(attribute(index_range)?)
-                    .global_secondary_indexes(
-                        GlobalSecondaryIndex::builder()
-                            .index_name(CONTACT_INDEX)
-                            .key_schema(key(CONTACT_KEY, KeyType::Hash)?)
-                            .key_schema(key(index_range, KeyType::Range)?)
-                            .projection(
-                                Projection::builder()
-                                    .projection_type(ProjectionType::All)
-                                    .build(),
-                            )
-                            .build()
-                            .map_err(unavailable)?,
-                    );
-            }
-            request.send().await.map_err(unavailable)?;
+        for table in &tables {
+            create_table(&self.client, table).await?;
         }
         Ok(())
     }

@@ -5,16 +5,12 @@
 //! expiry too: TTL deletion lags).
 
 use super::StoreError;
-use super::dynamo::{from_item, number, string, to_item, unavailable};
+use super::dynamo::{TableSpec, create_table, from_item, number, string, to_item, unavailable};
 use super::widget::WidgetStore;
 use crate::ids::InstanceId;
 use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
-};
 
 const TTL_ATTRIBUTE: &str = "expires_at_epoch";
 
@@ -59,46 +55,16 @@ impl DynamoWidgetStore {
 
     /// Creates the tables as `template.yaml` declares them; for tests and local emulators.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
-        for (table, key) in [
-            (&self.tables.widgets, "instance_id"),
-            (&self.tables.refs, "code"),
-        ] {
-            self.client
-                .create_table()
-                .table_name(table)
-                .billing_mode(BillingMode::PayPerRequest)
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(key)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(unavailable)?,
-                )
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(key)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .map_err(unavailable)?,
-                )
-                .send()
-                .await
-                .map_err(unavailable)?;
-        }
-        self.client
-            .update_time_to_live()
-            .table_name(&self.tables.refs)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name(TTL_ATTRIBUTE)
-                    .build()
-                    .map_err(unavailable)?,
-            )
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        create_table(
+            &self.client,
+            &TableSpec::keyed(&self.tables.widgets, "instance_id", None),
+        )
+        .await?;
+        create_table(
+            &self.client,
+            &TableSpec::keyed(&self.tables.refs, "code", None).with_ttl(TTL_ATTRIBUTE),
+        )
+        .await
     }
 }
 
