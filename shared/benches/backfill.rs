@@ -110,6 +110,7 @@ async fn load(store: Arc<dyn ContactStore>, count: usize) {
                     timestamp: at,
                 }),
                 referral: None,
+                identity: Default::default(),
             };
             ingestor.ingest(&event, now).await.unwrap();
         }

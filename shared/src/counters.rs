@@ -84,6 +84,8 @@ mod tests {
             acquisition: None,
             touches: Vec::new(),
             rules_checked_at: None,
+            identity: Default::default(),
+            linked_ids: Vec::new(),
             version: 1,
         }
     }

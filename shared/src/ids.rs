@@ -3,7 +3,9 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
-const MAX_ID_LEN: usize = 128;
+/// Room for WhatsApp's business-scoped user ids (a country code, a dot and up to 128
+/// alphanumerics, sometimes with an `ENT.` part) beside every other platform's ids.
+const MAX_ID_LEN: usize = 160;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field} must be 1 to {MAX_ID_LEN} visible characters without spaces or '#'")]
@@ -58,8 +60,9 @@ id_type!(
 );
 
 id_type!(
-    /// The customer side: a WhatsApp id (a phone number), a page-scoped or Instagram-scoped id.
-    /// Its `Display` is masked because a WhatsApp id is a phone number and must not reach logs.
+    /// The customer side: a WhatsApp id (a phone number) or business-scoped user id (BSUID), a
+    /// page-scoped or Instagram-scoped id. Its `Display` is masked because a WhatsApp id is a
+    /// phone number, and a BSUID identifies a person too: neither may reach logs.
     ContactId,
     "contact_id"
 );
@@ -111,7 +114,8 @@ mod tests {
         assert_eq!(ContactId::parse("").unwrap_err().field, "contact_id");
         assert!(ContactId::parse("a b").is_err());
         assert!(InstanceId::parse("a#b").is_err());
-        assert!(InstanceId::parse(&"9".repeat(129)).is_err());
+        assert!(InstanceId::parse(&"9".repeat(161)).is_err());
+        assert!(ContactId::parse(&format!("BR.{}", "a".repeat(128))).is_ok());
     }
 
     #[test]

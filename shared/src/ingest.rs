@@ -1,9 +1,9 @@
 //! Applying inbound events to contacts: the first-touch decision (pure) and the idempotent,
 //! retry-safe write around it.
 
-use crate::counters::bumps_for;
+use crate::identity::{self, Plan};
 use crate::ids::{ContactId, InstanceId};
-use crate::model::{Channel, Contact, InboundMessage, Referral, TOUCH_HISTORY_CAP};
+use crate::model::{Channel, Contact, Identity, InboundMessage, Referral, TOUCH_HISTORY_CAP};
 use crate::queue::MatchJob;
 use crate::store::{CommitOutcome, ContactStore, DedupeClaim, StoreError};
 use crate::time::Timestamp;
@@ -22,6 +22,8 @@ pub struct InboundEvent {
     pub occurred_at: Timestamp,
     pub message: Option<InboundMessage>,
     pub referral: Option<Referral>,
+    /// The WhatsApp identifiers the event carried (empty on other channels).
+    pub identity: Identity,
 }
 
 /// Meta retries for up to 7 days; a processed event is remembered a day longer.
@@ -42,6 +44,8 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
         acquisition: None,
         touches: Vec::new(),
         rules_checked_at: None,
+        identity: Identity::default(),
+        linked_ids: Vec::new(),
         version: 0,
     });
     contact.first_seen_at = contact.first_seen_at.min(event.occurred_at);
@@ -149,23 +153,27 @@ impl Ingestor {
             now,
         };
         for _ in 0..MAX_ATTEMPTS {
-            let before = self
-                .store
-                .load_contact(&event.instance_id, &event.contact_id)
-                .await?;
-            let expected_version = before.as_ref().map(|contact| contact.version);
-            let after = apply_event(before.clone(), event);
-            let counters = bumps_for(before.as_ref(), &after);
-            match self
-                .store
-                .commit_event(&claim, &after, expected_version, &counters)
-                .await?
-            {
+            let plan = self.plan(event).await?;
+            let commit = &plan.commit;
+            let outcome = if plan.relinks() {
+                self.store.commit_identity(&claim, commit).await?
+            } else {
+                self.store
+                    .commit_event(
+                        &claim,
+                        &commit.contact,
+                        commit.expected_version,
+                        &commit.counters,
+                    )
+                    .await?
+            };
+            let Plan { before, commit } = plan;
+            match outcome {
                 CommitOutcome::Applied => {
-                    crate::metrics::counters_moved(&counters);
+                    crate::metrics::counters_moved(&commit.counters);
                     return Ok(IngestOutcome::Applied {
-                        created: expected_version.is_none(),
-                        contact: Box::new(after),
+                        created: commit.expected_version.is_none(),
+                        contact: Box::new(commit.contact),
                     });
                 }
                 CommitOutcome::Duplicate => {
@@ -179,6 +187,19 @@ impl Ingestor {
         Err(IngestError::Contention {
             attempts: MAX_ATTEMPTS,
         })
+    }
+
+    /// Reads the contact each of the event's identifiers resolves to, and plans the write.
+    async fn plan(&self, event: &InboundEvent) -> Result<Plan, StoreError> {
+        let mut found = Vec::new();
+        for identifier in identity::identifiers(event) {
+            found.push(
+                self.store
+                    .load_contact(&event.instance_id, &identifier)
+                    .await?,
+            );
+        }
+        Ok(identity::plan(event, &found))
     }
 }
 
@@ -214,6 +235,7 @@ mod tests {
                 timestamp: at(seconds),
             }),
             referral,
+            identity: Identity::default(),
         }
     }
 

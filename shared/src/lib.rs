@@ -9,6 +9,7 @@ pub mod config;
 pub mod counters;
 pub mod fields;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod ingest;
 pub mod listing;

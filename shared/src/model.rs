@@ -101,6 +101,17 @@ pub enum Referral {
 }
 
 impl Referral {
+    /// When the referral was seen.
+    pub fn captured_at(&self) -> Timestamp {
+        match self {
+            Referral::MetaAd(referral)
+            | Referral::MetaPost(referral)
+            | Referral::Shortlink(referral)
+            | Referral::Other(referral) => referral.captured_at,
+            Referral::Web(visit) => visit.captured_at,
+        }
+    }
+
     /// The first-touch acquisition this referral stands for, if it stands for one.
     pub fn acquisition(&self) -> Option<Acquisition> {
         match self {
@@ -205,6 +216,43 @@ pub struct InboundMessage {
     pub timestamp: Timestamp,
 }
 
+/// Who a WhatsApp user is, as Meta names them beside the contact id. A user who adopted a
+/// username may come without a phone number; every user has a business-scoped user id (BSUID).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The phone number (`wa_id`, the message's `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<ContactId>,
+    /// The business-scoped user id (`user_id`, the message's `from_user_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<ContactId>,
+    /// The BSUID shared by the business portfolios linked to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_user_id: Option<ContactId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl Identity {
+    /// The identifiers that name one person, and so one contact: phone and BSUID.
+    pub fn identifiers(&self) -> impl Iterator<Item = &ContactId> {
+        self.wa_id.iter().chain(&self.user_id)
+    }
+
+    /// `self` with what `newer` says, keeping what it leaves out.
+    pub fn updated_by(&self, newer: &Identity) -> Identity {
+        let pick = |newer: &Option<ContactId>, older: &Option<ContactId>| {
+            newer.clone().or_else(|| older.clone())
+        };
+        Identity {
+            wa_id: pick(&newer.wa_id, &self.wa_id),
+            user_id: pick(&newer.user_id, &self.user_id),
+            parent_user_id: pick(&newer.parent_user_id, &self.parent_user_id),
+            username: newer.username.clone().or_else(|| self.username.clone()),
+        }
+    }
+}
+
 /// How many referrals the touch history keeps; the most recent ones win, the first touch is
 /// always kept in `acquisition`.
 pub const TOUCH_HISTORY_CAP: usize = 20;
@@ -227,6 +275,13 @@ pub struct Contact {
     /// the contact waits for the matcher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_checked_at: Option<Timestamp>,
+    /// Phone, BSUID and username, as far as Meta told them.
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// The other identifiers (phone, BSUID, ids of contacts merged into this one) that resolve
+    /// to this contact; the store holds a link for each, written in the same commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked_ids: Vec<ContactId>,
     /// Optimistic-concurrency version: every write names the version it was computed from.
     pub version: u64,
 }
@@ -263,6 +318,11 @@ impl Contact {
         after.rules_checked_at = Some(now);
         after.version += 1;
         after
+    }
+
+    /// Every identifier that resolves to this contact: its own id first, then the linked ones.
+    pub fn identifiers(&self) -> impl Iterator<Item = &ContactId> {
+        std::iter::once(&self.contact_id).chain(&self.linked_ids)
     }
 
     /// The UTC day the contact was first seen (`YYYY-MM-DD`): the day its counters belong to.

@@ -827,6 +827,14 @@ impl ContactStore for FlakyWrites {
             .await
     }
 
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &shared::store::IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner.commit_identity(claim, commit).await
+    }
+
     async fn update_contact(
         &self,
         contact: &Contact,

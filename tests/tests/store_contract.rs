@@ -485,6 +485,7 @@ fn contact(instance: &str, id: &str, version: u64) -> Contact {
             timestamp: at(1_700_000_000),
         }),
         referral: Some(Referral::MetaAd(full_referral())),
+        identity: Default::default(),
     };
     let mut contact = apply_event(None, &event);
     contact.version = version;

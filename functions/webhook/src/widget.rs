@@ -241,6 +241,7 @@ async fn record_event(state: &WebhookState, call: WidgetCall) -> Result<Value, A
             timestamp: now,
         }),
         referral: Some(Referral::Web(call.visit)),
+        identity: Default::default(),
     };
     let outcome = state.ingestor.ingest(&event, now).await?;
     let contact = outcome.contact().cloned();

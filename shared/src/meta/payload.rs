@@ -3,7 +3,7 @@
 
 use crate::ids::{ContactId, InstanceId};
 use crate::ingest::InboundEvent;
-use crate::model::{Channel, InboundMessage, MetaPlatform, MetaReferral, Referral};
+use crate::model::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral, Referral};
 use crate::time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -140,21 +140,28 @@ struct WaMetadata {
     phone_number_id: String,
 }
 
+/// A sender as `contacts[]` describes them; a username user comes without `wa_id`.
 #[derive(Deserialize)]
 struct WaContact {
-    wa_id: String,
+    wa_id: Option<String>,
+    user_id: Option<String>,
+    parent_user_id: Option<String>,
     profile: Option<WaProfile>,
 }
 
 #[derive(Deserialize)]
 struct WaProfile {
     name: Option<String>,
+    username: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct WaMessage {
     id: String,
-    from: String,
+    /// The phone number; absent for a user who hides it behind a username.
+    from: Option<String>,
+    /// The business-scoped user id.
+    from_user_id: Option<String>,
     timestamp: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -216,14 +223,11 @@ fn whatsapp_events<M: Item<WaMessage>>(
                 delivery.skipped += 1;
                 continue;
             };
-            let Ok(contact_id) = ContactId::parse(&message.from) else {
+            let Some((contact_id, identity, display_name)) = whatsapp_sender(&message, &names)
+            else {
                 delivery.skipped += 1;
                 continue;
             };
-            let display_name = names
-                .iter()
-                .find(|contact| contact.wa_id == message.from)
-                .and_then(|contact| contact.profile.as_ref()?.name.clone());
             let occurred_at = message
                 .timestamp
                 .as_deref()
@@ -251,9 +255,38 @@ fn whatsapp_events<M: Item<WaMessage>>(
                     timestamp: occurred_at,
                 }),
                 referral,
+                identity,
             });
         }
     }
+}
+
+/// Who sent `message`: the contact id it is filed under (the phone number when Meta sent one,
+/// else the BSUID), every identifier known for the sender, and their profile name. `None` when
+/// the message names no usable sender.
+fn whatsapp_sender(
+    message: &WaMessage,
+    contacts: &[WaContact],
+) -> Option<(ContactId, Identity, Option<String>)> {
+    let parse = |id: Option<&str>| id.and_then(|id| ContactId::parse(id).ok());
+    let phone = parse(message.from.as_deref());
+    let bsuid = parse(message.from_user_id.as_deref());
+    let contact_id = phone.clone().or_else(|| bsuid.clone())?;
+    let same = |ours: &Option<ContactId>, theirs: &Option<String>| {
+        ours.as_ref()
+            .is_some_and(|ours| theirs.as_deref() == Some(ours.as_str()))
+    };
+    let profile = contacts
+        .iter()
+        .find(|contact| same(&phone, &contact.wa_id) || same(&bsuid, &contact.user_id));
+    let identity = Identity {
+        wa_id: phone.or_else(|| parse(profile?.wa_id.as_deref())),
+        user_id: bsuid.or_else(|| parse(profile?.user_id.as_deref())),
+        parent_user_id: profile.and_then(|contact| parse(contact.parent_user_id.as_deref())),
+        username: profile.and_then(|contact| contact.profile.as_ref()?.username.clone()),
+    };
+    let display_name = profile.and_then(|contact| contact.profile.as_ref()?.name.clone());
+    Some((contact_id, identity, display_name))
 }
 
 fn whatsapp_referral(referral: WaReferral, message_id: &str, at: Timestamp) -> Referral {
@@ -464,6 +497,7 @@ fn messaging_event(
         occurred_at,
         message,
         referral,
+        identity: Identity::default(),
     })
 }
 
@@ -499,7 +533,11 @@ fn messenger_referral(
     };
     let source = referral.source.map(|source| source.to_ascii_uppercase());
     let is_ad = source.as_deref() == Some("ADS") || referral.ad_id.is_some();
-    let is_shortlink = matches!(source.as_deref(), Some("SHORTLINK" | "SHORTLINKS"));
+    // Instagram's ig.me links say `IGME-SOURCE-LINK`: a link with a `ref`, like a shortlink.
+    let is_shortlink = matches!(
+        source.as_deref(),
+        Some("SHORTLINK" | "SHORTLINKS" | "IGME-SOURCE-LINK")
+    );
     let facts = MetaReferral {
         platform,
         ad_id: referral.ad_id,

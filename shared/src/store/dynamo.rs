@@ -2,15 +2,18 @@
 //!
 //! Tables (declared in `template.yaml`):
 //! - contacts: `instance_id` (hash) + `contact_id` (range), one item per contact, with a
-//!   `version` number for optimistic concurrency;
+//!   `version` number for optimistic concurrency; and one link item per identifier that
+//!   resolves to a contact filed under another id (`contact_id` = the identifier,
+//!   `links_to` = that contact's id, nothing else). Sharing the key space, a contact and a link
+//!   of one id exclude each other in every conditional write;
 //! - dedupe: `dedupe_key` (hash) with TTL on `expires_at` (unix seconds);
 //! - counters: `instance_id` + `day` (`YYYY-MM-DD`), one number attribute per counter;
 //! - rules: `instance_id` + `rule_id`, plus one `#meta` item per instance holding
 //!   `rule_count` and `version`.
 
 use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, JobStore,
-    RuleStore, RuleWrite, StoreError, listing_position,
+    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim,
+    IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError, listing_position,
 };
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
@@ -21,6 +24,7 @@ use async_trait::async_trait;
 pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::builders::PutBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
@@ -64,6 +68,9 @@ impl TableNames {
 /// The contacts index that lists an instance's contacts newest first, and its sort key.
 const LISTING_INDEX: &str = "by_first_seen";
 const LISTING_KEY: &str = "first_seen_key";
+
+/// The attribute that makes a contacts item a link, naming the contact it resolves to.
+const LINKS_TO: &str = "links_to";
 
 /// Sort key of the per-instance item that counts rules and versions them; `#` cannot start a
 /// rule id.
@@ -183,6 +190,57 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// A link item from `identifier` to `target`, written under the condition `condition` adds.
+    fn link_put(
+        &self,
+        instance_id: &InstanceId,
+        identifier: &ContactId,
+        target: &ContactId,
+        condition: impl FnOnce(PutBuilder) -> PutBuilder,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.contacts)
+            .item("instance_id", string(instance_id.as_str()))
+            .item("contact_id", string(identifier.as_str()))
+            .item(LINKS_TO, string(target.as_str()));
+        Ok(TransactWriteItem::builder()
+            .put(condition(put).build().map_err(unavailable)?)
+            .build())
+    }
+
+    /// The link puts of `commit`: a new identifier must be free (neither a contact nor a link);
+    /// an absorbed contact must still be at its version (a link has none), and its links must
+    /// still point at it.
+    fn identity_items(
+        &self,
+        commit: &IdentityCommit,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let instance = &commit.contact.instance_id;
+        let survivor = &commit.contact.contact_id;
+        let mut items = Vec::new();
+        for identifier in &commit.new_links {
+            items.push(self.link_put(instance, identifier, survivor, |put| {
+                put.condition_expression("attribute_not_exists(contact_id)")
+            })?);
+        }
+        for absorbed in &commit.absorbed {
+            items.push(
+                self.link_put(instance, &absorbed.contact_id, survivor, |put| {
+                    put.condition_expression("#version = :version")
+                        .expression_attribute_names("#version", "version")
+                        .expression_attribute_values(":version", number(absorbed.version))
+                })?,
+            );
+            for identifier in &absorbed.linked_ids {
+                items.push(self.link_put(instance, identifier, survivor, |put| {
+                    put.condition_expression(format!("{LINKS_TO} = :from"))
+                        .expression_attribute_values(":from", string(absorbed.contact_id.as_str()))
+                })?);
+            }
+        }
+        Ok(items)
+    }
+
     /// One `ADD` per instance and day (a transaction may touch an item only once).
     fn counter_updates(
         &self,
@@ -436,7 +494,49 @@ impl ContactStore for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        output.item.map(from_item).transpose()
+        let Some(mut item) = output.item else {
+            return Ok(None);
+        };
+        if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.tables.contacts)
+                .key("instance_id", string(instance_id.as_str()))
+                .key("contact_id", string(&target))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            // A link always names a contact, never another link: merges repoint every link.
+            return match output.item {
+                Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
+                Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
+                None => Ok(None),
+            };
+        }
+        from_item(item).map(Some)
+    }
+
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut items = vec![
+            self.dedupe_put(claim)?,
+            self.contact_put(&commit.contact, commit.expected_version)?,
+        ];
+        items.extend(self.identity_items(commit)?);
+        items.extend(self.counter_updates(&commit.counters)?);
+        match self.transact(items).await? {
+            Ok(()) => Ok(CommitOutcome::Applied),
+            Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
+                Ok(CommitOutcome::Duplicate)
+            }
+            Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
+            Err(codes) => Err(cancelled(&codes)),
+        }
     }
 
     async fn commit_event(

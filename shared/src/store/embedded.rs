@@ -5,7 +5,7 @@
 
 use super::{
     CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
-    DedupeClaim, JobStore, RuleStore, RuleWrite, StoreError, listing_position,
+    DedupeClaim, IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError, listing_position,
 };
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
@@ -23,6 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 
 const CONTACTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("contacts");
+/// (instance, identifier) → the id of the contact it resolves to: a phone number or BSUID of
+/// a contact filed under the other one, or the id of a contact merged into another. A key is
+/// in `CONTACTS` or here, never both.
+const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("contact_links");
 /// Dedupe key → expiry (unix seconds).
 const DEDUPE: TableDefinition<&str, i64> = TableDefinition::new("dedupe");
 /// (instance, day, counter name) → count.
@@ -65,6 +69,7 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(unavailable)?;
         // Every table exists from the start, so reads never meet a missing one.
         txn.open_table(CONTACTS).map_err(unavailable)?;
+        txn.open_table(LINKS).map_err(unavailable)?;
         txn.open_table(DEDUPE).map_err(unavailable)?;
         txn.open_table(COUNTERS).map_err(unavailable)?;
         txn.open_table(CONTACTS_BY_FIRST_SEEN)
@@ -343,6 +348,10 @@ fn put_contact(
     if stored_version != expected_version {
         return Ok(CommitOutcome::VersionConflict);
     }
+    // A new contact may not take an id that already resolves to another contact.
+    if stored_version.is_none() && is_linked(txn, key)? {
+        return Ok(CommitOutcome::VersionConflict);
+    }
     contacts.insert(key, encoded).map_err(unavailable)?;
     let position = listing_position(contact);
     let index_moves = match (stored_version, &moved_from) {
@@ -379,6 +388,98 @@ fn put_contact(
             .map_err(unavailable)?;
     }
     Ok(CommitOutcome::Applied)
+}
+
+fn is_linked(txn: &WriteTransaction, key: (&str, &str)) -> Result<bool, StoreError> {
+    let links = txn.open_table(LINKS).map_err(unavailable)?;
+    Ok(links.get(key).map_err(unavailable)?.is_some())
+}
+
+fn claim_held(txn: &WriteTransaction, claim: &DedupeClaim) -> Result<bool, StoreError> {
+    let dedupe = txn.open_table(DEDUPE).map_err(unavailable)?;
+    let held = dedupe
+        .get(claim.key.as_str())
+        .map_err(unavailable)?
+        .is_some_and(|expiry| expiry.value() >= claim.now.unix_seconds());
+    Ok(held)
+}
+
+fn hold_claim(txn: &WriteTransaction, claim: &DedupeClaim) -> Result<(), StoreError> {
+    let mut dedupe = txn.open_table(DEDUPE).map_err(unavailable)?;
+    dedupe
+        .insert(claim.key.as_str(), claim.expires_at.unix_seconds())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Whether `commit`'s links and absorbed contacts are still as they were read; checked before
+/// anything is written, so a conflict writes nothing.
+fn identity_holds(txn: &WriteTransaction, commit: &IdentityCommit) -> Result<bool, StoreError> {
+    let instance = commit.contact.instance_id.as_str();
+    let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+    let links = txn.open_table(LINKS).map_err(unavailable)?;
+    for identifier in &commit.new_links {
+        let key = (instance, identifier.as_str());
+        if contacts.get(key).map_err(unavailable)?.is_some()
+            || links.get(key).map_err(unavailable)?.is_some()
+        {
+            return Ok(false);
+        }
+    }
+    for absorbed in &commit.absorbed {
+        let stored = contacts
+            .get((instance, absorbed.contact_id.as_str()))
+            .map_err(unavailable)?;
+        let at_version = match stored {
+            Some(bytes) => decode::<StoredContactHead>(bytes.value())?.version == absorbed.version,
+            None => false,
+        };
+        if !at_version {
+            return Ok(false);
+        }
+        for identifier in &absorbed.linked_ids {
+            let target = links
+                .get((instance, identifier.as_str()))
+                .map_err(unavailable)?;
+            if target.is_none_or(|target| target.value() != absorbed.contact_id.as_str()) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Removes each absorbed contact (and its listing entry) and points it, its links and the new
+/// links at `commit.contact`.
+fn write_links(txn: &WriteTransaction, commit: &IdentityCommit) -> Result<(), StoreError> {
+    let instance = commit.contact.instance_id.as_str();
+    let survivor = commit.contact.contact_id.as_str();
+    let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+    let mut listing = txn
+        .open_table(CONTACTS_BY_FIRST_SEEN)
+        .map_err(unavailable)?;
+    let mut links = txn.open_table(LINKS).map_err(unavailable)?;
+    let mut linked: Vec<&ContactId> = commit.new_links.iter().collect();
+    for absorbed in &commit.absorbed {
+        let key = (instance, absorbed.contact_id.as_str());
+        let removed = contacts
+            .remove(key)
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::Corrupt("an absorbed contact vanished".to_owned()))?;
+        let position = listing_position(&decode::<Contact>(removed.value())?);
+        drop(removed);
+        listing
+            .remove((instance, position.as_str()))
+            .map_err(unavailable)?;
+        linked.push(&absorbed.contact_id);
+        linked.extend(&absorbed.linked_ids);
+    }
+    for identifier in linked {
+        links
+            .insert((instance, identifier.as_str()), survivor)
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 /// Contacts of `instance` first seen in `[low, high)` (listing positions), newest first.
@@ -423,10 +524,53 @@ impl ContactStore for EmbeddedStore {
     ) -> Result<Option<Contact>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
-        let found = contacts
-            .get((instance_id.as_str(), contact_id.as_str()))
+        let instance = instance_id.as_str();
+        let mut found = contacts
+            .get((instance, contact_id.as_str()))
             .map_err(unavailable)?;
+        if found.is_none() {
+            let links = txn.open_table(LINKS).map_err(unavailable)?;
+            if let Some(target) = links
+                .get((instance, contact_id.as_str()))
+                .map_err(unavailable)?
+            {
+                found = contacts
+                    .get((instance, target.value()))
+                    .map_err(unavailable)?;
+            }
+        }
         found.map(|bytes| decode(bytes.value())).transpose()
+    }
+
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        let encoded = encode(&commit.contact)?;
+        let (claim, commit) = (claim.clone(), commit.clone());
+        self.write(move |txn| {
+            if claim_held(txn, &claim)? {
+                return Ok((CommitOutcome::Duplicate, false));
+            }
+            if !identity_holds(txn, &commit)? {
+                return Ok((CommitOutcome::VersionConflict, false));
+            }
+            let outcome = put_contact(
+                txn,
+                &commit.contact,
+                &encoded,
+                commit.expected_version,
+                &commit.counters,
+            )?;
+            if outcome != CommitOutcome::Applied {
+                return Ok((outcome, false));
+            }
+            write_links(txn, &commit)?;
+            hold_claim(txn, &claim)?;
+            Ok((outcome, true))
+        })
+        .await
     }
 
     async fn commit_event(
@@ -439,19 +583,12 @@ impl ContactStore for EmbeddedStore {
         let encoded = encode(contact)?;
         let (claim, contact, counters) = (claim.clone(), contact.clone(), counters.to_vec());
         self.write(move |txn| {
-            let mut dedupe = txn.open_table(DEDUPE).map_err(unavailable)?;
-            let held = dedupe
-                .get(claim.key.as_str())
-                .map_err(unavailable)?
-                .is_some_and(|expiry| expiry.value() >= claim.now.unix_seconds());
-            if held {
+            if claim_held(txn, &claim)? {
                 return Ok((CommitOutcome::Duplicate, false));
             }
             let outcome = put_contact(txn, &contact, &encoded, expected_version, &counters)?;
             if outcome == CommitOutcome::Applied {
-                dedupe
-                    .insert(claim.key.as_str(), claim.expires_at.unix_seconds())
-                    .map_err(unavailable)?;
+                hold_claim(txn, &claim)?;
             }
             Ok((outcome, outcome == CommitOutcome::Applied))
         })

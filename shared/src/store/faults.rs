@@ -2,8 +2,8 @@
 //! double nothing. Used by tests, and by the local server when asked to.
 
 use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim, JobStore,
-    RuleStore, RuleWrite, StoreError,
+    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim,
+    IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError,
 };
 use super::{ConversionWrite, RevenueStore, SendWrite, WidgetStore};
 use crate::backfill::BackfillJob;
@@ -124,6 +124,15 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         self.inner
             .update_contact(contact, expected_version, counters)
             .await
+    }
+
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.plan.check("commit_identity")?;
+        self.inner.commit_identity(claim, commit).await
     }
 
     async fn list_contacts(

@@ -63,11 +63,34 @@ pub enum CommitOutcome {
 /// change together with them.
 #[async_trait]
 pub trait ContactStore: Send + Sync + 'static {
+    /// The contact `contact_id` names: the contact of that id, or the one it is linked to (a
+    /// phone number or BSUID of the same person, the id of a contact merged into it).
     async fn load_contact(
         &self,
         instance_id: &InstanceId,
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError>;
+
+    /// The id of the contact `identifier` names (see `load_contact`), for the records that
+    /// point at a contact (sends) to point at the one that stays whatever id arrives.
+    async fn resolve_contact_id(
+        &self,
+        instance_id: &InstanceId,
+        identifier: &ContactId,
+    ) -> Result<Option<ContactId>, StoreError> {
+        let contact = self.load_contact(instance_id, identifier).await?;
+        Ok(contact.map(|contact| contact.contact_id))
+    }
+
+    /// `commit_event` that also links `commit.new_links` to the contact and turns each
+    /// absorbed contact (and the identifiers linked to it) into links to it, all or nothing:
+    /// `VersionConflict` when an identifier to link is taken or an absorbed contact or link
+    /// changed since it was read.
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError>;
 
     /// Atomically claims `claim`, writes `contact` and adds one to each of `counters`,
     /// provided the claim is not held and the stored contact is still at `expected_version`
@@ -135,6 +158,27 @@ pub trait ContactStore: Send + Sync + 'static {
         let mut days = self.load_counter_days(instance_id, day, day).await?;
         Ok(days.remove(day).unwrap_or_default())
     }
+}
+
+/// A contact merged into another: still at `version`, it becomes a link to the contact that
+/// stays, and so does each identifier linked to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Absorbed {
+    pub contact_id: ContactId,
+    pub version: u64,
+    pub linked_ids: Vec<ContactId>,
+}
+
+/// An event's contact write that also changes which identifiers resolve to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityCommit {
+    pub contact: Contact,
+    /// `None`: the contact must not exist yet, nor any link of its id.
+    pub expected_version: Option<u64>,
+    /// Identifiers to link to `contact`: each must be neither a contact nor linked yet.
+    pub new_links: Vec<ContactId>,
+    pub absorbed: Vec<Absorbed>,
+    pub counters: Vec<CounterBump>,
 }
 
 /// One conditional contact write with its counters, as `update_contact` takes them.
@@ -256,6 +300,14 @@ impl<S: ContactStore + ?Sized> ContactStore for std::sync::Arc<S> {
         (**self)
             .update_contact(contact, expected_version, counters)
             .await
+    }
+
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        (**self).commit_identity(claim, commit).await
     }
 
     async fn load_counter_days(
