@@ -1,0 +1,443 @@
+//! One person, one contact: WhatsApp users named by phone number, by business-scoped user id
+//! (BSUID), or both, in every order, through the webhook's HTTP surface, on every store.
+
+use http::StatusCode;
+use integration_tests::*;
+use serde_json::{Value, json};
+use shared::ids::InstanceId;
+use shared::store::CounterDays;
+use std::time::Duration;
+
+on_every_store!(
+    phone_then_phone_and_bsuid_then_bsuid_only_is_one_contact,
+    bsuid_only_then_phone_and_bsuid_is_one_contact,
+    two_contacts_named_together_merge_into_one_with_the_counts_of_one,
+    a_merge_keeps_the_first_touch_and_moves_the_rule_counts,
+    a_message_naming_no_sender_is_skipped,
+    the_shipped_bsuid_fixtures_are_one_person,
+);
+
+const INSTANCE: &str = "106540352242922";
+const PHONE: &str = "5215512345678";
+const BSUID: &str = "MX.8820194736550012";
+
+/// A WhatsApp delivery of one text message from a sender named by `phone`, `bsuid` or both.
+fn message(
+    phone: Option<&str>,
+    bsuid: Option<&str>,
+    id: &str,
+    unix_seconds: i64,
+    text: &str,
+    referral: Option<Value>,
+) -> Vec<u8> {
+    let mut profile = json!({"name": "Marta"});
+    let mut sender = json!({});
+    let mut message = json!({
+        "id": id, "timestamp": unix_seconds.to_string(), "type": "text", "text": {"body": text}
+    });
+    if let Some(phone) = phone {
+        sender["wa_id"] = json!(phone);
+        message["from"] = json!(phone);
+    }
+    if let Some(bsuid) = bsuid {
+        sender["user_id"] = json!(bsuid);
+        sender["parent_user_id"] = json!("MX.ENT.5571029384756601");
+        message["from_user_id"] = json!(bsuid);
+        if phone.is_none() {
+            profile["username"] = json!("@marta.r");
+        }
+    }
+    sender["profile"] = profile;
+    if let Some(referral) = referral {
+        message["referral"] = referral;
+    }
+    serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "waba", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550000000", "phone_number_id": INSTANCE},
+            "contacts": [sender],
+            "messages": [message]
+        }}]}]
+    }))
+    .unwrap()
+}
+
+async fn deliver(app: &axum::Router, body: &[u8]) -> Value {
+    let (status, report) = call(app, signed_delivery(body)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    report
+}
+
+/// Delivers `body` again and checks that it changed neither the contact nor the counters.
+async fn redeliver_changes_nothing(app: &axum::Router, stores: &Stores, body: &[u8]) {
+    let (contact_before, counters_before) =
+        (contact(app, INSTANCE, PHONE).await, counters(stores).await);
+    let report = deliver(app, body).await;
+    assert_eq!(report["applied"], 0, "{report}");
+    assert_eq!(report["duplicates"], 1, "{report}");
+    assert_eq!(contact(app, INSTANCE, PHONE).await, contact_before);
+    assert_eq!(counters(stores).await, counters_before);
+}
+
+/// The instance's non-zero counters, by day (a count moved away may leave a zero behind).
+async fn counters(stores: &Stores) -> CounterDays {
+    let mut days = stores
+        .contacts
+        .load_counter_days(
+            &InstanceId::parse(INSTANCE).unwrap(),
+            "2000-01-01",
+            "2099-12-31",
+        )
+        .await
+        .unwrap();
+    for counters in days.values_mut() {
+        counters.retain(|_, count| *count > 0);
+    }
+    days.retain(|_, counters| !counters.is_empty());
+    days
+}
+
+/// Each counter summed over the days.
+fn totals(days: &CounterDays) -> std::collections::BTreeMap<String, u64> {
+    let mut totals = std::collections::BTreeMap::new();
+    for counters in days.values() {
+        for (name, count) in counters {
+            *totals.entry(name.clone()).or_default() += count;
+        }
+    }
+    totals
+}
+
+/// The contacts the listing shows (the last 30 days), by id.
+async fn listed(stores: &Stores) -> Vec<String> {
+    let (status, body) = call(
+        &rules_app(stores),
+        admin_get(&format!("/instances/{INSTANCE}/contacts?limit=500")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|contact| contact["contact_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn recent(hours_ago: i64) -> i64 {
+    chrono::Utc::now().timestamp() - hours_ago * 3_600
+}
+
+async fn phone_then_phone_and_bsuid_then_bsuid_only_is_one_contact(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = &webhook_app(stores.contacts.clone());
+    let deliveries = [
+        message(
+            Some(PHONE),
+            None,
+            "wamid.p1",
+            recent(50),
+            "hola",
+            Some(ctwa_referral("ad-1")),
+        ),
+        message(
+            Some(PHONE),
+            Some(BSUID),
+            "wamid.p2",
+            recent(40),
+            "sigo aquí",
+            None,
+        ),
+        message(
+            None,
+            Some(BSUID),
+            "wamid.p3",
+            recent(30),
+            "ahora con usuario",
+            Some(ctwa_referral("ad-2")),
+        ),
+    ];
+    for body in &deliveries {
+        assert_eq!(deliver(app, body).await["applied"], 1);
+    }
+    let by_phone = contact(app, INSTANCE, PHONE).await.expect("by phone");
+    let by_bsuid = contact(app, INSTANCE, BSUID).await.expect("by BSUID");
+    assert_eq!(by_phone, by_bsuid, "both identifiers name one contact");
+    assert_eq!(
+        by_phone["contact_id"], PHONE,
+        "filed under the first identifier seen"
+    );
+    assert_eq!(by_phone["wa_id"], PHONE);
+    assert_eq!(by_phone["user_id"], BSUID);
+    assert_eq!(by_phone["parent_user_id"], "MX.ENT.5571029384756601");
+    assert_eq!(by_phone["username"], "@marta.r");
+    assert_eq!(by_phone["message_count"], 3, "the count continues");
+    assert_eq!(by_phone["first_message"]["id"], "wamid.p1");
+    assert_eq!(
+        by_phone["acquisition"]["ad_id"], "ad-1",
+        "the same first touch"
+    );
+    assert_eq!(by_phone["touches"].as_array().unwrap().len(), 2);
+    assert_eq!(listed(&stores).await, [PHONE]);
+    let totals = totals(&counters(&stores).await);
+    assert_eq!(totals["new_contacts"], 1);
+    assert_eq!(totals["kind:meta_ad"], 1);
+    for body in &deliveries {
+        redeliver_changes_nothing(app, &stores, body).await;
+    }
+}
+
+async fn bsuid_only_then_phone_and_bsuid_is_one_contact(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = webhook_app(stores.contacts.clone());
+    let deliveries = [
+        message(None, Some(BSUID), "wamid.b1", recent(20), "hola", None),
+        message(
+            Some(PHONE),
+            Some(BSUID),
+            "wamid.b2",
+            recent(10),
+            "vi el anuncio",
+            Some(ctwa_referral("ad-9")),
+        ),
+    ];
+    for body in &deliveries {
+        assert_eq!(deliver(&app, body).await["applied"], 1);
+    }
+    let by_phone = contact(&app, INSTANCE, PHONE).await.expect("by phone");
+    assert_eq!(
+        contact(&app, INSTANCE, BSUID).await.as_ref(),
+        Some(&by_phone)
+    );
+    assert_eq!(by_phone["contact_id"], BSUID);
+    assert_eq!(by_phone["wa_id"], PHONE, "the phone, once Meta sends it");
+    assert_eq!(by_phone["user_id"], BSUID);
+    assert_eq!(by_phone["message_count"], 2);
+    assert_eq!(by_phone["first_message"]["id"], "wamid.b1");
+    assert_eq!(by_phone["acquisition"]["ad_id"], "ad-9");
+    assert_eq!(listed(&stores).await, [BSUID]);
+    assert_eq!(totals(&counters(&stores).await)["new_contacts"], 1);
+    for body in &deliveries {
+        redeliver_changes_nothing(&app, &stores, body).await;
+    }
+    // And back to the BSUID alone.
+    let later = message(None, Some(BSUID), "wamid.b3", recent(5), "gracias", None);
+    deliver(&app, &later).await;
+    assert_eq!(
+        contact(&app, INSTANCE, PHONE).await.unwrap()["message_count"],
+        3
+    );
+}
+
+/// A phone-only contact (first seen two days ago, no ad) and a BSUID-only contact (yesterday,
+/// from an ad), then a message naming both: one contact, counted as one, whatever the order of
+/// the first two; the same as if every message had named both from the start.
+async fn two_contacts_named_together_merge_into_one_with_the_counts_of_one(backend: Backend) {
+    let phone_only = message(Some(PHONE), None, "wamid.m1", recent(48), "hola", None);
+    let bsuid_only = message(
+        None,
+        Some(BSUID),
+        "wamid.m2",
+        recent(24),
+        "otra vez",
+        Some(ctwa_referral("ad-7")),
+    );
+    let both = message(
+        Some(PHONE),
+        Some(BSUID),
+        "wamid.m3",
+        recent(1),
+        "soy yo",
+        None,
+    );
+
+    // The reference: one person, named by both identifiers every time.
+    let Some((one_stores, _one_guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let one_app = webhook_app(one_stores.contacts.clone());
+    for (id, at, text, referral) in [
+        ("wamid.m1", recent(48), "hola", None),
+        (
+            "wamid.m2",
+            recent(24),
+            "otra vez",
+            Some(ctwa_referral("ad-7")),
+        ),
+        ("wamid.m3", recent(1), "soy yo", None),
+    ] {
+        deliver(
+            &one_app,
+            &message(Some(PHONE), Some(BSUID), id, at, text, referral),
+        )
+        .await;
+    }
+    let one = contact(&one_app, INSTANCE, PHONE).await.unwrap();
+
+    for order in [[&phone_only, &bsuid_only], [&bsuid_only, &phone_only]] {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let app = webhook_app(stores.contacts.clone());
+        for body in order {
+            deliver(&app, body).await;
+        }
+        assert_eq!(
+            listed(&stores).await.len(),
+            2,
+            "two contacts until they meet"
+        );
+        assert_eq!(totals(&counters(&stores).await)["new_contacts"], 2);
+        assert_eq!(deliver(&app, &both).await["applied"], 1);
+
+        let merged = contact(&app, INSTANCE, PHONE).await.expect("by phone");
+        assert_eq!(contact(&app, INSTANCE, BSUID).await.as_ref(), Some(&merged));
+        assert_eq!(merged["contact_id"], PHONE, "the contact first seen stays");
+        for field in [
+            "first_seen_at",
+            "last_seen_at",
+            "message_count",
+            "first_message",
+            "acquisition",
+            "touches",
+            "wa_id",
+            "user_id",
+            "display_name",
+        ] {
+            assert_eq!(merged[field], one[field], "{field}");
+        }
+        assert_eq!(merged["message_count"], 3);
+        assert_eq!(merged["acquisition"]["ad_id"], "ad-7");
+        assert_eq!(
+            listed(&stores).await,
+            [PHONE],
+            "the listing shows the person once"
+        );
+        assert_eq!(
+            counters(&stores).await,
+            counters(&one_stores).await,
+            "the daily counters of one contact"
+        );
+        for body in [&phone_only, &bsuid_only, &both] {
+            redeliver_changes_nothing(&app, &stores, body).await;
+        }
+    }
+}
+
+/// The contact that the text rules attributed is merged with one they found nothing for: the
+/// rule's attribution stays the first touch, and `unmatched` no longer counts the person.
+async fn a_merge_keeps_the_first_touch_and_moves_the_rule_counts(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let app = &engine.app;
+    let rule = json!({
+        "name": "TikTok", "platform": "tiktok", "campaign": "summer",
+        "match": {"kind": "contains", "pattern": "promo tiktok"}
+    });
+    let (status, _) = call(
+        app,
+        admin_request("POST", &format!("/instances/{INSTANCE}/rules"), Some(rule)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    deliver(
+        app,
+        &message(
+            None,
+            Some(BSUID),
+            "wamid.r1",
+            recent(30),
+            "quiero la promo tiktok",
+            None,
+        ),
+    )
+    .await;
+    decided(app, BSUID).await;
+    deliver(
+        app,
+        &message(Some(PHONE), None, "wamid.r2", recent(20), "hola", None),
+    )
+    .await;
+    decided(app, PHONE).await;
+    let before = totals(&counters(&stores).await);
+    assert_eq!((before["kind:rule"], before["unmatched"]), (1, 1));
+
+    deliver(
+        app,
+        &message(
+            Some(PHONE),
+            Some(BSUID),
+            "wamid.r3",
+            recent(2),
+            "soy yo",
+            None,
+        ),
+    )
+    .await;
+    let merged = contact(app, INSTANCE, PHONE).await.unwrap();
+    assert_eq!(merged["contact_id"], BSUID, "the contact first seen stays");
+    assert_eq!(merged["acquisition"]["kind"], "rule");
+    assert_eq!(merged["first_message"]["id"], "wamid.r1");
+    assert_eq!(merged["message_count"], 3);
+    let after = totals(&counters(&stores).await);
+    assert_eq!(after.get("unmatched"), None, "{after:?}");
+    assert_eq!(after["new_contacts"], 1);
+    assert_eq!(after["kind:rule"], 1);
+    assert_eq!(listed(&stores).await, [BSUID]);
+}
+
+/// The contact once the matcher has decided on it.
+async fn decided(app: &axum::Router, id: &str) -> Value {
+    let mut last = None;
+    for _ in 0..200 {
+        last = contact(app, INSTANCE, id).await;
+        if last
+            .as_ref()
+            .is_some_and(|c| c.get("rules_checked_at").is_some())
+        {
+            return last.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the matcher did not decide: {last:?}");
+}
+
+async fn a_message_naming_no_sender_is_skipped(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = webhook_app(stores.contacts.clone());
+    let report = deliver(
+        &app,
+        &message(None, None, "wamid.n1", recent(1), "¿quién?", None),
+    )
+    .await;
+    assert_eq!(report["events"], 0);
+    assert_eq!(report["skipped"], 1);
+    assert!(listed(&stores).await.is_empty());
+    assert!(counters(&stores).await.is_empty());
+}
+
+async fn the_shipped_bsuid_fixtures_are_one_person(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = webhook_app(stores.contacts.clone());
+    deliver(&app, &fixture("whatsapp_bsuid_with_phone.json")).await;
+    deliver(&app, &fixture("whatsapp_bsuid_username_only.json")).await;
+    let contact = contact(&app, INSTANCE, BSUID).await.expect("by BSUID");
+    assert_eq!(contact["contact_id"], PHONE);
+    assert_eq!(contact["wa_id"], PHONE);
+    assert_eq!(contact["username"], "@marta.r");
+    assert_eq!(contact["display_name"], "Marta");
+    assert_eq!(contact["message_count"], 2);
+    assert_eq!(contact["acquisition"]["kind"], "meta_ad");
+    assert_eq!(contact["acquisition"]["ad_id"], "120230011223344556");
+}
