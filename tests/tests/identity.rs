@@ -238,30 +238,7 @@ async fn bsuid_only_then_phone_and_bsuid_is_one_contact(backend: Backend) {
 /// from an ad), then a message naming both: one contact, counted as one, whatever the order of
 /// the first two; the same as if every message had named both from the start.
 async fn two_contacts_named_together_merge_into_one_with_the_counts_of_one(backend: Backend) {
-    let phone_only = message(Some(PHONE), None, "wamid.m1", recent(48), "hola", None);
-    let bsuid_only = message(
-        None,
-        Some(BSUID),
-        "wamid.m2",
-        recent(24),
-        "otra vez",
-        Some(ctwa_referral("ad-7")),
-    );
-    let both = message(
-        Some(PHONE),
-        Some(BSUID),
-        "wamid.m3",
-        recent(1),
-        "soy yo",
-        None,
-    );
-
-    // The reference: one person, named by both identifiers every time.
-    let Some((one_stores, _one_guard)) = fresh_stores(backend).await else {
-        return;
-    };
-    let one_app = webhook_app(one_stores.contacts.clone());
-    for (id, at, text, referral) in [
+    let script = [
         ("wamid.m1", recent(48), "hola", None),
         (
             "wamid.m2",
@@ -270,12 +247,22 @@ async fn two_contacts_named_together_merge_into_one_with_the_counts_of_one(backe
             Some(ctwa_referral("ad-7")),
         ),
         ("wamid.m3", recent(1), "soy yo", None),
-    ] {
-        deliver(
-            &one_app,
-            &message(Some(PHONE), Some(BSUID), id, at, text, referral),
-        )
-        .await;
+    ];
+    let sent = |index: usize, phone: Option<&str>, bsuid: Option<&str>| {
+        let (id, at, text, referral) = script[index].clone();
+        message(phone, bsuid, id, at, text, referral)
+    };
+    let phone_only = sent(0, Some(PHONE), None);
+    let bsuid_only = sent(1, None, Some(BSUID));
+    let both = sent(2, Some(PHONE), Some(BSUID));
+
+    // The reference: one person, named by both identifiers every time.
+    let Some((one_stores, _one_guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let one_app = webhook_app(one_stores.contacts.clone());
+    for index in 0..script.len() {
+        deliver(&one_app, &sent(index, Some(PHONE), Some(BSUID))).await;
     }
     let one = contact(&one_app, INSTANCE, PHONE).await.unwrap();
 
