@@ -9,7 +9,8 @@ use shared::model::{
 };
 use shared::rules::{Rule, RuleDraft, RuleId};
 use shared::store::{
-    CommitOutcome, ContactStore, ContactUpdate, ContactWindow, DedupeClaim, RuleWrite,
+    Absorbed, CommitOutcome, ContactStore, ContactUpdate, ContactWindow, DedupeClaim,
+    IdentityCommit, RuleWrite,
 };
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
@@ -32,6 +33,9 @@ on_every_store!(
     counter_days_are_read_in_one_range,
     contacts_list_newest_first_in_pages_within_the_window,
     a_batch_of_updates_applies_each_on_its_own,
+    links_resolve_to_their_contact_and_keep_the_identifier_taken,
+    concurrent_linkers_of_one_identifier_have_one_winner,
+    a_merge_commits_whole_or_not_at_all,
 );
 
 async fn a_batch_of_updates_applies_each_on_its_own(backend: Backend) {
@@ -712,4 +716,274 @@ async fn concurrent_writers_of_one_version_have_one_winner(backend: Backend) {
         }
     }
     assert_eq!(applied, 1);
+}
+
+// ------------------------------------------------------------------------------ identity links
+
+fn cid(id: &str) -> ContactId {
+    ContactId::parse(id).unwrap()
+}
+
+/// A new contact `id` with `links` linked to it, as the ingestor commits it.
+fn linking(id: &str, links: &[&str], counters: Vec<CounterBump>) -> IdentityCommit {
+    let mut contact = contact("1", id, 1);
+    contact.linked_ids = links.iter().map(|link| cid(link)).collect();
+    IdentityCommit {
+        contact,
+        expected_version: None,
+        new_links: links.iter().map(|link| cid(link)).collect(),
+        absorbed: Vec::new(),
+        counters,
+    }
+}
+
+async fn listed(store: &Arc<dyn ContactStore>) -> Vec<String> {
+    let window = ContactWindow {
+        since: at(0),
+        until: at(2_000_000_000),
+    };
+    let page = store
+        .list_contacts(&InstanceId::parse("1").unwrap(), &window, None, 100)
+        .await
+        .unwrap();
+    page.contacts
+        .iter()
+        .map(|contact| contact.contact_id.as_str().to_owned())
+        .collect()
+}
+
+async fn links_resolve_to_their_contact_and_keep_the_identifier_taken(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let instance = InstanceId::parse("1").unwrap();
+    let written = linking("5215512345678", &["MX.8820194736550012"], vec![]);
+    assert_eq!(
+        store.commit_identity(&claim("p"), &written).await.unwrap(),
+        CommitOutcome::Applied
+    );
+    let bsuid = cid("MX.8820194736550012");
+    assert_eq!(
+        store
+            .load_contact(&instance, &bsuid)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&written.contact),
+        "the link reads as its contact"
+    );
+    assert_eq!(
+        store.resolve_contact_id(&instance, &bsuid).await.unwrap(),
+        Some(cid("5215512345678"))
+    );
+    assert_eq!(
+        store
+            .resolve_contact_id(&instance, &cid("nobody"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        listed(&store).await,
+        ["5215512345678"],
+        "a link is no contact"
+    );
+
+    // A linked identifier can be neither a new contact nor linked again, nor a contact's id.
+    let mut second = contact("1", "MX.8820194736550012", 1);
+    second.contact_id = bsuid.clone();
+    assert_eq!(
+        store
+            .commit_event(
+                &claim("u"),
+                &second,
+                None,
+                &[bump("1", "2026-01-01", "new_contacts")]
+            )
+            .await
+            .unwrap(),
+        CommitOutcome::VersionConflict
+    );
+    for taken in ["MX.8820194736550012", "5215512345678"] {
+        let commit = linking(
+            "other",
+            &[taken],
+            vec![bump("1", "2026-01-01", "new_contacts")],
+        );
+        assert_eq!(
+            store.commit_identity(&claim("o"), &commit).await.unwrap(),
+            CommitOutcome::VersionConflict,
+            "{taken}"
+        );
+    }
+    assert_eq!(
+        store.load_contact(&instance, &cid("other")).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .load_counters(&instance, "2026-01-01")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Nothing was claimed by the refused writes, and a held claim is a duplicate.
+    let free = linking("other", &["other-link"], vec![]);
+    assert_eq!(
+        store.commit_identity(&claim("o"), &free).await.unwrap(),
+        CommitOutcome::Applied
+    );
+    let again = linking("third", &["third-link"], vec![]);
+    assert_eq!(
+        store.commit_identity(&claim("o"), &again).await.unwrap(),
+        CommitOutcome::Duplicate
+    );
+    assert_eq!(
+        store
+            .load_contact(&instance, &cid("third-link"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn concurrent_linkers_of_one_identifier_have_one_winner(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let writers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            // Half create the contact of the identifier itself, half link it to another one.
+            tokio::spawn(async move {
+                if n % 2 == 0 {
+                    let commit = linking(&format!("phone-{n}"), &["bsuid"], vec![]);
+                    store
+                        .commit_identity(&claim(&format!("w{n}")), &commit)
+                        .await
+                } else {
+                    let written = contact("1", "bsuid", 1);
+                    store
+                        .commit_event(&claim(&format!("w{n}")), &written, None, &[])
+                        .await
+                }
+                .unwrap()
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for writer in writers {
+        if writer.await.unwrap() == CommitOutcome::Applied {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    assert_eq!(
+        listed(&store).await.len(),
+        1,
+        "one contact holds the identifier"
+    );
+}
+
+async fn a_merge_commits_whole_or_not_at_all(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let instance = InstanceId::parse("1").unwrap();
+    let day = "2026-01-01";
+    let mut phone = linking(
+        "phone",
+        &["old-bsuid"],
+        vec![bump("1", day, "new_contacts")],
+    );
+    phone.contact.first_seen_at = at(1_000);
+    let mut bsuid = linking(
+        "bsuid",
+        &["username-bsuid"],
+        vec![bump("1", day, "new_contacts")],
+    );
+    bsuid.contact.first_seen_at = at(2_000);
+    for (key, commit) in [("a", &phone), ("b", &bsuid)] {
+        store.commit_identity(&claim(key), commit).await.unwrap();
+    }
+    let mut merged = phone.contact.clone();
+    merged.version = 2;
+    merged.message_count = 2;
+    merged.linked_ids = ["old-bsuid", "bsuid", "username-bsuid", "new"]
+        .iter()
+        .map(|id| cid(id))
+        .collect();
+    let merge = |version: u64, linked: &[&str]| IdentityCommit {
+        contact: merged.clone(),
+        expected_version: Some(1),
+        new_links: vec![cid("new")],
+        absorbed: vec![Absorbed {
+            contact_id: cid("bsuid"),
+            version,
+            linked_ids: linked.iter().map(|id| cid(id)).collect(),
+        }],
+        counters: vec![CounterBump {
+            delta: -1,
+            ..bump("1", day, "new_contacts")
+        }],
+    };
+    // The absorbed contact changed, or one of its links is not what was read: nothing moves.
+    for stale in [merge(9, &["username-bsuid"]), merge(1, &["old-bsuid"])] {
+        assert_eq!(
+            store.commit_identity(&claim("m"), &stale).await.unwrap(),
+            CommitOutcome::VersionConflict
+        );
+        assert_eq!(
+            store
+                .load_contact(&instance, &cid("username-bsuid"))
+                .await
+                .unwrap(),
+            Some(bsuid.contact.clone())
+        );
+        assert_eq!(
+            store.load_contact(&instance, &cid("new")).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.load_contact(&instance, &cid("phone")).await.unwrap(),
+            Some(phone.contact.clone())
+        );
+        assert_eq!(
+            store.load_counters(&instance, day).await.unwrap()["new_contacts"],
+            2
+        );
+        assert_eq!(listed(&store).await, ["bsuid", "phone"]);
+    }
+    assert_eq!(
+        store
+            .commit_identity(&claim("m"), &merge(1, &["username-bsuid"]))
+            .await
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+    for identifier in ["phone", "old-bsuid", "bsuid", "username-bsuid", "new"] {
+        assert_eq!(
+            store
+                .load_contact(&instance, &cid(identifier))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&merged),
+            "{identifier}"
+        );
+    }
+    assert_eq!(listed(&store).await, ["phone"]);
+    assert_eq!(
+        store.load_counters(&instance, day).await.unwrap()["new_contacts"],
+        1
+    );
+    // The absorbed id is a link now: no contact may take it again.
+    let reborn = contact("1", "bsuid", 1);
+    assert_eq!(
+        store
+            .commit_event(&claim("r"), &reborn, None, &[])
+            .await
+            .unwrap(),
+        CommitOutcome::VersionConflict
+    );
 }
