@@ -17,6 +17,7 @@ on_every_store!(
     messenger_standalone_ad_referral_is_captured,
     messenger_postback_shortlink_is_captured,
     instagram_shortlink_is_captured,
+    instagram_igme_link_is_a_shortlink_with_its_ref,
     every_fixture_is_accepted_and_counted,
     first_touch_is_never_overwritten,
     a_later_referral_sets_acquisition_on_an_unattributed_contact,
@@ -253,6 +254,22 @@ async fn instagram_shortlink_is_captured(backend: Backend) {
     assert_eq!(acquisition["kind"], "shortlink");
     assert_eq!(acquisition["platform"], "instagram");
     assert_eq!(acquisition["ref"], "bio-link");
+}
+
+async fn instagram_igme_link_is_a_shortlink_with_its_ref(backend: Backend) {
+    let Some((app, _guard)) = app_on(backend).await else {
+        return;
+    };
+    deliver(&app, &fixture("instagram_igme_referral.json")).await;
+    let contact = contact(&app, "17841400123456789", "662019384756177")
+        .await
+        .expect("contact");
+    assert_eq!(contact["channel"], "instagram");
+    let acquisition = &contact["acquisition"];
+    assert_eq!(acquisition["kind"], "shortlink");
+    assert_eq!(acquisition["platform"], "instagram");
+    assert_eq!(acquisition["ref"], "bio-link-dec");
+    assert_eq!(acquisition["source"], "IGME-SOURCE-LINK");
 }
 
 /// Every shipped fixture, including any added later, goes through and is idempotent.

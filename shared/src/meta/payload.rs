@@ -622,6 +622,58 @@ mod tests {
         assert!(delivery.skipped >= 3);
     }
 
+    fn whatsapp(contact: &str, message: &str) -> Vec<u8> {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"changes":[{{"field":"messages",
+            "value":{{"metadata":{{"phone_number_id":"1"}},"contacts":[{contact}],
+            "messages":[{message}],"statuses":[{{"id":"wamid.s","recipient_id":"15550001111",
+            "recipient_user_id":"US.1","status":"read"}}]}}}}]}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn whatsapp_senders_are_named_by_phone_bsuid_or_both() {
+        let both = whatsapp(
+            r#"{"wa_id":"15550001111","user_id":"US.77","parent_user_id":"US.ENT.9","profile":{"name":"Jo"}}"#,
+            r#"{"id":"wamid.1","from":"15550001111","from_user_id":"US.77","type":"text","text":{"body":"hi"}}"#,
+        );
+        let delivery = parse_delivery(&both, now()).unwrap();
+        assert_eq!(delivery.skipped, 1, "the status");
+        let event = &delivery.events[0];
+        assert_eq!(
+            event.contact_id.as_str(),
+            "15550001111",
+            "the phone files it"
+        );
+        assert_eq!(event.display_name.as_deref(), Some("Jo"));
+        let identity = &event.identity;
+        assert_eq!(identity.wa_id.as_ref().unwrap().as_str(), "15550001111");
+        assert_eq!(identity.user_id.as_ref().unwrap().as_str(), "US.77");
+        assert_eq!(
+            identity.parent_user_id.as_ref().unwrap().as_str(),
+            "US.ENT.9"
+        );
+
+        let username_only = whatsapp(
+            r#"{"user_id":"US.77","profile":{"name":"Jo","username":"@jo"}}"#,
+            r#"{"id":"wamid.2","from_user_id":"US.77","type":"text","text":{"body":"hi"}}"#,
+        );
+        let event = &parse_delivery(&username_only, now()).unwrap().events[0];
+        assert_eq!(event.contact_id.as_str(), "US.77");
+        assert_eq!(event.identity.wa_id, None);
+        assert_eq!(event.identity.username.as_deref(), Some("@jo"));
+        assert_eq!(event.display_name.as_deref(), Some("Jo"));
+
+        let nobody = whatsapp(
+            r#"{"user_id":"US.77"}"#,
+            r#"{"id":"wamid.3","type":"text","text":{"body":"hi"}}"#,
+        );
+        let delivery = parse_delivery(&nobody, now()).unwrap();
+        assert!(delivery.events.is_empty());
+        assert_eq!(delivery.skipped, 2, "the message and the status");
+    }
+
     #[test]
     fn unknown_objects_are_skipped() {
         let delivery =
