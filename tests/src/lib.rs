@@ -274,6 +274,7 @@ pub fn postback_app(stores: &Stores) -> Router {
         &secrets(),
         PUBLIC_BASE_URL,
         stores.revenue.clone(),
+        stores.contacts.clone(),
     )))
 }
 

@@ -439,6 +439,7 @@ fn revenue_app(stores: &Stores) -> Router {
                 &secrets(),
                 PUBLIC_BASE_URL,
                 stores.revenue.clone(),
+                stores.contacts.clone(),
             )),
         ),
     )

@@ -15,6 +15,8 @@ on_every_store!(
     a_merge_keeps_the_first_touch_and_moves_the_rule_counts,
     a_message_naming_no_sender_is_skipped,
     the_shipped_bsuid_fixtures_are_one_person,
+    sends_and_journeys_take_either_identifier,
+    concurrent_messages_naming_one_person_make_one_contact,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -427,4 +429,104 @@ async fn the_shipped_bsuid_fixtures_are_one_person(backend: Backend) {
     assert_eq!(contact["message_count"], 2);
     assert_eq!(contact["acquisition"]["kind"], "meta_ad");
     assert_eq!(contact["acquisition"]["ad_id"], "120230011223344556");
+}
+
+/// A send addressed by BSUID and one by phone both go to the contact, and its journey reads
+/// the same by either identifier.
+async fn sends_and_journeys_take_either_identifier(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = postback_app(&stores);
+    let webhook = webhook_app(stores.contacts.clone());
+    deliver(
+        &webhook,
+        &message(
+            Some(PHONE),
+            Some(BSUID),
+            "wamid.s1",
+            recent(3),
+            "hola",
+            None,
+        ),
+    )
+    .await;
+    let offer = json!({"offer_id": "o1", "name": "Offer", "destination_url": "https://shop.example/o1?aff={click_id}"});
+    let (status, body) = call(&app, admin_request("POST", "/offers", Some(offer))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (message_id, addressed) in [("m1", BSUID), ("m2", PHONE), ("m3", "15550000001")] {
+        let send = json!({"instance_id": INSTANCE, "contact_id": addressed, "message_id": message_id,
+            "campaign": "c", "creative": "t", "offer_id": "o1"});
+        let (status, body) = call(&app, admin_request("POST", "/sends", Some(send))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let expected = if addressed == "15550000001" {
+            addressed
+        } else {
+            PHONE
+        };
+        assert_eq!(body["contact_id"], expected, "{addressed}");
+    }
+    let journey = |id: &str| {
+        let path = format!("/instances/{INSTANCE}/contacts/{id}/journey");
+        let app = app.clone();
+        async move {
+            let (status, body) = call(&app, admin_get(&path)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    let by_bsuid = journey(BSUID).await;
+    assert_eq!(by_bsuid["sends"], 2);
+    assert_eq!(by_bsuid["contact_id"], PHONE);
+    assert_eq!(journey(PHONE).await, by_bsuid);
+}
+
+/// Deliveries naming one person by phone, by BSUID and by both, all at once: one contact
+/// holds every message, whichever writer wins each race.
+async fn concurrent_messages_naming_one_person_make_one_contact(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = webhook_app(stores.contacts.clone());
+    let names = [
+        (Some(PHONE), None),
+        (None, Some(BSUID)),
+        (Some(PHONE), Some(BSUID)),
+    ];
+    let deliveries: Vec<_> = (0..9)
+        .map(|n| {
+            let (phone, bsuid) = names[n % 3];
+            let body = message(
+                phone,
+                bsuid,
+                &format!("wamid.c{n}"),
+                recent(9 - n as i64),
+                "hola",
+                None,
+            );
+            let app = app.clone();
+            tokio::spawn(async move { deliver(&app, &body).await })
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    // A phone-only and a BSUID-only contact may stand apart until a message names both; the
+    // last one here does.
+    deliver(
+        &app,
+        &message(
+            Some(PHONE),
+            Some(BSUID),
+            "wamid.c-last",
+            recent(0),
+            "hola",
+            None,
+        ),
+    )
+    .await;
+    let contact = contact(&app, INSTANCE, BSUID).await.expect("by BSUID");
+    assert_eq!(contact["message_count"], 10);
+    assert_eq!(listed(&stores).await.len(), 1);
+    assert_eq!(totals(&counters(&stores).await)["new_contacts"], 1);
 }

@@ -46,6 +46,7 @@ async fn engine(backend: Backend) -> Option<Engine> {
                 &secrets(),
                 PUBLIC_BASE_URL,
                 stores.revenue.clone(),
+                stores.contacts.clone(),
             )),
         ),
     );

@@ -24,7 +24,7 @@ use shared::revenue::{
     SendDraft, SendRecord,
 };
 use shared::secret::Secret;
-use shared::store::{ConversionWrite, RevenueStore, SendWrite};
+use shared::store::{ContactStore, ConversionWrite, RevenueStore, SendWrite};
 use shared::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -36,6 +36,9 @@ pub struct PostbackState {
     /// Tracked links are `<public_base_url>/c/<code>`.
     public_base_url: String,
     store: Arc<dyn RevenueStore>,
+    /// Resolves the contact id a send or journey names (a phone number or a BSUID) to the
+    /// contact that stays.
+    contacts: Arc<dyn ContactStore>,
 }
 
 impl PostbackState {
@@ -43,6 +46,7 @@ impl PostbackState {
         secrets: &Secrets,
         public_base_url: &str,
         store: Arc<dyn RevenueStore>,
+        contacts: Arc<dyn ContactStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             admin_key: Arc::new(secrets.admin_api_key.clone()),
@@ -50,7 +54,21 @@ impl PostbackState {
             link_secret: secrets.link_secret.clone(),
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             store,
+            contacts,
         })
+    }
+
+    /// The id of the contact `contact_id` names, or `contact_id` itself for one not seen yet.
+    async fn canonical(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: ContactId,
+    ) -> Result<ContactId, ApiError> {
+        let resolved = self
+            .contacts
+            .resolve_contact_id(instance_id, &contact_id)
+            .await?;
+        Ok(resolved.unwrap_or(contact_id))
     }
 }
 
@@ -302,7 +320,16 @@ async fn create_sends(
     State(state): State<Arc<PostbackState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (drafts, is_array) = SendDraft::many_from_json(&readable(body)?)?;
+    let (mut drafts, is_array) = SendDraft::many_from_json(&readable(body)?)?;
+    let mut resolved: HashMap<(InstanceId, ContactId), ContactId> = HashMap::new();
+    for draft in &mut drafts {
+        let key = (draft.instance_id.clone(), draft.contact_id.clone());
+        if !resolved.contains_key(&key) {
+            let canonical = state.canonical(&key.0, key.1.clone()).await?;
+            resolved.insert(key.clone(), canonical);
+        }
+        draft.contact_id = resolved[&key].clone();
+    }
     let mut offers: HashMap<OfferId, Offer> = HashMap::new();
     for (index, draft) in drafts.iter().enumerate() {
         if offers.contains_key(&draft.offer_id) {
@@ -449,7 +476,9 @@ async fn contact_journey(
     Path((instance_id, contact_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let instance_id = InstanceId::parse(&instance_id)?;
-    let contact_id = ContactId::parse(&contact_id)?;
+    let contact_id = state
+        .canonical(&instance_id, ContactId::parse(&contact_id)?)
+        .await?;
     let journey = state
         .store
         .contact_journey(&instance_id, &contact_id)

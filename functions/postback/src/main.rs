@@ -2,7 +2,7 @@
 //! first connection), serve postbacks and the revenue admin API.
 
 use shared::config::{self, SecretName, Secrets};
-use shared::store::dynamo::Client;
+use shared::store::dynamo::{Client, DynamoStore};
 use shared::store::dynamo_revenue::DynamoRevenueStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
@@ -13,7 +13,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let public_base_url = config::required("PUBLIC_BASE_URL")?;
     let secrets_prefix = config::required("SECRETS_PREFIX")?;
     let aws = config::aws_sdk_config().await;
-    let store = DynamoRevenueStore::from_env(&Client::new(&aws))?;
+    let client = Client::new(&aws);
+    let store = DynamoRevenueStore::from_env(&client)?;
+    let contacts = DynamoStore::from_env(&client)?;
     let needed = [
         SecretName::AdminApiKey,
         SecretName::PostbackToken,
@@ -23,6 +25,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         Secrets::from_parameter_store(&aws, &secrets_prefix, &needed),
         store.warm_up()
     );
-    let state = postback::PostbackState::new(&secrets?, &public_base_url, Arc::new(store));
+    let state = postback::PostbackState::new(
+        &secrets?,
+        &public_base_url,
+        Arc::new(store),
+        Arc::new(contacts),
+    );
     lambda_http::run(shared::http::serve_json_errors(postback::router(state))).await
 }

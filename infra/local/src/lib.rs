@@ -107,6 +107,7 @@ pub fn engine_with_matcher(
         secrets,
         public_base_url,
         stores.revenue.clone(),
+        stores.contacts.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(
