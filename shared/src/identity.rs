@@ -201,3 +201,110 @@ fn moved_counters(after: &Contact, gone: &[&Contact]) -> Vec<CounterBump> {
         .map(|(bump, delta)| CounterBump { delta, ..bump })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::InstanceId;
+    use crate::model::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral};
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_764_000_000 + seconds).unwrap()
+    }
+
+    fn id(text: &str) -> ContactId {
+        ContactId::parse(text).unwrap()
+    }
+
+    fn event(
+        message_id: &str,
+        phone: Option<&str>,
+        bsuid: Option<&str>,
+        seconds: i64,
+        ad: Option<&str>,
+    ) -> InboundEvent {
+        InboundEvent {
+            dedupe_key: message_id.into(),
+            instance_id: InstanceId::parse("1").unwrap(),
+            contact_id: id(phone.or(bsuid).unwrap()),
+            channel: Channel::Whatsapp,
+            display_name: None,
+            occurred_at: at(seconds),
+            message: Some(InboundMessage {
+                id: message_id.into(),
+                kind: "text".into(),
+                text: Some("hi".into()),
+                timestamp: at(seconds),
+            }),
+            referral: ad.map(|ad| {
+                Referral::MetaAd(MetaReferral {
+                    ad_id: Some(ad.into()),
+                    ..MetaReferral::minimal(MetaPlatform::Facebook, at(seconds))
+                })
+            }),
+            identity: Identity {
+                wa_id: phone.map(id),
+                user_id: bsuid.map(id),
+                ..Identity::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_sender_named_twice_is_one_contact_with_one_link() {
+        let plan = plan(
+            &event("m1", Some("155"), Some("US.1"), 0, None),
+            &[None, None],
+        );
+        assert_eq!(plan.before, None);
+        assert_eq!(plan.commit.contact.contact_id, id("155"));
+        assert_eq!(plan.commit.new_links, [id("US.1")]);
+        assert_eq!(plan.commit.contact.linked_ids, [id("US.1")]);
+        assert!(plan.commit.absorbed.is_empty());
+        assert_eq!(plan.commit.counters.len(), 1, "new_contacts only");
+    }
+
+    #[test]
+    fn two_contacts_of_one_person_fold_into_the_first_seen() {
+        let bsuid_only = apply_event(None, &event("m2", None, Some("US.1"), 100, Some("ad-late")));
+        let phone_only = apply_event(None, &event("m1", Some("155"), None, 0, Some("ad-early")));
+        let both = event("m3", Some("155"), Some("US.1"), 200, None);
+        let plan = plan(&both, &[Some(phone_only.clone()), Some(bsuid_only.clone())]);
+        let contact = &plan.commit.contact;
+        assert_eq!(plan.before.as_ref(), Some(&phone_only));
+        assert_eq!(contact.contact_id, id("155"));
+        assert_eq!(contact.linked_ids, [id("US.1")]);
+        assert_eq!(contact.message_count, 3);
+        assert_eq!(contact.first_message.as_ref().unwrap().id, "m1");
+        match contact.acquisition.as_ref().unwrap() {
+            Acquisition::MetaAd(referral) => {
+                assert_eq!(referral.ad_id.as_deref(), Some("ad-early"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(contact.touches.len(), 2);
+        assert_eq!(plan.commit.expected_version, Some(phone_only.version));
+        assert_eq!(plan.commit.absorbed.len(), 1);
+        assert_eq!(plan.commit.absorbed[0].contact_id, id("US.1"));
+        assert!(plan.commit.new_links.is_empty());
+        // One contact counted instead of two: new_contacts, kind and platform leave once.
+        let total: i64 = plan.commit.counters.iter().map(|bump| bump.delta).sum();
+        assert_eq!(total, -3, "{:?}", plan.commit.counters);
+    }
+
+    #[test]
+    fn past_the_bound_nothing_is_linked_or_merged() {
+        let mut full = apply_event(None, &event("m1", Some("155"), None, 0, None));
+        full.linked_ids = (0..MAX_LINKED_IDS)
+            .map(|n| id(&format!("US.{n}")))
+            .collect();
+        let other = apply_event(None, &event("m2", None, Some("US.new"), 10, None));
+        let plan = plan(
+            &event("m3", Some("155"), Some("US.new"), 20, None),
+            &[Some(full.clone()), Some(other)],
+        );
+        assert!(!plan.relinks());
+        assert_eq!(plan.commit.contact.linked_ids, full.linked_ids);
+        assert_eq!(plan.commit.contact.message_count, 2);
+    }
+}
