@@ -5,7 +5,8 @@ use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::ids::InstanceId;
-use shared::store::CounterDays;
+use shared::store::{CounterDays, FaultInjectingStore, FaultPlan};
+use std::sync::Arc;
 use std::time::Duration;
 
 on_every_store!(
@@ -17,6 +18,7 @@ on_every_store!(
     the_shipped_bsuid_fixtures_are_one_person,
     sends_and_journeys_take_either_identifier,
     concurrent_messages_naming_one_person_make_one_contact,
+    store_faults_during_links_and_merges_lose_and_double_nothing,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -529,4 +531,96 @@ async fn concurrent_messages_naming_one_person_make_one_contact(backend: Backend
     assert_eq!(contact["message_count"], 10);
     assert_eq!(listed(&stores).await.len(), 1);
     assert_eq!(totals(&counters(&stores).await)["new_contacts"], 1);
+}
+
+/// Persons named by phone, by BSUID and by both (links and merges), delivered through a store
+/// that fails 40% of its calls, each failed delivery replayed as Meta would: the same contacts
+/// and counters as a fault-free run.
+async fn store_faults_during_links_and_merges_lose_and_double_nothing(backend: Backend) {
+    let Some((clean, _clean_guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let Some((faulty, _faulty_guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let plan = FaultPlan::ratio(0.4, 7);
+    let faulty_app = webhook_app(Arc::new(FaultInjectingStore::new(
+        faulty.contacts.clone(),
+        plan.clone(),
+    )));
+    let clean_app = webhook_app(clean.contacts.clone());
+    let person = |n: usize| (format!("52155{n:08}"), format!("MX.{n:016}"));
+    let mut deliveries = Vec::new();
+    for n in 0..4 {
+        let (phone, bsuid) = person(n);
+        let referral = (n % 2 == 0).then(|| ctwa_referral(&format!("ad-{n}")));
+        let at = |hours: i64| recent(hours + n as i64);
+        deliveries.push(message(
+            Some(&phone),
+            None,
+            &format!("wamid.{n}.1"),
+            at(40),
+            "hola",
+            None,
+        ));
+        deliveries.push(message(
+            None,
+            Some(&bsuid),
+            &format!("wamid.{n}.2"),
+            at(30),
+            "otra",
+            referral,
+        ));
+        deliveries.push(message(
+            Some(&phone),
+            Some(&bsuid),
+            &format!("wamid.{n}.3"),
+            at(20),
+            "yo",
+            None,
+        ));
+        deliveries.push(message(
+            None,
+            Some(&bsuid),
+            &format!("wamid.{n}.4"),
+            at(10),
+            "fin",
+            None,
+        ));
+    }
+    let mut failures = 0;
+    for body in &deliveries {
+        deliver(&clean_app, body).await;
+        loop {
+            let (status, _) = call(&faulty_app, signed_delivery(body)).await;
+            if status == StatusCode::OK {
+                break;
+            }
+            assert!(
+                status.is_server_error(),
+                "a fault must answer 5xx, got {status}"
+            );
+            failures += 1;
+        }
+    }
+    assert!(failures > 0, "the fault plan injected nothing");
+    plan.set_ratio(0.0);
+    for n in 0..4 {
+        let (phone, bsuid) = person(n);
+        let expected = contact(&clean_app, INSTANCE, &phone).await.expect("clean");
+        assert_eq!(expected["message_count"], 4);
+        for identifier in [&phone, &bsuid] {
+            let mut found = contact(&faulty_app, INSTANCE, identifier)
+                .await
+                .expect("faulty");
+            let mut expected = expected.clone();
+            // Retries may take more attempts, never more changes.
+            for shown in [&mut found, &mut expected] {
+                shown.as_object_mut().unwrap().remove("version");
+            }
+            assert_eq!(found, expected, "{identifier}");
+        }
+    }
+    assert_eq!(counters(&faulty).await, counters(&clean).await);
+    assert_eq!(listed(&faulty).await.len(), 4);
 }
