@@ -328,6 +328,23 @@ pub async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Delivers `body` as Meta does after a failure: again and again until it is accepted. Every
+/// refusal must be a 5xx (a fault, retried); answers how many there were.
+pub async fn deliver_until_accepted(app: &Router, body: &[u8]) -> usize {
+    let mut failures = 0;
+    loop {
+        let (status, _) = call(app, signed_delivery(body)).await;
+        if status == StatusCode::OK {
+            return failures;
+        }
+        assert!(
+            status.is_server_error(),
+            "a fault must answer 5xx, got {status}"
+        );
+        failures += 1;
+    }
+}
+
 /// The contact as the admin API shows it, or `None` on 404.
 pub async fn contact(app: &Router, instance_id: &str, contact_id: &str) -> Option<Value> {
     let (status, body) = call(
