@@ -159,7 +159,7 @@ impl RecordingQueue {
         jobs.iter()
             .filter_map(|job| match job {
                 QueueJob::Match(job) => Some(job.clone()),
-                QueueJob::BackfillPage(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -260,11 +260,12 @@ pub fn engine_app(stores: &Stores) -> local_server::LocalEngine {
     local_server::engine(&secrets(), stores, PUBLIC_BASE_URL)
 }
 
-/// The click redirect over `stores`.
+/// The click redirect over `stores`, queueing the clicks it cannot record on a recording queue.
 pub fn clicks_app(stores: &Stores) -> Router {
     shared::http::serve_json_errors(clicks::router(clicks::ClicksState::new(
         &secrets(),
         stores.revenue.clone(),
+        Arc::new(RecordingQueue::default()),
     )))
 }
 

@@ -434,13 +434,16 @@ const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36";
 
 fn revenue_app(stores: &Stores) -> Router {
     shared::http::serve_json_errors(
-        clicks::router(clicks::ClicksState::new(&secrets(), stores.revenue.clone())).merge(
-            postback::router(postback::PostbackState::new(
-                &secrets(),
-                PUBLIC_BASE_URL,
-                stores.revenue.clone(),
-            )),
-        ),
+        clicks::router(clicks::ClicksState::new(
+            &secrets(),
+            stores.revenue.clone(),
+            Arc::new(RecordingQueue::default()),
+        ))
+        .merge(postback::router(postback::PostbackState::new(
+            &secrets(),
+            PUBLIC_BASE_URL,
+            stores.revenue.clone(),
+        ))),
     )
 }
 

@@ -254,7 +254,10 @@ async fn full_flow(stores: &Stores) {
         .oneshot(
             Request::get(format!("/c/{code}"))
                 .header("user-agent", "Mozilla/5.0")
-                .header("x-forwarded-for", "198.51.100.7")
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    [198, 51, 100, 7],
+                    50_000,
+                ))))
                 .body(Body::empty())
                 .unwrap(),
         )

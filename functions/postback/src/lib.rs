@@ -25,7 +25,7 @@ use shared::revenue::{
 };
 use shared::secret::Secret;
 use shared::store::{ConversionWrite, RevenueStore, SendWrite};
-use shared::time::Timestamp;
+use shared::time::{Timestamp, accepted_day};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -204,6 +204,7 @@ async fn attribute(
             conversion.credited = Some(credit);
         }
         Decision::OutsideWindow => conversion.status = ConversionStatus::OutsideWindow,
+        Decision::BeforeClick => conversion.status = ConversionStatus::BeforeClick,
     }
     Ok(conversion)
 }
@@ -213,6 +214,7 @@ fn status_name(status: ConversionStatus) -> &'static str {
         ConversionStatus::Attributed => "attributed",
         ConversionStatus::UnknownClick => "unknown_click",
         ConversionStatus::OutsideWindow => "outside_window",
+        ConversionStatus::BeforeClick => "before_click",
     }
 }
 
@@ -386,17 +388,17 @@ struct ReportQuery {
 
 /// Longest report span, in days.
 const MAX_REPORT_DAYS: i64 = 366;
-const DEFAULT_REPORT_DAYS: i64 = 30;
+const DEFAULT_REPORT_DAYS: u64 = 30;
 
 fn day_field(field: &'static str, text: &str) -> Result<chrono::NaiveDate, ApiError> {
     // A full timestamp names its UTC day too.
     let day = Timestamp::parse_rfc3339(text)
         .map(|at| at.as_datetime().date_naive())
-        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok());
-    day.ok_or_else(|| ApiError::InvalidField {
-        field: field.to_owned(),
-        message: "must be a day (YYYY-MM-DD) or an RFC 3339 timestamp".to_owned(),
-    })
+        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .ok_or_else(|| {
+            ApiError::invalid_field(field, "must be a day (YYYY-MM-DD) or an RFC 3339 timestamp")
+        })?;
+    accepted_day(day).map_err(|error| ApiError::invalid_field(field, error.to_string()))
 }
 
 /// Revenue by message, creative, offer, campaign or day over `[since, until]` (UTC days, both
@@ -421,7 +423,8 @@ async fn revenue_report(
     };
     let since = match &query.since {
         Some(text) => day_field("since", text)?,
-        None => until - chrono::Duration::days(DEFAULT_REPORT_DAYS - 1),
+        // `until` is an accepted day, so this stays far inside chrono's range.
+        None => until - chrono::Days::new(DEFAULT_REPORT_DAYS - 1),
     };
     let span = (until - since).num_days() + 1;
     if !(1..=MAX_REPORT_DAYS).contains(&span) {

@@ -286,10 +286,10 @@ fn timestamp(
 ) -> Result<Timestamp, ApiError> {
     match text {
         None => Ok(default),
-        Some(text) => Timestamp::parse_rfc3339(text).ok_or_else(|| ApiError::InvalidField {
-            field: field.to_owned(),
-            message: "must be an RFC 3339 timestamp".to_owned(),
-        }),
+        Some(text) => Timestamp::parse_rfc3339(text)
+            .ok_or_else(|| ApiError::invalid_field(field, "must be an RFC 3339 timestamp"))?
+            .accepted()
+            .map_err(|error| ApiError::invalid_field(field, error.to_string())),
     }
 }
 

@@ -86,7 +86,8 @@ pub fn engine_with_matcher(
             stores.rules.clone(),
             stores.jobs.clone(),
         )
-        .with_ref_codes(stores.widgets.clone()),
+        .with_ref_codes(stores.widgets.clone())
+        .with_revenue(stores.revenue.clone()),
     );
     let match_queue = InProcessQueue::start(Arc::new(matcher));
     let webhook = webhook::router(webhook::WebhookState::new(
@@ -102,7 +103,11 @@ pub fn engine_with_matcher(
         stores.jobs.clone(),
         match_queue.clone(),
     ));
-    let clicks = clicks::router(clicks::ClicksState::new(secrets, stores.revenue.clone()));
+    let clicks = clicks::router(clicks::ClicksState::new(
+        secrets,
+        stores.revenue.clone(),
+        match_queue.clone(),
+    ));
     let postback = postback::router(postback::PostbackState::new(
         secrets,
         public_base_url,
