@@ -185,6 +185,27 @@ pub fn serve_json_errors(router: Router) -> Router {
     router
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::map_response(json_rejections))
+}
+
+/// axum's own refusals (a path segment that is not UTF-8, say) come as plain text: they are
+/// turned into the JSON error every other refusal is, with their text as the message.
+async fn json_rejections(response: Response) -> Response {
+    let plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !response.status().is_client_error() || !plain_text {
+        return response;
+    }
+    let status = response.status();
+    // Rejection texts are a line or two; more is cut rather than buffered.
+    let text = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => "the request was refused".to_owned(),
+    };
+    let error = json!({ "error": { "code": "invalid_request", "message": text } });
+    (status, Json(error)).into_response()
 }
 
 /// A contact as the admin API shows it: as stored, plus its acquisition's display colour (a

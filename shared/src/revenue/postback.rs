@@ -225,7 +225,9 @@ pub fn read_params(
             .to_ascii_lowercase()
             .starts_with("application/json")
     });
-    if is_json {
+    // An empty body is no body, whatever the content type says (a GET sent by a client that
+    // always names JSON).
+    if is_json && !body.is_empty() {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| refuse("body", format!("is not valid JSON: {e}")))?;
         let serde_json::Value::Object(object) = value else {
