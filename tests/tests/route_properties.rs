@@ -511,33 +511,37 @@ fn out_of_range_days_and_amounts_are_refused_naming_the_field() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         assert_eq!(body["error"]["field"], field, "{query}: {body}");
     }
-    for (body, field) in [
+    for (path, body, field) in [
         (
+            "/offers",
             json!({"name": "N", "destination_url": "https://s.example/", "payout": "1e12"}),
             "payout",
         ),
         (
+            "/offers",
             json!({"name": "N", "destination_url": "https://s.example/", "payout": -3}),
             "payout",
         ),
+        (
+            "/sends",
+            json!({"instance_id": "1", "contact_id": "2", "campaign": "c", "creative": "k",
+                "offer_id": "o", "sent_at": "0001-01-01T00:00:00Z"}),
+            "sent_at",
+        ),
+        (
+            "/instances/1/backfill",
+            json!({"dry_run": false, "limit": 10_000_001}),
+            "limit",
+        ),
     ] {
         let (status, answer) = answer(request_to(
-            "/offers",
+            path,
             Credentials::Admin,
             &serde_json::to_vec(&body).unwrap(),
         ));
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-        assert_eq!(answer["error"]["field"], field, "{answer}");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{path}: {answer}");
     }
-    let send = json!({"instance_id": "1", "contact_id": "2", "campaign": "c", "creative": "k",
-        "offer_id": "o", "sent_at": "0001-01-01T00:00:00Z"});
-    let (status, answer) = answer(request_to(
-        "/sends",
-        Credentials::Admin,
-        &serde_json::to_vec(&send).unwrap(),
-    ));
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert_eq!(answer["error"]["field"], "sent_at", "{answer}");
 }
 
 /// A request to `path_and_query` with the method its route takes (GET without a body).

@@ -373,6 +373,10 @@ struct BackfillRequest {
     limit: Option<u64>,
 }
 
+/// Most contacts one backfill may look at: far more than 90 days bring to any instance, few
+/// enough to stay a count and not an arbitrary number.
+const MAX_BACKFILL_LIMIT: u64 = 10_000_000;
+
 /// Previews (`dry_run`, the default) or starts a backfill of the last `days` days.
 async fn start_backfill(
     State(state): State<Arc<RulesState>>,
@@ -402,11 +406,14 @@ async fn start_backfill(
             message: format!("must be from 1 to {}", backfill::MAX_DAYS),
         });
     }
-    if request.limit == Some(0) {
-        return Err(ApiError::InvalidField {
-            field: "limit".to_owned(),
-            message: "must be at least 1".to_owned(),
-        });
+    if request
+        .limit
+        .is_some_and(|limit| !(1..=MAX_BACKFILL_LIMIT).contains(&limit))
+    {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be from 1 to {MAX_BACKFILL_LIMIT}"),
+        ));
     }
     let now = Timestamp::now();
     let window = backfill::window(now, days);
