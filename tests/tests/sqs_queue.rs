@@ -403,6 +403,26 @@ async fn clicks_the_redirect_could_not_record_travel_through_sqs_and_count_once(
     stored.sort();
     redirected.sort();
     assert_eq!(stored, redirected, "every redirected click, once");
+    let day = chrono::Utc::now().date_naive();
+    let (status, report) = call(
+        &admin,
+        admin_request(
+            "GET",
+            &format!(
+                "/reports/revenue?group_by=message&since={}&until={}",
+                day.pred_opt().unwrap(),
+                day.succ_opt().unwrap()
+            ),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["rows"][0]["clicks"],
+        redirected.len(),
+        "counted once each: {report}"
+    );
     assert!(
         delivered / 2 < redirected.len(),
         "some clicks were recorded directly"
