@@ -101,6 +101,17 @@ pub enum Referral {
 }
 
 impl Referral {
+    /// When the touch happened: the event's own time, or the web visit's.
+    pub fn captured_at(&self) -> Timestamp {
+        match self {
+            Referral::MetaAd(referral)
+            | Referral::MetaPost(referral)
+            | Referral::Shortlink(referral)
+            | Referral::Other(referral) => referral.captured_at,
+            Referral::Web(visit) => visit.captured_at,
+        }
+    }
+
     /// The first-touch acquisition this referral stands for, if it stands for one.
     pub fn acquisition(&self) -> Option<Acquisition> {
         match self {
@@ -172,6 +183,24 @@ impl Acquisition {
         }
     }
 
+    /// Whether this acquisition was read from the first message's text (a rule, a web ref
+    /// code), so that it stands only as long as that message is the first.
+    pub fn read_from_first_message(&self) -> bool {
+        self.touched_at().is_none()
+    }
+
+    /// When the touch behind this acquisition happened: the referral's or the visit's own
+    /// time; `None` for one read from the first message, which stands at that message's time.
+    pub fn touched_at(&self) -> Option<Timestamp> {
+        match self {
+            Acquisition::MetaAd(referral)
+            | Acquisition::MetaPost(referral)
+            | Acquisition::Shortlink(referral) => Some(referral.captured_at),
+            Acquisition::Web(visit) if visit.ref_code.is_none() => Some(visit.captured_at),
+            Acquisition::Rule(_) | Acquisition::Web(_) => None,
+        }
+    }
+
     /// The platform the contact came from, as stats group them.
     pub fn platform(&self) -> &str {
         match self {
@@ -232,12 +261,27 @@ pub struct Contact {
 }
 
 impl Contact {
-    /// Whether the text rules still have to look at this contact: no acquisition yet, and the
-    /// matcher has not decided.
+    /// Whether the text rules still have to look at this contact's first message: they have
+    /// not decided on it, and no referral came at or before it. A referral on a later message
+    /// does not settle it: a rule matching the first message is the earlier touch.
     pub fn awaits_rule_match(&self) -> bool {
-        self.acquisition.is_none()
-            && self.rules_checked_at.is_none()
-            && self.first_message.is_some()
+        self.first_message.is_some() && self.rules_checked_at.is_none() && !self.rules_are_moot()
+    }
+
+    /// Whether a referral (or web visit) at or before the first message is the acquisition:
+    /// then the first message's text cannot be the first touch.
+    pub fn rules_are_moot(&self) -> bool {
+        self.acquisition
+            .as_ref()
+            .and_then(Acquisition::touched_at)
+            .is_some_and(|at| self.is_at_or_before_first_message(at))
+    }
+
+    /// Whether a touch at `at` comes no later than the first message (or there is none yet).
+    pub fn is_at_or_before_first_message(&self, at: Timestamp) -> bool {
+        self.first_message
+            .as_ref()
+            .is_none_or(|first| at <= first.timestamp)
     }
 
     /// The first message's text as sent, or empty (audio, image, none yet).
