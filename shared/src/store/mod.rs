@@ -14,7 +14,7 @@ mod revenue;
 mod widget;
 
 pub use embedded::EmbeddedStore;
-pub use faults::{FaultInjectingStore, FaultPlan};
+pub use faults::{FaultInjectingStore, FaultMode, FaultPlan};
 pub use revenue::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
     click_position_range, contact_key,
