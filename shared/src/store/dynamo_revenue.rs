@@ -502,25 +502,18 @@ impl RevenueStore for DynamoRevenueStore {
 
     async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
         let bumps = report::click_bumps(click);
-        let recorded = self
-            .transact_retrying(|| {
-                let mut item = to_item(click)?;
-                item.insert(
-                    CONTACT_KEY.to_owned(),
-                    string(&contact_key(&click.instance_id, &click.contact_id)),
-                );
-                item.insert(CLICK_POSITION.to_owned(), string(&click_position(click)));
-                self.record_transaction(&self.tables.clicks, "click_id", item, &bumps)
-            })
-            .await?;
-        if recorded {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt(format!(
-                "click id {} already exists",
-                click.click_id
-            )))
-        }
+        // `false`, the click exists: recorded before, by the try this one repeats.
+        self.transact_retrying(|| {
+            let mut item = to_item(click)?;
+            item.insert(
+                CONTACT_KEY.to_owned(),
+                string(&contact_key(&click.instance_id, &click.contact_id)),
+            );
+            item.insert(CLICK_POSITION.to_owned(), string(&click_position(click)));
+            self.record_transaction(&self.tables.clicks, "click_id", item, &bumps)
+        })
+        .await?;
+        Ok(())
     }
 
     async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {

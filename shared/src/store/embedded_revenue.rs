@@ -193,15 +193,15 @@ impl RevenueStore for EmbeddedStore {
         self.write(move |txn| {
             let mut clicks = txn.open_table(CLICKS).map_err(unavailable)?;
             if clicks
-                .insert(click.click_id.as_str(), encode(&click)?.as_slice())
+                .get(click.click_id.as_str())
                 .map_err(unavailable)?
                 .is_some()
             {
-                return Err(StoreError::Corrupt(format!(
-                    "click id {} already exists",
-                    click.click_id
-                )));
+                return Ok(((), false));
             }
+            clicks
+                .insert(click.click_id.as_str(), encode(&click)?.as_slice())
+                .map_err(unavailable)?;
             let mut by_contact = txn.open_table(CLICKS_BY_CONTACT).map_err(unavailable)?;
             by_contact
                 .insert(
