@@ -19,6 +19,8 @@ use shared::queue::MatchJob;
 use shared::store::{ContactStore, FaultInjectingStore, FaultMode, FaultPlan};
 use std::sync::Arc;
 
+on_every_store!(an_earlier_ad_delivered_late_replaces_the_later_one_and_its_counts);
+
 const EMBEDDED_CASES: u32 = 24;
 const DYNAMO_CASES: u32 = 8;
 
@@ -423,16 +425,92 @@ fn every_order_ends_alike(backend: Backend, cases: u32) {
         .unwrap();
 }
 
-mod embedded {
-    #[test]
-    fn every_arrival_order_ends_as_delivering_in_order() {
-        super::every_order_ends_alike(super::Backend::Embedded, super::EMBEDDED_CASES);
-    }
+/// The example behind the property: Meta's retry brings yesterday's ad referral after today's.
+async fn an_earlier_ad_delivered_late_replaces_the_later_one_and_its_counts(backend: Backend) {
+    let plan = FaultPlan::ratio(0.0, 1);
+    let Some((engine, _guard)) = engine(backend, &plan).await else {
+        return;
+    };
+    let base = base();
+    let ad = |index: usize, seconds: i64, ad: &str| {
+        Touch::WhatsApp {
+            contact: 0,
+            seconds,
+            text: "hello",
+            ad: Some(ad.to_owned()),
+            name: "Ana",
+        }
+        .delivery(index, base)
+    };
+    engine.deliver(&ad(1, 86_400, "ad-today")).await;
+    engine.deliver(&ad(0, 0, "ad-yesterday")).await;
+    let shown = contact(&engine.webhook, WHATSAPP, "15553000000")
+        .await
+        .unwrap();
+    assert_eq!(shown["acquisition"]["ad_id"], "ad-yesterday", "{shown}");
+    let ads: Vec<&Value> = shown["touches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["ad_id"])
+        .collect();
+    assert_eq!(ads, ["ad-yesterday", "ad-today"], "touches in time order");
+    let days = engine
+        .stores
+        .contacts
+        .load_counter_days(
+            &InstanceId::parse(WHATSAPP).unwrap(),
+            "2000-01-01",
+            "2100-01-01",
+        )
+        .await
+        .unwrap();
+    let day = |offset: i64| {
+        shared::time::Timestamp::from_unix_seconds(base + offset)
+            .unwrap()
+            .day()
+    };
+    let counted = |offset: i64| -> Vec<(String, u64)> {
+        days.get(&day(offset))
+            .map(|names| {
+                names
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(k, n)| (k.clone(), *n))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(counted(86_400), [], "nothing is left on the later day");
+    assert_eq!(
+        counted(0),
+        [
+            ("kind:meta_ad".to_owned(), 1),
+            ("new_contacts".to_owned(), 1),
+            ("platform:facebook".to_owned(), 1)
+        ]
+    );
 }
 
-mod dynamo {
-    #[test]
-    fn every_arrival_order_ends_as_delivering_in_order() {
-        super::every_order_ends_alike(super::Backend::Dynamo, super::DYNAMO_CASES);
+/// Plain tests (not `on_every_store!`): proptest drives its own runtime.
+mod property {
+    mod embedded {
+        #[test]
+        fn every_arrival_order_ends_as_delivering_in_order() {
+            super::super::every_order_ends_alike(
+                crate::Backend::Embedded,
+                super::super::EMBEDDED_CASES,
+            );
+        }
+    }
+
+    mod dynamo {
+        #[test]
+        fn every_arrival_order_ends_as_delivering_in_order() {
+            super::super::every_order_ends_alike(
+                crate::Backend::Dynamo,
+                super::super::DYNAMO_CASES,
+            );
+        }
     }
 }
