@@ -275,17 +275,9 @@ impl Engine {
     async fn state(&self) -> String {
         let mut contacts = Vec::new();
         for (instance, id) in contact_ids() {
-            if let Some(mut contact) = contact(&self.webhook, instance, &id).await {
-                let object = contact.as_object_mut().unwrap();
-                object.remove("version");
-                let checked = object.remove("rules_checked_at").is_some();
-                object.insert("rules_checked".to_owned(), checked.into());
-                if contact["acquisition"]["kind"] == "rule" {
-                    contact["acquisition"]
-                        .as_object_mut()
-                        .unwrap()
-                        .remove("captured_at");
-                }
+            if let Some(contact) = contact(&self.webhook, instance, &id).await {
+                let mut contact = comparable_contact(contact);
+                contact.as_object_mut().unwrap().remove("version");
                 contacts.push(contact);
             }
         }
@@ -293,22 +285,7 @@ impl Engine {
         let mut stats = Vec::new();
         let rules = rules_app(&self.stores);
         for instance in [WHATSAPP, PAGE] {
-            let days = self
-                .stores
-                .contacts
-                .load_counter_days(
-                    &InstanceId::parse(instance).unwrap(),
-                    "2000-01-01",
-                    "2100-01-01",
-                )
-                .await
-                .unwrap();
-            // An absent counter is zero: one moved off a day leaves a zero there.
-            let days: Vec<(String, Vec<(String, u64)>)> = days
-                .into_iter()
-                .map(|(day, names)| (day, names.into_iter().filter(|(_, n)| *n > 0).collect()))
-                .filter(|(_, names): &(String, Vec<_>)| !names.is_empty())
-                .collect();
+            let days = nonzero_counters(self.stores.contacts.as_ref(), instance).await;
             counters.push(days);
             let (status, mut shown) = call(
                 &rules,
@@ -455,31 +432,16 @@ async fn an_earlier_ad_delivered_late_replaces_the_later_one_and_its_counts(back
         .map(|t| &t["ad_id"])
         .collect();
     assert_eq!(ads, ["ad-yesterday", "ad-today"], "touches in time order");
-    let days = engine
-        .stores
-        .contacts
-        .load_counter_days(
-            &InstanceId::parse(WHATSAPP).unwrap(),
-            "2000-01-01",
-            "2100-01-01",
-        )
-        .await
-        .unwrap();
-    let day = |offset: i64| {
-        shared::time::Timestamp::from_unix_seconds(base + offset)
-            .unwrap()
-            .day()
-    };
+    let counters = nonzero_counters(engine.stores.contacts.as_ref(), WHATSAPP).await;
     let counted = |offset: i64| -> Vec<(String, u64)> {
-        days.get(&day(offset))
-            .map(|names| {
-                names
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(k, n)| (k.clone(), *n))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let day = shared::time::Timestamp::from_unix_seconds(base + offset)
+            .unwrap()
+            .day();
+        counters
+            .iter()
+            .filter(|(on, _, _)| *on == day)
+            .map(|(_, name, count)| (name.clone(), *count))
+            .collect()
     };
     assert_eq!(counted(86_400), [], "nothing is left on the later day");
     assert_eq!(

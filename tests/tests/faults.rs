@@ -254,21 +254,6 @@ async fn run_jobs_until_done(matcher: &Matcher, jobs: &[MatchJob]) -> usize {
     );
 }
 
-/// A contact as the admin API shows it, without what the clock decides (when the matcher
-/// ran): the rest must be equal whatever the faults were.
-fn comparable(mut contact: Value) -> Value {
-    let object = contact.as_object_mut().unwrap();
-    let checked = object.remove("rules_checked_at").is_some();
-    object.insert("rules_checked".to_owned(), checked.into());
-    if contact["acquisition"]["kind"] == "rule" {
-        contact["acquisition"]
-            .as_object_mut()
-            .unwrap()
-            .remove("captured_at");
-    }
-    contact
-}
-
 /// Every contact of the run and every daily counter of both instances.
 async fn final_state(
     stores: &Stores,
@@ -280,7 +265,7 @@ async fn final_state(
         let contact = contact(&reader, instance, contact_id)
             .await
             .unwrap_or_else(|| panic!("contact {contact_id} was lost"));
-        shown.push(comparable(contact));
+        shown.push(comparable_contact(contact));
     }
     let mut counters = Vec::new();
     for instance in [INSTANCE, OTHER_INSTANCE] {

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use shared::ids::{ContactId, InstanceId};
 use shared::matching::{MatchOutcome, Matcher};
 use shared::queue::MatchJob;
-use shared::store::ContactStore;
 use shared::time::Timestamp;
 use std::time::Duration;
 
@@ -433,31 +432,17 @@ impl Steps {
         self.matcher.handle(&job, Timestamp::now()).await.unwrap()
     }
 
-    /// Every counter of the instance that is not zero, over all days.
+    /// Every counter of the instance that is not zero, over all days, the rule id named.
     async fn counters(&self) -> Vec<(String, String, u64)> {
-        let days = self
-            .stores
-            .contacts
-            .load_counter_days(
-                &InstanceId::parse(INSTANCE).unwrap(),
-                "1970-01-01",
-                "2100-01-01",
-            )
-            .await
-            .unwrap();
         let rules = self
             .stores
             .rules
             .list_rules(&InstanceId::parse(INSTANCE).unwrap())
             .await
             .unwrap();
-        days.into_iter()
-            .flat_map(|(day, names)| {
-                names
-                    .into_iter()
-                    .map(move |(name, n)| (day.clone(), name, n))
-            })
-            .filter(|(_, _, n)| *n > 0)
+        nonzero_counters(self.stores.contacts.as_ref(), INSTANCE)
+            .await
+            .into_iter()
             .map(|(day, name, n)| (day, name.replace(rules[0].id.as_str(), "the-rule"), n))
             .collect()
     }
