@@ -108,9 +108,7 @@ fn record_touch(touches: &mut Vec<Referral>, referral: Referral) {
     let at = touches.partition_point(|touch| touch_order(touch, &referral) != Ordering::Greater);
     touches.insert(at, referral);
     while touches.len() > TOUCH_HISTORY_CAP {
-        let kept = touches
-            .iter()
-            .position(|touch| touch.acquisition().is_some());
+        let kept = touches.iter().position(Referral::is_acquisition);
         touches.remove(if kept == Some(0) { 1 } else { 0 });
     }
 }
@@ -120,7 +118,11 @@ fn record_touch(touches: &mut Vec<Referral>, referral: Referral) {
 /// referral that stands for one. The rules' verdict is dropped when it no longer matters, so a
 /// contact's state does not depend on whether the matcher ran before a referral arrived.
 fn settle_acquisition(contact: &mut Contact) {
-    let earliest_touch = contact.touches.iter().find_map(Referral::acquisition);
+    let earliest_touch = contact
+        .touches
+        .iter()
+        .find(|touch| touch.is_acquisition())
+        .and_then(Referral::acquisition);
     let read_from_text = contact
         .acquisition
         .as_ref()

@@ -112,6 +112,11 @@ impl Referral {
         }
     }
 
+    /// Whether it stands for an acquisition (without building it).
+    pub fn is_acquisition(&self) -> bool {
+        !matches!(self, Referral::Other(_))
+    }
+
     /// The first-touch acquisition this referral stands for, if it stands for one.
     pub fn acquisition(&self) -> Option<Acquisition> {
         match self {
