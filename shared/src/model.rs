@@ -129,7 +129,8 @@ impl Referral {
     }
 }
 
-/// How the contact was acquired: set once, at first touch, and never overwritten.
+/// How the contact was acquired: its earliest touch, by the touches' own times. Only an earlier
+/// touch (an event Meta delivered late) ever replaces it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Acquisition {
@@ -258,7 +259,8 @@ pub struct Contact {
     #[serde(default)]
     pub touches: Vec<Referral>,
     /// When the text rules were applied to the first message (matched or not); `None` while
-    /// the contact waits for the matcher.
+    /// the contact waits for the matcher, and when a referral at or before the first message
+    /// made their verdict moot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_checked_at: Option<Timestamp>,
     /// Optimistic-concurrency version: every write names the version it was computed from.
