@@ -1,5 +1,7 @@
-//! The matcher: applies an instance's text rules to a contact's first message, once, with the
-//! attribution and its counters in one conditional write.
+//! The matcher: applies an instance's text rules to a contact's first message, once per first
+//! message (an earlier message delivered late is the first one then, and is decided again), with
+//! the attribution and its counters in one conditional write. A rule matching the first message
+//! replaces an acquisition from a later message's referral: it is the earlier touch.
 
 use crate::backfill::{self, JobStatus};
 use crate::counters::bumps_for;

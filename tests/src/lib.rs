@@ -400,3 +400,43 @@ macro_rules! on_every_store {
         }
     };
 }
+
+/// A contact as the admin API shows it, without what the clock decides (when the matcher ran,
+/// when a rule's attribution was written): what must come out equal from two runs of the same
+/// events, whatever their faults or order.
+pub fn comparable_contact(mut contact: Value) -> Value {
+    let object = contact.as_object_mut().expect("a contact object");
+    let checked = object.remove("rules_checked_at").is_some();
+    object.insert("rules_checked".to_owned(), checked.into());
+    if contact["acquisition"]["kind"] == "rule" {
+        contact["acquisition"]
+            .as_object_mut()
+            .expect("an acquisition object")
+            .remove("captured_at");
+    }
+    contact
+}
+
+/// Every counter of `instance_id` that is not zero, as (day, name, count), over all days: a
+/// counter moved off a day leaves a zero there, the same as none.
+pub async fn nonzero_counters(
+    store: &dyn ContactStore,
+    instance_id: &str,
+) -> Vec<(String, String, u64)> {
+    let days = store
+        .load_counter_days(
+            &InstanceId::parse(instance_id).expect("an instance id"),
+            "1970-01-01",
+            "2100-01-01",
+        )
+        .await
+        .expect("counters");
+    days.into_iter()
+        .flat_map(|(day, names)| {
+            names
+                .into_iter()
+                .filter(|(_, count)| *count > 0)
+                .map(move |(name, count)| (day.clone(), name, count))
+        })
+        .collect()
+}
