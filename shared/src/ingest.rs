@@ -116,6 +116,10 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("the contact kept changing under {attempts} attempts")]
     Contention { attempts: u32 },
+    /// An event of one channel named a contact of another: refused, so that no channel can
+    /// read or change what another one recorded.
+    #[error("the contact belongs to another channel")]
+    ForeignChannel,
 }
 
 /// Concurrent writers to one contact retry on a version conflict; this many is far more than
@@ -153,6 +157,9 @@ impl Ingestor {
                 .store
                 .load_contact(&event.instance_id, &event.contact_id)
                 .await?;
+            if before.as_ref().is_some_and(|c| c.channel != event.channel) {
+                return Err(IngestError::ForeignChannel);
+            }
             let expected_version = before.as_ref().map(|contact| contact.version);
             let after = apply_event(before.clone(), event);
             let counters = bumps_for(before.as_ref(), &after);

@@ -266,7 +266,7 @@ async fn cors_allows_exactly_the_instances_origins(backend: Backend) {
         assert_eq!(answer["error"]["code"], "widget_forbidden");
     }
     assert!(
-        contact(&site.app, INSTANCE, "v1").await.is_none(),
+        contact(&site.app, INSTANCE, "web:v1").await.is_none(),
         "refused calls write nothing"
     );
 }
@@ -285,8 +285,12 @@ async fn a_widget_event_creates_a_web_contact_with_its_first_touch(backend: Back
         (StatusCode::OK, Some(SHOP)),
         "{answer}"
     );
-    assert_eq!(answer["acquisition"]["kind"], "web");
-    let web_contact = contact(&site.app, INSTANCE, "visitor-1").await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"instance_id": INSTANCE, "visitor_id": "visitor-1", "contact_id": "web:visitor-1", "event_id": answer["event_id"]}),
+        "the answer holds what the request brought, nothing stored"
+    );
+    let web_contact = contact(&site.app, INSTANCE, "web:visitor-1").await.unwrap();
     assert_eq!(web_contact["channel"], "web");
     let acquisition = &web_contact["acquisition"];
     assert_eq!(
@@ -321,7 +325,7 @@ async fn a_widget_event_creates_a_web_contact_with_its_first_touch(backend: Back
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let again = contact(&site.app, INSTANCE, "visitor-1").await.unwrap();
+    let again = contact(&site.app, INSTANCE, "web:visitor-1").await.unwrap();
     assert_eq!(again["acquisition"]["platform"], "google");
     assert_eq!(again["touches"].as_array().unwrap().len(), 2);
     // A visit with nothing to say is direct; counters see web contacts by platform.
@@ -334,7 +338,7 @@ async fn a_widget_event_creates_a_web_contact_with_its_first_touch(backend: Back
     )
     .await;
     assert_eq!(
-        contact(&site.app, INSTANCE, "visitor-2").await.unwrap()["acquisition"]["platform"],
+        contact(&site.app, INSTANCE, "web:visitor-2").await.unwrap()["acquisition"]["platform"],
         "direct"
     );
     let counters = site
@@ -381,7 +385,7 @@ async fn bad_widget_input_is_refused_and_changes_nothing(backend: Backend) {
         assert_eq!(answer["error"]["field"], field, "{answer}");
         assert_eq!(allowed.as_deref(), Some(SHOP), "the widget can read why");
     }
-    assert!(contact(&site.app, INSTANCE, "v1").await.is_none());
+    assert!(contact(&site.app, INSTANCE, "web:v1").await.is_none());
     for origins in [
         json!([]),
         json!(["https://shop.example/path"]),
