@@ -121,28 +121,66 @@ impl WebPlatform {
             .collect();
         let spellings: [(&[&str], Self); 14] = [
             (
-                &["google", "googleads", "adwords", "googleadwords", "gads", "googlecom"],
+                &[
+                    "google",
+                    "googleads",
+                    "adwords",
+                    "googleadwords",
+                    "gads",
+                    "googlecom",
+                ],
                 Self::Google,
             ),
             (
-                &["facebook", "fb", "meta", "facebookads", "fbads", "metaads", "facebookcom"],
+                &[
+                    "facebook",
+                    "fb",
+                    "meta",
+                    "facebookads",
+                    "fbads",
+                    "metaads",
+                    "facebookcom",
+                ],
                 Self::Facebook,
             ),
-            (&["instagram", "ig", "insta", "instagramcom"], Self::Instagram),
+            (
+                &["instagram", "ig", "insta", "instagramcom"],
+                Self::Instagram,
+            ),
             (&["tiktok", "tiktokads", "tiktokcom"], Self::Tiktok),
-            (&["twitter", "x", "tco", "twittercom", "xcom"], Self::Twitter),
-            (&["linkedin", "lnkd", "linkedinads", "linkedincom"], Self::Linkedin),
+            (
+                &["twitter", "x", "tco", "twittercom", "xcom"],
+                Self::Twitter,
+            ),
+            (
+                &["linkedin", "lnkd", "linkedinads", "linkedincom"],
+                Self::Linkedin,
+            ),
             (&["youtube", "yt", "youtubecom"], Self::Youtube),
             (&["snapchat", "snap", "snapchatads"], Self::Snapchat),
             (&["pinterest", "pinterestcom"], Self::Pinterest),
             (
-                &["bing", "microsoft", "msn", "bingads", "microsoftads", "bingcom"],
+                &[
+                    "bing",
+                    "microsoft",
+                    "msn",
+                    "bingads",
+                    "microsoftads",
+                    "bingcom",
+                ],
                 Self::Microsoft,
             ),
             (&["reddit", "redditcom"], Self::Reddit),
             (&["whatsapp", "wame"], Self::Whatsapp),
             (
-                &["email", "newsletter", "mail", "mailchimp", "klaviyo", "emailmarketing"],
+                &[
+                    "email",
+                    "newsletter",
+                    "mail",
+                    "mailchimp",
+                    "klaviyo",
+                    "emailmarketing",
+                ],
                 Self::Email,
             ),
             (&["sms", "textmessage"], Self::Sms),
@@ -284,7 +322,9 @@ fn first_values(url: &url::Url) -> impl Fn(&str) -> Option<String> + '_ {
             .find(|(key, _)| key == name)
             .map(|(_, value)| {
                 let visible: String = value.chars().filter(|c| !c.is_control()).collect();
-                cap_bytes(visible.trim(), MAX_PARAM_BYTES).trim_end().to_owned()
+                cap_bytes(visible.trim(), MAX_PARAM_BYTES)
+                    .trim_end()
+                    .to_owned()
             })
             .filter(|value| !value.is_empty())
     }
@@ -539,7 +579,11 @@ mod tests {
         assert_eq!(v.utm.campaign.as_deref(), Some("spring sale"));
         assert_eq!(v.utm.term.as_deref(), Some("café"));
         assert_eq!(v.utm.content, None, "the fragment is not the query");
-        assert_eq!(v.platform, WebPlatform::Email, "a known source, in any spelling");
+        assert_eq!(
+            v.platform,
+            WebPlatform::Email,
+            "a known source, in any spelling"
+        );
     }
 
     #[test]
@@ -609,7 +653,11 @@ mod tests {
                 Some("https://blog.example.org/post"),
                 "other",
             ),
-            ("https://s.example/?utm_source=Partner%20Blog", None, "other"),
+            (
+                "https://s.example/?utm_source=Partner%20Blog",
+                None,
+                "other",
+            ),
             ("https://s.example/?utm_source=IG", None, "instagram"),
             ("https://s.example/?utm_source=Google-Ads", None, "google"),
             (
@@ -633,7 +681,10 @@ mod tests {
         for platform in WebPlatform::ALL {
             let json = serde_json::to_string(&platform).unwrap();
             assert_eq!(json, format!("\"{}\"", platform.as_str()));
-            assert_eq!(serde_json::from_str::<WebPlatform>(&json).unwrap(), platform);
+            assert_eq!(
+                serde_json::from_str::<WebPlatform>(&json).unwrap(),
+                platform
+            );
         }
         let stored: WebPlatform = serde_json::from_str("\"blog.example.org\"").unwrap();
         assert_eq!(stored, WebPlatform::Other);
@@ -648,7 +699,10 @@ mod tests {
         let v = visit(&page, Some(&page));
         assert_eq!(v.page_url.len(), MAX_STORED_URL_BYTES);
         assert_eq!(v.referrer.unwrap().len(), MAX_STORED_URL_BYTES);
-        let wide = format!("https://shop.example/?utm_source={}", "%E2%82%AC".repeat(400));
+        let wide = format!(
+            "https://shop.example/?utm_source={}",
+            "%E2%82%AC".repeat(400)
+        );
         let source = visit(&wide, None).utm.source.unwrap();
         assert!(source.len() <= MAX_PARAM_BYTES && source.len() > MAX_PARAM_BYTES - 3);
         assert!(source.chars().all(|c| c == '€'));
@@ -670,7 +724,11 @@ mod tests {
             "a#b",
             &"v".repeat(MAX_VISITOR_ID_CHARS + 1),
         ] {
-            assert_eq!(web_contact_id(bad).unwrap_err().field, "visitor_id", "{bad}");
+            assert_eq!(
+                web_contact_id(bad).unwrap_err().field,
+                "visitor_id",
+                "{bad}"
+            );
         }
         // A phone number is a valid visitor id, but names a different contact than the phone's.
         assert_eq!(

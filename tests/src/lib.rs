@@ -342,6 +342,59 @@ pub async fn contact(app: &Router, instance_id: &str, contact_id: &str) -> Optio
     }
 }
 
+/// Creates (or rotates) `instance`'s widget for `origins`; answers its key.
+pub async fn configure_widget(app: &Router, instance: &str, origins: &[&str]) -> String {
+    let (status, body) = call(
+        app,
+        admin_request(
+            "POST",
+            &format!("/instances/{instance}/widget"),
+            Some(serde_json::json!({"allowed_origins": origins})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["widget_key"].as_str().unwrap().to_owned()
+}
+
+/// A widget POST from `origin` (a browser's, or forged) with `key`; answers the status,
+/// `Access-Control-Allow-Origin` and the body.
+pub async fn widget_post(
+    app: &Router,
+    path: &str,
+    origin: Option<&str>,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Option<String>, Value) {
+    let mut request = Request::post(path)
+        .header("content-type", "application/json")
+        .header("x-widget-key", key);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .expect("infallible router");
+    let status = response.status();
+    let allowed = response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        allowed,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 /// A WhatsApp delivery of one text message, with an optional referral object.
 pub fn whatsapp_message(
     phone_number_id: &str,

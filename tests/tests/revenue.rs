@@ -661,7 +661,10 @@ async fn duplicate_postbacks_change_nothing_even_concurrently(backend: Backend) 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["status"], "duplicate");
     assert_eq!(second["conversion_id"], first["conversion_id"]);
-    assert_eq!(engine.credit_of("c1", "SEQ").await["click_id"], click_id.as_str());
+    assert_eq!(
+        engine.credit_of("c1", "SEQ").await["click_id"],
+        click_id.as_str()
+    );
     // Eight deliveries of one conversion at once: one is counted.
     let query = format!("click_id={click_id}&conversion_id=PAR&payout=5");
     let answers = futures_join(&engine, &query, 8).await;
