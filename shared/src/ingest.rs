@@ -147,6 +147,7 @@ impl Ingestor {
         event: &InboundEvent,
         now: Timestamp,
     ) -> Result<IngestOutcome, IngestError> {
+        let event = &crate::bounds::bounded(event);
         let claim = DedupeClaim {
             key: format!("{}#{}", event.instance_id, event.dedupe_key),
             expires_at: now.plus_seconds(DEDUPE_TTL_SECONDS),

@@ -23,6 +23,7 @@ on_every_store!(
     a_replayed_widget_event_changes_nothing,
     the_click_redirect_and_the_postback_answer_nothing_stored,
     the_largest_web_contact_a_stranger_can_make_fits_and_reads_back,
+    the_largest_whatsapp_contact_fits_and_reads_back,
     a_flood_of_distinct_sources_makes_no_new_counter_names,
 );
 
@@ -480,6 +481,64 @@ async fn the_largest_web_contact_a_stranger_can_make_fits_and_reads_back(backend
     // The bound the README states for a web contact: well inside a DynamoDB item's 400 KB.
     let size = serde_json::to_vec(&web).unwrap().len();
     assert!(size < 300_000, "the largest web contact is {size} bytes");
+}
+
+/// A WhatsApp person with an enormous profile name and texts, arriving through ever more ads
+/// with enormous headlines, bodies and URLs: every field is cut to its budget.
+async fn the_largest_whatsapp_contact_fits_and_reads_back(backend: Backend) {
+    use shared::bounds::*;
+    let Some(site) = site(backend).await else {
+        return;
+    };
+    let huge = |n: usize| "€".repeat(n / 3 + 1);
+    let person = "5511900099999";
+    let start = Timestamp::now().unix_seconds() - 1_000;
+    for n in 0..TOUCH_HISTORY_CAP + 3 {
+        let referral = json!({
+            "source_url": format!("https://fb.me/{}", huge(10_000)),
+            "source_id": huge(2_000), "source_type": "ad", "headline": huge(10_000),
+            "body": huge(10_000), "media_type": huge(1_000),
+            "image_url": format!("https://scontent.example/{}", huge(10_000)),
+            "video_url": format!("https://scontent.example/{}", huge(10_000)),
+            "thumbnail_url": format!("https://scontent.example/{}", huge(10_000)),
+            "ctwa_clid": huge(2_000),
+        });
+        let mut delivery: Value = serde_json::from_slice(&whatsapp_message(
+            INSTANCE,
+            person,
+            &format!("wamid.big-{n}"),
+            start + n as i64,
+            &huge(30_000),
+            Some(referral),
+        ))
+        .unwrap();
+        delivery["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] =
+            json!(huge(5_000));
+        let (status, report) = call(
+            &site.app,
+            signed_delivery(&serde_json::to_vec(&delivery).unwrap()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "delivery {n}: {report}");
+    }
+    let shown = contact(&site.app, INSTANCE, person).await.unwrap();
+    assert_eq!(shown["message_count"], TOUCH_HISTORY_CAP + 3);
+    assert_eq!(
+        shown["touches"].as_array().unwrap().len(),
+        TOUCH_HISTORY_CAP
+    );
+    assert!(shown["display_name"].as_str().unwrap().len() <= MAX_DISPLAY_NAME_BYTES);
+    assert!(shown["first_message"]["text"].as_str().unwrap().len() <= MAX_TEXT_BYTES);
+    let acquisition = &shown["acquisition"];
+    assert_eq!(acquisition["kind"], "meta_ad");
+    assert!(acquisition["body"].as_str().unwrap().len() <= MAX_REFERRAL_BODY_BYTES);
+    assert!(acquisition["image_url"].as_str().unwrap().len() <= MAX_REFERRAL_URL_BYTES);
+    assert!(acquisition["headline"].as_str().unwrap().len() <= MAX_REFERRAL_LABEL_BYTES);
+    let size = serde_json::to_vec(&shown).unwrap().len();
+    assert!(
+        size < 300_000,
+        "the largest WhatsApp contact is {size} bytes"
+    );
 }
 
 async fn a_flood_of_distinct_sources_makes_no_new_counter_names(backend: Backend) {
