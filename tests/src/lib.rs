@@ -316,6 +316,11 @@ pub async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
         .oneshot(request)
         .await
         .expect("infallible router");
+    status_and_body(response).await
+}
+
+/// A response's status and body, parsed as JSON when it is JSON.
+pub async fn status_and_body(response: http::Response<Body>) -> (StatusCode, Value) {
     let status = response.status();
     let bytes = response
         .into_body()
@@ -377,22 +382,12 @@ pub async fn widget_post(
         .oneshot(request.body(Body::from(body.to_string())).unwrap())
         .await
         .expect("infallible router");
-    let status = response.status();
     let allowed = response
         .headers()
         .get("access-control-allow-origin")
         .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        allowed,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let (status, body) = status_and_body(response).await;
+    (status, allowed, body)
 }
 
 /// A WhatsApp delivery of one text message, with an optional referral object.

@@ -78,6 +78,13 @@ async fn site(backend: Backend) -> Option<Site> {
     })
 }
 
+impl Site {
+    /// A widget call from the shop's origin with the WhatsApp number's key.
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Option<String>, Value) {
+        widget_post(&self.app, path, Some(SHOP), &self.key, body).await
+    }
+}
+
 /// What any stored contact of the site holds that a stranger must never read back.
 const STORED: [&str; 9] = [
     "120226305854800001",
@@ -155,14 +162,12 @@ async fn widget_calls_never_read_or_change_another_channels_contact(backend: Bac
     // A business-scoped id, a namespaced id or anything else that is not a visitor id is
     // refused before anything is read.
     for visitor in [BSUID, "web:5511987654321", "US.ENT.1502576394655843", "a#b"] {
-        let (status, _, answer) = widget_post(
-            &site.app,
-            "/webhooks/widget",
-            Some(SHOP),
-            &site.key,
-            event(INSTANCE, visitor, "https://shop.example/"),
-        )
-        .await;
+        let (status, _, answer) = site
+            .post(
+                "/webhooks/widget",
+                event(INSTANCE, visitor, "https://shop.example/"),
+            )
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{visitor}: {answer}");
         assert_eq!(answer["error"]["field"], "visitor_id");
     }
@@ -194,14 +199,9 @@ async fn a_forged_origin_reads_nothing_stored(backend: Backend) {
     // A visitor with a stored first touch from an ad click, then a script outside any browser
     // that knows the public key and the visitor id and forges the shop's Origin.
     let landing = "https://shop.example/?utm_source=google&gclid=Cj0KStoredGclid";
-    let (status, _, _) = widget_post(
-        &site.app,
-        "/webhooks/widget",
-        Some(SHOP),
-        &site.key,
-        event(INSTANCE, "v-victim", landing),
-    )
-    .await;
+    let (status, _, _) = site
+        .post("/webhooks/widget", event(INSTANCE, "v-victim", landing))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let victim = contact(&site.app, INSTANCE, "web:v-victim").await.unwrap();
     assert_eq!(
@@ -220,10 +220,7 @@ async fn a_forged_origin_reads_nothing_stored(backend: Backend) {
                 .header("x-forwarded-for", "198.51.100.7")
                 .body(Body::from(body.to_string()))
                 .unwrap();
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+            call(&app, request).await
         }
     };
     let mut body = event(INSTANCE, "v-victim", "https://shop.example/other");
@@ -266,26 +263,12 @@ async fn a_replayed_widget_event_changes_nothing(backend: Backend) {
         "v-replay",
         "https://shop.example/?utm_source=tiktok",
     );
-    let (status, _, first) = widget_post(
-        &site.app,
-        "/webhooks/widget",
-        Some(SHOP),
-        &site.key,
-        body.clone(),
-    )
-    .await;
+    let (status, _, first) = site.post("/webhooks/widget", body.clone()).await;
     assert_eq!(status, StatusCode::OK);
     let contact_after_first = contact(&site.app, INSTANCE, "web:v-replay").await.unwrap();
     let counters_after_first = counters(&site, INSTANCE).await;
     for _ in 0..3 {
-        let (status, _, again) = widget_post(
-            &site.app,
-            "/webhooks/widget",
-            Some(SHOP),
-            &site.key,
-            body.clone(),
-        )
-        .await;
+        let (status, _, again) = site.post("/webhooks/widget", body.clone()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             again, first,
@@ -295,8 +278,7 @@ async fn a_replayed_widget_event_changes_nothing(backend: Backend) {
     // The same event id from another page is still the same event.
     let mut moved = body.clone();
     moved["page_url"] = json!("https://shop.example/?utm_source=google&gclid=X");
-    let (status, _, _) =
-        widget_post(&site.app, "/webhooks/widget", Some(SHOP), &site.key, moved).await;
+    let (status, _, _) = site.post("/webhooks/widget", moved).await;
     assert_eq!(status, StatusCode::OK);
     let contact_now = contact(&site.app, INSTANCE, "web:v-replay").await.unwrap();
     assert_eq!(contact_now, contact_after_first);
@@ -435,7 +417,7 @@ fn largest_event(visitor: &str, n: usize) -> Value {
     }
     let mut referrer = format!("https://referrer.example/{n}?q=");
     while referrer.len() + 2 <= MAX_URL_BYTES {
-        referrer.push_str("é");
+        referrer.push('é');
     }
     json!({"instance_id": INSTANCE, "visitor_id": visitor, "page_url": page,
         "referrer": referrer, "event_id": format!("big-{n}"), "message": "€".repeat(4_096)})
@@ -448,8 +430,7 @@ async fn the_largest_web_contact_a_stranger_can_make_fits_and_reads_back(backend
     let visitor = "v".repeat(shared::web::MAX_VISITOR_ID_CHARS);
     for n in 0..TOUCH_HISTORY_CAP + 3 {
         let body = largest_event(&visitor, n);
-        let (status, _, answer) =
-            widget_post(&site.app, "/webhooks/widget", Some(SHOP), &site.key, body).await;
+        let (status, _, answer) = site.post("/webhooks/widget", body).await;
         assert_eq!(status, StatusCode::OK, "event {n}: {answer}");
     }
     let web = contact(&site.app, INSTANCE, &format!("web:{visitor}"))
@@ -559,26 +540,23 @@ async fn a_flood_of_distinct_sources_makes_no_new_counter_names(backend: Backend
         "Newsletter",
     ];
     for (n, source) in sources.iter().enumerate() {
-        let (status, _, answer) = widget_post(
-            &site.app,
-            "/webhooks/widget",
-            Some(SHOP),
-            &site.key,
-            event(
-                INSTANCE,
-                &format!("flood-{n}"),
-                &format!("https://shop.example/?utm_source={source}"),
-            ),
-        )
-        .await;
+        let (status, _, answer) = site
+            .post(
+                "/webhooks/widget",
+                event(
+                    INSTANCE,
+                    &format!("flood-{n}"),
+                    &format!("https://shop.example/?utm_source={source}"),
+                ),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{source}: {answer}");
     }
     // Referrers of unknown hosts are `other` too.
     for n in 0..3 {
         let mut body = event(INSTANCE, &format!("ref-{n}"), "https://shop.example/");
         body["referrer"] = json!(format!("https://site-{n}.example.org/post"));
-        let (status, _, _) =
-            widget_post(&site.app, "/webhooks/widget", Some(SHOP), &site.key, body).await;
+        let (status, _, _) = site.post("/webhooks/widget", body).await;
         assert_eq!(status, StatusCode::OK);
     }
     let after = counters(&site, INSTANCE).await;
