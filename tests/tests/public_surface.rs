@@ -25,6 +25,7 @@ on_every_store!(
     the_largest_web_contact_a_stranger_can_make_fits_and_reads_back,
     the_largest_whatsapp_contact_fits_and_reads_back,
     a_flood_of_distinct_sources_makes_no_new_counter_names,
+    the_ingestor_refuses_an_event_of_another_channel,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -595,4 +596,35 @@ async fn a_flood_of_distinct_sources_makes_no_new_counter_names(backend: Backend
         let name = format!("platform:{}", row["platform"].as_str().unwrap());
         assert!(vocabulary.contains(&name), "a stats row {name}");
     }
+}
+
+/// The second wall behind the web namespace: whatever id an event names, an event of one
+/// channel never changes a contact of another.
+async fn the_ingestor_refuses_an_event_of_another_channel(backend: Backend) {
+    use shared::ingest::{InboundEvent, IngestError, Ingestor};
+    use shared::model::{Channel, Referral};
+    let Some(site) = site(backend).await else {
+        return;
+    };
+    let before = contact(&site.app, INSTANCE, PHONE).await.unwrap();
+    let now = Timestamp::now();
+    let visit =
+        shared::web::WebVisit::from_page("https://shop.example/?utm_source=x", None, now).unwrap();
+    let event = InboundEvent {
+        dedupe_key: "widget#forged".to_owned(),
+        instance_id: InstanceId::parse(INSTANCE).unwrap(),
+        contact_id: shared::ids::ContactId::parse(PHONE).unwrap(),
+        channel: Channel::Web,
+        display_name: Some("Forged".to_owned()),
+        occurred_at: now,
+        message: None,
+        referral: Some(Referral::Web(visit)),
+    };
+    let ingestor = Ingestor::new(site.stores.contacts.clone());
+    let refused = ingestor.ingest(&event, now).await;
+    assert!(
+        matches!(refused, Err(IngestError::ForeignChannel)),
+        "{refused:?}"
+    );
+    assert_eq!(contact(&site.app, INSTANCE, PHONE).await.unwrap(), before);
 }
