@@ -7,16 +7,19 @@ use crate::model::Contact;
 pub const NEW_CONTACTS: &str = "new_contacts";
 pub const UNMATCHED: &str = "unmatched";
 
-pub fn kind_counter(kind: &str) -> String {
+// Every counter name comes from a fixed vocabulary (`'static` names) or an admin-created rule's
+// id, never from what a message or a page URL says: a day's counters stay a short list.
+
+pub fn kind_counter(kind: &'static str) -> String {
     format!("kind:{kind}")
 }
 
-pub fn platform_counter(platform: &str) -> String {
+pub fn platform_counter(platform: &'static str) -> String {
     format!("platform:{platform}")
 }
 
-pub fn rule_counter(rule_id: &str) -> String {
-    format!("rule:{rule_id}")
+pub fn rule_counter(rule_id: &crate::rules::RuleId) -> String {
+    format!("rule:{}", rule_id.as_str())
 }
 
 /// One change of one counter of one instance and day (`YYYY-MM-DD`, the contact's first seen
@@ -40,7 +43,7 @@ fn counted_in(contact: &Contact) -> Vec<String> {
             names.push(kind_counter(acquisition.kind()));
             names.push(platform_counter(acquisition.platform()));
             if let crate::model::Acquisition::Rule(rule) = acquisition {
-                names.push(rule_counter(rule.rule_id.as_str()));
+                names.push(rule_counter(&rule.rule_id));
             }
         }
         None if contact.rules_checked_at.is_some() => names.push(UNMATCHED.to_owned()),

@@ -127,6 +127,10 @@ impl From<IngestError> for ApiError {
             contention @ IngestError::Contention { .. } => {
                 Self::Unavailable(contention.to_string())
             }
+            foreign @ IngestError::ForeignChannel => Self::Conflict {
+                code: "contact_of_another_channel",
+                message: foreign.to_string(),
+            },
         }
     }
 }

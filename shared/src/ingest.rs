@@ -183,6 +183,10 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("the contact kept changing under {attempts} attempts")]
     Contention { attempts: u32 },
+    /// An event of one channel named a contact of another: refused, so that no channel can
+    /// read or change what another one recorded.
+    #[error("the contact belongs to another channel")]
+    ForeignChannel,
 }
 
 /// Concurrent writers to one contact retry on a version conflict; this many is far more than
@@ -210,6 +214,7 @@ impl Ingestor {
         event: &InboundEvent,
         now: Timestamp,
     ) -> Result<IngestOutcome, IngestError> {
+        let event = &crate::bounds::bounded(event);
         let claim = DedupeClaim {
             key: format!("{}#{}", event.instance_id, event.dedupe_key),
             expires_at: now.plus_seconds(DEDUPE_TTL_SECONDS),
@@ -220,6 +225,9 @@ impl Ingestor {
                 .store
                 .load_contact(&event.instance_id, &event.contact_id)
                 .await?;
+            if before.as_ref().is_some_and(|c| c.channel != event.channel) {
+                return Err(IngestError::ForeignChannel);
+            }
             let expected_version = before.as_ref().map(|contact| contact.version);
             let after = apply_event(before.clone(), event);
             let counters = bumps_for(before.as_ref(), &after);

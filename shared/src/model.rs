@@ -207,14 +207,15 @@ impl Acquisition {
         }
     }
 
-    /// The platform the contact came from, as stats group them.
-    pub fn platform(&self) -> &str {
+    /// The platform the contact came from, as stats group them: always one of a fixed list,
+    /// since it names a counter.
+    pub fn platform(&self) -> &'static str {
         match self {
             Acquisition::MetaAd(referral)
             | Acquisition::MetaPost(referral)
             | Acquisition::Shortlink(referral) => referral.platform.as_str(),
             Acquisition::Rule(rule) => rule.platform.as_str(),
-            Acquisition::Web(visit) => &visit.platform,
+            Acquisition::Web(visit) => visit.platform.as_str(),
         }
     }
 }

@@ -316,6 +316,11 @@ pub async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
         .oneshot(request)
         .await
         .expect("infallible router");
+    status_and_body(response).await
+}
+
+/// A response's status and body, parsed as JSON when it is JSON.
+pub async fn status_and_body(response: http::Response<Body>) -> (StatusCode, Value) {
     let status = response.status();
     let bytes = response
         .into_body()
@@ -340,6 +345,49 @@ pub async fn contact(app: &Router, instance_id: &str, contact_id: &str) -> Optio
         StatusCode::NOT_FOUND => None,
         other => panic!("unexpected {other}: {body}"),
     }
+}
+
+/// Creates (or rotates) `instance`'s widget for `origins`; answers its key.
+pub async fn configure_widget(app: &Router, instance: &str, origins: &[&str]) -> String {
+    let (status, body) = call(
+        app,
+        admin_request(
+            "POST",
+            &format!("/instances/{instance}/widget"),
+            Some(serde_json::json!({"allowed_origins": origins})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["widget_key"].as_str().unwrap().to_owned()
+}
+
+/// A widget POST from `origin` (a browser's, or forged) with `key`; answers the status,
+/// `Access-Control-Allow-Origin` and the body.
+pub async fn widget_post(
+    app: &Router,
+    path: &str,
+    origin: Option<&str>,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Option<String>, Value) {
+    let mut request = Request::post(path)
+        .header("content-type", "application/json")
+        .header("x-widget-key", key);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .expect("infallible router");
+    let allowed = response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = status_and_body(response).await;
+    (status, allowed, body)
 }
 
 /// A WhatsApp delivery of one text message, with an optional referral object.

@@ -149,10 +149,10 @@ async fn receive_postback(
             );
             postback_answer(status_name(conversion.status), &conversion)
         }
-        ConversionWrite::Duplicate(stored) => {
+        ConversionWrite::Duplicate(_) => {
             tracing::info!(network = network.as_str(), "duplicate postback ignored");
             shared::metrics::count("Postbacks", &[("Status", "duplicate")], 1);
-            postback_answer("duplicate", &stored)
+            postback_answer("duplicate", &conversion)
         }
     };
     Ok(Json(answer))
@@ -218,12 +218,13 @@ fn status_name(status: ConversionStatus) -> &'static str {
     }
 }
 
-/// What the platform reads back. Never the contact: it is a phone number.
+/// What the platform reads back: its own conversion id and what became of it. Nothing stored
+/// about the click, its send or its contact: a platform (or whoever holds a leaked token) has
+/// no use for them.
 fn postback_answer(status: &str, conversion: &Conversion) -> Value {
     json!({
         "status": status,
         "conversion_id": conversion.conversion_id,
-        "credited": conversion.credited,
     })
 }
 
