@@ -29,7 +29,13 @@ async fn secrets_are_read_from_the_parameter_store_and_only_those_needed() {
     let secrets = Secrets::from_parameter_store(&config, &prefix, &needed)
         .await
         .expect("secrets");
-    assert!(secrets.admin_api_key.matches(b"admin-from-ssm-0123456789"));
+    assert!(
+        secrets
+            .admin_keys
+            .admin
+            .current()
+            .matches(b"admin-from-ssm-0123456789")
+    );
     assert!(secrets.postback_token.matches(b"token-from-ssm-0123456789"));
     // Not asked for: unusable, even though the parameter exists.
     assert!(!secrets.link_secret.matches(b"link-from-ssm-0123456789"));

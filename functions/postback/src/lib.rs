@@ -23,14 +23,14 @@ use shared::revenue::{
     Amount, Conversion, ConversionStatus, Currency, Network, Offer, OfferDraft, Postback,
     SendDraft, SendRecord,
 };
-use shared::secret::Secret;
+use shared::secret::{AdminKeys, Secret};
 use shared::store::{ConversionWrite, RevenueStore, SendWrite};
 use shared::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub struct PostbackState {
-    admin_key: Arc<Secret>,
+    admin_keys: Arc<AdminKeys>,
     postback_token: Secret,
     link_secret: Secret,
     /// Tracked links are `<public_base_url>/c/<code>`.
@@ -45,7 +45,7 @@ impl PostbackState {
         store: Arc<dyn RevenueStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            admin_key: Arc::new(secrets.admin_api_key.clone()),
+            admin_keys: Arc::new(secrets.admin_keys.clone()),
             postback_token: secrets.postback_token.clone(),
             link_secret: secrets.link_secret.clone(),
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
@@ -65,7 +65,7 @@ pub fn router(state: Arc<PostbackState>) -> Router {
             "/instances/{instance_id}/contacts/{contact_id}/journey",
             get(contact_journey),
         )
-        .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin));
+        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin));
     Router::new()
         .route(
             "/postbacks/{network}",

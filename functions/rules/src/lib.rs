@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,41 +19,47 @@ use shared::queue::{BackfillPage, JobQueue, QueueJob};
 use shared::rules::{
     CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
 };
-use shared::secret::Secret;
+use shared::secret::AdminKeys;
 use shared::stats::{self, Stats, StatsWindow};
 use shared::store::{
-    ContactStore, ContactWindow, JobStore, RuleStore, RuleWrite, listing_position,
+    ContactStore, ContactWindow, ErasureStore, JobStore, RuleStore, RuleWrite, listing_position,
 };
 use shared::time::Timestamp;
 use std::sync::Arc;
 
+mod erasure;
+
 pub struct RulesState {
     /// Signs contact listing cursors; the admin key is a server secret already.
     cursors: CursorCodec,
-    admin_key: Arc<Secret>,
+    admin_keys: Arc<AdminKeys>,
     rules: Arc<dyn RuleStore>,
     /// For the daily counters behind stats, the listing and backfill previews.
     contacts: Arc<dyn ContactStore>,
     jobs: Arc<dyn JobStore>,
     /// Where backfill runs start.
     queue: Arc<dyn JobQueue>,
+    /// Erases a person on request (contacts and the revenue records that name them).
+    erasure: Arc<dyn ErasureStore>,
 }
 
 impl RulesState {
     pub fn new(
-        admin_key: &Secret,
+        admin_keys: &AdminKeys,
         rules: Arc<dyn RuleStore>,
         contacts: Arc<dyn ContactStore>,
         jobs: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
+        erasure: Arc<dyn ErasureStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            cursors: CursorCodec::new(admin_key.clone()),
-            admin_key: Arc::new(admin_key.clone()),
+            cursors: CursorCodec::new(admin_keys.admin.clone()),
+            admin_keys: Arc::new(admin_keys.clone()),
             rules,
             contacts,
             jobs,
             queue,
+            erasure,
         })
     }
 }
@@ -74,10 +80,14 @@ pub fn router(state: Arc<RulesState>) -> Router {
             get(backfill_status),
         )
         .route(
+            "/instances/{instance_id}/contacts/{contact_id}",
+            delete(erasure::erase_contact),
+        )
+        .route(
             "/instances/{instance_id}/rules/{rule_id}",
             get(get_rule).put(replace_rule).delete(delete_rule),
         )
-        .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin))
+        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin))
         .with_state(state)
 }
 

@@ -22,6 +22,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         SecretName::MetaAppSecret,
         SecretName::MetaVerifyToken,
         SecretName::AdminApiKey,
+        SecretName::ReadonlyApiKey,
     ];
     let (secrets, ()) = tokio::join!(
         Secrets::from_parameter_store(&aws, &secrets_prefix, &needed),

@@ -29,7 +29,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = PathBuf::from(config::optional("DATA_DIR").unwrap_or_else(|| "./.data".into()));
     let fault_ratio: f64 = config::parsed_or("STORE_FAULT_RATIO", 0.0)?;
 
-    let (secrets, defaults) = Secrets::from_env_or_dev_defaults();
+    let (secrets, defaults) = Secrets::from_env_or_dev_defaults()?;
     for default in &defaults {
         tracing::warn!(
             "{} is not set: using the development default {:?}; never use it in production",
