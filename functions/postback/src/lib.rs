@@ -8,12 +8,13 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::config::Secrets;
-use shared::http::{ApiError, require_admin};
+use shared::http::{ApiError, AuditObject, require_admin};
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::attribution::{CreditWindow, Decision, decide};
 use shared::revenue::links::send_code;
@@ -236,7 +237,7 @@ fn offer_id(text: &str) -> Result<OfferId, ApiError> {
 async fn create_offer(
     State(state): State<Arc<PostbackState>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Offer>), ApiError> {
+) -> Result<Response, ApiError> {
     let draft = OfferDraft::from_json(&readable(body)?)?;
     let id = draft.offer_id.clone().unwrap_or_else(|| {
         OfferId::parse(&ulid::Ulid::new().to_string().to_lowercase()).expect("a ULID is an id")
@@ -252,7 +253,11 @@ async fn create_offer(
             ),
         });
     }
-    Ok((StatusCode::CREATED, Json(offer)))
+    let created = format!("offer_id={}", offer.offer_id);
+    Ok(AuditObject::attach(
+        (StatusCode::CREATED, Json(offer)).into_response(),
+        created,
+    ))
 }
 
 async fn list_offers(State(state): State<Arc<PostbackState>>) -> Result<Json<Value>, ApiError> {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::backfill::{self, BackfillJob, JobStatus};
-use shared::http::{ApiError, contact_view, require_admin};
+use shared::http::{ApiError, AuditObject, contact_view, require_admin};
 use shared::ids::InstanceId;
 use shared::listing::{self, ContactFilter, CursorCodec, InvalidListing};
 use shared::queue::{BackfillPage, JobQueue, QueueJob};
@@ -108,7 +108,7 @@ async fn create_rule(
     State(state): State<Arc<RulesState>>,
     Path(instance_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Rule>), ApiError> {
+) -> Result<Response, ApiError> {
     let instance_id = InstanceId::parse(&instance_id)?;
     let draft = RuleDraft::from_json(&readable(body)?)?;
     let now = Timestamp::now();
@@ -118,7 +118,10 @@ async fn create_rule(
         .create_rule(&rule, MAX_RULES_PER_INSTANCE)
         .await?
     {
-        RuleWrite::Done => Ok((StatusCode::CREATED, Json(rule))),
+        RuleWrite::Done => Ok(AuditObject::attach(
+            (StatusCode::CREATED, Json(&rule)).into_response(),
+            format!("rule_id={}", rule.id),
+        )),
         RuleWrite::LimitReached => Err(ApiError::InvalidField {
             field: "instance_id".to_owned(),
             message: format!("an instance holds at most {MAX_RULES_PER_INSTANCE} rules"),
@@ -467,7 +470,11 @@ async fn start_backfill(
         return Err(ApiError::Unavailable(error.to_string()));
     }
     let accepted = json!({ "job_id": job.job_id, "status": job.status });
-    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+    let response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
+    Ok(AuditObject::attach(
+        response,
+        format!("job_id={}", job.job_id),
+    ))
 }
 
 async fn backfill_status(
