@@ -84,6 +84,7 @@ impl SecretName {
         }
     }
 
+    #[cfg(feature = "aws")]
     fn is_optional(&self) -> bool {
         self.dev_default().is_none()
     }
