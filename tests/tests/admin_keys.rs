@@ -10,8 +10,7 @@ use integration_tests::*;
 use serde_json::{Value, json};
 use shared::config::Secrets;
 use shared::secret::{AdminKeys, RotatingSecret, Secret};
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -363,20 +362,6 @@ async fn a_listing_cursor_survives_a_rotation_while_the_previous_key_is_accepted
     let (status, stale) = page(ADMIN_NEW, ADMIN_NEW, Some(&before)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{stale}");
     assert_eq!(stale["error"]["field"], "cursor");
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// This binary's subscriber: JSON lines into one buffer, at the default level, as in Lambda.

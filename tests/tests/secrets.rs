@@ -41,6 +41,45 @@ async fn secrets_are_read_from_the_parameter_store_and_only_those_needed() {
     assert!(!secrets.link_secret.matches(b"link-from-ssm-0123456789"));
     assert!(!secrets.meta_app_secret.matches(b""));
 
+    // No READONLY_API_KEY under this prefix: it is optional, so the admin key alone works.
+    let admin = Secrets::from_parameter_store(&config, &prefix, &SecretName::ADMIN)
+        .await
+        .expect("the read-only key is optional");
+    assert!(admin.admin_keys.readonly.is_none());
+
+    // Rotating values, and the read-only key once it exists.
+    let rotating = format!("/t{}/", ulid::Ulid::new());
+    for (name, value) in [
+        (
+            "ADMIN_API_KEY",
+            "admin-new-0123456789, admin-old-0123456789",
+        ),
+        ("READONLY_API_KEY", "readonly-0123456789"),
+    ] {
+        ssm.put_parameter()
+            .name(format!("{rotating}{name}"))
+            .value(value)
+            .r#type(ParameterType::SecureString)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+    let keys = Secrets::from_parameter_store(&config, &rotating, &SecretName::ADMIN)
+        .await
+        .expect("secrets")
+        .admin_keys;
+    use shared::secret::KeyName;
+    assert_eq!(keys.identify(b"admin-new-0123456789"), Some(KeyName::Admin));
+    assert_eq!(
+        keys.identify(b"admin-old-0123456789"),
+        Some(KeyName::AdminPrevious)
+    );
+    assert_eq!(
+        keys.identify(b"readonly-0123456789"),
+        Some(KeyName::Readonly)
+    );
+    assert_eq!(keys.identify(b"admin-from-ssm-0123456789"), None);
+
     let missing = Secrets::from_parameter_store(&config, &prefix, &[SecretName::MetaAppSecret])
         .await
         .unwrap_err();

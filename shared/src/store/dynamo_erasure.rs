@@ -8,7 +8,7 @@
 //! journey); erasing again sweeps it.
 
 use super::StoreError;
-use super::dynamo::{Client, TableNames, from_item, string, to_item, unavailable};
+use super::dynamo::{Client, TableNames, conditional_put, from_item, string, to_item, unavailable};
 use super::dynamo_revenue::{
     CLICK_POSITION, CONTACT_INDEX, CONTACT_KEY, CONVERTED_KEY, RevenueTables, SENT_KEY, record,
 };
@@ -141,18 +141,8 @@ impl DynamoErasureStore {
             .expression_attribute_values(":old", string(old_contact))
             .send()
             .await;
-        match written {
-            Ok(_) => Ok(true),
-            // Erased meanwhile by another call.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        // `false`: erased meanwhile by another call.
+        conditional_put(written)
     }
 
     /// Erases every record of `table` indexed under `old_contact`; answers how many.

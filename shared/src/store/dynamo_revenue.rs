@@ -16,8 +16,8 @@
 
 use super::StoreError;
 use super::dynamo::{
-    TableIndex, TableSpec, cancelled, create_table, from_item, is_conditional_failure, is_conflict,
-    number, string, to_item, transact, unavailable,
+    TableIndex, TableSpec, cancelled, conditional_put, create_table, from_item,
+    is_conditional_failure, is_conflict, number, string, to_item, transact, unavailable,
 };
 use super::revenue::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
@@ -325,17 +325,7 @@ impl DynamoRevenueStore {
             .condition_expression(condition)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        conditional_put(result)
     }
 
     /// `create_send` for the first send of a code in a batch; `None` for a repeat.
