@@ -11,20 +11,15 @@ async fn secrets_are_read_from_the_parameter_store_and_only_those_needed() {
         return;
     };
     let ssm = aws_sdk_ssm::Client::new(&config);
-    let prefix = format!("/t{}/", ulid::Ulid::new());
-    for (name, value) in [
-        ("ADMIN_API_KEY", "admin-from-ssm-0123456789"),
-        ("POSTBACK_TOKEN", "token-from-ssm-0123456789"),
-        ("LINK_SECRET", "link-from-ssm-0123456789"),
-    ] {
-        ssm.put_parameter()
-            .name(format!("{prefix}{name}"))
-            .value(value)
-            .r#type(ParameterType::SecureString)
-            .send()
-            .await
-            .expect("put parameter");
-    }
+    let prefix = put_secrets(
+        &ssm,
+        &[
+            ("ADMIN_API_KEY", "admin-from-ssm-0123456789"),
+            ("POSTBACK_TOKEN", "token-from-ssm-0123456789"),
+            ("LINK_SECRET", "link-from-ssm-0123456789"),
+        ],
+    )
+    .await;
     let needed = [SecretName::AdminApiKey, SecretName::PostbackToken];
     let secrets = Secrets::from_parameter_store(&config, &prefix, &needed)
         .await
@@ -48,22 +43,17 @@ async fn secrets_are_read_from_the_parameter_store_and_only_those_needed() {
     assert!(admin.admin_keys.readonly.is_none());
 
     // Rotating values, and the read-only key once it exists.
-    let rotating = format!("/t{}/", ulid::Ulid::new());
-    for (name, value) in [
-        (
-            "ADMIN_API_KEY",
-            "admin-new-0123456789, admin-old-0123456789",
-        ),
-        ("READONLY_API_KEY", "readonly-0123456789"),
-    ] {
-        ssm.put_parameter()
-            .name(format!("{rotating}{name}"))
-            .value(value)
-            .r#type(ParameterType::SecureString)
-            .send()
-            .await
-            .expect("put parameter");
-    }
+    let rotating = put_secrets(
+        &ssm,
+        &[
+            (
+                "ADMIN_API_KEY",
+                "admin-new-0123456789, admin-old-0123456789",
+            ),
+            ("READONLY_API_KEY", "readonly-0123456789"),
+        ],
+    )
+    .await;
     let keys = Secrets::from_parameter_store(&config, &rotating, &SecretName::ADMIN)
         .await
         .expect("secrets")
@@ -87,4 +77,19 @@ async fn secrets_are_read_from_the_parameter_store_and_only_those_needed() {
         matches!(missing, ConfigError::MissingSecret("META_APP_SECRET")),
         "{missing}"
     );
+}
+
+/// Stores `secrets` as SecureString parameters under a new prefix; answers the prefix.
+async fn put_secrets(ssm: &aws_sdk_ssm::Client, secrets: &[(&str, &str)]) -> String {
+    let prefix = format!("/t{}/", ulid::Ulid::new());
+    for (name, value) in secrets {
+        ssm.put_parameter()
+            .name(format!("{prefix}{name}"))
+            .value(*value)
+            .r#type(ParameterType::SecureString)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+    prefix
 }
