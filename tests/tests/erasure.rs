@@ -9,11 +9,13 @@ use http::{Request, StatusCode};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::ids::{ContactId, InstanceId};
-use shared::store::{Erased, Erasure};
+use shared::store::{Erased, Erasure, FaultInjectingStore, FaultPlan};
+use std::sync::Arc;
 
 on_every_store!(
     erasure_leaves_nothing_personal_and_every_total_as_it_was,
     erasure_rekeys_the_records_once_and_a_second_erasure_changes_nothing,
+    a_failed_erasure_answers_503_and_its_retry_erases_everything,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -355,4 +357,45 @@ async fn erasure_rekeys_the_records_once_and_a_second_erasure_changes_nothing(ba
         .await
         .unwrap();
     assert_eq!(still, journey);
+}
+
+async fn a_failed_erasure_answers_503_and_its_retry_erases_everything(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let plan = FaultPlan::ratio(1.0, 11);
+    let faulty = Stores {
+        erasure: Arc::new(FaultInjectingStore::new(
+            stores.erasure.clone(),
+            plan.clone(),
+        )),
+        ..stores.clone()
+    };
+    let engine = engine_app(&faulty);
+    let app = &engine.app;
+    person_with_revenue(app).await;
+    let erase = || {
+        admin_request(
+            "DELETE",
+            &format!("/instances/{INSTANCE}/contacts/{PHONE}"),
+            None,
+        )
+    };
+    let (status, body) = call(app, erase()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(
+        contact(app, INSTANCE, PHONE).await.is_some(),
+        "a failed erasure took the contact"
+    );
+    plan.set_ratio(0.0);
+    let (status, _) = call(app, erase()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(contact(app, INSTANCE, PHONE).await, None);
+    let (_, journey) = call(
+        app,
+        admin_get(&format!("/instances/{INSTANCE}/contacts/{PHONE}/journey")),
+    )
+    .await;
+    assert_eq!(journey["events"], json!([]), "{journey}");
 }
