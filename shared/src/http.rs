@@ -214,10 +214,11 @@ struct AuditLine {
 
 impl AuditLine {
     async fn of(parts: &mut axum::http::request::Parts, key: KeyName) -> Self {
-        let route = parts.extensions.get::<MatchedPath>().map_or_else(
-            || parts.uri.path().to_owned(),
-            |path| path.as_str().to_owned(),
-        );
+        // The template, never the path itself: a path holds contact ids.
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| "<unmatched>".to_owned(), |path| path.as_str().to_owned());
         let objects = match RawPathParams::from_request_parts(parts, &()).await {
             Ok(params) => params
                 .iter()
