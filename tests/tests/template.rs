@@ -136,13 +136,18 @@ fn routes_in_source(binary: &str) -> Vec<(String, String)> {
 
 #[test]
 fn every_route_a_function_serves_is_in_the_template() {
-    let functions = template_functions();
+    // A binary may serve several functions (the webhook binary also runs as the widget's
+    // function): together they route all of its routes.
+    let mut routed: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for (binary, routes) in template_functions().into_values() {
+        routed.entry(binary).or_default().extend(routes);
+    }
     let mut checked = 0;
-    for (function, (binary, template_routes)) in &functions {
+    for (binary, template_routes) in &routed {
         for route in routes_in_source(binary) {
             assert!(
                 template_routes.contains(&route),
-                "{function} ({binary}) serves {} {} but the template does not route it",
+                "{binary} serves {} {} but the template routes it to none of its functions",
                 route.0,
                 route.1
             );
@@ -262,11 +267,23 @@ fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved
         assert!(default > 0, "{name:?} reserves nothing by default");
         reserved += default;
     }
-    assert_eq!(functions, 5);
+    assert_eq!(functions, 6);
     // Lambda keeps at least 100 of an account's (default 1,000) unreserved.
     assert!(reserved <= 900, "{reserved} reserved");
     let webhook = default_of(&template, "WebhookReservedConcurrency");
     assert!(webhook >= default_of(&template, "ClicksReservedConcurrency"));
+    assert!(webhook >= default_of(&template, "WidgetReservedConcurrency"));
+    // The public widget routes run in a function of their own, not in Meta's.
+    for (function, (_, routes)) in template_functions() {
+        let widget = routes
+            .iter()
+            .any(|(_, path)| path.starts_with("/webhooks/widget"));
+        let meta = routes.iter().any(|(_, path)| path == "/webhooks/meta");
+        assert!(
+            !(widget && meta),
+            "{function} serves the widget and Meta's webhook"
+        );
+    }
     let matcher = &template["Resources"]["MatcherFunction"]["Properties"]["Events"]["MatchJobs"];
     assert_eq!(
         matcher["Properties"]["ScalingConfig"]["MaximumConcurrency"].as_str(),
