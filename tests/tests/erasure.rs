@@ -93,11 +93,7 @@ async fn person_with_revenue(app: &axum::Router) -> (String, String) {
         .unwrap();
     let (status, _) = call(app, click).await;
     assert_eq!(status, StatusCode::FOUND);
-    let (_, journey) = call(
-        app,
-        admin_get(&format!("/instances/{INSTANCE}/contacts/{PHONE}/journey")),
-    )
-    .await;
+    let journey = journey(app).await;
     let click_id = journey["events"]
         .as_array()
         .unwrap()
@@ -118,6 +114,23 @@ fn postback(click_id: &str, conversion_id: &str) -> Request<Body> {
     ))
     .body(Body::empty())
     .unwrap()
+}
+
+/// The person's erasure request.
+fn erase() -> Request<Body> {
+    admin_request(
+        "DELETE",
+        &format!("/instances/{INSTANCE}/contacts/{PHONE}"),
+        None,
+    )
+}
+
+/// The person's journey as the admin API answers it.
+async fn journey(app: &axum::Router) -> Value {
+    let path = format!("/instances/{INSTANCE}/contacts/{PHONE}/journey");
+    let (status, journey) = call(app, admin_get(&path)).await;
+    assert_eq!(status, StatusCode::OK, "{journey}");
+    journey
 }
 
 /// Every total the engine reports: the instance's stats and each grouping of the revenue report.
@@ -211,22 +224,11 @@ async fn erasure_leaves_nothing_personal_and_every_total_as_it_was(backend: Back
     let before = totals(app).await;
     let other_before = contact(app, INSTANCE, OTHER_PHONE).await.unwrap();
 
-    let erase = || {
-        admin_request(
-            "DELETE",
-            &format!("/instances/{INSTANCE}/contacts/{PHONE}"),
-            None,
-        )
-    };
     let (status, body) = call(app, erase()).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
     assert_eq!(contact(app, INSTANCE, PHONE).await, None);
-    let (_, journey) = call(
-        app,
-        admin_get(&format!("/instances/{INSTANCE}/contacts/{PHONE}/journey")),
-    )
-    .await;
+    let journey = journey(app).await;
     assert_eq!(journey["events"], json!([]), "{journey}");
     assert_eq!(totals(app).await, before);
     assert_eq!(
@@ -374,13 +376,6 @@ async fn a_failed_erasure_answers_503_and_its_retry_erases_everything(backend: B
     let engine = engine_app(&faulty);
     let app = &engine.app;
     person_with_revenue(app).await;
-    let erase = || {
-        admin_request(
-            "DELETE",
-            &format!("/instances/{INSTANCE}/contacts/{PHONE}"),
-            None,
-        )
-    };
     let (status, body) = call(app, erase()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
@@ -392,10 +387,6 @@ async fn a_failed_erasure_answers_503_and_its_retry_erases_everything(backend: B
     let (status, _) = call(app, erase()).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(contact(app, INSTANCE, PHONE).await, None);
-    let (_, journey) = call(
-        app,
-        admin_get(&format!("/instances/{INSTANCE}/contacts/{PHONE}/journey")),
-    )
-    .await;
+    let journey = journey(app).await;
     assert_eq!(journey["events"], json!([]), "{journey}");
 }
