@@ -10,8 +10,9 @@ use shared::config::Secrets;
 use shared::ids::InstanceId;
 use shared::meta;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
-use shared::secret::Secret;
+use shared::secret::{AdminKeys, RotatingSecret, Secret};
 use shared::store::dynamo::{DynamoStore, TableNames};
+use shared::store::dynamo_erasure::DynamoErasureStore;
 use shared::store::dynamo_revenue::{DynamoRevenueStore, RevenueTables};
 use shared::store::dynamo_widget::{DynamoWidgetStore, WidgetTables};
 use shared::store::{ContactStore, EmbeddedStore};
@@ -34,7 +35,7 @@ pub fn secrets() -> Secrets {
     Secrets {
         meta_app_secret: Secret::new(APP_SECRET),
         meta_verify_token: Secret::new(VERIFY_TOKEN),
-        admin_api_key: Secret::new(ADMIN_KEY),
+        admin_keys: AdminKeys::admin_only(RotatingSecret::new(Secret::new(ADMIN_KEY))),
         postback_token: Secret::new(POSTBACK_TOKEN),
         link_secret: Secret::new(LINK_SECRET),
     }
@@ -78,9 +79,11 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
             let store =
                 EmbeddedStore::open(&folder.path().join("engine.redb")).expect("open store");
             Some((
-                Stores::of(store),
+                Stores::of(store.clone()),
                 StoreGuard {
                     _folder: Some(folder),
+                    embedded: Some(store),
+                    dynamo_prefix: None,
                 },
             ))
         }
@@ -101,6 +104,11 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 .create_tables()
                 .await
                 .expect("create widget tables in DynamoDB Local");
+            let erasure = DynamoErasureStore::new(
+                client.clone(),
+                &TableNames::prefixed(&prefix),
+                RevenueTables::prefixed(&prefix),
+            );
             let revenue_store = DynamoRevenueStore::new(client, RevenueTables::prefixed(&prefix));
             revenue_store
                 .create_tables()
@@ -112,8 +120,16 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 jobs: store.clone(),
                 revenue: Arc::new(revenue_store),
                 widgets: Arc::new(widget_store),
+                erasure: Arc::new(erasure),
             };
-            Some((stores, StoreGuard { _folder: None }))
+            Some((
+                stores,
+                StoreGuard {
+                    _folder: None,
+                    embedded: None,
+                    dynamo_prefix: Some(prefix),
+                },
+            ))
         }
     }
 }
@@ -128,6 +144,10 @@ pub async fn fresh_store(backend: Backend) -> Option<(Arc<dyn ContactStore>, Sto
 /// Keeps a test's temporary files alive as long as its store.
 pub struct StoreGuard {
     _folder: Option<tempfile::TempDir>,
+    /// The embedded store itself, for tests that read every table.
+    pub embedded: Option<EmbeddedStore>,
+    /// The DynamoDB tables' name prefix, for tests that scan every table.
+    pub dynamo_prefix: Option<String>,
 }
 
 /// A match queue that records jobs (and fails on demand) instead of running the matcher, so
@@ -246,11 +266,12 @@ pub fn rules_app(stores: &Stores) -> Router {
 
 pub fn rules_app_with_queue(stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
     let state = rules::RulesState::new(
-        &secrets().admin_api_key,
+        &secrets().admin_keys,
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.jobs.clone(),
         queue,
+        stores.erasure.clone(),
     );
     shared::http::serve_json_errors(rules::router(state))
 }
@@ -487,4 +508,19 @@ pub async fn nonzero_counters(
                 .map(move |(name, count)| (day.clone(), name, count))
         })
         .collect()
+}
+
+/// Log output kept in memory, for tests that read what was logged (a subscriber's writer).
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -8,12 +8,13 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::config::Secrets;
-use shared::http::{ApiError, require_admin};
+use shared::http::{ApiError, AuditObject, require_admin};
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::attribution::{CreditWindow, Decision, decide};
 use shared::revenue::links::send_code;
@@ -23,14 +24,14 @@ use shared::revenue::{
     Amount, Conversion, ConversionStatus, Currency, Network, Offer, OfferDraft, Postback,
     SendDraft, SendRecord,
 };
-use shared::secret::Secret;
+use shared::secret::{AdminKeys, Secret};
 use shared::store::{ConversionWrite, RevenueStore, SendWrite};
 use shared::time::{Timestamp, accepted_day};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub struct PostbackState {
-    admin_key: Arc<Secret>,
+    admin_keys: Arc<AdminKeys>,
     postback_token: Secret,
     link_secret: Secret,
     /// Tracked links are `<public_base_url>/c/<code>`.
@@ -45,7 +46,7 @@ impl PostbackState {
         store: Arc<dyn RevenueStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            admin_key: Arc::new(secrets.admin_api_key.clone()),
+            admin_keys: Arc::new(secrets.admin_keys.clone()),
             postback_token: secrets.postback_token.clone(),
             link_secret: secrets.link_secret.clone(),
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
@@ -65,7 +66,7 @@ pub fn router(state: Arc<PostbackState>) -> Router {
             "/instances/{instance_id}/contacts/{contact_id}/journey",
             get(contact_journey),
         )
-        .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin));
+        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin));
     Router::new()
         .route(
             "/postbacks/{network}",
@@ -239,7 +240,7 @@ fn offer_id(text: &str) -> Result<OfferId, ApiError> {
 async fn create_offer(
     State(state): State<Arc<PostbackState>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Offer>), ApiError> {
+) -> Result<Response, ApiError> {
     let draft = OfferDraft::from_json(&readable(body)?)?;
     let id = draft.offer_id.clone().unwrap_or_else(|| {
         OfferId::parse(&ulid::Ulid::new().to_string().to_lowercase()).expect("a ULID is an id")
@@ -255,7 +256,11 @@ async fn create_offer(
             ),
         });
     }
-    Ok((StatusCode::CREATED, Json(offer)))
+    let created = format!("offer_id={}", offer.offer_id);
+    Ok(AuditObject::attach(
+        (StatusCode::CREATED, Json(offer)).into_response(),
+        created,
+    ))
 }
 
 async fn list_offers(State(state): State<Arc<PostbackState>>) -> Result<Json<Value>, ApiError> {

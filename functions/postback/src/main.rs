@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let store = DynamoRevenueStore::from_env(&Client::new(&aws))?;
     let needed = [
         SecretName::AdminApiKey,
+        SecretName::ReadonlyApiKey,
         SecretName::PostbackToken,
         SecretName::LinkSecret,
     ];

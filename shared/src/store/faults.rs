@@ -5,7 +5,7 @@ use super::{
     CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
     DedupeClaim, JobStore, RuleStore, RuleWrite, StoreError,
 };
-use super::{ConversionWrite, RevenueStore, SendWrite, WidgetStore};
+use super::{ConversionWrite, Erased, Erasure, ErasureStore, RevenueStore, SendWrite, WidgetStore};
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId, OfferId};
@@ -414,6 +414,15 @@ impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
                 self.inner
                     .load_report_counters(dimension, first_day, last_day),
             )
+            .await
+    }
+}
+
+#[async_trait]
+impl<S: ErasureStore> ErasureStore for FaultInjectingStore<S> {
+    async fn erase_contact(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
+        self.plan
+            .write("erase_contact", self.inner.erase_contact(erasure))
             .await
     }
 }

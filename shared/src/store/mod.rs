@@ -3,17 +3,22 @@
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "aws")]
+pub mod dynamo_erasure;
+#[cfg(feature = "aws")]
 pub mod dynamo_revenue;
 #[cfg(feature = "aws")]
 pub mod dynamo_widget;
 mod embedded;
+mod embedded_erasure;
 mod embedded_revenue;
 mod embedded_widget;
+mod erasure;
 mod faults;
 mod revenue;
 mod widget;
 
 pub use embedded::EmbeddedStore;
+pub use erasure::{Erased, Erasure, ErasureStore};
 pub use faults::{FaultInjectingStore, FaultMode, FaultPlan};
 pub use revenue::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
