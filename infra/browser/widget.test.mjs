@@ -67,14 +67,18 @@ try {
     const text = await page.textContent("#log");
     return text && text.trim().startsWith("{") ? text : null;
   }));
-  assert.equal(answer.acquisition.kind, "web");
-  assert.equal(answer.acquisition.utm.campaign, "spring");
-  assert.equal(answer.acquisition.click_ids.gclid, "TEST123");
-  assert.equal(answer.acquisition.platform, "google");
+  // The public answer names the web contact and nothing stored; the admin API shows it.
   const visitorId = await page.evaluate(() => window.AttributionWidget.visitorId());
-  const webContact = await api("GET", `/instances/${INSTANCE}/contacts/${visitorId}`);
+  assert.equal(answer.visitor_id, visitorId);
+  assert.equal(answer.contact_id, `web:${visitorId}`);
+  assert.equal(answer.acquisition, undefined);
+  const webContact = await api("GET", `/instances/${INSTANCE}/contacts/${answer.contact_id}`);
   assert.equal(webContact.status, 200);
   assert.equal(webContact.body.channel, "web");
+  assert.equal(webContact.body.acquisition.kind, "web");
+  assert.equal(webContact.body.acquisition.utm.campaign, "spring");
+  assert.equal(webContact.body.acquisition.click_ids.gclid, "TEST123");
+  assert.equal(webContact.body.acquisition.platform, "google");
   console.log(`ok - the web contact ${visitorId} has the landing page's UTMs after navigation`);
 
   // Click the rewritten wa.me link; WhatsApp is not reachable here, so the request is caught.

@@ -1,6 +1,6 @@
 //! Configuration from the environment, the same in Lambda and in the local server.
 
-use crate::secret::Secret;
+use crate::secret::{AdminKeys, RotatingSecret, Secret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -41,37 +41,52 @@ pub enum SecretName {
     MetaAppSecret,
     MetaVerifyToken,
     AdminApiKey,
+    /// Optional: a key of the admin API that may only read.
+    ReadonlyApiKey,
     PostbackToken,
     LinkSecret,
 }
 
 impl SecretName {
-    pub const ALL: [SecretName; 5] = [
+    pub const ALL: [SecretName; 6] = [
         SecretName::MetaAppSecret,
         SecretName::MetaVerifyToken,
         SecretName::AdminApiKey,
+        SecretName::ReadonlyApiKey,
         SecretName::PostbackToken,
         SecretName::LinkSecret,
     ];
+
+    /// The secrets every function serving admin routes reads.
+    pub const ADMIN: [SecretName; 2] = [SecretName::AdminApiKey, SecretName::ReadonlyApiKey];
 
     pub fn name(&self) -> &'static str {
         match self {
             Self::MetaAppSecret => "META_APP_SECRET",
             Self::MetaVerifyToken => "META_VERIFY_TOKEN",
             Self::AdminApiKey => "ADMIN_API_KEY",
+            Self::ReadonlyApiKey => "READONLY_API_KEY",
             Self::PostbackToken => "POSTBACK_TOKEN",
             Self::LinkSecret => "LINK_SECRET",
         }
     }
 
-    fn dev_default(&self) -> &'static str {
+    /// What the local server uses when the environment has no value; `None` for an optional
+    /// secret, which then stays unset.
+    fn dev_default(&self) -> Option<&'static str> {
         match self {
-            Self::MetaAppSecret => "dev-app-secret",
-            Self::MetaVerifyToken => "dev-verify-token",
-            Self::AdminApiKey => "dev-admin-key",
-            Self::PostbackToken => "dev-postback-token",
-            Self::LinkSecret => "dev-link-secret",
+            Self::MetaAppSecret => Some("dev-app-secret"),
+            Self::MetaVerifyToken => Some("dev-verify-token"),
+            Self::AdminApiKey => Some("dev-admin-key"),
+            Self::ReadonlyApiKey => None,
+            Self::PostbackToken => Some("dev-postback-token"),
+            Self::LinkSecret => Some("dev-link-secret"),
         }
+    }
+
+    #[cfg(feature = "aws")]
+    fn is_optional(&self) -> bool {
+        self.dev_default().is_none()
     }
 }
 
@@ -86,7 +101,8 @@ pub struct DevDefault {
 pub struct Secrets {
     pub meta_app_secret: Secret,
     pub meta_verify_token: Secret,
-    pub admin_api_key: Secret,
+    /// `ADMIN_API_KEY` and the optional `READONLY_API_KEY`, each `current[,previous]`.
+    pub admin_keys: AdminKeys,
     /// Affiliate platforms send it with each postback.
     pub postback_token: Secret,
     /// Keys tracked-link codes and the hashes of clicking clients' addresses.
@@ -94,37 +110,46 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Builds the set from `lookup`; a secret it has no value for is `missing`'s answer.
+    /// Builds the set from `value`, which answers `None` for an optional secret left unset.
     fn assemble(
-        mut value: impl FnMut(SecretName) -> Result<Secret, ConfigError>,
+        mut value: impl FnMut(SecretName) -> Result<Option<Secret>, ConfigError>,
     ) -> Result<Self, ConfigError> {
+        let mut required = |name: SecretName| value(name)?.ok_or(ConfigError::Missing(name.name()));
+        let meta_app_secret = required(SecretName::MetaAppSecret)?;
+        let meta_verify_token = required(SecretName::MetaVerifyToken)?;
+        let admin = rotating(SecretName::AdminApiKey, &required(SecretName::AdminApiKey)?)?;
+        let postback_token = required(SecretName::PostbackToken)?;
+        let link_secret = required(SecretName::LinkSecret)?;
+        let readonly = value(SecretName::ReadonlyApiKey)?
+            .map(|raw| rotating(SecretName::ReadonlyApiKey, &raw))
+            .transpose()?;
         Ok(Self {
-            meta_app_secret: value(SecretName::MetaAppSecret)?,
-            meta_verify_token: value(SecretName::MetaVerifyToken)?,
-            admin_api_key: value(SecretName::AdminApiKey)?,
-            postback_token: value(SecretName::PostbackToken)?,
-            link_secret: value(SecretName::LinkSecret)?,
+            meta_app_secret,
+            meta_verify_token,
+            admin_keys: AdminKeys { admin, readonly },
+            postback_token,
+            link_secret,
         })
     }
 
     /// For the local server: each secret from the environment, or a development default, which
-    /// it returns too so the caller can say so.
-    pub fn from_env_or_dev_defaults() -> (Self, Vec<DevDefault>) {
+    /// it returns too so the caller can say so. Fails only on a key that does not parse.
+    pub fn from_env_or_dev_defaults() -> Result<(Self, Vec<DevDefault>), ConfigError> {
         let mut used_defaults = Vec::new();
         let secrets = Self::assemble(|name| {
-            Ok(match optional(name.name()) {
-                Some(value) => Secret::new(value),
-                None => {
+            Ok(match (optional(name.name()), name.dev_default()) {
+                (Some(value), _) => Some(Secret::new(value)),
+                (None, Some(default)) => {
                     used_defaults.push(DevDefault {
                         name: name.name(),
-                        value: name.dev_default(),
+                        value: default,
                     });
-                    Secret::new(name.dev_default())
+                    Some(Secret::new(default))
                 }
+                (None, None) => None,
             })
-        })
-        .expect("every secret has a default");
-        (secrets, used_defaults)
+        })?;
+        Ok((secrets, used_defaults))
     }
 
     /// For Lambda: the `needed` secrets from SSM Parameter Store (`prefix` + name, e.g.
@@ -166,15 +191,27 @@ impl Secrets {
         }
         Self::assemble(|name| {
             if !needed.contains(&name) {
-                return Ok(Secret::unusable());
+                // An optional secret not asked for is absent; a required one matches nothing.
+                return Ok((!name.is_optional()).then(Secret::unusable));
             }
-            found
+            let value = found
                 .remove(&format!("{prefix}{}", name.name()))
                 .filter(|value| !value.is_empty())
-                .map(Secret::new)
-                .ok_or(ConfigError::MissingSecret(name.name()))
+                .map(Secret::new);
+            match value {
+                None if !name.is_optional() => Err(ConfigError::MissingSecret(name.name())),
+                value => Ok(value),
+            }
         })
     }
+}
+
+/// A key variable's value as `current[,previous]`.
+fn rotating(name: SecretName, raw: &Secret) -> Result<RotatingSecret, ConfigError> {
+    RotatingSecret::parse(raw).map_err(|reason| ConfigError::Invalid {
+        name: name.name(),
+        reason,
+    })
 }
 
 /// The AWS SDK configuration, loaded once per cold start and shared by every client: region and

@@ -7,16 +7,19 @@ use crate::model::Contact;
 pub const NEW_CONTACTS: &str = "new_contacts";
 pub const UNMATCHED: &str = "unmatched";
 
-pub fn kind_counter(kind: &str) -> String {
+// Every counter name comes from a fixed vocabulary (`'static` names) or an admin-created rule's
+// id, never from what a message or a page URL says: a day's counters stay a short list.
+
+pub fn kind_counter(kind: &'static str) -> String {
     format!("kind:{kind}")
 }
 
-pub fn platform_counter(platform: &str) -> String {
+pub fn platform_counter(platform: &'static str) -> String {
     format!("platform:{platform}")
 }
 
-pub fn rule_counter(rule_id: &str) -> String {
-    format!("rule:{rule_id}")
+pub fn rule_counter(rule_id: &crate::rules::RuleId) -> String {
+    format!("rule:{}", rule_id.as_str())
 }
 
 /// One change of one counter of one instance and day (`YYYY-MM-DD`, the contact's first seen
@@ -30,36 +33,53 @@ pub struct CounterBump {
     pub delta: i64,
 }
 
-/// The counters a change of a contact from `before` to `after` adds to.
+/// The counters a contact stands in, on its first-seen day: one new contact, its acquisition's
+/// kind, platform and rule, or `unmatched` while the rules found nothing for it and nothing
+/// else has attributed it.
+fn counted_in(contact: &Contact) -> Vec<String> {
+    let mut names = vec![NEW_CONTACTS.to_owned()];
+    match &contact.acquisition {
+        Some(acquisition) => {
+            names.push(kind_counter(acquisition.kind()));
+            names.push(platform_counter(acquisition.platform()));
+            if let crate::model::Acquisition::Rule(rule) = acquisition {
+                names.push(rule_counter(&rule.rule_id));
+            }
+        }
+        None if contact.rules_checked_at.is_some() => names.push(UNMATCHED.to_owned()),
+        None => {}
+    }
+    names
+}
+
+/// The counter changes that move a contact from where `before` counted to where `after`
+/// counts: what `after` stands in and `before` did not (+1), what `before` stood in and
+/// `after` does not (-1). So a later, earlier message that moves the first-seen day, or an
+/// earlier referral that replaces the acquisition, moves the counts with it.
 pub fn bumps_for(before: Option<&Contact>, after: &Contact) -> Vec<CounterBump> {
-    let change = |name: String, delta: i64| CounterBump {
+    let on_day = |contact: &Contact| {
+        let day = contact.first_seen_day();
+        counted_in(contact)
+            .into_iter()
+            .map(move |name| (day.clone(), name))
+    };
+    let mut left: Vec<(String, String)> = before.into_iter().flat_map(on_day).collect();
+    let change = |(day, name): (String, String), delta: i64| CounterBump {
         instance_id: after.instance_id.clone(),
-        day: after.first_seen_day(),
+        day,
         name,
         delta,
     };
-    let bump = |name: String| change(name, 1);
     let mut bumps = Vec::new();
-    if before.is_none() {
-        bumps.push(bump(NEW_CONTACTS.to_owned()));
-    }
-    let had_acquisition = before.is_some_and(|contact| contact.acquisition.is_some());
-    if let (false, Some(acquisition)) = (had_acquisition, &after.acquisition) {
-        bumps.push(bump(kind_counter(acquisition.kind())));
-        bumps.push(bump(platform_counter(acquisition.platform())));
-        if let crate::model::Acquisition::Rule(rule) = acquisition {
-            bumps.push(bump(rule_counter(rule.rule_id.as_str())));
+    for counted in on_day(after) {
+        match left.iter().position(|previous| *previous == counted) {
+            Some(index) => {
+                left.remove(index);
+            }
+            None => bumps.push(change(counted, 1)),
         }
     }
-    // A contact counts as unmatched while the rules found nothing for it and nothing else has
-    // attributed it; a later referral (or backfill) moves it out of that count.
-    let unmatched =
-        |contact: &Contact| contact.rules_checked_at.is_some() && contact.acquisition.is_none();
-    match (before.is_some_and(unmatched), unmatched(after)) {
-        (false, true) => bumps.push(bump(UNMATCHED.to_owned())),
-        (true, false) => bumps.push(change(UNMATCHED.to_owned(), -1)),
-        _ => {}
-    }
+    bumps.extend(left.into_iter().map(|counted| change(counted, -1)));
     bumps
 }
 
@@ -141,6 +161,50 @@ mod tests {
                 ("kind:meta_ad".into(), 1),
                 ("platform:instagram".into(), 1),
                 ("unmatched".into(), -1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_contact_whose_first_seen_day_moves_takes_its_counts_along() {
+        let mut before = contact();
+        before.acquisition = Some(meta_ad());
+        let mut after = before.clone();
+        after.first_seen_at = before.first_seen_at.plus_seconds(-86_400);
+        let moved: Vec<_> = bumps_for(Some(&before), &after)
+            .into_iter()
+            .map(|bump| (bump.day, bump.name, bump.delta))
+            .collect();
+        let on = |day: &str, name: &str, delta| (day.to_owned(), name.to_owned(), delta);
+        assert_eq!(
+            moved,
+            [
+                on("2025-11-23", "new_contacts", 1),
+                on("2025-11-23", "kind:meta_ad", 1),
+                on("2025-11-23", "platform:instagram", 1),
+                on("2025-11-24", "new_contacts", -1),
+                on("2025-11-24", "kind:meta_ad", -1),
+                on("2025-11-24", "platform:instagram", -1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_replaced_acquisition_moves_its_counts_to_the_new_one() {
+        let mut before = contact();
+        before.acquisition = Some(meta_ad());
+        let mut after = before.clone();
+        after.acquisition = Some(Acquisition::MetaPost(MetaReferral::minimal(
+            MetaPlatform::Facebook,
+            Timestamp::from_unix_seconds(1).unwrap(),
+        )));
+        assert_eq!(
+            named(&bumps_for(Some(&before), &after)),
+            [
+                ("kind:meta_post".into(), 1),
+                ("platform:facebook".into(), 1),
+                ("kind:meta_ad".into(), -1),
+                ("platform:instagram".into(), -1)
             ]
         );
     }

@@ -20,6 +20,16 @@ impl FieldError {
     }
 }
 
+/// The longest prefix of `text` of at most `max_bytes` bytes that ends on a character
+/// boundary: how a stored string is kept within its byte budget whatever its script.
+pub fn cap_bytes(text: &str, max_bytes: usize) -> &str {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// The body as a JSON object, or why not.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, FieldError> {
     let value: Value = serde_json::from_slice(body)

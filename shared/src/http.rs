@@ -3,10 +3,10 @@
 
 use crate::ids::InvalidId;
 use crate::ingest::IngestError;
-use crate::secret::Secret;
+use crate::secret::{AdminKeys, KeyName};
 use crate::store::StoreError;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -43,6 +43,13 @@ impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.into(),
             message: message.into(),
         }
     }
@@ -120,6 +127,10 @@ impl From<IngestError> for ApiError {
             contention @ IngestError::Contention { .. } => {
                 Self::Unavailable(contention.to_string())
             }
+            foreign @ IngestError::ForeignChannel => Self::Conflict {
+                code: "contact_of_another_channel",
+                message: foreign.to_string(),
+            },
         }
     }
 }
@@ -148,26 +159,111 @@ impl From<InvalidId> for ApiError {
     }
 }
 
-/// Middleware for admin routes: `Authorization: Bearer <admin key>`, compared in constant time.
+/// Middleware for admin routes: `Authorization: Bearer <key>`, the admin key (current or
+/// previous) for every route, the read-only key for `GET` and `HEAD` only. Every key is
+/// compared, in constant time. Each write (any other method) logs one audit line.
 pub async fn require_admin(
-    State(admin_key): State<Arc<Secret>>,
+    State(keys): State<Arc<AdminKeys>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = request
+    let key = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| {
             let value = value.as_bytes();
             let (scheme, token) = value.split_at(value.len().min(7));
             scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
-        });
-    match token {
-        Some(token) if admin_key.matches(token) => Ok(next.run(request).await),
-        _ => Err(ApiError::Unauthorized {
+        })
+        .and_then(|token| keys.identify(token))
+        .ok_or_else(|| ApiError::Unauthorized {
             code: "unauthorized",
             message: "a valid `Authorization: Bearer <admin key>` header is required".to_owned(),
-        }),
+        })?;
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    if reads {
+        return Ok(next.run(request).await);
+    }
+    let (mut parts, body) = request.into_parts();
+    let audit = AuditLine::of(&mut parts, key).await;
+    if key.is_readonly() {
+        let refused = ApiError::Forbidden {
+            code: "read_only_key",
+            message: "this key may only read (GET); writes need the admin key".to_owned(),
+        };
+        audit.log(StatusCode::FORBIDDEN, None);
+        return Err(refused);
+    }
+    let response = next.run(Request::from_parts(parts, body)).await;
+    audit.log(
+        response.status(),
+        response.extensions().get::<AuditObject>(),
+    );
+    Ok(response)
+}
+
+/// The id of what an admin write created, when the path does not name it (a new rule, offer or
+/// job): handlers put it in their response's extensions for the audit line.
+#[derive(Debug, Clone)]
+pub struct AuditObject(pub String);
+
+impl AuditObject {
+    pub fn attach(mut response: Response, id: impl Into<String>) -> Response {
+        response.extensions_mut().insert(Self(id.into()));
+        response
+    }
+}
+
+/// What an audit line says about a write, read from the request before it runs.
+struct AuditLine {
+    route: String,
+    method: Method,
+    key: KeyName,
+    /// The path's ids, `name=value` each; contact ids masked like everywhere in logs.
+    objects: String,
+}
+
+impl AuditLine {
+    async fn of(parts: &mut axum::http::request::Parts, key: KeyName) -> Self {
+        // The template, never the path itself: a path holds contact ids.
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| "<unmatched>".to_owned(), |path| path.as_str().to_owned());
+        let objects = match RawPathParams::from_request_parts(parts, &()).await {
+            Ok(params) => params
+                .iter()
+                .map(|(name, value)| {
+                    let shown = if name == "contact_id" {
+                        crate::ids::mask(value)
+                    } else {
+                        value.to_owned()
+                    };
+                    format!("{name}={shown}")
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            Err(_) => String::new(),
+        };
+        Self {
+            route,
+            method: parts.method.clone(),
+            key,
+            objects,
+        }
+    }
+
+    fn log(&self, status: StatusCode, created: Option<&AuditObject>) {
+        tracing::info!(
+            target: "audit",
+            route = %self.route,
+            method = %self.method,
+            key = self.key.as_str(),
+            object = %self.objects,
+            created = created.map(|object| object.0.as_str()),
+            status = status.as_u16(),
+            "admin write"
+        );
     }
 }
 
@@ -178,6 +274,27 @@ pub fn serve_json_errors(router: Router) -> Router {
     router
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::map_response(json_rejections))
+}
+
+/// axum's own refusals (a path segment that is not UTF-8, say) come as plain text: they are
+/// turned into the JSON error every other refusal is, with their text as the message.
+async fn json_rejections(response: Response) -> Response {
+    let plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !response.status().is_client_error() || !plain_text {
+        return response;
+    }
+    let status = response.status();
+    // Rejection texts are a line or two; more is cut rather than buffered.
+    let text = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => "the request was refused".to_owned(),
+    };
+    let error = json!({ "error": { "code": "invalid_request", "message": text } });
+    (status, Json(error)).into_response()
 }
 
 /// A contact as the admin API shows it: as stored, plus its acquisition's display colour (a

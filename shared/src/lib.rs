@@ -5,6 +5,7 @@
 //! an embedded store for local use and, with the `aws` feature, DynamoDB.
 
 pub mod backfill;
+pub mod bounds;
 pub mod config;
 pub mod counters;
 pub mod fields;

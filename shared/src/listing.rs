@@ -3,7 +3,7 @@
 
 use crate::ids::InstanceId;
 use crate::model::{Acquisition, Contact};
-use crate::secret::Secret;
+use crate::secret::{RotatingSecret, Secret};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -104,20 +104,22 @@ pub fn parse_limit(limit: Option<&str>) -> Result<usize, InvalidListing> {
 }
 
 /// Cursors carry a listing position, bound to its instance by an HMAC under a server key: one
-/// made for an instance, or edited, is refused anywhere else.
+/// made for an instance, or edited, is refused anywhere else. The key rotates with the admin
+/// key: cursors are signed with its current value and accepted under either, so a listing walk
+/// survives a rotation for as long as the previous admin key is still accepted.
 pub struct CursorCodec {
-    key: Secret,
+    key: RotatingSecret,
 }
 
 const TAG_BYTES: usize = 16;
 
 impl CursorCodec {
-    pub fn new(key: Secret) -> Self {
+    pub fn new(key: RotatingSecret) -> Self {
         Self { key }
     }
 
-    fn mac(&self, instance_id: &InstanceId, position: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose()).expect("any key length");
+    fn mac(key: &Secret, instance_id: &InstanceId, position: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.expose()).expect("any key length");
         mac.update(b"contacts-cursor\0");
         mac.update(instance_id.as_str().as_bytes());
         mac.update(b"\0");
@@ -126,7 +128,9 @@ impl CursorCodec {
     }
 
     pub fn encode(&self, instance_id: &InstanceId, position: &str) -> String {
-        let tag = self.mac(instance_id, position).finalize().into_bytes();
+        let tag = Self::mac(self.key.current(), instance_id, position)
+            .finalize()
+            .into_bytes();
         format!(
             "{}.{}",
             hex::encode(position),
@@ -146,9 +150,14 @@ impl CursorCodec {
         if tag.len() != TAG_BYTES {
             return Err(invalid());
         }
-        let mac = self.mac(instance_id, &position);
-        mac.verify_truncated_left(&tag).map_err(|_| invalid())?;
-        Ok(position)
+        // Not short-circuited: every accepted key is tried.
+        let valid = self.key.accepted().fold(false, |valid, key| {
+            let verified = Self::mac(key, instance_id, &position)
+                .verify_truncated_left(&tag)
+                .is_ok();
+            valid | verified
+        });
+        valid.then_some(position).ok_or_else(invalid)
     }
 }
 
@@ -158,7 +167,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_other_instances_and_edits() {
-        let codec = CursorCodec::new(Secret::new("k"));
+        let codec = CursorCodec::new(RotatingSecret::new(Secret::new("k")));
         let one = InstanceId::parse("1").unwrap();
         let two = InstanceId::parse("2").unwrap();
         let cursor = codec.encode(&one, "2026-01-01T00:00:00.000Z#5511");
@@ -173,5 +182,18 @@ mod tests {
         assert!(codec.decode(&two, &forged).is_err());
         assert!(codec.decode(&one, "garbage").is_err());
         assert!(codec.decode(&one, &cursor[..cursor.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn cursors_survive_a_rotation_while_the_previous_key_is_accepted() {
+        let one = InstanceId::parse("1").unwrap();
+        let before = CursorCodec::new(RotatingSecret::parse(&Secret::new("old")).unwrap());
+        let cursor = before.encode(&one, "p");
+        let rotating = CursorCodec::new(RotatingSecret::parse(&Secret::new("new,old")).unwrap());
+        assert_eq!(rotating.decode(&one, &cursor).unwrap(), "p");
+        let fresh = rotating.encode(&one, "q");
+        let after = CursorCodec::new(RotatingSecret::parse(&Secret::new("new")).unwrap());
+        assert_eq!(after.decode(&one, &fresh).unwrap(), "q");
+        assert!(after.decode(&one, &cursor).is_err());
     }
 }

@@ -1,5 +1,7 @@
-//! The matcher: applies an instance's text rules to a contact's first message, once, with the
-//! attribution and its counters in one conditional write.
+//! The matcher: applies an instance's text rules to a contact's first message, once per first
+//! message (an earlier message delivered late is the first one then, and is decided again), with
+//! the attribution and its counters in one conditional write. A rule matching the first message
+//! replaces an acquisition from a later message's referral: it is the earlier touch.
 
 use crate::backfill::{self, JobStatus};
 use crate::counters::bumps_for;
@@ -8,9 +10,11 @@ use crate::ingest::IngestError;
 use crate::model::Contact;
 use crate::model::{Acquisition, RuleAttribution};
 use crate::queue::{BackfillPage, JobQueue, MatchJob, QueueError, QueueJob};
+use crate::revenue::Click;
 use crate::rules::CompiledRules;
 use crate::store::{
-    CommitOutcome, ContactStore, ContactUpdate, JobStore, RuleStore, StoreError, WidgetStore,
+    CommitOutcome, ContactStore, ContactUpdate, JobStore, RevenueStore, RuleStore, StoreError,
+    WidgetStore,
 };
 use crate::time::Timestamp;
 use crate::web::ref_code_in;
@@ -53,6 +57,8 @@ pub struct Matcher {
     /// Where ref codes from the web widget are looked up; without it, first messages are
     /// matched against the rules only.
     ref_codes: Option<Arc<dyn WidgetStore>>,
+    /// Where queued clicks are recorded; without it, such jobs fail (and are retried).
+    revenue: Option<Arc<dyn RevenueStore>>,
 }
 
 /// What a backfill did to one contact.
@@ -82,7 +88,25 @@ impl Matcher {
             page_size: backfill::PAGE_SIZE,
             cache: Mutex::new(HashMap::new()),
             ref_codes: None,
+            revenue: None,
         }
+    }
+
+    /// Records the clicks the redirect queued when it could not record them itself.
+    pub fn with_revenue(mut self, store: Arc<dyn RevenueStore>) -> Self {
+        self.revenue = Some(store);
+        self
+    }
+
+    /// A queued click, recorded once however often it is delivered.
+    async fn record_click(&self, click: &Click) -> Result<(), String> {
+        let store = self
+            .revenue
+            .as_ref()
+            .ok_or("no revenue store attached for queued clicks")?;
+        store.record_click(click).await.map_err(|e| e.to_string())?;
+        tracing::info!(offer_id = %click.offer_id, "queued click recorded");
+        Ok(())
     }
 
     /// Looks up the web widget's ref codes (`[ref:…]` in a first message) before the rules.
@@ -426,6 +450,7 @@ impl Matcher {
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
                 Ok(QueueJob::BackfillPage(page)) => self.handle_backfill_page(&page, now).await,
+                Ok(QueueJob::RecordClick(click)) => self.record_click(&click).await,
                 // Not serde's message: it quotes the offending value, which can be a phone
                 // number (a contact id sent as a JSON number, say).
                 Err(error) => Err(format!(

@@ -57,8 +57,13 @@ pub fn count(metric: &str, dimensions: &[(&str, &str)], value: u64) {
 /// acquisition kind, rule matches and unmatched contacts (platforms and rule ids stay in the
 /// stats API: as dimensions they would be unbounded).
 pub fn counters_moved(bumps: &[CounterBump]) {
-    for bump in bumps.iter().filter(|bump| bump.delta > 0) {
-        let name = bump.name.as_str();
+    // A contact whose first-seen day moved leaves one day's counts for another's: only a net
+    // gain of a counter is something new.
+    let mut net = std::collections::BTreeMap::<&str, i64>::new();
+    for bump in bumps {
+        *net.entry(bump.name.as_str()).or_default() += bump.delta;
+    }
+    for (name, _) in net.into_iter().filter(|(_, delta)| *delta > 0) {
         if name == NEW_CONTACTS {
             count("NewContacts", &[], 1);
         } else if name == UNMATCHED {

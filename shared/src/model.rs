@@ -101,7 +101,7 @@ pub enum Referral {
 }
 
 impl Referral {
-    /// When the referral was seen.
+    /// When the touch happened: the event's own time, or the web visit's.
     pub fn captured_at(&self) -> Timestamp {
         match self {
             Referral::MetaAd(referral)
@@ -110,6 +110,11 @@ impl Referral {
             | Referral::Other(referral) => referral.captured_at,
             Referral::Web(visit) => visit.captured_at,
         }
+    }
+
+    /// Whether it stands for an acquisition (without building it).
+    pub fn is_acquisition(&self) -> bool {
+        !matches!(self, Referral::Other(_))
     }
 
     /// The first-touch acquisition this referral stands for, if it stands for one.
@@ -124,7 +129,8 @@ impl Referral {
     }
 }
 
-/// How the contact was acquired: set once, at first touch, and never overwritten.
+/// How the contact was acquired: its earliest touch, by the touches' own times. Only an earlier
+/// touch (an event Meta delivered late) ever replaces it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Acquisition {
@@ -183,14 +189,33 @@ impl Acquisition {
         }
     }
 
-    /// The platform the contact came from, as stats group them.
-    pub fn platform(&self) -> &str {
+    /// Whether this acquisition was read from the first message's text (a rule, a web ref
+    /// code), so that it stands only as long as that message is the first.
+    pub fn read_from_first_message(&self) -> bool {
+        self.touched_at().is_none()
+    }
+
+    /// When the touch behind this acquisition happened: the referral's or the visit's own
+    /// time; `None` for one read from the first message, which stands at that message's time.
+    pub fn touched_at(&self) -> Option<Timestamp> {
+        match self {
+            Acquisition::MetaAd(referral)
+            | Acquisition::MetaPost(referral)
+            | Acquisition::Shortlink(referral) => Some(referral.captured_at),
+            Acquisition::Web(visit) if visit.ref_code.is_none() => Some(visit.captured_at),
+            Acquisition::Rule(_) | Acquisition::Web(_) => None,
+        }
+    }
+
+    /// The platform the contact came from, as stats group them: always one of a fixed list,
+    /// since it names a counter.
+    pub fn platform(&self) -> &'static str {
         match self {
             Acquisition::MetaAd(referral)
             | Acquisition::MetaPost(referral)
             | Acquisition::Shortlink(referral) => referral.platform.as_str(),
             Acquisition::Rule(rule) => rule.platform.as_str(),
-            Acquisition::Web(visit) => &visit.platform,
+            Acquisition::Web(visit) => visit.platform.as_str(),
         }
     }
 }
@@ -272,7 +297,8 @@ pub struct Contact {
     #[serde(default)]
     pub touches: Vec<Referral>,
     /// When the text rules were applied to the first message (matched or not); `None` while
-    /// the contact waits for the matcher.
+    /// the contact waits for the matcher, and when a referral at or before the first message
+    /// made their verdict moot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_checked_at: Option<Timestamp>,
     /// Phone, BSUID and username, as far as Meta told them.
@@ -287,12 +313,27 @@ pub struct Contact {
 }
 
 impl Contact {
-    /// Whether the text rules still have to look at this contact: no acquisition yet, and the
-    /// matcher has not decided.
+    /// Whether the text rules still have to look at this contact's first message: they have
+    /// not decided on it, and no referral came at or before it. A referral on a later message
+    /// does not settle it: a rule matching the first message is the earlier touch.
     pub fn awaits_rule_match(&self) -> bool {
-        self.acquisition.is_none()
-            && self.rules_checked_at.is_none()
-            && self.first_message.is_some()
+        self.first_message.is_some() && self.rules_checked_at.is_none() && !self.rules_are_moot()
+    }
+
+    /// Whether a referral (or web visit) at or before the first message is the acquisition:
+    /// then the first message's text cannot be the first touch.
+    pub fn rules_are_moot(&self) -> bool {
+        self.acquisition
+            .as_ref()
+            .and_then(Acquisition::touched_at)
+            .is_some_and(|at| self.is_at_or_before_first_message(at))
+    }
+
+    /// Whether a touch at `at` comes no later than the first message (or there is none yet).
+    pub fn is_at_or_before_first_message(&self, at: Timestamp) -> bool {
+        self.first_message
+            .as_ref()
+            .is_none_or(|first| at <= first.timestamp)
     }
 
     /// The first message's text as sent, or empty (audio, image, none yet).

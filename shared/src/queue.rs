@@ -1,6 +1,7 @@
 //! The match queue: jobs for the matcher, on SQS in AWS and in-process locally.
 
 use crate::ids::{ContactId, InstanceId};
+use crate::revenue::Click;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,9 @@ pub struct BackfillPage {
 pub enum QueueJob {
     Match(MatchJob),
     BackfillPage(BackfillPage),
+    /// A click the redirect could not record: complete (id and time fixed at the redirect), so
+    /// recording it again on a redelivery changes nothing.
+    RecordClick(Box<Click>),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,7 @@ pub fn platform_color(platform: &str) -> &'static str {
         "email" => "#6B7280",
         "sms" => "#8B5CF6",
         "microsoft" => "#00A4EF",
+        "reddit" => "#FF4500",
         "direct" => "#94A3B8",
         "custom" => "#F97316",
         _ => "#A16207",

@@ -1,12 +1,30 @@
 //! Timestamps with one fixed textual form, so that stored values sort lexicographically in
 //! time order (DynamoDB sort keys, embedded range scans).
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
+
+/// The years a time or day from outside (a query, a body, a postback) may fall in. Far enough
+/// either way for any real event, near enough that every day is four digits (the textual
+/// forms sort as times only then) and no window arithmetic around it leaves chrono's range.
+const ACCEPTED_YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be from 2000-01-01 to 2100-12-31 (UTC)")]
+pub struct OutOfRange;
+
+/// `day` if it lies in the accepted years.
+pub fn accepted_day(day: NaiveDate) -> Result<NaiveDate, OutOfRange> {
+    if ACCEPTED_YEARS.contains(&day.year()) {
+        Ok(day)
+    } else {
+        Err(OutOfRange)
+    }
+}
 
 impl Timestamp {
     /// Now, to the millisecond: the precision timestamps are stored with, so a value reads
@@ -33,8 +51,21 @@ impl Timestamp {
         self.0.timestamp()
     }
 
+    /// Saturates at the ends of chrono's range rather than panicking: the callers add windows
+    /// of days to accepted times, so the ends are never reached in practice.
     pub fn plus_seconds(&self, seconds: i64) -> Self {
-        Self(self.0 + chrono::Duration::seconds(seconds))
+        let moved = chrono::TimeDelta::try_seconds(seconds)
+            .and_then(|delta| self.0.checked_add_signed(delta));
+        Self(moved.unwrap_or(if seconds < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        }))
+    }
+
+    /// `self` if its UTC day lies in the accepted years (see [`accepted_day`]).
+    pub fn accepted(self) -> Result<Self, OutOfRange> {
+        accepted_day(self.0.date_naive()).map(|_| self)
     }
 
     /// The UTC calendar day, `YYYY-MM-DD`.
@@ -87,5 +118,23 @@ mod tests {
         let round_trip: Timestamp =
             serde_json::from_str(&serde_json::to_string(&late).unwrap()).unwrap();
         assert_eq!(round_trip, late);
+    }
+
+    #[test]
+    fn only_this_century_and_the_next_are_accepted_and_arithmetic_never_panics() {
+        let day = |text| NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        assert!(accepted_day(day("2000-01-01")).is_ok());
+        assert!(accepted_day(day("2100-12-31")).is_ok());
+        assert_eq!(accepted_day(day("1999-12-31")), Err(OutOfRange));
+        assert_eq!(accepted_day(day("2101-01-01")), Err(OutOfRange));
+        assert_eq!(accepted_day(day("-262143-01-01")), Err(OutOfRange));
+        let epoch = Timestamp::from_unix_seconds(0).unwrap();
+        assert_eq!(epoch.accepted(), Err(OutOfRange));
+        let far = epoch.plus_seconds(i64::MIN).plus_seconds(i64::MIN);
+        assert_eq!(far.as_datetime(), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(
+            epoch.plus_seconds(i64::MAX).as_datetime(),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! the platform they point to, widget keys with their origin allow-lists, and the short ref
 //! codes that carry a visit into the WhatsApp conversation it starts.
 
-use crate::fields::FieldError;
-use crate::ids::InstanceId;
+use crate::fields::{FieldError, cap_bytes};
+use crate::ids::{ContactId, InstanceId};
 use crate::secret::Secret;
 use crate::time::Timestamp;
 use rand::Rng;
@@ -11,8 +11,226 @@ use serde::{Deserialize, Serialize};
 
 /// Longest page URL or referrer accepted, in bytes.
 pub const MAX_URL_BYTES: usize = 8 * 1024;
-/// Longest value kept of one UTM parameter or click id, in characters.
-const MAX_PARAM_CHARS: usize = 500;
+/// Longest page URL or referrer stored, in bytes of its serialised form: re-serialising
+/// percent-encodes, so the stored form can be longer than what was sent, and this is what
+/// bounds it.
+pub const MAX_STORED_URL_BYTES: usize = 2 * 1024;
+/// Longest value kept of one UTM parameter or click id, in bytes of UTF-8 (control characters
+/// dropped, so that no encoding of it grows beyond twice this).
+pub const MAX_PARAM_BYTES: usize = 500;
+/// Web contacts are keyed `web:<visitor_id>`. Meta's ids are digits (phone numbers, PSIDs,
+/// IGSIDs) or business-scoped ids (`BR.1502576394655843`, `US.ENT.…`): none holds a `:`, so no
+/// visitor id can name a contact of another channel.
+pub const WEB_CONTACT_PREFIX: &str = "web:";
+/// Longest visitor id, in characters (the snippet makes 33).
+pub const MAX_VISITOR_ID_CHARS: usize = 64;
+
+/// The web contact a browser's `visitor_id` stands for: letters, digits, `-` and `_`, at most
+/// [`MAX_VISITOR_ID_CHARS`], under [`WEB_CONTACT_PREFIX`].
+pub fn web_contact_id(visitor_id: &str) -> Result<ContactId, FieldError> {
+    let shaped = (1..=MAX_VISITOR_ID_CHARS).contains(&visitor_id.len())
+        && visitor_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let refused = || {
+        FieldError::new(
+            "visitor_id",
+            format!("must be 1 to {MAX_VISITOR_ID_CHARS} letters, digits, '-' or '_'"),
+        )
+    };
+    if !shaped {
+        return Err(refused());
+    }
+    ContactId::parse(&format!("{WEB_CONTACT_PREFIX}{visitor_id}")).map_err(|_| refused())
+}
+
+/// The platforms a web visit can name: a fixed list, so that what a page URL says never
+/// becomes a counter or a stats row of its own. Anything unrecognised is `other` (its raw
+/// `utm_source` or referrer stays in the visit). Stored visits with a name outside the list
+/// read back as `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebPlatform {
+    Google,
+    Facebook,
+    Instagram,
+    Tiktok,
+    Twitter,
+    Linkedin,
+    Youtube,
+    Snapchat,
+    Pinterest,
+    Microsoft,
+    Reddit,
+    Whatsapp,
+    Email,
+    Sms,
+    Direct,
+    #[serde(other)]
+    Other,
+}
+
+impl WebPlatform {
+    pub const ALL: [WebPlatform; 16] = [
+        Self::Google,
+        Self::Facebook,
+        Self::Instagram,
+        Self::Tiktok,
+        Self::Twitter,
+        Self::Linkedin,
+        Self::Youtube,
+        Self::Snapchat,
+        Self::Pinterest,
+        Self::Microsoft,
+        Self::Reddit,
+        Self::Whatsapp,
+        Self::Email,
+        Self::Sms,
+        Self::Direct,
+        Self::Other,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Google => "google",
+            Self::Facebook => "facebook",
+            Self::Instagram => "instagram",
+            Self::Tiktok => "tiktok",
+            Self::Twitter => "twitter",
+            Self::Linkedin => "linkedin",
+            Self::Youtube => "youtube",
+            Self::Snapchat => "snapchat",
+            Self::Pinterest => "pinterest",
+            Self::Microsoft => "microsoft",
+            Self::Reddit => "reddit",
+            Self::Whatsapp => "whatsapp",
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Direct => "direct",
+            Self::Other => "other",
+        }
+    }
+
+    /// The platform a `utm_source` names, in any of its common spellings (case, spaces,
+    /// dashes and dots ignored: `Google Ads`, `google-ads`, `facebook.com`), or `None`.
+    pub fn from_source(source: &str) -> Option<Self> {
+        let squeezed: String = source
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        let spellings: [(&[&str], Self); 14] = [
+            (
+                &[
+                    "google",
+                    "googleads",
+                    "adwords",
+                    "googleadwords",
+                    "gads",
+                    "googlecom",
+                ],
+                Self::Google,
+            ),
+            (
+                &[
+                    "facebook",
+                    "fb",
+                    "meta",
+                    "facebookads",
+                    "fbads",
+                    "metaads",
+                    "facebookcom",
+                ],
+                Self::Facebook,
+            ),
+            (
+                &["instagram", "ig", "insta", "instagramcom"],
+                Self::Instagram,
+            ),
+            (&["tiktok", "tiktokads", "tiktokcom"], Self::Tiktok),
+            (
+                &["twitter", "x", "tco", "twittercom", "xcom"],
+                Self::Twitter,
+            ),
+            (
+                &["linkedin", "lnkd", "linkedinads", "linkedincom"],
+                Self::Linkedin,
+            ),
+            (&["youtube", "yt", "youtubecom"], Self::Youtube),
+            (&["snapchat", "snap", "snapchatads"], Self::Snapchat),
+            (&["pinterest", "pinterestcom"], Self::Pinterest),
+            (
+                &[
+                    "bing",
+                    "microsoft",
+                    "msn",
+                    "bingads",
+                    "microsoftads",
+                    "bingcom",
+                ],
+                Self::Microsoft,
+            ),
+            (&["reddit", "redditcom"], Self::Reddit),
+            (&["whatsapp", "wame"], Self::Whatsapp),
+            (
+                &[
+                    "email",
+                    "newsletter",
+                    "mail",
+                    "mailchimp",
+                    "klaviyo",
+                    "emailmarketing",
+                ],
+                Self::Email,
+            ),
+            (&["sms", "textmessage"], Self::Sms),
+        ];
+        spellings
+            .iter()
+            .find(|(names, _)| names.contains(&squeezed.as_str()))
+            .map(|(_, platform)| *platform)
+    }
+
+    /// The platform a referring host belongs to (`www.`, subdomains and country domains
+    /// included: `l.facebook.com`, `google.co.uk`), or `None`.
+    pub fn from_host(host: &str) -> Option<Self> {
+        let host = host.to_ascii_lowercase();
+        let labels = format!(".{}", host.trim_end_matches('.'));
+        // A pattern ending in `.` names a registrable label under any suffix (`google.`).
+        let known = [
+            ("google.", Self::Google),
+            ("youtube.", Self::Youtube),
+            ("youtu.be", Self::Youtube),
+            ("facebook.com", Self::Facebook),
+            ("fb.com", Self::Facebook),
+            ("fb.me", Self::Facebook),
+            ("instagram.com", Self::Instagram),
+            ("t.co", Self::Twitter),
+            ("twitter.com", Self::Twitter),
+            ("x.com", Self::Twitter),
+            ("linkedin.com", Self::Linkedin),
+            ("lnkd.in", Self::Linkedin),
+            ("tiktok.com", Self::Tiktok),
+            ("bing.com", Self::Microsoft),
+            ("msn.com", Self::Microsoft),
+            ("pinterest.", Self::Pinterest),
+            ("snapchat.com", Self::Snapchat),
+            ("reddit.com", Self::Reddit),
+            ("wa.me", Self::Whatsapp),
+            ("whatsapp.com", Self::Whatsapp),
+        ];
+        known
+            .iter()
+            .find(|(pattern, _)| {
+                if pattern.ends_with('.') {
+                    labels.contains(&format!(".{pattern}"))
+                } else {
+                    labels.ends_with(&format!(".{pattern}"))
+                }
+            })
+            .map(|(_, platform)| *platform)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Utm {
@@ -48,15 +266,15 @@ pub struct ClickIds {
 
 impl ClickIds {
     /// The ad platform the first present click id belongs to.
-    fn platform(&self) -> Option<&'static str> {
+    fn platform(&self) -> Option<WebPlatform> {
         [
-            (&self.gclid, "google"),
-            (&self.gbraid, "google"),
-            (&self.wbraid, "google"),
-            (&self.fbclid, "facebook"),
-            (&self.ttclid, "tiktok"),
-            (&self.msclkid, "microsoft"),
-            (&self.li_fat_id, "linkedin"),
+            (&self.gclid, WebPlatform::Google),
+            (&self.gbraid, WebPlatform::Google),
+            (&self.wbraid, WebPlatform::Google),
+            (&self.fbclid, WebPlatform::Facebook),
+            (&self.ttclid, WebPlatform::Tiktok),
+            (&self.msclkid, WebPlatform::Microsoft),
+            (&self.li_fat_id, WebPlatform::Linkedin),
         ]
         .into_iter()
         .find_map(|(id, platform)| id.is_some().then_some(platform))
@@ -66,7 +284,7 @@ impl ClickIds {
 /// Where a web visitor came from: a web contact's acquisition, also what a ref code carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebVisit {
-    pub platform: String,
+    pub platform: WebPlatform,
     pub utm: Utm,
     pub click_ids: ClickIds,
     pub page_url: String,
@@ -96,60 +314,32 @@ fn parse_url(field: &'static str, text: &str) -> Result<url::Url, FieldError> {
 }
 
 /// The first value of each parameter in the query (never the fragment), percent-decoded
-/// (invalid UTF-8 becomes U+FFFD), trimmed, and capped; empty values count as absent.
+/// (invalid UTF-8 becomes U+FFFD), without control characters, trimmed, and capped; empty
+/// values count as absent.
 fn first_values(url: &url::Url) -> impl Fn(&str) -> Option<String> + '_ {
     move |name: &str| {
         url.query_pairs()
             .find(|(key, _)| key == name)
             .map(|(_, value)| {
-                value
-                    .trim()
-                    .chars()
-                    .take(MAX_PARAM_CHARS)
-                    .collect::<String>()
+                let visible: String = value.chars().filter(|c| !c.is_control()).collect();
+                cap_bytes(visible.trim(), MAX_PARAM_BYTES)
+                    .trim_end()
+                    .to_owned()
             })
             .filter(|value| !value.is_empty())
     }
 }
 
-/// The platform a referring host stands for: known networks by name, any other by its host
-/// without `www.`.
-fn referrer_platform(host: &str) -> String {
-    let host = host.trim_start_matches("www.").to_ascii_lowercase();
-    let known = [
-        ("google.", "google"),
-        ("youtube.", "youtube"),
-        ("facebook.com", "facebook"),
-        ("fb.com", "facebook"),
-        ("fb.me", "facebook"),
-        ("instagram.com", "instagram"),
-        ("t.co", "twitter"),
-        ("twitter.com", "twitter"),
-        ("x.com", "twitter"),
-        ("linkedin.com", "linkedin"),
-        ("lnkd.in", "linkedin"),
-        ("tiktok.com", "tiktok"),
-        ("bing.com", "microsoft"),
-        ("pinterest.", "pinterest"),
-        ("snapchat.com", "snapchat"),
-    ];
-    known
-        .iter()
-        .find(|(pattern, _)| {
-            let labels = format!(".{host}");
-            if pattern.ends_with('.') {
-                labels.contains(&format!(".{pattern}"))
-            } else {
-                labels.ends_with(&format!(".{pattern}"))
-            }
-        })
-        .map_or(host.clone(), |(_, platform)| (*platform).to_owned())
+/// A URL as stored: its serialised form, cut to [`MAX_STORED_URL_BYTES`].
+fn stored_url(url: &url::Url) -> String {
+    cap_bytes(url.as_str(), MAX_STORED_URL_BYTES).to_owned()
 }
 
 impl WebVisit {
     /// Reads a visit from the page URL and the referrer. The platform comes from a click id,
-    /// else `utm_source` (lower-cased), else the referrer's host (a referrer on the page's own
-    /// host is navigation, not a source), else `direct`.
+    /// else `utm_source` (a known one, else `other`), else the referrer's host (a known one,
+    /// else `other`; a referrer on the page's own host is navigation, not a source), else
+    /// `direct`.
     pub fn from_page(
         page_url: &str,
         referrer: Option<&str>,
@@ -184,16 +374,21 @@ impl WebVisit {
             .filter(|host| Some(*host) != page.host_str());
         let platform = click_ids
             .platform()
-            .map(str::to_owned)
-            .or_else(|| utm.source.as_ref().map(|source| source.to_lowercase()))
-            .or_else(|| external_referrer.map(referrer_platform))
-            .unwrap_or_else(|| "direct".to_owned());
+            .or_else(|| {
+                let source = utm.source.as_deref()?;
+                Some(WebPlatform::from_source(source).unwrap_or(WebPlatform::Other))
+            })
+            .or_else(|| {
+                let host = external_referrer?;
+                Some(WebPlatform::from_host(host).unwrap_or(WebPlatform::Other))
+            })
+            .unwrap_or(WebPlatform::Direct);
         Ok(Self {
             platform,
             utm,
             click_ids,
-            page_url: page.to_string(),
-            referrer: referrer.map(|r| r.to_string()),
+            page_url: stored_url(&page),
+            referrer: referrer.as_ref().map(stored_url),
             via: None,
             ref_code: None,
             captured_at,
@@ -384,7 +579,11 @@ mod tests {
         assert_eq!(v.utm.campaign.as_deref(), Some("spring sale"));
         assert_eq!(v.utm.term.as_deref(), Some("café"));
         assert_eq!(v.utm.content, None, "the fragment is not the query");
-        assert_eq!(v.platform, "news letter");
+        assert_eq!(
+            v.platform,
+            WebPlatform::Email,
+            "a known source, in any spelling"
+        );
     }
 
     #[test]
@@ -436,7 +635,7 @@ mod tests {
             (
                 "https://s.example/?utm_source=Newsletter",
                 Some("https://www.google.com/"),
-                "newsletter",
+                "email",
             ),
             (
                 "https://s.example/",
@@ -452,8 +651,15 @@ mod tests {
             (
                 "https://s.example/",
                 Some("https://blog.example.org/post"),
-                "blog.example.org",
+                "other",
             ),
+            (
+                "https://s.example/?utm_source=Partner%20Blog",
+                None,
+                "other",
+            ),
+            ("https://s.example/?utm_source=IG", None, "instagram"),
+            ("https://s.example/?utm_source=Google-Ads", None, "google"),
             (
                 "https://s.example/",
                 Some("https://s.example/other"),
@@ -463,11 +669,72 @@ mod tests {
         ];
         for (page, referrer, platform) in cases {
             assert_eq!(
-                visit(page, referrer).platform,
+                visit(page, referrer).platform.as_str(),
                 platform,
                 "{page} {referrer:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_platform_reads_back_and_unknown_names_read_as_other() {
+        for platform in WebPlatform::ALL {
+            let json = serde_json::to_string(&platform).unwrap();
+            assert_eq!(json, format!("\"{}\"", platform.as_str()));
+            assert_eq!(
+                serde_json::from_str::<WebPlatform>(&json).unwrap(),
+                platform
+            );
+        }
+        let stored: WebPlatform = serde_json::from_str("\"blog.example.org\"").unwrap();
+        assert_eq!(stored, WebPlatform::Other);
+    }
+
+    #[test]
+    fn stored_urls_and_params_are_capped_after_encoding() {
+        // Spaces and non-ASCII letters are percent-encoded when the URL is re-serialised: three
+        // (or nine) bytes for each byte or letter sent.
+        let page = format!("https://shop.example/?utm_term=x&q={}", " é".repeat(2_000));
+        assert!(page.len() <= MAX_URL_BYTES);
+        let v = visit(&page, Some(&page));
+        assert_eq!(v.page_url.len(), MAX_STORED_URL_BYTES);
+        assert_eq!(v.referrer.unwrap().len(), MAX_STORED_URL_BYTES);
+        let wide = format!(
+            "https://shop.example/?utm_source={}",
+            "%E2%82%AC".repeat(400)
+        );
+        let source = visit(&wide, None).utm.source.unwrap();
+        assert!(source.len() <= MAX_PARAM_BYTES && source.len() > MAX_PARAM_BYTES - 3);
+        assert!(source.chars().all(|c| c == '€'));
+        let controls = visit("https://shop.example/?utm_medium=%01a%0Ab%7F", None);
+        assert_eq!(controls.utm.medium.as_deref(), Some("ab"));
+    }
+
+    #[test]
+    fn web_contact_ids_live_apart_from_meta_ids() {
+        assert_eq!(
+            web_contact_id("v0123abc_-Z").unwrap().as_str(),
+            "web:v0123abc_-Z"
+        );
+        for bad in [
+            "",
+            "has space",
+            "web:x",
+            "BR.1502576394655843",
+            "a#b",
+            &"v".repeat(MAX_VISITOR_ID_CHARS + 1),
+        ] {
+            assert_eq!(
+                web_contact_id(bad).unwrap_err().field,
+                "visitor_id",
+                "{bad}"
+            );
+        }
+        // A phone number is a valid visitor id, but names a different contact than the phone's.
+        assert_eq!(
+            web_contact_id("5511987654321").unwrap().as_str(),
+            "web:5511987654321"
+        );
     }
 
     #[test]

@@ -10,8 +10,9 @@ use shared::config::Secrets;
 use shared::ids::InstanceId;
 use shared::meta;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
-use shared::secret::Secret;
+use shared::secret::{AdminKeys, RotatingSecret, Secret};
 use shared::store::dynamo::{DynamoStore, TableNames};
+use shared::store::dynamo_erasure::DynamoErasureStore;
 use shared::store::dynamo_revenue::{DynamoRevenueStore, RevenueTables};
 use shared::store::dynamo_widget::{DynamoWidgetStore, WidgetTables};
 use shared::store::{ContactStore, EmbeddedStore};
@@ -34,7 +35,7 @@ pub fn secrets() -> Secrets {
     Secrets {
         meta_app_secret: Secret::new(APP_SECRET),
         meta_verify_token: Secret::new(VERIFY_TOKEN),
-        admin_api_key: Secret::new(ADMIN_KEY),
+        admin_keys: AdminKeys::admin_only(RotatingSecret::new(Secret::new(ADMIN_KEY))),
         postback_token: Secret::new(POSTBACK_TOKEN),
         link_secret: Secret::new(LINK_SECRET),
     }
@@ -78,9 +79,11 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
             let store =
                 EmbeddedStore::open(&folder.path().join("engine.redb")).expect("open store");
             Some((
-                Stores::of(store),
+                Stores::of(store.clone()),
                 StoreGuard {
                     _folder: Some(folder),
+                    embedded: Some(store),
+                    dynamo_prefix: None,
                 },
             ))
         }
@@ -101,6 +104,11 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 .create_tables()
                 .await
                 .expect("create widget tables in DynamoDB Local");
+            let erasure = DynamoErasureStore::new(
+                client.clone(),
+                &TableNames::prefixed(&prefix),
+                RevenueTables::prefixed(&prefix),
+            );
             let revenue_store = DynamoRevenueStore::new(client, RevenueTables::prefixed(&prefix));
             revenue_store
                 .create_tables()
@@ -112,8 +120,16 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 jobs: store.clone(),
                 revenue: Arc::new(revenue_store),
                 widgets: Arc::new(widget_store),
+                erasure: Arc::new(erasure),
             };
-            Some((stores, StoreGuard { _folder: None }))
+            Some((
+                stores,
+                StoreGuard {
+                    _folder: None,
+                    embedded: None,
+                    dynamo_prefix: Some(prefix),
+                },
+            ))
         }
     }
 }
@@ -128,6 +144,10 @@ pub async fn fresh_store(backend: Backend) -> Option<(Arc<dyn ContactStore>, Sto
 /// Keeps a test's temporary files alive as long as its store.
 pub struct StoreGuard {
     _folder: Option<tempfile::TempDir>,
+    /// The embedded store itself, for tests that read every table.
+    pub embedded: Option<EmbeddedStore>,
+    /// The DynamoDB tables' name prefix, for tests that scan every table.
+    pub dynamo_prefix: Option<String>,
 }
 
 /// A match queue that records jobs (and fails on demand) instead of running the matcher, so
@@ -159,7 +179,7 @@ impl RecordingQueue {
         jobs.iter()
             .filter_map(|job| match job {
                 QueueJob::Match(job) => Some(job.clone()),
-                QueueJob::BackfillPage(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -246,11 +266,12 @@ pub fn rules_app(stores: &Stores) -> Router {
 
 pub fn rules_app_with_queue(stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
     let state = rules::RulesState::new(
-        &secrets().admin_api_key,
+        &secrets().admin_keys,
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.jobs.clone(),
         queue,
+        stores.erasure.clone(),
     );
     shared::http::serve_json_errors(rules::router(state))
 }
@@ -260,11 +281,12 @@ pub fn engine_app(stores: &Stores) -> local_server::LocalEngine {
     local_server::engine(&secrets(), stores, PUBLIC_BASE_URL)
 }
 
-/// The click redirect over `stores`.
+/// The click redirect over `stores`, queueing the clicks it cannot record on a recording queue.
 pub fn clicks_app(stores: &Stores) -> Router {
     shared::http::serve_json_errors(clicks::router(clicks::ClicksState::new(
         &secrets(),
         stores.revenue.clone(),
+        Arc::new(RecordingQueue::default()),
     )))
 }
 
@@ -316,6 +338,11 @@ pub async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
         .oneshot(request)
         .await
         .expect("infallible router");
+    status_and_body(response).await
+}
+
+/// A response's status and body, parsed as JSON when it is JSON.
+pub async fn status_and_body(response: http::Response<Body>) -> (StatusCode, Value) {
     let status = response.status();
     let bytes = response
         .into_body()
@@ -357,6 +384,49 @@ pub async fn contact(app: &Router, instance_id: &str, contact_id: &str) -> Optio
         StatusCode::NOT_FOUND => None,
         other => panic!("unexpected {other}: {body}"),
     }
+}
+
+/// Creates (or rotates) `instance`'s widget for `origins`; answers its key.
+pub async fn configure_widget(app: &Router, instance: &str, origins: &[&str]) -> String {
+    let (status, body) = call(
+        app,
+        admin_request(
+            "POST",
+            &format!("/instances/{instance}/widget"),
+            Some(serde_json::json!({"allowed_origins": origins})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["widget_key"].as_str().unwrap().to_owned()
+}
+
+/// A widget POST from `origin` (a browser's, or forged) with `key`; answers the status,
+/// `Access-Control-Allow-Origin` and the body.
+pub async fn widget_post(
+    app: &Router,
+    path: &str,
+    origin: Option<&str>,
+    key: &str,
+    body: Value,
+) -> (StatusCode, Option<String>, Value) {
+    let mut request = Request::post(path)
+        .header("content-type", "application/json")
+        .header("x-widget-key", key);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .expect("infallible router");
+    let allowed = response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = status_and_body(response).await;
+    (status, allowed, body)
 }
 
 /// A WhatsApp delivery of one text message, with an optional referral object.
@@ -416,4 +486,59 @@ macro_rules! on_every_store {
             )*
         }
     };
+}
+
+/// A contact as the admin API shows it, without what the clock decides (when the matcher ran,
+/// when a rule's attribution was written): what must come out equal from two runs of the same
+/// events, whatever their faults or order.
+pub fn comparable_contact(mut contact: Value) -> Value {
+    let object = contact.as_object_mut().expect("a contact object");
+    let checked = object.remove("rules_checked_at").is_some();
+    object.insert("rules_checked".to_owned(), checked.into());
+    if contact["acquisition"]["kind"] == "rule" {
+        contact["acquisition"]
+            .as_object_mut()
+            .expect("an acquisition object")
+            .remove("captured_at");
+    }
+    contact
+}
+
+/// Every counter of `instance_id` that is not zero, as (day, name, count), over all days: a
+/// counter moved off a day leaves a zero there, the same as none.
+pub async fn nonzero_counters(
+    store: &dyn ContactStore,
+    instance_id: &str,
+) -> Vec<(String, String, u64)> {
+    let days = store
+        .load_counter_days(
+            &InstanceId::parse(instance_id).expect("an instance id"),
+            "1970-01-01",
+            "2100-01-01",
+        )
+        .await
+        .expect("counters");
+    days.into_iter()
+        .flat_map(|(day, names)| {
+            names
+                .into_iter()
+                .filter(|(_, count)| *count > 0)
+                .map(move |(name, count)| (day.clone(), name, count))
+        })
+        .collect()
+}
+
+/// Log output kept in memory, for tests that read what was logged (a subscriber's writer).
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -17,9 +17,11 @@ use shared::ids::{ContactId, InstanceId};
 use shared::matching::{InProcessQueue, Matcher};
 use shared::model::Contact;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
+use shared::revenue::Click;
+use shared::store::RevenueStore;
 use shared::store::{
     CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim,
-    FaultInjectingStore, FaultPlan, StoreError,
+    FaultInjectingStore, FaultMode, FaultPlan, StoreError,
 };
 use shared::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -30,8 +32,14 @@ use tower::ServiceExt;
 
 on_every_store!(
     webhook_deliveries_that_met_faults_are_replayed_to_the_same_state,
+    webhook_deliveries_whose_answers_were_lost_are_replayed_to_the_same_state,
     match_jobs_that_met_faults_are_retried_to_the_same_state,
+    match_jobs_whose_answers_were_lost_are_retried_to_the_same_state,
+    backfill_pages_that_met_faults_are_retried_to_the_same_state,
+    backfill_pages_whose_answers_were_lost_are_retried_to_the_same_state,
     postbacks_that_met_faults_are_replayed_to_the_same_state,
+    postbacks_whose_answers_were_lost_are_replayed_to_the_same_state,
+    clicks_whose_answers_were_lost_are_recorded_once,
     a_job_failing_every_time_is_dead_lettered_in_process_and_the_rest_succeed,
 );
 
@@ -246,21 +254,6 @@ async fn run_jobs_until_done(matcher: &Matcher, jobs: &[MatchJob]) -> usize {
     );
 }
 
-/// A contact as the admin API shows it, without what the clock decides (when the matcher
-/// ran): the rest must be equal whatever the faults were.
-fn comparable(mut contact: Value) -> Value {
-    let object = contact.as_object_mut().unwrap();
-    let checked = object.remove("rules_checked_at").is_some();
-    object.insert("rules_checked".to_owned(), checked.into());
-    if contact["acquisition"]["kind"] == "rule" {
-        contact["acquisition"]
-            .as_object_mut()
-            .unwrap()
-            .remove("captured_at");
-    }
-    contact
-}
-
 /// Every contact of the run and every daily counter of both instances.
 async fn final_state(
     stores: &Stores,
@@ -272,7 +265,7 @@ async fn final_state(
         let contact = contact(&reader, instance, contact_id)
             .await
             .unwrap_or_else(|| panic!("contact {contact_id} was lost"));
-        shown.push(comparable(contact));
+        shown.push(comparable_contact(contact));
     }
     let mut counters = Vec::new();
     for instance in [INSTANCE, OTHER_INSTANCE] {
@@ -355,6 +348,18 @@ async fn fault_free_run(backend: Backend) -> Option<(String, StoreGuard)> {
 }
 
 async fn webhook_deliveries_that_met_faults_are_replayed_to_the_same_state(backend: Backend) {
+    replay_deliveries(backend, FaultMode::Refused).await;
+}
+
+/// The dedupe claim makes Meta's retry of a delivery whose commit went through a duplicate;
+/// the retry must still queue the match job the lost answer never queued.
+async fn webhook_deliveries_whose_answers_were_lost_are_replayed_to_the_same_state(
+    backend: Backend,
+) {
+    replay_deliveries(backend, FaultMode::AnswerLost).await;
+}
+
+async fn replay_deliveries(backend: Backend, mode: FaultMode) {
     let Some((reference, _reference_guard)) = fault_free_run(backend).await else {
         return;
     };
@@ -366,6 +371,7 @@ async fn webhook_deliveries_that_met_faults_are_replayed_to_the_same_state(backe
     let (deliveries, contacts) = deliveries();
 
     let plan = FaultPlan::ratio(FAULT_RATIO, 0x00fa_u64);
+    plan.set_mode(mode);
     let queue = Arc::new(FlakyQueue::new(7));
     let app = webhook_app_with_queue(faulty(&stores, &plan).contacts, queue.clone());
     let failures = deliver_until_accepted(&app, &deliveries).await;
@@ -390,11 +396,21 @@ async fn webhook_deliveries_that_met_faults_are_replayed_to_the_same_state(backe
     assert_eq!(
         normalized_state(&stores, &contacts).await,
         reference,
-        "the deliveries that met faults ended differently from a fault-free run ({failures} failed calls)"
+        "the deliveries that met faults ({mode:?}) ended differently from a fault-free run ({failures} failed calls)"
     );
 }
 
 async fn match_jobs_that_met_faults_are_retried_to_the_same_state(backend: Backend) {
+    retry_jobs(backend, FaultMode::Refused).await;
+}
+
+/// A job whose write went through but failed to answer is retried by SQS: it must find the
+/// contact decided and count nothing again.
+async fn match_jobs_whose_answers_were_lost_are_retried_to_the_same_state(backend: Backend) {
+    retry_jobs(backend, FaultMode::AnswerLost).await;
+}
+
+async fn retry_jobs(backend: Backend, mode: FaultMode) {
     let Some((reference, _reference_guard)) = fault_free_run(backend).await else {
         return;
     };
@@ -409,6 +425,7 @@ async fn match_jobs_that_met_faults_are_retried_to_the_same_state(backend: Backe
     assert_eq!(deliver_until_accepted(&app, &deliveries).await, 0);
 
     let plan = FaultPlan::ratio(FAULT_RATIO, 0x0b5e_u64);
+    plan.set_mode(mode);
     let matcher = Matcher::new(
         faulty(&stores, &plan).contacts,
         stores.rules.clone(),
@@ -420,12 +437,179 @@ async fn match_jobs_that_met_faults_are_retried_to_the_same_state(backend: Backe
     let state = normalized_state(&stores, &contacts).await;
     assert_eq!(
         state, reference,
-        "jobs that met faults ended differently from a fault-free run ({failures} failed runs)"
+        "jobs that met faults ({mode:?}) ended differently from a fault-free run ({failures} failed runs)"
     );
     // Delivered once more after success (SQS delivers at least once): nothing changes.
     plan.set_ratio(0.0);
     run_jobs_until_done(&matcher, &jobs).await;
     assert_eq!(normalized_state(&stores, &contacts).await, state);
+}
+
+// ------------------------------------------------------------------------------ backfill
+
+/// Contacts per backfill page, so that a run takes several pages.
+const BACKFILL_PAGE: usize = 3;
+
+/// Contacts of the last hours before `now` (unix seconds), written while no rule exists (so the pre-filled ones stay unmatched until
+/// the backfill): pre-filled TikTok texts, organic chats and Meta ads.
+async fn unmatched_contacts(stores: &Stores, now: i64) -> Vec<(&'static str, String)> {
+    let queue = Arc::new(RecordingQueue::default());
+    let app = webhook_app_with_queue(stores.contacts.clone(), queue.clone());
+    let mut contacts = Vec::new();
+    for n in 0..11_i64 {
+        let contact = format!("1555400{n:04}");
+        let text = if n % 3 == 1 {
+            "hello"
+        } else {
+            "Hi, I saw your TikTok ad"
+        };
+        let referral = (n % 4 == 3).then(|| ctwa_referral(&format!("ad-{n}")));
+        let body = whatsapp_message(
+            INSTANCE,
+            &contact,
+            &format!("wamid.backfill.{n}"),
+            now - 3_600 - n * 60,
+            text,
+            referral,
+        );
+        assert_eq!(deliver_until_accepted(&app, &[body]).await, 0);
+        contacts.push((INSTANCE, contact));
+    }
+    let matcher = Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    );
+    assert_eq!(run_jobs_until_done(&matcher, &queue.match_jobs()).await, 0);
+    contacts
+}
+
+/// Runs every queued job (a backfill page queues the next) until each has succeeded, as SQS
+/// redelivers what failed. Answers how many runs failed.
+async fn run_queue_until_empty(matcher: &Matcher, queue: &RecordingQueue) -> usize {
+    let (mut done, mut failures) = (0, 0);
+    for _ in 0..MAX_ROUNDS {
+        let jobs = queue.jobs.lock().unwrap().clone();
+        if done == jobs.len() {
+            return failures;
+        }
+        for (n, job) in jobs.iter().enumerate().skip(done) {
+            let message = (format!("q-{n}"), serde_json::to_string(job).unwrap());
+            let mut runs = 0;
+            while !matcher
+                .handle_batch(std::slice::from_ref(&message), Timestamp::now())
+                .await
+                .is_empty()
+            {
+                failures += 1;
+                runs += 1;
+                assert!(runs < MAX_ROUNDS, "job {n} keeps failing");
+            }
+        }
+        done = jobs.len();
+    }
+    panic!("the queue never emptied");
+}
+
+/// A backfill run over `unmatched_contacts`, its pages run by a matcher whose contacts and
+/// jobs go through a fault injector in `mode` (`None`: no fault). Answers the final state and
+/// the job as the admin API shows it, the job id and clock fields replaced, and how many runs
+/// failed.
+async fn backfill_run(
+    backend: Backend,
+    now: i64,
+    mode: Option<FaultMode>,
+) -> Option<(String, Value, usize, StoreGuard)> {
+    let (stores, guard) = fresh_stores(backend).await?;
+    let contacts = unmatched_contacts(&stores, now).await;
+    create_tiktok_rule(&stores, INSTANCE).await;
+    let queue = Arc::new(RecordingQueue::default());
+    let rules = rules_app_with_queue(&stores, queue.clone());
+    let (status, started) = call(
+        &rules,
+        admin_request(
+            "POST",
+            &format!("/instances/{INSTANCE}/backfill"),
+            Some(json!({"days": 1, "dry_run": false})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let job_id = started["job_id"].as_str().unwrap().to_owned();
+
+    let plan = FaultPlan::ratio(0.0, 0x0bac_u64);
+    let faulty_jobs = Arc::new(FaultInjectingStore::new(stores.jobs.clone(), plan.clone()));
+    let matcher = Matcher::new(
+        faulty(&stores, &plan).contacts,
+        stores.rules.clone(),
+        faulty_jobs,
+    )
+    .with_page_size(BACKFILL_PAGE);
+    matcher.attach_queue(queue.clone());
+    if let Some(mode) = mode {
+        plan.set_mode(mode);
+        plan.set_ratio(FAULT_RATIO);
+    }
+    let failures = run_queue_until_empty(&matcher, &queue).await;
+    plan.set_ratio(0.0);
+
+    let (status, mut job) = call(
+        &rules,
+        admin_get(&format!("/instances/{INSTANCE}/backfill/{job_id}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    for clock in [
+        "job_id",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "since",
+        "until",
+    ] {
+        job.as_object_mut().unwrap().remove(clock);
+    }
+    let state = normalized_state(&stores, &contacts)
+        .await
+        .replace(&job_id, "the-job");
+    Some((state, job, failures, guard))
+}
+
+async fn backfill_pages_that_met_faults_are_retried_to_the_same_state(backend: Backend) {
+    backfill_with_faults(backend, FaultMode::Refused).await;
+}
+
+/// A page whose contact writes (or job save) went through but failed to answer is redone by
+/// the queue: the contacts it attributed stay its own, and nothing is counted twice.
+async fn backfill_pages_whose_answers_were_lost_are_retried_to_the_same_state(backend: Backend) {
+    backfill_with_faults(backend, FaultMode::AnswerLost).await;
+}
+
+async fn backfill_with_faults(backend: Backend, mode: FaultMode) {
+    let now = Timestamp::now().unix_seconds();
+    let Some((reference, reference_job, failures, _reference_guard)) =
+        backfill_run(backend, now, None).await
+    else {
+        return;
+    };
+    assert_eq!(failures, 0);
+    assert_eq!(reference_job["status"], "done", "{reference_job}");
+    assert!(
+        reference_job["updated"].as_u64().unwrap() >= 5,
+        "the backfill changes too little to prove much: {reference_job}"
+    );
+    let Some((state, job, failures, _guard)) = backfill_run(backend, now, Some(mode)).await else {
+        return;
+    };
+    assert!(failures > 0, "no page met a fault: the test proves nothing");
+    assert_eq!(
+        job, reference_job,
+        "the job's record differs ({mode:?}, {failures} failed runs)"
+    );
+    assert_eq!(
+        state, reference,
+        "pages that met faults ({mode:?}) ended differently from a fault-free run ({failures} failed runs)"
+    );
 }
 
 // ------------------------------------------------------------------------------ postbacks
@@ -434,14 +618,17 @@ const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36";
 
 fn revenue_app(stores: &Stores) -> Router {
     shared::http::serve_json_errors(
-        clicks::router(clicks::ClicksState::new(&secrets(), stores.revenue.clone())).merge(
-            postback::router(postback::PostbackState::new(
-                &secrets(),
-                PUBLIC_BASE_URL,
-                stores.revenue.clone(),
-                stores.contacts.clone(),
-            )),
-        ),
+        clicks::router(clicks::ClicksState::new(
+            &secrets(),
+            stores.revenue.clone(),
+            Arc::new(RecordingQueue::default()),
+        ))
+        .merge(postback::router(postback::PostbackState::new(
+            &secrets(),
+            PUBLIC_BASE_URL,
+            stores.revenue.clone(),
+            stores.contacts.clone(),
+        ))),
     )
 }
 
@@ -452,6 +639,16 @@ struct Names(Vec<(String, String)>);
 impl Names {
     fn add(&mut self, made: &str, role: String) {
         self.0.push((made.to_owned(), role));
+    }
+
+    /// What was made for `role`.
+    fn made(&self, role: &str) -> &str {
+        let (made, _) = self
+            .0
+            .iter()
+            .find(|(_, named)| named == role)
+            .unwrap_or_else(|| panic!("nothing was made for {role}"));
+        made
     }
 
     fn apply(&self, value: &Value) -> Value {
@@ -722,6 +919,33 @@ async fn revenue_state(app: &Router, names: &Names) -> Value {
 }
 
 async fn postbacks_that_met_faults_are_replayed_to_the_same_state(backend: Backend) {
+    replay_postbacks(backend, FaultMode::Refused).await;
+}
+
+/// A postback whose conversion was stored but not answered is retried by the platform: it is a
+/// duplicate then (answered 200, with what was credited), and nothing is counted twice.
+async fn postbacks_whose_answers_were_lost_are_replayed_to_the_same_state(backend: Backend) {
+    replay_postbacks(backend, FaultMode::AnswerLost).await;
+}
+
+/// Answers as the platform reads them; with lost answers, a retry may be the duplicate of its
+/// own first try, so only what was credited is compared.
+fn credited_answers(answers: &[Value], mode: FaultMode) -> Vec<Value> {
+    let mut shown: Vec<Value> = answers
+        .iter()
+        .map(|answer| {
+            let mut answer = answer.clone();
+            if mode == FaultMode::AnswerLost {
+                answer.as_object_mut().unwrap().remove("status");
+            }
+            answer
+        })
+        .collect();
+    shown.sort_by_key(|answer| answer.to_string());
+    shown
+}
+
+async fn replay_postbacks(backend: Backend, mode: FaultMode) {
     let base = Timestamp::now();
     // The reference.
     let Some((reference_stores, _reference_guard)) = fresh_stores(backend).await else {
@@ -745,6 +969,7 @@ async fn postbacks_that_met_faults_are_replayed_to_the_same_state(backend: Backe
     let plan = FaultPlan::ratio(0.0, 0x0c1c_u64);
     let app = revenue_app(&faulty(&stores, &plan));
     let (names, clicks) = revenue_setup(&app, base).await;
+    plan.set_mode(mode);
     plan.set_ratio(FAULT_RATIO);
     let (answers, failures) =
         post_back_until_accepted(&app, postbacks(&clicks, base), &names).await;
@@ -754,8 +979,16 @@ async fn postbacks_that_met_faults_are_replayed_to_the_same_state(backend: Backe
     );
     plan.set_ratio(0.0);
     assert_eq!(
-        answers, reference_answers,
+        credited_answers(&answers, mode),
+        credited_answers(&reference_answers, mode),
         "the platforms were answered differently"
+    );
+    let statuses: Vec<&Value> = reference_answers.iter().map(|a| &a["status"]).collect();
+    assert!(
+        answers
+            .iter()
+            .all(|answer| answer["status"] == "duplicate" || statuses.contains(&&answer["status"])),
+        "{answers:?}"
     );
     let state = revenue_state(&app, &names).await;
     assert_eq!(
@@ -778,6 +1011,77 @@ async fn postbacks_that_met_faults_are_replayed_to_the_same_state(backend: Backe
     assert!(
         credited >= 6,
         "the scenario credits too little to prove much: {reference}"
+    );
+}
+
+/// The clicks each contact of `revenue_setup` makes once more, recorded through `store` as a
+/// retried record does (the click queue): each call repeated until it answers `Ok`.
+async fn record_clicks(stores: &Stores, store: &Arc<dyn RevenueStore>, names: &Names) -> usize {
+    let mut failures = 0;
+    for n in 0..6 {
+        let code = names.made(&format!("code-{n}"));
+        let send = stores.revenue.load_send(code).await.unwrap().unwrap();
+        let offer = stores
+            .revenue
+            .load_offer(&send.offer_id)
+            .await
+            .unwrap()
+            .unwrap();
+        // Fixed ids, the same in both runs (digits are ULID characters).
+        let click = Click::new(
+            format!("01J{n:023}"),
+            &send,
+            &offer,
+            Timestamp::now(),
+            Some(BROWSER.to_owned()),
+            None,
+        );
+        let mut tries = 0;
+        while store.record_click(&click).await.is_err() {
+            failures += 1;
+            tries += 1;
+            assert!(tries < MAX_ROUNDS, "click {n} is never recorded");
+        }
+    }
+    failures
+}
+
+/// A click whose write went through but failed to answer is recorded again by its retry: it
+/// must count once, as in a fault-free run.
+async fn clicks_whose_answers_were_lost_are_recorded_once(backend: Backend) {
+    let base = Timestamp::now();
+    let Some((reference_stores, _reference_guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let reference_app = revenue_app(&reference_stores);
+    let (reference_names, _) = revenue_setup(&reference_app, base).await;
+    assert_eq!(
+        record_clicks(
+            &reference_stores,
+            &reference_stores.revenue,
+            &reference_names
+        )
+        .await,
+        0
+    );
+    let reference = revenue_state(&reference_app, &reference_names).await;
+
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = revenue_app(&stores);
+    let (names, _) = revenue_setup(&app, base).await;
+    let plan = FaultPlan::ratio(0.5, 0x0c1c_u64);
+    plan.set_mode(FaultMode::AnswerLost);
+    let failures = record_clicks(&stores, &faulty(&stores, &plan).revenue, &names).await;
+    assert!(
+        failures > 0,
+        "no click met a fault: the test proves nothing"
+    );
+    assert_eq!(
+        revenue_state(&app, &names).await,
+        reference,
+        "clicks whose answers were lost ended differently from a fault-free run ({failures} failed calls)"
     );
 }
 

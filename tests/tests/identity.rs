@@ -19,6 +19,7 @@ on_every_store!(
     sends_and_journeys_take_either_identifier,
     concurrent_messages_naming_one_person_make_one_contact,
     store_faults_during_links_and_merges_lose_and_double_nothing,
+    erasure_by_either_identifier_takes_every_link,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -613,4 +614,49 @@ async fn store_faults_during_links_and_merges_lose_and_double_nothing(backend: B
     }
     assert_eq!(counters(&faulty).await, counters(&clean).await);
     assert_eq!(listed(&faulty).await.len(), 4);
+}
+
+/// Erasing a merged person by their BSUID takes the contact and every link: neither the phone
+/// nor any BSUID finds it again, and a later message starts a new contact.
+async fn erasure_by_either_identifier_takes_every_link(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let webhook = webhook_app(stores.contacts.clone());
+    let admin = rules_app(&stores);
+    deliver(
+        &webhook,
+        &message(Some(PHONE), None, "wamid.e1", recent(30), "hola", None),
+    )
+    .await;
+    deliver(
+        &webhook,
+        &message(None, Some(BSUID), "wamid.e2", recent(20), "otra", None),
+    )
+    .await;
+    deliver(
+        &webhook,
+        &message(Some(PHONE), Some(BSUID), "wamid.e3", recent(10), "yo", None),
+    )
+    .await;
+    let (status, body) = call(
+        &admin,
+        admin_request(
+            "DELETE",
+            &format!("/instances/{INSTANCE}/contacts/{BSUID}"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(contact(&webhook, INSTANCE, PHONE).await, None);
+    assert_eq!(contact(&webhook, INSTANCE, BSUID).await, None);
+    assert!(listed(&stores).await.is_empty());
+    let later = message(None, Some(BSUID), "wamid.e4", recent(1), "de nuevo", None);
+    assert_eq!(deliver(&webhook, &later).await["applied"], 1);
+    let fresh = contact(&webhook, INSTANCE, BSUID)
+        .await
+        .expect("a new contact");
+    assert_eq!(fresh["message_count"], 1);
+    assert_eq!(contact(&webhook, INSTANCE, PHONE).await, None);
 }

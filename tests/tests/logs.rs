@@ -13,8 +13,7 @@ use integration_tests::*;
 use serde_json::json;
 use shared::matching::Matcher;
 use shared::store::{FaultInjectingStore, FaultPlan};
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
@@ -33,20 +32,6 @@ const PHONES: [&str; 7] = [
 ];
 const WRONG_ADMIN_KEY: &str = "guessed-admin-key-4242424242";
 const WRONG_POSTBACK_TOKEN: &str = "guessed-postback-token-5353535353";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The process-wide subscriber of this test binary: JSON and text, into one buffer.
 fn captured() -> &'static Captured {
@@ -261,7 +246,10 @@ async fn full_flow(stores: &Stores) {
         .oneshot(
             Request::get(format!("/c/{code}"))
                 .header("user-agent", "Mozilla/5.0")
-                .header("x-forwarded-for", "198.51.100.7")
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    [198, 51, 100, 7],
+                    50_000,
+                ))))
                 .body(Body::empty())
                 .unwrap(),
         )

@@ -21,6 +21,8 @@ on_every_store!(
     a_duplicate_job_attributes_and_counts_once,
     a_poison_message_fails_alone_in_its_batch,
     an_unmatched_contact_attributed_later_leaves_the_unmatched_count,
+    an_earlier_first_message_arriving_late_is_decided_again_by_the_rules,
+    a_rule_on_the_first_message_replaces_a_referral_from_a_later_message,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -390,4 +392,181 @@ async fn an_unmatched_contact_attributed_later_leaves_the_unmatched_count(backen
     assert_eq!(day.get("unmatched"), Some(&0), "{day:?}");
     assert_eq!(day.get("kind:meta_ad"), Some(&1));
     assert_eq!(day.get("new_contacts"), Some(&1));
+}
+
+// ------------------------------------------------------------------------------ arrival order
+
+/// The webhook with a recording queue and a matcher run by hand, so each step is seen.
+struct Steps {
+    stores: Stores,
+    app: axum::Router,
+    queue: std::sync::Arc<RecordingQueue>,
+    matcher: Matcher,
+}
+
+impl Steps {
+    async fn new(backend: Backend) -> Option<(Self, StoreGuard)> {
+        let (stores, guard) = fresh_stores(backend).await?;
+        create_rule(&rules_app(&stores), rule("TikTok", "tiktok ad", 1)).await;
+        let queue = std::sync::Arc::new(RecordingQueue::default());
+        let app = webhook_app_with_queue(stores.contacts.clone(), queue.clone());
+        let matcher = Matcher::new(
+            stores.contacts.clone(),
+            stores.rules.clone(),
+            stores.jobs.clone(),
+        );
+        Some((
+            Self {
+                stores,
+                app,
+                queue,
+                matcher,
+            },
+            guard,
+        ))
+    }
+
+    /// Runs the newest queued job, which must exist.
+    async fn run_last_job(&self) -> MatchOutcome {
+        let job = self.queue.match_jobs().pop().expect("a queued job");
+        self.matcher.handle(&job, Timestamp::now()).await.unwrap()
+    }
+
+    /// Every counter of the instance that is not zero, over all days, the rule id named.
+    async fn counters(&self) -> Vec<(String, String, u64)> {
+        let rules = self
+            .stores
+            .rules
+            .list_rules(&InstanceId::parse(INSTANCE).unwrap())
+            .await
+            .unwrap();
+        nonzero_counters(self.stores.contacts.as_ref(), INSTANCE)
+            .await
+            .into_iter()
+            .map(|(day, name, n)| (day, name.replace(rules[0].id.as_str(), "the-rule"), n))
+            .collect()
+    }
+}
+
+fn counted(list: &[(&str, &str, u64)]) -> Vec<(String, String, u64)> {
+    list.iter()
+        .map(|(day, name, n)| (day.to_string(), name.to_string(), *n))
+        .collect()
+}
+
+/// Day one and day two of the contact: 1970-01-01 and 1970-01-02 (UTC).
+const EARLY: i64 = 1_000;
+const LATE: i64 = 90_000;
+
+async fn an_earlier_first_message_arriving_late_is_decided_again_by_the_rules(backend: Backend) {
+    let Some((steps, _guard)) = Steps::new(backend).await else {
+        return;
+    };
+    let later = whatsapp_message(INSTANCE, "15550031", "wamid.later", LATE, "hello", None);
+    deliver(&steps.app, &later).await;
+    assert_eq!(steps.run_last_job().await, MatchOutcome::Unmatched);
+    assert_eq!(
+        steps.counters().await,
+        counted(&[
+            ("1970-01-02", "new_contacts", 1),
+            ("1970-01-02", "unmatched", 1)
+        ])
+    );
+
+    // Meta's retry of an earlier message: it is the first message now, and the rules read it.
+    let earlier = whatsapp_message(
+        INSTANCE,
+        "15550031",
+        "wamid.earlier",
+        EARLY,
+        "Hi, I saw your TikTok ad",
+        None,
+    );
+    deliver(&steps.app, &earlier).await;
+    assert_eq!(
+        steps.queue.match_jobs().len(),
+        2,
+        "the earlier message queued a job"
+    );
+    let waiting = contact(&steps.app, INSTANCE, "15550031").await.unwrap();
+    assert_eq!(waiting["first_message"]["id"], "wamid.earlier");
+    assert!(waiting.get("rules_checked_at").is_none(), "{waiting}");
+    assert!(matches!(
+        steps.run_last_job().await,
+        MatchOutcome::Matched { .. }
+    ));
+    let decided = contact(&steps.app, INSTANCE, "15550031").await.unwrap();
+    assert_eq!(decided["acquisition"]["kind"], "rule");
+    assert_eq!(
+        decided["acquisition"]["matched_text"],
+        "Hi, I saw your TikTok ad"
+    );
+    // The contact and its counts moved to its new first day; nothing is left where it was.
+    assert_eq!(
+        steps.counters().await,
+        counted(&[
+            ("1970-01-01", "kind:rule", 1),
+            ("1970-01-01", "new_contacts", 1),
+            ("1970-01-01", "platform:tiktok", 1),
+            ("1970-01-01", "rule:the-rule", 1),
+        ])
+    );
+    // The later message again (Meta retries it too) queues nothing and changes nothing.
+    deliver(&steps.app, &later).await;
+    assert_eq!(steps.queue.match_jobs().len(), 2);
+    assert_eq!(
+        contact(&steps.app, INSTANCE, "15550031").await.unwrap(),
+        decided
+    );
+}
+
+async fn a_rule_on_the_first_message_replaces_a_referral_from_a_later_message(backend: Backend) {
+    let Some((steps, _guard)) = Steps::new(backend).await else {
+        return;
+    };
+    for (contact_id, text) in [("15550041", "Hi, I saw your TikTok ad"), ("15550042", "hi")] {
+        let later = whatsapp_message(
+            INSTANCE,
+            contact_id,
+            &format!("wamid.{contact_id}.later"),
+            LATE,
+            "about the ad",
+            Some(ctwa_referral("ad-later")),
+        );
+        deliver(&steps.app, &later).await;
+        let earlier = whatsapp_message(
+            INSTANCE,
+            contact_id,
+            &format!("wamid.{contact_id}.earlier"),
+            EARLY,
+            text,
+            None,
+        );
+        deliver(&steps.app, &earlier).await;
+        // The ad came after the first message: the rules decide whether that message was the
+        // first touch.
+        let waiting = contact(&steps.app, INSTANCE, contact_id).await.unwrap();
+        assert_eq!(waiting["acquisition"]["ad_id"], "ad-later", "{waiting}");
+        steps.run_last_job().await;
+    }
+    let matched = contact(&steps.app, INSTANCE, "15550041").await.unwrap();
+    assert_eq!(matched["acquisition"]["kind"], "rule", "{matched}");
+    assert_eq!(
+        matched["touches"][0]["ad_id"], "ad-later",
+        "the ad stays a touch"
+    );
+    let unmatched = contact(&steps.app, INSTANCE, "15550042").await.unwrap();
+    assert_eq!(unmatched["acquisition"]["ad_id"], "ad-later", "{unmatched}");
+    assert!(unmatched.get("rules_checked_at").is_some());
+    assert_eq!(
+        steps.counters().await,
+        counted(&[
+            ("1970-01-01", "kind:meta_ad", 1),
+            ("1970-01-01", "kind:rule", 1),
+            ("1970-01-01", "new_contacts", 2),
+            ("1970-01-01", "platform:facebook", 1),
+            ("1970-01-01", "platform:tiktok", 1),
+            ("1970-01-01", "rule:the-rule", 1),
+        ])
+    );
 }

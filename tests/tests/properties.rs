@@ -565,8 +565,9 @@ proptest! {
 }
 
 /// The web widget's page URL and referrer parser: never a panic; an accepted visit always has a
-/// platform, kept parameters are at most 500 characters, and a ref code found in any text is
-/// of the right shape.
+/// platform of the fixed list, kept parameters are at most 500 bytes without control
+/// characters, stored URLs at most 2 KiB whatever their re-encoding, and a ref code found in
+/// any text is of the right shape.
 fn check_visit(page: &str, referrer: Option<&str>) {
     if let Ok(visit) = shared::web::WebVisit::from_page(page, referrer, now()) {
         assert_visit_shape(&visit);
@@ -579,27 +580,72 @@ fn check_visit(page: &str, referrer: Option<&str>) {
 }
 
 fn assert_visit_shape(visit: &shared::web::WebVisit) {
-    assert!(!visit.platform.is_empty());
-    let utm = &visit.utm;
-    for value in [
+    use shared::web::{MAX_PARAM_BYTES, MAX_STORED_URL_BYTES, WebPlatform};
+    assert!(WebPlatform::ALL.contains(&visit.platform));
+    let (utm, ids) = (&visit.utm, &visit.click_ids);
+    let params = [
         &utm.source,
         &utm.medium,
         &utm.campaign,
         &utm.term,
         &utm.content,
-    ]
-    .into_iter()
-    .flatten()
-    {
+        &ids.gclid,
+        &ids.fbclid,
+        &ids.gbraid,
+        &ids.wbraid,
+        &ids.ttclid,
+        &ids.msclkid,
+        &ids.li_fat_id,
+    ];
+    for value in params.into_iter().flatten() {
         assert!(
-            !value.is_empty() && value.chars().count() <= 500,
+            !value.is_empty()
+                && value.len() <= MAX_PARAM_BYTES
+                && !value.chars().any(char::is_control),
             "{value:?}"
+        );
+    }
+    if params.iter().skip(5).all(|id| id.is_none()) {
+        if let Some(source) = &utm.source {
+            let named = WebPlatform::from_source(source).unwrap_or(WebPlatform::Other);
+            assert_eq!(visit.platform, named, "{source:?}");
+        }
+    }
+    assert!(visit.page_url.len() <= MAX_STORED_URL_BYTES);
+    assert!(
+        visit
+            .referrer
+            .as_ref()
+            .is_none_or(|r| r.len() <= MAX_STORED_URL_BYTES)
+    );
+}
+
+/// Whatever a browser sends as its visitor id, the contact it names is a web contact's, apart
+/// from every id Meta can send (digits, business-scoped ids).
+fn check_visitor_id(visitor_id: &str) {
+    if let Ok(contact) = shared::web::web_contact_id(visitor_id) {
+        let id = contact.as_str();
+        assert_eq!(
+            id.strip_prefix(shared::web::WEB_CONTACT_PREFIX),
+            Some(visitor_id)
+        );
+        assert_eq!(
+            id.matches(':').count(),
+            1,
+            "the namespace's colon, which no Meta id holds"
         );
     }
 }
 
 proptest! {
     #![proptest_config(config(CASES))]
+
+    #[test]
+    fn visitor_ids_name_only_web_contacts(
+        visitor in prop_oneof![any::<String>(), "[0-9]{1,20}", "[A-Z]{2}\\.[A-Za-z0-9]{1,128}", "[A-Za-z0-9_:.-]{1,70}"],
+    ) {
+        check_visitor_id(&visitor);
+    }
 
     #[test]
     fn web_visits_take_arbitrary_text(page in any::<String>(), referrer in prop::option::of(any::<String>())) {
@@ -612,7 +658,7 @@ proptest! {
         query in prop::collection::vec(
             (prop::sample::select(vec!["utm_source", "utm_medium", "utm_campaign", "utm_term",
                 "utm_content", "gclid", "fbclid", "gbraid", "wbraid", "ttclid", "msclkid",
-                "li_fat_id", "x"]), "[^&#]{0,40}"),
+                "li_fat_id", "x"]), prop_oneof!["[^&#]{0,40}", "(%[0-9A-F]{2}|[ \"é€]){0,300}"]),
             0..8,
         ),
         referrer in prop::option::of(url_text()),

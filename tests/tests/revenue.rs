@@ -3,13 +3,21 @@
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use chrono::Datelike;
 use http::{Request, StatusCode};
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::matching::Matcher;
+use shared::queue::JobQueue;
 use shared::revenue::Click;
+use shared::revenue::links::hash_client_ip;
+use shared::secret::Secret;
+use shared::store::{ContactStore, FaultInjectingStore, FaultPlan, RevenueStore};
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 on_every_store!(
@@ -27,9 +35,34 @@ on_every_store!(
     decimal_money_adds_exactly,
     every_grouping_adds_up_to_the_same_totals,
     tune_and_everflow_postbacks_work_end_to_end,
+    the_click_hash_is_the_peer_address_never_x_forwarded_for,
+    a_conversion_before_its_click_is_not_credited,
+    clicks_whose_write_fails_are_redirected_and_recorded_once_from_the_queue,
+    clicks_are_redirected_even_when_the_queue_fails_too,
+    the_local_queue_records_the_clicks_the_redirect_could_not,
 );
 
 const INSTANCE: &str = "106540352242922";
+
+/// The clicks and postback functions behind one router, as the local server serves them: the
+/// redirect on `clicks` (queueing on `queue`), everything else on `revenue`.
+fn revenue_app(
+    clicks: Arc<dyn RevenueStore>,
+    revenue: Arc<dyn RevenueStore>,
+    queue: Arc<dyn JobQueue>,
+    contacts: Arc<dyn ContactStore>,
+) -> Router {
+    shared::http::serve_json_errors(
+        clicks::router(clicks::ClicksState::new(&secrets(), clicks, queue)).merge(
+            postback::router(postback::PostbackState::new(
+                &secrets(),
+                PUBLIC_BASE_URL,
+                revenue,
+                contacts,
+            )),
+        ),
+    )
+}
 
 struct Engine {
     app: Router,
@@ -40,15 +73,11 @@ struct Engine {
 async fn engine(backend: Backend) -> Option<Engine> {
     let (stores, guard) = fresh_stores(backend).await?;
     // The two functions behind one router, as the local server serves them.
-    let app = shared::http::serve_json_errors(
-        clicks::router(clicks::ClicksState::new(&secrets(), stores.revenue.clone())).merge(
-            postback::router(postback::PostbackState::new(
-                &secrets(),
-                PUBLIC_BASE_URL,
-                stores.revenue.clone(),
-                stores.contacts.clone(),
-            )),
-        ),
+    let app = revenue_app(
+        stores.revenue.clone(),
+        stores.revenue.clone(),
+        Arc::new(RecordingQueue::default()),
+        stores.contacts.clone(),
     );
     Some(Engine {
         app,
@@ -56,6 +85,9 @@ async fn engine(backend: Backend) -> Option<Engine> {
         _guard: guard,
     })
 }
+
+/// Where the tests' visitors connect from.
+const VISITOR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 50_000);
 
 const BROWSER: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15";
 
@@ -105,8 +137,7 @@ impl Engine {
 
     /// Follows a tracked link; answers the status and the Location.
     async fn follow(&self, code: &str, user_agent: Option<&str>) -> (StatusCode, Option<String>) {
-        let mut request =
-            Request::get(format!("/c/{code}")).header("x-forwarded-for", "203.0.113.9, 10.0.0.1");
+        let mut request = Request::get(format!("/c/{code}")).extension(ConnectInfo(VISITOR));
         if let Some(agent) = user_agent {
             request = request.header("user-agent", agent);
         }
@@ -167,6 +198,21 @@ impl Engine {
     }
 
     /// When a click happened, as the journey shows it.
+    /// Where the conversion's credit went, as the journey shows it (the postback's answer does
+    /// not say).
+    async fn credit_of(&self, contact: &str, conversion_id: &str) -> Value {
+        let journey = self.journey(contact).await;
+        journey["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| event["conversion_id"] == conversion_id && event["type"] == "conversion")
+            .unwrap_or_else(|| panic!("conversion {conversion_id} not in {journey}"))
+            .get("credited")
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
     async fn clicked_at(&self, contact: &str, click_id: &str) -> Timestamp {
         let journey = self.journey(contact).await;
         let click = journey["events"]
@@ -478,13 +524,15 @@ async fn the_first_click_earns_the_conversion_monday_wednesday_friday(backend: B
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["status"], "attributed");
     assert_eq!(answer["conversion_id"], "ORDER-1");
-    assert_eq!(answer["credited"]["click_id"], "01CLICKMONDAY");
-    assert_eq!(answer["credited"]["message_id"], "msg-a");
-    assert_eq!(answer["credited"]["creative"], "t1");
-    assert!(
-        !answer.to_string().contains("c1"),
-        "the contact is not told to the platform"
+    assert_eq!(
+        answer.as_object().unwrap().len(),
+        2,
+        "the platform is told its conversion id and status, nothing stored: {answer}"
     );
+    let credit = engine.credit_of("c1", "ORDER-1").await;
+    assert_eq!(credit["click_id"], "01CLICKMONDAY");
+    assert_eq!(credit["message_id"], "msg-a");
+    assert_eq!(credit["creative"], "t1");
     let by_message = engine.report("message").await;
     assert_eq!(row(&by_message, "msg-a")["conversions"], 1);
     assert_eq!(row(&by_message, "msg-a")["revenue"], "42.00");
@@ -546,7 +594,7 @@ async fn the_window_includes_its_limit_and_not_a_second_past(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(past["status"], "outside_window", "{past}");
-    assert_eq!(past["credited"], Value::Null);
+    assert_eq!(engine.credit_of("c1", "PAST").await, Value::Null);
     let report = engine.report("offer").await;
     assert_eq!(
         row(&report, "o")["conversions"],
@@ -562,10 +610,8 @@ async fn the_window_includes_its_limit_and_not_a_second_past(backend: Backend) {
             &format!("click_id={click_id}&conversion_id=PAST&payout=1"),
         )
         .await;
-    assert_eq!(
-        (again["status"].as_str(), &again["credited"]),
-        (Some("duplicate"), &Value::Null)
-    );
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(engine.credit_of("c1", "PAST").await, Value::Null);
 }
 
 async fn each_offer_has_its_own_window(backend: Backend) {
@@ -597,7 +643,7 @@ async fn each_offer_has_its_own_window(backend: Backend) {
     assert_eq!(short_answer["status"], "outside_window");
     assert_eq!(long_answer["status"], "attributed");
     assert_eq!(
-        long_answer["credited"]["click_id"],
+        engine.credit_of("c1", "L").await["click_id"],
         long.as_str(),
         "another offer's click never earns it"
     );
@@ -617,7 +663,11 @@ async fn duplicate_postbacks_change_nothing_even_concurrently(backend: Backend) 
     assert_eq!(first["status"], "attributed");
     assert_eq!(status, StatusCode::OK);
     assert_eq!(second["status"], "duplicate");
-    assert_eq!(second["credited"], first["credited"]);
+    assert_eq!(second["conversion_id"], first["conversion_id"]);
+    assert_eq!(
+        engine.credit_of("c1", "SEQ").await["click_id"],
+        click_id.as_str()
+    );
     // Eight deliveries of one conversion at once: one is counted.
     let query = format!("click_id={click_id}&conversion_id=PAR&payout=5");
     let answers = futures_join(&engine, &query, 8).await;
@@ -684,7 +734,7 @@ async fn unknown_clicks_are_answered_200_and_kept(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         answer,
-        json!({"status": "unknown_click", "conversion_id": "EV-9", "credited": null})
+        json!({"status": "unknown_click", "conversion_id": "EV-9"})
     );
     let (_, again) = engine
         .postback("everflow", "sub1=NOSUCHCLICK&transaction_id=EV-9&payout=3")
@@ -906,8 +956,313 @@ async fn tune_and_everflow_postbacks_work_end_to_end(backend: Backend) {
     let (status, everflow) = call(&engine.app, request).await;
     assert_eq!(status, StatusCode::OK, "{everflow}");
     assert_eq!(everflow["status"], "attributed");
-    assert_eq!(everflow["credited"]["message_id"], "m2");
+    assert_eq!(engine.credit_of("c2", "ef-77").await["message_id"], "m2");
     let report = engine.report("message").await;
     assert_eq!(row(&report, "m1")["revenue"], "12.50");
     assert_eq!(row(&report, "m2")["revenue"], "99.99");
+}
+
+/// The hash a click from `ip` is stored with.
+fn ip_hash_of(ip: &str) -> String {
+    hash_client_ip(&Secret::new(LINK_SECRET), ip)
+}
+
+/// The stored clicks of contact `c1`, newest last.
+async fn stored_clicks(engine: &Engine) -> Vec<Value> {
+    engine.journey("c1").await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "click")
+        .cloned()
+        .collect()
+}
+
+async fn the_click_hash_is_the_peer_address_never_x_forwarded_for(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    let code = engine.send("c1", "m1", "spring", "t1", "o").await;
+    // The same visitor twice, claiming two other addresses.
+    for forged in ["198.51.100.1", "198.51.100.2, 10.0.0.1"] {
+        let request = Request::get(format!("/c/{code}"))
+            .extension(ConnectInfo(VISITOR))
+            .header("user-agent", BROWSER)
+            .header("x-forwarded-for", forged)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _) = call(&engine.app, request).await;
+        assert_eq!(status, StatusCode::FOUND);
+    }
+    // In Lambda: API Gateway's sourceIp, whatever the headers say.
+    let event = json!({
+        "version": "2.0", "routeKey": "GET /c/{code}", "rawPath": format!("/c/{code}"),
+        "rawQueryString": "",
+        "headers": {"user-agent": BROWSER, "x-forwarded-for": "198.51.100.3"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "links.test",
+            "domainPrefix": "links", "requestId": "r1", "routeKey": "GET /c/{code}",
+            "stage": "$default", "time": "01/Dec/2026:10:00:00 +0000", "timeEpoch": 1796119200000_i64,
+            "http": {"method": "GET", "path": format!("/c/{code}"), "protocol": "HTTP/1.1",
+                     "sourceIp": "192.0.2.44", "userAgent": BROWSER}
+        },
+        "pathParameters": {"code": code}, "isBase64Encoded": false
+    });
+    let lambda_request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let request = lambda_request.map(|body| Body::from(body.to_vec()));
+    let (status, _) = call(&engine.app, request).await;
+    assert_eq!(status, StatusCode::FOUND);
+
+    let hashes: Vec<String> = stored_clicks(&engine)
+        .await
+        .iter()
+        .map(|click| click["ip_hash"].as_str().unwrap().to_owned())
+        .collect();
+    let visitor = ip_hash_of(&VISITOR.ip().to_string());
+    assert_eq!(hashes.len(), 3);
+    assert_eq!(hashes.iter().filter(|hash| **hash == visitor).count(), 2);
+    assert!(hashes.contains(&ip_hash_of("192.0.2.44")), "{hashes:?}");
+    for forged in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        assert!(!hashes.contains(&ip_hash_of(forged)), "{forged}");
+    }
+    // Without a known address (no socket, no API Gateway), the click has no address hash.
+    let request = Request::get(format!("/c/{code}"))
+        .header("user-agent", BROWSER)
+        .header("x-forwarded-for", "198.51.100.4")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&engine.app, request).await.0, StatusCode::FOUND);
+    let clicks = stored_clicks(&engine).await;
+    assert_eq!(clicks.len(), 4);
+    assert_eq!(
+        clicks
+            .iter()
+            .filter(|click| click.get("ip_hash").is_none())
+            .count(),
+        1
+    );
+}
+
+/// A platform's clock may run a little behind: up to five minutes before its click, a
+/// conversion is credited; earlier, it is stored as `before_click` and counted nowhere.
+async fn a_conversion_before_its_click_is_not_credited(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    let code = engine.send("c1", "m1", "spring", "t1", "o").await;
+    let click_id = engine.click(&code).await;
+    let clicked_at = engine.clicked_at("c1", &click_id).await;
+    let postback = |id: &str, seconds: i64| {
+        format!(
+            "click_id={click_id}&conversion_id={id}&payout=5&converted_at={}",
+            seconds_later(clicked_at, seconds)
+        )
+    };
+    let (status, early) = engine.postback("generic", &postback("EARLY", -301)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(early["status"], "before_click", "{early}");
+    assert_eq!(engine.credit_of("c1", "EARLY").await, Value::Null);
+    let (_, skewed) = engine.postback("generic", &postback("SKEWED", -300)).await;
+    assert_eq!(skewed["status"], "attributed", "{skewed}");
+    assert_eq!(
+        engine.credit_of("c1", "SKEWED").await["click_id"],
+        click_id.as_str()
+    );
+    // Redelivered, the early one stays what it was.
+    let (_, again) = engine.postback("generic", &postback("EARLY", -301)).await;
+    assert_eq!(again["status"], "duplicate");
+    let report = engine.report("message").await;
+    assert_eq!(row(&report, "m1")["conversions"], 1);
+    assert_eq!(row(&report, "m1")["revenue"], "5.00");
+    let journey = engine.journey("c1").await;
+    let statuses: Vec<&str> = journey["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "conversion")
+        .map(|event| event["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["before_click", "attributed"]);
+    assert_eq!(
+        journey["revenue"],
+        json!([{"currency": "USD", "amount": "5.00"}])
+    );
+}
+
+/// The redirect over `engine`'s store seen through `plan`'s faults, queueing on `queue`; the
+/// postback and admin routes fault-free.
+fn with_faulty_clicks(engine: &Engine, plan: &Arc<FaultPlan>, queue: Arc<dyn JobQueue>) -> Router {
+    revenue_app(
+        Arc::new(FaultInjectingStore::new(
+            engine.stores.revenue.clone(),
+            plan.clone(),
+        )),
+        engine.stores.revenue.clone(),
+        queue,
+        engine.stores.contacts.clone(),
+    )
+}
+
+/// Follows `code` as a browser `clicks` times over `app`: the statuses (each a redirect, or a
+/// 503 when the store failed before the destination was known), and the click ids of the
+/// redirects.
+async fn click_many(app: &Router, code: &str, clicks: usize) -> (Vec<StatusCode>, Vec<String>) {
+    let (mut statuses, mut ids) = (Vec::new(), Vec::new());
+    for _ in 0..clicks {
+        let request = Request::get(format!("/c/{code}"))
+            .extension(ConnectInfo(VISITOR))
+            .header("user-agent", BROWSER)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert!(
+            [StatusCode::FOUND, StatusCode::SERVICE_UNAVAILABLE].contains(&response.status()),
+            "{}",
+            response.status()
+        );
+        statuses.push(response.status());
+        if response.status() == StatusCode::FOUND {
+            let location = response.headers()["location"].to_str().unwrap();
+            assert!(
+                location.starts_with("https://shop.example/o?aff="),
+                "{location}"
+            );
+            ids.push(location.rsplit_once("aff=").unwrap().1.to_owned());
+        }
+    }
+    (statuses, ids)
+}
+
+/// Offer `o` and one send to `c1`, fault-free; its code.
+async fn one_send(engine: &Engine) -> String {
+    engine.offer("o", 90).await;
+    engine.send("c1", "m1", "spring", "t1", "o").await
+}
+
+/// The click ids stored for `c1`, sorted.
+async fn stored_click_ids(engine: &Engine) -> Vec<String> {
+    let mut ids: Vec<String> = stored_clicks(engine)
+        .await
+        .iter()
+        .map(|click| click["click_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Store faults on the redirect: a fault reading the send or offer is a 5xx (the destination
+/// is unknown), a fault writing the click still redirects and queues the click, which the
+/// matcher records once however often the job is delivered.
+async fn clicks_whose_write_fails_are_redirected_and_recorded_once_from_the_queue(
+    backend: Backend,
+) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let code = one_send(&engine).await;
+    let plan = FaultPlan::ratio(1.0, 0x00c1_u64);
+    let queue = Arc::new(RecordingQueue::default());
+    let faulty = with_faulty_clicks(&engine, &plan, queue.clone());
+    let (statuses, _) = click_many(&faulty, &code, 1).await;
+    assert_eq!(statuses, [StatusCode::SERVICE_UNAVAILABLE], "reads failed");
+
+    plan.set_ratio(0.3);
+    let (_, mut redirected) = click_many(&faulty, &code, 40).await;
+    plan.set_ratio(0.0);
+    let queued = queue.jobs.lock().unwrap().clone();
+    assert!(
+        !queued.is_empty(),
+        "no click write met a fault: the test proves nothing"
+    );
+    assert!(
+        queued.len() < redirected.len(),
+        "no click was recorded directly"
+    );
+    // Delivered twice each, as SQS may.
+    let matcher = Matcher::new(
+        engine.stores.contacts.clone(),
+        engine.stores.rules.clone(),
+        engine.stores.jobs.clone(),
+    )
+    .with_revenue(engine.stores.revenue.clone());
+    let messages: Vec<(String, String)> = queued
+        .iter()
+        .enumerate()
+        .map(|(n, job)| (format!("m{n}"), serde_json::to_string(job).unwrap()))
+        .collect();
+    for _ in 0..2 {
+        let failed = matcher.handle_batch(&messages, Timestamp::now()).await;
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    redirected.sort();
+    assert_eq!(stored_click_ids(&engine).await, redirected);
+    assert_eq!(
+        row(&engine.report("message").await, "m1")["clicks"],
+        redirected.len()
+    );
+    // Only a code that names nothing is a 404.
+    let unknown = Request::get("/c/NOSUCHCODE").body(Body::empty()).unwrap();
+    let (status, body) = call(&faulty, unknown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+/// With the queue down as well, a click whose write fails is lost (and counted as such), but
+/// the visitor still reaches the offer.
+async fn clicks_are_redirected_even_when_the_queue_fails_too(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let code = one_send(&engine).await;
+    let plan = FaultPlan::ratio(0.3, 0x10c1_u64);
+    let queue = Arc::new(RecordingQueue::default());
+    queue
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let faulty = with_faulty_clicks(&engine, &plan, queue.clone());
+    let (_, redirected) = click_many(&faulty, &code, 40).await;
+    plan.set_ratio(0.0);
+    let stored = stored_click_ids(&engine).await;
+    assert!(
+        stored.len() < redirected.len(),
+        "no click write met a fault: the test proves nothing"
+    );
+    assert!(stored.iter().all(|id| redirected.contains(id)));
+    assert_eq!(queue.job_count(), 0);
+}
+
+/// The local server's wiring: the redirect queues on the in-process queue, whose matcher
+/// records the click.
+async fn the_local_queue_records_the_clicks_the_redirect_could_not(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let code = one_send(&engine).await;
+    let plan = FaultPlan::ratio(0.3, 0x20c1_u64);
+    let faulty = Stores {
+        revenue: Arc::new(FaultInjectingStore::new(
+            engine.stores.revenue.clone(),
+            plan.clone(),
+        )),
+        ..engine.stores.clone()
+    };
+    // The matcher records on the fault-free store, so every queued click lands on its first try.
+    let plain = engine.stores.revenue.clone();
+    let local = local_server::engine_with_matcher(&secrets(), &faulty, PUBLIC_BASE_URL, |m| {
+        m.with_revenue(plain)
+    });
+    let (_, mut redirected) = click_many(&local.app, &code, 40).await;
+    plan.set_ratio(0.0);
+    redirected.sort();
+    let mut stored = Vec::new();
+    for _ in 0..200 {
+        stored = stored_click_ids(&engine).await;
+        if stored.len() >= redirected.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(stored, redirected);
+    assert!(local.match_queue.dead_letters().is_empty());
 }

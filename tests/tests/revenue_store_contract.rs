@@ -5,7 +5,7 @@ use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::attribution::CreditWindow;
 use shared::revenue::{
     Amount, Click, Conversion, ConversionStatus, Credit, Currency, DestinationUrl, Dimension,
-    Journey, Network, Offer, SendRecord, Tally,
+    Journey, Network, Offer, Postback, SendRecord, Tally,
 };
 use shared::store::{ConversionWrite, RevenueStore, SendWrite};
 use shared::time::Timestamp;
@@ -21,6 +21,7 @@ on_every_store!(
     concurrent_conversions_of_one_key_have_one_winner,
     the_journey_lists_one_contacts_records_in_time_order,
     report_counters_add_up_exactly_for_every_grouping_and_only_inside_the_days,
+    conversions_whose_ids_hold_the_separator_do_not_collide,
 );
 
 const INSTANCE: &str = "1";
@@ -343,17 +344,26 @@ async fn clicks_are_recorded_and_loaded_once(backend: Backend) {
     assert_eq!(store.load_click("k2").await.unwrap(), Some(bare));
     assert_eq!(store.load_click("k3").await.unwrap(), None);
 
+    // Recording a click again (a queued click redelivered, a write that committed but
+    // answered an error) leaves the stored one as it is and counts nothing.
+    store.record_click(&first).await.unwrap();
     let mut again = first.clone();
     again.clicked_at = ts("2026-03-01T12:00:00.000Z");
-    assert!(
-        store.record_click(&again).await.is_err(),
-        "a click id is recorded once"
-    );
+    store.record_click(&again).await.unwrap();
     assert_eq!(store.load_click("k1").await.unwrap(), Some(first));
     assert_eq!(
         total(store.as_ref(), Dimension::Offer, "2026-03-01").await,
         tally(1, 2, 0, "0"),
-        "the refused click counts nowhere"
+        "a click id counts once"
+    );
+    assert_eq!(
+        store
+            .contact_journey(&instance(), &contact_id("c1"))
+            .await
+            .unwrap()
+            .clicks
+            .len(),
+        2
     );
 }
 
@@ -959,4 +969,61 @@ async fn dynamo_transactions_that_conflict_are_retried_then_given_up() {
     );
     let tries = calls.load(Ordering::SeqCst);
     assert!((2..=10).contains(&tries), "a few tries, not {tries}");
+}
+
+/// Dedupe keys made from ids that hold the key separator (`#`) or its escape (`%`): postbacks
+/// that would have shared a key with a plain `#` join are each recorded once.
+async fn conversions_whose_ids_hold_the_separator_do_not_collide(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let now = ts("2026-03-01T12:00:00.000Z");
+    let postbacks: [&[(&str, &str)]; 6] = [
+        &[("click_id", "a#b"), ("event", "c")],
+        &[("click_id", "a"), ("event", "b#c")],
+        &[("click_id", "a%23b"), ("event", "c")],
+        &[("click_id", "a"), ("conversion_id", "b#c")],
+        &[("click_id", "a"), ("conversion_id", "b%23c")],
+        &[("click_id", "a"), ("conversion_id", "b")],
+    ];
+    let conversions: Vec<Conversion> = postbacks
+        .iter()
+        .map(|params| {
+            let params: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let postback = Postback::parse(Network::Tune, &params, now).unwrap();
+            Conversion {
+                conversion_key: postback.conversion_key(),
+                network: postback.network,
+                conversion_id: postback.reported_conversion_id(),
+                click_id: postback.click_id.clone(),
+                event: postback.event.clone(),
+                payout: Amount::ZERO,
+                currency: postback.currency,
+                converted_at: now,
+                received_at: now,
+                status: ConversionStatus::UnknownClick,
+                instance_id: None,
+                contact_id: None,
+                credited: None,
+            }
+        })
+        .collect();
+    for conversion in &conversions {
+        assert_eq!(
+            store.record_conversion(conversion).await.unwrap(),
+            ConversionWrite::Recorded,
+            "{} collided",
+            conversion.conversion_key
+        );
+    }
+    for conversion in &conversions {
+        assert_eq!(
+            store.record_conversion(conversion).await.unwrap(),
+            ConversionWrite::Duplicate(Box::new(conversion.clone())),
+            "each key answers its own conversion"
+        );
+    }
 }

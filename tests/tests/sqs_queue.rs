@@ -1,6 +1,7 @@
 //! The queued path on AWS's own parts: the webhook sends match jobs to SQS (moto's server), the
 //! matcher consumes them as Lambda would, with partial batch failures and a redrive policy that
-//! moves a poison message to the dead-letter queue. Contacts live in DynamoDB Local.
+//! moves a poison message to the dead-letter queue. Contacts live in DynamoDB Local. Clicks the
+//! redirect could not record travel the same way.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -9,6 +10,8 @@ use integration_tests::*;
 use serde_json::json;
 use shared::matching::Matcher;
 use shared::queue::sqs::SqsQueue;
+use shared::queue::{JobQueue, QueueError, QueueJob};
+use shared::store::{FaultInjectingStore, FaultPlan};
 use std::sync::Arc;
 
 /// A queue and its dead-letter queue, as the template declares them (fewer receives, to keep
@@ -296,4 +299,132 @@ async fn a_backfill_run_travels_as_pages_through_sqs() {
         (Some(7), Some(4))
     );
     assert!(polls >= 4, "{polls} polls for four pages");
+}
+
+/// SQS delivers at least once: this queue sends every job twice.
+struct TwiceQueue(SqsQueue);
+
+#[async_trait::async_trait]
+impl JobQueue for TwiceQueue {
+    async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError> {
+        self.0.enqueue(job).await?;
+        self.0.enqueue(job).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicks_the_redirect_could_not_record_travel_through_sqs_and_count_once() {
+    let Some(client) = sqs_client().await else {
+        return;
+    };
+    let Some((stores, _guard)) = fresh_stores(Backend::Dynamo).await else {
+        return;
+    };
+    let (url, _) = queues(&client, 3).await;
+    let admin = postback_app(&stores);
+    let offer = json!({"offer_id": "o", "name": "O", "destination_url": "https://shop.example/o?aff={click_id}"});
+    assert_eq!(
+        call(&admin, admin_request("POST", "/offers", Some(offer)))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let send = json!({"instance_id": "106540352242922", "contact_id": "c1", "message_id": "m1",
+                      "campaign": "spring", "creative": "t1", "offer_id": "o"});
+    let (status, sent) = call(&admin, admin_request("POST", "/sends", Some(send))).await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    let code = sent["code"].as_str().unwrap();
+
+    let plan = FaultPlan::ratio(0.3, 0x5e5_u64);
+    let clicks = shared::http::serve_json_errors(clicks::router(clicks::ClicksState::new(
+        &secrets(),
+        Arc::new(FaultInjectingStore::new(
+            stores.revenue.clone(),
+            plan.clone(),
+        )),
+        Arc::new(TwiceQueue(SqsQueue::new(client.clone(), url.clone()))),
+    )));
+    let mut redirected = Vec::new();
+    for _ in 0..30 {
+        let request = http::Request::get(format!("/c/{code}"))
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64)")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(clicks.clone(), request)
+            .await
+            .unwrap();
+        match response.status() {
+            StatusCode::FOUND => {
+                let location = response.headers()["location"].to_str().unwrap();
+                redirected.push(location.rsplit_once("aff=").unwrap().1.to_owned());
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {}
+            other => panic!("{other}"),
+        }
+    }
+    plan.set_ratio(0.0);
+
+    let matcher = Matcher::new(
+        stores.contacts.clone(),
+        stores.rules.clone(),
+        stores.jobs.clone(),
+    )
+    .with_revenue(stores.revenue.clone());
+    let (mut polls, mut delivered) = (0, 0);
+    loop {
+        let received = poll_once(&client, &url, &matcher).await;
+        if received == 0 {
+            break;
+        }
+        delivered += received;
+        polls += 1;
+        assert!(polls < 20, "the queue does not drain");
+    }
+    assert!(
+        delivered >= 2,
+        "no click write met a fault: the test proves nothing"
+    );
+    let (_, journey) = call(
+        &admin,
+        admin_request(
+            "GET",
+            "/instances/106540352242922/contacts/c1/journey",
+            None,
+        ),
+    )
+    .await;
+    let mut stored: Vec<String> = journey["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "click")
+        .map(|event| event["click_id"].as_str().unwrap().to_owned())
+        .collect();
+    stored.sort();
+    redirected.sort();
+    assert_eq!(stored, redirected, "every redirected click, once");
+    let day = chrono::Utc::now().date_naive();
+    let (status, report) = call(
+        &admin,
+        admin_request(
+            "GET",
+            &format!(
+                "/reports/revenue?group_by=message&since={}&until={}",
+                day.pred_opt().unwrap(),
+                day.succ_opt().unwrap()
+            ),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["rows"][0]["clicks"],
+        redirected.len(),
+        "counted once each: {report}"
+    );
+    assert!(
+        delivered / 2 < redirected.len(),
+        "some clicks were recorded directly"
+    );
 }

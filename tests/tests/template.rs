@@ -7,6 +7,7 @@ use http::{Request, StatusCode};
 use integration_tests::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use yaml_rust2::{Yaml, YamlLoader};
 
 /// Function logical id → (binary, [(method, path)]), read from the template's plain layout.
 fn template_functions() -> BTreeMap<String, (String, Vec<(String, String)>)> {
@@ -135,13 +136,18 @@ fn routes_in_source(binary: &str) -> Vec<(String, String)> {
 
 #[test]
 fn every_route_a_function_serves_is_in_the_template() {
-    let functions = template_functions();
+    // A binary may serve several functions (the webhook binary also runs as the widget's
+    // function): together they route all of its routes.
+    let mut routed: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for (binary, routes) in template_functions().into_values() {
+        routed.entry(binary).or_default().extend(routes);
+    }
     let mut checked = 0;
-    for (function, (binary, template_routes)) in &functions {
+    for (binary, template_routes) in &routed {
         for route in routes_in_source(binary) {
             assert!(
                 template_routes.contains(&route),
-                "{function} ({binary}) serves {} {} but the template does not route it",
+                "{binary} serves {} {} but the template routes it to none of its functions",
                 route.0,
                 route.1
             );
@@ -149,4 +155,161 @@ fn every_route_a_function_serves_is_in_the_template() {
         }
     }
     assert!(checked >= 29, "only {checked} routes found in the sources");
+}
+
+/// The template as YAML; CloudFormation's short tags (`!Ref X`) read as their plain values.
+fn template_yaml() -> Yaml {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    YamlLoader::load_from_str(&text)
+        .expect("template.yaml parses")
+        .remove(0)
+}
+
+/// A parameter's default, as a number.
+fn default_of(template: &Yaml, parameter: &str) -> i64 {
+    let parameter = &template["Parameters"][parameter];
+    assert!(!parameter.is_badvalue(), "no parameter {parameter:?}");
+    parameter["Default"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{parameter:?} has no number default"))
+}
+
+#[test]
+fn every_route_is_throttled_by_parameters_public_routes_below_meta_and_admin_lowest() {
+    let template = template_yaml();
+    let api = &template["Resources"]["HttpApi"]["Properties"];
+    let settings = api["RouteSettings"]
+        .as_hash()
+        .expect("HttpApi RouteSettings");
+    let routes: Vec<String> = template_functions()
+        .values()
+        .flat_map(|(_, routes)| {
+            routes
+                .iter()
+                .map(|(method, path)| format!("{method} {path}"))
+        })
+        .collect();
+    let mut rate_of = BTreeMap::new();
+    for route in &routes {
+        let setting = &settings
+            .get(&Yaml::String(route.clone()))
+            .unwrap_or_else(|| panic!("{route} has no RouteSettings (no throttle)"));
+        let rate = setting["ThrottlingRateLimit"]
+            .as_str()
+            .expect("a rate parameter");
+        let burst = setting["ThrottlingBurstLimit"]
+            .as_str()
+            .expect("a burst parameter");
+        assert!(
+            default_of(&template, rate) <= default_of(&template, burst),
+            "{route}"
+        );
+        assert_eq!(
+            setting["DetailedMetricsEnabled"].as_bool(),
+            Some(true),
+            "{route}"
+        );
+        rate_of.insert(route.clone(), default_of(&template, rate));
+    }
+    // A setting for a route that does not exist fails the deployment.
+    for key in settings.keys() {
+        let key = key.as_str().unwrap();
+        assert!(
+            routes.iter().any(|route| route == key),
+            "RouteSettings names no route: {key}"
+        );
+    }
+    let default = &api["DefaultRouteSettings"];
+    assert_eq!(
+        default["ThrottlingRateLimit"].as_str(),
+        Some("AdminRateLimit")
+    );
+    let meta = rate_of["POST /webhooks/meta"];
+    for (route, rate) in &rate_of {
+        let public = ["/webhooks/widget", "/c/", "/postbacks/"]
+            .iter()
+            .any(|prefix| route.split(' ').nth(1).unwrap().starts_with(prefix));
+        if public {
+            assert!(*rate < meta, "{route} may outpace Meta's webhook");
+        }
+        let admin = route.contains("/instances/")
+            || route.contains(" /offers")
+            || route.contains(" /sends")
+            || route.contains(" /reports/");
+        if admin {
+            assert_eq!(*rate, default_of(&template, "AdminRateLimit"), "{route}");
+        }
+    }
+    assert!(rate_of.len() >= 30, "only {} routes", rate_of.len());
+}
+
+#[test]
+fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved() {
+    let template = template_yaml();
+    let resources = template["Resources"].as_hash().unwrap();
+    let mut reserved = 0;
+    let mut functions = 0;
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        functions += 1;
+        let setting = &resource["Properties"]["ReservedConcurrentExecutions"];
+        // `!If [Reserves…, !Ref <parameter>, !Ref AWS::NoValue]`, or `!Ref <parameter>`.
+        let parameter = match setting {
+            Yaml::Array(choice) => choice[1].as_str(),
+            Yaml::String(parameter) => Some(parameter.as_str()),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("{name:?} has no reserved concurrency"));
+        let default = default_of(&template, parameter);
+        assert!(default > 0, "{name:?} reserves nothing by default");
+        reserved += default;
+    }
+    assert_eq!(functions, 6);
+    // Lambda keeps at least 100 of an account's (default 1,000) unreserved.
+    assert!(reserved <= 900, "{reserved} reserved");
+    let webhook = default_of(&template, "WebhookReservedConcurrency");
+    assert!(webhook >= default_of(&template, "ClicksReservedConcurrency"));
+    assert!(webhook >= default_of(&template, "WidgetReservedConcurrency"));
+    // The public widget routes run in a function of their own, not in Meta's.
+    for (function, (_, routes)) in template_functions() {
+        let widget = routes
+            .iter()
+            .any(|(_, path)| path.starts_with("/webhooks/widget"));
+        let meta = routes.iter().any(|(_, path)| path == "/webhooks/meta");
+        assert!(
+            !(widget && meta),
+            "{function} serves the widget and Meta's webhook"
+        );
+    }
+    let matcher = &template["Resources"]["MatcherFunction"]["Properties"]["Events"]["MatchJobs"];
+    assert_eq!(
+        matcher["Properties"]["ScalingConfig"]["MaximumConcurrency"].as_str(),
+        Some("MatcherConcurrency"),
+        "a matcher throttled by its own reservation would burn SQS receives"
+    );
+}
+
+#[test]
+fn the_log_level_never_reaches_trace() {
+    let template = template_yaml();
+    let allowed: Vec<&str> = template["Parameters"]["LogLevel"]["AllowedValues"]
+        .as_vec()
+        .expect("LogLevel is limited")
+        .iter()
+        .map(|value| value.as_str().unwrap())
+        .collect();
+    assert_eq!(allowed, ["error", "warn", "info", "debug"]);
+    assert_eq!(
+        template["Globals"]["Function"]["Environment"]["Variables"]["RUST_LOG"].as_str(),
+        Some("LogLevel")
+    );
+    // What a hand-set value cannot do either (the clamp in code): see shared::telemetry.
+    let filter = shared::telemetry::log_filter(Some("trace"));
+    assert!(
+        filter.to_string().contains("lambda_runtime=info"),
+        "{filter}"
+    );
 }

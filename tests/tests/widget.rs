@@ -82,62 +82,13 @@ struct Site {
 async fn site(backend: Backend) -> Option<Site> {
     let (stores, guard) = fresh_stores(backend).await?;
     let app = engine_app(&stores).app;
-    let key = configure(&app, INSTANCE, &[SHOP]).await;
+    let key = configure_widget(&app, INSTANCE, &[SHOP]).await;
     Some(Site {
         app,
         stores,
         key,
         _guard: guard,
     })
-}
-
-async fn configure(app: &Router, instance: &str, origins: &[&str]) -> String {
-    let (status, body) = call(
-        app,
-        admin_request(
-            "POST",
-            &format!("/instances/{instance}/widget"),
-            Some(json!({"allowed_origins": origins})),
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["widget_key"].as_str().unwrap().to_owned()
-}
-
-/// A browser's POST from `origin` with `key`; answers status, Access-Control-Allow-Origin, body.
-async fn browser_post(
-    app: &Router,
-    path: &str,
-    origin: Option<&str>,
-    key: &str,
-    body: Value,
-) -> (StatusCode, Option<String>, Value) {
-    let mut request = Request::post(path)
-        .header("content-type", "application/json")
-        .header("x-widget-key", key);
-    if let Some(origin) = origin {
-        request = request.header("origin", origin);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let allowed = response
-        .headers()
-        .get("access-control-allow-origin")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (
-        status,
-        allowed,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 fn visit(visitor: &str, page_url: &str, referrer: Option<&str>) -> Value {
@@ -161,9 +112,9 @@ async fn widget_keys_are_issued_shown_and_rotated(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["widget_key"], site.key.as_str());
     assert_eq!(shown["allowed_origins"], json!([SHOP]));
-    let rotated = configure(&site.app, INSTANCE, &[SHOP, "https://blog.shop.example"]).await;
+    let rotated = configure_widget(&site.app, INSTANCE, &[SHOP, "https://blog.shop.example"]).await;
     assert_ne!(rotated, site.key);
-    let (status, _, _) = browser_post(
+    let (status, _, _) = widget_post(
         &site.app,
         "/webhooks/widget",
         Some(SHOP),
@@ -172,7 +123,7 @@ async fn widget_keys_are_issued_shown_and_rotated(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "the old key stops working");
-    let (status, allowed, _) = browser_post(
+    let (status, allowed, _) = widget_post(
         &site.app,
         "/webhooks/widget",
         Some("https://blog.shop.example"),
@@ -260,13 +211,13 @@ async fn cors_allows_exactly_the_instances_origins(backend: Backend) {
         (None, site.key.as_str()),
     ] {
         let (status, allowed, answer) =
-            browser_post(&site.app, "/webhooks/widget", origin, key, body.clone()).await;
+            widget_post(&site.app, "/webhooks/widget", origin, key, body.clone()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?} {key}");
         assert_eq!(allowed, None);
         assert_eq!(answer["error"]["code"], "widget_forbidden");
     }
     assert!(
-        contact(&site.app, INSTANCE, "v1").await.is_none(),
+        contact(&site.app, INSTANCE, "web:v1").await.is_none(),
         "refused calls write nothing"
     );
 }
@@ -279,14 +230,18 @@ async fn a_widget_event_creates_a_web_contact_with_its_first_touch(backend: Back
     let mut first = visit("visitor-1", landing, Some("https://mail.example.com/inbox"));
     first["message"] = json!("Hello, is this in stock?");
     let (status, allowed, answer) =
-        browser_post(&site.app, "/webhooks/widget", Some(SHOP), &site.key, first).await;
+        widget_post(&site.app, "/webhooks/widget", Some(SHOP), &site.key, first).await;
     assert_eq!(
         (status, allowed.as_deref()),
         (StatusCode::OK, Some(SHOP)),
         "{answer}"
     );
-    assert_eq!(answer["acquisition"]["kind"], "web");
-    let web_contact = contact(&site.app, INSTANCE, "visitor-1").await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"instance_id": INSTANCE, "visitor_id": "visitor-1", "contact_id": "web:visitor-1", "event_id": answer["event_id"]}),
+        "the answer holds what the request brought, nothing stored"
+    );
+    let web_contact = contact(&site.app, INSTANCE, "web:visitor-1").await.unwrap();
     assert_eq!(web_contact["channel"], "web");
     let acquisition = &web_contact["acquisition"];
     assert_eq!(
@@ -308,7 +263,7 @@ async fn a_widget_event_creates_a_web_contact_with_its_first_touch(backend: Back
         "Hello, is this in stock?"
     );
     // A later visit from elsewhere is a touch, not a new acquisition.
-    let (status, _, _) = browser_post(
+    let (status, _, _) = widget_post(
         &site.app,
         "/webhooks/widget",
         Some(SHOP),
@@ -321,11 +276,11 @@ async fn a_widget_event_creates_a_web_contact_with_its_first_touch(backend: Back
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let again = contact(&site.app, INSTANCE, "visitor-1").await.unwrap();
+    let again = contact(&site.app, INSTANCE, "web:visitor-1").await.unwrap();
     assert_eq!(again["acquisition"]["platform"], "google");
     assert_eq!(again["touches"].as_array().unwrap().len(), 2);
     // A visit with nothing to say is direct; counters see web contacts by platform.
-    browser_post(
+    widget_post(
         &site.app,
         "/webhooks/widget",
         Some(SHOP),
@@ -334,7 +289,7 @@ async fn a_widget_event_creates_a_web_contact_with_its_first_touch(backend: Back
     )
     .await;
     assert_eq!(
-        contact(&site.app, INSTANCE, "visitor-2").await.unwrap()["acquisition"]["platform"],
+        contact(&site.app, INSTANCE, "web:visitor-2").await.unwrap()["acquisition"]["platform"],
         "direct"
     );
     let counters = site
@@ -376,12 +331,12 @@ async fn bad_widget_input_is_refused_and_changes_nothing(backend: Backend) {
         ),
     ] {
         let (status, allowed, answer) =
-            browser_post(&site.app, "/webhooks/widget", Some(SHOP), &site.key, body).await;
+            widget_post(&site.app, "/webhooks/widget", Some(SHOP), &site.key, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert_eq!(answer["error"]["field"], field, "{answer}");
         assert_eq!(allowed.as_deref(), Some(SHOP), "the widget can read why");
     }
-    assert!(contact(&site.app, INSTANCE, "v1").await.is_none());
+    assert!(contact(&site.app, INSTANCE, "web:v1").await.is_none());
     for origins in [
         json!([]),
         json!(["https://shop.example/path"]),
@@ -447,7 +402,7 @@ async fn a_ref_code_carries_the_visit_into_whatsapp_ahead_of_the_rules(backend: 
         return;
     };
     rule(&site.app, INSTANCE, "contains", "red shoes").await;
-    let (status, allowed, answer) = browser_post(
+    let (status, allowed, answer) = widget_post(
         &site.app,
         "/webhooks/widget/ref",
         Some(SHOP),
@@ -499,10 +454,10 @@ async fn unknown_foreign_and_expired_ref_codes_are_ignored(backend: Backend) {
     // An exact rule: the rules read the text without its ref code.
     rule(&site.app, INSTANCE, "exact", "I like the shoes").await;
     // A code made for another instance.
-    let other_key = configure(&site.app, OTHER_INSTANCE, &[SHOP]).await;
+    let other_key = configure_widget(&site.app, OTHER_INSTANCE, &[SHOP]).await;
     let mut body = visit("v", "https://shop.example/?utm_source=x", None);
     body["instance_id"] = json!(OTHER_INSTANCE);
-    let (status, _, foreign) = browser_post(
+    let (status, _, foreign) = widget_post(
         &site.app,
         "/webhooks/widget/ref",
         Some(SHOP),

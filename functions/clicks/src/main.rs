@@ -1,7 +1,9 @@
 //! Lambda entry point: read config and the link secret, build the DynamoDB client once
-//! (warming its first connection), serve the click redirect.
+//! (warming its first connection) and the match queue (for clicks the store could not take),
+//! serve the click redirect.
 
 use shared::config::{self, SecretName, Secrets};
+use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::Client;
 use shared::store::dynamo_revenue::DynamoRevenueStore;
 use shared::telemetry::{self, LogFormat};
@@ -17,6 +19,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         Secrets::from_parameter_store(&aws, &secrets_prefix, &[SecretName::LinkSecret]),
         store.warm_up()
     );
-    let state = clicks::ClicksState::new(&secrets?, Arc::new(store));
+    let queue = SqsQueue::from_env(&aws)?;
+    let state = clicks::ClicksState::new(&secrets?, Arc::new(store), Arc::new(queue));
     lambda_http::run(shared::http::serve_json_errors(clicks::router(state))).await
 }

@@ -6,6 +6,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::matching::Matcher;
 use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::{Client, DynamoStore};
+use shared::store::dynamo_revenue::DynamoRevenueStore;
 use shared::store::dynamo_widget::DynamoWidgetStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
@@ -18,8 +19,12 @@ async fn main() -> Result<(), Error> {
     let store = Arc::new(DynamoStore::from_env(&dynamo)?);
     let widgets = Arc::new(DynamoWidgetStore::from_env(&dynamo)?);
     store.warm_up().await;
-    let matcher =
-        Arc::new(Matcher::new(store.clone(), store.clone(), store).with_ref_codes(widgets));
+    let revenue = Arc::new(DynamoRevenueStore::from_env(&dynamo)?);
+    let matcher = Arc::new(
+        Matcher::new(store.clone(), store.clone(), store)
+            .with_ref_codes(widgets)
+            .with_revenue(revenue),
+    );
     // Backfill pages queue their successors on the same queue.
     matcher.attach_queue(Arc::new(SqsQueue::from_env(&aws)?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -8,12 +8,13 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::config::Secrets;
-use shared::http::{ApiError, require_admin};
+use shared::http::{ApiError, AuditObject, require_admin};
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::attribution::{CreditWindow, Decision, decide};
 use shared::revenue::links::send_code;
@@ -23,14 +24,14 @@ use shared::revenue::{
     Amount, Conversion, ConversionStatus, Currency, Network, Offer, OfferDraft, Postback,
     SendDraft, SendRecord,
 };
-use shared::secret::Secret;
+use shared::secret::{AdminKeys, Secret};
 use shared::store::{ContactStore, ConversionWrite, RevenueStore, SendWrite};
-use shared::time::Timestamp;
+use shared::time::{Timestamp, accepted_day};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub struct PostbackState {
-    admin_key: Arc<Secret>,
+    admin_keys: Arc<AdminKeys>,
     postback_token: Secret,
     link_secret: Secret,
     /// Tracked links are `<public_base_url>/c/<code>`.
@@ -49,7 +50,7 @@ impl PostbackState {
         contacts: Arc<dyn ContactStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            admin_key: Arc::new(secrets.admin_api_key.clone()),
+            admin_keys: Arc::new(secrets.admin_keys.clone()),
             postback_token: secrets.postback_token.clone(),
             link_secret: secrets.link_secret.clone(),
             public_base_url: public_base_url.trim_end_matches('/').to_owned(),
@@ -83,7 +84,7 @@ pub fn router(state: Arc<PostbackState>) -> Router {
             "/instances/{instance_id}/contacts/{contact_id}/journey",
             get(contact_journey),
         )
-        .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin));
+        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin));
     Router::new()
         .route(
             "/postbacks/{network}",
@@ -167,10 +168,10 @@ async fn receive_postback(
             );
             postback_answer(status_name(conversion.status), &conversion)
         }
-        ConversionWrite::Duplicate(stored) => {
+        ConversionWrite::Duplicate(_) => {
             tracing::info!(network = network.as_str(), "duplicate postback ignored");
             shared::metrics::count("Postbacks", &[("Status", "duplicate")], 1);
-            postback_answer("duplicate", &stored)
+            postback_answer("duplicate", &conversion)
         }
     };
     Ok(Json(answer))
@@ -222,6 +223,7 @@ async fn attribute(
             conversion.credited = Some(credit);
         }
         Decision::OutsideWindow => conversion.status = ConversionStatus::OutsideWindow,
+        Decision::BeforeClick => conversion.status = ConversionStatus::BeforeClick,
     }
     Ok(conversion)
 }
@@ -231,15 +233,17 @@ fn status_name(status: ConversionStatus) -> &'static str {
         ConversionStatus::Attributed => "attributed",
         ConversionStatus::UnknownClick => "unknown_click",
         ConversionStatus::OutsideWindow => "outside_window",
+        ConversionStatus::BeforeClick => "before_click",
     }
 }
 
-/// What the platform reads back. Never the contact: it is a phone number.
+/// What the platform reads back: its own conversion id and what became of it. Nothing stored
+/// about the click, its send or its contact: a platform (or whoever holds a leaked token) has
+/// no use for them.
 fn postback_answer(status: &str, conversion: &Conversion) -> Value {
     json!({
         "status": status,
         "conversion_id": conversion.conversion_id,
-        "credited": conversion.credited,
     })
 }
 
@@ -254,7 +258,7 @@ fn offer_id(text: &str) -> Result<OfferId, ApiError> {
 async fn create_offer(
     State(state): State<Arc<PostbackState>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Offer>), ApiError> {
+) -> Result<Response, ApiError> {
     let draft = OfferDraft::from_json(&readable(body)?)?;
     let id = draft.offer_id.clone().unwrap_or_else(|| {
         OfferId::parse(&ulid::Ulid::new().to_string().to_lowercase()).expect("a ULID is an id")
@@ -270,7 +274,11 @@ async fn create_offer(
             ),
         });
     }
-    Ok((StatusCode::CREATED, Json(offer)))
+    let created = format!("offer_id={}", offer.offer_id);
+    Ok(AuditObject::attach(
+        (StatusCode::CREATED, Json(offer)).into_response(),
+        created,
+    ))
 }
 
 async fn list_offers(State(state): State<Arc<PostbackState>>) -> Result<Json<Value>, ApiError> {
@@ -413,17 +421,17 @@ struct ReportQuery {
 
 /// Longest report span, in days.
 const MAX_REPORT_DAYS: i64 = 366;
-const DEFAULT_REPORT_DAYS: i64 = 30;
+const DEFAULT_REPORT_DAYS: u64 = 30;
 
 fn day_field(field: &'static str, text: &str) -> Result<chrono::NaiveDate, ApiError> {
     // A full timestamp names its UTC day too.
     let day = Timestamp::parse_rfc3339(text)
         .map(|at| at.as_datetime().date_naive())
-        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok());
-    day.ok_or_else(|| ApiError::InvalidField {
-        field: field.to_owned(),
-        message: "must be a day (YYYY-MM-DD) or an RFC 3339 timestamp".to_owned(),
-    })
+        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .ok_or_else(|| {
+            ApiError::invalid_field(field, "must be a day (YYYY-MM-DD) or an RFC 3339 timestamp")
+        })?;
+    accepted_day(day).map_err(|error| ApiError::invalid_field(field, error.to_string()))
 }
 
 /// Revenue by message, creative, offer, campaign or day over `[since, until]` (UTC days, both
@@ -448,7 +456,8 @@ async fn revenue_report(
     };
     let since = match &query.since {
         Some(text) => day_field("since", text)?,
-        None => until - chrono::Duration::days(DEFAULT_REPORT_DAYS - 1),
+        // `until` is an accepted day, so this stays far inside chrono's range.
+        None => until - chrono::Days::new(DEFAULT_REPORT_DAYS - 1),
     };
     let span = (until - since).num_days() + 1;
     if !(1..=MAX_REPORT_DAYS).contains(&span) {

@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let contacts = DynamoStore::from_env(&client)?;
     let needed = [
         SecretName::AdminApiKey,
+        SecretName::ReadonlyApiKey,
         SecretName::PostbackToken,
         SecretName::LinkSecret,
     ];

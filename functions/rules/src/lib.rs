@@ -7,53 +7,59 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::backfill::{self, BackfillJob, JobStatus};
-use shared::http::{ApiError, contact_view, require_admin};
+use shared::http::{ApiError, AuditObject, contact_view, require_admin};
 use shared::ids::InstanceId;
 use shared::listing::{self, ContactFilter, CursorCodec, InvalidListing};
 use shared::queue::{BackfillPage, JobQueue, QueueJob};
 use shared::rules::{
     CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
 };
-use shared::secret::Secret;
+use shared::secret::AdminKeys;
 use shared::stats::{self, Stats, StatsWindow};
 use shared::store::{
-    ContactStore, ContactWindow, JobStore, RuleStore, RuleWrite, listing_position,
+    ContactStore, ContactWindow, ErasureStore, JobStore, RuleStore, RuleWrite, listing_position,
 };
 use shared::time::Timestamp;
 use std::sync::Arc;
 
+mod erasure;
+
 pub struct RulesState {
     /// Signs contact listing cursors; the admin key is a server secret already.
     cursors: CursorCodec,
-    admin_key: Arc<Secret>,
+    admin_keys: Arc<AdminKeys>,
     rules: Arc<dyn RuleStore>,
     /// For the daily counters behind stats, the listing and backfill previews.
     contacts: Arc<dyn ContactStore>,
     jobs: Arc<dyn JobStore>,
     /// Where backfill runs start.
     queue: Arc<dyn JobQueue>,
+    /// Erases a person on request (contacts and the revenue records that name them).
+    erasure: Arc<dyn ErasureStore>,
 }
 
 impl RulesState {
     pub fn new(
-        admin_key: &Secret,
+        admin_keys: &AdminKeys,
         rules: Arc<dyn RuleStore>,
         contacts: Arc<dyn ContactStore>,
         jobs: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
+        erasure: Arc<dyn ErasureStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            cursors: CursorCodec::new(admin_key.clone()),
-            admin_key: Arc::new(admin_key.clone()),
+            cursors: CursorCodec::new(admin_keys.admin.clone()),
+            admin_keys: Arc::new(admin_keys.clone()),
             rules,
             contacts,
             jobs,
             queue,
+            erasure,
         })
     }
 }
@@ -74,10 +80,14 @@ pub fn router(state: Arc<RulesState>) -> Router {
             get(backfill_status),
         )
         .route(
+            "/instances/{instance_id}/contacts/{contact_id}",
+            delete(erasure::erase_contact),
+        )
+        .route(
             "/instances/{instance_id}/rules/{rule_id}",
             get(get_rule).put(replace_rule).delete(delete_rule),
         )
-        .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin))
+        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin))
         .with_state(state)
 }
 
@@ -98,7 +108,7 @@ async fn create_rule(
     State(state): State<Arc<RulesState>>,
     Path(instance_id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Rule>), ApiError> {
+) -> Result<Response, ApiError> {
     let instance_id = InstanceId::parse(&instance_id)?;
     let draft = RuleDraft::from_json(&readable(body)?)?;
     let now = Timestamp::now();
@@ -108,7 +118,10 @@ async fn create_rule(
         .create_rule(&rule, MAX_RULES_PER_INSTANCE)
         .await?
     {
-        RuleWrite::Done => Ok((StatusCode::CREATED, Json(rule))),
+        RuleWrite::Done => Ok(AuditObject::attach(
+            (StatusCode::CREATED, Json(&rule)).into_response(),
+            format!("rule_id={}", rule.id),
+        )),
         RuleWrite::LimitReached => Err(ApiError::InvalidField {
             field: "instance_id".to_owned(),
             message: format!("an instance holds at most {MAX_RULES_PER_INSTANCE} rules"),
@@ -286,10 +299,10 @@ fn timestamp(
 ) -> Result<Timestamp, ApiError> {
     match text {
         None => Ok(default),
-        Some(text) => Timestamp::parse_rfc3339(text).ok_or_else(|| ApiError::InvalidField {
-            field: field.to_owned(),
-            message: "must be an RFC 3339 timestamp".to_owned(),
-        }),
+        Some(text) => Timestamp::parse_rfc3339(text)
+            .ok_or_else(|| ApiError::invalid_field(field, "must be an RFC 3339 timestamp"))?
+            .accepted()
+            .map_err(|error| ApiError::invalid_field(field, error.to_string())),
     }
 }
 
@@ -373,6 +386,10 @@ struct BackfillRequest {
     limit: Option<u64>,
 }
 
+/// Most contacts one backfill may look at: far more than 90 days bring to any instance, few
+/// enough to stay a count and not an arbitrary number.
+const MAX_BACKFILL_LIMIT: u64 = 10_000_000;
+
 /// Previews (`dry_run`, the default) or starts a backfill of the last `days` days.
 async fn start_backfill(
     State(state): State<Arc<RulesState>>,
@@ -402,11 +419,14 @@ async fn start_backfill(
             message: format!("must be from 1 to {}", backfill::MAX_DAYS),
         });
     }
-    if request.limit == Some(0) {
-        return Err(ApiError::InvalidField {
-            field: "limit".to_owned(),
-            message: "must be at least 1".to_owned(),
-        });
+    if request
+        .limit
+        .is_some_and(|limit| !(1..=MAX_BACKFILL_LIMIT).contains(&limit))
+    {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be from 1 to {MAX_BACKFILL_LIMIT}"),
+        ));
     }
     let now = Timestamp::now();
     let window = backfill::window(now, days);
@@ -457,7 +477,11 @@ async fn start_backfill(
         return Err(ApiError::Unavailable(error.to_string()));
     }
     let accepted = json!({ "job_id": job.job_id, "status": job.status });
-    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+    let response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
+    Ok(AuditObject::attach(
+        response,
+        format!("job_id={}", job.job_id),
+    ))
 }
 
 async fn backfill_status(

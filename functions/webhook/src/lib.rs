@@ -19,7 +19,7 @@ use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta::{self, PayloadError, SignatureError};
 use shared::model::{Acquisition, Contact};
 use shared::queue::{JobQueue, QueueJob};
-use shared::secret::Secret;
+use shared::secret::{AdminKeys, Secret};
 use shared::store::{ContactStore, WidgetStore};
 use shared::time::Timestamp;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ mod widget;
 pub struct WebhookState {
     app_secret: Secret,
     verify_token: Secret,
-    admin_key: Arc<Secret>,
+    admin_keys: Arc<AdminKeys>,
     ingestor: Ingestor,
     match_queue: Arc<dyn JobQueue>,
     widgets: Arc<dyn WidgetStore>,
@@ -45,7 +45,7 @@ impl WebhookState {
         Arc::new(Self {
             app_secret: secrets.meta_app_secret.clone(),
             verify_token: secrets.meta_verify_token.clone(),
-            admin_key: Arc::new(secrets.admin_api_key.clone()),
+            admin_keys: Arc::new(secrets.admin_keys.clone()),
             ingestor: Ingestor::new(store),
             match_queue,
             widgets,
@@ -65,7 +65,7 @@ pub fn router(state: Arc<WebhookState>) -> Router {
             "/instances/{instance_id}/widget",
             post(widget::configure).get(widget::show),
         )
-        .route_layer(from_fn_with_state(state.admin_key.clone(), require_admin));
+        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin));
     Router::new()
         .route(
             "/webhooks/meta",

@@ -17,14 +17,20 @@ async fn main() -> Result<(), lambda_http::Error> {
     let store = DynamoStore::from_env(&dynamo)?;
     let widgets = DynamoWidgetStore::from_env(&dynamo)?;
     let queue = SqsQueue::from_env(&aws)?;
+    // The same binary serves the web widget from a function of its own (`SERVES=widget`, for its
+    // own concurrency): that one never reads the Meta secrets, which then match nothing.
+    let needed: &[SecretName] = match config::optional("SERVES").as_deref() {
+        Some("widget") => &SecretName::ADMIN,
+        _ => &[
+            SecretName::MetaAppSecret,
+            SecretName::MetaVerifyToken,
+            SecretName::AdminApiKey,
+            SecretName::ReadonlyApiKey,
+        ],
+    };
     // The secrets' and DynamoDB's TLS handshakes overlap instead of adding up.
-    let needed = [
-        SecretName::MetaAppSecret,
-        SecretName::MetaVerifyToken,
-        SecretName::AdminApiKey,
-    ];
     let (secrets, ()) = tokio::join!(
-        Secrets::from_parameter_store(&aws, &secrets_prefix, &needed),
+        Secrets::from_parameter_store(&aws, &secrets_prefix, needed),
         store.warm_up()
     );
     let state = webhook::WebhookState::new(

@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use shared::fields::{FieldError, json_object, optional_string, present, required_string};
 use shared::http::ApiError;
 use shared::ids::{ContactId, InstanceId};
-use shared::ingest::InboundEvent;
-use shared::model::{Acquisition, Channel, InboundMessage, Referral};
+use shared::ingest::{InboundEvent, IngestOutcome};
+use shared::model::{Channel, InboundMessage, Referral};
 use shared::time::Timestamp;
-use shared::web::{RefCode, WebVisit, WidgetConfig};
+use shared::web::{RefCode, WebVisit, WidgetConfig, web_contact_id};
 use std::sync::Arc;
 
 /// Two URLs of at most 8 KiB each, a message and the ids.
@@ -106,11 +106,13 @@ pub async fn preflight(
     Ok(response)
 }
 
-/// A browser call, admitted: its origin, the instance, the visitor and the visit.
+/// A browser call, admitted: its origin, the instance, the visitor (and the web contact it
+/// stands for) and the visit.
 struct WidgetCall {
     origin: String,
     instance_id: InstanceId,
-    visitor_id: ContactId,
+    visitor_id: String,
+    contact_id: ContactId,
     visit: WebVisit,
     body: serde_json::Map<String, Value>,
 }
@@ -156,25 +158,21 @@ async fn admit(
     }
     let origin = origin.expect("admitted calls have an origin").to_owned();
     // From here on every answer carries CORS headers.
-    let read = || -> Result<(ContactId, WebVisit), ApiError> {
-        let visitor_id = ContactId::parse(
-            &required_string(&object, "visitor_id").map_err(invalid)?,
-        )
-        .map_err(|error| ApiError::InvalidField {
-            field: "visitor_id".to_owned(),
-            message: error.to_string(),
-        })?;
+    let read = || -> Result<(String, ContactId, WebVisit), ApiError> {
+        let visitor_id = required_string(&object, "visitor_id").map_err(invalid)?;
+        let contact_id = web_contact_id(&visitor_id).map_err(invalid)?;
         let page_url = required_string(&object, "page_url").map_err(invalid)?;
         let referrer = optional_string(&object, "referrer").map_err(invalid)?;
         let visit = WebVisit::from_page(&page_url, referrer.as_deref(), Timestamp::now())
             .map_err(invalid)?;
-        Ok((visitor_id, visit))
+        Ok((visitor_id, contact_id, visit))
     };
     Ok(match read() {
-        Ok((visitor_id, visit)) => Ok(WidgetCall {
+        Ok((visitor_id, contact_id, visit)) => Ok(WidgetCall {
             origin,
             instance_id,
             visitor_id,
+            contact_id,
             visit,
             body: object,
         }),
@@ -228,9 +226,9 @@ async fn record_event(state: &WebhookState, call: WidgetCall) -> Result<Value, A
     };
     let now = Timestamp::now();
     let event = InboundEvent {
-        dedupe_key: format!("widget#{}#{event_id}", call.visitor_id.as_str()),
+        dedupe_key: format!("widget#{}#{event_id}", call.contact_id.as_str()),
         instance_id: call.instance_id.clone(),
-        contact_id: call.visitor_id.clone(),
+        contact_id: call.contact_id.clone(),
         channel: Channel::Web,
         display_name: None,
         occurred_at: now,
@@ -244,17 +242,19 @@ async fn record_event(state: &WebhookState, call: WidgetCall) -> Result<Value, A
         identity: Default::default(),
     };
     let outcome = state.ingestor.ingest(&event, now).await?;
-    let contact = outcome.contact().cloned();
     tracing::info!(
         instance_id = %call.instance_id,
-        contact = %call.visitor_id,
-        acquisition = contact.as_ref().and_then(|c| c.acquisition.as_ref()).map(Acquisition::kind),
+        contact = %call.contact_id,
+        duplicate = matches!(outcome, IngestOutcome::Duplicate { .. }),
         "widget event"
     );
+    // The key is public and an Origin is easy to forge, so the answer says only what this
+    // request brought: never the contact as stored, nor whether the event was seen before.
     Ok(json!({
         "instance_id": call.instance_id,
-        "visitor_id": call.visitor_id.as_str(),
-        "acquisition": contact.and_then(|c| c.acquisition),
+        "visitor_id": call.visitor_id,
+        "contact_id": call.contact_id.as_str(),
+        "event_id": event_id,
     }))
 }
 
@@ -276,7 +276,7 @@ pub async fn create_ref(
     for _ in 0..4 {
         let code = RefCode::new(
             call.instance_id.clone(),
-            call.visitor_id.as_str().to_owned(),
+            call.visitor_id.clone(),
             call.visit.clone(),
             now,
         );

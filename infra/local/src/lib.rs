@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::routing::get;
 use shared::config::Secrets;
 use shared::matching::{InProcessQueue, Matcher};
-use shared::store::{ContactStore, JobStore, RevenueStore, RuleStore, WidgetStore};
+use shared::store::{ContactStore, ErasureStore, JobStore, RevenueStore, RuleStore, WidgetStore};
 use std::sync::Arc;
 
 /// One store seen through each of its traits.
@@ -17,10 +17,13 @@ pub struct Stores {
     pub jobs: Arc<dyn JobStore>,
     pub revenue: Arc<dyn RevenueStore>,
     pub widgets: Arc<dyn WidgetStore>,
+    pub erasure: Arc<dyn ErasureStore>,
 }
 
 impl Stores {
-    pub fn of<S: ContactStore + RuleStore + JobStore + RevenueStore + WidgetStore>(
+    pub fn of<
+        S: ContactStore + RuleStore + JobStore + RevenueStore + WidgetStore + ErasureStore,
+    >(
         store: S,
     ) -> Self {
         let store = Arc::new(store);
@@ -29,7 +32,8 @@ impl Stores {
             rules: store.clone(),
             jobs: store.clone(),
             revenue: store.clone(),
-            widgets: store,
+            widgets: store.clone(),
+            erasure: store,
         }
     }
 }
@@ -86,7 +90,8 @@ pub fn engine_with_matcher(
             stores.rules.clone(),
             stores.jobs.clone(),
         )
-        .with_ref_codes(stores.widgets.clone()),
+        .with_ref_codes(stores.widgets.clone())
+        .with_revenue(stores.revenue.clone()),
     );
     let match_queue = InProcessQueue::start(Arc::new(matcher));
     let webhook = webhook::router(webhook::WebhookState::new(
@@ -96,13 +101,18 @@ pub fn engine_with_matcher(
         match_queue.clone(),
     ));
     let rules = rules::router(rules::RulesState::new(
-        &secrets.admin_api_key,
+        &secrets.admin_keys,
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.jobs.clone(),
         match_queue.clone(),
+        stores.erasure.clone(),
     ));
-    let clicks = clicks::router(clicks::ClicksState::new(secrets, stores.revenue.clone()));
+    let clicks = clicks::router(clicks::ClicksState::new(
+        secrets,
+        stores.revenue.clone(),
+        match_queue.clone(),
+    ));
     let postback = postback::router(postback::PostbackState::new(
         secrets,
         public_base_url,

@@ -1,6 +1,7 @@
 //! The local server: every HTTP route of every function, from one process on one port, on the
 //! embedded store. Configuration comes from the environment, as in Lambda:
 //! `PORT` (3000), `DATA_DIR` (./.data), `META_APP_SECRET`, `META_VERIFY_TOKEN`, `ADMIN_API_KEY`
+//! (`current[,previous]`), the optional `READONLY_API_KEY` (the same; GET admin routes only),
 //! `POSTBACK_TOKEN`, `LINK_SECRET` (development defaults when unset), `PUBLIC_BASE_URL` (the
 //! base of tracked links; this server's address by default) and `STORE_FAULT_RATIO` (0; a fraction of store calls to
 //! fail, for trying out retries).
@@ -29,7 +30,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = PathBuf::from(config::optional("DATA_DIR").unwrap_or_else(|| "./.data".into()));
     let fault_ratio: f64 = config::parsed_or("STORE_FAULT_RATIO", 0.0)?;
 
-    let (secrets, defaults) = Secrets::from_env_or_dev_defaults();
+    let (secrets, defaults) = Secrets::from_env_or_dev_defaults()?;
     for default in &defaults {
         tracing::warn!(
             "{} is not set: using the development default {:?}; never use it in production",
@@ -58,10 +59,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?,
         data_dir.display()
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // The peer address is the click hash's client address (never `X-Forwarded-For`).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

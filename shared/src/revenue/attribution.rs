@@ -4,9 +4,13 @@
 use super::model::{Click, Credit};
 use crate::time::Timestamp;
 
+/// How far a platform's clock may put a conversion before the click that led to it: clocks
+/// differ by seconds, a click minutes after its conversion did not cause it.
+pub const CLOCK_SKEW_SECONDS: i64 = 5 * 60;
+
 /// The span in which a click can earn a conversion at `converted_at`: from `window_seconds`
-/// before it (inclusive: a click exactly at the limit counts) to the conversion itself, or to
-/// the postback's own click when a platform's clock puts the conversion a little before it.
+/// before it (inclusive: a click exactly at the limit counts) to the conversion itself plus the
+/// clock-skew allowance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CreditWindow {
     pub from: Timestamp,
@@ -18,7 +22,7 @@ impl CreditWindow {
     pub fn new(converted_at: Timestamp, postback_click: &Click) -> Self {
         Self {
             from: converted_at.plus_seconds(-postback_click.window_seconds()),
-            to: converted_at.max(postback_click.clicked_at),
+            to: converted_at.plus_seconds(CLOCK_SKEW_SECONDS),
         }
     }
 
@@ -32,6 +36,9 @@ pub enum Decision {
     Attributed(Credit),
     /// The postback's click is older than the window: nothing is credited.
     OutsideWindow,
+    /// The postback's click came after the conversion, past the clock-skew allowance: nothing
+    /// is credited.
+    BeforeClick,
 }
 
 /// Decides the credit, given the postback's click and the contact's earliest click on that
@@ -41,6 +48,9 @@ pub fn decide(
     postback_click: &Click,
     first_in_window: Option<&Click>,
 ) -> Decision {
+    if postback_click.clicked_at > window.to {
+        return Decision::BeforeClick;
+    }
     if !window.contains(postback_click.clicked_at) {
         return Decision::OutsideWindow;
     }

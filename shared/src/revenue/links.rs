@@ -85,11 +85,7 @@ pub fn is_link_preview(user_agent: Option<&str>) -> bool {
 
 /// The user agent as stored: at most [`MAX_USER_AGENT_BYTES`], cut on a character boundary.
 pub fn truncate_user_agent(agent: &str) -> String {
-    let mut end = agent.len().min(MAX_USER_AGENT_BYTES);
-    while !agent.is_char_boundary(end) {
-        end -= 1;
-    }
-    agent[..end].to_owned()
+    crate::fields::cap_bytes(agent, MAX_USER_AGENT_BYTES).to_owned()
 }
 
 #[cfg(test)]

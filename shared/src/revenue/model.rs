@@ -242,9 +242,12 @@ impl SendDraft {
                     .map_err(id_error("offer_id"))?,
                 sent_at: optional_string(object, "sent_at")?
                     .map(|text| {
-                        Timestamp::parse_rfc3339(&text).ok_or_else(|| {
-                            FieldError::new("sent_at", "must be an RFC 3339 timestamp")
-                        })
+                        Timestamp::parse_rfc3339(&text)
+                            .ok_or_else(|| {
+                                FieldError::new("sent_at", "must be an RFC 3339 timestamp")
+                            })?
+                            .accepted()
+                            .map_err(|e| FieldError::new("sent_at", e.to_string()))
                     })
                     .transpose()?,
             })
@@ -341,12 +344,16 @@ pub enum ConversionStatus {
     Attributed,
     UnknownClick,
     OutsideWindow,
+    /// Converted before its own click (beyond the clock-skew allowance): the click cannot
+    /// have caused it, so nothing is credited.
+    BeforeClick,
 }
 
 /// A conversion as a postback reported it, stored whether or not it could be credited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversion {
-    /// `network#conversion_id`, or `network#click_id#event` without one: the dedupe key.
+    /// `network#conversion_id`, or `network#click_id#event` without one, each part escaped
+    /// (see [`super::Postback::conversion_key`]): the dedupe key.
     pub conversion_key: String,
     pub network: super::postback::Network,
     pub conversion_id: String,
@@ -400,7 +407,7 @@ fn amount_field(
         Some(Value::String(text)) => text.clone(),
         Some(_) => return Err(FieldError::new(field, "must be a decimal number")),
     };
-    Amount::parse(&text)
+    Amount::parse_payout(&text)
         .map(Some)
         .map_err(|error| FieldError::new(field, error.to_string()))
 }

@@ -12,8 +12,18 @@ use std::str::FromStr;
 pub struct Amount(Decimal);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be a decimal number such as 12.50, got {0:?}")]
-pub struct InvalidAmount(pub String);
+pub enum InvalidAmount {
+    #[error("must be a decimal number such as 12.50, got {0:?}")]
+    NotANumber(String),
+    #[error("must be from 0 to {MAX_PAYOUT} with at most {MAX_PAYOUT_DECIMALS} decimal places")]
+    OutOfRange,
+}
+
+/// The largest payout one conversion or offer may name. Sums of such payouts stay exact far
+/// past any real total: a `Decimal` holds 28 digits, a DynamoDB number 38.
+pub const MAX_PAYOUT: u32 = 1_000_000_000;
+/// Beyond this, a payout is not money but a way to make sums lose digits.
+pub const MAX_PAYOUT_DECIMALS: u32 = 6;
 
 impl Amount {
     pub const ZERO: Self = Self(Decimal::ZERO);
@@ -21,7 +31,7 @@ impl Amount {
     /// Plain (`12.5`, `-3`, `.5`) or scientific (`1.2e3`) notation, surrounding spaces allowed.
     pub fn parse(text: &str) -> Result<Self, InvalidAmount> {
         let trimmed = text.trim();
-        let invalid = || InvalidAmount(text.chars().take(40).collect());
+        let invalid = || InvalidAmount::NotANumber(text.chars().take(40).collect());
         if trimmed.is_empty() || trimmed.len() > 64 {
             return Err(invalid());
         }
@@ -29,6 +39,20 @@ impl Amount {
             .or_else(|_| Decimal::from_scientific(trimmed))
             .map(|value| Self(value.normalize()))
             .map_err(|_| invalid())
+    }
+
+    /// A payout as a postback or an offer names it: [`Amount::parse`], then no less than zero,
+    /// at most [`MAX_PAYOUT`] and [`MAX_PAYOUT_DECIMALS`] places.
+    pub fn parse_payout(text: &str) -> Result<Self, InvalidAmount> {
+        let amount = Self::parse(text)?;
+        let in_range = amount.0 >= Decimal::ZERO
+            && amount.0 <= Decimal::from(MAX_PAYOUT)
+            && amount.0.scale() <= MAX_PAYOUT_DECIMALS;
+        if in_range {
+            Ok(amount)
+        } else {
+            Err(InvalidAmount::OutOfRange)
+        }
     }
 
     pub fn decimal(&self) -> Decimal {
@@ -161,6 +185,33 @@ mod tests {
         for bad in ["", "abc", "1,5", "NaN", "inf", "1.2.3", "0x10"] {
             assert!(Amount::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn payouts_are_bounded_and_never_negative() {
+        assert_eq!(
+            Amount::parse_payout("1000000000").unwrap().to_string(),
+            "1000000000.00"
+        );
+        assert!(Amount::parse_payout("0.000001").is_ok());
+        assert!(Amount::parse_payout("1.50000000").is_ok(), "trailing zeros");
+        for bad in [
+            "-0.01",
+            "1000000000.01",
+            "79228162514264337593543950335",
+            "1e20",
+            "0.0000001",
+        ] {
+            assert_eq!(
+                Amount::parse_payout(bad),
+                Err(InvalidAmount::OutOfRange),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            Amount::parse_payout("ten"),
+            Err(InvalidAmount::NotANumber(_))
+        ));
     }
 
     #[test]

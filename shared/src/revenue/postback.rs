@@ -132,7 +132,7 @@ impl Postback {
             .map(|id| bounded("conversion_id", id, MAX_CONVERSION_ID))
             .transpose()?;
         let payout = read(Field::Payout)
-            .map(|text| Amount::parse(text).map_err(|e| refuse("payout", e.to_string())))
+            .map(|text| Amount::parse_payout(text).map_err(|e| refuse("payout", e.to_string())))
             .transpose()?;
         let currency = read(Field::Currency)
             .map(|text| Currency::parse(text).map_err(|e| refuse("currency", e.to_string())))
@@ -143,12 +143,15 @@ impl Postback {
             .transpose()?;
         let converted_at = read(Field::ConvertedAt)
             .map(|text| {
-                parse_time(text).ok_or_else(|| {
-                    refuse(
-                        "converted_at",
-                        "must be an RFC 3339 timestamp or unix seconds",
-                    )
-                })
+                parse_time(text)
+                    .ok_or_else(|| {
+                        refuse(
+                            "converted_at",
+                            "must be an RFC 3339 timestamp or unix seconds",
+                        )
+                    })?
+                    .accepted()
+                    .map_err(|e| refuse("converted_at", e.to_string()))
             })
             .transpose()?
             .unwrap_or(now);
@@ -164,15 +167,17 @@ impl Postback {
     }
 
     /// What makes two postbacks the same conversion: the network's conversion id, or without
-    /// one the click and the event.
+    /// one the click and the event. Parts are joined by `#` with every `%` and `#` inside them
+    /// escaped, so no two different postbacks share a key (`C#signup` as a conversion id is
+    /// not click `C` with event `signup`) and ids without either keep the key they always had.
     pub fn conversion_key(&self) -> String {
+        let network = self.network.as_str();
         match &self.conversion_id {
-            Some(id) => format!("{}#{id}", self.network.as_str()),
+            Some(id) => format!("{network}#{}", key_part(id)),
             None => format!(
-                "{}#{}#{}",
-                self.network.as_str(),
-                self.click_id,
-                self.event.as_deref().unwrap_or("")
+                "{network}#{}#{}",
+                key_part(&self.click_id),
+                key_part(self.event.as_deref().unwrap_or(""))
             ),
         }
     }
@@ -186,6 +191,15 @@ impl Postback {
                 None => self.click_id.clone(),
             },
         }
+    }
+}
+
+/// One part of a conversion key: percent-escaped, so it holds no `#`.
+fn key_part(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['%', '#']) {
+        text.replace('%', "%25").replace('#', "%23").into()
+    } else {
+        text.into()
     }
 }
 
@@ -211,7 +225,9 @@ pub fn read_params(
             .to_ascii_lowercase()
             .starts_with("application/json")
     });
-    if is_json {
+    // An empty body is no body, whatever the content type says (a GET sent by a client that
+    // always names JSON).
+    if is_json && !body.is_empty() {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| refuse("body", format!("is not valid JSON: {e}")))?;
         let serde_json::Value::Object(object) = value else {
@@ -397,5 +413,39 @@ mod tests {
         .unwrap();
         assert_eq!(rfc.converted_at.to_string(), "2026-09-21T11:00:00.000Z");
         assert_eq!(rfc.conversion_key(), "generic#C#");
+        let far = |at: &str| {
+            Postback::parse(
+                Network::Generic,
+                &params(&[("click_id", "C"), ("converted_at", at)]),
+                now(),
+            )
+            .unwrap_err()
+            .field
+        };
+        assert_eq!(far("1999-12-31T23:59:59Z"), "converted_at");
+        assert_eq!(far("99999999999"), "converted_at");
+        assert_eq!(far("9999999999999999"), "converted_at");
+    }
+
+    #[test]
+    fn conversion_keys_do_not_collide_when_ids_hold_the_separator() {
+        let key = |pairs: &[(&str, &str)]| {
+            Postback::parse(Network::Tune, &params(pairs), now())
+                .unwrap()
+                .conversion_key()
+        };
+        let keys = [
+            key(&[("click_id", "a#b"), ("event", "c")]),
+            key(&[("click_id", "a"), ("event", "b#c")]),
+            key(&[("click_id", "x"), ("conversion_id", "a#b#c")]),
+            key(&[("click_id", "x"), ("conversion_id", "a%23b#c")]),
+            key(&[("click_id", "a"), ("event", "b%23c")]),
+        ];
+        let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+        assert_eq!(
+            key(&[("click_id", "x"), ("conversion_id", "T1")]),
+            "tune#T1"
+        );
     }
 }

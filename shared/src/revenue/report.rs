@@ -53,9 +53,9 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, other: &Tally) {
-        self.sends += other.sends;
-        self.clicks += other.clicks;
-        self.conversions += other.conversions;
+        self.sends = self.sends.saturating_add(other.sends);
+        self.clicks = self.clicks.saturating_add(other.clicks);
+        self.conversions = self.conversions.saturating_add(other.conversions);
         // 28 significant digits: a sum past that is not money any business has.
         self.revenue = self
             .revenue

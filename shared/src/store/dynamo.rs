@@ -99,6 +99,23 @@ pub(super) fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T,
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// A conditional `PutItem`'s answer: `true` written, `false` its condition did not hold.
+pub(super) fn conditional_put<T>(
+    result: Result<T, SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(unavailable(error)),
+    }
+}
+
 pub(super) fn string(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }

@@ -16,8 +16,8 @@
 
 use super::StoreError;
 use super::dynamo::{
-    TableIndex, TableSpec, cancelled, create_table, from_item, is_conditional_failure, is_conflict,
-    number, string, to_item, transact, unavailable,
+    TableIndex, TableSpec, cancelled, conditional_put, create_table, from_item,
+    is_conditional_failure, is_conflict, number, string, to_item, transact, unavailable,
 };
 use super::revenue::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
@@ -75,12 +75,12 @@ impl RevenueTables {
 }
 
 /// The index of each record table that lists one contact's records, and its hash key.
-const CONTACT_INDEX: &str = "by_contact";
-const CONTACT_KEY: &str = "contact_key";
+pub(super) const CONTACT_INDEX: &str = "by_contact";
+pub(super) const CONTACT_KEY: &str = "contact_key";
 /// The range keys of the contact indexes.
-const SENT_KEY: &str = "sent_key";
-const CLICK_POSITION: &str = "click_position";
-const CONVERTED_KEY: &str = "converted_key";
+pub(super) const SENT_KEY: &str = "sent_key";
+pub(super) const CLICK_POSITION: &str = "click_position";
+pub(super) const CONVERTED_KEY: &str = "converted_key";
 
 /// Items each report counter row is spread over.
 pub const REPORT_SHARDS: u8 = 8;
@@ -98,7 +98,7 @@ pub struct DynamoRevenueStore {
 }
 
 /// A record read back: without the index attributes the store added to it.
-fn record<T: DeserializeOwned>(mut item: Item, added: &[&str]) -> Result<T, StoreError> {
+pub(super) fn record<T: DeserializeOwned>(mut item: Item, added: &[&str]) -> Result<T, StoreError> {
     for name in added {
         item.remove(*name);
     }
@@ -325,17 +325,7 @@ impl DynamoRevenueStore {
             .condition_expression(condition)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        conditional_put(result)
     }
 
     /// `create_send` for the first send of a code in a batch; `None` for a repeat.
@@ -502,25 +492,18 @@ impl RevenueStore for DynamoRevenueStore {
 
     async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
         let bumps = report::click_bumps(click);
-        let recorded = self
-            .transact_retrying(|| {
-                let mut item = to_item(click)?;
-                item.insert(
-                    CONTACT_KEY.to_owned(),
-                    string(&contact_key(&click.instance_id, &click.contact_id)),
-                );
-                item.insert(CLICK_POSITION.to_owned(), string(&click_position(click)));
-                self.record_transaction(&self.tables.clicks, "click_id", item, &bumps)
-            })
-            .await?;
-        if recorded {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt(format!(
-                "click id {} already exists",
-                click.click_id
-            )))
-        }
+        // `false`, the click exists: recorded before, by the try this one repeats.
+        self.transact_retrying(|| {
+            let mut item = to_item(click)?;
+            item.insert(
+                CONTACT_KEY.to_owned(),
+                string(&contact_key(&click.instance_id, &click.contact_id)),
+            );
+            item.insert(CLICK_POSITION.to_owned(), string(&click_position(click)));
+            self.record_transaction(&self.tables.clicks, "click_id", item, &bumps)
+        })
+        .await?;
+        Ok(())
     }
 
     async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {

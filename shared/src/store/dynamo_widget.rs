@@ -5,7 +5,9 @@
 //! expiry too: TTL deletion lags).
 
 use super::StoreError;
-use super::dynamo::{TableSpec, create_table, from_item, number, string, to_item, unavailable};
+use super::dynamo::{
+    TableSpec, conditional_put, create_table, from_item, number, string, to_item, unavailable,
+};
 use super::widget::WidgetStore;
 use crate::ids::InstanceId;
 use crate::web::{RefCode, WidgetConfig};
@@ -107,17 +109,7 @@ impl WidgetStore for DynamoWidgetStore {
             .condition_expression("attribute_not_exists(code)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        conditional_put(result)
     }
 
     async fn load_ref(&self, code: &str) -> Result<Option<RefCode>, StoreError> {

@@ -22,22 +22,23 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 
-const CONTACTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("contacts");
+pub(super) const CONTACTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("contacts");
 /// (instance, identifier) → the id of the contact it resolves to: a phone number or BSUID of
 /// a contact filed under the other one, or the id of a contact merged into another. A key is
 /// in `CONTACTS` or here, never both.
-const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("contact_links");
+pub(super) const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("contact_links");
 /// Dedupe key → expiry (unix seconds).
-const DEDUPE: TableDefinition<&str, i64> = TableDefinition::new("dedupe");
+pub(super) const DEDUPE: TableDefinition<&str, i64> = TableDefinition::new("dedupe");
 /// (instance, day, counter name) → count.
-const COUNTERS: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("counters");
+pub(super) const COUNTERS: TableDefinition<(&str, &str, &str), u64> =
+    TableDefinition::new("counters");
 /// (instance, listing position) → contact id: the newest-first listing.
-const CONTACTS_BY_FIRST_SEEN: TableDefinition<(&str, &str), &str> =
+pub(super) const CONTACTS_BY_FIRST_SEEN: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("contacts_by_first_seen");
-const JOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("backfill_jobs");
-const RULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("rules");
+pub(super) const JOBS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("backfill_jobs");
+pub(super) const RULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("rules");
 /// Instance → (rule count, rules version).
-const RULE_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("rule_meta");
+pub(super) const RULE_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("rule_meta");
 
 #[derive(Clone)]
 pub struct EmbeddedStore {

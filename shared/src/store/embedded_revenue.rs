@@ -17,23 +17,23 @@ use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 
-const OFFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("offers");
+pub(super) const OFFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("offers");
 /// Code → send.
-const SENDS: TableDefinition<&str, &[u8]> = TableDefinition::new("sends");
+pub(super) const SENDS: TableDefinition<&str, &[u8]> = TableDefinition::new("sends");
 /// (contact key, `sent_at#code`) → code.
-const SENDS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
+pub(super) const SENDS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("sends_by_contact");
-const CLICKS: TableDefinition<&str, &[u8]> = TableDefinition::new("clicks");
+pub(super) const CLICKS: TableDefinition<&str, &[u8]> = TableDefinition::new("clicks");
 /// (contact key, click position) → click id.
-const CLICKS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
+pub(super) const CLICKS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("clicks_by_contact");
 /// Conversion key → conversion.
-const CONVERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversions");
+pub(super) const CONVERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversions");
 /// (contact key, `converted_at#conversion key`) → conversion key.
-const CONVERSIONS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
+pub(super) const CONVERSIONS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("conversions_by_contact");
 /// (dimension, day, key, currency) → tally.
-const REPORT: TableDefinition<(&str, &str, &str, &str), &[u8]> =
+pub(super) const REPORT: TableDefinition<(&str, &str, &str, &str), &[u8]> =
     TableDefinition::new("report_counters");
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -193,15 +193,15 @@ impl RevenueStore for EmbeddedStore {
         self.write(move |txn| {
             let mut clicks = txn.open_table(CLICKS).map_err(unavailable)?;
             if clicks
-                .insert(click.click_id.as_str(), encode(&click)?.as_slice())
+                .get(click.click_id.as_str())
                 .map_err(unavailable)?
                 .is_some()
             {
-                return Err(StoreError::Corrupt(format!(
-                    "click id {} already exists",
-                    click.click_id
-                )));
+                return Ok(((), false));
             }
+            clicks
+                .insert(click.click_id.as_str(), encode(&click)?.as_slice())
+                .map_err(unavailable)?;
             let mut by_contact = txn.open_table(CLICKS_BY_CONTACT).map_err(unavailable)?;
             by_contact
                 .insert(

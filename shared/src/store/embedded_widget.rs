@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 /// Instance → widget configuration.
-const WIDGETS: TableDefinition<&str, &[u8]> = TableDefinition::new("widgets");
+pub(super) const WIDGETS: TableDefinition<&str, &[u8]> = TableDefinition::new("widgets");
 /// Code → ref code.
-const REF_CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("ref_codes");
+pub(super) const REF_CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("ref_codes");
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(WIDGETS).map_err(unavailable)?;

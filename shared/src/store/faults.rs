@@ -2,10 +2,10 @@
 //! double nothing. Used by tests, and by the local server when asked to.
 
 use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim,
-    IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError,
+    CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
+    DedupeClaim, IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError,
 };
-use super::{ConversionWrite, RevenueStore, SendWrite, WidgetStore};
+use super::{ConversionWrite, Erased, Erasure, ErasureStore, RevenueStore, SendWrite, WidgetStore};
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId, OfferId};
@@ -15,17 +15,29 @@ use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter
 use crate::rules::{Rule, RuleId};
 use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 const PARTS: u32 = 1_000_000;
 
+/// How a call meets its fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    /// The call fails before it reaches the store: nothing is read or written.
+    Refused,
+    /// A write reaches the store and takes effect, then its answer is lost: the caller sees
+    /// an error (DynamoDB can time out after applying a transaction). Reads are not affected.
+    AnswerLost,
+}
+
 /// Which calls fail: each call fails with probability `ratio`, drawn from a seeded sequence so
-/// a run can be repeated.
+/// a run can be repeated, in the plan's mode.
 #[derive(Debug)]
 pub struct FaultPlan {
     failing_parts_per_million: AtomicU32,
     state: AtomicU64,
+    answers_lost: AtomicBool,
 }
 
 impl FaultPlan {
@@ -33,6 +45,7 @@ impl FaultPlan {
         let plan = Arc::new(Self {
             failing_parts_per_million: AtomicU32::new(0),
             state: AtomicU64::new(seed | 1),
+            answers_lost: AtomicBool::new(false),
         });
         plan.set_ratio(ratio);
         plan
@@ -43,6 +56,20 @@ impl FaultPlan {
         let parts = (ratio.clamp(0.0, 1.0) * f64::from(PARTS)).round() as u32;
         self.failing_parts_per_million
             .store(parts, Ordering::SeqCst);
+    }
+
+    /// Changes how the calls that follow meet their faults.
+    pub fn set_mode(&self, mode: FaultMode) {
+        self.answers_lost
+            .store(mode == FaultMode::AnswerLost, Ordering::SeqCst);
+    }
+
+    pub fn mode(&self) -> FaultMode {
+        if self.answers_lost.load(Ordering::SeqCst) {
+            FaultMode::AnswerLost
+        } else {
+            FaultMode::Refused
+        }
     }
 
     fn should_fail(&self) -> bool {
@@ -77,6 +104,37 @@ impl FaultPlan {
             Ok(())
         }
     }
+
+    /// A read: it may be refused; a lost answer is not a read's fault.
+    async fn read<T>(
+        &self,
+        call: &str,
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if self.mode() == FaultMode::Refused {
+            self.check(call)?;
+        }
+        read.await
+    }
+
+    /// A write: refused before it runs, or run and its answer lost, as the mode says.
+    async fn write<T>(
+        &self,
+        call: &str,
+        write: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match self.mode() {
+            FaultMode::Refused => {
+                self.check(call)?;
+                write.await
+            }
+            FaultMode::AnswerLost => {
+                let answer = write.await?;
+                self.check(call)?;
+                Ok(answer)
+            }
+        }
+    }
 }
 
 pub struct FaultInjectingStore<S> {
@@ -97,8 +155,12 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         instance_id: &InstanceId,
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError> {
-        self.plan.check("load_contact")?;
-        self.inner.load_contact(instance_id, contact_id).await
+        self.plan
+            .read(
+                "load_contact",
+                self.inner.load_contact(instance_id, contact_id),
+            )
+            .await
     }
 
     async fn commit_event(
@@ -108,9 +170,12 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         expected_version: Option<u64>,
         counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError> {
-        self.plan.check("commit_event")?;
-        self.inner
-            .commit_event(claim, contact, expected_version, counters)
+        self.plan
+            .write(
+                "commit_event",
+                self.inner
+                    .commit_event(claim, contact, expected_version, counters),
+            )
             .await
     }
 
@@ -120,9 +185,22 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         expected_version: u64,
         counters: &[CounterBump],
     ) -> Result<CommitOutcome, StoreError> {
-        self.plan.check("update_contact")?;
-        self.inner
-            .update_contact(contact, expected_version, counters)
+        self.plan
+            .write(
+                "update_contact",
+                self.inner
+                    .update_contact(contact, expected_version, counters),
+            )
+            .await
+    }
+
+    /// Forwarded whole, so a batch meets one fault as the store's own batch write would.
+    async fn update_contacts(
+        &self,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.plan
+            .write("update_contacts", self.inner.update_contacts(updates))
             .await
     }
 
@@ -131,8 +209,9 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         claim: &DedupeClaim,
         commit: &IdentityCommit,
     ) -> Result<CommitOutcome, StoreError> {
-        self.plan.check("commit_identity")?;
-        self.inner.commit_identity(claim, commit).await
+        self.plan
+            .write("commit_identity", self.inner.commit_identity(claim, commit))
+            .await
     }
 
     async fn list_contacts(
@@ -142,9 +221,11 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ContactPage, StoreError> {
-        self.plan.check("list_contacts")?;
-        self.inner
-            .list_contacts(instance_id, window, after, limit)
+        self.plan
+            .read(
+                "list_contacts",
+                self.inner.list_contacts(instance_id, window, after, limit),
+            )
             .await
     }
 
@@ -154,9 +235,12 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
         first_day: &str,
         last_day: &str,
     ) -> Result<CounterDays, StoreError> {
-        self.plan.check("load_counter_days")?;
-        self.inner
-            .load_counter_days(instance_id, first_day, last_day)
+        self.plan
+            .read(
+                "load_counter_days",
+                self.inner
+                    .load_counter_days(instance_id, first_day, last_day),
+            )
             .await
     }
 }
@@ -164,8 +248,9 @@ impl<S: ContactStore> ContactStore for FaultInjectingStore<S> {
 #[async_trait]
 impl<S: RuleStore> RuleStore for FaultInjectingStore<S> {
     async fn list_rules(&self, instance_id: &InstanceId) -> Result<Vec<Rule>, StoreError> {
-        self.plan.check("list_rules")?;
-        self.inner.list_rules(instance_id).await
+        self.plan
+            .read("list_rules", self.inner.list_rules(instance_id))
+            .await
     }
 
     async fn load_rule(
@@ -173,18 +258,21 @@ impl<S: RuleStore> RuleStore for FaultInjectingStore<S> {
         instance_id: &InstanceId,
         rule_id: &RuleId,
     ) -> Result<Option<Rule>, StoreError> {
-        self.plan.check("load_rule")?;
-        self.inner.load_rule(instance_id, rule_id).await
+        self.plan
+            .read("load_rule", self.inner.load_rule(instance_id, rule_id))
+            .await
     }
 
     async fn create_rule(&self, rule: &Rule, max_rules: usize) -> Result<RuleWrite, StoreError> {
-        self.plan.check("create_rule")?;
-        self.inner.create_rule(rule, max_rules).await
+        self.plan
+            .write("create_rule", self.inner.create_rule(rule, max_rules))
+            .await
     }
 
     async fn replace_rule(&self, rule: &Rule) -> Result<RuleWrite, StoreError> {
-        self.plan.check("replace_rule")?;
-        self.inner.replace_rule(rule).await
+        self.plan
+            .write("replace_rule", self.inner.replace_rule(rule))
+            .await
     }
 
     async fn delete_rule(
@@ -192,21 +280,24 @@ impl<S: RuleStore> RuleStore for FaultInjectingStore<S> {
         instance_id: &InstanceId,
         rule_id: &RuleId,
     ) -> Result<RuleWrite, StoreError> {
-        self.plan.check("delete_rule")?;
-        self.inner.delete_rule(instance_id, rule_id).await
+        self.plan
+            .write("delete_rule", self.inner.delete_rule(instance_id, rule_id))
+            .await
     }
 
     async fn rules_version(&self, instance_id: &InstanceId) -> Result<u64, StoreError> {
-        self.plan.check("rules_version")?;
-        self.inner.rules_version(instance_id).await
+        self.plan
+            .read("rules_version", self.inner.rules_version(instance_id))
+            .await
     }
 }
 
 #[async_trait]
 impl<S: JobStore> JobStore for FaultInjectingStore<S> {
     async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
-        self.plan.check("create_job")?;
-        self.inner.create_job(job).await
+        self.plan
+            .write("create_job", self.inner.create_job(job))
+            .await
     }
 
     async fn load_job(
@@ -214,8 +305,9 @@ impl<S: JobStore> JobStore for FaultInjectingStore<S> {
         instance_id: &InstanceId,
         job_id: &str,
     ) -> Result<Option<BackfillJob>, StoreError> {
-        self.plan.check("load_job")?;
-        self.inner.load_job(instance_id, job_id).await
+        self.plan
+            .read("load_job", self.inner.load_job(instance_id, job_id))
+            .await
     }
 
     async fn save_job(
@@ -223,51 +315,60 @@ impl<S: JobStore> JobStore for FaultInjectingStore<S> {
         job: &BackfillJob,
         expected_version: u64,
     ) -> Result<CommitOutcome, StoreError> {
-        self.plan.check("save_job")?;
-        self.inner.save_job(job, expected_version).await
+        self.plan
+            .write("save_job", self.inner.save_job(job, expected_version))
+            .await
     }
 }
 
 #[async_trait]
 impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
     async fn create_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
-        self.plan.check("create_offer")?;
-        self.inner.create_offer(offer).await
+        self.plan
+            .write("create_offer", self.inner.create_offer(offer))
+            .await
     }
 
     async fn replace_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
-        self.plan.check("replace_offer")?;
-        self.inner.replace_offer(offer).await
+        self.plan
+            .write("replace_offer", self.inner.replace_offer(offer))
+            .await
     }
 
     async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError> {
-        self.plan.check("load_offer")?;
-        self.inner.load_offer(offer_id).await
+        self.plan
+            .read("load_offer", self.inner.load_offer(offer_id))
+            .await
     }
 
     async fn list_offers(&self) -> Result<Vec<Offer>, StoreError> {
-        self.plan.check("list_offers")?;
-        self.inner.list_offers().await
+        self.plan
+            .read("list_offers", self.inner.list_offers())
+            .await
     }
 
     async fn create_sends(&self, sends: &[SendRecord]) -> Result<Vec<SendWrite>, StoreError> {
-        self.plan.check("create_sends")?;
-        self.inner.create_sends(sends).await
+        self.plan
+            .write("create_sends", self.inner.create_sends(sends))
+            .await
     }
 
     async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError> {
-        self.plan.check("load_send")?;
-        self.inner.load_send(code).await
+        self.plan
+            .read("load_send", self.inner.load_send(code))
+            .await
     }
 
     async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
-        self.plan.check("record_click")?;
-        self.inner.record_click(click).await
+        self.plan
+            .write("record_click", self.inner.record_click(click))
+            .await
     }
 
     async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {
-        self.plan.check("load_click")?;
-        self.inner.load_click(click_id).await
+        self.plan
+            .read("load_click", self.inner.load_click(click_id))
+            .await
     }
 
     async fn first_click(
@@ -277,9 +378,12 @@ impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
         offer_id: &OfferId,
         window: &CreditWindow,
     ) -> Result<Option<Click>, StoreError> {
-        self.plan.check("first_click")?;
-        self.inner
-            .first_click(instance_id, contact_id, offer_id, window)
+        self.plan
+            .read(
+                "first_click",
+                self.inner
+                    .first_click(instance_id, contact_id, offer_id, window),
+            )
             .await
     }
 
@@ -287,8 +391,12 @@ impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
         &self,
         conversion: &Conversion,
     ) -> Result<ConversionWrite, StoreError> {
-        self.plan.check("record_conversion")?;
-        self.inner.record_conversion(conversion).await
+        self.plan
+            .write(
+                "record_conversion",
+                self.inner.record_conversion(conversion),
+            )
+            .await
     }
 
     async fn contact_journey(
@@ -296,8 +404,12 @@ impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
         instance_id: &InstanceId,
         contact_id: &ContactId,
     ) -> Result<Journey, StoreError> {
-        self.plan.check("contact_journey")?;
-        self.inner.contact_journey(instance_id, contact_id).await
+        self.plan
+            .read(
+                "contact_journey",
+                self.inner.contact_journey(instance_id, contact_id),
+            )
+            .await
     }
 
     async fn load_report_counters(
@@ -306,9 +418,21 @@ impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
         first_day: &str,
         last_day: &str,
     ) -> Result<Vec<ReportCounter>, StoreError> {
-        self.plan.check("load_report_counters")?;
-        self.inner
-            .load_report_counters(dimension, first_day, last_day)
+        self.plan
+            .read(
+                "load_report_counters",
+                self.inner
+                    .load_report_counters(dimension, first_day, last_day),
+            )
+            .await
+    }
+}
+
+#[async_trait]
+impl<S: ErasureStore> ErasureStore for FaultInjectingStore<S> {
+    async fn erase_contact(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
+        self.plan
+            .write("erase_contact", self.inner.erase_contact(erasure))
             .await
     }
 }
@@ -316,26 +440,28 @@ impl<S: RevenueStore> RevenueStore for FaultInjectingStore<S> {
 #[async_trait]
 impl<S: WidgetStore> WidgetStore for FaultInjectingStore<S> {
     async fn save_widget(&self, config: &WidgetConfig) -> Result<(), StoreError> {
-        self.plan.check("save_widget")?;
-        self.inner.save_widget(config).await
+        self.plan
+            .write("save_widget", self.inner.save_widget(config))
+            .await
     }
 
     async fn load_widget(
         &self,
         instance_id: &InstanceId,
     ) -> Result<Option<WidgetConfig>, StoreError> {
-        self.plan.check("load_widget")?;
-        self.inner.load_widget(instance_id).await
+        self.plan
+            .read("load_widget", self.inner.load_widget(instance_id))
+            .await
     }
 
     async fn create_ref(&self, code: &RefCode) -> Result<bool, StoreError> {
-        self.plan.check("create_ref")?;
-        self.inner.create_ref(code).await
+        self.plan
+            .write("create_ref", self.inner.create_ref(code))
+            .await
     }
 
     async fn load_ref(&self, code: &str) -> Result<Option<RefCode>, StoreError> {
-        self.plan.check("load_ref")?;
-        self.inner.load_ref(code).await
+        self.plan.read("load_ref", self.inner.load_ref(code)).await
     }
 }
 
@@ -352,5 +478,29 @@ mod tests {
         assert!((0..1_000).all(|_| !plan.should_fail()));
         plan.set_ratio(1.0);
         assert!((0..1_000).all(|_| plan.should_fail()));
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_comes_after_the_write_and_spares_reads() {
+        let plan = FaultPlan::ratio(1.0, 7);
+        let ran = AtomicU32::new(0);
+        let write = async {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        };
+        assert!(plan.write("w", write).await.is_err());
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "a refused write never runs");
+        plan.set_mode(FaultMode::AnswerLost);
+        let write = async {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        };
+        assert!(plan.write("w", write).await.is_err());
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            1,
+            "the write ran, its answer was lost"
+        );
+        assert!(plan.read("r", async { Ok(()) }).await.is_ok());
     }
 }

@@ -3,18 +3,23 @@
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "aws")]
+pub mod dynamo_erasure;
+#[cfg(feature = "aws")]
 pub mod dynamo_revenue;
 #[cfg(feature = "aws")]
 pub mod dynamo_widget;
 mod embedded;
+mod embedded_erasure;
 mod embedded_revenue;
 mod embedded_widget;
+mod erasure;
 mod faults;
 mod revenue;
 mod widget;
 
 pub use embedded::EmbeddedStore;
-pub use faults::{FaultInjectingStore, FaultPlan};
+pub use erasure::{Erased, Erasure, ErasureStore};
+pub use faults::{FaultInjectingStore, FaultMode, FaultPlan};
 pub use revenue::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
     click_position_range, contact_key,
@@ -331,5 +336,29 @@ impl<S: ContactStore + ?Sized> ContactStore for std::sync::Arc<S> {
         (**self)
             .list_contacts(instance_id, window, after, limit)
             .await
+    }
+}
+
+/// Lets wrappers (such as the fault injector) hold a shared, type-erased job store.
+#[async_trait]
+impl<S: JobStore + ?Sized> JobStore for std::sync::Arc<S> {
+    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
+        (**self).create_job(job).await
+    }
+
+    async fn load_job(
+        &self,
+        instance_id: &InstanceId,
+        job_id: &str,
+    ) -> Result<Option<BackfillJob>, StoreError> {
+        (**self).load_job(instance_id, job_id).await
+    }
+
+    async fn save_job(
+        &self,
+        job: &BackfillJob,
+        expected_version: u64,
+    ) -> Result<CommitOutcome, StoreError> {
+        (**self).save_job(job, expected_version).await
     }
 }

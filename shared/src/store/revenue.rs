@@ -46,7 +46,8 @@ pub trait RevenueStore: Send + Sync + 'static {
 
     async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError>;
 
-    /// Stores a new click with its report counters.
+    /// Stores a click with its report counters; a click already stored under its id is left
+    /// as it is (a retried record, from the queue, counts once).
     async fn record_click(&self, click: &Click) -> Result<(), StoreError>;
 
     async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError>;

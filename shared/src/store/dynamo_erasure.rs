@@ -1,0 +1,234 @@
+//! Erasure in DynamoDB. A person's records can outnumber one transaction (100 items), so each
+//! record is rewritten on its own, conditioned on still naming the person: a fault part-way
+//! answers an error, and the call made again finds and erases what is left. The contact goes
+//! last, with its place in the `by_first_seen` index (an index follows its item).
+//!
+//! The `by_contact` indexes are read eventually consistent, as DynamoDB reads every global
+//! index: a record written in the second before an erasure may be missed by it (and by the
+//! journey); erasing again sweeps it.
+
+use super::StoreError;
+use super::dynamo::{Client, TableNames, conditional_put, from_item, string, to_item, unavailable};
+use super::dynamo_revenue::{
+    CLICK_POSITION, CONTACT_INDEX, CONTACT_KEY, CONVERTED_KEY, RevenueTables, SENT_KEY, record,
+};
+use super::erasure::{Erased, Erasure, ErasureStore};
+use super::revenue::contact_key;
+use crate::ids::ContactId;
+use crate::model::Contact;
+use crate::revenue::{Click, Conversion, SendRecord};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Records rewritten at once.
+const CONCURRENT_WRITES: usize = 8;
+
+#[derive(Clone)]
+pub struct DynamoErasureStore {
+    client: Client,
+    contacts_table: String,
+    revenue: RevenueTables,
+}
+
+/// One of the record tables with a `by_contact` index.
+struct RecordTable<'a> {
+    name: &'a str,
+    /// Its hash key.
+    key: &'a str,
+    /// The index's range attribute, kept as it is so the records keep their order.
+    range: &'a str,
+}
+
+impl DynamoErasureStore {
+    pub fn new(client: Client, tables: &TableNames, revenue: RevenueTables) -> Self {
+        Self {
+            client,
+            contacts_table: tables.contacts.clone(),
+            revenue,
+        }
+    }
+
+    /// For Lambda: table names from the environment, as the other stores read them.
+    pub fn from_env(client: &Client) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(
+            client.clone(),
+            &TableNames::from_env()?,
+            RevenueTables::from_env()?,
+        ))
+    }
+
+    /// The hash keys of every record of `table` indexed under `contact`.
+    async fn indexed_keys(
+        &self,
+        table: &RecordTable<'_>,
+        contact: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(table.name)
+                .index_name(CONTACT_INDEX)
+                .key_condition_expression("#contact = :contact")
+                .expression_attribute_names("#contact", CONTACT_KEY)
+                .expression_attribute_names("#key", table.key)
+                .expression_attribute_values(":contact", string(contact))
+                .projection_expression("#key")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items.unwrap_or_default() {
+                if let Some(AttributeValue::S(key)) = item.get(table.key) {
+                    keys.push(key.clone());
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    /// Rewrites one record with `erase` under `new_contact`, if it still names `old_contact`.
+    /// Answers whether it did.
+    async fn rewrite<T: Serialize + DeserializeOwned>(
+        &self,
+        table: &RecordTable<'_>,
+        key: &str,
+        old_contact: &str,
+        new_contact: &str,
+        erase: &(dyn Fn(&mut T) + Sync),
+    ) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table.name)
+            .key(table.key, string(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = output.item else {
+            return Ok(false);
+        };
+        if item.get(CONTACT_KEY) != Some(&string(old_contact)) {
+            return Ok(false);
+        }
+        let range = item.get(table.range).cloned();
+        let mut erased: T = record(item, &[CONTACT_KEY, table.range])?;
+        erase(&mut erased);
+        let mut item = to_item(&erased)?;
+        item.insert(CONTACT_KEY.to_owned(), string(new_contact));
+        if let Some(range) = range {
+            item.insert(table.range.to_owned(), range);
+        }
+        let written = self
+            .client
+            .put_item()
+            .table_name(table.name)
+            .set_item(Some(item))
+            .condition_expression("#contact = :old")
+            .expression_attribute_names("#contact", CONTACT_KEY)
+            .expression_attribute_values(":old", string(old_contact))
+            .send()
+            .await;
+        // `false`: erased meanwhile by another call.
+        conditional_put(written)
+    }
+
+    /// Erases every record of `table` indexed under `old_contact`; answers how many.
+    async fn sweep<T: Serialize + DeserializeOwned>(
+        &self,
+        table: RecordTable<'_>,
+        old_contact: &str,
+        new_contact: &str,
+        erase: &(dyn Fn(&mut T) + Sync),
+    ) -> Result<usize, StoreError> {
+        let keys = self.indexed_keys(&table, old_contact).await?;
+        let rewrites: Vec<_> = keys
+            .iter()
+            .map(|key| self.rewrite(&table, key, old_contact, new_contact, erase))
+            .collect();
+        let done: Vec<bool> = futures::stream::iter(rewrites)
+            .buffer_unordered(CONCURRENT_WRITES)
+            .try_collect()
+            .await?;
+        Ok(done.into_iter().filter(|done| *done).count())
+    }
+
+    async fn delete_contact(
+        &self,
+        erasure: &Erasure,
+        contact_id: &ContactId,
+    ) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.contacts_table)
+            .key("instance_id", string(erasure.instance_id.as_str()))
+            .key("contact_id", string(contact_id.as_str()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        // Read back only to be sure it was a contact, not to keep anything; an identifier's
+        // link (phone ↔ BSUID) shares the key space and goes the same way, uncounted.
+        match output.attributes {
+            Some(item) if item.contains_key("links_to") => Ok(false),
+            Some(item) if !item.is_empty() => from_item::<Contact>(item).map(|_| true),
+            _ => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl ErasureStore for DynamoErasureStore {
+    async fn erase_contact(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
+        let new_contact = contact_key(&erasure.instance_id, &erasure.token);
+        let mut erased = Erased::default();
+        for contact_id in &erasure.identifiers {
+            let old_contact = contact_key(&erasure.instance_id, contact_id);
+            let sends = RecordTable {
+                name: &self.revenue.sends,
+                key: "code",
+                range: SENT_KEY,
+            };
+            let clicks = RecordTable {
+                name: &self.revenue.clicks,
+                key: "click_id",
+                range: CLICK_POSITION,
+            };
+            let conversions = RecordTable {
+                name: &self.revenue.conversions,
+                key: "conversion_key",
+                range: CONVERTED_KEY,
+            };
+            let erase_send = |send: &mut SendRecord| erasure.erase_send(send);
+            let erase_click = |click: &mut Click| erasure.erase_click(click);
+            let erase_conversion =
+                |conversion: &mut Conversion| erasure.erase_conversion(conversion);
+            let (sends, clicks, conversions) = futures::try_join!(
+                self.sweep(sends, &old_contact, &new_contact, &erase_send),
+                self.sweep(clicks, &old_contact, &new_contact, &erase_click),
+                self.sweep(conversions, &old_contact, &new_contact, &erase_conversion),
+            )?;
+            let contacts = usize::from(self.delete_contact(erasure, contact_id).await?);
+            erased.add(Erased {
+                contacts,
+                sends,
+                clicks,
+                conversions,
+            });
+        }
+        Ok(erased)
+    }
+}

@@ -1,0 +1,85 @@
+//! Erasure on request: a person's contact goes, and the revenue records that name them (sends,
+//! clicks, conversions) keep their numbers but no longer say who: their contact id becomes a
+//! random token, and a click's user agent and address hash are dropped. Counters and report
+//! rows are never touched, so every total stays as it was.
+
+use super::StoreError;
+use crate::ids::{ContactId, InstanceId};
+use crate::revenue::{Click, Conversion, SendRecord};
+use async_trait::async_trait;
+
+/// One person to erase from one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    pub instance_id: InstanceId,
+    /// Every id the person goes by on the instance, the one asked for first. Contacts and
+    /// revenue records stored under any of them are erased. This is also the list an erasure
+    /// of identifier links (phone ↔ BSUID) works from: the store deletes each id's links in the
+    /// same call.
+    pub identifiers: Vec<ContactId>,
+    /// What the revenue records carry instead: random, so nothing leads back to the person,
+    /// and one per erasure, so the person's first click keeps its place among their clicks.
+    pub token: ContactId,
+}
+
+impl Erasure {
+    pub fn new(instance_id: InstanceId, identifiers: Vec<ContactId>) -> Self {
+        let token = ContactId::parse(&format!("erased-{}", ulid::Ulid::new()))
+            .expect("a ULID makes a valid id");
+        Self {
+            instance_id,
+            identifiers,
+            token,
+        }
+    }
+
+    pub fn erase_send(&self, send: &mut SendRecord) {
+        send.contact_id = self.token.clone();
+    }
+
+    pub fn erase_click(&self, click: &mut Click) {
+        click.contact_id = self.token.clone();
+        click.user_agent = None;
+        click.ip_hash = None;
+    }
+
+    pub fn erase_conversion(&self, conversion: &mut Conversion) {
+        if conversion.contact_id.is_some() {
+            conversion.contact_id = Some(self.token.clone());
+        }
+    }
+}
+
+/// What one erasure changed; a second erasure of the same person changes nothing and says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erased {
+    pub contacts: usize,
+    pub sends: usize,
+    pub clicks: usize,
+    pub conversions: usize,
+}
+
+impl Erased {
+    pub fn add(&mut self, other: Erased) {
+        self.contacts += other.contacts;
+        self.sends += other.sends;
+        self.clicks += other.clicks;
+        self.conversions += other.conversions;
+    }
+}
+
+#[async_trait]
+pub trait ErasureStore: Send + Sync + 'static {
+    /// Deletes the contact stored under each identifier (and its place in the listing index),
+    /// and rewrites every send, click and conversion indexed under them as `erasure` says,
+    /// moving them out of the person's journey indexes. Safe to call again, after a fault
+    /// too: what was erased stays erased, what was left is erased then.
+    async fn erase_contact(&self, erasure: &Erasure) -> Result<Erased, StoreError>;
+}
+
+#[async_trait]
+impl<S: ErasureStore + ?Sized> ErasureStore for std::sync::Arc<S> {
+    async fn erase_contact(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
+        (**self).erase_contact(erasure).await
+    }
+}
