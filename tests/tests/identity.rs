@@ -5,7 +5,7 @@ use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::ids::InstanceId;
-use shared::store::{CounterDays, FaultInjectingStore, FaultPlan};
+use shared::store::{CounterDays, FaultInjectingStore, FaultMode, FaultPlan};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -535,9 +535,15 @@ async fn concurrent_messages_naming_one_person_make_one_contact(backend: Backend
 }
 
 /// Persons named by phone, by BSUID and by both (links and merges), delivered through a store
-/// that fails 40% of its calls, each failed delivery replayed as Meta would: the same contacts
-/// and counters as a fault-free run.
+/// that fails 40% of its calls (refused before they run, or run and their answer lost), each
+/// failed delivery replayed as Meta would: the same contacts and counters as a fault-free run.
 async fn store_faults_during_links_and_merges_lose_and_double_nothing(backend: Backend) {
+    for mode in [FaultMode::Refused, FaultMode::AnswerLost] {
+        faults_in_mode(backend, mode).await;
+    }
+}
+
+async fn faults_in_mode(backend: Backend, mode: FaultMode) {
     let Some((clean, _clean_guard)) = fresh_stores(backend).await else {
         return;
     };
@@ -545,6 +551,7 @@ async fn store_faults_during_links_and_merges_lose_and_double_nothing(backend: B
         return;
     };
     let plan = FaultPlan::ratio(0.4, 7);
+    plan.set_mode(mode);
     let faulty_app = webhook_app(Arc::new(FaultInjectingStore::new(
         faulty.contacts.clone(),
         plan.clone(),
@@ -609,7 +616,7 @@ async fn store_faults_during_links_and_merges_lose_and_double_nothing(backend: B
             for shown in [&mut found, &mut expected] {
                 shown.as_object_mut().unwrap().remove("version");
             }
-            assert_eq!(found, expected, "{identifier}");
+            assert_eq!(found, expected, "{mode:?} {identifier}");
         }
     }
     assert_eq!(counters(&faulty).await, counters(&clean).await);
