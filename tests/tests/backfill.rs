@@ -3,11 +3,19 @@
 use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::counters::CounterBump;
+use shared::ids::ContactId;
 use shared::ids::InstanceId;
 use shared::matching::Matcher;
+use shared::model::Contact;
 use shared::queue::QueueJob;
+use shared::store::{
+    CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
+    DedupeClaim, FaultInjectingStore, FaultPlan, IdentityCommit, StoreError,
+};
 use shared::time::Timestamp;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 on_every_store!(
@@ -15,6 +23,7 @@ on_every_store!(
     a_limit_stops_a_run_early,
     bad_backfill_requests_are_400,
     a_backfill_racing_live_matching_attributes_and_counts_each_contact_once,
+    a_backfill_page_reaches_the_stores_batch_write_through_the_engines_store_types,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -357,5 +366,133 @@ async fn a_backfill_racing_live_matching_attributes_and_counts_each_contact_once
         job["updated"].as_u64().unwrap() + job["skipped_attributed"].as_u64().unwrap(),
         8,
         "{job}"
+    );
+}
+
+/// Counts the contact writes that reach the store it wraps, one by one or in batches.
+struct WriteSpy {
+    inner: Arc<dyn ContactStore>,
+    singles: AtomicUsize,
+    batches: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ContactStore for WriteSpy {
+    async fn load_contact(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        self.inner.load_contact(instance_id, contact_id).await
+    }
+
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner.commit_identity(claim, commit).await
+    }
+
+    async fn commit_event(
+        &self,
+        claim: &DedupeClaim,
+        contact: &Contact,
+        expected_version: Option<u64>,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner
+            .commit_event(claim, contact, expected_version, counters)
+            .await
+    }
+
+    async fn update_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        self.singles.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .update_contact(contact, expected_version, counters)
+            .await
+    }
+
+    async fn update_contacts(
+        &self,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.inner.update_contacts(updates).await
+    }
+
+    async fn load_counter_days(
+        &self,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<CounterDays, StoreError> {
+        self.inner
+            .load_counter_days(instance_id, first_day, last_day)
+            .await
+    }
+
+    async fn list_contacts(
+        &self,
+        instance_id: &InstanceId,
+        window: &ContactWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        self.inner
+            .list_contacts(instance_id, window, after, limit)
+            .await
+    }
+}
+
+/// The engine holds its contact store as `Arc<dyn ContactStore>`, behind the fault injector
+/// when faults are asked for; a backfill page must reach the store's own batch write through
+/// both (one write per page), never a loop of single writes a wrapper fell back to.
+async fn a_backfill_page_reaches_the_stores_batch_write_through_the_engines_store_types(
+    backend: Backend,
+) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let spy = Arc::new(WriteSpy {
+        inner: stores.contacts.clone(),
+        singles: AtomicUsize::new(0),
+        batches: AtomicUsize::new(0),
+    });
+    let spied: Arc<dyn ContactStore> = spy.clone();
+    // A plan that never fails: the wrapper is in the path, its faults are not.
+    let wrapped: Arc<dyn ContactStore> =
+        Arc::new(FaultInjectingStore::new(spied, FaultPlan::ratio(0.0, 1)));
+    let held = Stores {
+        contacts: wrapped,
+        ..stores.clone()
+    };
+    let engine = local_server::engine_with_matcher(&secrets(), &held, PUBLIC_BASE_URL, |matcher| {
+        matcher.with_page_size(2)
+    });
+    let app = &engine.app;
+    arrivals_before_the_rule(app).await;
+    let rule = json!({"name": "TikTok", "platform": "tiktok", "match": {"kind": "contains", "pattern": "tiktok"}});
+    let (status, _) = post(app, "/rules", rule).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let singles_before = spy.singles.load(Ordering::SeqCst);
+
+    let (status, started) = post(app, "/backfill", json!({"days": 7, "dry_run": false})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let job = until_job_done(app, started["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["updated"], 3, "{job}");
+    assert_eq!(
+        spy.singles.load(Ordering::SeqCst),
+        singles_before,
+        "no backfill write went one contact at a time"
+    );
+    assert!(
+        spy.batches.load(Ordering::SeqCst) >= 2,
+        "three contacts in pages of two are at least two batch writes"
     );
 }

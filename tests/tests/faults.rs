@@ -18,6 +18,7 @@ use shared::matching::{InProcessQueue, Matcher};
 use shared::model::Contact;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
 use shared::revenue::Click;
+use shared::store::ContactQueries;
 use shared::store::RevenueStore;
 use shared::store::{
     CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim,
@@ -1166,6 +1167,13 @@ impl ContactStore for FlakyWrites {
             self.written.lock().unwrap().push(id);
         }
         Ok(outcome)
+    }
+
+    async fn update_contacts(
+        &self,
+        updates: &[shared::store::ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        shared::store::update_each(self, updates).await
     }
 
     async fn load_counter_days(

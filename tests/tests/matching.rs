@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use shared::ids::{ContactId, InstanceId};
 use shared::matching::{MatchOutcome, Matcher};
 use shared::queue::MatchJob;
+use shared::store::ContactQueries;
 use shared::time::Timestamp;
 use std::time::Duration;
 

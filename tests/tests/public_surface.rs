@@ -12,6 +12,7 @@ use integration_tests::*;
 use serde_json::{Value, json};
 use shared::ids::InstanceId;
 use shared::model::TOUCH_HISTORY_CAP;
+use shared::store::ContactQueries;
 use shared::time::Timestamp;
 use shared::web::{MAX_PARAM_BYTES, MAX_STORED_URL_BYTES, MAX_URL_BYTES, WebPlatform};
 use std::collections::BTreeMap;

@@ -8,6 +8,7 @@ use shared::model::{
     Acquisition, Channel, Contact, InboundMessage, MetaPlatform, MetaReferral, Referral,
 };
 use shared::rules::{Rule, RuleDraft, RuleId};
+use shared::store::ContactQueries;
 use shared::store::{
     Absorbed, CommitOutcome, ContactStore, ContactUpdate, ContactWindow, DedupeClaim,
     IdentityCommit, RuleWrite,

@@ -8,6 +8,7 @@ use http::{Request, StatusCode};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::ids::InstanceId;
+use shared::store::ContactQueries;
 use shared::time::Timestamp;
 use shared::web::{RefCode, WebVisit};
 use std::time::Duration;

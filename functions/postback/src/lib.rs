@@ -25,7 +25,7 @@ use shared::revenue::{
     SendDraft, SendRecord,
 };
 use shared::secret::{AdminKeys, Secret};
-use shared::store::{ContactStore, ConversionWrite, RevenueStore, SendWrite};
+use shared::store::{ContactQueries, ContactStore, ConversionWrite, RevenueStore, SendWrite};
 use shared::time::{Timestamp, accepted_day};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

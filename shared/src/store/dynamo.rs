@@ -12,8 +12,8 @@
 //!   `rule_count` and `version`.
 
 use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim,
-    IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError, listing_position,
+    CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
+    DedupeClaim, IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError, listing_position,
 };
 use crate::backfill::BackfillJob;
 use crate::counters::CounterBump;
@@ -592,6 +592,15 @@ impl ContactStore for DynamoStore {
             Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
             Err(codes) => Err(cancelled(&codes)),
         }
+    }
+
+    /// One transaction per contact: a page of 500 would exceed a transaction's 100 items, and
+    /// one conflict must fail only its own contact.
+    async fn update_contacts(
+        &self,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        super::update_each(self, updates).await
     }
 
     async fn list_contacts(

@@ -76,17 +76,6 @@ pub trait ContactStore: Send + Sync + 'static {
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError>;
 
-    /// The id of the contact `identifier` names (see `load_contact`), for the records that
-    /// point at a contact (sends) to point at the one that stays whatever id arrives.
-    async fn resolve_contact_id(
-        &self,
-        instance_id: &InstanceId,
-        identifier: &ContactId,
-    ) -> Result<Option<ContactId>, StoreError> {
-        let contact = self.load_contact(instance_id, identifier).await?;
-        Ok(contact.map(|contact| contact.contact_id))
-    }
-
     /// `commit_event` that also links `commit.new_links` to the contact and turns each
     /// absorbed contact (and the identifiers linked to it) into links to it, all or nothing:
     /// `VersionConflict` when an identifier to link is taken or an absorbed contact or link
@@ -118,20 +107,13 @@ pub trait ContactStore: Send + Sync + 'static {
     ) -> Result<CommitOutcome, StoreError>;
 
     /// Many `update_contact`s, each applied or not on its own (one conflict fails only its
-    /// item). Stores that can commit them together override this: backfill pages use it.
+    /// item): backfill pages use it. Required, with no default, so that a wrapper (`Arc`, the
+    /// fault injector) cannot forget to forward it and silently fall back to one write per
+    /// contact; a store that cannot commit them together answers with `update_each`.
     async fn update_contacts(
         &self,
         updates: &[ContactUpdate],
-    ) -> Result<Vec<CommitOutcome>, StoreError> {
-        let mut outcomes = Vec::with_capacity(updates.len());
-        for update in updates {
-            outcomes.push(
-                self.update_contact(&update.contact, update.expected_version, &update.counters)
-                    .await?,
-            );
-        }
-        Ok(outcomes)
-    }
+    ) -> Result<Vec<CommitOutcome>, StoreError>;
 
     /// Every counter of one instance for each day from `first_day` to `last_day` (inclusive,
     /// `YYYY-MM-DD`) that has any: day → name → count. Absent counters are zero. One read,
@@ -153,6 +135,39 @@ pub trait ContactStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ContactPage, StoreError>;
+}
+
+/// `update_contacts` for a store that has no batch commit: one `update_contact` after another.
+pub async fn update_each<S: ContactStore + ?Sized>(
+    store: &S,
+    updates: &[ContactUpdate],
+) -> Result<Vec<CommitOutcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(updates.len());
+    for update in updates {
+        outcomes.push(
+            store
+                .update_contact(&update.contact, update.expected_version, &update.counters)
+                .await?,
+        );
+    }
+    Ok(outcomes)
+}
+
+/// Queries made of `ContactStore` calls, the same for every store. Kept out of the trait so
+/// that no store or wrapper can override them (a wrapper that forgot to forward an override
+/// would answer differently from the store it wraps).
+#[async_trait]
+pub trait ContactQueries: ContactStore {
+    /// The id of the contact `identifier` names (see `load_contact`), for the records that
+    /// point at a contact (sends) to point at the one that stays whatever id arrives.
+    async fn resolve_contact_id(
+        &self,
+        instance_id: &InstanceId,
+        identifier: &ContactId,
+    ) -> Result<Option<ContactId>, StoreError> {
+        let contact = self.load_contact(instance_id, identifier).await?;
+        Ok(contact.map(|contact| contact.contact_id))
+    }
 
     /// Every counter of one instance and day, by name.
     async fn load_counters(
@@ -164,6 +179,8 @@ pub trait ContactStore: Send + Sync + 'static {
         Ok(days.remove(day).unwrap_or_default())
     }
 }
+
+impl<S: ContactStore + ?Sized> ContactQueries for S {}
 
 /// A contact merged into another: still at `version`, it becomes a link to the contact that
 /// stays, and so does each identifier linked to it.
@@ -313,6 +330,13 @@ impl<S: ContactStore + ?Sized> ContactStore for std::sync::Arc<S> {
         commit: &IdentityCommit,
     ) -> Result<CommitOutcome, StoreError> {
         (**self).commit_identity(claim, commit).await
+    }
+
+    async fn update_contacts(
+        &self,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        (**self).update_contacts(updates).await
     }
 
     async fn load_counter_days(
