@@ -2,16 +2,26 @@
 
 use crate::secret::{AdminKeys, RotatingSecret, Secret};
 
+/// Why the configuration could not be read; the engine refuses to start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A required variable is unset or empty.
     #[error("the environment variable {0} must be set")]
     Missing(&'static str),
+    /// A required secret is absent from Parameter Store.
     #[error("the SSM parameter SECRETS_PREFIX + {0} must exist (a SecureString)")]
     MissingSecret(&'static str),
+    /// A variable is set but does not parse.
     #[error("the environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Why its value does not parse.
+        reason: String,
+    },
 }
 
+/// A variable that must be set and non-empty.
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
     optional(name).ok_or(ConfigError::Missing(name))
 }
@@ -21,6 +31,7 @@ pub fn optional(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
+/// A variable parsed as `T`, or `default` when unset; a value that does not parse is an error, not the default.
 pub fn parsed_or<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
@@ -38,16 +49,22 @@ where
 /// SSM Parameter Store (in Lambda, under `SECRETS_PREFIX`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretName {
+    /// Signs Meta's webhook deliveries (`X-Hub-Signature-256`).
     MetaAppSecret,
+    /// Answers Meta's webhook subscription challenge.
     MetaVerifyToken,
+    /// The admin API key, `current[,previous]`.
     AdminApiKey,
     /// Optional: a key of the admin API that may only read.
     ReadonlyApiKey,
+    /// Authenticates affiliate platforms' postbacks.
     PostbackToken,
+    /// Keys tracked-link codes and client address hashes.
     LinkSecret,
 }
 
 impl SecretName {
+    /// Every secret, e.g. for a function that needs them all.
     pub const ALL: [SecretName; 6] = [
         SecretName::MetaAppSecret,
         SecretName::MetaVerifyToken,
@@ -60,6 +77,7 @@ impl SecretName {
     /// The secrets every function serving admin routes reads.
     pub const ADMIN: [SecretName; 2] = [SecretName::AdminApiKey, SecretName::ReadonlyApiKey];
 
+    /// The secret's name in the environment and in Parameter Store (after the prefix).
     pub fn name(&self) -> &'static str {
         match self {
             Self::MetaAppSecret => "META_APP_SECRET",
@@ -93,13 +111,18 @@ impl SecretName {
 /// A secret the local server made up because the environment had none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevDefault {
+    /// The secret's variable name.
     pub name: &'static str,
+    /// The made-up value, to show in the local server's startup log.
     pub value: &'static str,
 }
 
+/// Every secret the engine uses, read once at startup.
 #[derive(Debug, Clone)]
 pub struct Secrets {
+    /// Verifies Meta's webhook signatures.
     pub meta_app_secret: Secret,
+    /// Answers Meta's subscription challenge.
     pub meta_verify_token: Secret,
     /// `ADMIN_API_KEY` and the optional `READONLY_API_KEY`, each `current[,previous]`.
     pub admin_keys: AdminKeys,

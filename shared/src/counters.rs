@@ -4,20 +4,25 @@
 use crate::ids::InstanceId;
 use crate::model::Contact;
 
+/// Counter of contacts first seen that day.
 pub const NEW_CONTACTS: &str = "new_contacts";
+/// Counter of contacts the rules checked and found nothing for.
 pub const UNMATCHED: &str = "unmatched";
 
 // Every counter name comes from a fixed vocabulary (`'static` names) or an admin-created rule's
 // id, never from what a message or a page URL says: a day's counters stay a short list.
 
+/// Counter name of an acquisition kind (`kind:meta_ad`, …).
 pub fn kind_counter(kind: &'static str) -> String {
     format!("kind:{kind}")
 }
 
+/// Counter name of an acquisition platform (`platform:instagram`, …).
 pub fn platform_counter(platform: &'static str) -> String {
     format!("platform:{platform}")
 }
 
+/// Counter name of the rule that attributed a contact.
 pub fn rule_counter(rule_id: &crate::rules::RuleId) -> String {
     format!("rule:{}", rule_id.as_str())
 }
@@ -26,8 +31,11 @@ pub fn rule_counter(rule_id: &crate::rules::RuleId) -> String {
 /// day in UTC).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CounterBump {
+    /// The instance whose counter changes.
     pub instance_id: InstanceId,
+    /// The day counted, `YYYY-MM-DD` in UTC.
     pub day: String,
+    /// The counter's name, from a fixed vocabulary or a rule id.
     pub name: String,
     /// +1, or -1 when a contact leaves a count (an unmatched contact later attributed).
     pub delta: i64,

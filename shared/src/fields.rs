@@ -7,11 +7,14 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct FieldError {
+    /// The field's path in the body, e.g. `match.pattern`.
     pub field: String,
+    /// What is wrong with it, for the admin.
     pub message: String,
 }
 
 impl FieldError {
+    /// A refusal of `field` with `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -88,6 +91,7 @@ pub fn required_string(
     optional_string(object, field)?.ok_or_else(|| FieldError::new(field, "is required"))
 }
 
+/// Field names joined for a message, e.g. the allowed values of an enum field.
 pub fn list(names: &[&str]) -> String {
     names.join(", ")
 }

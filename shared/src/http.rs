@@ -13,33 +13,76 @@ use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
 
+/// Every way a request can fail, each mapped to one status and one JSON error body.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A request that does not make sense as sent (400).
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest {
+        /// Machine-readable error code, stable for clients.
+        code: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
     /// A request field that does not hold: the answer names it.
     #[error("{field}: {message}")]
-    InvalidField { field: String, message: String },
+    InvalidField {
+        /// The field's path in the body or query.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No valid credentials (401).
     #[error("{message}")]
-    Unauthorized { code: &'static str, message: String },
+    Unauthorized {
+        /// Machine-readable error code, stable for clients.
+        code: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
+    /// Valid credentials that may not do this, e.g. a read-only key writing (403).
     #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
+    Forbidden {
+        /// Machine-readable error code, stable for clients.
+        code: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
+    /// No such route or object (404).
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound {
+        /// Machine-readable error code, stable for clients.
+        code: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
+    /// The request clashes with the current state, e.g. a stale version (409).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        /// Machine-readable error code, stable for clients.
+        code: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
+    /// The body exceeds the route's limit (413).
     #[error("the request body is larger than {limit_bytes} bytes")]
-    PayloadTooLarge { limit_bytes: usize },
+    PayloadTooLarge {
+        /// The route's limit.
+        limit_bytes: usize,
+    },
+    /// The route exists under another method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
     /// A dependency failed; the caller should retry later. The detail is logged, not returned.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    /// A bug or an impossible state (500); the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ApiError {
+    /// A 400 with a machine-readable `code`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
@@ -47,6 +90,7 @@ impl ApiError {
         }
     }
 
+    /// A 400 naming the field that does not hold.
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidField {
             field: field.into(),
@@ -54,6 +98,7 @@ impl ApiError {
         }
     }
 
+    /// A 404 with a machine-readable `code`.
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::NotFound {
             code,
@@ -208,6 +253,7 @@ pub async fn require_admin(
 pub struct AuditObject(pub String);
 
 impl AuditObject {
+    /// Marks `response` with the id of what the write created, for the audit line.
     pub fn attach(mut response: Response, id: impl Into<String>) -> Response {
         response.extensions_mut().insert(Self(id.into()));
         response

@@ -34,6 +34,7 @@ pub fn identifiers(event: &InboundEvent) -> Vec<ContactId> {
 pub struct Plan {
     /// The stored contact the event lands on, as read (`None`: a new contact).
     pub before: Option<Contact>,
+    /// The identity writes that go with the contact write.
     pub commit: IdentityCommit,
 }
 

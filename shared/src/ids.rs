@@ -7,9 +7,11 @@ use std::fmt;
 /// alphanumerics, sometimes with an `ENT.` part) beside every other platform's ids.
 const MAX_ID_LEN: usize = 160;
 
+/// An identifier that does not hold, named by its field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field} must be 1 to {MAX_ID_LEN} visible characters without spaces or '#'")]
 pub struct InvalidId {
+    /// The field the identifier came in.
     pub field: &'static str,
 }
 
@@ -34,10 +36,12 @@ macro_rules! id_type {
         pub struct $name(String);
 
         impl $name {
+            /// The id, if `value` is 1 to 160 visible characters without spaces or `#`.
             pub fn parse(value: &str) -> Result<Self, InvalidId> {
                 parse_id($field, value).map(Self)
             }
 
+            /// The id as received.
             pub fn as_str(&self) -> &str {
                 &self.0
             }

@@ -18,12 +18,19 @@ pub struct InboundEvent {
     /// Stable across Meta's retries of the same event: the message id, or a key derived from
     /// sender, recipient, timestamp and kind.
     pub dedupe_key: String,
+    /// The business side that received the event.
     pub instance_id: InstanceId,
+    /// The person who wrote, as the channel names them.
     pub contact_id: ContactId,
+    /// The channel it came through.
     pub channel: Channel,
+    /// The sender's name as the channel shows it, when it says.
     pub display_name: Option<String>,
+    /// When the event happened, by the channel's clock (not when it arrived).
     pub occurred_at: Timestamp,
+    /// The message text and id, when the event is a message.
     pub message: Option<InboundMessage>,
+    /// The ad, post or link the event came from, when it says.
     pub referral: Option<Referral>,
     /// The WhatsApp identifiers the event carried (empty on other channels).
     pub identity: Identity,
@@ -147,14 +154,21 @@ fn settle_acquisition(contact: &mut Contact) {
     }
 }
 
+/// What ingesting an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
+    /// Written: `contact` as it stands now.
     Applied {
+        /// The contact after the event.
         contact: Box<Contact>,
+        /// Whether the event created the contact.
         created: bool,
     },
     /// Processed before; `contact` is the contact as it stands.
-    Duplicate { contact: Option<Box<Contact>> },
+    Duplicate {
+        /// The contact as it stands, if it still exists.
+        contact: Option<Box<Contact>>,
+    },
 }
 
 impl IngestOutcome {
@@ -183,12 +197,18 @@ impl IngestOutcome {
     }
 }
 
+/// Why an event could not be applied; the delivery is retried.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Concurrent writers kept winning the contact's version check.
     #[error("the contact kept changing under {attempts} attempts")]
-    Contention { attempts: u32 },
+    Contention {
+        /// How many times the write was tried.
+        attempts: u32,
+    },
     /// An event of one channel named a contact of another: refused, so that no channel can
     /// read or change what another one recorded.
     #[error("the contact belongs to another channel")]
@@ -199,16 +219,19 @@ pub enum IngestError {
 /// one conversation's burst needs.
 const MAX_ATTEMPTS: u32 = 16;
 
+/// Applies inbound events to contacts, exactly once each, through the contact store.
 #[derive(Clone)]
 pub struct Ingestor {
     store: Arc<dyn ContactStore>,
 }
 
 impl Ingestor {
+    /// An ingestor writing to `store`.
     pub fn new(store: Arc<dyn ContactStore>) -> Self {
         Self { store }
     }
 
+    /// The contact store it writes to, for callers that read what it wrote.
     pub fn store(&self) -> &Arc<dyn ContactStore> {
         &self.store
     }

@@ -4,6 +4,8 @@
 //! decisions), the store traits shaped after the access patterns, and their implementations:
 //! an embedded store for local use and, with the `aws` feature, DynamoDB.
 
+#![warn(missing_docs)]
+
 pub mod backfill;
 pub mod bounds;
 pub mod config;

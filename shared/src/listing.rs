@@ -7,29 +7,39 @@ use crate::secret::{RotatingSecret, Secret};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// Contacts per page when the request names no limit.
 pub const DEFAULT_LIMIT: usize = 50;
+/// The largest page a listing may ask for.
 pub const MAX_LIMIT: usize = 500;
 const ACQUISITION_KINDS: [&str; 5] = ["meta_ad", "meta_post", "shortlink", "rule", "web"];
 
 /// Which contacts a listing keeps; every filter given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContactFilter {
+    /// Only this acquisition kind (`meta_ad`, `rule`, …).
     pub kind: Option<String>,
+    /// Only this acquisition platform.
     pub platform: Option<String>,
+    /// Only acquisitions from this campaign.
     pub campaign: Option<String>,
+    /// Only contacts this rule attributed.
     pub rule_id: Option<String>,
     /// `Some(true)`: only contacts without acquisition; `Some(false)`: only attributed ones.
     pub unattributed: Option<bool>,
 }
 
+/// A listing parameter that does not hold, named for the answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct InvalidListing {
+    /// The query parameter.
     pub field: &'static str,
+    /// What is wrong with it.
     pub message: String,
 }
 
 impl ContactFilter {
+    /// Checks the query parameters against the known vocabularies.
     pub fn parse(
         kind: Option<&str>,
         platform: Option<&str>,
@@ -66,6 +76,7 @@ impl ContactFilter {
         })
     }
 
+    /// Whether `contact` passes every filter set.
     pub fn matches(&self, contact: &Contact) -> bool {
         let acquisition = contact.acquisition.as_ref();
         let campaign = acquisition.and_then(|acquisition| match acquisition {
@@ -89,6 +100,7 @@ impl ContactFilter {
     }
 }
 
+/// The page size asked for, within 1..=`MAX_LIMIT`, or the default.
 pub fn parse_limit(limit: Option<&str>) -> Result<usize, InvalidListing> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
@@ -114,6 +126,7 @@ pub struct CursorCodec {
 const TAG_BYTES: usize = 16;
 
 impl CursorCodec {
+    /// A codec signing with `key`.
     pub fn new(key: RotatingSecret) -> Self {
         Self { key }
     }
@@ -127,6 +140,7 @@ impl CursorCodec {
         mac
     }
 
+    /// An opaque cursor for `position` in `instance_id`'s listing.
     pub fn encode(&self, instance_id: &InstanceId, position: &str) -> String {
         let tag = Self::mac(self.key.current(), instance_id, position)
             .finalize()
@@ -138,6 +152,7 @@ impl CursorCodec {
         )
     }
 
+    /// The position a cursor carries, if it was made for this instance under a key still accepted.
     pub fn decode(&self, instance_id: &InstanceId, cursor: &str) -> Result<String, InvalidListing> {
         let invalid = || InvalidListing {
             field: "cursor",

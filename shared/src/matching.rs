@@ -23,17 +23,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+/// What a match job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatchOutcome {
+    /// A rule matched the first message and now attributes the contact.
     Matched {
+        /// The rule that matched.
         rule_id: String,
     },
+    /// No rule matched; the contact counts as unmatched.
     Unmatched,
     /// Attributed or matched before (a duplicate job, a Meta referral, a backfill): nothing to do.
     AlreadyDecided,
     /// The first message carried a known, unexpired ref code of the instance: the contact gets
     /// the web visit it stands for, before any rule.
     WebRef {
+        /// The ref code the message carried.
         code: String,
     },
     /// No such contact: nothing to attribute. Contacts are written before their job is queued,
@@ -44,6 +49,7 @@ pub enum MatchOutcome {
 /// Same bound as ingestion: concurrent writers to one contact retry on a version conflict.
 const MAX_ATTEMPTS: u32 = 16;
 
+/// Runs the queue's jobs: text rules on first messages, backfill pages and recorded clicks.
 pub struct Matcher {
     contacts: Arc<dyn ContactStore>,
     rules: Arc<dyn RuleStore>,
@@ -75,6 +81,7 @@ enum BackfillDecision {
 }
 
 impl Matcher {
+    /// A matcher over these stores, with compiled rules cached per instance.
     pub fn new(
         contacts: Arc<dyn ContactStore>,
         rules: Arc<dyn RuleStore>,
@@ -175,6 +182,7 @@ impl Matcher {
         Ok(compiled)
     }
 
+    /// Decides one contact's attribution from its first message, retrying on a version conflict.
     pub async fn handle(
         &self,
         job: &MatchJob,

@@ -6,11 +6,15 @@ use crate::time::Timestamp;
 use crate::web::WebVisit;
 use serde::{Deserialize, Serialize};
 
+/// The messaging channel a contact writes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
+    /// WhatsApp Business (Cloud API).
     Whatsapp,
+    /// Facebook Messenger, through a page.
     Messenger,
+    /// Instagram direct messages, through a business account.
     Instagram,
     /// A website's chat widget; the contact is the browser's visitor id.
     Web,
@@ -20,37 +24,53 @@ pub enum Channel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetaPlatform {
+    /// An ad or post on Facebook.
     Facebook,
+    /// An ad or post on Instagram.
     Instagram,
+    /// A click-to-WhatsApp ad or post.
     Whatsapp,
 }
 
 /// The facts a Meta referral carries, with only the fields Meta sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaReferral {
+    /// Where the referral's ad or post ran.
     pub platform: MetaPlatform,
+    /// The ad the person came from, when Meta names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ad_id: Option<String>,
+    /// WhatsApp's click id of a click-to-WhatsApp ad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctwa_clid: Option<String>,
+    /// The ad's headline, as Meta sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headline: Option<String>,
+    /// The ad's body text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// The ad or post URL Meta gives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_url: Option<String>,
+    /// The ad's media type (`image`, `video`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// The ad's image, for an image ad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_url: Option<String>,
+    /// The ad's video, for a video ad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video_url: Option<String>,
+    /// The video ad's thumbnail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail_url: Option<String>,
+    /// The post the person came from, for a post referral.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_id: Option<String>,
+    /// The catalogue product the ad showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_id: Option<String>,
+    /// The `ref` parameter of an m.me or ig.me link.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub ref_param: Option<String>,
     /// Meta's own name for the entry point (`ADS`, `SHORTLINK`, `CUSTOMER_CHAT_PLUGIN`, …) or,
@@ -60,6 +80,7 @@ pub struct MetaReferral {
     /// The message that carried the referral, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// When the referral happened, by Meta's clock: what first touch is decided by.
     pub captured_at: Timestamp,
 }
 
@@ -91,8 +112,11 @@ impl MetaReferral {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Referral {
+    /// A paid ad.
     MetaAd(MetaReferral),
+    /// An organic post.
     MetaPost(MetaReferral),
+    /// An m.me / ig.me / wa.me link.
     Shortlink(MetaReferral),
     /// An entry point that says nothing about acquisition (e.g. the customer chat plugin).
     Other(MetaReferral),
@@ -134,8 +158,11 @@ impl Referral {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Acquisition {
+    /// A paid Meta ad.
     MetaAd(MetaReferral),
+    /// An organic Meta post.
     MetaPost(MetaReferral),
+    /// An m.me / ig.me / wa.me link.
     Shortlink(MetaReferral),
     /// An admin's rule matched the contact's first message (non-Meta ads' pre-filled text).
     Rule(RuleAttribution),
@@ -147,14 +174,21 @@ pub enum Acquisition {
 /// What a matching rule says about the contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleAttribution {
+    /// The platform the rule stands for (a non-Meta ad network or source).
     pub platform: RulePlatform,
+    /// The rule's source label, when it has one.
     pub source_name: Option<String>,
+    /// The rule that matched.
     pub rule_id: RuleId,
+    /// The rule's name when it matched, kept if the rule is renamed or deleted.
     pub rule_name: String,
+    /// The campaign the rule names.
     pub campaign: Option<String>,
+    /// The ad the rule names.
     pub ad: Option<String>,
     /// The first message text the rule matched.
     pub matched_text: String,
+    /// When the rule was applied.
     pub captured_at: Timestamp,
     /// The backfill run that applied the rule, when it was not the live matcher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +196,7 @@ pub struct RuleAttribution {
 }
 
 impl RuleAttribution {
+    /// The attribution `rule` gives for matching `matched_text` at `at`.
     pub fn of(rule: &crate::rules::Rule, matched_text: String, at: Timestamp) -> Self {
         Self {
             platform: rule.platform,
@@ -221,6 +256,7 @@ impl Acquisition {
 }
 
 impl MetaPlatform {
+    /// The platform's name in counters, filters and the API.
     pub fn as_str(&self) -> &'static str {
         match self {
             MetaPlatform::Facebook => "facebook",
@@ -230,14 +266,18 @@ impl MetaPlatform {
     }
 }
 
+/// A contact's message as stored: enough to match rules and order messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundMessage {
+    /// The channel's message id.
     pub id: String,
     /// Meta's message type (`text`, `audio`, `image`, …).
     #[serde(rename = "type")]
     pub kind: String,
+    /// The text, for a text message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// When it was sent, by the channel's clock.
     pub timestamp: Timestamp,
 }
 
@@ -254,6 +294,7 @@ pub struct Identity {
     /// The BSUID shared by the business portfolios linked to this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_user_id: Option<ContactId>,
+    /// The WhatsApp username, when the user has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
 }
@@ -282,18 +323,29 @@ impl Identity {
 /// always kept in `acquisition`.
 pub const TOUCH_HISTORY_CAP: usize = 20;
 
+/// A person who wrote to an instance: when, how often, and where they came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
+    /// The business side they wrote to.
     pub instance_id: InstanceId,
+    /// The person, as the channel names them.
     pub contact_id: ContactId,
+    /// The channel the contact belongs to.
     pub channel: Channel,
+    /// The name the channel last showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The earliest event time seen (events may arrive out of order).
     pub first_seen_at: Timestamp,
+    /// The latest event time seen.
     pub last_seen_at: Timestamp,
+    /// Messages applied so far.
     pub message_count: u64,
+    /// The earliest message, which the text rules read.
     pub first_message: Option<InboundMessage>,
+    /// The first touch that attributes the contact, if any.
     pub acquisition: Option<Acquisition>,
+    /// Every referral the contact came with, first touch or not.
     #[serde(default)]
     pub touches: Vec<Referral>,
     /// When the text rules were applied to the first message (matched or not); `None` while

@@ -8,18 +8,23 @@ use serde::{Deserialize, Serialize};
 /// Asks the matcher to apply the instance's text rules to one contact's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchJob {
+    /// The instance of the contact to match.
     pub instance_id: InstanceId,
+    /// The contact whose first message to match.
     pub contact_id: ContactId,
 }
 
 /// One page of a backfill: the contacts after `after` in the job's window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackfillPage {
+    /// The instance the backfill runs for.
     pub instance_id: InstanceId,
+    /// The backfill job this page belongs to.
     pub job_id: String,
     /// Pages count from 1; the job records the last one done, which makes a redelivered page
     /// a no-op.
     pub page: u64,
+    /// The listing position this page starts after; `None` for the first page.
     pub after: Option<String>,
 }
 
@@ -27,35 +32,42 @@ pub struct BackfillPage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum QueueJob {
+    /// Apply the text rules to one contact.
     Match(MatchJob),
+    /// Run one page of a backfill.
     BackfillPage(BackfillPage),
     /// A click the redirect could not record: complete (id and time fixed at the redirect), so
     /// recording it again on a redelivery changes nothing.
     RecordClick(Box<Click>),
 }
 
+/// The queue did not accept the job; the caller retries or fails the request.
 #[derive(Debug, thiserror::Error)]
 #[error("queue unavailable: {0}")]
 pub struct QueueError(pub String);
 
+/// Where work that must not hold up a webhook answer goes, to run once it is durably queued.
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     /// Returns once the job is durably queued.
     async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError>;
 }
 
+/// The SQS queue Lambda uses.
 #[cfg(feature = "aws")]
 pub mod sqs {
     use super::*;
     use aws_sdk_sqs::Client;
     use aws_sdk_sqs::error::DisplayErrorContext;
 
+    /// Jobs sent as JSON messages to one SQS queue.
     pub struct SqsQueue {
         client: Client,
         queue_url: String,
     }
 
     impl SqsQueue {
+        /// A queue sending to `queue_url` through `client`.
         pub fn new(client: Client, queue_url: String) -> Self {
             Self { client, queue_url }
         }

@@ -4,10 +4,12 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use subtle::{Choice, ConstantTimeEq};
 
+/// A secret value that never shows in logs or debug output and compares in constant time.
 #[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -48,11 +50,14 @@ pub struct RotatingSecret {
 /// Which value of a [`RotatingSecret`] a candidate matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Generation {
+    /// The value the engine signs with now.
     Current,
+    /// The value being rotated out, still accepted.
     Previous,
 }
 
 impl RotatingSecret {
+    /// A secret with one value and nothing to rotate out.
     pub fn new(current: Secret) -> Self {
         Self {
             current,
@@ -80,6 +85,7 @@ impl RotatingSecret {
         }
     }
 
+    /// The value to sign with.
     pub fn current(&self) -> &Secret {
         &self.current
     }
@@ -110,20 +116,27 @@ impl RotatingSecret {
 /// (`GET` and `HEAD` only), each rotating.
 #[derive(Debug, Clone)]
 pub struct AdminKeys {
+    /// The key every route accepts.
     pub admin: RotatingSecret,
+    /// The key only `GET` and `HEAD` accept, when one is set.
     pub readonly: Option<RotatingSecret>,
 }
 
 /// The name a presented key goes by in audit lines: never the key itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyName {
+    /// The current admin key.
     Admin,
+    /// The previous admin key, during a rotation.
     AdminPrevious,
+    /// The current read-only key.
     Readonly,
+    /// The previous read-only key, during a rotation.
     ReadonlyPrevious,
 }
 
 impl KeyName {
+    /// The key's name in audit lines, so a log says which key was used, never its value.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Admin => "admin",

@@ -9,7 +9,9 @@ use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Days the stats cover when the request names none.
 pub const DEFAULT_DAYS: u32 = 7;
+/// The widest stats window, in days.
 pub const MAX_DAYS: u32 = 90;
 
 /// A fixed, distinct colour per platform, for the avatar ring an inbox draws around a contact.
@@ -38,18 +40,25 @@ pub fn platform_color(platform: &str) -> &'static str {
 /// The last `days` UTC calendar days, today included: counters are kept per day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsWindow {
+    /// Days covered, today included.
     pub days: u32,
+    /// Start of the first day, UTC.
     pub since: Timestamp,
+    /// Now: the window ends with the current day.
     pub until: Timestamp,
+    /// First day counted, `YYYY-MM-DD`.
     pub first_day: String,
+    /// Last day counted (today), `YYYY-MM-DD`.
     pub last_day: String,
 }
 
+/// A `days` parameter outside 1..=`MAX_DAYS`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("days must be a whole number from 1 to {MAX_DAYS}")]
 pub struct InvalidDays;
 
 impl StatsWindow {
+    /// The `days` days up to `now`, or the default when the request names none.
     pub fn ending(now: Timestamp, days: Option<&str>) -> Result<Self, InvalidDays> {
         let days = match days {
             None => DEFAULT_DAYS,
@@ -74,47 +83,73 @@ impl StatsWindow {
     }
 }
 
+/// New contacts per acquisition kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ByKind {
+    /// From a paid Meta ad.
     pub meta_ad: u64,
+    /// From an organic Meta post.
     pub meta_post: u64,
+    /// From an m.me / ig.me / wa.me link.
     pub shortlink: u64,
+    /// Attributed by a text rule.
     pub rule: u64,
+    /// From the website chat widget.
     pub web: u64,
 }
 
+/// New contacts from one platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlatformCount {
+    /// The platform's name.
     pub platform: String,
+    /// Contacts it brought.
     pub contacts: u64,
+    /// The platform's fixed colour, as a CSS hex value.
     pub color: &'static str,
 }
 
+/// Contacts one rule attributed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleCount {
+    /// The rule's id.
     pub rule_id: String,
     /// `None` for a rule deleted since it matched.
     pub name: Option<String>,
+    /// The rule's platform, `None` for a deleted rule.
     pub platform: Option<String>,
+    /// Contacts it attributed in the window.
     pub matched: u64,
 }
 
+/// An instance's acquisition summary over a window, read from the day counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stats {
+    /// The instance summarized.
     pub instance_id: InstanceId,
+    /// See [`StatsWindow::days`].
     pub days: u32,
+    /// See [`StatsWindow::since`].
     pub since: Timestamp,
+    /// See [`StatsWindow::until`].
     pub until: Timestamp,
+    /// Contacts first seen in the window.
     pub new_contacts: u64,
+    /// New contacts from Meta ads, posts and links.
     pub meta_ads: u64,
     /// New contacts the text rules decided on (no Meta referral): always
     /// `matched_by_rules + unmatched`. A contact still waiting for the matcher joins it within
     /// a second.
     pub click_to_chat_contacts: u64,
+    /// New contacts a rule attributed.
     pub matched_by_rules: u64,
+    /// New contacts the rules checked and found nothing for.
     pub unmatched: u64,
+    /// See [`ByKind`].
     pub by_kind: ByKind,
+    /// One entry per platform with contacts.
     pub by_platform: Vec<PlatformCount>,
+    /// One entry per rule that matched.
     pub rules: Vec<RuleCount>,
 }
 
@@ -137,6 +172,7 @@ pub fn matched_by_rule(counters: &CounterDays) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// The stats of `window` from its day counters and the instance's current rules.
 pub fn summarize(
     instance_id: InstanceId,
     window: &StatsWindow,

@@ -5,9 +5,12 @@
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
+/// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// One JSON object per line, for CloudWatch.
     Json,
+    /// Compact text, for a terminal.
     Text,
 }
 

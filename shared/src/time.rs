@@ -5,6 +5,7 @@ use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
+/// An instant in UTC, to the millisecond, with one fixed textual form that sorts as it orders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
 
@@ -13,6 +14,7 @@ pub struct Timestamp(DateTime<Utc>);
 /// forms sort as times only then) and no window arithmetic around it leaves chrono's range.
 const ACCEPTED_YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
 
+/// A time or day outside the accepted years.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("must be from 2000-01-01 to 2100-12-31 (UTC)")]
 pub struct OutOfRange;
@@ -33,10 +35,12 @@ impl Timestamp {
         Self::from_unix_millis(Utc::now().timestamp_millis()).expect("the clock is in range")
     }
 
+    /// The instant `seconds` after the Unix epoch, if representable.
     pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
         Utc.timestamp_opt(seconds, 0).single().map(Self)
     }
 
+    /// The instant `millis` after the Unix epoch, if representable.
     pub fn from_unix_millis(millis: i64) -> Option<Self> {
         Utc.timestamp_millis_opt(millis).single().map(Self)
     }
@@ -47,6 +51,7 @@ impl Timestamp {
         Self::from_unix_millis(parsed.timestamp_millis())
     }
 
+    /// Seconds since the Unix epoch.
     pub fn unix_seconds(&self) -> i64 {
         self.0.timestamp()
     }
@@ -73,6 +78,7 @@ impl Timestamp {
         self.0.format("%Y-%m-%d").to_string()
     }
 
+    /// The instant for date arithmetic.
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
     }

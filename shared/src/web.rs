@@ -51,26 +51,43 @@ pub fn web_contact_id(visitor_id: &str) -> Result<ContactId, FieldError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WebPlatform {
+    /// Google search or ads.
     Google,
+    /// Facebook.
     Facebook,
+    /// Instagram.
     Instagram,
+    /// TikTok.
     Tiktok,
+    /// X (Twitter).
     Twitter,
+    /// LinkedIn.
     Linkedin,
+    /// YouTube.
     Youtube,
+    /// Snapchat.
     Snapchat,
+    /// Pinterest.
     Pinterest,
+    /// Microsoft (Bing) search or ads.
     Microsoft,
+    /// Reddit.
     Reddit,
+    /// WhatsApp.
     Whatsapp,
+    /// An email campaign.
     Email,
+    /// An SMS campaign.
     Sms,
+    /// Nothing in the URL and no outside referrer: typed in or bookmarked.
     Direct,
+    /// Any other source, and any name this version does not know.
     #[serde(other)]
     Other,
 }
 
 impl WebPlatform {
+    /// Every platform, as the API names them.
     pub const ALL: [WebPlatform; 16] = [
         Self::Google,
         Self::Facebook,
@@ -90,6 +107,7 @@ impl WebPlatform {
         Self::Other,
     ];
 
+    /// The platform's name in counters, filters and the API.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Google => "google",
@@ -232,34 +250,48 @@ impl WebPlatform {
     }
 }
 
+/// The page URL's `utm_*` parameters, each capped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Utm {
+    /// `utm_source`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// `utm_medium`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medium: Option<String>,
+    /// `utm_campaign`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    /// `utm_term`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<String>,
+    /// `utm_content`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
 }
 
+/// Ad networks' click ids found in the page URL, each capped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClickIds {
+    /// Google Ads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gclid: Option<String>,
+    /// Meta (Facebook, Instagram).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fbclid: Option<String>,
+    /// Google Ads on iOS, for app conversions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gbraid: Option<String>,
+    /// Google Ads on iOS, for web conversions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wbraid: Option<String>,
+    /// TikTok.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttclid: Option<String>,
+    /// Microsoft Advertising.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msclkid: Option<String>,
+    /// LinkedIn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub li_fat_id: Option<String>,
 }
@@ -284,17 +316,24 @@ impl ClickIds {
 /// Where a web visitor came from: a web contact's acquisition, also what a ref code carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebVisit {
+    /// The source the visit came from.
     pub platform: WebPlatform,
+    /// The page URL's UTM parameters.
     pub utm: Utm,
+    /// The page URL's ad click ids.
     pub click_ids: ClickIds,
+    /// The page the widget ran on, capped.
     pub page_url: String,
+    /// The page's referrer, when the browser sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
     /// `wa.me` when the visit reached WhatsApp through a ref code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// The ref code the visit was given, to carry it into WhatsApp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ref_code: Option<String>,
+    /// When the widget reported the visit.
     pub captured_at: Timestamp,
 }
 
@@ -399,9 +438,13 @@ impl WebVisit {
 /// A widget's configuration: its publishable key and the origins allowed to use it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WidgetConfig {
+    /// The instance the widget belongs to.
     pub instance_id: InstanceId,
+    /// The key the widget script sends with each visit; rotating it makes a new one.
     pub widget_key: String,
+    /// The site origins whose pages may use the key.
     pub allowed_origins: Vec<String>,
+    /// When the configuration last changed.
     pub updated_at: Timestamp,
 }
 
@@ -458,6 +501,7 @@ impl WidgetConfig {
         key_matches && origin.is_some_and(|origin| self.allows_origin(origin))
     }
 
+    /// Whether a page of `origin` may use the widget.
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.allowed_origins
             .iter()
@@ -469,19 +513,26 @@ const ALPHANUMERIC: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 const REF_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// 8 characters of base 36: about 41 bits, checked against one instance and expiring.
 pub const REF_CODE_LEN: usize = 8;
+/// How long a ref code waits for its WhatsApp message: 30 days.
 pub const REF_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
 
 /// A visit waiting to be carried into WhatsApp by its code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefCode {
+    /// The code the visitor sends in their first WhatsApp message.
     pub code: String,
+    /// The instance the code was made for.
     pub instance_id: InstanceId,
+    /// The browser's visitor id.
     pub visitor_id: String,
+    /// The visit it carries.
     pub visit: WebVisit,
+    /// When the code stops being accepted.
     pub expires_at: Timestamp,
 }
 
 impl RefCode {
+    /// A fresh random code for `visit`, expiring `REF_TTL_SECONDS` after `now`.
     pub fn new(
         instance_id: InstanceId,
         visitor_id: String,

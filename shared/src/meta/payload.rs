@@ -9,10 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+/// Why a webhook body could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
+    /// The body does not parse as JSON.
     #[error("the body is not valid JSON: {0}")]
     NotJson(String),
+    /// JSON, but not shaped like a Meta delivery.
     #[error("the body is not a Meta webhook delivery: {0}")]
     NotADelivery(String),
 }
@@ -20,6 +23,7 @@ pub enum PayloadError {
 /// What one delivery holds for the engine.
 #[derive(Debug, Default)]
 pub struct Delivery {
+    /// The inbound messages and referrals the delivery carried.
     pub events: Vec<InboundEvent>,
     /// Entries and items that were not inbound messages or referrals (statuses, echoes, reads,
     /// unknown kinds or shapes).

@@ -2,14 +2,19 @@ use crate::secret::Secret;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// The header in which Meta signs each webhook delivery.
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
+/// Why a webhook delivery's signature was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// No signature header.
     #[error("the X-Hub-Signature-256 header is missing")]
     Missing,
+    /// A header, but not `sha256=<hex>`.
     #[error("the X-Hub-Signature-256 header is not of the form sha256=<hex>")]
     Malformed,
+    /// A well-formed signature that the body does not match.
     #[error("the X-Hub-Signature-256 header does not match the body")]
     Mismatch,
 }

@@ -13,7 +13,9 @@ pub const CLOCK_SKEW_SECONDS: i64 = 5 * 60;
 /// clock-skew allowance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CreditWindow {
+    /// The earliest click time credited.
     pub from: Timestamp,
+    /// The latest click time credited.
     pub to: Timestamp,
 }
 
@@ -26,13 +28,16 @@ impl CreditWindow {
         }
     }
 
+    /// Whether a click at `at` falls in the window, both ends included.
     pub fn contains(&self, at: Timestamp) -> bool {
         self.from <= at && at <= self.to
     }
 }
 
+/// Whether a postback's conversion is credited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
+    /// Credited to the click's contact and acquisition.
     Attributed(Credit),
     /// The postback's click is older than the window: nothing is credited.
     OutsideWindow,

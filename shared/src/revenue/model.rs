@@ -9,10 +9,13 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// An offer's click window when the admin names none, in days.
 pub const DEFAULT_CLICK_WINDOW_DAYS: u32 = 90;
+/// The longest click window an offer may have, in days.
 pub const MAX_CLICK_WINDOW_DAYS: u32 = 365;
 /// Longest `name`, `campaign` and `creative`, in characters.
 pub const MAX_LABEL_CHARS: usize = 200;
+/// Longest destination URL, in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
 
 /// Where an offer's tracked links lead. `{click_id}` in it is replaced by the click id;
@@ -22,8 +25,10 @@ pub const MAX_URL_BYTES: usize = 2048;
 pub struct DestinationUrl(String);
 
 impl DestinationUrl {
+    /// Where the click id goes in the destination URL.
     pub const CLICK_ID_PLACEHOLDER: &'static str = "{click_id}";
 
+    /// An absolute http(s) URL within `MAX_URL_BYTES`, or why not.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text.len() > MAX_URL_BYTES {
@@ -36,6 +41,7 @@ impl DestinationUrl {
         Ok(Self(text.to_owned()))
     }
 
+    /// The URL as the admin gave it, placeholder included.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -56,29 +62,42 @@ impl DestinationUrl {
     }
 }
 
+/// Something an affiliate platform pays for, which tracked links in messages lead to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offer {
+    /// The offer's id, as named in sends and postbacks.
     pub offer_id: OfferId,
+    /// The admin's name for it.
     pub name: String,
+    /// Where its links redirect.
     pub destination_url: DestinationUrl,
+    /// How long after a click a conversion is still credited to it, in days.
     pub click_window_days: u32,
     /// What a conversion pays when its postback names no payout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payout: Option<Amount>,
     /// The currency of the offer's sends and clicks in reports (conversions carry their own).
     pub currency: Currency,
+    /// When it was first created.
     pub created_at: Timestamp,
+    /// When it was last changed.
     pub updated_at: Timestamp,
 }
 
 /// An offer as `POST /offers` and `PUT /offers/{id}` take it, parsed and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferDraft {
+    /// The id the admin chose; `None`: the server makes one up.
     pub offer_id: Option<OfferId>,
+    /// See [`Offer::name`].
     pub name: String,
+    /// See [`Offer::destination_url`].
     pub destination_url: DestinationUrl,
+    /// See [`Offer::click_window_days`].
     pub click_window_days: u32,
+    /// See [`Offer::payout`].
     pub payout: Option<Amount>,
+    /// See [`Offer::currency`].
     pub currency: Currency,
 }
 
@@ -93,6 +112,7 @@ const OFFER_FIELDS: [&str; 6] = [
 const OFFER_SERVER_FIELDS: [&str; 2] = ["created_at", "updated_at"];
 
 impl OfferDraft {
+    /// Reads an offer body, refusing unknown and server-set fields by name.
     pub fn from_json(body: &[u8]) -> Result<Self, FieldError> {
         let object = json_object(body)?;
         reject_unknown(&object, "", &OFFER_FIELDS, &OFFER_SERVER_FIELDS)?;
@@ -127,6 +147,7 @@ impl OfferDraft {
         })
     }
 
+    /// The stored offer, with its id and timestamps.
     pub fn into_offer(self, offer_id: OfferId, created_at: Timestamp, now: Timestamp) -> Offer {
         Offer {
             offer_id,
@@ -145,31 +166,48 @@ impl OfferDraft {
 /// its tracked link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendRecord {
+    /// The send's ULID.
     pub send_id: String,
+    /// The tracked-link code that stands for this send in the message.
     pub code: String,
+    /// The instance that sent the message.
     pub instance_id: InstanceId,
+    /// The contact it was sent to.
     pub contact_id: ContactId,
+    /// The sent message's id, to group the report by message.
     pub message_id: String,
+    /// The campaign the send belongs to, for the report.
     pub campaign: String,
+    /// The creative (message variant) sent, for the report.
     pub creative: String,
+    /// The offer the link leads to.
     pub offer_id: OfferId,
     /// The offer's currency when the message was sent: its sends and clicks count there.
     pub currency: Currency,
+    /// When the message was sent.
     pub sent_at: Timestamp,
 }
 
 /// One send of a `POST /sends` body, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendDraft {
+    /// See [`SendRecord::instance_id`].
     pub instance_id: InstanceId,
+    /// See [`SendRecord::contact_id`].
     pub contact_id: ContactId,
+    /// The sent message's id; `None`: the server makes one up.
     pub message_id: Option<String>,
+    /// See [`SendRecord::campaign`].
     pub campaign: String,
+    /// See [`SendRecord::creative`].
     pub creative: String,
+    /// See [`SendRecord::offer_id`].
     pub offer_id: OfferId,
+    /// When the message was sent; `None`: now.
     pub sent_at: Option<Timestamp>,
 }
 
+/// The most sends one request may register.
 pub const MAX_SENDS_PER_CALL: usize = 1_000;
 const SEND_FIELDS: [&str; 7] = [
     "instance_id",
@@ -259,19 +297,30 @@ impl SendDraft {
 /// A counted click on a tracked link (link-preview fetchers are not recorded).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Click {
+    /// The click's ULID, passed to the offer's URL and back in the postback.
     pub click_id: String,
+    /// The send whose link was clicked.
     pub send_id: String,
+    /// The message the link was in (copied from the send).
     pub message_id: String,
+    /// The instance of the send.
     pub instance_id: InstanceId,
+    /// The contact the link was sent to.
     pub contact_id: ContactId,
+    /// The send's campaign.
     pub campaign: String,
+    /// The send's creative.
     pub creative: String,
+    /// The offer the click went to.
     pub offer_id: OfferId,
+    /// The send's currency, in which the click counts.
     pub currency: Currency,
+    /// When the redirect answered.
     pub clicked_at: Timestamp,
     /// The offer's click window when the click happened: like an affiliate cookie's lifetime,
     /// it is fixed at the click, so a later change of the offer applies to later clicks.
     pub click_window_days: u32,
+    /// The clicking client's `User-Agent`, capped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     /// A keyed hash of the client address: enough to tell repeat visitors apart, never the
@@ -286,6 +335,7 @@ impl Click {
         i64::from(self.click_window_days) * 86_400
     }
 
+    /// A click on `send`'s link, with the offer's current click window.
     pub fn new(
         click_id: String,
         send: &SendRecord,
@@ -315,12 +365,19 @@ impl Click {
 /// What a conversion's revenue is credited to: the first click and everything it carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credit {
+    /// The credited click.
     pub click_id: String,
+    /// The send whose link was clicked.
     pub send_id: String,
+    /// The message the link was in.
     pub message_id: String,
+    /// The campaign credited.
     pub campaign: String,
+    /// The creative credited.
     pub creative: String,
+    /// The offer of the click.
     pub offer_id: OfferId,
+    /// When the credited click happened.
     pub clicked_at: Timestamp,
 }
 
@@ -338,11 +395,15 @@ impl From<&Click> for Credit {
     }
 }
 
+/// What became of a conversion's postback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversionStatus {
+    /// Credited to a known click within its window.
     Attributed,
+    /// The click id matches no recorded click.
     UnknownClick,
+    /// The click is known but older than its window.
     OutsideWindow,
     /// Converted before its own click (beyond the clock-skew allowance): the click cannot
     /// have caused it, so nothing is credited.
@@ -355,21 +416,32 @@ pub struct Conversion {
     /// `network#conversion_id`, or `network#click_id#event` without one, each part escaped
     /// (see [`super::Postback::conversion_key`]): the dedupe key.
     pub conversion_key: String,
+    /// The platform that sent the postback.
     pub network: super::postback::Network,
+    /// The platform's id of the conversion (or one derived from the postback).
     pub conversion_id: String,
+    /// The click id the postback named.
     pub click_id: String,
+    /// The platform's event name (`sale`, `lead`, …), when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
+    /// What the conversion pays: the postback's payout or the offer's default.
     pub payout: Amount,
+    /// The payout's currency.
     pub currency: Currency,
+    /// When the conversion happened, by the platform's clock.
     pub converted_at: Timestamp,
+    /// When the postback arrived.
     pub received_at: Timestamp,
+    /// Whether and why it was credited.
     pub status: ConversionStatus,
     /// The contact of the postback's click, when the click is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<InstanceId>,
+    /// The contact of the postback's click, when the click is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<ContactId>,
+    /// The click credited, when the status is `attributed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credited: Option<Credit>,
 }
@@ -377,8 +449,11 @@ pub struct Conversion {
 /// Everything that happened with one contact, in time order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Journey {
+    /// The messages with tracked links sent to the contact.
     pub sends: Vec<SendRecord>,
+    /// The clicks on those links.
     pub clicks: Vec<Click>,
+    /// The conversions credited to or reported for those clicks.
     pub conversions: Vec<Conversion>,
 }
 

@@ -11,10 +11,13 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Amount(Decimal);
 
+/// Why an amount was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidAmount {
+    /// Not a decimal number.
     #[error("must be a decimal number such as 12.50, got {0:?}")]
     NotANumber(String),
+    /// Negative, too large, or too precise.
     #[error("must be from 0 to {MAX_PAYOUT} with at most {MAX_PAYOUT_DECIMALS} decimal places")]
     OutOfRange,
 }
@@ -26,6 +29,7 @@ pub const MAX_PAYOUT: u32 = 1_000_000_000;
 pub const MAX_PAYOUT_DECIMALS: u32 = 6;
 
 impl Amount {
+    /// Nothing, what sums start from.
     pub const ZERO: Self = Self(Decimal::ZERO);
 
     /// Plain (`12.5`, `-3`, `.5`) or scientific (`1.2e3`) notation, surrounding spaces allowed.
@@ -55,10 +59,12 @@ impl Amount {
         }
     }
 
+    /// The exact decimal, for arithmetic and storage.
     pub fn decimal(&self) -> Decimal {
         self.0
     }
 
+    /// The sum, or `None` if it overflows.
     pub fn checked_add(self, other: Self) -> Option<Self> {
         self.0.checked_add(other.0).map(Self)
     }
@@ -114,13 +120,16 @@ impl<'de> Deserialize<'de> for Amount {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Currency([u8; 3]);
 
+/// A currency that is not three ASCII letters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("must be a three-letter ISO 4217 currency code such as USD")]
 pub struct InvalidCurrency;
 
 impl Currency {
+    /// US dollars, the default currency.
     pub const USD: Self = Self(*b"USD");
 
+    /// A three-letter code, upper-cased.
     pub fn parse(text: &str) -> Result<Self, InvalidCurrency> {
         match text.trim().as_bytes() {
             [a, b, c] if [a, b, c].iter().all(|byte| byte.is_ascii_alphabetic()) => Ok(Self([
@@ -132,6 +141,7 @@ impl Currency {
         }
     }
 
+    /// The code, e.g. `USD`.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("ASCII letters")
     }

@@ -4,23 +4,30 @@ use super::money::{Amount, Currency};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// The affiliate platform a postback comes from, which decides how its query is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Network {
+    /// TUNE (HasOffers).
     Tune,
+    /// Everflow.
     Everflow,
+    /// Any other platform, sending the engine's own parameter names.
     Generic,
 }
 
 impl Network {
+    /// Every platform, as the postback URL path names them.
     pub const ALL: [Network; 3] = [Network::Tune, Network::Everflow, Network::Generic];
 
+    /// The platform a path segment names.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|network| network.as_str() == text)
     }
 
+    /// The platform's name in postback URLs and stored conversions.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Tune => "tune",
@@ -68,7 +75,9 @@ const MAX_EVENT: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct PostbackError {
+    /// The query parameter.
     pub field: &'static str,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -82,12 +91,19 @@ fn refuse(field: &'static str, message: impl Into<String>) -> PostbackError {
 /// One conversion as a postback reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Postback {
+    /// The platform that sent it.
     pub network: Network,
+    /// The click id the engine put in the offer URL.
     pub click_id: String,
+    /// The platform's conversion id, when it sends one.
     pub conversion_id: Option<String>,
+    /// What the conversion pays; `None`: the offer's default.
     pub payout: Option<Amount>,
+    /// The payout's currency.
     pub currency: Currency,
+    /// The platform's event name, when it says.
     pub event: Option<String>,
+    /// When the conversion happened.
     pub converted_at: Timestamp,
 }
 

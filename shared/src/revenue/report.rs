@@ -8,17 +8,24 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// What a revenue report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
+    /// The sent message.
     Message,
+    /// The creative (message variant).
     Creative,
+    /// The offer linked to.
     Offer,
+    /// The campaign.
     Campaign,
+    /// The UTC day.
     Day,
 }
 
 impl Dimension {
+    /// Every dimension.
     pub const ALL: [Dimension; 5] = [
         Dimension::Message,
         Dimension::Creative,
@@ -27,10 +34,12 @@ impl Dimension {
         Dimension::Day,
     ];
 
+    /// The dimension a `group_by` parameter names.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|d| d.as_str() == text)
     }
 
+    /// The dimension's name in the API and in stored report keys.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Message => "message",
@@ -45,13 +54,18 @@ impl Dimension {
 /// What one row counts. Adds up field by field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Tally {
+    /// Messages sent with tracked links.
     pub sends: u64,
+    /// Clicks on those links.
     pub clicks: u64,
+    /// Conversions credited to those clicks.
     pub conversions: u64,
+    /// What those conversions paid.
     pub revenue: Amount,
 }
 
 impl Tally {
+    /// Adds `other`, saturating rather than overflowing.
     pub fn add(&mut self, other: &Tally) {
         self.sends = self.sends.saturating_add(other.sends);
         self.clicks = self.clicks.saturating_add(other.clicks);
@@ -67,10 +81,15 @@ impl Tally {
 /// One change to one counter row: the row's dimension, key, day and currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportBump {
+    /// The grouping the bump counts in.
     pub dimension: Dimension,
+    /// The group's key: a message id, offer id, campaign, …
     pub key: String,
+    /// The UTC day, `YYYY-MM-DD`.
     pub day: String,
+    /// The currency it counts in; currencies are never summed together.
     pub currency: Currency,
+    /// What it adds.
     pub tally: Tally,
 }
 
@@ -135,6 +154,7 @@ fn bumps(labels: Labels<'_>, at: Timestamp, currency: Currency, tally: Tally) ->
         .collect()
 }
 
+/// The report counters a send moves, one per dimension.
 pub fn send_bumps(send: &SendRecord) -> Vec<ReportBump> {
     let tally = Tally {
         sends: 1,
@@ -143,6 +163,7 @@ pub fn send_bumps(send: &SendRecord) -> Vec<ReportBump> {
     bumps(send.into(), send.sent_at, send.currency, tally)
 }
 
+/// The report counters a click moves, one per dimension.
 pub fn click_bumps(click: &Click) -> Vec<ReportBump> {
     let tally = Tally {
         clicks: 1,
@@ -173,11 +194,17 @@ pub fn conversion_bumps(conversion: &Conversion) -> Vec<ReportBump> {
 /// One line of a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReportRow {
+    /// The group's key.
     pub key: String,
+    /// The currency of the row's amounts.
     pub currency: Currency,
+    /// Messages sent.
     pub sends: u64,
+    /// Clicks.
     pub clicks: u64,
+    /// Conversions credited.
     pub conversions: u64,
+    /// What they paid.
     pub revenue: Amount,
     /// Revenue per send, `null` without sends.
     pub revenue_per_send: Option<Amount>,
@@ -200,11 +227,16 @@ impl ReportRow {
     }
 }
 
+/// Revenue over a range of days, grouped by one dimension.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// The dimension of the rows.
     pub group_by: Dimension,
+    /// First day counted, `YYYY-MM-DD`.
     pub since: String,
+    /// Last day counted, `YYYY-MM-DD`.
     pub until: String,
+    /// One row per group and currency.
     pub rows: Vec<ReportRow>,
     /// One row per currency, keyed `"total"`: what every grouping adds up to.
     pub totals: Vec<ReportRow>,

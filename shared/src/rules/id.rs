@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const LEN: usize = 26;
 
+/// A rule id that is not a canonical ULID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rule_id must be a ULID: 26 characters of Crockford base 32")]
 pub struct InvalidRuleId;
@@ -66,6 +67,7 @@ impl RuleId {
         }
     }
 
+    /// The canonical upper-case ULID.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -31,7 +31,9 @@ const NO_MATCH: u32 = u32::MAX;
 /// caller should log it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedRule {
+    /// The rule left out.
     pub id: RuleId,
+    /// Why it cannot take part.
     pub error: RuleError,
 }
 
@@ -136,10 +138,12 @@ impl CompiledRules {
         &self.rules
     }
 
+    /// Rules taking part in matching.
     pub fn len(&self) -> usize {
         self.rules.len()
     }
 
+    /// Whether no rule takes part, so matching can be skipped.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

@@ -18,6 +18,7 @@ pub const MAX_PATTERN_CHARS: usize = 500;
 pub const MAX_LABEL_CHARS: usize = 200;
 /// Accepted `priority` range; lower is evaluated first.
 pub const MIN_PRIORITY: i64 = -1_000_000;
+/// Upper end of the accepted `priority` range.
 pub const MAX_PRIORITY: i64 = 1_000_000;
 /// `priority` when a draft leaves it out.
 pub const DEFAULT_PRIORITY: i64 = 100;
@@ -31,19 +32,30 @@ pub const REGEX_SIZE_LIMIT: usize = 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RulePlatform {
+    /// TikTok ads.
     Tiktok,
+    /// Google Ads.
     Google,
+    /// YouTube ads.
     Youtube,
+    /// X (Twitter) ads.
     Twitter,
+    /// LinkedIn ads.
     Linkedin,
+    /// Snapchat ads.
     Snapchat,
+    /// Pinterest ads.
     Pinterest,
+    /// Email campaigns.
     Email,
+    /// SMS campaigns.
     Sms,
+    /// Any other source, named by the rule's `source_name`.
     Custom,
 }
 
 impl RulePlatform {
+    /// Every platform, as the API names them.
     pub const ALL: [RulePlatform; 10] = [
         RulePlatform::Tiktok,
         RulePlatform::Google,
@@ -73,6 +85,7 @@ impl RulePlatform {
         }
     }
 
+    /// The platform a request names.
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == value)
     }
@@ -100,6 +113,7 @@ pub enum MatchKind {
 }
 
 impl MatchKind {
+    /// Every match kind, as the API names them.
     pub const ALL: [MatchKind; 4] = [
         MatchKind::Contains,
         MatchKind::Exact,
@@ -107,6 +121,7 @@ impl MatchKind {
         MatchKind::Regex,
     ];
 
+    /// The kind's name in the API.
     pub fn as_str(&self) -> &'static str {
         match self {
             MatchKind::Contains => "contains",
@@ -116,6 +131,7 @@ impl MatchKind {
         }
     }
 
+    /// The kind a request names.
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == value)
     }
@@ -131,8 +147,11 @@ impl fmt::Display for MatchKind {
 /// happens when rules are compiled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleMatch {
+    /// How `pattern` is compared with the text.
     pub kind: MatchKind,
+    /// The text or regex to look for.
     pub pattern: String,
+    /// Whether case counts; off by default.
     #[serde(default)]
     pub case_sensitive: bool,
 }
@@ -195,19 +214,30 @@ pub(crate) fn regex_error(error: regex::Error) -> RuleError {
 /// A stored rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
+    /// The rule's ULID.
     pub id: RuleId,
+    /// The instance whose contacts it applies to.
     pub instance_id: InstanceId,
+    /// The admin's name for the rule.
     pub name: String,
+    /// The source the rule attributes contacts to.
     pub platform: RulePlatform,
+    /// A name for the source, e.g. for a `custom` platform.
     pub source_name: Option<String>,
+    /// What the first message must contain or be.
     #[serde(rename = "match")]
     pub matcher: RuleMatch,
+    /// The campaign a match attributes.
     pub campaign: Option<String>,
+    /// The ad a match attributes.
     pub ad: Option<String>,
     /// Lower is evaluated first.
     pub priority: i64,
+    /// Whether the rule takes part in matching.
     pub enabled: bool,
+    /// When it was created.
     pub created_at: Timestamp,
+    /// When it was last changed.
     pub updated_at: Timestamp,
 }
 
@@ -237,14 +267,22 @@ pub use crate::fields::FieldError as RuleError;
 /// is the way in: it parses and validates, so a draft it returns can always become a rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleDraft {
+    /// See [`Rule::name`].
     pub name: String,
+    /// See [`Rule::platform`].
     pub platform: RulePlatform,
+    /// See [`Rule::source_name`].
     pub source_name: Option<String>,
+    /// See [`Rule::matcher`].
     #[serde(rename = "match")]
     pub matcher: RuleMatch,
+    /// See [`Rule::campaign`].
     pub campaign: Option<String>,
+    /// See [`Rule::ad`].
     pub ad: Option<String>,
+    /// See [`Rule::priority`].
     pub priority: i64,
+    /// See [`Rule::enabled`].
     pub enabled: bool,
 }
 

@@ -32,12 +32,18 @@ use aws_sdk_dynamodb::types::{
 };
 use std::collections::{BTreeMap, HashMap};
 
+/// The DynamoDB tables of the contact, rule and job stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
+    /// Contacts and identifier links (`CONTACTS_TABLE`).
     pub contacts: String,
+    /// Dedupe claims of processed events (`DEDUPE_TABLE`).
     pub dedupe: String,
+    /// Per-day counters (`COUNTERS_TABLE`).
     pub counters: String,
+    /// Rules and each instance's rules version (`RULES_TABLE`).
     pub rules: String,
+    /// Backfill jobs (`JOBS_TABLE`).
     pub jobs: String,
 }
 
@@ -76,6 +82,7 @@ const LINKS_TO: &str = "links_to";
 /// rule id.
 const RULE_META_KEY: &str = "#meta";
 
+/// The contact, rule and job stores on DynamoDB.
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -125,6 +132,7 @@ pub(super) fn number(value: impl ToString) -> AttributeValue {
 }
 
 impl DynamoStore {
+    /// A store over `tables` through `client`.
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
     }

@@ -29,6 +29,7 @@ type Item = HashMap<String, AttributeValue>;
 /// Records rewritten at once.
 const CONCURRENT_WRITES: usize = 8;
 
+/// The erasure store on DynamoDB, over the contact and revenue tables.
 #[derive(Clone)]
 pub struct DynamoErasureStore {
     client: Client,
@@ -46,6 +47,7 @@ struct RecordTable<'a> {
 }
 
 impl DynamoErasureStore {
+    /// A store over the contact and revenue tables through `client`.
     pub fn new(client: Client, tables: &TableNames, revenue: RevenueTables) -> Self {
         Self {
             client,

@@ -40,12 +40,18 @@ use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The DynamoDB tables of the revenue store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevenueTables {
+    /// Offers (`OFFERS_TABLE`).
     pub offers: String,
+    /// Sends, one per tracked-link code (`SENDS_TABLE`).
     pub sends: String,
+    /// Clicks (`CLICKS_TABLE`).
     pub clicks: String,
+    /// Conversions (`CONVERSIONS_TABLE`).
     pub conversions: String,
+    /// Report counters per dimension, key and day (`REPORT_TABLE`).
     pub report: String,
 }
 
@@ -91,6 +97,7 @@ const MAX_ATTEMPTS: u32 = 5;
 /// The longest pause before the first retry; it doubles with each retry after.
 const FIRST_BACKOFF_MS: u64 = 20;
 
+/// The revenue store on DynamoDB.
 #[derive(Clone)]
 pub struct DynamoRevenueStore {
     client: Client,
@@ -160,6 +167,7 @@ fn backoff(retry: u32) -> Duration {
 }
 
 impl DynamoRevenueStore {
+    /// A store over `tables` through `client`.
     pub fn new(client: Client, tables: RevenueTables) -> Self {
         Self { client, tables }
     }

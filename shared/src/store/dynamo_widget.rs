@@ -16,9 +16,12 @@ use aws_sdk_dynamodb::Client;
 
 const TTL_ATTRIBUTE: &str = "expires_at_epoch";
 
+/// The DynamoDB tables of the widget store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WidgetTables {
+    /// Widget configurations, one per instance (`WIDGETS_TABLE`).
     pub widgets: String,
+    /// Ref codes waiting for their WhatsApp message (`REF_CODES_TABLE`).
     pub refs: String,
 }
 
@@ -40,6 +43,7 @@ impl WidgetTables {
     }
 }
 
+/// The widget store on DynamoDB.
 #[derive(Clone)]
 pub struct DynamoWidgetStore {
     client: Client,
@@ -47,10 +51,12 @@ pub struct DynamoWidgetStore {
 }
 
 impl DynamoWidgetStore {
+    /// A store over `tables` through `client`.
     pub fn new(client: Client, tables: WidgetTables) -> Self {
         Self { client, tables }
     }
 
+    /// A store over the tables the environment names.
     pub fn from_env(client: &Client) -> Result<Self, crate::config::ConfigError> {
         Ok(Self::new(client.clone(), WidgetTables::from_env()?))
     }

@@ -40,6 +40,7 @@ pub(super) const RULES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::
 /// Instance → (rule count, rules version).
 pub(super) const RULE_META: TableDefinition<&str, (u64, u64)> = TableDefinition::new("rule_meta");
 
+/// Every store in one embedded redb database file, for the local server and tests.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     pub(super) db: Arc<Database>,

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 /// One person to erase from one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Erasure {
+    /// The instance the person wrote to.
     pub instance_id: InstanceId,
     /// Every id the person goes by on the instance, the one asked for first. Contacts and
     /// revenue records stored under any of them are erased. This is also the list an erasure
@@ -23,6 +24,7 @@ pub struct Erasure {
 }
 
 impl Erasure {
+    /// An erasure of `identifiers`, with a fresh token to put in their place.
     pub fn new(instance_id: InstanceId, identifiers: Vec<ContactId>) -> Self {
         let token = ContactId::parse(&format!("erased-{}", ulid::Ulid::new()))
             .expect("a ULID makes a valid id");
@@ -33,16 +35,19 @@ impl Erasure {
         }
     }
 
+    /// Replaces the send's contact with the token.
     pub fn erase_send(&self, send: &mut SendRecord) {
         send.contact_id = self.token.clone();
     }
 
+    /// Replaces the click's contact with the token and drops what could identify the client.
     pub fn erase_click(&self, click: &mut Click) {
         click.contact_id = self.token.clone();
         click.user_agent = None;
         click.ip_hash = None;
     }
 
+    /// Replaces the conversion's contact with the token.
     pub fn erase_conversion(&self, conversion: &mut Conversion) {
         if conversion.contact_id.is_some() {
             conversion.contact_id = Some(self.token.clone());
@@ -53,13 +58,18 @@ impl Erasure {
 /// What one erasure changed; a second erasure of the same person changes nothing and says so.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Erased {
+    /// Contacts deleted.
     pub contacts: usize,
+    /// Sends rewritten.
     pub sends: usize,
+    /// Clicks rewritten.
     pub clicks: usize,
+    /// Conversions rewritten.
     pub conversions: usize,
 }
 
 impl Erased {
+    /// Adds another store's or page's counts.
     pub fn add(&mut self, other: Erased) {
         self.contacts += other.contacts;
         self.sends += other.sends;
@@ -68,6 +78,7 @@ impl Erased {
     }
 }
 
+/// Erases a person's data from a store, for a data-deletion request.
 #[async_trait]
 pub trait ErasureStore: Send + Sync + 'static {
     /// Deletes the contact stored under each identifier (and its place in the listing index),

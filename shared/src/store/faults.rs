@@ -41,6 +41,7 @@ pub struct FaultPlan {
 }
 
 impl FaultPlan {
+    /// A plan failing each call with probability `ratio`, repeatable from `seed`.
     pub fn ratio(ratio: f64, seed: u64) -> Arc<Self> {
         let plan = Arc::new(Self {
             failing_parts_per_million: AtomicU32::new(0),
@@ -64,6 +65,7 @@ impl FaultPlan {
             .store(mode == FaultMode::AnswerLost, Ordering::SeqCst);
     }
 
+    /// How calls fail now.
     pub fn mode(&self) -> FaultMode {
         if self.answers_lost.load(Ordering::SeqCst) {
             FaultMode::AnswerLost
@@ -137,12 +139,14 @@ impl FaultPlan {
     }
 }
 
+/// A store wrapper that fails calls as its plan says, for the fault tests.
 pub struct FaultInjectingStore<S> {
     inner: S,
     plan: Arc<FaultPlan>,
 }
 
 impl<S> FaultInjectingStore<S> {
+    /// Wraps `inner`, failing calls as `plan` says.
     pub fn new(inner: S, plan: Arc<FaultPlan>) -> Self {
         Self { inner, plan }
     }

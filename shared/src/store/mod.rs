@@ -35,6 +35,7 @@ use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 
+/// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store could not be reached or refused the call; the caller answers 5xx and the
@@ -49,14 +50,18 @@ pub enum StoreError {
 /// Marks one inbound event as processed, for as long as its sender may retry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DedupeClaim {
+    /// The event's dedupe key, scoped by instance.
     pub key: String,
+    /// When the claim lapses, long after the sender stops retrying.
     pub expires_at: Timestamp,
     /// A claim found with `expires_at` before this instant is treated as gone.
     pub now: Timestamp,
 }
 
+/// What a conditional write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
+    /// Written.
     Applied,
     /// The event was processed before: nothing was written.
     Duplicate,
@@ -186,40 +191,53 @@ impl<S: ContactStore + ?Sized> ContactQueries for S {}
 /// stays, and so does each identifier linked to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Absorbed {
+    /// The merged contact.
     pub contact_id: ContactId,
+    /// The version it must still be at.
     pub version: u64,
+    /// The identifiers linked to it, which move over too.
     pub linked_ids: Vec<ContactId>,
 }
 
 /// An event's contact write that also changes which identifiers resolve to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityCommit {
+    /// The contact as it is to be stored.
     pub contact: Contact,
     /// `None`: the contact must not exist yet, nor any link of its id.
     pub expected_version: Option<u64>,
     /// Identifiers to link to `contact`: each must be neither a contact nor linked yet.
     pub new_links: Vec<ContactId>,
+    /// Contacts merged into `contact` by this write.
     pub absorbed: Vec<Absorbed>,
+    /// The counter changes that go with the write.
     pub counters: Vec<CounterBump>,
 }
 
 /// One conditional contact write with its counters, as `update_contact` takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactUpdate {
+    /// The contact as it is to be stored.
     pub contact: Contact,
+    /// The version the stored contact must still be at.
     pub expected_version: u64,
+    /// The counter changes that go with the write.
     pub counters: Vec<CounterBump>,
 }
 
 /// First-seen bounds of a listing: `since` inclusive, `until` exclusive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactWindow {
+    /// Earliest first-seen time included.
     pub since: Timestamp,
+    /// Latest first-seen time included.
     pub until: Timestamp,
 }
 
+/// One page of an instance's contact listing, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContactPage {
+    /// The contacts of the page.
     pub contacts: Vec<Contact>,
     /// The listing position of the last contact returned, to continue after it.
     pub next: Option<String>,
@@ -234,9 +252,12 @@ pub fn listing_position(contact: &Contact) -> String {
 /// Day (`YYYY-MM-DD`) → counter name → count.
 pub type CounterDays = BTreeMap<String, BTreeMap<String, u64>>;
 
+/// What a rule write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleWrite {
+    /// Written.
     Done,
+    /// No such rule: nothing was written.
     NotFound,
     /// The instance already has `MAX_RULES_PER_INSTANCE` rules: nothing was written.
     LimitReached,
@@ -249,6 +270,7 @@ pub trait RuleStore: Send + Sync + 'static {
     /// Every rule of the instance, disabled ones included, in no particular order.
     async fn list_rules(&self, instance_id: &InstanceId) -> Result<Vec<Rule>, StoreError>;
 
+    /// One rule, if the instance has it.
     async fn load_rule(
         &self,
         instance_id: &InstanceId,
@@ -261,6 +283,7 @@ pub trait RuleStore: Send + Sync + 'static {
     /// Replaces an existing rule (same instance and id).
     async fn replace_rule(&self, rule: &Rule) -> Result<RuleWrite, StoreError>;
 
+    /// Removes a rule, `NotFound` if there was none.
     async fn delete_rule(
         &self,
         instance_id: &InstanceId,
@@ -274,8 +297,10 @@ pub trait RuleStore: Send + Sync + 'static {
 /// Backfill jobs: their settings and progress.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
+    /// Stores a new job.
     async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError>;
 
+    /// One job of the instance, if there is one.
     async fn load_job(
         &self,
         instance_id: &InstanceId,

@@ -9,15 +9,19 @@ use crate::revenue::attribution::CreditWindow;
 use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter, SendRecord};
 use async_trait::async_trait;
 
+/// What storing one send did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendWrite {
+    /// Stored as given.
     Created,
     /// A send with this code (the same instance and message id) was stored before: this one.
     Existing(Box<SendRecord>),
 }
 
+/// What recording a conversion did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConversionWrite {
+    /// Stored, with its report counters.
     Recorded,
     /// The dedupe key was claimed before: the conversion stored then. Nothing was written.
     Duplicate(Box<Conversion>),
@@ -26,6 +30,7 @@ pub enum ConversionWrite {
 /// Most sends, clicks and conversions of one contact a journey returns, each.
 pub const MAX_JOURNEY_ITEMS: usize = 1_000;
 
+/// Offers, sends, clicks and conversions, with the report counters they move.
 #[async_trait]
 pub trait RevenueStore: Send + Sync + 'static {
     /// Stores a new offer; `false` if its id is taken (nothing written).
@@ -34,6 +39,7 @@ pub trait RevenueStore: Send + Sync + 'static {
     /// Replaces an existing offer; `false` if there is none (nothing written).
     async fn replace_offer(&self, offer: &Offer) -> Result<bool, StoreError>;
 
+    /// One offer, if it exists.
     async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError>;
 
     /// Every offer, by id.
@@ -44,12 +50,14 @@ pub trait RevenueStore: Send + Sync + 'static {
     /// answers those `Existing` and writes the rest.
     async fn create_sends(&self, sends: &[SendRecord]) -> Result<Vec<SendWrite>, StoreError>;
 
+    /// The send a tracked-link code stands for, which the redirect needs.
     async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError>;
 
     /// Stores a click with its report counters; a click already stored under its id is left
     /// as it is (a retried record, from the queue, counts once).
     async fn record_click(&self, click: &Click) -> Result<(), StoreError>;
 
+    /// One click, which a postback needs to be credited.
     async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError>;
 
     /// The contact's earliest click on the offer inside `window` (both ends inclusive).

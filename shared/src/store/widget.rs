@@ -6,11 +6,13 @@ use crate::ids::InstanceId;
 use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
 
+/// Widget configurations and the ref codes that carry web visits into WhatsApp.
 #[async_trait]
 pub trait WidgetStore: Send + Sync + 'static {
     /// Stores the instance's widget configuration, replacing (rotating) any earlier one.
     async fn save_widget(&self, config: &WidgetConfig) -> Result<(), StoreError>;
 
+    /// The instance's widget configuration, if it has one.
     async fn load_widget(
         &self,
         instance_id: &InstanceId,
