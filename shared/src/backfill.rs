@@ -26,7 +26,7 @@ pub enum JobStatus {
     Running,
     /// Every page has run.
     Done,
-    /// A page failed; the job stops there.
+    /// Its first page could not be queued: nothing runs.
     Failed,
 }
 

@@ -56,7 +56,7 @@ pub enum ApiError {
         /// What went wrong, for a person.
         message: String,
     },
-    /// The request clashes with the current state, e.g. a stale version (409).
+    /// The request clashes with what is stored, e.g. an offer id already taken (409).
     #[error("{message}")]
     Conflict {
         /// Machine-readable error code, stable for clients.

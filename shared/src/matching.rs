@@ -182,7 +182,8 @@ impl Matcher {
         Ok(compiled)
     }
 
-    /// Decides one contact's attribution from its first message, retrying on a version conflict.
+    /// Decides one contact's attribution from its first message (or its ref code), retrying on
+    /// a version conflict.
     pub async fn handle(
         &self,
         job: &MatchJob,

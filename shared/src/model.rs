@@ -345,7 +345,7 @@ pub struct Contact {
     pub first_message: Option<InboundMessage>,
     /// The first touch that attributes the contact, if any.
     pub acquisition: Option<Acquisition>,
-    /// Every referral the contact came with, first touch or not.
+    /// The latest referrals the contact came with (at most `TOUCH_HISTORY_CAP`), first touch or not.
     #[serde(default)]
     pub touches: Vec<Referral>,
     /// When the text rules were applied to the first message (matched or not); `None` while

@@ -135,7 +135,7 @@ pub struct Stats {
     pub until: Timestamp,
     /// Contacts first seen in the window.
     pub new_contacts: u64,
-    /// New contacts from Meta ads, posts and links.
+    /// New contacts from a paid Meta ad (`by_kind.meta_ad`).
     pub meta_ads: u64,
     /// New contacts the text rules decided on (no Meta referral): always
     /// `matched_by_rules + unmatched`. A contact still waiting for the matcher joins it within
