@@ -34,54 +34,37 @@ failed=()
 step "installing tools into .tools/ (skipped when present)"
 bash infra/emulators.sh install
 
-step "cfn-lint template.yaml"
-if .tools/venv/bin/cfn-lint template.yaml; then
-    echo "cfn-lint: no findings" >&2
-else
-    failed+=("cfn-lint")
-fi
+# One check: announces STEP, runs COMMAND, then prints "NAME: SUCCESS" or records NAME as
+# failed (a failing command does not stop the run).
+#   check NAME STEP SUCCESS COMMAND...
+check() {
+    local name=$1 title=$2 success=$3
+    shift 3
+    step "$title"
+    if "$@"; then
+        echo "$name: $success" >&2
+    else
+        failed+=("$name")
+    fi
+}
 
-step "sam validate --lint template.yaml"
-if bash infra/sam-validate.sh; then
-    echo "sam validate: no findings" >&2
-else
-    failed+=("sam validate")
-fi
-
-step "shellcheck infra/*.sh .ci/run"
-if .tools/venv/bin/shellcheck infra/*.sh .ci/run; then
-    echo "shellcheck: no findings" >&2
-else
-    failed+=("shellcheck")
-fi
-
-step "widget snippet in headless Chromium (infra/browser-test.sh)"
-if bash infra/browser-test.sh; then
-    echo "browser test: passed" >&2
-else
-    failed+=("browser test")
-fi
-
-step "schemathesis against the local server from infra/openapi.yaml (infra/schemathesis.sh)"
-if bash infra/schemathesis.sh; then
-    echo "schemathesis: no 5xx, every response as described" >&2
-else
-    failed+=("schemathesis")
-fi
-
-step "Lambda binaries under cargo lambda watch, invoked with infra/events/ (infra/lambda-invoke.sh)"
-if bash infra/lambda-invoke.sh; then
-    echo "lambda invoke: every answer right" >&2
-else
-    failed+=("lambda invoke")
-fi
-
-step "load guard: a short load of every route on the local server, count checks only (infra/load.sh)"
-if LOAD_PROFILE=debug DURATION=2 bash infra/load.sh; then
-    echo "load guard: nothing lost, nothing doubled" >&2
-else
-    failed+=("load guard")
-fi
+check "cfn-lint" "cfn-lint template.yaml" "no findings" \
+    .tools/venv/bin/cfn-lint template.yaml
+check "sam validate" "sam validate --lint template.yaml" "no findings" \
+    bash infra/sam-validate.sh
+check "shellcheck" "shellcheck infra/*.sh .ci/run" "no findings" \
+    .tools/venv/bin/shellcheck infra/*.sh .ci/run
+check "browser test" "widget snippet in headless Chromium (infra/browser-test.sh)" "passed" \
+    bash infra/browser-test.sh
+check "schemathesis" "schemathesis against the local server from infra/openapi.yaml (infra/schemathesis.sh)" \
+    "no 5xx, every response as described" \
+    bash infra/schemathesis.sh
+check "lambda invoke" "Lambda binaries under cargo lambda watch, invoked with infra/events/ (infra/lambda-invoke.sh)" \
+    "every answer right" \
+    bash infra/lambda-invoke.sh
+check "load guard" "load guard: a short load of every route on the local server, count checks only (infra/load.sh)" \
+    "nothing lost, nothing doubled" \
+    env LOAD_PROFILE=debug DURATION=2 bash infra/load.sh
 
 # Cargo's own arguments (before a `--`) shape the build too; those after go to the tests.
 # --workspace would override a -p/--package, so it is dropped when one is given.
