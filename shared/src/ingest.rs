@@ -197,7 +197,7 @@ impl IngestOutcome {
     }
 }
 
-/// Why an event could not be applied; the delivery is retried.
+/// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The store failed.

@@ -195,7 +195,7 @@ pub struct SendDraft {
     pub instance_id: InstanceId,
     /// See [`SendRecord::contact_id`].
     pub contact_id: ContactId,
-    /// The sent message's id; `None`: the server makes one up.
+    /// The sent message's id; `None`: the send's own id stands in.
     pub message_id: Option<String>,
     /// See [`SendRecord::campaign`].
     pub campaign: String,

@@ -228,9 +228,9 @@ pub struct ContactUpdate {
 /// First-seen bounds of a listing: `since` inclusive, `until` exclusive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactWindow {
-    /// Earliest first-seen time included.
+    /// Start of the window, inclusive.
     pub since: Timestamp,
-    /// Latest first-seen time included.
+    /// End of the window, exclusive.
     pub until: Timestamp,
 }
 
