@@ -133,8 +133,9 @@ impl Matcher {
         let (Some(store), Some(code)) = (&self.ref_codes, ref_code_in(text)) else {
             return Ok(None);
         };
+        // Codes are made lower case; a person's phone may have capitalised the one they sent.
         Ok(store
-            .load_ref(code)
+            .load_ref(&code.to_ascii_lowercase())
             .await?
             .filter(|found| found.applies(instance_id, now))
             .map(|found| {

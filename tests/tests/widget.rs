@@ -446,6 +446,13 @@ async fn a_ref_code_carries_the_visit_into_whatsapp_ahead_of_the_rules(backend: 
     )
     .await;
     assert_eq!(plain["acquisition"]["kind"], "rule");
+    // A code the sender's keyboard capitalised is still the same code.
+    let shouted = format!("Hi, I want the red shoes [ref:{}]", code.to_uppercase());
+    let capitalised = whatsapp_first_message(&site.app, INSTANCE, "5511900000003", &shouted).await;
+    assert_eq!(
+        capitalised["acquisition"]["ref_code"], code,
+        "{capitalised}"
+    );
 }
 
 async fn unknown_foreign_and_expired_ref_codes_are_ignored(backend: Backend) {
