@@ -32,6 +32,23 @@ fn instance(id: &str) -> InstanceId {
     InstanceId::parse(id).unwrap()
 }
 
+/// The job stored under `job_id` in `instance_id`, if any.
+async fn stored(store: &Arc<dyn JobStore>, instance_id: &str, job_id: &str) -> Option<BackfillJob> {
+    store
+        .load_job(&instance(instance_id), job_id)
+        .await
+        .unwrap()
+}
+
+/// What saving `job` at `expected_version` answered.
+async fn saved(
+    store: &Arc<dyn JobStore>,
+    job: &BackfillJob,
+    expected_version: u64,
+) -> CommitOutcome {
+    store.save_job(job, expected_version).await.unwrap()
+}
+
 /// A queued job, as the admin API creates it: no progress yet, at version 1.
 fn job(instance_id: &str, job_id: &str) -> BackfillJob {
     BackfillJob {
@@ -78,10 +95,7 @@ async fn a_created_job_loads_back_field_for_field(backend: Backend) {
     };
     let queued = job("1", "job-a");
     store.create_job(&queued).await.unwrap();
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a").await.unwrap(),
-        Some(queued)
-    );
+    assert_eq!(stored(&store, "1", "job-a").await, Some(queued));
 }
 
 async fn a_job_with_every_field_set_round_trips(backend: Backend) {
@@ -132,15 +146,12 @@ async fn loading_an_unknown_job_answers_none(backend: Backend) {
     let Some((store, _guard)) = store(backend).await else {
         return;
     };
-    assert_eq!(store.load_job(&instance("1"), "job-a").await.unwrap(), None);
+    assert_eq!(stored(&store, "1", "job-a").await, None);
     store.create_job(&job("1", "job-a")).await.unwrap();
-    assert_eq!(store.load_job(&instance("1"), "job-b").await.unwrap(), None);
-    assert_eq!(store.load_job(&instance("1"), "job-").await.unwrap(), None);
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a2").await.unwrap(),
-        None
-    );
-    assert_eq!(store.load_job(&instance("2"), "job-a").await.unwrap(), None);
+    assert_eq!(stored(&store, "1", "job-b").await, None);
+    assert_eq!(stored(&store, "1", "job-").await, None);
+    assert_eq!(stored(&store, "1", "job-a2").await, None);
+    assert_eq!(stored(&store, "2", "job-a").await, None);
 }
 
 async fn jobs_are_per_instance(backend: Backend) {
@@ -156,28 +167,16 @@ async fn jobs_are_per_instance(backend: Backend) {
     };
     store.create_job(&first).await.unwrap();
     store.create_job(&second).await.unwrap();
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a").await.unwrap(),
-        Some(first.clone())
-    );
-    assert_eq!(
-        store.load_job(&instance("2"), "job-a").await.unwrap(),
-        Some(second.clone())
-    );
+    assert_eq!(stored(&store, "1", "job-a").await, Some(first.clone()));
+    assert_eq!(stored(&store, "2", "job-a").await, Some(second.clone()));
 
     let moved = progressed(&second);
     assert_eq!(
-        store.save_job(&moved, second.version).await.unwrap(),
+        saved(&store, &moved, second.version).await,
         CommitOutcome::Applied
     );
-    assert_eq!(
-        store.load_job(&instance("2"), "job-a").await.unwrap(),
-        Some(moved)
-    );
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a").await.unwrap(),
-        Some(first)
-    );
+    assert_eq!(stored(&store, "2", "job-a").await, Some(moved));
+    assert_eq!(stored(&store, "1", "job-a").await, Some(first));
 }
 
 async fn save_at_the_stored_version_replaces_the_job(backend: Backend) {
@@ -190,13 +189,10 @@ async fn save_at_the_stored_version_replaces_the_job(backend: Backend) {
     for _ in 0..3 {
         let next = progressed(&current);
         assert_eq!(
-            store.save_job(&next, current.version).await.unwrap(),
+            saved(&store, &next, current.version).await,
             CommitOutcome::Applied
         );
-        assert_eq!(
-            store.load_job(&instance("1"), "job-a").await.unwrap(),
-            Some(next.clone())
-        );
+        assert_eq!(stored(&store, "1", "job-a").await, Some(next.clone()));
         current = next;
     }
     // Back to no position and no start: a replaced job keeps no field of the earlier one.
@@ -209,13 +205,10 @@ async fn save_at_the_stored_version_replaces_the_job(backend: Backend) {
         ..current.clone()
     };
     assert_eq!(
-        store.save_job(&finished, current.version).await.unwrap(),
+        saved(&store, &finished, current.version).await,
         CommitOutcome::Applied
     );
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a").await.unwrap(),
-        Some(finished)
-    );
+    assert_eq!(stored(&store, "1", "job-a").await, Some(finished));
 }
 
 async fn save_at_a_stale_version_conflicts_and_writes_nothing(backend: Backend) {
@@ -225,10 +218,7 @@ async fn save_at_a_stale_version_conflicts_and_writes_nothing(backend: Backend) 
     let queued = job("1", "job-a");
     store.create_job(&queued).await.unwrap();
     let running = progressed(&queued);
-    assert_eq!(
-        store.save_job(&running, 1).await.unwrap(),
-        CommitOutcome::Applied
-    );
+    assert_eq!(saved(&store, &running, 1).await, CommitOutcome::Applied);
 
     // A writer that read version 1 (now stale), one ahead of the store, and one far off.
     let stale = BackfillJob {
@@ -239,12 +229,12 @@ async fn save_at_a_stale_version_conflicts_and_writes_nothing(backend: Backend) 
     };
     for expected_version in [1, 0, 3, u64::MAX] {
         assert_eq!(
-            store.save_job(&stale, expected_version).await.unwrap(),
+            saved(&store, &stale, expected_version).await,
             CommitOutcome::VersionConflict,
             "expected version {expected_version}"
         );
         assert_eq!(
-            store.load_job(&instance("1"), "job-a").await.unwrap(),
+            stored(&store, "1", "job-a").await,
             Some(running.clone()),
             "expected version {expected_version}"
         );
@@ -255,13 +245,10 @@ async fn save_at_a_stale_version_conflicts_and_writes_nothing(backend: Backend) 
         ..stale.clone()
     };
     assert_eq!(
-        store.save_job(&claims_current, 1).await.unwrap(),
+        saved(&store, &claims_current, 1).await,
         CommitOutcome::VersionConflict
     );
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a").await.unwrap(),
-        Some(running)
-    );
+    assert_eq!(stored(&store, "1", "job-a").await, Some(running));
 }
 
 async fn save_of_a_job_never_created_conflicts_and_creates_nothing(backend: Backend) {
@@ -271,21 +258,15 @@ async fn save_of_a_job_never_created_conflicts_and_creates_nothing(backend: Back
     let ghost = job("1", "job-ghost");
     for expected_version in [0, 1] {
         assert_eq!(
-            store.save_job(&ghost, expected_version).await.unwrap(),
+            saved(&store, &ghost, expected_version).await,
             CommitOutcome::VersionConflict,
             "expected version {expected_version}"
         );
     }
-    assert_eq!(
-        store.load_job(&instance("1"), "job-ghost").await.unwrap(),
-        None
-    );
+    assert_eq!(stored(&store, "1", "job-ghost").await, None);
     // And it can still be created afterwards.
     store.create_job(&ghost).await.unwrap();
-    assert_eq!(
-        store.load_job(&instance("1"), "job-ghost").await.unwrap(),
-        Some(ghost)
-    );
+    assert_eq!(stored(&store, "1", "job-ghost").await, Some(ghost));
 }
 
 async fn save_checks_the_version_of_the_same_instances_job(backend: Backend) {
@@ -305,42 +286,27 @@ async fn save_checks_the_version_of_the_same_instances_job(backend: Backend) {
     }
     let moved = progressed(&other_instance);
     assert_eq!(
-        store.save_job(&moved, 5).await.unwrap(),
+        saved(&store, &moved, 5).await,
         CommitOutcome::VersionConflict
     );
     assert_eq!(
-        store.load_job(&instance("2"), "job-a").await.unwrap(),
+        stored(&store, "2", "job-a").await,
         Some(other_instance.clone())
     );
     let moved_b = progressed(&other_job);
     assert_eq!(
-        store.save_job(&moved_b, 5).await.unwrap(),
+        saved(&store, &moved_b, 5).await,
         CommitOutcome::VersionConflict
     );
     assert_eq!(
-        store.save_job(&progressed(&ahead), 1).await.unwrap(),
+        saved(&store, &progressed(&ahead), 1).await,
         CommitOutcome::VersionConflict
     );
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a").await.unwrap(),
-        Some(ahead.clone())
-    );
-    assert_eq!(
-        store.load_job(&instance("1"), "job-b").await.unwrap(),
-        Some(other_job)
-    );
-    assert_eq!(
-        store.save_job(&moved, 1).await.unwrap(),
-        CommitOutcome::Applied
-    );
-    assert_eq!(
-        store.load_job(&instance("2"), "job-a").await.unwrap(),
-        Some(moved)
-    );
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a").await.unwrap(),
-        Some(ahead)
-    );
+    assert_eq!(stored(&store, "1", "job-a").await, Some(ahead.clone()));
+    assert_eq!(stored(&store, "1", "job-b").await, Some(other_job));
+    assert_eq!(saved(&store, &moved, 1).await, CommitOutcome::Applied);
+    assert_eq!(stored(&store, "2", "job-a").await, Some(moved));
+    assert_eq!(stored(&store, "1", "job-a").await, Some(ahead));
 }
 
 async fn concurrent_saves_at_one_version_have_one_winner(backend: Backend) {
@@ -357,7 +323,7 @@ async fn concurrent_saves_at_one_version_have_one_winner(backend: Backend) {
                 ..progressed(&queued)
             };
             tokio::spawn(async move {
-                let outcome = store.save_job(&candidate, 1).await.unwrap();
+                let outcome = saved(&store, &candidate, 1).await;
                 (candidate, outcome)
             })
         })
@@ -372,8 +338,5 @@ async fn concurrent_saves_at_one_version_have_one_winner(backend: Backend) {
         }
     }
     assert_eq!(winners.len(), 1, "exactly one save at version 1 applies");
-    assert_eq!(
-        store.load_job(&instance("1"), "job-a").await.unwrap(),
-        winners.pop()
-    );
+    assert_eq!(stored(&store, "1", "job-a").await, winners.pop());
 }
