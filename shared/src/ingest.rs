@@ -289,16 +289,16 @@ impl Ingestor {
     /// Reads the contact each of the event's identifiers resolves to, and plans the write.
     /// An identifier that names a contact of another channel is refused.
     async fn plan(&self, event: &InboundEvent) -> Result<Plan, IngestError> {
-        let mut found = Vec::new();
-        for identifier in identity::identifiers(event) {
-            let contact = self
-                .store
-                .load_contact(&event.instance_id, &identifier)
-                .await?;
-            if contact.as_ref().is_some_and(|c| c.channel != event.channel) {
-                return Err(IngestError::ForeignChannel);
-            }
-            found.push(contact);
+        let identifiers = identity::identifiers(event);
+        // Side by side: a phone and a BSUID cost one round trip of latency, not two.
+        let found = futures::future::try_join_all(
+            identifiers
+                .iter()
+                .map(|identifier| self.store.load_contact(&event.instance_id, identifier)),
+        )
+        .await?;
+        if found.iter().flatten().any(|c| c.channel != event.channel) {
+            return Err(IngestError::ForeignChannel);
         }
         Ok(identity::plan(event, &found))
     }
