@@ -7,14 +7,17 @@
 //! `infra/emulators.sh run`), the same on DynamoDB with `BACKFILL_DYNAMO_CONTACTS` (5000).
 
 use async_trait::async_trait;
-use shared::backfill::{self, BackfillJob, JobStatus};
+use shared::contact::store::ContactStore;
+use shared::contact::{Channel, InboundMessage};
 use shared::ids::{ContactId, InstanceId};
 use shared::ingest::{InboundEvent, Ingestor};
 use shared::matching::Matcher;
-use shared::model::{Channel, InboundMessage};
+use shared::matching::backfill::JobStore;
+use shared::matching::backfill::{self, BackfillJob, JobStatus};
 use shared::queue::{BackfillPage, JobQueue, QueueError, QueueJob};
+use shared::rules::store::RuleStore;
 use shared::rules::{CompiledRules, MAX_RULES_PER_INSTANCE, RuleDraft, RuleId};
-use shared::store::{ContactStore, EmbeddedStore, JobStore, RuleStore};
+use shared::store::EmbeddedStore;
 use shared::time::Timestamp;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

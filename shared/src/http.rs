@@ -345,7 +345,7 @@ async fn json_rejections(response: Response) -> Response {
 
 /// A contact as the admin API shows it: as stored, plus its acquisition's display colour (a
 /// presentation fact, not stored).
-pub fn contact_view(contact: &crate::model::Contact) -> serde_json::Value {
+pub fn contact_view(contact: &crate::contact::Contact) -> serde_json::Value {
     let mut shown = json!(contact);
     if let Some(acquisition) = &contact.acquisition {
         shown["acquisition"]["color"] = crate::stats::platform_color(acquisition.platform()).into();

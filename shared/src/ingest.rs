@@ -1,13 +1,14 @@
 //! Applying inbound events to contacts: the first-touch decision (pure) and the idempotent,
 //! retry-safe write around it.
 
-use crate::identity::{self, Plan};
-use crate::ids::{ContactId, InstanceId};
-use crate::model::{
+use crate::contact::identity::{self, Plan};
+use crate::contact::store::ContactStore;
+use crate::contact::{
     Acquisition, Channel, Contact, Identity, InboundMessage, Referral, TOUCH_HISTORY_CAP,
 };
+use crate::ids::{ContactId, InstanceId};
 use crate::queue::MatchJob;
-use crate::store::{CommitOutcome, ContactStore, DedupeClaim, StoreError};
+use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use crate::time::Timestamp;
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -243,7 +244,7 @@ impl Ingestor {
         event: &InboundEvent,
         now: Timestamp,
     ) -> Result<IngestOutcome, IngestError> {
-        let event = &crate::bounds::bounded(event);
+        let event = &crate::contact::bounds::bounded(event);
         let claim = DedupeClaim {
             key: format!("{}#{}", event.instance_id, event.dedupe_key),
             expires_at: now.plus_seconds(DEDUPE_TTL_SECONDS),
@@ -307,8 +308,8 @@ impl Ingestor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counters::bumps_for;
-    use crate::model::{MetaPlatform, MetaReferral};
+    use crate::contact::counters::bumps_for;
+    use crate::contact::{MetaPlatform, MetaReferral};
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_unix_seconds(seconds).unwrap()
@@ -400,7 +401,7 @@ mod tests {
     }
 
     fn rule_decided(contact: Contact, rule_id: &str) -> Contact {
-        let attribution = crate::model::RuleAttribution {
+        let attribution = crate::contact::RuleAttribution {
             platform: crate::rules::RulePlatform::Tiktok,
             source_name: None,
             rule_id: crate::rules::RuleId::parse(rule_id).unwrap(),

@@ -6,20 +6,16 @@
 
 #![warn(missing_docs)]
 
-pub mod backfill;
-pub mod bounds;
 pub mod config;
-pub mod counters;
+pub mod contact;
+pub mod erasure;
 pub mod fields;
 pub mod http;
-pub mod identity;
 pub mod ids;
 pub mod ingest;
-pub mod listing;
 pub mod matching;
 pub mod meta;
 pub mod metrics;
-pub mod model;
 pub mod queue;
 pub mod revenue;
 pub mod rules;

@@ -2,7 +2,7 @@
 //! count, which CloudWatch Logs turns into a metric without any API call. Written only where
 //! enabled (Lambda); elsewhere counting is a no-op.
 
-use crate::counters::{CounterBump, NEW_CONTACTS, UNMATCHED};
+use crate::contact::counters::{CounterBump, NEW_CONTACTS, UNMATCHED};
 use std::io::Write;
 use std::sync::OnceLock;
 

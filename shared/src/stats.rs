@@ -1,10 +1,10 @@
 //! Attribution stats over a window of days, read from the daily counters (never from contacts),
 //! and the display colour of each platform.
 
-use crate::counters::{NEW_CONTACTS, UNMATCHED};
+use crate::contact::counters::{NEW_CONTACTS, UNMATCHED};
+use crate::contact::store::CounterDays;
 use crate::ids::InstanceId;
 use crate::rules::Rule;
-use crate::store::CounterDays;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;

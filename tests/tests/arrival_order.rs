@@ -13,10 +13,11 @@ use integration_tests::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
+use shared::contact::store::ContactStore;
 use shared::ids::InstanceId;
 use shared::matching::Matcher;
 use shared::queue::MatchJob;
-use shared::store::{ContactStore, FaultInjectingStore, FaultMode, FaultPlan};
+use shared::store::{FaultInjectingStore, FaultMode, FaultPlan};
 use std::sync::Arc;
 
 on_every_store!(an_earlier_ad_delivered_late_replaces_the_later_one_and_its_counts);

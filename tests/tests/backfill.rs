@@ -3,16 +3,16 @@
 use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
-use shared::counters::CounterBump;
+use shared::contact::Contact;
+use shared::contact::counters::CounterBump;
+use shared::contact::store::{
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
+};
 use shared::ids::ContactId;
 use shared::ids::InstanceId;
 use shared::matching::Matcher;
-use shared::model::Contact;
 use shared::queue::QueueJob;
-use shared::store::{
-    CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
-    DedupeClaim, FaultInjectingStore, FaultPlan, IdentityCommit, StoreError,
-};
+use shared::store::{CommitOutcome, DedupeClaim, FaultInjectingStore, FaultPlan, StoreError};
 use shared::time::Timestamp;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,8 +8,9 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::erasure::{Erased, Erasure};
 use shared::ids::{ContactId, InstanceId};
-use shared::store::{Erased, Erasure, FaultInjectingStore, FaultPlan};
+use shared::store::{FaultInjectingStore, FaultPlan};
 use std::sync::Arc;
 
 on_every_store!(

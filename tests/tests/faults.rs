@@ -13,16 +13,16 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::contact::Contact;
+use shared::contact::store::ContactQueries;
+use shared::contact::store::{ContactPage, ContactStore, ContactWindow, CounterDays};
 use shared::ids::{ContactId, InstanceId};
 use shared::matching::{InProcessQueue, Matcher};
-use shared::model::Contact;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
 use shared::revenue::Click;
-use shared::store::ContactQueries;
-use shared::store::RevenueStore;
+use shared::revenue::store::RevenueStore;
 use shared::store::{
-    CommitOutcome, ContactPage, ContactStore, ContactWindow, CounterDays, DedupeClaim,
-    FaultInjectingStore, FaultMode, FaultPlan, StoreError,
+    CommitOutcome, DedupeClaim, FaultInjectingStore, FaultMode, FaultPlan, StoreError,
 };
 use shared::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
@@ -1126,7 +1126,7 @@ impl ContactStore for FlakyWrites {
         claim: &DedupeClaim,
         contact: &Contact,
         expected_version: Option<u64>,
-        counters: &[shared::counters::CounterBump],
+        counters: &[shared::contact::counters::CounterBump],
     ) -> Result<CommitOutcome, StoreError> {
         self.inner
             .commit_event(claim, contact, expected_version, counters)
@@ -1136,7 +1136,7 @@ impl ContactStore for FlakyWrites {
     async fn commit_identity(
         &self,
         claim: &DedupeClaim,
-        commit: &shared::store::IdentityCommit,
+        commit: &shared::contact::store::IdentityCommit,
     ) -> Result<CommitOutcome, StoreError> {
         self.inner.commit_identity(claim, commit).await
     }
@@ -1145,7 +1145,7 @@ impl ContactStore for FlakyWrites {
         &self,
         contact: &Contact,
         expected_version: u64,
-        counters: &[shared::counters::CounterBump],
+        counters: &[shared::contact::counters::CounterBump],
     ) -> Result<CommitOutcome, StoreError> {
         let id = contact.contact_id.as_str().to_owned();
         let attempt = {
@@ -1171,9 +1171,9 @@ impl ContactStore for FlakyWrites {
 
     async fn update_contacts(
         &self,
-        updates: &[shared::store::ContactUpdate],
+        updates: &[shared::contact::store::ContactUpdate],
     ) -> Result<Vec<CommitOutcome>, StoreError> {
-        shared::store::update_each(self, updates).await
+        shared::contact::store::update_each(self, updates).await
     }
 
     async fn load_counter_days(

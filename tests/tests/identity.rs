@@ -4,8 +4,9 @@
 use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::contact::store::CounterDays;
 use shared::ids::InstanceId;
-use shared::store::{CounterDays, FaultInjectingStore, FaultMode, FaultPlan};
+use shared::store::{FaultInjectingStore, FaultMode, FaultPlan};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,9 +1,10 @@
 //! The contract every `JobStore` implementation keeps, run against each of them.
 
 use integration_tests::*;
-use shared::backfill::{BackfillJob, JobStatus};
 use shared::ids::InstanceId;
-use shared::store::{CommitOutcome, JobStore};
+use shared::matching::backfill::JobStore;
+use shared::matching::backfill::{BackfillJob, JobStatus};
+use shared::store::CommitOutcome;
 use shared::time::Timestamp;
 use std::sync::Arc;
 

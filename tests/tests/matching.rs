@@ -6,10 +6,10 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::contact::store::ContactQueries;
 use shared::ids::{ContactId, InstanceId};
 use shared::matching::{MatchOutcome, Matcher};
 use shared::queue::MatchJob;
-use shared::store::ContactQueries;
 use shared::time::Timestamp;
 use std::time::Duration;
 

@@ -10,7 +10,7 @@ use integration_tests::fixture_names;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{Map, Value, json};
-use shared::counters::bumps_for;
+use shared::contact::counters::bumps_for;
 use shared::ids::InstanceId;
 use shared::ingest::apply_event;
 use shared::meta::{self, parse_delivery};

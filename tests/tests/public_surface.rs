@@ -10,9 +10,9 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::contact::TOUCH_HISTORY_CAP;
+use shared::contact::store::ContactQueries;
 use shared::ids::InstanceId;
-use shared::model::TOUCH_HISTORY_CAP;
-use shared::store::ContactQueries;
 use shared::time::Timestamp;
 use shared::web::{MAX_PARAM_BYTES, MAX_STORED_URL_BYTES, MAX_URL_BYTES, WebPlatform};
 use std::collections::BTreeMap;
@@ -469,7 +469,7 @@ async fn the_largest_web_contact_a_stranger_can_make_fits_and_reads_back(backend
 /// A WhatsApp person with an enormous profile name and texts, arriving through ever more ads
 /// with enormous headlines, bodies and URLs: every field is cut to its budget.
 async fn the_largest_whatsapp_contact_fits_and_reads_back(backend: Backend) {
-    use shared::bounds::*;
+    use shared::contact::bounds::*;
     let Some(site) = site(backend).await else {
         return;
     };
@@ -602,8 +602,8 @@ async fn a_flood_of_distinct_sources_makes_no_new_counter_names(backend: Backend
 /// The second wall behind the web namespace: whatever id an event names, an event of one
 /// channel never changes a contact of another.
 async fn the_ingestor_refuses_an_event_of_another_channel(backend: Backend) {
+    use shared::contact::{Channel, Referral};
     use shared::ingest::{InboundEvent, IngestError, Ingestor};
-    use shared::model::{Channel, Referral};
     let Some(site) = site(backend).await else {
         return;
     };

@@ -3,11 +3,11 @@
 use integration_tests::*;
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::attribution::CreditWindow;
+use shared::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
 use shared::revenue::{
     Amount, Click, Conversion, ConversionStatus, Credit, Currency, DestinationUrl, Dimension,
     Journey, Network, Offer, Postback, SendRecord, Tally,
 };
-use shared::store::{ConversionWrite, RevenueStore, SendWrite};
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -920,7 +920,7 @@ async fn conflicting_dynamo(conflicts: usize) -> (String, Arc<std::sync::atomic:
     (format!("http://{address}"), calls)
 }
 
-fn dynamo_revenue_store(endpoint: &str) -> shared::store::dynamo_revenue::DynamoRevenueStore {
+fn dynamo_revenue_store(endpoint: &str) -> shared::store::dynamo::revenue::DynamoRevenueStore {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -929,9 +929,9 @@ fn dynamo_revenue_store(endpoint: &str) -> shared::store::dynamo_revenue::Dynamo
             "test", "test", None, None, "static",
         ))
         .build();
-    shared::store::dynamo_revenue::DynamoRevenueStore::new(
+    shared::store::dynamo::revenue::DynamoRevenueStore::new(
         aws_sdk_dynamodb::Client::from_conf(config),
-        shared::store::dynamo_revenue::RevenueTables::prefixed("conflicts"),
+        shared::store::dynamo::revenue::RevenueTables::prefixed("conflicts"),
     )
 }
 

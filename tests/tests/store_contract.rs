@@ -1,18 +1,19 @@
 //! The contract every `ContactStore` implementation keeps, run against each of them.
 
 use integration_tests::*;
-use shared::counters::CounterBump;
-use shared::ids::{ContactId, InstanceId};
-use shared::ingest::{InboundEvent, apply_event};
-use shared::model::{
+use shared::contact::counters::CounterBump;
+use shared::contact::store::ContactQueries;
+use shared::contact::store::{
+    Absorbed, ContactStore, ContactUpdate, ContactWindow, IdentityCommit,
+};
+use shared::contact::{
     Acquisition, Channel, Contact, InboundMessage, MetaPlatform, MetaReferral, Referral,
 };
+use shared::ids::{ContactId, InstanceId};
+use shared::ingest::{InboundEvent, apply_event};
+use shared::rules::store::RuleWrite;
 use shared::rules::{Rule, RuleDraft, RuleId};
-use shared::store::ContactQueries;
-use shared::store::{
-    Absorbed, CommitOutcome, ContactStore, ContactUpdate, ContactWindow, DedupeClaim,
-    IdentityCommit, RuleWrite,
-};
+use shared::store::{CommitOutcome, DedupeClaim};
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 
 use integration_tests::*;
 use shared::ids::InstanceId;
-use shared::store::WidgetStore;
 use shared::time::Timestamp;
+use shared::web::store::WidgetStore;
 use shared::web::{ClickIds, RefCode, Utm, WebPlatform, WebVisit, WidgetConfig};
 use std::sync::Arc;
 

@@ -16,8 +16,8 @@ use shared::revenue::Click;
 use shared::revenue::links::{
     hash_client_ip, is_code_shaped, is_link_preview, truncate_user_agent,
 };
+use shared::revenue::store::RevenueStore;
 use shared::secret::Secret;
-use shared::store::RevenueStore;
 use shared::time::Timestamp;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 use shared::config::{self, SecretName, Secrets};
 use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::Client;
-use shared::store::dynamo_revenue::DynamoRevenueStore;
+use shared::store::dynamo::revenue::DynamoRevenueStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
 

@@ -5,9 +5,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::matching::Matcher;
 use shared::queue::sqs::SqsQueue;
+use shared::store::dynamo::revenue::DynamoRevenueStore;
+use shared::store::dynamo::widget::DynamoWidgetStore;
 use shared::store::dynamo::{Client, DynamoStore};
-use shared::store::dynamo_revenue::DynamoRevenueStore;
-use shared::store::dynamo_widget::DynamoWidgetStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
 

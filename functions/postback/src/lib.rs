@@ -14,18 +14,19 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::config::Secrets;
+use shared::contact::store::{ContactQueries, ContactStore};
 use shared::http::{ApiError, AuditObject, require_admin};
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::attribution::{CreditWindow, Decision, decide};
 use shared::revenue::links::send_code;
 use shared::revenue::postback::{self, read_params};
 use shared::revenue::report::{self, Dimension};
+use shared::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
 use shared::revenue::{
     Amount, Conversion, ConversionStatus, Currency, Network, Offer, OfferDraft, Postback,
     SendDraft, SendRecord,
 };
 use shared::secret::{AdminKeys, Secret};
-use shared::store::{ContactQueries, ContactStore, ConversionWrite, RevenueStore, SendWrite};
 use shared::time::{Timestamp, accepted_day};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! first connection), serve postbacks and the revenue admin API.
 
 use shared::config::{self, SecretName, Secrets};
+use shared::store::dynamo::revenue::DynamoRevenueStore;
 use shared::store::dynamo::{Client, DynamoStore};
-use shared::store::dynamo_revenue::DynamoRevenueStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
 

@@ -5,9 +5,9 @@
 use super::RulesState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use shared::erasure::Erasure;
 use shared::http::ApiError;
 use shared::ids::{ContactId, InstanceId};
-use shared::store::Erasure;
 use std::sync::Arc;
 
 /// Always `204`, whether or not the person was known: the call is idempotent, and a second one

@@ -11,19 +11,20 @@ use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::backfill::{self, BackfillJob, JobStatus};
+use shared::contact::listing::{self, ContactFilter, CursorCodec, InvalidListing};
+use shared::contact::store::{ContactStore, ContactWindow, listing_position};
+use shared::erasure::ErasureStore;
 use shared::http::{ApiError, AuditObject, contact_view, require_admin};
 use shared::ids::InstanceId;
-use shared::listing::{self, ContactFilter, CursorCodec, InvalidListing};
+use shared::matching::backfill::JobStore;
+use shared::matching::backfill::{self, BackfillJob, JobStatus};
 use shared::queue::{BackfillPage, JobQueue, QueueJob};
+use shared::rules::store::{RuleStore, RuleWrite};
 use shared::rules::{
     CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
 };
 use shared::secret::AdminKeys;
 use shared::stats::{self, Stats, StatsWindow};
-use shared::store::{
-    ContactStore, ContactWindow, ErasureStore, JobStore, RuleStore, RuleWrite, listing_position,
-};
 use shared::time::Timestamp;
 use std::sync::Arc;
 

@@ -3,8 +3,8 @@
 
 use shared::config::{self, SecretName, Secrets};
 use shared::queue::sqs::SqsQueue;
+use shared::store::dynamo::erasure::DynamoErasureStore;
 use shared::store::dynamo::{Client, DynamoStore};
-use shared::store::dynamo_erasure::DynamoErasureStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
 

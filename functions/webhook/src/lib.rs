@@ -13,15 +13,16 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shared::config::Secrets;
+use shared::contact::store::ContactStore;
+use shared::contact::{Acquisition, Contact};
 use shared::http::{ApiError, contact_view, require_admin};
 use shared::ids::{ContactId, InstanceId};
 use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta::{self, PayloadError, SignatureError};
-use shared::model::{Acquisition, Contact};
 use shared::queue::{JobQueue, QueueJob};
 use shared::secret::{AdminKeys, Secret};
-use shared::store::{ContactStore, WidgetStore};
 use shared::time::Timestamp;
+use shared::web::store::WidgetStore;
 use std::sync::Arc;
 
 mod widget;

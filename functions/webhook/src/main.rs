@@ -3,8 +3,8 @@
 
 use shared::config::{self, SecretName, Secrets};
 use shared::queue::sqs::SqsQueue;
+use shared::store::dynamo::widget::DynamoWidgetStore;
 use shared::store::dynamo::{Client, DynamoStore};
-use shared::store::dynamo_widget::DynamoWidgetStore;
 use shared::telemetry::{self, LogFormat};
 use std::sync::Arc;
 

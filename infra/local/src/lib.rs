@@ -5,8 +5,13 @@ use axum::Router;
 use axum::http::header;
 use axum::routing::get;
 use shared::config::Secrets;
+use shared::contact::store::ContactStore;
+use shared::erasure::ErasureStore;
+use shared::matching::backfill::JobStore;
 use shared::matching::{InProcessQueue, Matcher};
-use shared::store::{ContactStore, ErasureStore, JobStore, RevenueStore, RuleStore, WidgetStore};
+use shared::revenue::store::RevenueStore;
+use shared::rules::store::RuleStore;
+use shared::web::store::WidgetStore;
 use std::sync::Arc;
 
 /// One store seen through each of its traits.

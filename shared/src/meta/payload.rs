@@ -1,9 +1,9 @@
 //! Meta delivery → inbound events. Unknown objects, fields and event kinds are skipped one by
 //! one: a single odd entry never fails the whole delivery.
 
+use crate::contact::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral, Referral};
 use crate::ids::{ContactId, InstanceId};
 use crate::ingest::InboundEvent;
-use crate::model::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral, Referral};
 use crate::time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};

@@ -1,7 +1,7 @@
 //! First-click attribution: a conversion's credit goes to the contact's earliest click on the
 //! same offer inside the offer's window before the conversion.
 
-use super::model::{Click, Credit};
+use crate::revenue::records::{Click, Credit};
 use crate::time::Timestamp;
 
 /// How far a platform's clock may put a conversion before the click that led to it: clocks

@@ -3,15 +3,16 @@
 
 pub mod attribution;
 pub mod links;
-pub mod model;
 pub mod money;
 pub mod postback;
+pub mod records;
 pub mod report;
+pub mod store;
 
-pub use model::{
+pub use money::{Amount, Currency};
+pub use postback::{Network, Postback, PostbackError};
+pub use records::{
     Click, Conversion, ConversionStatus, Credit, DestinationUrl, Journey, Offer, OfferDraft,
     SendDraft, SendRecord,
 };
-pub use money::{Amount, Currency};
-pub use postback::{Network, Postback, PostbackError};
 pub use report::{Dimension, ReportBump, ReportCounter, Tally};

@@ -1,6 +1,6 @@
 //! Affiliate postbacks: TUNE, Everflow and a generic form, read into one conversion report.
 
-use super::money::{Amount, Currency};
+use crate::revenue::money::{Amount, Currency};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 

@@ -2,8 +2,8 @@
 //! each grouping (message, creative, offer, campaign, day) in the same write that records it,
 //! so a report reads counters, never events, and every grouping adds up to the same totals.
 
-use super::model::{Click, Conversion, Credit, SendRecord};
-use super::money::{Amount, Currency};
+use crate::revenue::money::{Amount, Currency};
+use crate::revenue::records::{Click, Conversion, Credit, SendRecord};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -13,16 +13,17 @@
 //!   [`MAX_RULES_PER_INSTANCE`] rules.
 //! - [`normalize`] is the text form literal patterns and messages are compared in.
 
+mod compiled;
 mod id;
-mod matcher;
-mod model;
 mod normalize;
+mod rule;
+pub mod store;
 
+pub use compiled::{CompiledRules, SkippedRule};
 pub use id::{InvalidRuleId, RuleId};
-pub use matcher::{CompiledRules, SkippedRule};
-pub use model::{
+pub use normalize::normalize;
+pub use rule::{
     DEFAULT_PRIORITY, MAX_LABEL_CHARS, MAX_PATTERN_CHARS, MAX_PRIORITY, MAX_RULES_PER_INSTANCE,
     MIN_PRIORITY, MatchKind, REGEX_SIZE_LIMIT, Rule, RuleDraft, RuleError, RuleMatch, RulePlatform,
     sort_in_evaluation_order,
 };
-pub use normalize::normalize;

@@ -1,18 +1,22 @@
 //! A store wrapper that fails a chosen fraction of calls, to prove that faults lose nothing and
 //! double nothing. Used by tests, and by the local server when asked to.
 
-use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
-    DedupeClaim, IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError,
+use crate::contact::Contact;
+use crate::contact::counters::CounterBump;
+use crate::contact::store::{
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
 };
-use super::{ConversionWrite, Erased, Erasure, ErasureStore, RevenueStore, SendWrite, WidgetStore};
-use crate::backfill::BackfillJob;
-use crate::counters::CounterBump;
+use crate::erasure::{Erased, Erasure, ErasureStore};
 use crate::ids::{ContactId, InstanceId, OfferId};
-use crate::model::Contact;
+use crate::matching::backfill::BackfillJob;
+use crate::matching::backfill::JobStore;
 use crate::revenue::attribution::CreditWindow;
+use crate::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
 use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter, SendRecord};
+use crate::rules::store::{RuleStore, RuleWrite};
 use crate::rules::{Rule, RuleId};
+use crate::store::{CommitOutcome, DedupeClaim, StoreError};
+use crate::web::store::WidgetStore;
 use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
 use std::future::Future;

@@ -14,9 +14,9 @@
 //! regexes in the message with only its whitespace normalised. The answer is the smallest rank
 //! any structure reports, so priority order is exactly that of a naive loop.
 
-use super::id::RuleId;
-use super::model::{MatchKind, REGEX_SIZE_LIMIT, Rule, RuleError, regex_error};
-use super::normalize::{normalize, normalize_into};
+use crate::rules::id::RuleId;
+use crate::rules::normalize::{normalize, normalize_into};
+use crate::rules::rule::{MatchKind, REGEX_SIZE_LIMIT, Rule, RuleError, regex_error};
 use aho_corasick::{AhoCorasick, MatchKind as AcMatchKind};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::cell::RefCell;
@@ -424,8 +424,8 @@ impl RegexRules {
 mod tests {
     use super::*;
     use crate::ids::InstanceId;
-    use crate::rules::model::build_regex;
-    use crate::rules::model::{RuleMatch, RulePlatform};
+    use crate::rules::rule::build_regex;
+    use crate::rules::rule::{RuleMatch, RulePlatform};
     use crate::time::Timestamp;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};

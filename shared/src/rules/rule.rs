@@ -1,9 +1,9 @@
 //! Rules as admins define them, and the validation that keeps a bad one from being stored.
 
-use super::id::RuleId;
-use super::normalize::normalize;
 use crate::fields::{json_object, list, optional_string, present, reject_unknown};
 use crate::ids::InstanceId;
+use crate::rules::id::RuleId;
+use crate::rules::normalize::normalize;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

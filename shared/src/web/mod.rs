@@ -2,6 +2,8 @@
 //! the platform they point to, widget keys with their origin allow-lists, and the short ref
 //! codes that carry a visit into the WhatsApp conversation it starts.
 
+pub mod store;
+
 use crate::fields::{FieldError, cap_bytes};
 use crate::ids::{ContactId, InstanceId};
 use crate::secret::Secret;

@@ -2,10 +2,12 @@
 //! counts what a run would change; a run travels as pages on the match queue, each continuing
 //! from the previous one's position, with its progress in a job record.
 
+use crate::contact::store::{ContactStore, ContactWindow};
 use crate::ids::InstanceId;
 use crate::rules::CompiledRules;
-use crate::store::{ContactStore, ContactWindow, StoreError};
+use crate::store::{CommitOutcome, StoreError};
 use crate::time::Timestamp;
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -157,5 +159,50 @@ fn finish(scanned: u64, by_rule: BTreeMap<String, RuleTally>) -> Preview {
         scanned,
         would_update: by_rule.iter().map(|tally| tally.count).sum(),
         by_rule,
+    }
+}
+
+/// Backfill jobs: their settings and progress.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Stores a new job.
+    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError>;
+
+    /// One job of the instance, if there is one.
+    async fn load_job(
+        &self,
+        instance_id: &InstanceId,
+        job_id: &str,
+    ) -> Result<Option<BackfillJob>, StoreError>;
+
+    /// Writes `job` if the stored one is still at `expected_version`.
+    async fn save_job(
+        &self,
+        job: &BackfillJob,
+        expected_version: u64,
+    ) -> Result<CommitOutcome, StoreError>;
+}
+
+/// Lets wrappers (such as the fault injector) hold a shared, type-erased job store.
+#[async_trait]
+impl<S: JobStore + ?Sized> JobStore for std::sync::Arc<S> {
+    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
+        (**self).create_job(job).await
+    }
+
+    async fn load_job(
+        &self,
+        instance_id: &InstanceId,
+        job_id: &str,
+    ) -> Result<Option<BackfillJob>, StoreError> {
+        (**self).load_job(instance_id, job_id).await
+    }
+
+    async fn save_job(
+        &self,
+        job: &BackfillJob,
+        expected_version: u64,
+    ) -> Result<CommitOutcome, StoreError> {
+        (**self).save_job(job, expected_version).await
     }
 }

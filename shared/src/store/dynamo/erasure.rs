@@ -7,16 +7,18 @@
 //! index: a record written in the second before an erasure may be missed by it (and by the
 //! journey); erasing again sweeps it.
 
-use super::StoreError;
-use super::dynamo::{Client, TableNames, conditional_put, from_item, string, to_item, unavailable};
-use super::dynamo_revenue::{
+use crate::contact::Contact;
+use crate::erasure::{Erased, Erasure, ErasureStore};
+use crate::ids::ContactId;
+use crate::revenue::store::contact_key;
+use crate::revenue::{Click, Conversion, SendRecord};
+use crate::store::StoreError;
+use crate::store::dynamo::revenue::{
     CLICK_POSITION, CONTACT_INDEX, CONTACT_KEY, CONVERTED_KEY, RevenueTables, SENT_KEY, record,
 };
-use super::erasure::{Erased, Erasure, ErasureStore};
-use super::revenue::contact_key;
-use crate::ids::ContactId;
-use crate::model::Contact;
-use crate::revenue::{Click, Conversion, SendRecord};
+use crate::store::dynamo::{
+    Client, TableNames, conditional_put, from_item, string, to_item, unavailable,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::{StreamExt, TryStreamExt};

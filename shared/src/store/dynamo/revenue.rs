@@ -14,21 +14,21 @@
 //! A counter row is split over [`REPORT_SHARDS`] items, one picked at random per write, so
 //! concurrent transactions on a hot row rarely touch the same item; readers add the parts up.
 
-use super::StoreError;
-use super::dynamo::{
-    TableIndex, TableSpec, cancelled, conditional_put, create_table, from_item,
-    is_conditional_failure, is_conflict, number, string, to_item, transact, unavailable,
-};
-use super::revenue::{
-    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key,
-};
 use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
+use crate::revenue::store::{
+    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
+    click_position_range, contact_key,
+};
 use crate::revenue::{
     Amount, Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord,
     Tally,
+};
+use crate::store::StoreError;
+use crate::store::dynamo::{
+    TableIndex, TableSpec, cancelled, conditional_put, create_table, from_item,
+    is_conditional_failure, is_conflict, number, string, to_item, transact, unavailable,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;

@@ -1,5 +1,11 @@
 //! What the engine knows about a conversation.
 
+pub mod bounds;
+pub mod counters;
+pub mod identity;
+pub mod listing;
+pub mod store;
+
 use crate::ids::{ContactId, InstanceId};
 use crate::rules::{RuleId, RulePlatform};
 use crate::time::Timestamp;

@@ -1,8 +1,8 @@
 //! Per-instance, per-day counters, bumped in the same conditional write as the contact change
 //! they count, so they stay exact under retries and never need a scan to read.
 
+use crate::contact::Contact;
 use crate::ids::InstanceId;
-use crate::model::Contact;
 
 /// Counter of contacts first seen that day.
 pub const NEW_CONTACTS: &str = "new_contacts";
@@ -50,7 +50,7 @@ fn counted_in(contact: &Contact) -> Vec<String> {
         Some(acquisition) => {
             names.push(kind_counter(acquisition.kind()));
             names.push(platform_counter(acquisition.platform()));
-            if let crate::model::Acquisition::Rule(rule) = acquisition {
+            if let crate::contact::Acquisition::Rule(rule) = acquisition {
                 names.push(rule_counter(&rule.rule_id));
             }
         }
@@ -94,8 +94,8 @@ pub fn bumps_for(before: Option<&Contact>, after: &Contact) -> Vec<CounterBump> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contact::{Acquisition, Channel, MetaPlatform, MetaReferral};
     use crate::ids::ContactId;
-    use crate::model::{Acquisition, Channel, MetaPlatform, MetaReferral};
     use crate::time::Timestamp;
 
     fn contact() -> Contact {

@@ -4,12 +4,12 @@
 //! `expires_at_epoch` (unix seconds) so expired codes go away by themselves (reads check the
 //! expiry too: TTL deletion lags).
 
-use super::StoreError;
-use super::dynamo::{
+use crate::ids::InstanceId;
+use crate::store::StoreError;
+use crate::store::dynamo::{
     TableSpec, conditional_put, create_table, from_item, number, string, to_item, unavailable,
 };
-use super::widget::WidgetStore;
-use crate::ids::InstanceId;
+use crate::web::store::WidgetStore;
 use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;

@@ -1,9 +1,9 @@
 //! The widget side of the embedded store.
 
-use super::StoreError;
-use super::embedded::{EmbeddedStore, decode, encode, unavailable};
-use super::widget::WidgetStore;
 use crate::ids::InstanceId;
+use crate::store::StoreError;
+use crate::store::embedded::{EmbeddedStore, decode, encode, unavailable};
+use crate::web::store::WidgetStore;
 use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};

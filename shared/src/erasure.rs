@@ -3,9 +3,9 @@
 //! random token, and a click's user agent and address hash are dropped. Counters and report
 //! rows are never touched, so every total stays as it was.
 
-use super::StoreError;
 use crate::ids::{ContactId, InstanceId};
 use crate::revenue::{Click, Conversion, SendRecord};
+use crate::store::StoreError;
 use async_trait::async_trait;
 
 /// One person to erase from one instance.

@@ -1,18 +1,18 @@
 //! The revenue side of the embedded store: the same redb file, one write transaction per
 //! recorded send batch, click or conversion (with its report counters).
 
-use super::StoreError;
-use super::embedded::{EmbeddedStore, decode, encode, unavailable};
-use super::revenue::{
-    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key,
-};
 use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
+use crate::revenue::store::{
+    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
+    click_position_range, contact_key,
+};
 use crate::revenue::{
     Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord, Tally,
 };
+use crate::store::StoreError;
+use crate::store::embedded::{EmbeddedStore, decode, encode, unavailable};
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
@@ -46,7 +46,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(CONVERSIONS_BY_CONTACT)
         .map_err(unavailable)?;
     txn.open_table(REPORT).map_err(unavailable)?;
-    super::embedded_widget::create_tables(txn)
+    crate::store::embedded::widget::create_tables(txn)
 }
 
 fn add_to_report(txn: &WriteTransaction, bumps: &[ReportBump]) -> Result<(), StoreError> {

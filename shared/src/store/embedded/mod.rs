@@ -3,15 +3,22 @@
 //! and its serialisable write transactions give the same all-or-nothing commit as a DynamoDB
 //! transaction.
 
-use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
-    DedupeClaim, IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError, listing_position,
+mod erasure;
+mod revenue;
+mod widget;
+
+use crate::contact::Contact;
+use crate::contact::counters::CounterBump;
+use crate::contact::store::{
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
+    listing_position,
 };
-use crate::backfill::BackfillJob;
-use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
-use crate::model::Contact;
+use crate::matching::backfill::BackfillJob;
+use crate::matching::backfill::JobStore;
+use crate::rules::store::{RuleStore, RuleWrite};
 use crate::rules::{Rule, RuleId};
+use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
@@ -79,7 +86,7 @@ impl EmbeddedStore {
         txn.open_table(RULES).map_err(unavailable)?;
         txn.open_table(RULE_META).map_err(unavailable)?;
         txn.open_table(JOBS).map_err(unavailable)?;
-        super::embedded_revenue::create_tables(&txn)?;
+        crate::store::embedded::revenue::create_tables(&txn)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self {
             db: Arc::new(db),

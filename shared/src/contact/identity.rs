@@ -5,11 +5,11 @@
 //! (a BSUID-only contact and a phone-only contact, then a message carrying both), the one first
 //! seen absorbs the other. Pure: the ingestor reads, `plan` decides, the store commits.
 
-use crate::counters::{CounterBump, bumps_for};
+use crate::contact::counters::{CounterBump, bumps_for};
+use crate::contact::store::{Absorbed, IdentityCommit};
+use crate::contact::{Acquisition, Contact, Referral, TOUCH_HISTORY_CAP};
 use crate::ids::ContactId;
 use crate::ingest::{InboundEvent, apply_event};
-use crate::model::{Acquisition, Contact, Referral, TOUCH_HISTORY_CAP};
-use crate::store::{Absorbed, IdentityCommit};
 use crate::time::Timestamp;
 use std::collections::BTreeMap;
 
@@ -206,8 +206,8 @@ fn moved_counters(after: &Contact, gone: &[&Contact]) -> Vec<CounterBump> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contact::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral};
     use crate::ids::InstanceId;
-    use crate::model::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral};
 
     fn at(seconds: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_764_000_000 + seconds).unwrap()

@@ -1,8 +1,8 @@
 //! The web widget's store: each instance's widget key and allowed origins, and the ref codes
 //! that carry a web visit into WhatsApp (looked up by code, expiring after 30 days).
 
-use super::StoreError;
 use crate::ids::InstanceId;
+use crate::store::StoreError;
 use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
 

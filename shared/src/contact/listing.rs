@@ -1,8 +1,8 @@
 //! The contacts listing behind the attribution view: filters, and cursors that cannot be
 //! turned into another instance's.
 
+use crate::contact::{Acquisition, Contact};
 use crate::ids::InstanceId;
-use crate::model::{Acquisition, Contact};
 use crate::secret::{RotatingSecret, Secret};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

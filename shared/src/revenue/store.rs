@@ -3,10 +3,10 @@
 //! conversion claimed once by its dedupe key, a contact's journey, and report counters by
 //! grouping and day. Every write that counts moves the report counters in the same atomic step.
 
-use super::StoreError;
 use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter, SendRecord};
+use crate::store::StoreError;
 use async_trait::async_trait;
 
 /// What storing one send did.

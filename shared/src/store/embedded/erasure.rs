@@ -1,19 +1,20 @@
 //! Erasure in the embedded store: one write transaction deletes the contacts and rewrites the
 //! person's revenue records, so an erasure is all or nothing.
 
-use super::StoreError;
-use super::embedded::{
-    CONTACTS, CONTACTS_BY_FIRST_SEEN, COUNTERS, DEDUPE, EmbeddedStore, JOBS, LINKS, RULE_META,
-    RULES, decode, encode, unavailable,
-};
-use super::embedded_revenue::{
+use crate::contact::Contact;
+use crate::contact::store::listing_position;
+use crate::erasure::{Erased, Erasure, ErasureStore};
+use crate::revenue::store::contact_key;
+use crate::store::StoreError;
+use crate::store::embedded::revenue::{
     CLICKS, CLICKS_BY_CONTACT, CONVERSIONS, CONVERSIONS_BY_CONTACT, OFFERS, REPORT, SENDS,
     SENDS_BY_CONTACT,
 };
-use super::embedded_widget::{REF_CODES, WIDGETS};
-use super::erasure::{Erased, Erasure, ErasureStore};
-use super::{listing_position, revenue::contact_key};
-use crate::model::Contact;
+use crate::store::embedded::widget::{REF_CODES, WIDGETS};
+use crate::store::embedded::{
+    CONTACTS, CONTACTS_BY_FIRST_SEEN, COUNTERS, DEDUPE, EmbeddedStore, JOBS, LINKS, RULE_META,
+    RULES, decode, encode, unavailable,
+};
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::Serialize;

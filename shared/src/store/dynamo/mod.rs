@@ -11,15 +11,22 @@
 //! - rules: `instance_id` + `rule_id`, plus one `#meta` item per instance holding
 //!   `rule_count` and `version`.
 
-use super::{
-    CommitOutcome, ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays,
-    DedupeClaim, IdentityCommit, JobStore, RuleStore, RuleWrite, StoreError, listing_position,
+pub mod erasure;
+pub mod revenue;
+pub mod widget;
+
+use crate::contact::Contact;
+use crate::contact::counters::CounterBump;
+use crate::contact::store::{
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
+    listing_position,
 };
-use crate::backfill::BackfillJob;
-use crate::counters::CounterBump;
 use crate::ids::{ContactId, InstanceId};
-use crate::model::Contact;
+use crate::matching::backfill::BackfillJob;
+use crate::matching::backfill::JobStore;
+use crate::rules::store::{RuleStore, RuleWrite};
 use crate::rules::{Rule, RuleId};
+use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use async_trait::async_trait;
 pub use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -608,7 +615,7 @@ impl ContactStore for DynamoStore {
         &self,
         updates: &[ContactUpdate],
     ) -> Result<Vec<CommitOutcome>, StoreError> {
-        super::update_each(self, updates).await
+        crate::contact::store::update_each(self, updates).await
     }
 
     async fn list_contacts(

@@ -3,21 +3,25 @@
 //! the attribution and its counters in one conditional write. A rule matching the first message
 //! replaces an acquisition from a later message's referral: it is the earlier touch.
 
-use crate::backfill::{self, JobStatus};
-use crate::counters::bumps_for;
+pub mod backfill;
+
+use crate::contact::Contact;
+use crate::contact::counters::bumps_for;
+use crate::contact::store::{ContactStore, ContactUpdate};
+use crate::contact::{Acquisition, RuleAttribution};
 use crate::ids::InstanceId;
 use crate::ingest::IngestError;
-use crate::model::Contact;
-use crate::model::{Acquisition, RuleAttribution};
+use crate::matching::backfill::JobStore;
+use crate::matching::backfill::JobStatus;
 use crate::queue::{BackfillPage, JobQueue, MatchJob, QueueError, QueueJob};
 use crate::revenue::Click;
+use crate::revenue::store::RevenueStore;
 use crate::rules::CompiledRules;
-use crate::store::{
-    CommitOutcome, ContactStore, ContactUpdate, JobStore, RevenueStore, RuleStore, StoreError,
-    WidgetStore,
-};
+use crate::rules::store::RuleStore;
+use crate::store::{CommitOutcome, StoreError};
 use crate::time::Timestamp;
 use crate::web::ref_code_in;
+use crate::web::store::WidgetStore;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

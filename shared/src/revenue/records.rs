@@ -1,10 +1,10 @@
 //! Offers, sends, clicks and conversions: the records behind revenue attribution.
 
-use super::money::{Amount, Currency};
 use crate::fields::{
     FieldError, json_object, optional_string, present, reject_unknown, required_string,
 };
 use crate::ids::{ContactId, InstanceId, OfferId};
+use crate::revenue::money::{Amount, Currency};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -414,10 +414,10 @@ pub enum ConversionStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversion {
     /// `network#conversion_id`, or `network#click_id#event` without one, each part escaped
-    /// (see [`super::Postback::conversion_key`]): the dedupe key.
+    /// (see [`crate::revenue::Postback::conversion_key`]): the dedupe key.
     pub conversion_key: String,
     /// The platform that sent the postback.
-    pub network: super::postback::Network,
+    pub network: crate::revenue::postback::Network,
     /// The platform's id of the conversion (or one derived from the postback).
     pub conversion_id: String,
     /// The click id the postback named.

@@ -1,12 +1,12 @@
 //! What one inbound event may add to a contact, in bytes. A contact keeps its first message,
-//! its acquisition and the last [`crate::model::TOUCH_HISTORY_CAP`] referrals, so with these caps the largest
+//! its acquisition and the last [`crate::contact::TOUCH_HISTORY_CAP`] referrals, so with these caps the largest
 //! contact any sender can produce stays far below a DynamoDB item's 400 KB (the README's bounds
 //! table adds it up). Web visits are capped where they are read (`crate::web`); this caps what
 //! Meta relays from people and advertisers: names, texts and referral fields.
 
+use crate::contact::{MetaReferral, Referral};
 use crate::fields::cap_bytes;
 use crate::ingest::InboundEvent;
-use crate::model::{MetaReferral, Referral};
 
 /// A profile name (Meta's own limits are far lower).
 pub const MAX_DISPLAY_NAME_BYTES: usize = 256;
@@ -75,8 +75,8 @@ pub fn bounded(event: &InboundEvent) -> InboundEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contact::{Channel, InboundMessage, MetaPlatform};
     use crate::ids::{ContactId, InstanceId};
-    use crate::model::{Channel, InboundMessage, MetaPlatform};
     use crate::time::Timestamp;
 
     #[test]
