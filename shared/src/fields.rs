@@ -1,15 +1,16 @@
-//! Request bodies read field by field, so that a refusal names the field that does not hold.
+//! Requests read field by field, so that a refusal names the field that does not hold.
 
 use serde_json::{Map, Value};
 
-/// Why a request body was refused: the offending field (`match.pattern`, `destination_url`, …,
-/// or `body` when it is not a JSON object) and a message for the admin.
+/// Why a request was refused: the offending field of its body or query (`match.pattern`,
+/// `destination_url`, `click_id`, `cursor`, …, or `body` when it is not a JSON object) and a
+/// message for the caller. The one field error of bodies, postbacks and listings alike.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct FieldError {
-    /// The field's path in the body, e.g. `match.pattern`.
+    /// The field's path in the body or its query parameter, e.g. `match.pattern`.
     pub field: String,
-    /// What is wrong with it, for the admin.
+    /// What is wrong with it, for the caller.
     pub message: String,
 }
 

@@ -29,14 +29,7 @@ pub struct ContactFilter {
 }
 
 /// A listing parameter that does not hold, named for the answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct InvalidListing {
-    /// The query parameter.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
+pub use crate::fields::FieldError as InvalidListing;
 
 impl ContactFilter {
     /// Checks the query parameters against the known vocabularies.
@@ -48,23 +41,20 @@ impl ContactFilter {
         unattributed: Option<&str>,
     ) -> Result<Self, InvalidListing> {
         if let Some(kind) = kind.filter(|kind| !ACQUISITION_KINDS.contains(kind)) {
-            return Err(InvalidListing {
-                field: "kind",
-                message: format!(
+            return Err(InvalidListing::new(
+                "kind",
+                format!(
                     "unknown kind {kind:?}; one of {}",
                     ACQUISITION_KINDS.join(", ")
                 ),
-            });
+            ));
         }
         let unattributed = match unattributed {
             None => None,
             Some("true") => Some(true),
             Some("false") => Some(false),
             Some(_) => {
-                return Err(InvalidListing {
-                    field: "unattributed",
-                    message: "must be true or false".into(),
-                });
+                return Err(InvalidListing::new("unattributed", "must be true or false"));
             }
         };
         Ok(Self {
@@ -108,9 +98,11 @@ pub fn parse_limit(limit: Option<&str>) -> Result<usize, InvalidListing> {
             .parse()
             .ok()
             .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-            .ok_or(InvalidListing {
-                field: "limit",
-                message: format!("must be a whole number from 1 to {MAX_LIMIT}"),
+            .ok_or_else(|| {
+                InvalidListing::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                )
             }),
     }
 }
@@ -154,10 +146,7 @@ impl CursorCodec {
 
     /// The position a cursor carries, if it was made for this instance under a key still accepted.
     pub fn decode(&self, instance_id: &InstanceId, cursor: &str) -> Result<String, InvalidListing> {
-        let invalid = || InvalidListing {
-            field: "cursor",
-            message: "not a cursor of this listing".into(),
-        };
+        let invalid = || InvalidListing::new("cursor", "not a cursor of this listing");
         let (position, tag) = cursor.split_once('.').ok_or_else(invalid)?;
         let position = String::from_utf8(hex::decode(position).map_err(|_| invalid())?)
             .map_err(|_| invalid())?;

@@ -70,22 +70,12 @@ const MAX_CLICK_ID: usize = 128;
 const MAX_CONVERSION_ID: usize = 256;
 const MAX_EVENT: usize = 64;
 
-/// A postback that cannot be used: the answer is `400`, the only refusal a well-behaved
-/// platform ever sees.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct PostbackError {
-    /// The query parameter.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
+/// A postback that cannot be used, naming the parameter: the answer is `400`, the only
+/// refusal a well-behaved platform ever sees.
+pub use crate::fields::FieldError as PostbackError;
 
 fn refuse(field: &'static str, message: impl Into<String>) -> PostbackError {
-    PostbackError {
-        field,
-        message: message.into(),
-    }
+    PostbackError::new(field, message)
 }
 
 /// One conversion as a postback reports it.
@@ -244,12 +234,7 @@ pub fn read_params(
     // An empty body is no body, whatever the content type says (a GET sent by a client that
     // always names JSON).
     if is_json && !body.is_empty() {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| refuse("body", format!("is not valid JSON: {e}")))?;
-        let serde_json::Value::Object(object) = value else {
-            return Err(refuse("body", "must be a JSON object"));
-        };
-        for (key, value) in object {
+        for (key, value) in crate::fields::json_object(body)? {
             let text = match value {
                 serde_json::Value::String(text) => text,
                 serde_json::Value::Number(number) => number.to_string(),
