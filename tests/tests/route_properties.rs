@@ -562,3 +562,119 @@ fn answer(request: Request<Body>) -> (StatusCode, Value) {
     let world = world();
     world.runtime.block_on(call(&world.app, request))
 }
+
+/// A request of any method, with the admin key and a JSON body.
+fn admin_call(method: &str, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .body(Body::from(body))
+        .unwrap();
+    answer(request)
+}
+
+/// Every route that reads a body refuses one over its limit with a 413 stating that limit
+/// (its own, not another route's), and takes one at the limit.
+#[test]
+fn a_body_over_its_routes_limit_is_refused_with_that_limit() {
+    const META: usize = 3 * 1024 * 1024;
+    const WIDGET: usize = 32 * 1024;
+    const POSTBACK: usize = 16 * 1024;
+    const ADMIN: usize = 2 * 1024 * 1024;
+    let instance = format!("/instances/{INSTANCE}");
+    let routes: Vec<(&str, String, usize)> = vec![
+        ("POST", "/webhooks/meta".to_owned(), META),
+        ("POST", "/webhooks/widget".to_owned(), WIDGET),
+        ("POST", "/webhooks/widget/ref".to_owned(), WIDGET),
+        ("POST", "/postbacks/generic".to_owned(), POSTBACK),
+        ("POST", format!("{instance}/rules"), ADMIN),
+        ("POST", format!("{instance}/rules/test"), ADMIN),
+        ("PUT", format!("{instance}/rules/01JD5X1Z4Q8M3N6P7R9S0T2V4W"), ADMIN),
+        ("POST", format!("{instance}/backfill"), ADMIN),
+        ("POST", format!("{instance}/widget"), ADMIN),
+        ("POST", "/offers".to_owned(), ADMIN),
+        ("PUT", "/offers/o".to_owned(), ADMIN),
+        ("POST", "/sends".to_owned(), ADMIN),
+    ];
+    for (method, path, limit) in routes {
+        let (status, body) = admin_call(method, &path, vec![b' '; limit + 1]);
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "payload_too_large", "{method} {path}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("the request body is larger than {limit} bytes"),
+            "{method} {path}"
+        );
+        let (status, body) = admin_call(method, &path, vec![b' '; limit]);
+        assert_ne!(status, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}: {body}");
+    }
+}
+
+/// A path id that names nothing answers as it always did, on every route that takes one: a
+/// malformed instance or contact id is a 400 `invalid_id` naming the field, a rule or offer id
+/// that is not one is that object's 404, a segment that is not UTF-8 a 400.
+#[test]
+fn a_malformed_path_id_answers_the_routes_json_error() {
+    let bad = "a%23b";
+    let good = INSTANCE;
+    let invalid_instance = (StatusCode::BAD_REQUEST, "invalid_id", "instance_id");
+    let invalid_contact = (StatusCode::BAD_REQUEST, "invalid_id", "contact_id");
+    let no_rule = (StatusCode::NOT_FOUND, "rule_not_found", "rule");
+    let no_offer = (StatusCode::NOT_FOUND, "offer_not_found", "offer");
+    let cases: Vec<(&str, String, (StatusCode, &str, &str))> = vec![
+        ("GET", format!("/instances/{bad}/widget"), invalid_instance),
+        ("POST", format!("/instances/{bad}/widget"), invalid_instance),
+        ("GET", format!("/instances/{bad}/contacts/1"), invalid_instance),
+        ("GET", format!("/instances/{good}/contacts/{bad}"), invalid_contact),
+        ("DELETE", format!("/instances/{bad}/contacts/1"), invalid_instance),
+        ("DELETE", format!("/instances/{good}/contacts/{bad}"), invalid_contact),
+        ("GET", format!("/instances/{bad}/contacts/1/journey"), invalid_instance),
+        (
+            "GET",
+            format!("/instances/{good}/contacts/{bad}/journey"),
+            invalid_contact,
+        ),
+        ("GET", format!("/instances/{bad}/contacts"), invalid_instance),
+        ("GET", format!("/instances/{bad}/stats"), invalid_instance),
+        ("GET", format!("/instances/{bad}/rules"), invalid_instance),
+        ("POST", format!("/instances/{bad}/rules"), invalid_instance),
+        ("POST", format!("/instances/{bad}/rules/test"), invalid_instance),
+        ("GET", format!("/instances/{bad}/rules/nope"), invalid_instance),
+        ("GET", format!("/instances/{good}/rules/nope"), no_rule),
+        ("PUT", format!("/instances/{good}/rules/{bad}"), no_rule),
+        ("DELETE", format!("/instances/{good}/rules/nope"), no_rule),
+        ("POST", format!("/instances/{bad}/backfill"), invalid_instance),
+        ("GET", format!("/instances/{bad}/backfill/j"), invalid_instance),
+        (
+            "GET",
+            format!("/instances/{good}/backfill/{bad}"),
+            (StatusCode::NOT_FOUND, "job_not_found", "job"),
+        ),
+        ("GET", format!("/offers/{bad}"), no_offer),
+        ("PUT", format!("/offers/{bad}"), no_offer),
+        (
+            "GET",
+            "/postbacks/nosuch".to_owned(),
+            (StatusCode::NOT_FOUND, "unknown_network", "network"),
+        ),
+        (
+            "GET",
+            format!("/c/{bad}"),
+            (StatusCode::NOT_FOUND, "link_not_found", "link"),
+        ),
+        (
+            "GET",
+            "/instances/%FF/stats".to_owned(),
+            (StatusCode::BAD_REQUEST, "invalid_request", "UTF-8"),
+        ),
+    ];
+    for (method, path, (status, code, said)) in cases {
+        let (got, body) = admin_call(method, &path, b"{}".to_vec());
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(said), "{method} {path}: {body}");
+    }
+}
