@@ -591,7 +591,11 @@ fn a_body_over_its_routes_limit_is_refused_with_that_limit() {
         ("POST", "/postbacks/generic".to_owned(), POSTBACK),
         ("POST", format!("{instance}/rules"), ADMIN),
         ("POST", format!("{instance}/rules/test"), ADMIN),
-        ("PUT", format!("{instance}/rules/01JD5X1Z4Q8M3N6P7R9S0T2V4W"), ADMIN),
+        (
+            "PUT",
+            format!("{instance}/rules/01JD5X1Z4Q8M3N6P7R9S0T2V4W"),
+            ADMIN,
+        ),
         ("POST", format!("{instance}/backfill"), ADMIN),
         ("POST", format!("{instance}/widget"), ADMIN),
         ("POST", "/offers".to_owned(), ADMIN),
@@ -600,15 +604,26 @@ fn a_body_over_its_routes_limit_is_refused_with_that_limit() {
     ];
     for (method, path, limit) in routes {
         let (status, body) = admin_call(method, &path, vec![b' '; limit + 1]);
-        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}: {body}");
-        assert_eq!(body["error"]["code"], "payload_too_large", "{method} {path}");
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{method} {path}: {body}"
+        );
+        assert_eq!(
+            body["error"]["code"], "payload_too_large",
+            "{method} {path}"
+        );
         assert_eq!(
             body["error"]["message"],
             format!("the request body is larger than {limit} bytes"),
             "{method} {path}"
         );
         let (status, body) = admin_call(method, &path, vec![b' '; limit]);
-        assert_ne!(status, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}: {body}");
+        assert_ne!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{method} {path}: {body}"
+        );
     }
 }
 
@@ -626,27 +641,67 @@ fn a_malformed_path_id_answers_the_routes_json_error() {
     let cases: Vec<(&str, String, (StatusCode, &str, &str))> = vec![
         ("GET", format!("/instances/{bad}/widget"), invalid_instance),
         ("POST", format!("/instances/{bad}/widget"), invalid_instance),
-        ("GET", format!("/instances/{bad}/contacts/1"), invalid_instance),
-        ("GET", format!("/instances/{good}/contacts/{bad}"), invalid_contact),
-        ("DELETE", format!("/instances/{bad}/contacts/1"), invalid_instance),
-        ("DELETE", format!("/instances/{good}/contacts/{bad}"), invalid_contact),
-        ("GET", format!("/instances/{bad}/contacts/1/journey"), invalid_instance),
+        (
+            "GET",
+            format!("/instances/{bad}/contacts/1"),
+            invalid_instance,
+        ),
+        (
+            "GET",
+            format!("/instances/{good}/contacts/{bad}"),
+            invalid_contact,
+        ),
+        (
+            "DELETE",
+            format!("/instances/{bad}/contacts/1"),
+            invalid_instance,
+        ),
+        (
+            "DELETE",
+            format!("/instances/{good}/contacts/{bad}"),
+            invalid_contact,
+        ),
+        (
+            "GET",
+            format!("/instances/{bad}/contacts/1/journey"),
+            invalid_instance,
+        ),
         (
             "GET",
             format!("/instances/{good}/contacts/{bad}/journey"),
             invalid_contact,
         ),
-        ("GET", format!("/instances/{bad}/contacts"), invalid_instance),
+        (
+            "GET",
+            format!("/instances/{bad}/contacts"),
+            invalid_instance,
+        ),
         ("GET", format!("/instances/{bad}/stats"), invalid_instance),
         ("GET", format!("/instances/{bad}/rules"), invalid_instance),
         ("POST", format!("/instances/{bad}/rules"), invalid_instance),
-        ("POST", format!("/instances/{bad}/rules/test"), invalid_instance),
-        ("GET", format!("/instances/{bad}/rules/nope"), invalid_instance),
+        (
+            "POST",
+            format!("/instances/{bad}/rules/test"),
+            invalid_instance,
+        ),
+        (
+            "GET",
+            format!("/instances/{bad}/rules/nope"),
+            invalid_instance,
+        ),
         ("GET", format!("/instances/{good}/rules/nope"), no_rule),
         ("PUT", format!("/instances/{good}/rules/{bad}"), no_rule),
         ("DELETE", format!("/instances/{good}/rules/nope"), no_rule),
-        ("POST", format!("/instances/{bad}/backfill"), invalid_instance),
-        ("GET", format!("/instances/{bad}/backfill/j"), invalid_instance),
+        (
+            "POST",
+            format!("/instances/{bad}/backfill"),
+            invalid_instance,
+        ),
+        (
+            "GET",
+            format!("/instances/{bad}/backfill/j"),
+            invalid_instance,
+        ),
         (
             "GET",
             format!("/instances/{good}/backfill/{bad}"),

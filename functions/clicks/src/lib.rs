@@ -5,12 +5,12 @@
 //! later.
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use shared::config::Secrets;
-use shared::http::ApiError;
+use shared::http::{ApiError, Missing, Path};
 use shared::queue::{JobQueue, QueueJob};
 use shared::revenue::Click;
 use shared::revenue::links::{
@@ -50,10 +50,6 @@ pub fn router(state: Arc<ClicksState>) -> Router {
         .with_state(state)
 }
 
-fn link_not_found() -> ApiError {
-    ApiError::not_found("link_not_found", "no such tracked link")
-}
-
 /// The address the request came from as the platform saw it: API Gateway's `sourceIp` in
 /// Lambda, the socket's peer locally. Never a header: `X-Forwarded-For` says whatever the
 /// client wrote in it.
@@ -76,14 +72,10 @@ async fn follow_link(
     extensions: Extensions,
 ) -> Result<Response, ApiError> {
     if !is_code_shaped(&code) {
-        return Err(link_not_found());
+        return Err(Missing::Link.into());
     }
     // Until the send and its offer are read, the destination is unknown: a fault is a 5xx.
-    let send = state
-        .store
-        .load_send(&code)
-        .await?
-        .ok_or_else(link_not_found)?;
+    let send = state.store.load_send(&code).await?.ok_or(Missing::Link)?;
     let offer = state
         .store
         .load_offer(&send.offer_id)

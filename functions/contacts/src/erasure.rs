@@ -3,10 +3,10 @@
 //! delete anything.
 
 use super::ContactsState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use shared::erasure::Erasure;
-use shared::http::ApiError;
+use shared::http::{ApiError, Path};
 use shared::ids::{ContactId, InstanceId};
 use std::sync::Arc;
 
@@ -14,10 +14,8 @@ use std::sync::Arc;
 /// also sweeps records written since under the same id (a send posted late).
 pub(crate) async fn erase_contact(
     State(state): State<Arc<ContactsState>>,
-    Path((instance_id, contact_id)): Path<(String, String)>,
+    Path((instance_id, contact_id)): Path<(InstanceId, ContactId)>,
 ) -> Result<StatusCode, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let contact_id = ContactId::parse(&contact_id)?;
     let found = state
         .contacts
         .load_contact(&instance_id, &contact_id)

@@ -4,16 +4,14 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::middleware::from_fn_with_state;
+use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::contact::listing::{self, ContactFilter, CursorCodec, InvalidListing};
+use shared::contact::listing::{self, ContactFilter, CursorCodec};
 use shared::contact::store::{ContactStore, ContactWindow, listing_position};
 use shared::erasure::ErasureStore;
-use shared::http::{ApiError, contact_view, require_admin};
+use shared::http::{ApiError, Missing, Path, Query, admin_routes, contact_view};
 use shared::ids::{ContactId, InstanceId};
 use shared::secret::AdminKeys;
 use shared::time::Timestamp;
@@ -48,31 +46,26 @@ impl ContactsState {
 /// Every route of the contacts function, all behind the admin key. Fallbacks are added once,
 /// by whoever serves it (see `shared::http::serve_json_errors`).
 pub fn router(state: Arc<ContactsState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/instances/{instance_id}/contacts", get(list_contacts))
         .route(
             "/instances/{instance_id}/contacts/{contact_id}",
             get(get_contact).delete(erasure::erase_contact),
-        )
-        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin))
-        .with_state(state)
+        );
+    admin_routes(routes, state.admin_keys.clone()).with_state(state)
 }
 
 /// The contact an id names (its own id, a phone number or BSUID linked to it, the id of a
 /// contact merged into it), as stored.
 async fn get_contact(
     State(state): State<Arc<ContactsState>>,
-    Path((instance_id, contact_id)): Path<(String, String)>,
+    Path((instance_id, contact_id)): Path<(InstanceId, ContactId)>,
 ) -> Result<Json<Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let contact_id = ContactId::parse(&contact_id)?;
     let contact = state
         .contacts
         .load_contact(&instance_id, &contact_id)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found("contact_not_found", "no such contact on this instance")
-        })?;
+        .ok_or(Missing::Contact)?;
     Ok(Json(contact_view(&contact)))
 }
 
@@ -93,13 +86,6 @@ struct ContactsQuery {
 /// early, with a cursor to go on.
 const MAX_SCANNED_PER_REQUEST: usize = 5_000;
 
-fn invalid(error: InvalidListing) -> ApiError {
-    ApiError::InvalidField {
-        field: error.field.to_owned(),
-        message: error.message,
-    }
-}
-
 fn timestamp(
     field: &'static str,
     text: Option<&str>,
@@ -117,12 +103,9 @@ fn timestamp(
 /// The instance's contacts, newest first, filtered: the pipeline view.
 async fn list_contacts(
     State(state): State<Arc<ContactsState>>,
-    Path(instance_id): Path<String>,
-    query: Result<Query<ContactsQuery>, QueryRejection>,
+    Path(instance_id): Path<InstanceId>,
+    Query(query): Query<ContactsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     let epoch = Timestamp::from_unix_seconds(0).expect("the epoch");
     let window = ContactWindow {
         since: timestamp("since", query.since.as_deref(), epoch)?,
@@ -134,10 +117,7 @@ async fn list_contacts(
         )?,
     };
     if window.since >= window.until {
-        return Err(ApiError::InvalidField {
-            field: "since".to_owned(),
-            message: "must be before until".to_owned(),
-        });
+        return Err(ApiError::invalid_field("since", "must be before until"));
     }
     let filter = ContactFilter::parse(
         query.kind.as_deref(),
@@ -145,16 +125,10 @@ async fn list_contacts(
         query.campaign.as_deref(),
         query.rule_id.as_deref(),
         query.unattributed.as_deref(),
-    )
-    .map_err(invalid)?;
-    let limit = listing::parse_limit(query.limit.as_deref()).map_err(invalid)?;
+    )?;
+    let limit = listing::parse_limit(query.limit.as_deref())?;
     let mut after = match &query.cursor {
-        Some(cursor) => Some(
-            state
-                .cursors
-                .decode(&instance_id, cursor)
-                .map_err(invalid)?,
-        ),
+        Some(cursor) => Some(state.cursors.decode(&instance_id, cursor)?),
         None => None,
     };
 

@@ -3,14 +3,12 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, header};
 use axum::routing::get;
-use bytes::Bytes;
 use serde_json::{Value, json};
 use shared::config::Secrets;
-use shared::http::ApiError;
+use shared::http::{ApiError, Body, Path, body_limit};
 use shared::revenue::attribution::{CreditWindow, Decision, decide};
 use shared::revenue::postback::{self, read_params};
 use shared::revenue::store::{ConversionWrite, RevenueStore};
@@ -40,39 +38,20 @@ pub fn router(state: Arc<PostbackState>) -> Router {
             "/postbacks/{network}",
             get(receive_postback)
                 .post(receive_postback)
-                .layer(DefaultBodyLimit::max(postback::MAX_BODY_BYTES)),
+                .layer(body_limit(postback::MAX_BODY_BYTES)),
         )
         .with_state(state)
-}
-
-fn readable(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit_bytes: postback::MAX_BODY_BYTES,
-            }
-        } else {
-            ApiError::bad_request("unreadable_body", rejection.body_text())
-        }
-    })
 }
 
 /// `200` for every well-formed postback, whatever became of it, so platforms never disable
 /// the URL; `401` for a wrong token, `400` for one that cannot be used.
 async fn receive_postback(
     State(state): State<Arc<PostbackState>>,
-    Path(network): Path<String>,
+    Path(network): Path<Network>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let network = Network::parse(&network).ok_or_else(|| {
-        ApiError::not_found(
-            "unknown_network",
-            "the network must be tune, everflow or generic",
-        )
-    })?;
-    let body = readable(body)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());

@@ -4,18 +4,15 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::config::Secrets;
 use shared::contact::store::{ContactQueries, ContactStore};
-use shared::http::{ApiError, AuditObject, require_admin};
+use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::links::{send_code, tracked_url};
 use shared::revenue::report::{self, Dimension};
@@ -70,7 +67,7 @@ impl RevenueState {
 /// Every route of the revenue function, all behind the admin key. Fallbacks are added once, by
 /// whoever serves it.
 pub fn router(state: Arc<RevenueState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/offers", post(create_offer).get(list_offers))
         .route("/offers/{offer_id}", get(get_offer).put(replace_offer))
         .route("/sends", post(create_sends))
@@ -78,28 +75,15 @@ pub fn router(state: Arc<RevenueState>) -> Router {
         .route(
             "/instances/{instance_id}/contacts/{contact_id}/journey",
             get(contact_journey),
-        )
-        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin))
-        .with_state(state)
-}
-
-fn readable(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| ApiError::bad_request("unreadable_body", rejection.body_text()))
-}
-
-fn offer_not_found() -> ApiError {
-    ApiError::not_found("offer_not_found", "no such offer")
-}
-
-fn offer_id(text: &str) -> Result<OfferId, ApiError> {
-    OfferId::parse(text).map_err(|_| offer_not_found())
+        );
+    admin_routes(routes, state.admin_keys.clone()).with_state(state)
 }
 
 async fn create_offer(
     State(state): State<Arc<RevenueState>>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let draft = OfferDraft::from_json(&readable(body)?)?;
+    let draft = OfferDraft::from_json(&body)?;
     let id = draft.offer_id.clone().unwrap_or_else(|| {
         OfferId::parse(&ulid::Ulid::new().to_string().to_lowercase()).expect("a ULID is an id")
     });
@@ -127,37 +111,32 @@ async fn list_offers(State(state): State<Arc<RevenueState>>) -> Result<Json<Valu
 
 async fn get_offer(
     State(state): State<Arc<RevenueState>>,
-    Path(id): Path<String>,
+    Path(id): Path<OfferId>,
 ) -> Result<Json<Offer>, ApiError> {
     state
         .store
-        .load_offer(&offer_id(&id)?)
+        .load_offer(&id)
         .await?
         .map(Json)
-        .ok_or_else(offer_not_found)
+        .ok_or(Missing::Offer.into())
 }
 
 async fn replace_offer(
     State(state): State<Arc<RevenueState>>,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    Path(id): Path<OfferId>,
+    Body(body): Body,
 ) -> Result<Json<Offer>, ApiError> {
-    let id = offer_id(&id)?;
-    let draft = OfferDraft::from_json(&readable(body)?)?;
+    let draft = OfferDraft::from_json(&body)?;
     if draft.offer_id.as_ref().is_some_and(|given| given != &id) {
-        return Err(ApiError::InvalidField {
-            field: "offer_id".to_owned(),
-            message: "must match the offer id of the path, or be left out".to_owned(),
-        });
+        return Err(ApiError::invalid_field(
+            "offer_id",
+            "must match the offer id of the path, or be left out",
+        ));
     }
-    let stored = state
-        .store
-        .load_offer(&id)
-        .await?
-        .ok_or_else(offer_not_found)?;
+    let stored = state.store.load_offer(&id).await?.ok_or(Missing::Offer)?;
     let offer = draft.into_offer(id, stored.created_at, Timestamp::now());
     if !state.store.replace_offer(&offer).await? {
-        return Err(offer_not_found());
+        return Err(Missing::Offer.into());
     }
     Ok(Json(offer))
 }
@@ -166,9 +145,9 @@ async fn replace_offer(
 /// answered as it was stored then (`"existing": true`), so a retried call creates nothing twice.
 async fn create_sends(
     State(state): State<Arc<RevenueState>>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (mut drafts, is_array) = SendDraft::many_from_json(&readable(body)?)?;
+    let (mut drafts, is_array) = SendDraft::many_from_json(&body)?;
     let mut resolved: HashMap<(InstanceId, ContactId), ContactId> = HashMap::new();
     for draft in &mut drafts {
         let key = (draft.instance_id.clone(), draft.contact_id.clone());
@@ -193,13 +172,13 @@ async fn create_sends(
                 } else {
                     "offer_id".to_owned()
                 };
-                return Err(ApiError::InvalidField {
+                return Err(ApiError::invalid_field(
                     field,
-                    message: format!(
+                    format!(
                         "no offer {} exists; create it with POST /offers",
                         draft.offer_id
                     ),
-                });
+                ));
             }
         }
     }
@@ -278,17 +257,17 @@ fn day_field(field: &'static str, text: &str) -> Result<chrono::NaiveDate, ApiEr
 /// included; the last 30 days by default), one row per key and currency, with totals.
 async fn revenue_report(
     State(state): State<Arc<RevenueState>>,
-    query: Result<Query<ReportQuery>, QueryRejection>,
+    Query(query): Query<ReportQuery>,
 ) -> Result<Json<report::Report>, ApiError> {
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
     let group_by = query
         .group_by
         .as_deref()
         .and_then(Dimension::parse)
-        .ok_or_else(|| ApiError::InvalidField {
-            field: "group_by".to_owned(),
-            message: "must be one of message, creative, offer, campaign, day".to_owned(),
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "group_by",
+                "must be one of message, creative, offer, campaign, day",
+            )
         })?;
     let until = match &query.until {
         Some(text) => day_field("until", text)?,
@@ -301,12 +280,10 @@ async fn revenue_report(
     };
     let span = (until - since).num_days() + 1;
     if !(1..=MAX_REPORT_DAYS).contains(&span) {
-        return Err(ApiError::InvalidField {
-            field: "since".to_owned(),
-            message: format!(
-                "must be on or before until, at most {MAX_REPORT_DAYS} days before it"
-            ),
-        });
+        return Err(ApiError::invalid_field(
+            "since",
+            format!("must be on or before until, at most {MAX_REPORT_DAYS} days before it"),
+        ));
     }
     let (since, until) = (
         since.format("%Y-%m-%d").to_string(),
@@ -322,12 +299,9 @@ async fn revenue_report(
 /// A contact's sends, clicks and conversions in time order, and the revenue credited to it.
 async fn contact_journey(
     State(state): State<Arc<RevenueState>>,
-    Path((instance_id, contact_id)): Path<(String, String)>,
+    Path((instance_id, contact_id)): Path<(InstanceId, ContactId)>,
 ) -> Result<Json<Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let contact_id = state
-        .canonical(&instance_id, ContactId::parse(&contact_id)?)
-        .await?;
+    let contact_id = state.canonical(&instance_id, contact_id).await?;
     let journey = state
         .store
         .contact_journey(&instance_id, &contact_id)

@@ -4,17 +4,14 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
-use shared::http::{ApiError, AuditObject, require_admin};
+use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
 use shared::ids::InstanceId;
 use shared::matching::backfill::JobStore;
 use shared::matching::backfill::{self, BackfillJob, JobStatus};
@@ -65,7 +62,7 @@ impl RulesState {
 
 /// Every route of the rules function, all behind the admin key.
 pub fn router(state: Arc<RulesState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/instances/{instance_id}/rules",
             post(create_rule).get(list_rules),
@@ -84,31 +81,16 @@ pub fn router(state: Arc<RulesState>) -> Router {
         .route(
             "/instances/{instance_id}/rules/{rule_id}",
             get(get_rule).put(replace_rule).delete(delete_rule),
-        )
-        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin))
-        .with_state(state)
-}
-
-fn rule_not_found() -> ApiError {
-    ApiError::not_found("rule_not_found", "no such rule on this instance")
-}
-
-fn readable(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| ApiError::bad_request("unreadable_body", rejection.body_text()))
-}
-
-/// A rule id that does not parse names no rule.
-fn rule_id(text: &str) -> Result<RuleId, ApiError> {
-    RuleId::parse(text).map_err(|_| rule_not_found())
+        );
+    admin_routes(routes, state.admin_keys.clone()).with_state(state)
 }
 
 async fn create_rule(
     State(state): State<Arc<RulesState>>,
-    Path(instance_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    Path(instance_id): Path<InstanceId>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let draft = RuleDraft::from_json(&readable(body)?)?;
+    let draft = RuleDraft::from_json(&body)?;
     let now = Timestamp::now();
     let rule = draft.into_rule(RuleId::new(), instance_id, now, now);
     match state
@@ -120,10 +102,10 @@ async fn create_rule(
             (StatusCode::CREATED, Json(&rule)).into_response(),
             format!("rule_id={}", rule.id),
         )),
-        RuleWrite::LimitReached => Err(ApiError::InvalidField {
-            field: "instance_id".to_owned(),
-            message: format!("an instance holds at most {MAX_RULES_PER_INSTANCE} rules"),
-        }),
+        RuleWrite::LimitReached => Err(ApiError::invalid_field(
+            "instance_id",
+            format!("an instance holds at most {MAX_RULES_PER_INSTANCE} rules"),
+        )),
         RuleWrite::NotFound => Err(ApiError::Internal("create answered not found".to_owned())),
     }
 }
@@ -132,9 +114,8 @@ async fn create_rule(
 /// the last 7 days (`matched_7d`).
 async fn list_rules(
     State(state): State<Arc<RulesState>>,
-    Path(instance_id): Path<String>,
+    Path(instance_id): Path<InstanceId>,
 ) -> Result<Json<Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
     let mut rules = state.rules.list_rules(&instance_id).await?;
     sort_in_evaluation_order(&mut rules);
     let week = StatsWindow::ending(Timestamp::now(), None).expect("the default window is valid");
@@ -163,18 +144,10 @@ struct StatsQuery {
 /// whatever the number of contacts.
 async fn instance_stats(
     State(state): State<Arc<RulesState>>,
-    Path(instance_id): Path<String>,
-    query: Result<Query<StatsQuery>, QueryRejection>,
+    Path(instance_id): Path<InstanceId>,
+    Query(query): Query<StatsQuery>,
 ) -> Result<Json<Stats>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
-    let window = StatsWindow::ending(Timestamp::now(), query.days.as_deref()).map_err(|error| {
-        ApiError::InvalidField {
-            field: "days".to_owned(),
-            message: error.to_string(),
-        }
-    })?;
+    let window = StatsWindow::ending(Timestamp::now(), query.days.as_deref())?;
     let counters = state
         .contacts
         .load_counter_days(&instance_id, &window.first_day, &window.last_day)
@@ -190,31 +163,27 @@ async fn instance_stats(
 
 async fn get_rule(
     State(state): State<Arc<RulesState>>,
-    Path((instance_id, rule_id_text)): Path<(String, String)>,
+    Path((instance_id, rule_id)): Path<(InstanceId, RuleId)>,
 ) -> Result<Json<Rule>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let rule_id = rule_id(&rule_id_text)?;
     state
         .rules
         .load_rule(&instance_id, &rule_id)
         .await?
         .map(Json)
-        .ok_or_else(rule_not_found)
+        .ok_or(Missing::Rule.into())
 }
 
 async fn replace_rule(
     State(state): State<Arc<RulesState>>,
-    Path((instance_id, rule_id_text)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
+    Path((instance_id, rule_id)): Path<(InstanceId, RuleId)>,
+    Body(body): Body,
 ) -> Result<Json<Rule>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let rule_id = rule_id(&rule_id_text)?;
-    let draft = RuleDraft::from_json(&readable(body)?)?;
+    let draft = RuleDraft::from_json(&body)?;
     let existing = state
         .rules
         .load_rule(&instance_id, &rule_id)
         .await?
-        .ok_or_else(rule_not_found)?;
+        .ok_or(Missing::Rule)?;
     // A replaced rule keeps its id and creation time, hence its place among equal priorities.
     let rule = draft.into_rule(
         existing.id,
@@ -224,19 +193,17 @@ async fn replace_rule(
     );
     match state.rules.replace_rule(&rule).await? {
         RuleWrite::Done => Ok(Json(rule)),
-        _ => Err(rule_not_found()),
+        _ => Err(Missing::Rule.into()),
     }
 }
 
 async fn delete_rule(
     State(state): State<Arc<RulesState>>,
-    Path((instance_id, rule_id_text)): Path<(String, String)>,
+    Path((instance_id, rule_id)): Path<(InstanceId, RuleId)>,
 ) -> Result<StatusCode, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let rule_id = rule_id(&rule_id_text)?;
     match state.rules.delete_rule(&instance_id, &rule_id).await? {
         RuleWrite::Done => Ok(StatusCode::NO_CONTENT),
-        _ => Err(rule_not_found()),
+        _ => Err(Missing::Rule.into()),
     }
 }
 
@@ -249,15 +216,12 @@ struct TestRequest {
 /// Which rule would match `text` now, changing nothing.
 async fn test_rules(
     State(state): State<Arc<RulesState>>,
-    Path(instance_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    Path(instance_id): Path<InstanceId>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let request: TestRequest =
-        serde_json::from_slice(&readable(body)?).map_err(|error| ApiError::InvalidField {
-            field: "text".to_owned(),
-            message: format!("expected {{\"text\": \"...\"}}: {error}"),
-        })?;
+    let request: TestRequest = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::invalid_field("text", format!("expected {{\"text\": \"...\"}}: {error}"))
+    })?;
     let rules = state.rules.list_rules(&instance_id).await?;
     let compiled = CompiledRules::compile(&rules);
     Ok(Json(match compiled.first_match(&request.text) {
@@ -281,11 +245,9 @@ const MAX_BACKFILL_LIMIT: u64 = 10_000_000;
 /// Previews (`dry_run`, the default) or starts a backfill of the last `days` days.
 async fn start_backfill(
     State(state): State<Arc<RulesState>>,
-    Path(instance_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    Path(instance_id): Path<InstanceId>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let body = readable(body)?;
     let request: BackfillRequest = if body.is_empty() {
         BackfillRequest {
             days: None,
@@ -293,19 +255,21 @@ async fn start_backfill(
             limit: None,
         }
     } else {
-        serde_json::from_slice(&body).map_err(|error| ApiError::InvalidField {
-            field: "body".to_owned(),
-            message: format!(
-                "expected {{\"days\": 1-90, \"dry_run\": true|false, \"limit\"?: n}}: {error}"
-            ),
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::invalid_field(
+                "body",
+                format!(
+                    "expected {{\"days\": 1-90, \"dry_run\": true|false, \"limit\"?: n}}: {error}"
+                ),
+            )
         })?
     };
     let days = request.days.unwrap_or(backfill::DEFAULT_DAYS);
     if !(1..=backfill::MAX_DAYS).contains(&days) {
-        return Err(ApiError::InvalidField {
-            field: "days".to_owned(),
-            message: format!("must be from 1 to {}", backfill::MAX_DAYS),
-        });
+        return Err(ApiError::invalid_field(
+            "days",
+            format!("must be from 1 to {}", backfill::MAX_DAYS),
+        ));
     }
     if request
         .limit
@@ -374,16 +338,13 @@ async fn start_backfill(
 
 async fn backfill_status(
     State(state): State<Arc<RulesState>>,
-    Path((instance_id, job_id)): Path<(String, String)>,
+    Path((instance_id, job_id)): Path<(InstanceId, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
     let job = state
         .jobs
         .load_job(&instance_id, &job_id)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found("job_not_found", "no such backfill job on this instance")
-        })?;
+        .ok_or(Missing::Job)?;
     Ok(Json(json!({
         "job_id": job.job_id,
         "status": job.status,

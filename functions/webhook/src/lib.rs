@@ -4,19 +4,17 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shared::config::Secrets;
 use shared::contact::Acquisition;
 use shared::contact::store::ContactStore;
-use shared::http::ApiError;
+use shared::http::{ApiError, Body, Query, body_limit};
 use shared::ingest::{IngestOutcome, Ingestor};
-use shared::meta::{self, PayloadError, SignatureError};
+use shared::meta;
 use shared::queue::{JobQueue, QueueJob};
 use shared::secret::Secret;
 use shared::time::Timestamp;
@@ -52,7 +50,7 @@ pub fn router(state: Arc<WebhookState>) -> Router {
             "/webhooks/meta",
             get(verify_subscription)
                 .post(receive_delivery)
-                .layer(DefaultBodyLimit::max(meta::MAX_DELIVERY_BYTES)),
+                .layer(body_limit(meta::MAX_DELIVERY_BYTES)),
         )
         .with_state(state)
 }
@@ -69,8 +67,9 @@ struct Subscription {
 
 async fn verify_subscription(
     State(state): State<Arc<WebhookState>>,
-    query: Result<Query<Subscription>, QueryRejection>,
+    query: Result<Query<Subscription>, ApiError>,
 ) -> Result<Response, ApiError> {
+    // Meta is told nothing more than that the handshake failed, whatever was off.
     let refused = || ApiError::Forbidden {
         code: "verification_failed",
         message: "hub.mode must be subscribe and hub.verify_token must match".to_owned(),
@@ -109,38 +108,15 @@ struct DeliveryReport {
 async fn receive_delivery(
     State(state): State<Arc<WebhookState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Json<DeliveryReport>, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit_bytes: meta::MAX_DELIVERY_BYTES,
-            }
-        } else {
-            ApiError::bad_request("unreadable_body", rejection.body_text())
-        }
-    })?;
     let signature = headers
         .get(meta::SIGNATURE_HEADER)
         .map(|value| value.as_bytes());
-    meta::verify_signature(&state.app_secret, signature, &body).map_err(|error| {
-        let code = match error {
-            SignatureError::Missing => "missing_signature",
-            SignatureError::Malformed | SignatureError::Mismatch => "invalid_signature",
-        };
-        tracing::warn!(reason = %error, "delivery refused");
-        ApiError::Unauthorized {
-            code,
-            message: error.to_string(),
-        }
-    })?;
+    meta::verify_signature(&state.app_secret, signature, &body)
+        .inspect_err(|error| tracing::warn!(reason = %error, "delivery refused"))?;
     let now = Timestamp::now();
-    let delivery = meta::parse_delivery(&body, now).map_err(|error| match error {
-        PayloadError::NotJson(_) => ApiError::bad_request("invalid_json", error.to_string()),
-        PayloadError::NotADelivery(_) => {
-            ApiError::bad_request("invalid_payload", error.to_string())
-        }
-    })?;
+    let delivery = meta::parse_delivery(&body, now)?;
     let mut report = DeliveryReport {
         events: delivery.events.len(),
         applied: 0,
@@ -154,11 +130,7 @@ async fn receive_delivery(
         // Answering 200 needs the job queued too: a failure here answers 5xx and Meta's retry
         // queues it (a duplicate still asks for its job).
         if let Some(job) = outcome.match_job(event) {
-            state
-                .match_queue
-                .enqueue(&QueueJob::Match(job))
-                .await
-                .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+            state.match_queue.enqueue(&QueueJob::Match(job)).await?;
         }
         match outcome {
             IngestOutcome::Applied { contact, created } => {

@@ -5,9 +5,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +14,7 @@ use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
 use shared::contact::{Channel, InboundMessage, Referral};
 use shared::fields::{FieldError, json_object, optional_string, present, required_string};
-use shared::http::ApiError;
+use shared::http::{ApiError, Body, Query, body_limit};
 use shared::ids::{ContactId, InstanceId};
 use shared::ingest::{InboundEvent, IngestOutcome, Ingestor};
 use shared::time::Timestamp;
@@ -50,13 +48,13 @@ pub fn router(state: Arc<WidgetState>) -> Router {
             "/webhooks/widget",
             post(receive_event)
                 .options(preflight)
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+                .layer(body_limit(MAX_BODY_BYTES)),
         )
         .route(
             "/webhooks/widget/ref",
             post(create_ref)
                 .options(preflight)
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+                .layer(body_limit(MAX_BODY_BYTES)),
         )
         .route("/widget.js", get(snippet))
         .with_state(state)
@@ -112,10 +110,6 @@ fn with_cors(origin: &str, response: impl IntoResponse) -> Response {
     response
 }
 
-fn invalid(error: FieldError) -> ApiError {
-    error.into()
-}
-
 async fn widget_of(
     state: &WidgetState,
     instance_id: &InstanceId,
@@ -130,7 +124,7 @@ async fn widget_of(
 /// `OPTIONS /webhooks/widget?instance_id=…`: allows exactly the instance's origins.
 pub async fn preflight(
     State(state): State<Arc<WidgetState>>,
-    query: Result<Query<InstanceQuery>, QueryRejection>,
+    query: Result<Query<InstanceQuery>, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let refused =
@@ -161,10 +155,9 @@ pub async fn preflight(
     Ok(response)
 }
 
-/// A browser call, admitted: its origin, the instance, the visitor (and the web contact it
+/// A browser call, admitted: the instance, the visitor (and the web contact it
 /// stands for) and the visit.
 struct WidgetCall {
-    origin: String,
     instance_id: InstanceId,
     visitor_id: String,
     contact_id: ContactId,
@@ -172,34 +165,25 @@ struct WidgetCall {
     body: serde_json::Map<String, Value>,
 }
 
-/// Checks the key and the origin before anything else, then reads the visit.
+/// Checks the key and the origin before anything else, then reads the visit. Refused: no CORS
+/// headers; admitted: the origin, and the call or why its fields do not hold.
 async fn admit(
     state: &WidgetState,
-    query: Result<Query<InstanceQuery>, QueryRejection>,
+    query: Result<Query<InstanceQuery>, ApiError>,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Result<WidgetCall, (String, ApiError)>, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit_bytes: MAX_BODY_BYTES,
-            }
-        } else {
-            ApiError::bad_request("unreadable_body", rejection.body_text())
-        }
-    })?;
-    let object = json_object(&body).map_err(invalid)?;
-    let instance_id =
-        InstanceId::parse(&required_string(&object, "instance_id").map_err(invalid)?)?;
+    body: &[u8],
+) -> Result<(String, Result<WidgetCall, ApiError>), ApiError> {
+    let object = json_object(body)?;
+    let instance_id = InstanceId::parse(&required_string(&object, "instance_id")?)?;
     if let Ok(Query(InstanceQuery {
         instance_id: Some(named),
     })) = &query
     {
         if named != instance_id.as_str() {
-            return Err(ApiError::InvalidField {
-                field: "instance_id".to_owned(),
-                message: "the query and the body name different instances".to_owned(),
-            });
+            return Err(ApiError::invalid_field(
+                "instance_id",
+                "the query and the body name different instances",
+            ));
         }
     }
     let config = widget_of(state, &instance_id).await?;
@@ -213,45 +197,51 @@ async fn admit(
     }
     let origin = origin.expect("admitted calls have an origin").to_owned();
     // From here on every answer carries CORS headers.
-    let read = || -> Result<(String, ContactId, WebVisit), ApiError> {
-        let visitor_id = required_string(&object, "visitor_id").map_err(invalid)?;
-        let contact_id = web_contact_id(&visitor_id).map_err(invalid)?;
-        let page_url = required_string(&object, "page_url").map_err(invalid)?;
-        let referrer = optional_string(&object, "referrer").map_err(invalid)?;
-        let visit = WebVisit::from_page(&page_url, referrer.as_deref(), Timestamp::now())
-            .map_err(invalid)?;
+    let read = || -> Result<(String, ContactId, WebVisit), FieldError> {
+        let visitor_id = required_string(&object, "visitor_id")?;
+        let contact_id = web_contact_id(&visitor_id)?;
+        let page_url = required_string(&object, "page_url")?;
+        let referrer = optional_string(&object, "referrer")?;
+        let visit = WebVisit::from_page(&page_url, referrer.as_deref(), Timestamp::now())?;
         Ok((visitor_id, contact_id, visit))
     };
-    Ok(match read() {
-        Ok((visitor_id, contact_id, visit)) => Ok(WidgetCall {
-            origin,
-            instance_id,
-            visitor_id,
-            contact_id,
-            visit,
-            body: object,
-        }),
-        Err(error) => Err((origin, error)),
-    })
+    let call = read().map_err(ApiError::from);
+    let call = call.map(|(visitor_id, contact_id, visit)| WidgetCall {
+        instance_id,
+        visitor_id,
+        contact_id,
+        visit,
+        body: object,
+    });
+    Ok((origin, call))
+}
+
+/// Admits the call, then answers it with `serve`; whatever the admitted call's answer, it
+/// carries CORS headers for its origin.
+async fn serve_admitted(
+    state: &WidgetState,
+    query: Result<Query<InstanceQuery>, ApiError>,
+    headers: &HeaderMap,
+    body: &[u8],
+    serve: impl AsyncFnOnce(&WidgetState, WidgetCall) -> Result<Value, ApiError>,
+) -> Result<Response, ApiError> {
+    let (origin, call) = admit(state, query, headers, body).await?;
+    let answer = match call {
+        Ok(call) => serve(state, call).await,
+        Err(error) => Err(error),
+    };
+    Ok(with_cors(&origin, answer.map(Json)))
 }
 
 /// `POST /webhooks/widget`: the chat was opened (or written in) on a page. Creates or updates
 /// the web contact, whose first visit is its acquisition.
 pub async fn receive_event(
     State(state): State<Arc<WidgetState>>,
-    query: Result<Query<InstanceQuery>, QueryRejection>,
+    query: Result<Query<InstanceQuery>, ApiError>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let call = match admit(&state, query, &headers, body).await? {
-        Ok(call) => call,
-        Err((origin, error)) => return Ok(with_cors(&origin, error)),
-    };
-    let origin = call.origin.clone();
-    match record_event(&state, call).await {
-        Ok(answer) => Ok(with_cors(&origin, Json(answer))),
-        Err(error) => Ok(with_cors(&origin, error)),
-    }
+    serve_admitted(&state, query, &headers, &body, record_event).await
 }
 
 async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, ApiError> {
@@ -261,21 +251,21 @@ async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, Ap
             Some(text.trim().to_owned()).filter(|text| !text.is_empty())
         }
         Some(_) => {
-            return Err(ApiError::InvalidField {
-                field: "message".to_owned(),
-                message: format!("must be a string of at most {MAX_MESSAGE_CHARS} characters"),
-            });
+            return Err(ApiError::invalid_field(
+                "message",
+                format!("must be a string of at most {MAX_MESSAGE_CHARS} characters"),
+            ));
         }
     };
     // An event id from the snippet makes a retried call a duplicate; without one every call
     // counts (first touch is kept either way).
-    let event_id = match optional_string(&call.body, "event_id").map_err(invalid)? {
+    let event_id = match optional_string(&call.body, "event_id")? {
         Some(id) if id.len() <= 128 => id,
         Some(_) => {
-            return Err(ApiError::InvalidField {
-                field: "event_id".to_owned(),
-                message: "must be at most 128 characters".to_owned(),
-            });
+            return Err(ApiError::invalid_field(
+                "event_id",
+                "must be at most 128 characters",
+            ));
         }
         None => ulid::Ulid::new().to_string(),
     };
@@ -317,15 +307,14 @@ async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, Ap
 /// pre-filled text of its `wa.me` links.
 pub async fn create_ref(
     State(state): State<Arc<WidgetState>>,
-    query: Result<Query<InstanceQuery>, QueryRejection>,
+    query: Result<Query<InstanceQuery>, ApiError>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let call = match admit(&state, query, &headers, body).await? {
-        Ok(call) => call,
-        Err((origin, error)) => return Ok(with_cors(&origin, error)),
-    };
-    let origin = call.origin.clone();
+    serve_admitted(&state, query, &headers, &body, mint_ref).await
+}
+
+async fn mint_ref(state: &WidgetState, call: WidgetCall) -> Result<Value, ApiError> {
     let now = Timestamp::now();
     // 36^8 codes: a collision is rare; a few draws make it vanishingly so.
     for _ in 0..4 {
@@ -335,23 +324,15 @@ pub async fn create_ref(
             call.visit.clone(),
             now,
         );
-        match state.widgets.create_ref(&code).await {
-            Ok(true) => {
-                return Ok(with_cors(
-                    &origin,
-                    Json(json!({
-                        "ref": code.code,
-                        "text_suffix": code.text_suffix(),
-                        "expires_at": code.expires_at,
-                    })),
-                ));
-            }
-            Ok(false) => continue,
-            Err(error) => return Ok(with_cors(&origin, ApiError::from(error))),
+        if state.widgets.create_ref(&code).await? {
+            return Ok(json!({
+                "ref": code.code,
+                "text_suffix": code.text_suffix(),
+                "expires_at": code.expires_at,
+            }));
         }
     }
-    Ok(with_cors(
-        &origin,
-        ApiError::Unavailable("no free ref code after 4 draws".to_owned()),
+    Err(ApiError::Unavailable(
+        "no free ref code after 4 draws".to_owned(),
     ))
 }
