@@ -326,7 +326,7 @@ async fn start_backfill(
         failed.finished_at = Some(now);
         failed.version += 1;
         let _ = state.jobs.save_job(&failed, job.version).await;
-        return Err(ApiError::Unavailable(error.to_string()));
+        return Err(error.into());
     }
     let accepted = json!({ "job_id": job.job_id, "status": job.status });
     let response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
