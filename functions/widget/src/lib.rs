@@ -5,7 +5,8 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -165,19 +166,45 @@ struct WidgetCall {
     body: serde_json::Map<String, Value>,
 }
 
+/// What a browser's call brings: its query (a bad one is not a refusal: the body names the
+/// instance too), its headers and its body, within the route's limit.
+pub struct BrowserCall {
+    query: Result<Query<InstanceQuery>, ApiError>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for BrowserCall {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let query = Query::from_request_parts(&mut parts, state).await;
+        let headers = parts.headers.clone();
+        let Body(body) = Body::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(Self {
+            query,
+            headers,
+            body,
+        })
+    }
+}
+
 /// Checks the key and the origin before anything else, then reads the visit. Refused: no CORS
 /// headers; admitted: the origin, and the call or why its fields do not hold.
 async fn admit(
     state: &WidgetState,
-    query: Result<Query<InstanceQuery>, ApiError>,
-    headers: &HeaderMap,
-    body: &[u8],
+    BrowserCall {
+        query,
+        headers,
+        body,
+    }: &BrowserCall,
 ) -> Result<(String, Result<WidgetCall, ApiError>), ApiError> {
     let object = json_object(body)?;
     let instance_id = InstanceId::parse(&required_string(&object, "instance_id")?)?;
     if let Ok(Query(InstanceQuery {
         instance_id: Some(named),
-    })) = &query
+    })) = query
     {
         if named != instance_id.as_str() {
             return Err(ApiError::invalid_field(
@@ -220,12 +247,10 @@ async fn admit(
 /// carries CORS headers for its origin.
 async fn serve_admitted(
     state: &WidgetState,
-    query: Result<Query<InstanceQuery>, ApiError>,
-    headers: &HeaderMap,
-    body: &[u8],
+    call: BrowserCall,
     serve: impl AsyncFnOnce(&WidgetState, WidgetCall) -> Result<Value, ApiError>,
 ) -> Result<Response, ApiError> {
-    let (origin, call) = admit(state, query, headers, body).await?;
+    let (origin, call) = admit(state, &call).await?;
     let answer = match call {
         Ok(call) => serve(state, call).await,
         Err(error) => Err(error),
@@ -237,11 +262,9 @@ async fn serve_admitted(
 /// the web contact, whose first visit is its acquisition.
 pub async fn receive_event(
     State(state): State<Arc<WidgetState>>,
-    query: Result<Query<InstanceQuery>, ApiError>,
-    headers: HeaderMap,
-    Body(body): Body,
+    call: BrowserCall,
 ) -> Result<Response, ApiError> {
-    serve_admitted(&state, query, &headers, &body, record_event).await
+    serve_admitted(&state, call, record_event).await
 }
 
 async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, ApiError> {
@@ -307,11 +330,9 @@ async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, Ap
 /// pre-filled text of its `wa.me` links.
 pub async fn create_ref(
     State(state): State<Arc<WidgetState>>,
-    query: Result<Query<InstanceQuery>, ApiError>,
-    headers: HeaderMap,
-    Body(body): Body,
+    call: BrowserCall,
 ) -> Result<Response, ApiError> {
-    serve_admitted(&state, query, &headers, &body, mint_ref).await
+    serve_admitted(&state, call, mint_ref).await
 }
 
 async fn mint_ref(state: &WidgetState, call: WidgetCall) -> Result<Value, ApiError> {
