@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The Lambda check's events (infra/events/*.json) and what each answer must hold.
+"""The Lambda check's events (infra/scripts/events/*.json) and what each answer must hold.
 
-    events.py generate            (re)writes infra/events/*.json from the fixtures and
-                                  infra/lambda/secrets.env; `git diff` shows any change
+    events.py generate            (re)writes infra/scripts/events/*.json from the fixtures and
+                                  infra/scripts/lambda/secrets.env; `git diff` shows any change
     events.py list                prints "FUNCTION EVENT_FILE" per check, in the order to run
     events.py check EVENT_FILE    reads the function's answer (the invoke payload, JSON) on
                                   stdin and exits 0 if it is right, else 1 with the reason
@@ -21,8 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENTS = ROOT / "infra" / "events"
+ROOT = Path(__file__).resolve().parents[3]
+EVENTS = ROOT / "infra" / "scripts" / "events"
 FIXTURES = ROOT / "tests" / "fixtures" / "meta"
 
 INSTANCE = "106540352242922"
@@ -37,7 +37,7 @@ CODE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 def secrets():
     values = {}
-    for line in (ROOT / "infra" / "lambda" / "secrets.env").read_text().splitlines():
+    for line in (ROOT / "infra" / "scripts" / "lambda" / "secrets.env").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
@@ -331,10 +331,10 @@ def main():
         EVENTS.mkdir(parents=True, exist_ok=True)
         for _, name, event, _ in events():
             (EVENTS / name).write_text(json.dumps(event, indent=2) + "\n")
-            print(f"wrote infra/events/{name}")
+            print(f"wrote infra/scripts/events/{name}")
     elif command == "list":
         for function, name, _, _ in events():
-            print(function, f"infra/events/{name}")
+            print(function, f"infra/scripts/events/{name}")
     elif command == "check" and len(sys.argv) == 3:
         name = Path(sys.argv[2]).name
         checks = {n: check for _, n, _, check in events()}

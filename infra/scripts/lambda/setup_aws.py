@@ -6,14 +6,14 @@
 - every AWS::DynamoDB::Table of template.yaml, on DynamoDB Local (URL), with the template's own
   keys, attribute definitions, indexes and TTL, named NAME-<LogicalId>;
 - the match queue on moto (URL), as NAME-MatchQueue;
-- the five secrets of infra/lambda/secrets.env as SSM SecureString parameters on moto, named
+- the five secrets of infra/scripts/lambda/secrets.env as SSM SecureString parameters on moto, named
   SECRETS_PREFIX + secret name (what the functions fetch with one GetParameters at init);
 - ENV_FILE: KEY=VALUE lines for the functions: each table variable of the template's Globals
   (CONTACTS_TABLE=NAME-ContactsTable, ...), MATCH_QUEUE_URL, SECRETS_PREFIX, PUBLIC_BASE_URL,
   the endpoints (AWS_ENDPOINT_URL = moto for SSM and SQS, AWS_ENDPOINT_URL_DYNAMODB = DynamoDB
   Local), dummy credentials and region. No secret: the functions fetch them from SSM.
 
-Runs with the venv of infra/emulators.sh (boto3 from moto[server], PyYAML from cfn-lint).
+Runs with the venv of infra/scripts/emulators.sh (boto3 from moto[server], PyYAML from cfn-lint).
 """
 
 import argparse
@@ -23,7 +23,7 @@ from pathlib import Path
 import boto3
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CREDENTIALS = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
 
 
@@ -46,7 +46,7 @@ TemplateLoader.add_multi_constructor("!", _intrinsic)
 
 def secrets():
     values = {}
-    for line in (ROOT / "infra" / "lambda" / "secrets.env").read_text().splitlines():
+    for line in (ROOT / "infra" / "scripts" / "lambda" / "secrets.env").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")

@@ -2,9 +2,9 @@
 # Builds every function as Lambda runs it (provided.al2023, arm64, like `sam build`) and prints
 # each binary's size and its zip's.
 #
-#   infra/lambda-build.sh              build webhook rules clicks postback matcher, print sizes
-#   infra/lambda-build.sh --install    only install cargo-lambda (other scripts use this)
-#   LAMBDA_ARCH=x86-64 infra/lambda-build.sh   build for x86_64 instead
+#   infra/scripts/lambda-build.sh              build webhook rules clicks postback matcher, print sizes
+#   infra/scripts/lambda-build.sh --install    only install cargo-lambda (other scripts use this)
+#   LAMBDA_ARCH=x86-64 infra/scripts/lambda-build.sh   build for x86_64 instead
 #
 # 1. installs cargo-lambda from PyPI (it brings zig, the cross linker) into .tools/lambda-venv
 #    when missing;
@@ -21,7 +21,7 @@
 # setting the profile leaves out, its own default (e.g. panic=abort), so the profile sets them all.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
 FUNCTIONS=(webhook rules clicks postback matcher)
