@@ -195,7 +195,9 @@ pub async fn emulator_config(variable: &str) -> Option<aws_config::SdkConfig> {
             std::env::var("REQUIRE_EMULATORS").is_err(),
             "REQUIRE_EMULATORS is set but {variable} is not: run infra/scripts/test.sh"
         );
-        eprintln!("{variable} is not set: skipping the emulator run (infra/scripts/test.sh runs it)");
+        eprintln!(
+            "{variable} is not set: skipping the emulator run (infra/scripts/test.sh runs it)"
+        );
         return None;
     };
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
