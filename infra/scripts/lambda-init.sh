@@ -18,14 +18,8 @@
 # 4. prints min / median / max per function. Function logs: .tools/logs/lambda-init-<fn>.log
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-
-FUNCTIONS=(webhook rules clicks postback matcher)
-PY="$ROOT/.tools/venv/bin/python"
-LOGS="$ROOT/.tools/logs"
-
-say() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lambda/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lambda/common.sh"
 
 WORK=""
 inner() {
@@ -68,10 +62,8 @@ main() {
     mkdir -p "$LOGS"
     local bin_dir=${LAMBDA_INIT_BIN_DIR:-}
     if [[ -z $bin_dir ]]; then
-        local bins=() fn
-        for fn in "${FUNCTIONS[@]}"; do bins+=(--bin "$fn"); done
-        say "cargo build --release ${bins[*]} (native, for timing)"
-        cargo build --release "${bins[@]}"
+        say "cargo build --release ${BIN_ARGS[*]} (native, for timing)"
+        cargo build --release "${BIN_ARGS[@]}"
         bin_dir="$ROOT/target/release"
     fi
     bin_dir="$(cd "$bin_dir" && pwd)"

@@ -6,7 +6,7 @@
 #
 # 1. installs the emulators' tools (infra/scripts/emulators.sh install) and cargo-lambda
 #    (infra/scripts/lambda-build.sh --install);
-# 2. builds the five binaries, `cargo build --bin <fn>...` (debug: what `cargo lambda watch`
+# 2. builds the functions' binaries (every Binary: of template.yaml), `cargo build --bin <fn>...` (debug: what `cargo lambda watch`
 #    runs, sharing target/debug with the tests), with network, before the emulators start;
 # 3. inside `infra/scripts/emulators.sh run` (loopback only): creates the template's tables on
 #    DynamoDB Local, the match queue and the secrets (SSM SecureString under SECRETS_PREFIX)
@@ -18,15 +18,9 @@
 #    exits non-zero if any is wrong. Logs: .tools/logs/lambda-watch.log (functions included).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-
-FUNCTIONS=(webhook rules clicks postback matcher)
-PY="$ROOT/.tools/venv/bin/python"
-LOGS="$ROOT/.tools/logs"
+# shellcheck source-path=SCRIPTDIR source=lambda/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lambda/common.sh"
 export PATH="$ROOT/.tools/lambda-venv/bin:$PATH"
-
-say() { printf '==> %s\n' "$*" >&2; }
 
 WORK="" WATCH_PID=""
 cleanup() {
@@ -102,10 +96,8 @@ main() {
     bash infra/scripts/emulators.sh install
     bash infra/scripts/lambda-build.sh --install
     mkdir -p "$LOGS"
-    local bins=() fn
-    for fn in "${FUNCTIONS[@]}"; do bins+=(--bin "$fn"); done
-    say "cargo build ${bins[*]} (what cargo lambda watch runs)"
-    cargo build "${bins[@]}"
+    say "cargo build ${BIN_ARGS[*]} (what cargo lambda watch runs)"
+    cargo build "${BIN_ARGS[@]}"
     bash infra/scripts/emulators.sh run bash "$ROOT/infra/scripts/lambda-invoke.sh" __inner
 }
 

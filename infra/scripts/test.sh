@@ -52,8 +52,8 @@ check "cfn-lint" "cfn-lint template.yaml" "no findings" \
     .tools/venv/bin/cfn-lint template.yaml
 check "sam validate" "sam validate --lint template.yaml" "no findings" \
     bash infra/scripts/sam-validate.sh
-check "shellcheck" "shellcheck infra/scripts/*.sh .ci/run" "no findings" \
-    .tools/venv/bin/shellcheck infra/scripts/*.sh .ci/run
+check "shellcheck" "shellcheck infra/scripts/*.sh infra/scripts/*/*.sh .ci/run" "no findings" \
+    .tools/venv/bin/shellcheck -x infra/scripts/*.sh infra/scripts/*/*.sh .ci/run
 check "browser test" "widget snippet in headless Chromium (infra/scripts/browser-test.sh)" "passed" \
     bash infra/scripts/browser-test.sh
 check "schemathesis" "schemathesis against the local server from infra/openapi.yaml (infra/scripts/schemathesis.sh)" \

@@ -18,12 +18,11 @@ Runs with the venv of infra/scripts/emulators.sh (boto3 from moto[server], PyYAM
 
 import argparse
 import sys
-from pathlib import Path
 
 import boto3
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
+from events import ROOT, secrets  # the same folder: one reader of secrets.env
 CREDENTIALS = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
 
 
@@ -42,16 +41,6 @@ def _intrinsic(loader, suffix, node):
 
 
 TemplateLoader.add_multi_constructor("!", _intrinsic)
-
-
-def secrets():
-    values = {}
-    for line in (ROOT / "infra" / "scripts" / "lambda" / "secrets.env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
 
 
 def create_table(client, name, props):
