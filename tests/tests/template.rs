@@ -412,6 +412,43 @@ fn each_function_may_read_exactly_the_secrets_its_binary_asks_for() {
     assert!(secrets_in_main("webhook").contains("META_APP_SECRET"));
 }
 
+/// The variables a function's `main.rs` requires (`config::required("NAME")`).
+fn variables_required_by_main(binary: &str) -> BTreeSet<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../functions/{binary}/src/main.rs"));
+    let text = std::fs::read_to_string(path).expect("the function's main.rs");
+    text.match_indices("config::required(\"")
+        .map(|(at, call)| {
+            let rest = &text[at + call.len()..];
+            rest[..rest.find('"').expect("a closing quote")].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn each_function_gets_every_variable_its_binary_requires() {
+    let template = template_yaml();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let mut required = 0;
+    for (name, resource) in template["Resources"].as_hash().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["Binary"].as_str().expect("a binary");
+        let own = &resource["Properties"]["Environment"]["Variables"];
+        for variable in variables_required_by_main(binary) {
+            let key = Yaml::String(variable.clone());
+            assert!(
+                globals.as_hash().unwrap().contains_key(&key)
+                    || own.as_hash().is_some_and(|own| own.contains_key(&key)),
+                "{name:?} (binary {binary}) requires {variable}, which the template does not set"
+            );
+            required += 1;
+        }
+    }
+    assert!(required >= 7, "only {required} required variables found");
+}
+
 #[test]
 fn the_log_level_never_reaches_trace() {
     let template = template_yaml();
