@@ -299,8 +299,8 @@ def events():
             lambda r: expect_redirect(r, "https://shop.example/p?aff_click="),
         ),
         (
-            "contacts",
-            "contacts-journey.json",
+            "revenue",
+            "revenue-journey.json",
             http_event(
                 "GET",
                 f"/instances/{INSTANCE}/contacts/{SEND_CONTACT}/journey",
