@@ -265,8 +265,11 @@ async fn the_readonly_key_reads_every_admin_route_and_writes_none() {
         read("revenue", "/offers".to_owned()).await.1,
         json!({"offers": []})
     );
-    let (status, contact) =
-        read("contacts", format!("/instances/{INSTANCE}/contacts/{PHONE}")).await;
+    let (status, contact) = read(
+        "contacts",
+        format!("/instances/{INSTANCE}/contacts/{PHONE}"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{contact}");
     let (_, journey) = read(
         "revenue",
