@@ -44,7 +44,7 @@ pub fn serve_json_errors(router: Router) -> Router {
         .layer(axum::middleware::map_response(json_rejections))
 }
 
-/// axum's own refusals (a route's extractor that is not one of [`extract`]'s, say) come as
+/// axum's own refusals (an extractor that is not one of this module's, say) come as
 /// plain text: they are turned into the JSON error every other refusal is, with their text as
 /// the message.
 async fn json_rejections(response: Response) -> Response {
