@@ -113,12 +113,8 @@ async fn get_offer(
     State(state): State<Arc<RevenueState>>,
     Path(id): Path<OfferId>,
 ) -> Result<Json<Offer>, ApiError> {
-    state
-        .store
-        .load_offer(&id)
-        .await?
-        .map(Json)
-        .ok_or(Missing::Offer.into())
+    let offer = state.store.load_offer(&id).await?;
+    Ok(Json(offer.ok_or(Missing::Offer)?))
 }
 
 async fn replace_offer(

@@ -165,12 +165,8 @@ async fn get_rule(
     State(state): State<Arc<RulesState>>,
     Path((instance_id, rule_id)): Path<(InstanceId, RuleId)>,
 ) -> Result<Json<Rule>, ApiError> {
-    state
-        .rules
-        .load_rule(&instance_id, &rule_id)
-        .await?
-        .map(Json)
-        .ok_or(Missing::Rule.into())
+    let rule = state.rules.load_rule(&instance_id, &rule_id).await?;
+    Ok(Json(rule.ok_or(Missing::Rule)?))
 }
 
 async fn replace_rule(

@@ -48,10 +48,6 @@ pub(crate) async fn show(
     State(state): State<Arc<RulesState>>,
     Path(instance_id): Path<InstanceId>,
 ) -> Result<Json<WidgetConfig>, ApiError> {
-    state
-        .widgets
-        .load_widget(&instance_id)
-        .await?
-        .map(Json)
-        .ok_or(Missing::Widget.into())
+    let config = state.widgets.load_widget(&instance_id).await?;
+    Ok(Json(config.ok_or(Missing::Widget)?))
 }
