@@ -167,3 +167,46 @@ impl<T: PathSegments, S: Send + Sync> FromRequestParts<S> for Path<T> {
         T::from_segments(&segments).map(Self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(values: &[&str]) -> Vec<String> {
+        values.iter().map(|value| (*value).to_owned()).collect()
+    }
+
+    #[test]
+    fn path_ids_parse_in_order_or_answer_their_routes_refusal() {
+        let rule = "01JD5X1Z4Q8M3N6P7R9S0T2V4W";
+        let (instance, rule_id) =
+            <(InstanceId, RuleId)>::from_segments(&segments(&["1", rule])).unwrap();
+        assert_eq!((instance.as_str(), rule_id.as_str()), ("1", rule));
+        let refusal =
+            |values: &[&str]| <(InstanceId, RuleId)>::from_segments(&segments(values)).unwrap_err();
+        assert!(matches!(
+            refusal(&["a#b", "nope"]),
+            ApiError::BadRequest {
+                code: "invalid_id",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refusal(&["1", "nope"]),
+            ApiError::NotFound(Missing::Rule)
+        ));
+        assert!(matches!(refusal(&["1"]), ApiError::Internal(_)));
+        assert!(matches!(
+            OfferId::from_segments(&segments(&["a#b"])),
+            Err(ApiError::NotFound(Missing::Offer))
+        ));
+        assert!(matches!(
+            Network::from_segments(&segments(&["nosuch"])),
+            Err(ApiError::NotFound(Missing::Network))
+        ));
+        assert_eq!(
+            Network::from_segments(&segments(&["tune"])).unwrap(),
+            Network::Tune
+        );
+    }
+}
