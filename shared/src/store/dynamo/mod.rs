@@ -87,3 +87,43 @@ impl DynamoStore {
         create_tables(&self.client, &tables).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TableNames;
+    use super::revenue::RevenueTables;
+    use super::widget::WidgetTables;
+
+    /// The test runs and benchmarks share one DynamoDB Local by these names.
+    #[test]
+    fn prefixed_names_are_the_prefix_and_the_table() {
+        let named = |prefix: &str, table: &str| format!("{prefix}-{table}");
+        assert_eq!(
+            TableNames::prefixed("run"),
+            TableNames {
+                contacts: named("run", "contacts"),
+                dedupe: named("run", "dedupe"),
+                counters: named("run", "counters"),
+                rules: named("run", "rules"),
+                jobs: named("run", "jobs"),
+            }
+        );
+        assert_eq!(
+            RevenueTables::prefixed("run"),
+            RevenueTables {
+                offers: named("run", "offers"),
+                sends: named("run", "sends"),
+                clicks: named("run", "clicks"),
+                conversions: named("run", "conversions"),
+                report: named("run", "report"),
+            }
+        );
+        assert_eq!(
+            WidgetTables::prefixed("run"),
+            WidgetTables {
+                widgets: named("run", "widgets"),
+                refs: named("run", "refs"),
+            }
+        );
+    }
+}
