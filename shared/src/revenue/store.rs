@@ -105,6 +105,16 @@ pub fn click_position(click: &Click) -> String {
     )
 }
 
+/// The sort key of a send in its contact's index: by time, then code.
+pub fn send_position(send: &SendRecord) -> String {
+    format!("{}#{}", send.sent_at, send.code)
+}
+
+/// The sort key of a conversion in its contact's index: by time, then conversion key.
+pub fn conversion_position(conversion: &Conversion) -> String {
+    format!("{}#{}", conversion.converted_at, conversion.conversion_key)
+}
+
 /// The positions bounding an offer's clicks inside `window`: `from#` sorts before every click
 /// at `from`, `to#~` after every click at `to` (ids are alphanumeric).
 pub fn click_position_range(offer_id: &OfferId, window: &CreditWindow) -> (String, String) {

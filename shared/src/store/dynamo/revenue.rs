@@ -19,7 +19,7 @@ use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key,
+    click_position_range, contact_key, conversion_position, send_position,
 };
 use crate::revenue::{
     Amount, Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord,
@@ -300,10 +300,7 @@ impl DynamoRevenueStore {
                     CONTACT_KEY.to_owned(),
                     string(&contact_key(&send.instance_id, &send.contact_id)),
                 );
-                item.insert(
-                    SENT_KEY.to_owned(),
-                    string(&format!("{}#{}", send.sent_at, send.code)),
-                );
+                item.insert(SENT_KEY.to_owned(), string(&send_position(send)));
                 self.record_transaction(&self.tables.sends, "code", item, &bumps)
             })
             .await?;
@@ -509,7 +506,7 @@ impl RevenueStore for DynamoRevenueStore {
                     );
                     item.insert(
                         CONVERTED_KEY.to_owned(),
-                        string(&format!("{}#{key}", conversion.converted_at)),
+                        string(&conversion_position(conversion)),
                     );
                 }
                 self.record_transaction(&self.tables.conversions, "conversion_key", item, &bumps)

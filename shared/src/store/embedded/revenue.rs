@@ -7,7 +7,7 @@ use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key,
+    click_position_range, contact_key, conversion_position, send_position,
 };
 use crate::revenue::{
     Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord, Tally,
@@ -118,7 +118,7 @@ impl RevenueStore for EmbeddedStore {
                 stored
                     .insert(send.code.as_str(), encode(send)?.as_slice())
                     .map_err(unavailable)?;
-                let position = format!("{}#{}", send.sent_at, send.code);
+                let position = send_position(send);
                 by_contact
                     .insert(
                         (
@@ -214,7 +214,7 @@ impl RevenueStore for EmbeddedStore {
                 let mut by_contact = txn
                     .open_table(CONVERSIONS_BY_CONTACT)
                     .map_err(unavailable)?;
-                let position = format!("{}#{key}", conversion.converted_at);
+                let position = conversion_position(&conversion);
                 by_contact
                     .insert(
                         (contact_key(instance, contact).as_str(), position.as_str()),
