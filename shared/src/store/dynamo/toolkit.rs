@@ -304,7 +304,7 @@ macro_rules! table_names {
         }
 
         impl $name {
-            #[doc = concat!("Reads ", $("`", $variable, "` "),*, "(one name each).")]
+            /// Reads each table's name from its environment variable (named on its field).
             pub fn from_env() -> Result<Self, crate::config::ConfigError> {
                 Ok(Self {
                     $($field: crate::config::required($variable)?,)*
