@@ -180,6 +180,16 @@ impl From<IngestError> for ApiError {
     }
 }
 
+impl From<crate::matching::backfill::StartError> for ApiError {
+    fn from(error: crate::matching::backfill::StartError) -> Self {
+        use crate::matching::backfill::StartError;
+        match error {
+            StartError::Store(error) => error.into(),
+            StartError::Queue(error) => Self::Unavailable(error.to_string()),
+        }
+    }
+}
+
 impl From<crate::fields::FieldError> for ApiError {
     fn from(error: crate::fields::FieldError) -> Self {
         Self::InvalidField {

@@ -77,6 +77,26 @@ id_type!(
     "offer_id"
 );
 
+id_type!(
+    /// A backfill run, by which the admin API reads its progress and its queued pages find it.
+    JobId,
+    "job_id"
+);
+
+impl JobId {
+    /// A fresh id: a ULID, so that jobs sort by when they were started.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(crate::ulid::Ulid::new().to_string())
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl fmt::Display for OfferId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -24,4 +24,5 @@ pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+mod ulid;
 pub mod web;

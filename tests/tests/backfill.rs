@@ -10,7 +10,7 @@ use shared::contact::store::{
 };
 use shared::ids::ContactId;
 use shared::ids::InstanceId;
-use shared::matching::Matcher;
+use shared::matching::QueueWorker;
 use shared::queue::QueueJob;
 use shared::store::{CommitOutcome, DedupeClaim, FaultInjectingStore, FaultPlan, StoreError};
 use shared::time::Timestamp;
@@ -305,7 +305,7 @@ async fn a_backfill_racing_live_matching_attributes_and_counts_each_contact_once
     assert_eq!(status, StatusCode::ACCEPTED);
 
     let matcher = Arc::new(
-        Matcher::new(
+        QueueWorker::new(
             stores.contacts.clone(),
             stores.rules.clone(),
             stores.jobs.clone(),

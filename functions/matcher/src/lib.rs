@@ -1,14 +1,15 @@
 //! The matcher function: an SQS batch in, partial batch failures out.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use shared::matching::{MAX_RECEIVES, Matcher};
+use shared::matching::QueueWorker;
+use shared::queue::MAX_RECEIVES;
 use shared::time::Timestamp;
 use std::collections::HashSet;
 
 /// Runs each record through the matcher; only the records that failed are reported, so SQS
 /// redelivers those alone (`ReportBatchItemFailures`) and, after `maxReceiveCount`, moves them to
 /// the dead-letter queue — counted then as the `DlqSends` metric.
-pub async fn handle_sqs_event(matcher: &Matcher, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle_sqs_event(matcher: &QueueWorker, event: SqsEvent) -> SqsBatchResponse {
     let mut last_tries = HashSet::new();
     let messages: Vec<(String, String)> = event
         .records

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::matching::Matcher;
+use shared::matching::QueueWorker;
 use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::revenue::DynamoRevenueStore;
 use shared::store::dynamo::widget::DynamoWidgetStore;
@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
     store.warm_up().await;
     let revenue = Arc::new(DynamoRevenueStore::from_env(&dynamo)?);
     let matcher = Arc::new(
-        Matcher::new(store.clone(), store.clone(), store)
+        QueueWorker::new(store.clone(), store.clone(), store)
             .with_ref_codes(widgets)
             .with_revenue(revenue),
     );

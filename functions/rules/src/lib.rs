@@ -12,13 +12,13 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::contact::listing::{self, ContactFilter, CursorCodec, InvalidListing};
-use shared::contact::store::{ContactStore, ContactWindow, listing_position};
+use shared::contact::store::{ContactStore, ContactWindow};
 use shared::erasure::ErasureStore;
 use shared::http::{ApiError, AuditObject, contact_view, require_admin};
-use shared::ids::InstanceId;
+use shared::ids::{InstanceId, JobId};
+use shared::matching::backfill;
 use shared::matching::backfill::JobStore;
-use shared::matching::backfill::{self, BackfillJob, JobStatus};
-use shared::queue::{BackfillPage, JobQueue, QueueJob};
+use shared::queue::JobQueue;
 use shared::rules::store::{RuleStore, RuleWrite};
 use shared::rules::{
     CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
@@ -98,6 +98,10 @@ fn rule_not_found() -> ApiError {
 
 fn readable(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| ApiError::bad_request("unreadable_body", rejection.body_text()))
+}
+
+fn job_not_found() -> ApiError {
+    ApiError::not_found("job_not_found", "no such backfill job on this instance")
 }
 
 /// A rule id that does not parse names no rule.
@@ -282,10 +286,6 @@ struct ContactsQuery {
     cursor: Option<String>,
 }
 
-/// How many contacts one request may look at to fill a filtered page; past it the page ends
-/// early, with a cursor to go on.
-const MAX_SCANNED_PER_REQUEST: usize = 5_000;
-
 fn invalid(error: InvalidListing) -> ApiError {
     ApiError::InvalidField {
         field: error.field.to_owned(),
@@ -341,7 +341,7 @@ async fn list_contacts(
     )
     .map_err(invalid)?;
     let limit = listing::parse_limit(query.limit.as_deref()).map_err(invalid)?;
-    let mut after = match &query.cursor {
+    let after = match &query.cursor {
         Some(cursor) => Some(
             state
                 .cursors
@@ -351,29 +351,19 @@ async fn list_contacts(
         None => None,
     };
 
-    let (mut shown, mut scanned, mut next) = (Vec::new(), 0, None);
-    'pages: loop {
-        let page = state
-            .contacts
-            .list_contacts(&instance_id, &window, after.as_deref(), limit.max(100))
-            .await?;
-        for contact in &page.contacts {
-            scanned += 1;
-            let position = listing_position(contact);
-            if filter.matches(contact) {
-                shown.push(contact_view(contact));
-            }
-            if shown.len() == limit || scanned == MAX_SCANNED_PER_REQUEST {
-                next = Some(position);
-                break 'pages;
-            }
-        }
-        match page.next {
-            Some(position) => after = Some(position),
-            None => break,
-        }
-    }
-    let next_cursor = next.map(|position| state.cursors.encode(&instance_id, &position));
+    let page = listing::filtered_page(
+        state.contacts.as_ref(),
+        &instance_id,
+        &window,
+        &filter,
+        after,
+        limit,
+    )
+    .await?;
+    let shown: Vec<Value> = page.contacts.iter().map(contact_view).collect();
+    let next_cursor = page
+        .next
+        .map(|position| state.cursors.encode(&instance_id, &position));
     Ok(Json(
         json!({ "contacts": shown, "next_cursor": next_cursor }),
     ))
@@ -444,39 +434,16 @@ async fn start_backfill(
         .await?;
         return Ok(Json(preview).into_response());
     }
-    let job = BackfillJob {
-        job_id: RuleId::new().to_string(),
-        instance_id: instance_id.clone(),
-        status: JobStatus::Queued,
-        days,
-        since: window.since,
-        until: window.until,
-        limit: request.limit,
-        scanned: 0,
-        updated: 0,
-        skipped_attributed: 0,
-        pages_done: 0,
-        next_after: None,
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        version: 1,
-    };
-    state.jobs.create_job(&job).await?;
-    let first = QueueJob::BackfillPage(BackfillPage {
+    let job = backfill::start(
+        state.jobs.as_ref(),
+        state.queue.as_ref(),
         instance_id,
-        job_id: job.job_id.clone(),
-        page: 1,
-        after: None,
-    });
-    if let Err(error) = state.queue.enqueue(&first).await {
-        let mut failed = job.clone();
-        failed.status = JobStatus::Failed;
-        failed.finished_at = Some(now);
-        failed.version += 1;
-        let _ = state.jobs.save_job(&failed, job.version).await;
-        return Err(ApiError::Unavailable(error.to_string()));
-    }
+        days,
+        &window,
+        request.limit,
+        now,
+    )
+    .await?;
     let accepted = json!({ "job_id": job.job_id, "status": job.status });
     let response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
     Ok(AuditObject::attach(
@@ -490,13 +457,12 @@ async fn backfill_status(
     Path((instance_id, job_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let instance_id = InstanceId::parse(&instance_id)?;
+    let job_id = JobId::parse(&job_id).map_err(|_| job_not_found())?;
     let job = state
         .jobs
         .load_job(&instance_id, &job_id)
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found("job_not_found", "no such backfill job on this instance")
-        })?;
+        .ok_or_else(job_not_found)?;
     Ok(Json(json!({
         "job_id": job.job_id,
         "status": job.status,

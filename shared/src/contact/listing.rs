@@ -1,9 +1,11 @@
 //! The contacts listing behind the attribution view: filters, and cursors that cannot be
 //! turned into another instance's.
 
+use crate::contact::store::{ContactPage, ContactStore, ContactWindow, listing_position};
 use crate::contact::{Acquisition, Contact};
 use crate::ids::InstanceId;
 use crate::secret::{RotatingSecret, Secret};
+use crate::store::StoreError;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -97,6 +99,52 @@ impl ContactFilter {
             && self
                 .unattributed
                 .is_none_or(|unattributed| unattributed == acquisition.is_none())
+    }
+}
+
+/// How many contacts one request may look at to fill a filtered page; past it the page ends
+/// early, with a position to go on from.
+pub const MAX_SCANNED_PER_REQUEST: usize = 5_000;
+
+/// One page of the instance's contacts in `window` that pass `filter`, newest first, from
+/// after the listing position `after`: the store's pages are read until `limit` contacts pass
+/// or [`MAX_SCANNED_PER_REQUEST`] were looked at. `next` is the position of the last contact
+/// looked at when the page ended there, `None` once the listing is exhausted.
+pub async fn filtered_page(
+    contacts: &dyn ContactStore,
+    instance_id: &InstanceId,
+    window: &ContactWindow,
+    filter: &ContactFilter,
+    mut after: Option<String>,
+    limit: usize,
+) -> Result<ContactPage, StoreError> {
+    let (mut shown, mut scanned) = (Vec::new(), 0);
+    loop {
+        let page = contacts
+            .list_contacts(instance_id, window, after.as_deref(), limit.max(100))
+            .await?;
+        for contact in page.contacts {
+            scanned += 1;
+            let position = listing_position(&contact);
+            if filter.matches(&contact) {
+                shown.push(contact);
+            }
+            if shown.len() == limit || scanned == MAX_SCANNED_PER_REQUEST {
+                return Ok(ContactPage {
+                    contacts: shown,
+                    next: Some(position),
+                });
+            }
+        }
+        match page.next {
+            Some(position) => after = Some(position),
+            None => {
+                return Ok(ContactPage {
+                    contacts: shown,
+                    next: None,
+                });
+            }
+        }
     }
 }
 

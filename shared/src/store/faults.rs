@@ -311,7 +311,7 @@ impl<S: JobStore> JobStore for FaultInjectingStore<S> {
     async fn load_job(
         &self,
         instance_id: &InstanceId,
-        job_id: &str,
+        job_id: &crate::ids::JobId,
     ) -> Result<Option<BackfillJob>, StoreError> {
         self.plan
             .read("load_job", self.inner.load_job(instance_id, job_id))

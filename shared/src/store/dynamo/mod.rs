@@ -865,14 +865,14 @@ impl JobStore for DynamoStore {
     async fn load_job(
         &self,
         instance_id: &InstanceId,
-        job_id: &str,
+        job_id: &crate::ids::JobId,
     ) -> Result<Option<BackfillJob>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.tables.jobs)
             .key("instance_id", string(instance_id.as_str()))
-            .key("job_id", string(job_id))
+            .key("job_id", string(job_id.as_str()))
             .consistent_read(true)
             .send()
             .await

@@ -832,12 +832,12 @@ impl JobStore for EmbeddedStore {
     async fn load_job(
         &self,
         instance_id: &InstanceId,
-        job_id: &str,
+        job_id: &crate::ids::JobId,
     ) -> Result<Option<BackfillJob>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let jobs = txn.open_table(JOBS).map_err(unavailable)?;
         let found = jobs
-            .get((instance_id.as_str(), job_id))
+            .get((instance_id.as_str(), job_id.as_str()))
             .map_err(unavailable)?;
         found.map(|bytes| decode(bytes.value())).transpose()
     }
