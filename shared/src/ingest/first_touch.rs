@@ -96,7 +96,7 @@ fn record_touch(touches: &mut Vec<Referral>, referral: Referral) {
 /// The acquisition the contact's touches and first message stand for: a decision of the rules
 /// on the first message, unless a referral came at or before that message; else the earliest
 /// referral that stands for one. The rules' verdict is dropped when it no longer matters, so a
-/// contact's state does not depend on whether the matcher ran before a referral arrived.
+/// contact's state does not depend on whether the rules ran before a referral arrived.
 fn settle_acquisition(contact: &mut Contact) {
     let earliest_touch = contact
         .touches

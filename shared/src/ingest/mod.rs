@@ -69,7 +69,7 @@ impl IngestOutcome {
 
     /// The match job `event` calls for: it carried the first message of a contact that still
     /// awaits the text rules. Asked again on a duplicate too, so that a job whose enqueue failed
-    /// the first time is queued by Meta's retry (the matcher ignores repeats).
+    /// the first time is queued by Meta's retry (the queue worker ignores repeats).
     pub fn match_job(&self, event: &InboundEvent) -> Option<MatchJob> {
         let contact = self.contact()?;
         let message = event.message.as_ref()?;
