@@ -143,6 +143,14 @@ mod tests {
     }
 
     #[test]
+    fn fresh_job_ids_parse_back_and_sort_by_creation() {
+        let (first, second) = (JobId::new(), JobId::new());
+        assert_eq!(JobId::parse(first.as_str()), Ok(first.clone()));
+        assert!(first < second);
+        assert_eq!(JobId::parse("a b").unwrap_err().field, "job_id");
+    }
+
+    #[test]
     fn contact_ids_display_masked() {
         let id = ContactId::parse("5511987654321").unwrap();
         assert_eq!(id.to_string(), "***4321");
