@@ -257,7 +257,7 @@ impl Engine {
             let mut attempts = 0;
             while let Err(error) = self
                 .matcher
-                .handle(job, shared::time::Timestamp::now())
+                .match_first_message(job, shared::time::Timestamp::now())
                 .await
             {
                 attempts += 1;

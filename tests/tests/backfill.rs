@@ -322,7 +322,10 @@ async fn a_backfill_racing_live_matching_attributes_and_counts_each_contact_once
         let jobs = live_jobs.match_jobs();
         tokio::spawn(async move {
             for job in jobs {
-                matcher.handle(&job, Timestamp::now()).await.unwrap();
+                matcher
+                    .match_first_message(&job, Timestamp::now())
+                    .await
+                    .unwrap();
             }
         })
     };

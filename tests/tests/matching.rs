@@ -157,7 +157,10 @@ async fn a_meta_referral_is_never_overwritten_by_a_rule(backend: Backend) {
         contact_id: ContactId::parse("16505551234").unwrap(),
     };
     assert_eq!(
-        matcher.handle(&job, Timestamp::now()).await.unwrap(),
+        matcher
+            .match_first_message(&job, Timestamp::now())
+            .await
+            .unwrap(),
         MatchOutcome::AlreadyDecided
     );
     assert_eq!(
@@ -275,7 +278,12 @@ async fn a_duplicate_job_attributes_and_counts_once(backend: Backend) {
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let (matcher, job) = (matcher.clone(), jobs[0].clone());
-            tokio::spawn(async move { matcher.handle(&job, Timestamp::now()).await.unwrap() })
+            tokio::spawn(async move {
+                matcher
+                    .match_first_message(&job, Timestamp::now())
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut matched = 0;
@@ -430,7 +438,10 @@ impl Steps {
     /// Runs the newest queued job, which must exist.
     async fn run_last_job(&self) -> MatchOutcome {
         let job = self.queue.match_jobs().pop().expect("a queued job");
-        self.matcher.handle(&job, Timestamp::now()).await.unwrap()
+        self.matcher
+            .match_first_message(&job, Timestamp::now())
+            .await
+            .unwrap()
     }
 
     /// Every counter of the instance that is not zero, over all days, the rule id named.

@@ -7,7 +7,7 @@ use super::rules_cache::RulesCache;
 use crate::contact::store::ContactStore;
 use crate::ids::InstanceId;
 use crate::ingest::IngestError;
-use crate::queue::{BackfillPage, JobQueue, MatchJob, QueueJob};
+use crate::queue::{BackfillPage, JobQueue, JobRunner, MatchJob, QueueJob};
 use crate::revenue::Click;
 use crate::revenue::store::RevenueStore;
 use crate::rules::CompiledRules;
@@ -15,6 +15,7 @@ use crate::rules::store::RuleStore;
 use crate::store::StoreError;
 use crate::time::Timestamp;
 use crate::web::store::WidgetStore;
+use async_trait::async_trait;
 use std::sync::{Arc, OnceLock};
 
 /// Runs the queue's jobs: text rules on first messages, backfill pages and recorded clicks.
@@ -85,7 +86,7 @@ impl QueueWorker {
 
     /// Decides one contact's attribution from its first message (or its ref code), retrying on
     /// a version conflict.
-    pub async fn handle(
+    pub async fn match_first_message(
         &self,
         job: &MatchJob,
         now: Timestamp,
@@ -146,7 +147,7 @@ impl QueueWorker {
         for (message_id, body) in messages {
             let result = match serde_json::from_str::<QueueJob>(body) {
                 Ok(QueueJob::Match(job)) => self
-                    .handle(&job, now)
+                    .match_first_message(&job, now)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
@@ -167,5 +168,17 @@ impl QueueWorker {
             }
         }
         failed
+    }
+}
+
+/// The in-process queue runs its messages through the worker, as Lambda does with SQS batches.
+#[async_trait]
+impl JobRunner for QueueWorker {
+    async fn handle_batch(&self, messages: &[(String, String)], now: Timestamp) -> Vec<String> {
+        QueueWorker::handle_batch(self, messages, now).await
+    }
+
+    fn attach_queue(&self, queue: Arc<dyn JobQueue>) {
+        QueueWorker::attach_queue(self, queue)
     }
 }

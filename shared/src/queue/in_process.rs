@@ -1,15 +1,14 @@
 //! The local stand-in for SQS: jobs go to a background task that runs the same queue worker,
 //! with the same retry-then-dead-letter behaviour as the SQS redrive policy.
 
-use super::{JobQueue, MAX_RECEIVES, QueueError, QueueJob};
-use crate::matching::QueueWorker;
+use super::{JobQueue, JobRunner, MAX_RECEIVES, QueueError, QueueJob};
 use crate::time::Timestamp;
 use crate::ulid::Ulid;
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Jobs handed to the queue worker on a background task of this process.
+/// Jobs handed to a runner (the queue worker) on a background task of this process.
 pub struct InProcessQueue {
     sender: tokio::sync::mpsc::UnboundedSender<(String, String)>,
     dead_letters: Arc<Mutex<Vec<String>>>,
@@ -19,9 +18,9 @@ pub struct InProcessQueue {
 const LOCAL_CONCURRENT_JOBS: usize = 32;
 
 impl InProcessQueue {
-    /// Starts the worker on the current Tokio runtime, its backfill pages continuing on this
-    /// queue.
-    pub fn start(worker: Arc<QueueWorker>) -> Arc<Self> {
+    /// Starts delivering to `worker` on the current Tokio runtime, its follow-up jobs (backfill
+    /// pages) continuing on this queue.
+    pub fn start(worker: Arc<dyn JobRunner>) -> Arc<Self> {
         let worker_for_pages = worker.clone();
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
         let dead_letters = Arc::new(Mutex::new(Vec::new()));

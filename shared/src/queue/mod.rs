@@ -2,8 +2,10 @@
 
 use crate::ids::{ContactId, InstanceId, JobId};
 use crate::revenue::Click;
+use crate::time::Timestamp;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Asks the queue worker to apply the instance's text rules to one contact's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +53,18 @@ pub struct QueueError(pub String);
 pub trait JobQueue: Send + Sync + 'static {
     /// Returns once the job is durably queued.
     async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError>;
+}
+
+/// What runs the jobs a queue delivers (the queue worker), for a queue that delivers them
+/// itself: the in-process one.
+#[async_trait]
+pub trait JobRunner: Send + Sync + 'static {
+    /// Runs a batch of messages (id, body); answers the ids of those that failed and must be
+    /// delivered again.
+    async fn handle_batch(&self, messages: &[(String, String)], now: Timestamp) -> Vec<String>;
+
+    /// The queue the runner's follow-up jobs (a backfill's next page) go to.
+    fn attach_queue(&self, queue: Arc<dyn JobQueue>);
 }
 
 /// Deliveries of one message before it is dead-lettered (the template's `maxReceiveCount`).
