@@ -237,6 +237,43 @@ fn rotating(name: SecretName, raw: &Secret) -> Result<RotatingSecret, ConfigErro
     })
 }
 
+/// What every Lambda function starts from, built once per cold start: JSON logs, the SDK
+/// configuration and one DynamoDB client that all of the function's stores share.
+#[cfg(feature = "aws")]
+pub struct LambdaStart {
+    /// The SDK configuration (region, credentials, endpoint).
+    pub aws: aws_config::SdkConfig,
+    /// The DynamoDB client every store of the function is built on.
+    pub dynamo: aws_sdk_dynamodb::Client,
+}
+
+#[cfg(feature = "aws")]
+impl LambdaStart {
+    /// Sets up JSON logging and loads the SDK configuration.
+    pub async fn new() -> Self {
+        crate::telemetry::init(crate::telemetry::LogFormat::Json);
+        let aws = aws_sdk_config().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+        Self { aws, dynamo }
+    }
+
+    /// The `needed` secrets from Parameter Store under `SECRETS_PREFIX`, read while `warm_up`
+    /// (the first DynamoDB connection) runs, so the two TLS handshakes overlap instead of
+    /// adding up.
+    pub async fn secrets_while(
+        &self,
+        needed: &[SecretName],
+        warm_up: impl std::future::Future<Output = ()>,
+    ) -> Result<Secrets, ConfigError> {
+        let prefix = required("SECRETS_PREFIX")?;
+        let (secrets, ()) = tokio::join!(
+            Secrets::from_parameter_store(&self.aws, &prefix, needed),
+            warm_up
+        );
+        secrets
+    }
+}
+
 /// The AWS SDK configuration, loaded once per cold start and shared by every client: region and
 /// credentials as the SDK reads them from the environment (`AWS_ENDPOINT_URL` too).
 #[cfg(feature = "aws")]

@@ -3,6 +3,7 @@
 //! random token, and a click's user agent and address hash are dropped. Counters and report
 //! rows are never touched, so every total stays as it was.
 
+use crate::contact::Contact;
 use crate::ids::{ContactId, InstanceId};
 use crate::revenue::{Click, Conversion, SendRecord};
 use crate::store::StoreError;
@@ -33,6 +34,23 @@ impl Erasure {
             identifiers,
             token,
         }
+    }
+
+    /// The erasure of the person `requested` names: that id, and when the contact is known
+    /// (`found`, loaded by that id) every identifier it goes by (its own id, its phone, its
+    /// BSUID, the ids of contacts merged into it), whose links go with it.
+    pub fn of_person(
+        instance_id: InstanceId,
+        requested: ContactId,
+        found: Option<&Contact>,
+    ) -> Self {
+        let mut identifiers = vec![requested];
+        for identifier in found.into_iter().flat_map(Contact::identifiers) {
+            if !identifiers.contains(identifier) {
+                identifiers.push(identifier.clone());
+            }
+        }
+        Self::new(instance_id, identifiers)
     }
 
     /// Replaces the send's contact with the token.

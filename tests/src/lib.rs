@@ -8,9 +8,11 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use shared::config::Secrets;
 use shared::contact::store::ContactStore;
+use shared::erasure::{Erased, Erasure, ErasureStore};
 use shared::ids::InstanceId;
 use shared::meta;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
+use shared::revenue::store::RevenueStore;
 use shared::secret::{AdminKeys, RotatingSecret, Secret};
 use shared::store::EmbeddedStore;
 use shared::store::StoreError;
@@ -18,8 +20,6 @@ use shared::store::dynamo::erasure::DynamoErasureStore;
 use shared::store::dynamo::revenue::{DynamoRevenueStore, RevenueTables};
 use shared::store::dynamo::widget::{DynamoWidgetStore, WidgetTables};
 use shared::store::dynamo::{DynamoStore, TableNames};
-use shared::web::store::WidgetStore;
-use shared::web::{RefCode, WidgetConfig};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -223,59 +223,66 @@ pub async fn sqs_client() -> Option<aws_sdk_sqs::Client> {
     ))
 }
 
-/// The webhook function's full HTTP surface over `store`, with a recording match queue.
+/// The webhook function over `store`, with a recording match queue, and the contact read of
+/// the contacts function over the same store, so that a test reads back what a delivery wrote.
 pub fn webhook_app(store: Arc<dyn ContactStore>) -> Router {
     webhook_app_with_queue(store, Arc::new(RecordingQueue::default()))
 }
 
-/// The same with a given match queue; no widget is configured anywhere (see `NoWidgets`).
+/// The same with a given match queue. Nothing can be erased through it (see `NoErasure`).
 pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQueue>) -> Router {
-    shared::http::serve_json_errors(webhook::router(webhook::WebhookState::new(
-        &secrets(),
+    let webhook = webhook::router(webhook::WebhookState::new(&secrets(), store.clone(), queue));
+    let contacts = contacts::router(contacts::ContactsState::new(
+        &secrets().admin_keys,
         store,
-        Arc::new(NoWidgets),
-        queue,
-    )))
+        Arc::new(NoErasure),
+    ));
+    shared::http::serve_json_errors(webhook.merge(contacts))
 }
 
-/// A widget store for webhook tests about Meta deliveries only: no instance has a widget.
-pub struct NoWidgets;
+/// An erasure store for tests about Meta deliveries only: erasing answers unavailable.
+pub struct NoErasure;
 
 #[async_trait::async_trait]
-impl WidgetStore for NoWidgets {
-    async fn save_widget(&self, _: &WidgetConfig) -> Result<(), StoreError> {
+impl ErasureStore for NoErasure {
+    async fn erase_contact(&self, _: &Erasure) -> Result<Erased, StoreError> {
         Err(StoreError::Unavailable(
-            "no widget store in this test".to_owned(),
+            "no erasure store in this test".to_owned(),
         ))
-    }
-    async fn load_widget(&self, _: &InstanceId) -> Result<Option<WidgetConfig>, StoreError> {
-        Ok(None)
-    }
-    async fn create_ref(&self, _: &RefCode) -> Result<bool, StoreError> {
-        Err(StoreError::Unavailable(
-            "no widget store in this test".to_owned(),
-        ))
-    }
-    async fn load_ref(&self, _: &str) -> Result<Option<RefCode>, StoreError> {
-        Ok(None)
     }
 }
 
-/// The rules function's full HTTP surface over `stores`.
+/// The rules function over `stores`, and the contacts function beside it (backfill and stats
+/// tests list the contacts they changed).
 pub fn rules_app(stores: &Stores) -> Router {
     rules_app_with_queue(stores, Arc::new(RecordingQueue::default()))
 }
 
+/// The same with a given queue for backfill pages.
 pub fn rules_app_with_queue(stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
-    let state = rules::RulesState::new(
-        &secrets().admin_keys,
+    let keys = secrets().admin_keys;
+    shared::http::serve_json_errors(
+        rules_router(&keys, stores, queue).merge(contacts_router(&keys, stores)),
+    )
+}
+
+fn rules_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
+    rules::router(rules::RulesState::new(
+        keys,
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.jobs.clone(),
         queue,
+        stores.widgets.clone(),
+    ))
+}
+
+fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
+    contacts::router(contacts::ContactsState::new(
+        keys,
+        stores.contacts.clone(),
         stores.erasure.clone(),
-    );
-    shared::http::serve_json_errors(rules::router(state))
+    ))
 }
 
 /// Every route of every function over `stores`, with the in-process matcher: the local server.
@@ -285,21 +292,98 @@ pub fn engine_app(stores: &Stores) -> local_server::LocalEngine {
 
 /// The click redirect over `stores`, queueing the clicks it cannot record on a recording queue.
 pub fn clicks_app(stores: &Stores) -> Router {
-    shared::http::serve_json_errors(clicks::router(clicks::ClicksState::new(
-        &secrets(),
-        stores.revenue.clone(),
-        Arc::new(RecordingQueue::default()),
-    )))
+    shared::http::serve_json_errors(clicks_router(stores.revenue.clone()))
 }
 
-/// The postback function (postbacks and the revenue admin API) over `stores`.
+fn clicks_router(store: Arc<dyn RevenueStore>) -> Router {
+    clicks::router(clicks::ClicksState::new(
+        &secrets(),
+        store,
+        Arc::new(RecordingQueue::default()),
+    ))
+}
+
+/// The postback function and the revenue admin API (offers, sends, reports, journeys) over
+/// `store`, as the local server serves them together.
 pub fn postback_app(stores: &Stores) -> Router {
-    shared::http::serve_json_errors(postback::router(postback::PostbackState::new(
+    shared::http::serve_json_errors(
+        postback_router(stores.revenue.clone()).merge(revenue_router(
+            stores.revenue.clone(),
+            stores.contacts.clone(),
+        )),
+    )
+}
+
+/// The postback function alone over `store`.
+pub fn postback_router(store: Arc<dyn RevenueStore>) -> Router {
+    postback::router(postback::PostbackState::new(&secrets(), store))
+}
+
+/// The revenue function alone over `store`, resolving contact ids with `contacts`.
+pub fn revenue_router(store: Arc<dyn RevenueStore>, contacts: Arc<dyn ContactStore>) -> Router {
+    revenue::router(revenue::RevenueState::new(
         &secrets(),
         PUBLIC_BASE_URL,
-        stores.revenue.clone(),
-        stores.contacts.clone(),
-    )))
+        store,
+        contacts,
+    ))
+}
+
+/// Each function's router alone, by crate name, over `stores`: what the template's routes are
+/// checked against.
+pub fn function_routers(stores: &Stores) -> Vec<(&'static str, Router)> {
+    function_routers_with(&secrets(), stores)
+}
+
+/// The same under `secrets`.
+pub fn function_routers_with(secrets: &Secrets, stores: &Stores) -> Vec<(&'static str, Router)> {
+    let queue: Arc<dyn JobQueue> = Arc::new(RecordingQueue::default());
+    vec![
+        (
+            "webhook",
+            webhook::router(webhook::WebhookState::new(
+                secrets,
+                stores.contacts.clone(),
+                queue.clone(),
+            )),
+        ),
+        (
+            "widget",
+            widget::router(widget::WidgetState::new(
+                stores.contacts.clone(),
+                stores.widgets.clone(),
+            )),
+        ),
+        (
+            "clicks",
+            clicks::router(clicks::ClicksState::new(
+                secrets,
+                stores.revenue.clone(),
+                queue.clone(),
+            )),
+        ),
+        (
+            "postback",
+            postback::router(postback::PostbackState::new(
+                secrets,
+                stores.revenue.clone(),
+            )),
+        ),
+        ("rules", rules_router(&secrets.admin_keys, stores, queue)),
+        ("contacts", contacts_router(&secrets.admin_keys, stores)),
+        (
+            "revenue",
+            revenue::router(revenue::RevenueState::new(
+                secrets,
+                PUBLIC_BASE_URL,
+                stores.revenue.clone(),
+                stores.contacts.clone(),
+            )),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, router)| (name, shared::http::serve_json_errors(router)))
+    .collect()
 }
 
 pub fn admin_request(method: &str, path: &str, body: Option<Value>) -> Request<Body> {

@@ -10,7 +10,7 @@ use integration_tests::*;
 use serde_json::{Value, json};
 use shared::config::Secrets;
 use shared::secret::{AdminKeys, RotatingSecret, Secret};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -34,34 +34,7 @@ fn keys(admin: &str, readonly: Option<&str>) -> Secrets {
 
 /// Each function's own router (as Lambda serves it) under `secrets`.
 fn function_apps(secrets: &Secrets, stores: &Stores) -> Vec<(&'static str, Router)> {
-    let webhook = webhook::router(webhook::WebhookState::new(
-        secrets,
-        stores.contacts.clone(),
-        stores.widgets.clone(),
-        Arc::new(RecordingQueue::default()),
-    ));
-    let rules = rules::router(rules::RulesState::new(
-        &secrets.admin_keys,
-        stores.rules.clone(),
-        stores.contacts.clone(),
-        stores.jobs.clone(),
-        Arc::new(RecordingQueue::default()),
-        stores.erasure.clone(),
-    ));
-    let postback = postback::router(postback::PostbackState::new(
-        secrets,
-        PUBLIC_BASE_URL,
-        stores.revenue.clone(),
-        stores.contacts.clone(),
-    ));
-    [
-        ("webhook", webhook),
-        ("rules", rules),
-        ("postback", postback),
-    ]
-    .into_iter()
-    .map(|(name, router)| (name, shared::http::serve_json_errors(router)))
-    .collect()
+    function_routers_with(secrets, stores)
 }
 
 /// Every admin route of every function, with a body a write would accept.
@@ -73,14 +46,14 @@ fn admin_routes() -> Vec<(&'static str, &'static str, String, Option<Value>)> {
                        "destination_url": "https://shop.example/"});
     vec![
         (
-            "webhook",
+            "contacts",
             "GET",
             format!("/instances/{i}/contacts/{PHONE}"),
             None,
         ),
-        ("webhook", "GET", format!("/instances/{i}/widget"), None),
+        ("rules", "GET", format!("/instances/{i}/widget"), None),
         (
-            "webhook",
+            "rules",
             "POST",
             format!("/instances/{i}/widget"),
             Some(json!({"allowed_origins": ["https://shop.example"]})),
@@ -117,7 +90,7 @@ fn admin_routes() -> Vec<(&'static str, &'static str, String, Option<Value>)> {
             None,
         ),
         ("rules", "GET", format!("/instances/{i}/stats"), None),
-        ("rules", "GET", format!("/instances/{i}/contacts"), None),
+        ("contacts", "GET", format!("/instances/{i}/contacts"), None),
         (
             "rules",
             "POST",
@@ -131,22 +104,17 @@ fn admin_routes() -> Vec<(&'static str, &'static str, String, Option<Value>)> {
             None,
         ),
         (
-            "rules",
+            "contacts",
             "DELETE",
             format!("/instances/{i}/contacts/{PHONE}"),
             None,
         ),
-        ("postback", "GET", "/offers".to_owned(), None),
+        ("revenue", "GET", "/offers".to_owned(), None),
+        ("revenue", "POST", "/offers".to_owned(), Some(offer.clone())),
+        ("revenue", "GET", "/offers/shoes".to_owned(), None),
+        ("revenue", "PUT", "/offers/shoes".to_owned(), Some(offer)),
         (
-            "postback",
-            "POST",
-            "/offers".to_owned(),
-            Some(offer.clone()),
-        ),
-        ("postback", "GET", "/offers/shoes".to_owned(), None),
-        ("postback", "PUT", "/offers/shoes".to_owned(), Some(offer)),
-        (
-            "postback",
+            "revenue",
             "POST",
             "/sends".to_owned(),
             Some(
@@ -154,9 +122,9 @@ fn admin_routes() -> Vec<(&'static str, &'static str, String, Option<Value>)> {
                         "creative": "k", "offer_id": "shoes"}),
             ),
         ),
-        ("postback", "GET", "/reports/revenue".to_owned(), None),
+        ("revenue", "GET", "/reports/revenue".to_owned(), None),
         (
-            "postback",
+            "revenue",
             "GET",
             format!("/instances/{i}/contacts/{PHONE}/journey"),
             None,
@@ -282,7 +250,7 @@ async fn the_readonly_key_reads_every_admin_route_and_writes_none() {
         async move { call(&app, admin("GET", &path)).await }
     };
     assert_eq!(
-        read("webhook", format!("/instances/{INSTANCE}/widget"))
+        read("rules", format!("/instances/{INSTANCE}/widget"))
             .await
             .0,
         StatusCode::NOT_FOUND
@@ -294,14 +262,17 @@ async fn the_readonly_key_reads_every_admin_route_and_writes_none() {
         json!({"rules": []})
     );
     assert_eq!(
-        read("postback", "/offers".to_owned()).await.1,
+        read("revenue", "/offers".to_owned()).await.1,
         json!({"offers": []})
     );
-    let (status, contact) =
-        read("webhook", format!("/instances/{INSTANCE}/contacts/{PHONE}")).await;
+    let (status, contact) = read(
+        "contacts",
+        format!("/instances/{INSTANCE}/contacts/{PHONE}"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{contact}");
     let (_, journey) = read(
-        "postback",
+        "revenue",
         format!("/instances/{INSTANCE}/contacts/{PHONE}/journey"),
     )
     .await;
@@ -331,7 +302,7 @@ async fn a_listing_cursor_survives_a_rotation_while_the_previous_key_is_accepted
     }
     let page = |admin: &str, key: &str, cursor: Option<&str>| {
         let apps = function_apps(&keys(admin, None), &stores);
-        let app = app_of(&apps, "rules").clone();
+        let app = app_of(&apps, "contacts").clone();
         let mut path = format!(
             "/instances/{INSTANCE}/contacts?limit=1&since=2025-12-01T00:00:00Z&until=2026-12-31T00:00:00Z"
         );

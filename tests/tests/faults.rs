@@ -625,12 +625,11 @@ fn revenue_app(stores: &Stores) -> Router {
             stores.revenue.clone(),
             Arc::new(RecordingQueue::default()),
         ))
-        .merge(postback::router(postback::PostbackState::new(
-            &secrets(),
-            PUBLIC_BASE_URL,
+        .merge(postback_router(stores.revenue.clone()))
+        .merge(revenue_router(
             stores.revenue.clone(),
             stores.contacts.clone(),
-        ))),
+        )),
     )
 }
 

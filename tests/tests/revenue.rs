@@ -46,8 +46,8 @@ on_every_store!(
 
 const INSTANCE: &str = "106540352242922";
 
-/// The clicks and postback functions behind one router, as the local server serves them: the
-/// redirect on `clicks` (queueing on `queue`), everything else on `revenue`.
+/// The clicks, postback and revenue functions behind one router, as the local server serves
+/// them: the redirect on `clicks` (queueing on `queue`), everything else on `revenue`.
 fn revenue_app(
     clicks: Arc<dyn RevenueStore>,
     revenue: Arc<dyn RevenueStore>,
@@ -55,14 +55,9 @@ fn revenue_app(
     contacts: Arc<dyn ContactStore>,
 ) -> Router {
     shared::http::serve_json_errors(
-        clicks::router(clicks::ClicksState::new(&secrets(), clicks, queue)).merge(
-            postback::router(postback::PostbackState::new(
-                &secrets(),
-                PUBLIC_BASE_URL,
-                revenue,
-                contacts,
-            )),
-        ),
+        clicks::router(clicks::ClicksState::new(&secrets(), clicks, queue))
+            .merge(postback_router(revenue.clone()))
+            .merge(revenue_router(revenue, contacts)),
     )
 }
 

@@ -43,12 +43,7 @@ fn template_functions() -> BTreeMap<String, (String, Vec<(String, String)>)> {
 async fn every_template_route_is_served_by_its_functions_router() {
     let (stores, _guard) = fresh_stores(Backend::Embedded).await.unwrap();
     let functions = template_functions();
-    let routers = BTreeMap::from([
-        ("webhook", webhook_app(stores.contacts.clone())),
-        ("rules", rules_app(&stores)),
-        ("clicks", clicks_app(&stores)),
-        ("postback", postback_app(&stores)),
-    ]);
+    let routers = BTreeMap::from_iter(function_routers(&stores));
     let mut checked = 0;
     for (function, (binary, routes)) in &functions {
         assert!(

@@ -1,91 +1,40 @@
 //! The postback function: conversions posted back by affiliate platforms, credited to the
-//! contact's first click inside the click window; and the admin API that feeds and reads the
-//! revenue side (offers, sends, revenue reports, a contact's journey).
+//! contact's first click inside the click window. Public: a postback token admits the caller.
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::from_fn_with_state;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::config::Secrets;
-use shared::contact::store::{ContactQueries, ContactStore};
-use shared::http::{ApiError, AuditObject, require_admin};
-use shared::ids::{ContactId, InstanceId, OfferId};
+use shared::http::ApiError;
 use shared::revenue::attribution::{CreditWindow, Decision, decide};
-use shared::revenue::links::send_code;
 use shared::revenue::postback::{self, read_params};
-use shared::revenue::report::{self, Dimension};
-use shared::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
-use shared::revenue::{
-    Amount, Conversion, ConversionStatus, Currency, Network, Offer, OfferDraft, Postback,
-    SendDraft, SendRecord,
-};
-use shared::secret::{AdminKeys, Secret};
-use shared::time::{Timestamp, accepted_day};
-use std::collections::{BTreeMap, HashMap};
+use shared::revenue::store::{ConversionWrite, RevenueStore};
+use shared::revenue::{Amount, Conversion, ConversionStatus, Network, Postback};
+use shared::secret::Secret;
+use shared::time::Timestamp;
 use std::sync::Arc;
 
 pub struct PostbackState {
-    admin_keys: Arc<AdminKeys>,
     postback_token: Secret,
-    link_secret: Secret,
-    /// Tracked links are `<public_base_url>/c/<code>`.
-    public_base_url: String,
     store: Arc<dyn RevenueStore>,
-    /// Resolves the contact id a send or journey names (a phone number or a BSUID) to the
-    /// contact that stays.
-    contacts: Arc<dyn ContactStore>,
 }
 
 impl PostbackState {
-    pub fn new(
-        secrets: &Secrets,
-        public_base_url: &str,
-        store: Arc<dyn RevenueStore>,
-        contacts: Arc<dyn ContactStore>,
-    ) -> Arc<Self> {
+    pub fn new(secrets: &Secrets, store: Arc<dyn RevenueStore>) -> Arc<Self> {
         Arc::new(Self {
-            admin_keys: Arc::new(secrets.admin_keys.clone()),
             postback_token: secrets.postback_token.clone(),
-            link_secret: secrets.link_secret.clone(),
-            public_base_url: public_base_url.trim_end_matches('/').to_owned(),
             store,
-            contacts,
         })
-    }
-
-    /// The id of the contact `contact_id` names, or `contact_id` itself for one not seen yet.
-    async fn canonical(
-        &self,
-        instance_id: &InstanceId,
-        contact_id: ContactId,
-    ) -> Result<ContactId, ApiError> {
-        let resolved = self
-            .contacts
-            .resolve_contact_id(instance_id, &contact_id)
-            .await?;
-        Ok(resolved.unwrap_or(contact_id))
     }
 }
 
 /// Every route of the postback function. Fallbacks are added once, by whoever serves it.
 pub fn router(state: Arc<PostbackState>) -> Router {
-    let admin = Router::new()
-        .route("/offers", post(create_offer).get(list_offers))
-        .route("/offers/{offer_id}", get(get_offer).put(replace_offer))
-        .route("/sends", post(create_sends))
-        .route("/reports/revenue", get(revenue_report))
-        .route(
-            "/instances/{instance_id}/contacts/{contact_id}/journey",
-            get(contact_journey),
-        )
-        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin));
     Router::new()
         .route(
             "/postbacks/{network}",
@@ -93,7 +42,6 @@ pub fn router(state: Arc<PostbackState>) -> Router {
                 .post(receive_postback)
                 .layer(DefaultBodyLimit::max(postback::MAX_BODY_BYTES)),
         )
-        .merge(admin)
         .with_state(state)
 }
 
@@ -162,12 +110,8 @@ async fn receive_postback(
                 status = ?conversion.status,
                 "conversion recorded"
             );
-            shared::metrics::count(
-                "Postbacks",
-                &[("Status", status_name(conversion.status))],
-                1,
-            );
-            postback_answer(status_name(conversion.status), &conversion)
+            shared::metrics::count("Postbacks", &[("Status", conversion.status.as_str())], 1);
+            postback_answer(conversion.status.as_str(), &conversion)
         }
         ConversionWrite::Duplicate(_) => {
             tracing::info!(network = network.as_str(), "duplicate postback ignored");
@@ -229,15 +173,6 @@ async fn attribute(
     Ok(conversion)
 }
 
-fn status_name(status: ConversionStatus) -> &'static str {
-    match status {
-        ConversionStatus::Attributed => "attributed",
-        ConversionStatus::UnknownClick => "unknown_click",
-        ConversionStatus::OutsideWindow => "outside_window",
-        ConversionStatus::BeforeClick => "before_click",
-    }
-}
-
 /// What the platform reads back: its own conversion id and what became of it. Nothing stored
 /// about the click, its send or its contact: a platform (or whoever holds a leaked token) has
 /// no use for them.
@@ -246,289 +181,4 @@ fn postback_answer(status: &str, conversion: &Conversion) -> Value {
         "status": status,
         "conversion_id": conversion.conversion_id,
     })
-}
-
-fn offer_not_found() -> ApiError {
-    ApiError::not_found("offer_not_found", "no such offer")
-}
-
-fn offer_id(text: &str) -> Result<OfferId, ApiError> {
-    OfferId::parse(text).map_err(|_| offer_not_found())
-}
-
-async fn create_offer(
-    State(state): State<Arc<PostbackState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let draft = OfferDraft::from_json(&readable(body)?)?;
-    let id = draft.offer_id.clone().unwrap_or_else(|| {
-        OfferId::parse(&ulid::Ulid::new().to_string().to_lowercase()).expect("a ULID is an id")
-    });
-    let now = Timestamp::now();
-    let offer = draft.into_offer(id, now, now);
-    if !state.store.create_offer(&offer).await? {
-        return Err(ApiError::Conflict {
-            code: "offer_exists",
-            message: format!(
-                "an offer with id {} exists; PUT /offers/{} replaces it",
-                offer.offer_id, offer.offer_id
-            ),
-        });
-    }
-    let created = format!("offer_id={}", offer.offer_id);
-    Ok(AuditObject::attach(
-        (StatusCode::CREATED, Json(offer)).into_response(),
-        created,
-    ))
-}
-
-async fn list_offers(State(state): State<Arc<PostbackState>>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "offers": state.store.list_offers().await? })))
-}
-
-async fn get_offer(
-    State(state): State<Arc<PostbackState>>,
-    Path(id): Path<String>,
-) -> Result<Json<Offer>, ApiError> {
-    state
-        .store
-        .load_offer(&offer_id(&id)?)
-        .await?
-        .map(Json)
-        .ok_or_else(offer_not_found)
-}
-
-async fn replace_offer(
-    State(state): State<Arc<PostbackState>>,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Offer>, ApiError> {
-    let id = offer_id(&id)?;
-    let draft = OfferDraft::from_json(&readable(body)?)?;
-    if draft.offer_id.as_ref().is_some_and(|given| given != &id) {
-        return Err(ApiError::InvalidField {
-            field: "offer_id".to_owned(),
-            message: "must match the offer id of the path, or be left out".to_owned(),
-        });
-    }
-    let stored = state
-        .store
-        .load_offer(&id)
-        .await?
-        .ok_or_else(offer_not_found)?;
-    let offer = draft.into_offer(id, stored.created_at, Timestamp::now());
-    if !state.store.replace_offer(&offer).await? {
-        return Err(offer_not_found());
-    }
-    Ok(Json(offer))
-}
-
-/// One send or an array of them. A send whose instance and message id were sent before is
-/// answered as it was stored then (`"existing": true`), so a retried call creates nothing twice.
-async fn create_sends(
-    State(state): State<Arc<PostbackState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (mut drafts, is_array) = SendDraft::many_from_json(&readable(body)?)?;
-    let mut resolved: HashMap<(InstanceId, ContactId), ContactId> = HashMap::new();
-    for draft in &mut drafts {
-        let key = (draft.instance_id.clone(), draft.contact_id.clone());
-        if !resolved.contains_key(&key) {
-            let canonical = state.canonical(&key.0, key.1.clone()).await?;
-            resolved.insert(key.clone(), canonical);
-        }
-        draft.contact_id = resolved[&key].clone();
-    }
-    let mut offers: HashMap<OfferId, Offer> = HashMap::new();
-    for (index, draft) in drafts.iter().enumerate() {
-        if offers.contains_key(&draft.offer_id) {
-            continue;
-        }
-        match state.store.load_offer(&draft.offer_id).await? {
-            Some(offer) => {
-                offers.insert(offer.offer_id.clone(), offer);
-            }
-            None => {
-                let field = if is_array {
-                    format!("[{index}].offer_id")
-                } else {
-                    "offer_id".to_owned()
-                };
-                return Err(ApiError::InvalidField {
-                    field,
-                    message: format!(
-                        "no offer {} exists; create it with POST /offers",
-                        draft.offer_id
-                    ),
-                });
-            }
-        }
-    }
-    let now = Timestamp::now();
-    let records: Vec<SendRecord> = drafts
-        .into_iter()
-        .map(|draft| {
-            let send_id = ulid::Ulid::new().to_string();
-            let message_id = draft.message_id.unwrap_or_else(|| send_id.clone());
-            SendRecord {
-                code: send_code(&state.link_secret, draft.instance_id.as_str(), &message_id),
-                send_id,
-                currency: offers[&draft.offer_id].currency,
-                instance_id: draft.instance_id,
-                contact_id: draft.contact_id,
-                message_id,
-                campaign: draft.campaign,
-                creative: draft.creative,
-                offer_id: draft.offer_id,
-                sent_at: draft.sent_at.unwrap_or(now),
-            }
-        })
-        .collect();
-    let outcomes = state.store.create_sends(&records).await?;
-    let shown: Vec<Value> = records
-        .iter()
-        .zip(&outcomes)
-        .map(|(record, outcome)| match outcome {
-            SendWrite::Created => send_view(&state.public_base_url, record, false),
-            SendWrite::Existing(stored) => send_view(&state.public_base_url, stored, true),
-        })
-        .collect();
-    let created = outcomes
-        .iter()
-        .filter(|o| **o == SendWrite::Created)
-        .count();
-    tracing::info!(sends = shown.len(), created, "sends stored");
-    let body = if is_array {
-        json!({ "sends": shown })
-    } else {
-        shown.into_iter().next().expect("one send")
-    };
-    Ok((StatusCode::CREATED, Json(body)))
-}
-
-fn send_view(base_url: &str, send: &SendRecord, existing: bool) -> Value {
-    let mut shown = json!(send);
-    shown["tracked_url"] = json!(format!("{base_url}/c/{}", send.code));
-    shown["existing"] = json!(existing);
-    shown
-}
-
-#[derive(Deserialize)]
-struct ReportQuery {
-    group_by: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-}
-
-/// Longest report span, in days.
-const MAX_REPORT_DAYS: i64 = 366;
-const DEFAULT_REPORT_DAYS: u64 = 30;
-
-fn day_field(field: &'static str, text: &str) -> Result<chrono::NaiveDate, ApiError> {
-    // A full timestamp names its UTC day too.
-    let day = Timestamp::parse_rfc3339(text)
-        .map(|at| at.as_datetime().date_naive())
-        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
-        .ok_or_else(|| {
-            ApiError::invalid_field(field, "must be a day (YYYY-MM-DD) or an RFC 3339 timestamp")
-        })?;
-    accepted_day(day).map_err(|error| ApiError::invalid_field(field, error.to_string()))
-}
-
-/// Revenue by message, creative, offer, campaign or day over `[since, until]` (UTC days, both
-/// included; the last 30 days by default), one row per key and currency, with totals.
-async fn revenue_report(
-    State(state): State<Arc<PostbackState>>,
-    query: Result<Query<ReportQuery>, QueryRejection>,
-) -> Result<Json<report::Report>, ApiError> {
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
-    let group_by = query
-        .group_by
-        .as_deref()
-        .and_then(Dimension::parse)
-        .ok_or_else(|| ApiError::InvalidField {
-            field: "group_by".to_owned(),
-            message: "must be one of message, creative, offer, campaign, day".to_owned(),
-        })?;
-    let until = match &query.until {
-        Some(text) => day_field("until", text)?,
-        None => Timestamp::now().as_datetime().date_naive(),
-    };
-    let since = match &query.since {
-        Some(text) => day_field("since", text)?,
-        // `until` is an accepted day, so this stays far inside chrono's range.
-        None => until - chrono::Days::new(DEFAULT_REPORT_DAYS - 1),
-    };
-    let span = (until - since).num_days() + 1;
-    if !(1..=MAX_REPORT_DAYS).contains(&span) {
-        return Err(ApiError::InvalidField {
-            field: "since".to_owned(),
-            message: format!(
-                "must be on or before until, at most {MAX_REPORT_DAYS} days before it"
-            ),
-        });
-    }
-    let (since, until) = (
-        since.format("%Y-%m-%d").to_string(),
-        until.format("%Y-%m-%d").to_string(),
-    );
-    let counters = state
-        .store
-        .load_report_counters(group_by, &since, &until)
-        .await?;
-    Ok(Json(report::summarize(group_by, &since, &until, &counters)))
-}
-
-/// A contact's sends, clicks and conversions in time order, and the revenue credited to it.
-async fn contact_journey(
-    State(state): State<Arc<PostbackState>>,
-    Path((instance_id, contact_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let contact_id = state
-        .canonical(&instance_id, ContactId::parse(&contact_id)?)
-        .await?;
-    let journey = state
-        .store
-        .contact_journey(&instance_id, &contact_id)
-        .await?;
-    let mut events: Vec<(Timestamp, u8, Value)> = Vec::new();
-    for send in &journey.sends {
-        let mut shown = json!(send);
-        shown["type"] = json!("send");
-        shown["tracked_url"] = json!(format!("{}/c/{}", state.public_base_url, send.code));
-        events.push((send.sent_at, 0, shown));
-    }
-    for click in &journey.clicks {
-        let mut shown = json!(click);
-        shown["type"] = json!("click");
-        events.push((click.clicked_at, 1, shown));
-    }
-    let mut revenue: BTreeMap<Currency, Amount> = BTreeMap::new();
-    for conversion in &journey.conversions {
-        if conversion.credited.is_some() {
-            let total = revenue.entry(conversion.currency).or_default();
-            *total = total.checked_add(conversion.payout).unwrap_or(*total);
-        }
-        let mut shown = json!(conversion);
-        shown["type"] = json!("conversion");
-        shown["status"] = json!(status_name(conversion.status));
-        events.push((conversion.converted_at, 2, shown));
-    }
-    // Stable: at the same instant a send comes before its click, a click before its conversion.
-    events.sort_by_key(|(at, order, _)| (*at, *order));
-    let revenue: Vec<Value> = revenue
-        .into_iter()
-        .map(|(currency, amount)| json!({ "currency": currency, "amount": amount }))
-        .collect();
-    Ok(Json(json!({
-        "instance_id": instance_id,
-        "contact_id": contact_id.as_str(),
-        "sends": journey.sends.len(),
-        "clicks": journey.clicks.len(),
-        "conversions": journey.conversions.len(),
-        "revenue": revenue,
-        "events": events.into_iter().map(|(_, _, event)| event).collect::<Vec<_>>(),
-    })))
 }

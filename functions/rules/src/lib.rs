@@ -1,4 +1,6 @@
-//! The rules function: the admin API for each instance's attribution rules.
+//! The rules function: the admin API of each instance's attribution set-up: its text rules
+//! (and a dry run of them on a text), backfills of today's rules over recent contacts, the
+//! stats those produce, and the web widget's settings.
 
 use axum::Json;
 use axum::Router;
@@ -7,17 +9,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::contact::listing::{self, ContactFilter, CursorCodec, InvalidListing};
-use shared::contact::store::{ContactStore, ContactWindow};
-use shared::erasure::ErasureStore;
-use shared::http::{ApiError, AuditObject, contact_view, require_admin};
+use shared::contact::store::ContactStore;
+use shared::http::{ApiError, AuditObject, require_admin};
 use shared::ids::{InstanceId, JobId};
-use shared::matching::backfill;
-use shared::matching::backfill::JobStore;
+use shared::matching::backfill::{self, JobStore};
 use shared::queue::JobQueue;
 use shared::rules::store::{RuleStore, RuleWrite};
 use shared::rules::{
@@ -26,22 +25,21 @@ use shared::rules::{
 use shared::secret::AdminKeys;
 use shared::stats::{self, Stats, StatsWindow};
 use shared::time::Timestamp;
+use shared::web::store::WidgetStore;
 use std::sync::Arc;
 
-mod erasure;
+mod widget_settings;
 
 pub struct RulesState {
-    /// Signs contact listing cursors; the admin key is a server secret already.
-    cursors: CursorCodec,
     admin_keys: Arc<AdminKeys>,
     rules: Arc<dyn RuleStore>,
-    /// For the daily counters behind stats, the listing and backfill previews.
+    /// For the daily counters behind stats, and backfill previews.
     contacts: Arc<dyn ContactStore>,
     jobs: Arc<dyn JobStore>,
     /// Where backfill runs start.
     queue: Arc<dyn JobQueue>,
-    /// Erases a person on request (contacts and the revenue records that name them).
-    erasure: Arc<dyn ErasureStore>,
+    /// Each instance's widget key and origin allow-list.
+    widgets: Arc<dyn WidgetStore>,
 }
 
 impl RulesState {
@@ -51,16 +49,15 @@ impl RulesState {
         contacts: Arc<dyn ContactStore>,
         jobs: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
-        erasure: Arc<dyn ErasureStore>,
+        widgets: Arc<dyn WidgetStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            cursors: CursorCodec::new(admin_keys.admin.clone()),
             admin_keys: Arc::new(admin_keys.clone()),
             rules,
             contacts,
             jobs,
             queue,
-            erasure,
+            widgets,
         })
     }
 }
@@ -74,15 +71,14 @@ pub fn router(state: Arc<RulesState>) -> Router {
         )
         .route("/instances/{instance_id}/rules/test", post(test_rules))
         .route("/instances/{instance_id}/stats", get(instance_stats))
-        .route("/instances/{instance_id}/contacts", get(list_contacts))
         .route("/instances/{instance_id}/backfill", post(start_backfill))
         .route(
             "/instances/{instance_id}/backfill/{job_id}",
             get(backfill_status),
         )
         .route(
-            "/instances/{instance_id}/contacts/{contact_id}",
-            delete(erasure::erase_contact),
+            "/instances/{instance_id}/widget",
+            post(widget_settings::configure).get(widget_settings::show),
         )
         .route(
             "/instances/{instance_id}/rules/{rule_id}",
@@ -271,102 +267,6 @@ async fn test_rules(
         Some(rule) => json!({ "matched": true, "rule": rule }),
         None => json!({ "matched": false }),
     }))
-}
-
-#[derive(Deserialize)]
-struct ContactsQuery {
-    since: Option<String>,
-    until: Option<String>,
-    kind: Option<String>,
-    platform: Option<String>,
-    campaign: Option<String>,
-    rule_id: Option<String>,
-    unattributed: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-fn invalid(error: InvalidListing) -> ApiError {
-    ApiError::InvalidField {
-        field: error.field.to_owned(),
-        message: error.message,
-    }
-}
-
-fn timestamp(
-    field: &'static str,
-    text: Option<&str>,
-    default: Timestamp,
-) -> Result<Timestamp, ApiError> {
-    match text {
-        None => Ok(default),
-        Some(text) => Timestamp::parse_rfc3339(text)
-            .ok_or_else(|| ApiError::invalid_field(field, "must be an RFC 3339 timestamp"))?
-            .accepted()
-            .map_err(|error| ApiError::invalid_field(field, error.to_string())),
-    }
-}
-
-/// The instance's contacts, newest first, filtered: the pipeline view.
-async fn list_contacts(
-    State(state): State<Arc<RulesState>>,
-    Path(instance_id): Path<String>,
-    query: Result<Query<ContactsQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let Query(query) =
-        query.map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))?;
-    let epoch = Timestamp::from_unix_seconds(0).expect("the epoch");
-    let window = ContactWindow {
-        since: timestamp("since", query.since.as_deref(), epoch)?,
-        // A little past now: Meta's clocks and ours differ by seconds.
-        until: timestamp(
-            "until",
-            query.until.as_deref(),
-            Timestamp::now().plus_seconds(86_400),
-        )?,
-    };
-    if window.since >= window.until {
-        return Err(ApiError::InvalidField {
-            field: "since".to_owned(),
-            message: "must be before until".to_owned(),
-        });
-    }
-    let filter = ContactFilter::parse(
-        query.kind.as_deref(),
-        query.platform.as_deref(),
-        query.campaign.as_deref(),
-        query.rule_id.as_deref(),
-        query.unattributed.as_deref(),
-    )
-    .map_err(invalid)?;
-    let limit = listing::parse_limit(query.limit.as_deref()).map_err(invalid)?;
-    let after = match &query.cursor {
-        Some(cursor) => Some(
-            state
-                .cursors
-                .decode(&instance_id, cursor)
-                .map_err(invalid)?,
-        ),
-        None => None,
-    };
-
-    let page = listing::filtered_page(
-        state.contacts.as_ref(),
-        &instance_id,
-        &window,
-        &filter,
-        after,
-        limit,
-    )
-    .await?;
-    let shown: Vec<Value> = page.contacts.iter().map(contact_view).collect();
-    let next_cursor = page
-        .next
-        .map(|position| state.cursors.encode(&instance_id, &position));
-    Ok(Json(
-        json!({ "contacts": shown, "next_cursor": next_cursor }),
-    ))
 }
 
 #[derive(Deserialize)]

@@ -1,55 +1,45 @@
-//! The webhook function's HTTP surface: Meta's verification handshake, signed deliveries from
-//! WhatsApp, Messenger and Instagram, the web chat widget's events and ref codes, and the admin
-//! read of a contact and the widget's configuration.
+//! The webhook function: Meta's verification handshake and the signed deliveries of WhatsApp,
+//! Messenger and Instagram, each event applied to its contact (first touch) and, when the
+//! contact's first message needs the instance's text rules, a match job queued.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shared::config::Secrets;
+use shared::contact::Acquisition;
 use shared::contact::store::ContactStore;
-use shared::contact::{Acquisition, Contact};
-use shared::http::{ApiError, contact_view, require_admin};
-use shared::ids::{ContactId, InstanceId};
+use shared::http::ApiError;
 use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta::{self, PayloadError, SignatureError};
 use shared::queue::{JobQueue, QueueJob};
-use shared::secret::{AdminKeys, Secret};
+use shared::secret::Secret;
 use shared::time::Timestamp;
-use shared::web::store::WidgetStore;
 use std::sync::Arc;
-
-mod widget;
 
 pub struct WebhookState {
     app_secret: Secret,
     verify_token: Secret,
-    admin_keys: Arc<AdminKeys>,
     ingestor: Ingestor,
     match_queue: Arc<dyn JobQueue>,
-    widgets: Arc<dyn WidgetStore>,
 }
 
 impl WebhookState {
     pub fn new(
         secrets: &Secrets,
         store: Arc<dyn ContactStore>,
-        widgets: Arc<dyn WidgetStore>,
         match_queue: Arc<dyn JobQueue>,
     ) -> Arc<Self> {
         Arc::new(Self {
             app_secret: secrets.meta_app_secret.clone(),
             verify_token: secrets.meta_verify_token.clone(),
-            admin_keys: Arc::new(secrets.admin_keys.clone()),
             ingestor: Ingestor::new(store),
             match_queue,
-            widgets,
         })
     }
 }
@@ -57,16 +47,6 @@ impl WebhookState {
 /// Every route of the webhook function. Fallbacks are added once, by whoever serves it
 /// (see `shared::http::serve_json_errors`).
 pub fn router(state: Arc<WebhookState>) -> Router {
-    let admin = Router::new()
-        .route(
-            "/instances/{instance_id}/contacts/{contact_id}",
-            get(get_contact),
-        )
-        .route(
-            "/instances/{instance_id}/widget",
-            post(widget::configure).get(widget::show),
-        )
-        .route_layer(from_fn_with_state(state.admin_keys.clone(), require_admin));
     Router::new()
         .route(
             "/webhooks/meta",
@@ -74,19 +54,6 @@ pub fn router(state: Arc<WebhookState>) -> Router {
                 .post(receive_delivery)
                 .layer(DefaultBodyLimit::max(meta::MAX_DELIVERY_BYTES)),
         )
-        .route(
-            "/webhooks/widget",
-            post(widget::receive_event)
-                .options(widget::preflight)
-                .layer(DefaultBodyLimit::max(widget::MAX_BODY_BYTES)),
-        )
-        .route(
-            "/webhooks/widget/ref",
-            post(widget::create_ref)
-                .options(widget::preflight)
-                .layer(DefaultBodyLimit::max(widget::MAX_BODY_BYTES)),
-        )
-        .merge(admin)
         .with_state(state)
 }
 
@@ -212,21 +179,4 @@ async fn receive_delivery(
         }
     }
     Ok(Json(report))
-}
-
-async fn get_contact(
-    State(state): State<Arc<WebhookState>>,
-    Path((instance_id, contact_id)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let contact_id = ContactId::parse(&contact_id)?;
-    let contact: Contact = state
-        .ingestor
-        .store()
-        .load_contact(&instance_id, &contact_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found("contact_not_found", "no such contact on this instance")
-        })?;
-    Ok(Json(contact_view(&contact)))
 }

@@ -44,31 +44,13 @@ impl Stores {
     }
 }
 
-/// The web widget's snippet (`infra/widget/widget.js`, which sites may also host themselves)
-/// and a demo page that uses it.
-fn widget_assets() -> Router {
-    const SNIPPET: &str = include_str!("../../widget/widget.js");
-    const DEMO: &str = include_str!("../../widget/demo.html");
-    Router::new()
-        .route(
-            "/widget.js",
-            get(|| async {
-                (
-                    [
-                        (
-                            header::CONTENT_TYPE,
-                            "application/javascript; charset=utf-8",
-                        ),
-                        (header::CACHE_CONTROL, "public, max-age=300"),
-                    ],
-                    SNIPPET,
-                )
-            }),
-        )
-        .route(
-            "/widget/demo.html",
-            get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DEMO) }),
-        )
+/// A demo page that loads the widget's snippet (served by the widget function at `/widget.js`).
+fn widget_demo() -> Router {
+    const DEMO: &str = include_str!("../assets/demo.html");
+    Router::new().route(
+        "/widget/demo.html",
+        get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DEMO) }),
+    )
 }
 
 pub struct LocalEngine {
@@ -103,16 +85,11 @@ pub fn engine_with_matcher(
     let webhook = webhook::router(webhook::WebhookState::new(
         secrets,
         stores.contacts.clone(),
-        stores.widgets.clone(),
         match_queue.clone(),
     ));
-    let rules = rules::router(rules::RulesState::new(
-        &secrets.admin_keys,
-        stores.rules.clone(),
+    let widget = widget::router(widget::WidgetState::new(
         stores.contacts.clone(),
-        stores.jobs.clone(),
-        match_queue.clone(),
-        stores.erasure.clone(),
+        stores.widgets.clone(),
     ));
     let clicks = clicks::router(clicks::ClicksState::new(
         secrets,
@@ -121,6 +98,23 @@ pub fn engine_with_matcher(
     ));
     let postback = postback::router(postback::PostbackState::new(
         secrets,
+        stores.revenue.clone(),
+    ));
+    let rules = rules::router(rules::RulesState::new(
+        &secrets.admin_keys,
+        stores.rules.clone(),
+        stores.contacts.clone(),
+        stores.jobs.clone(),
+        match_queue.clone(),
+        stores.widgets.clone(),
+    ));
+    let contacts = contacts::router(contacts::ContactsState::new(
+        &secrets.admin_keys,
+        stores.contacts.clone(),
+        stores.erasure.clone(),
+    ));
+    let revenue = revenue::router(revenue::RevenueState::new(
+        secrets,
         public_base_url,
         stores.revenue.clone(),
         stores.contacts.clone(),
@@ -128,10 +122,13 @@ pub fn engine_with_matcher(
     LocalEngine {
         app: shared::http::serve_json_errors(
             webhook
-                .merge(rules)
+                .merge(widget)
                 .merge(clicks)
                 .merge(postback)
-                .merge(widget_assets()),
+                .merge(rules)
+                .merge(contacts)
+                .merge(revenue)
+                .merge(widget_demo()),
         ),
         match_queue,
     }

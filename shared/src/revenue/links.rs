@@ -21,6 +21,11 @@ fn keyed(key: &Secret, purpose: &str, parts: &[&str]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The tracked link of a send: the click function's route under the public base URL.
+pub fn tracked_url(public_base_url: &str, code: &str) -> String {
+    format!("{}/c/{code}", public_base_url.trim_end_matches('/'))
+}
+
 /// The tracked-link code of a message: derived from the instance and message id with a server
 /// key, so it is unguessable, and a send retried with the same message id gets the same code
 /// (and is recognised as the same send).

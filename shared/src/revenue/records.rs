@@ -410,6 +410,18 @@ pub enum ConversionStatus {
     BeforeClick,
 }
 
+impl ConversionStatus {
+    /// The status as answers, logs and metrics name it (its serialised form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversionStatus::Attributed => "attributed",
+            ConversionStatus::UnknownClick => "unknown_click",
+            ConversionStatus::OutsideWindow => "outside_window",
+            ConversionStatus::BeforeClick => "before_click",
+        }
+    }
+}
+
 /// A conversion as a postback reported it, stored whether or not it could be credited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversion {

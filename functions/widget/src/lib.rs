@@ -1,24 +1,79 @@
-//! The web chat widget: events and ref codes from browsers (a publishable key plus the
-//! instance's origin allow-list, with CORS for exactly those origins), and the admin routes that
-//! set the allow-list and rotate the key.
+//! The widget function: the web chat widget's events and ref codes from browsers (a
+//! publishable key plus the instance's origin allow-list, with CORS for exactly those origins),
+//! and the snippet itself. Its settings (the allow-list, the key) are admin routes of the rules
+//! function.
 
-use super::WebhookState;
 use axum::Json;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shared::contact::store::ContactStore;
 use shared::contact::{Channel, InboundMessage, Referral};
 use shared::fields::{FieldError, json_object, optional_string, present, required_string};
 use shared::http::ApiError;
 use shared::ids::{ContactId, InstanceId};
-use shared::ingest::{InboundEvent, IngestOutcome};
+use shared::ingest::{InboundEvent, IngestOutcome, Ingestor};
 use shared::time::Timestamp;
+use shared::web::store::WidgetStore;
 use shared::web::{RefCode, WebVisit, WidgetConfig, web_contact_id};
 use std::sync::Arc;
+
+/// The snippet sites load (`<script src=".../widget.js" data-key=… data-instance=…>`); sites
+/// may host a copy of their own.
+pub const SNIPPET: &str = include_str!("../assets/widget.js");
+
+pub struct WidgetState {
+    ingestor: Ingestor,
+    widgets: Arc<dyn WidgetStore>,
+}
+
+impl WidgetState {
+    pub fn new(contacts: Arc<dyn ContactStore>, widgets: Arc<dyn WidgetStore>) -> Arc<Self> {
+        Arc::new(Self {
+            ingestor: Ingestor::new(contacts),
+            widgets,
+        })
+    }
+}
+
+/// Every route of the widget function, all public. Fallbacks are added once, by whoever
+/// serves it (see `shared::http::serve_json_errors`).
+pub fn router(state: Arc<WidgetState>) -> Router {
+    Router::new()
+        .route(
+            "/webhooks/widget",
+            post(receive_event)
+                .options(preflight)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route(
+            "/webhooks/widget/ref",
+            post(create_ref)
+                .options(preflight)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route("/widget.js", get(snippet))
+        .with_state(state)
+}
+
+async fn snippet() -> impl IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        SNIPPET,
+    )
+}
 
 /// Two URLs of at most 8 KiB each, a message and the ids.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
@@ -62,7 +117,7 @@ fn invalid(error: FieldError) -> ApiError {
 }
 
 async fn widget_of(
-    state: &WebhookState,
+    state: &WidgetState,
     instance_id: &InstanceId,
 ) -> Result<WidgetConfig, ApiError> {
     state
@@ -74,7 +129,7 @@ async fn widget_of(
 
 /// `OPTIONS /webhooks/widget?instance_id=…`: allows exactly the instance's origins.
 pub async fn preflight(
-    State(state): State<Arc<WebhookState>>,
+    State(state): State<Arc<WidgetState>>,
     query: Result<Query<InstanceQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -119,7 +174,7 @@ struct WidgetCall {
 
 /// Checks the key and the origin before anything else, then reads the visit.
 async fn admit(
-    state: &WebhookState,
+    state: &WidgetState,
     query: Result<Query<InstanceQuery>, QueryRejection>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -183,7 +238,7 @@ async fn admit(
 /// `POST /webhooks/widget`: the chat was opened (or written in) on a page. Creates or updates
 /// the web contact, whose first visit is its acquisition.
 pub async fn receive_event(
-    State(state): State<Arc<WebhookState>>,
+    State(state): State<Arc<WidgetState>>,
     query: Result<Query<InstanceQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -199,7 +254,7 @@ pub async fn receive_event(
     }
 }
 
-async fn record_event(state: &WebhookState, call: WidgetCall) -> Result<Value, ApiError> {
+async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, ApiError> {
     let message = match present(&call.body, "message") {
         None => None,
         Some(Value::String(text)) if text.chars().count() <= MAX_MESSAGE_CHARS => {
@@ -261,7 +316,7 @@ async fn record_event(state: &WebhookState, call: WidgetCall) -> Result<Value, A
 /// `POST /webhooks/widget/ref`: a short code holding this visit, for the site to append to the
 /// pre-filled text of its `wa.me` links.
 pub async fn create_ref(
-    State(state): State<Arc<WebhookState>>,
+    State(state): State<Arc<WidgetState>>,
     query: Result<Query<InstanceQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -299,59 +354,4 @@ pub async fn create_ref(
         &origin,
         ApiError::Unavailable("no free ref code after 4 draws".to_owned()),
     ))
-}
-
-/// `POST /instances/{instance_id}/widget` `{"allowed_origins": [...]}`: sets the allow-list and
-/// issues a new key (the old one stops working).
-pub async fn configure(
-    State(state): State<Arc<WebhookState>>,
-    Path(instance_id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<WidgetConfig>), ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    let body =
-        body.map_err(|rejection| ApiError::bad_request("unreadable_body", rejection.body_text()))?;
-    let object = json_object(&body).map_err(invalid)?;
-    shared::fields::reject_unknown(&object, "", &["allowed_origins"], &[]).map_err(invalid)?;
-    let origins: Vec<String> = match present(&object, "allowed_origins") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| ApiError::InvalidField {
-                        field: "allowed_origins".to_owned(),
-                        message: "must be an array of strings".to_owned(),
-                    })
-            })
-            .collect::<Result<_, _>>()?,
-        _ => {
-            return Err(ApiError::InvalidField {
-                field: "allowed_origins".to_owned(),
-                message: "is required: an array of origins such as https://shop.example".to_owned(),
-            });
-        }
-    };
-    let config = WidgetConfig::new(instance_id, &origins, Timestamp::now()).map_err(invalid)?;
-    state.widgets.save_widget(&config).await?;
-    Ok((StatusCode::CREATED, Json(config)))
-}
-
-/// `GET /instances/{instance_id}/widget`.
-pub async fn show(
-    State(state): State<Arc<WebhookState>>,
-    Path(instance_id): Path<String>,
-) -> Result<Json<WidgetConfig>, ApiError> {
-    let instance_id = InstanceId::parse(&instance_id)?;
-    state
-        .widgets
-        .load_widget(&instance_id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "widget_not_found",
-                "no widget is configured for this instance",
-            )
-        })
 }

@@ -1,0 +1,20 @@
+//! Lambda entry point: read config and the admin keys, build the DynamoDB stores once (warming
+//! the first connection), serve the contacts admin API.
+
+use shared::config::{LambdaStart, SecretName};
+use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo::erasure::DynamoErasureStore;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let start = LambdaStart::new().await;
+    let contacts = DynamoStore::from_env(&start.dynamo)?;
+    let erasure = DynamoErasureStore::from_env(&start.dynamo)?;
+    let secrets = start
+        .secrets_while(&SecretName::ADMIN, contacts.warm_up())
+        .await?;
+    let state =
+        contacts::ContactsState::new(&secrets.admin_keys, Arc::new(contacts), Arc::new(erasure));
+    lambda_http::run(shared::http::serve_json_errors(contacts::router(state))).await
+}
