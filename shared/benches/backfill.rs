@@ -4,7 +4,7 @@
 //! cargo bench -p shared --bench backfill            (BACKFILL_CONTACTS=100000 by default)
 //!
 //! With `--features aws` and `DYNAMODB_ENDPOINT` set (DynamoDB Local, e.g. under
-//! `infra/emulators.sh run`), the same on DynamoDB with `BACKFILL_DYNAMO_CONTACTS` (5000).
+//! `infra/scripts/emulators.sh run`), the same on DynamoDB with `BACKFILL_DYNAMO_CONTACTS` (5000).
 
 use async_trait::async_trait;
 use shared::contact::store::ContactStore;

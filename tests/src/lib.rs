@@ -193,9 +193,11 @@ pub async fn emulator_config(variable: &str) -> Option<aws_config::SdkConfig> {
     let Ok(endpoint) = std::env::var(variable) else {
         assert!(
             std::env::var("REQUIRE_EMULATORS").is_err(),
-            "REQUIRE_EMULATORS is set but {variable} is not: run infra/test.sh"
+            "REQUIRE_EMULATORS is set but {variable} is not: run infra/scripts/test.sh"
         );
-        eprintln!("{variable} is not set: skipping the emulator run (infra/test.sh runs it)");
+        eprintln!(
+            "{variable} is not set: skipping the emulator run (infra/scripts/test.sh runs it)"
+        );
         return None;
     };
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -1454,7 +1454,7 @@ async fn on_sqs_failed_jobs_come_back_and_one_failing_every_time_reaches_the_dea
 
 // ------------------------------------------------------------------------------ DynamoDB down
 
-/// A DynamoDB Local of this test's own (`infra/emulators.sh serve-dynamodb`), with its data on
+/// A DynamoDB Local of this test's own (`infra/scripts/emulators.sh serve-dynamodb`), with its data on
 /// disk so that it survives being killed; killed for good when dropped.
 struct SpareDynamo {
     script: String,
@@ -1530,7 +1530,7 @@ async fn dynamodb_local_killed_mid_run_answers_5xx_and_the_replayed_deliveries_c
         return;
     };
     let script = std::env::var("EMULATORS_SH")
-        .expect("EMULATORS_SH is set by infra/emulators.sh run, with DYNAMODB_ENDPOINT");
+        .expect("EMULATORS_SH is set by infra/scripts/emulators.sh run, with DYNAMODB_ENDPOINT");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -212,7 +212,7 @@ fn every_served_route_is_described_and_every_description_is_served_by_the_code()
         "described in infra/openapi.yaml but served nowhere in the code: {unserved:?}"
     );
     // The template sends only routes the code serves; what the code serves beyond the
-    // template is the local server's own (the widget's assets).
+    // template is the local server's own (the widget's demo page).
     let not_in_code: Vec<_> = template.difference(&code).collect();
     assert!(
         not_in_code.is_empty(),

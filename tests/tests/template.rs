@@ -5,7 +5,8 @@
 use axum::body::Body;
 use http::{Request, StatusCode};
 use integration_tests::*;
-use std::collections::BTreeMap;
+use shared::config::SecretName;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -81,7 +82,7 @@ async fn every_template_route_is_served_by_its_functions_router() {
         }
     }
     assert!(functions.contains_key("MatcherFunction"), "{functions:?}");
-    assert!(checked >= 23, "only {checked} routes found in the template");
+    assert!(checked >= 31, "only {checked} routes found in the template");
 }
 
 /// Every `.route("path", get(..).post(..))` written in a function crate's sources: the routes
@@ -131,8 +132,7 @@ fn routes_in_source(binary: &str) -> Vec<(String, String)> {
 
 #[test]
 fn every_route_a_function_serves_is_in_the_template() {
-    // A binary may serve several functions (the webhook binary also runs as the widget's
-    // function): together they route all of its routes.
+    // A binary may serve several functions: together they route all of its routes.
     let mut routed: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (binary, routes) in template_functions().into_values() {
         routed.entry(binary).or_default().extend(routes);
@@ -149,7 +149,7 @@ fn every_route_a_function_serves_is_in_the_template() {
             checked += 1;
         }
     }
-    assert!(checked >= 29, "only {checked} routes found in the sources");
+    assert!(checked >= 31, "only {checked} routes found in the sources");
 }
 
 /// The template as YAML; CloudFormation's short tags (`!Ref X`) read as their plain values.
@@ -222,7 +222,7 @@ fn every_route_is_throttled_by_parameters_public_routes_below_meta_and_admin_low
     );
     let meta = rate_of["POST /webhooks/meta"];
     for (route, rate) in &rate_of {
-        let public = ["/webhooks/widget", "/c/", "/postbacks/"]
+        let public = ["/webhooks/widget", "/widget.js", "/c/", "/postbacks/"]
             .iter()
             .any(|prefix| route.split(' ').nth(1).unwrap().starts_with(prefix));
         if public {
@@ -236,7 +236,7 @@ fn every_route_is_throttled_by_parameters_public_routes_below_meta_and_admin_low
             assert_eq!(*rate, default_of(&template, "AdminRateLimit"), "{route}");
         }
     }
-    assert!(rate_of.len() >= 30, "only {} routes", rate_of.len());
+    assert!(rate_of.len() >= 31, "only {} routes", rate_of.len());
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved
         assert!(default > 0, "{name:?} reserves nothing by default");
         reserved += default;
     }
-    assert_eq!(functions, 6);
+    assert_eq!(functions, 8);
     // Lambda keeps at least 100 of an account's (default 1,000) unreserved.
     assert!(reserved <= 900, "{reserved} reserved");
     let webhook = default_of(&template, "WebhookReservedConcurrency");
@@ -285,6 +285,165 @@ fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved
         Some("MatcherConcurrency"),
         "a matcher throttled by its own reservation would burn SQS receives"
     );
+}
+
+/// A route of the admin API (behind the admin key), by its path.
+fn is_admin_route(path: &str) -> bool {
+    ["/instances/", "/offers", "/sends", "/reports/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
+#[test]
+fn public_ingest_and_the_admin_api_never_share_a_function() {
+    // Different callers, different limits, different roles: a function facing Meta, browsers,
+    // clicks or affiliate platforms holds no admin right, and the reverse.
+    let mut admin_functions = 0;
+    for (function, (_, routes)) in template_functions() {
+        let admin = routes
+            .iter()
+            .filter(|(_, path)| is_admin_route(path))
+            .count();
+        assert!(
+            admin == 0 || admin == routes.len(),
+            "{function} serves admin and public routes: {routes:?}"
+        );
+        if admin > 0 {
+            admin_functions += 1;
+        }
+    }
+    assert_eq!(admin_functions, 3, "rules, contacts and revenue");
+}
+
+/// The SSM parameters a function's role may read (its `ssm:GetParameters` statement), by name.
+fn secrets_in_role(template: &Yaml, properties: &Yaml) -> BTreeSet<String> {
+    let mut statements: Vec<&Yaml> = Vec::new();
+    for policy in properties["Policies"].as_vec().into_iter().flatten() {
+        statements.extend(policy["Statement"].as_vec().into_iter().flatten());
+    }
+    // An explicit role (`!GetAtt <Role>.Arn`) carries its statements in its policy documents.
+    if let Some(role) = properties["Role"].as_str() {
+        let role = &template["Resources"][role.trim_end_matches(".Arn")]["Properties"];
+        for policy in role["Policies"].as_vec().into_iter().flatten() {
+            statements.extend(
+                policy["PolicyDocument"]["Statement"]
+                    .as_vec()
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+    }
+    let mut secrets = BTreeSet::new();
+    for statement in statements {
+        let actions = statement["Action"].as_vec().into_iter().flatten();
+        if !actions
+            .into_iter()
+            .any(|action| action.as_str() == Some("ssm:GetParameters"))
+        {
+            continue;
+        }
+        for resource in statement["Resource"]
+            .as_vec()
+            .expect("a list of parameters")
+        {
+            let arn = resource.as_str().expect("a parameter ARN");
+            let name = arn
+                .split("${SecretsPrefix}")
+                .nth(1)
+                .expect("under SecretsPrefix");
+            secrets.insert(name.to_owned());
+        }
+    }
+    secrets
+}
+
+/// The secrets a function's binary asks Parameter Store for: every `SecretName::…` its
+/// `main.rs` names (`SecretName::ADMIN` is the admin key and the read-only key).
+fn secrets_in_main(binary: &str) -> BTreeSet<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../functions/{binary}/src/main.rs"));
+    let text = std::fs::read_to_string(path).expect("the function's main.rs");
+    let mut secrets = BTreeSet::new();
+    for (at, _) in text.match_indices("SecretName::") {
+        let rest = &text[at + "SecretName::".len()..];
+        let variant: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let names: Vec<SecretName> = match variant.as_str() {
+            "ADMIN" => SecretName::ADMIN.to_vec(),
+            "ALL" => SecretName::ALL.to_vec(),
+            variant => SecretName::ALL
+                .into_iter()
+                .filter(|name| format!("{name:?}") == variant)
+                .collect(),
+        };
+        assert!(!names.is_empty(), "{binary}: unknown SecretName::{variant}");
+        secrets.extend(names.iter().map(|name| name.name().to_owned()));
+    }
+    secrets
+}
+
+#[test]
+fn each_function_may_read_exactly_the_secrets_its_binary_asks_for() {
+    let template = template_yaml();
+    let mut functions = 0;
+    for (name, resource) in template["Resources"].as_hash().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["Binary"].as_str().expect("a binary");
+        assert_eq!(
+            secrets_in_role(&template, &resource["Properties"]),
+            secrets_in_main(binary),
+            "{name:?} (binary {binary}): the secrets its role may read are not those it reads"
+        );
+        functions += 1;
+    }
+    assert_eq!(functions, 8);
+    assert!(secrets_in_main("webhook").contains("META_APP_SECRET"));
+}
+
+/// The variables a function's `main.rs` requires (`config::required("NAME")`).
+fn variables_required_by_main(binary: &str) -> BTreeSet<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../functions/{binary}/src/main.rs"));
+    let text = std::fs::read_to_string(path).expect("the function's main.rs");
+    text.match_indices("config::required(\"")
+        .map(|(at, call)| {
+            let rest = &text[at + call.len()..];
+            rest[..rest.find('"').expect("a closing quote")].to_owned()
+        })
+        // `LambdaStart::secrets_while` reads the secrets under SECRETS_PREFIX.
+        .chain(
+            text.contains("secrets_while(")
+                .then(|| "SECRETS_PREFIX".to_owned()),
+        )
+        .collect()
+}
+
+#[test]
+fn each_function_gets_every_variable_its_binary_requires() {
+    let template = template_yaml();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let mut required = 0;
+    for (name, resource) in template["Resources"].as_hash().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["Binary"].as_str().expect("a binary");
+        let own = &resource["Properties"]["Environment"]["Variables"];
+        for variable in variables_required_by_main(binary) {
+            let key = Yaml::String(variable.clone());
+            assert!(
+                globals.as_hash().unwrap().contains_key(&key)
+                    || own.as_hash().is_some_and(|own| own.contains_key(&key)),
+                "{name:?} (binary {binary}) requires {variable}, which the template does not set"
+            );
+            required += 1;
+        }
+    }
+    assert!(required >= 7, "only {required} required variables found");
 }
 
 #[test]

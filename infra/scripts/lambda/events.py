@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The Lambda check's events (infra/events/*.json) and what each answer must hold.
+"""The Lambda check's events (infra/scripts/events/*.json) and what each answer must hold.
 
-    events.py generate            (re)writes infra/events/*.json from the fixtures and
-                                  infra/lambda/secrets.env; `git diff` shows any change
+    events.py generate            (re)writes infra/scripts/events/*.json from the fixtures and
+                                  infra/scripts/lambda/secrets.env; `git diff` shows any change
     events.py list                prints "FUNCTION EVENT_FILE" per check, in the order to run
     events.py check EVENT_FILE    reads the function's answer (the invoke payload, JSON) on
                                   stdin and exits 0 if it is right, else 1 with the reason
@@ -10,7 +10,9 @@
 The HTTP events are API Gateway HTTP API payload 2.0 (what the stack's HttpApi sends), the
 matcher's an SQS batch: the same files work with `sam local invoke -e` where Docker runs.
 Order matters: the matcher's job is for the contact the pre-filled delivery creates, the
-contact read sees the matcher's write, the click follows the send the postback API created.
+contact read sees the matcher's write, the widget's preflight admits the origin the rules
+function's widget settings allowed, the click follows the send the revenue API created, and the
+contact's journey holds that send and that click.
 Only the standard library.
 """
 
@@ -21,8 +23,8 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENTS = ROOT / "infra" / "events"
+ROOT = Path(__file__).resolve().parents[3]
+EVENTS = ROOT / "infra" / "scripts" / "events"
 FIXTURES = ROOT / "tests" / "fixtures" / "meta"
 
 INSTANCE = "106540352242922"
@@ -32,12 +34,14 @@ OFFER = "lambda-check-shoes"
 MESSAGE_ID = "wamid.lambda-check-1"
 CHALLENGE = "1158201444"
 UNKNOWN_CLICK = "01JZZZZZZZZZZZZZZZZZZZZZZZ"
+SEND_CONTACT = "16505551234"
+SITE = "https://shop.example"
 CODE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def secrets():
     values = {}
-    for line in (ROOT / "infra" / "lambda" / "secrets.env").read_text().splitlines():
+    for line in (ROOT / "infra" / "scripts" / "lambda" / "secrets.env").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
@@ -184,8 +188,8 @@ def events():
             lambda r: check_batch(r),
         ),
         (
-            "webhook",
-            "webhook-get-contact.json",
+            "contacts",
+            "contacts-get-contact.json",
             http_event(
                 "GET",
                 f"/instances/{INSTANCE}/contacts/{PREFILLED_CONTACT}",
@@ -213,8 +217,44 @@ def events():
             lambda r: expect_json(r, 200, lambda j: isinstance(j.get("rules"), list), "a rules list"),
         ),
         (
-            "postback",
-            "postback-create-offer.json",
+            "rules",
+            "rules-configure-widget.json",
+            http_event(
+                "POST",
+                f"/instances/{INSTANCE}/widget",
+                "/instances/{instance_id}/widget",
+                headers={**admin, "content-type": "application/json"},
+                body=json.dumps({"allowed_origins": [SITE]}),
+                path_params={"instance_id": INSTANCE},
+            ),
+            lambda r: expect_json(
+                r,
+                201,
+                lambda j: j.get("allowed_origins") == [SITE] and j.get("widget_key"),
+                f"allowed_origins == [{SITE!r}] and a widget_key",
+            ),
+        ),
+        (
+            "widget",
+            "widget-snippet.json",
+            http_event("GET", "/widget.js", "/widget.js"),
+            lambda r: expect(r, 200, lambda b: "AttributionWidget" in b, "the snippet (AttributionWidget)"),
+        ),
+        (
+            "widget",
+            "widget-preflight.json",
+            http_event(
+                "OPTIONS",
+                "/webhooks/widget",
+                "/webhooks/widget",
+                query=f"instance_id={INSTANCE}",
+                headers={"origin": SITE, "access-control-request-method": "POST"},
+            ),
+            lambda r: expect_header(r, 204, "access-control-allow-origin", SITE),
+        ),
+        (
+            "revenue",
+            "revenue-create-offer.json",
             http_event(
                 "POST",
                 "/offers",
@@ -232,8 +272,8 @@ def events():
             lambda r: expect_json(r, 201, lambda j: j.get("offer_id") == OFFER, f"offer_id == {OFFER!r}"),
         ),
         (
-            "postback",
-            "postback-create-send.json",
+            "revenue",
+            "revenue-create-send.json",
             http_event(
                 "POST",
                 "/sends",
@@ -242,7 +282,7 @@ def events():
                 body=json.dumps(
                     {
                         "instance_id": INSTANCE,
-                        "contact_id": "16505551234",
+                        "contact_id": SEND_CONTACT,
                         "message_id": MESSAGE_ID,
                         "campaign": "spring",
                         "creative": "tpl-a",
@@ -257,6 +297,23 @@ def events():
             "clicks-follow.json",
             http_event("GET", f"/c/{code}", "/c/{code}", path_params={"code": code}),
             lambda r: expect_redirect(r, "https://shop.example/p?aff_click="),
+        ),
+        (
+            "revenue",
+            "revenue-journey.json",
+            http_event(
+                "GET",
+                f"/instances/{INSTANCE}/contacts/{SEND_CONTACT}/journey",
+                "/instances/{instance_id}/contacts/{contact_id}/journey",
+                headers=admin,
+                path_params={"instance_id": INSTANCE, "contact_id": SEND_CONTACT},
+            ),
+            lambda r: expect_json(
+                r,
+                200,
+                lambda j: j.get("sends") == 1 and j.get("clicks") == 1,
+                "sends == 1, clicks == 1 (the send and its click)",
+            ),
         ),
         (
             "postback",
@@ -308,13 +365,24 @@ def expect_json(response, status, test, what):
     return f"{status}, {what}"
 
 
+def header(response, name):
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    return headers.get(name, "")
+
+
 def expect_redirect(response, prefix):
     status_is(response, 302)
-    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-    location = headers.get("location", "")
+    location = header(response, "location")
     if not location.startswith(prefix):
         raise Wrong(f"location {location!r} does not start with {prefix!r}")
     return f"302, location {location}"
+
+
+def expect_header(response, status, name, value):
+    status_is(response, status)
+    if header(response, name) != value:
+        raise Wrong(f"{name} is {header(response, name)!r}, expected {value!r}")
+    return f"{status}, {name}: {value}"
 
 
 def check_batch(response):
@@ -331,10 +399,10 @@ def main():
         EVENTS.mkdir(parents=True, exist_ok=True)
         for _, name, event, _ in events():
             (EVENTS / name).write_text(json.dumps(event, indent=2) + "\n")
-            print(f"wrote infra/events/{name}")
+            print(f"wrote infra/scripts/events/{name}")
     elif command == "list":
         for function, name, _, _ in events():
-            print(function, f"infra/events/{name}")
+            print(function, f"infra/scripts/events/{name}")
     elif command == "check" and len(sys.argv) == 3:
         name = Path(sys.argv[2]).name
         checks = {n: check for _, n, _, check in events()}

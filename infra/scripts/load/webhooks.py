@@ -1,4 +1,4 @@
-"""Signed WhatsApp deliveries for infra/load/webhooks.lua, and the mix they follow.
+"""Signed WhatsApp deliveries for infra/scripts/load/webhooks.lua, and the mix they follow.
 
 wrk's LuaJIT has no HMAC, so the bodies and their X-Hub-Signature-256 are made here: one file
 per wrk thread ("<out>.1", "<out>.2", ...), one "<hex HMAC-SHA256 of the body> <body>" line per
@@ -9,7 +9,7 @@ delivery, each a distinct contact's first message (its own wa_id and wamid), tim
 
 The n-th message of a thread (from 1, as the Lua script counts) is of kind `kind_of(n)`: a
 click-to-WhatsApp ad referral, a pre-filled text that one of the two rules of `RULES` matches,
-or a text no rule matches. infra/load/check.py counts the kinds of what was sent with it.
+or a text no rule matches. infra/scripts/load/check.py counts the kinds of what was sent with it.
 """
 
 import argparse

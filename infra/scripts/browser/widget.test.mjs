@@ -3,7 +3,7 @@
 // gclid, navigates, opens the chat, clicks the rewritten wa.me link; the matching signed
 // WhatsApp webhook is posted; the WhatsApp contact must carry the landing's acquisition.
 //
-//   BASE_URL=http://127.0.0.1:3000 ADMIN_API_KEY=… META_APP_SECRET=… node infra/browser/widget.test.mjs
+//   BASE_URL=http://127.0.0.1:3000 ADMIN_API_KEY=… META_APP_SECRET=… node infra/scripts/browser/widget.test.mjs
 import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import assert from "node:assert/strict";

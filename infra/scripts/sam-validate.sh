@@ -3,7 +3,7 @@
 # venv (.tools/sam: its dependencies would fight moto's in .tools/venv) when missing.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="$ROOT/.tools/sam"
 SAM_CLI="aws-sam-cli==1.170.0"
 

@@ -1,38 +1,32 @@
 #!/usr/bin/env bash
 # Times each function's cold start: exec of its bootstrap -> its first request for an event.
 #
-#   infra/lambda-init.sh [RUNS]           RUNS starts per function (default 21), median printed
-#   LAMBDA_INIT_BIN_DIR=DIR infra/lambda-init.sh   time the binaries in DIR instead of building
+#   infra/scripts/lambda-init.sh [RUNS]           RUNS starts per function (default 21), median printed
+#   LAMBDA_INIT_BIN_DIR=DIR infra/scripts/lambda-init.sh   time the binaries in DIR instead of building
 #
 # 1. builds the functions natively, `cargo build --release --bin <fn>...` (x86_64, the same
 #    [profile.release] as the arm64 zips; this machine cannot run arm64 code natively, and
 #    under qemu the figures would measure the emulator);
-# 2. starts DynamoDB Local and moto on loopback (infra/emulators.sh run), creates the
+# 2. starts DynamoDB Local and moto on loopback (infra/scripts/emulators.sh run), creates the
 #    template's tables, the match queue and the SSM SecureString parameters under
-#    SECRETS_PREFIX (infra/lambda/setup_aws.py): what a function reads at init is real —
+#    SECRETS_PREFIX (infra/scripts/lambda/setup_aws.py): what a function reads at init is real —
 #    its one SSM GetParameters (WithDecryption) on moto and its DynamoDB warm-up read on
 #    DynamoDB Local;
-# 3. for each function, infra/lambda/fake_runtime.py (a minimal Runtime API on 127.0.0.1)
+# 3. for each function, infra/scripts/lambda/fake_runtime.py (a minimal Runtime API on 127.0.0.1)
 #    starts the bootstrap RUNS times with the environment Lambda gives it and records the
 #    time from exec to the runtime's first GET /2018-06-01/runtime/invocation/next;
 # 4. prints min / median / max per function. Function logs: .tools/logs/lambda-init-<fn>.log
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-FUNCTIONS=(webhook rules clicks postback matcher)
-PY="$ROOT/.tools/venv/bin/python"
-LOGS="$ROOT/.tools/logs"
-
-say() { printf '==> %s\n' "$*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lambda/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lambda/common.sh"
 
 WORK=""
 inner() {
     local runs=$1 bin_dir=$2
     WORK="$(mktemp -d)"
     trap 'rm -rf "$WORK"' EXIT
-    "$PY" infra/lambda/setup_aws.py --dynamodb "$DYNAMODB_ENDPOINT" --moto "$SQS_ENDPOINT" \
+    "$PY" infra/scripts/lambda/setup_aws.py --dynamodb "$DYNAMODB_ENDPOINT" --moto "$SQS_ENDPOINT" \
         "$WORK/env"
     # The variables Lambda itself sets (lambda_runtime reads them at init).
     local env_args=() line
@@ -51,7 +45,7 @@ inner() {
     for fn in "${FUNCTIONS[@]}"; do
         rm -f "$LOGS/lambda-init-$fn.log"
         env "${env_args[@]}" AWS_LAMBDA_FUNCTION_NAME="$fn" \
-            "$PY" infra/lambda/fake_runtime.py time --runs "$runs" --label "$fn" \
+            "$PY" infra/scripts/lambda/fake_runtime.py time --runs "$runs" --label "$fn" \
             --log "$LOGS/lambda-init-$fn.log" -- "$bin_dir/$fn" >>"$results" || failed=1
     done
     printf '(binaries: %s; every start: .tools/logs/lambda-init.json)\n' "${bin_dir#"$ROOT"/}" >&2
@@ -61,21 +55,19 @@ inner() {
 main() {
     local runs=${1:-21}
     if ! [[ $runs =~ ^[0-9]+$ ]] || ((runs == 0)); then
-        printf 'usage: infra/lambda-init.sh [RUNS]\n' >&2
+        printf 'usage: infra/scripts/lambda-init.sh [RUNS]\n' >&2
         exit 2
     fi
-    bash infra/emulators.sh install
+    bash infra/scripts/emulators.sh install
     mkdir -p "$LOGS"
     local bin_dir=${LAMBDA_INIT_BIN_DIR:-}
     if [[ -z $bin_dir ]]; then
-        local bins=() fn
-        for fn in "${FUNCTIONS[@]}"; do bins+=(--bin "$fn"); done
-        say "cargo build --release ${bins[*]} (native, for timing)"
-        cargo build --release "${bins[@]}"
+        say "cargo build --release ${BIN_ARGS[*]} (native, for timing)"
+        cargo build --release "${BIN_ARGS[@]}"
         bin_dir="$ROOT/target/release"
     fi
     bin_dir="$(cd "$bin_dir" && pwd)"
-    bash infra/emulators.sh run bash "$ROOT/infra/lambda-init.sh" __inner "$runs" "$bin_dir"
+    bash infra/scripts/emulators.sh run bash "$ROOT/infra/scripts/lambda-init.sh" __inner "$runs" "$bin_dir"
 }
 
 if [[ ${1:-} == __inner ]]; then

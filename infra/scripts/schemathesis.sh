@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Property-based API testing of the local server from its description, infra/openapi.yaml:
-# schemathesis (pinned in infra/emulators.sh, installed into .tools/venv) generates requests
+# schemathesis (pinned in infra/scripts/emulators.sh, installed into .tools/venv) generates requests
 # for every operation, valid and not, and fails on any 5xx, any response whose status, content
 # type or body the description does not allow.
 #
-#   infra/schemathesis.sh [EXTRA SCHEMATHESIS ARGS...]
+#   infra/scripts/schemathesis.sh [EXTRA SCHEMATHESIS ARGS...]
 #
 # Builds the local server (debug), starts it on a free loopback port with a temporary
 # DATA_DIR and its own secrets (the admin key and postback token go on every request), runs
@@ -14,7 +14,7 @@
 # Logs: .tools/logs/schemathesis-server.log, report: .tools/logs/schemathesis-junit.xml
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 SCHEMATHESIS="$ROOT/.tools/venv/bin/schemathesis"
 LOGS="$ROOT/.tools/logs"
@@ -31,7 +31,7 @@ die() {
     exit 1
 }
 
-[[ -x $SCHEMATHESIS ]] || die "schemathesis is not installed (infra/emulators.sh install)"
+[[ -x $SCHEMATHESIS ]] || die "schemathesis is not installed (infra/scripts/emulators.sh install)"
 mkdir -p "$LOGS"
 
 say "building the local server (debug)"

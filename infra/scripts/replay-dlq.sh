@@ -3,14 +3,14 @@
 # task), once the cause of their failures is fixed. Jobs are idempotent: a job whose contact was
 # decided meanwhile changes nothing.
 #
-#   infra/replay-dlq.sh [STACK_NAME]     the stack's queues, from its outputs
-#   DLQ_URL=… QUEUE_URL=… infra/replay-dlq.sh   explicit queues (any endpoint the CLI reaches)
+#   infra/scripts/replay-dlq.sh [STACK_NAME]     the stack's queues, from its outputs
+#   DLQ_URL=… QUEUE_URL=… infra/scripts/replay-dlq.sh   explicit queues (any endpoint the CLI reaches)
 #
 # Needs the AWS CLI v2 with credentials for the stack's account and region. Waits until the
 # move task ends and prints how many messages moved.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 stack="${1:-$(awk -F'"' '/^stack_name/ {print $2; exit}' samconfig.toml)}"
 
 output() {

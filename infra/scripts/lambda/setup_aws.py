@@ -6,24 +6,23 @@
 - every AWS::DynamoDB::Table of template.yaml, on DynamoDB Local (URL), with the template's own
   keys, attribute definitions, indexes and TTL, named NAME-<LogicalId>;
 - the match queue on moto (URL), as NAME-MatchQueue;
-- the five secrets of infra/lambda/secrets.env as SSM SecureString parameters on moto, named
+- the five secrets of infra/scripts/lambda/secrets.env as SSM SecureString parameters on moto, named
   SECRETS_PREFIX + secret name (what the functions fetch with one GetParameters at init);
 - ENV_FILE: KEY=VALUE lines for the functions: each table variable of the template's Globals
   (CONTACTS_TABLE=NAME-ContactsTable, ...), MATCH_QUEUE_URL, SECRETS_PREFIX, PUBLIC_BASE_URL,
   the endpoints (AWS_ENDPOINT_URL = moto for SSM and SQS, AWS_ENDPOINT_URL_DYNAMODB = DynamoDB
   Local), dummy credentials and region. No secret: the functions fetch them from SSM.
 
-Runs with the venv of infra/emulators.sh (boto3 from moto[server], PyYAML from cfn-lint).
+Runs with the venv of infra/scripts/emulators.sh (boto3 from moto[server], PyYAML from cfn-lint).
 """
 
 import argparse
 import sys
-from pathlib import Path
 
 import boto3
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from events import ROOT, secrets  # the same folder: one reader of secrets.env
 CREDENTIALS = dict(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
 
 
@@ -42,16 +41,6 @@ def _intrinsic(loader, suffix, node):
 
 
 TemplateLoader.add_multi_constructor("!", _intrinsic)
-
-
-def secrets():
-    values = {}
-    for line in (ROOT / "infra" / "lambda" / "secrets.env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
 
 
 def create_table(client, name, props):

@@ -2,10 +2,10 @@
 # The widget snippet in a real browser: Debian's headless Chromium driven by playwright-core
 # (npm), against the local server on loopback. Installs what is missing (apt chromium, npm
 # playwright-core into .tools/browser), builds and starts the local server on a free port with a
-# temporary data folder, runs infra/browser/widget.test.mjs, and stops the server.
+# temporary data folder, runs infra/scripts/browser/widget.test.mjs, and stops the server.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 TOOLS="$ROOT/.tools/browser"
 PLAYWRIGHT_VERSION="1.65.1"
@@ -44,7 +44,7 @@ for _ in $(seq 1 100); do
 done
 
 if ! BASE_URL="http://127.0.0.1:$port" PLAYWRIGHT_MODULES="$TOOLS/" \
-    node infra/browser/widget.test.mjs; then
+    node infra/scripts/browser/widget.test.mjs; then
     echo "--- local server log" >&2
     cat "$work/server.log" >&2
     exit 1

@@ -1,32 +1,26 @@
 #!/usr/bin/env bash
 # Runs every function's Lambda binary under cargo-lambda's Lambda emulator and checks its
-# answers to real event shapes (infra/events/), against DynamoDB Local and moto.
+# answers to real event shapes (infra/scripts/events/), against DynamoDB Local and moto.
 #
-#   infra/lambda-invoke.sh
+#   infra/scripts/lambda-invoke.sh
 #
-# 1. installs the emulators' tools (infra/emulators.sh install) and cargo-lambda
-#    (infra/lambda-build.sh --install);
-# 2. builds the five binaries, `cargo build --bin <fn>...` (debug: what `cargo lambda watch`
+# 1. installs the emulators' tools (infra/scripts/emulators.sh install) and cargo-lambda
+#    (infra/scripts/lambda-build.sh --install);
+# 2. builds the functions' binaries (every Binary: of template.yaml), `cargo build --bin <fn>...` (debug: what `cargo lambda watch`
 #    runs, sharing target/debug with the tests), with network, before the emulators start;
-# 3. inside `infra/emulators.sh run` (loopback only): creates the template's tables on
+# 3. inside `infra/scripts/emulators.sh run` (loopback only): creates the template's tables on
 #    DynamoDB Local, the match queue and the secrets (SSM SecureString under SECRETS_PREFIX)
-#    on moto (infra/lambda/setup_aws.py), starts `cargo lambda watch` on 127.0.0.1 with that
+#    on moto (infra/scripts/lambda/setup_aws.py), starts `cargo lambda watch` on 127.0.0.1 with that
 #    environment (AWS_ENDPOINT_URL = moto for SSM and SQS, AWS_ENDPOINT_URL_DYNAMODB =
-#    DynamoDB Local), and sends each event of `infra/lambda/events.py list`, in order, with
+#    DynamoDB Local), and sends each event of `infra/scripts/lambda/events.py list`, in order, with
 #    `cargo lambda invoke FUNCTION --data-file EVENT`;
-# 4. checks each answer's status code and a body field (infra/lambda/events.py check) and
+# 4. checks each answer's status code and a body field (infra/scripts/lambda/events.py check) and
 #    exits non-zero if any is wrong. Logs: .tools/logs/lambda-watch.log (functions included).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-FUNCTIONS=(webhook rules clicks postback matcher)
-PY="$ROOT/.tools/venv/bin/python"
-LOGS="$ROOT/.tools/logs"
+# shellcheck source-path=SCRIPTDIR source=lambda/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lambda/common.sh"
 export PATH="$ROOT/.tools/lambda-venv/bin:$PATH"
-
-say() { printf '==> %s\n' "$*" >&2; }
 
 WORK="" WATCH_PID=""
 cleanup() {
@@ -40,7 +34,7 @@ cleanup() {
 inner() {
     trap cleanup EXIT
     WORK="$(mktemp -d)"
-    "$PY" infra/lambda/setup_aws.py --dynamodb "$DYNAMODB_ENDPOINT" --moto "$SQS_ENDPOINT" \
+    "$PY" infra/scripts/lambda/setup_aws.py --dynamodb "$DYNAMODB_ENDPOINT" --moto "$SQS_ENDPOINT" \
         "$WORK/env"
     echo "RUST_LOG=info" >>"$WORK/env"
 
@@ -78,17 +72,17 @@ EOF
         if ! cargo lambda invoke "$fn" --invoke-address 127.0.0.1 --invoke-port "$port" \
             --data-file "$event" --output-format json >"$WORK/answer" 2>"$WORK/invoke.err"; then
             wrong=$((wrong + 1))
-            printf 'FAIL %-9s %-42s invoke failed: %s\n' "$fn" "${event#infra/events/}" \
+            printf 'FAIL %-9s %-42s invoke failed: %s\n' "$fn" "${event#infra/scripts/events/}" \
                 "$(tr '\n' ' ' <"$WORK/invoke.err" | cut -c1-300)" >&2
             continue
         fi
-        if verdict=$("$PY" infra/lambda/events.py check "$event" <"$WORK/answer"); then
-            printf 'ok   %-9s %-42s %s\n' "$fn" "${event#infra/events/}" "$verdict" >&2
+        if verdict=$("$PY" infra/scripts/lambda/events.py check "$event" <"$WORK/answer"); then
+            printf 'ok   %-9s %-42s %s\n' "$fn" "${event#infra/scripts/events/}" "$verdict" >&2
         else
             wrong=$((wrong + 1))
-            printf 'FAIL %-9s %-42s %s\n' "$fn" "${event#infra/events/}" "$verdict" >&2
+            printf 'FAIL %-9s %-42s %s\n' "$fn" "${event#infra/scripts/events/}" "$verdict" >&2
         fi
-    done < <("$PY" infra/lambda/events.py list)
+    done < <("$PY" infra/scripts/lambda/events.py list)
 
     if ((wrong)); then
         tail -n 40 "$LOGS/lambda-watch.log" >&2
@@ -99,14 +93,12 @@ EOF
 }
 
 main() {
-    bash infra/emulators.sh install
-    bash infra/lambda-build.sh --install
+    bash infra/scripts/emulators.sh install
+    bash infra/scripts/lambda-build.sh --install
     mkdir -p "$LOGS"
-    local bins=() fn
-    for fn in "${FUNCTIONS[@]}"; do bins+=(--bin "$fn"); done
-    say "cargo build ${bins[*]} (what cargo lambda watch runs)"
-    cargo build "${bins[@]}"
-    bash infra/emulators.sh run bash "$ROOT/infra/lambda-invoke.sh" __inner
+    say "cargo build ${BIN_ARGS[*]} (what cargo lambda watch runs)"
+    cargo build "${BIN_ARGS[@]}"
+    bash infra/scripts/emulators.sh run bash "$ROOT/infra/scripts/lambda-invoke.sh" __inner
 }
 
 if [[ ${1:-} == __inner ]]; then

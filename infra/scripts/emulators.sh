@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Local AWS emulators for the test suite: DynamoDB Local (AWS's own jar) and moto (SQS).
 #
-#   infra/emulators.sh install            install the pinned tools into .tools/ (idempotent)
-#   infra/emulators.sh run CMD [ARGS...]  start both emulators, run CMD with the environment
+#   infra/scripts/emulators.sh install            install the pinned tools into .tools/ (idempotent)
+#   infra/scripts/emulators.sh run CMD [ARGS...]  start both emulators, run CMD with the environment
 #                                         below, stop the emulators, exit with CMD's status
-#   infra/emulators.sh serve-dynamodb PORT DIR
+#   infra/scripts/emulators.sh serve-dynamodb PORT DIR
 #                                         run one more DynamoDB Local in the foreground on
 #                                         PORT, keeping its data in DIR (-dbPath): for tests
 #                                         that kill it (the caller owns the process: SIGKILL
@@ -26,14 +26,14 @@
 # unshare dies with this script (--kill-child, setpriv --pdeathsig): no stray java or moto
 # even after a SIGKILL.
 # The namespace has no network at all, so CMD must not need one: run `cargo fetch` or a
-# `--no-run` build before (infra/test.sh does). If namespaces are not permitted, the
+# `--no-run` build before (infra/scripts/test.sh does). If namespaces are not permitted, the
 # emulators start without confinement and a warning is printed.
 #   EMULATORS_NETNS=auto (default) | on (fail if no namespace) | off (never use one)
 # Logs: .tools/logs/dynamodb-local.log, .tools/logs/moto.log
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SELF="$ROOT/infra/emulators.sh"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SELF="$ROOT/infra/scripts/emulators.sh"
 TOOLS="$ROOT/.tools"
 LOGS="$TOOLS/logs"
 VENV="$TOOLS/venv"
@@ -243,7 +243,7 @@ run_inner() {
     mkdir -p "$LOGS"
 
     local jar_dir ddb_port moto_port
-    jar_dir="$(dynamodb_dir)" || die "DynamoDB Local is not installed (infra/emulators.sh install)"
+    jar_dir="$(dynamodb_dir)" || die "DynamoDB Local is not installed (infra/scripts/emulators.sh install)"
     ddb_port="$(free_port)"
     moto_port="$(free_port)"
     while [[ $moto_port == "$ddb_port" ]]; do moto_port="$(free_port)"; done
@@ -287,7 +287,7 @@ run_inner() {
 }
 
 run() {
-    (($#)) || die "usage: infra/emulators.sh run CMD [ARGS...]"
+    (($#)) || die "usage: infra/scripts/emulators.sh run CMD [ARGS...]"
     install_tools
     local mode="${EMULATORS_NETNS:-auto}"
     case "$mode" in
@@ -333,8 +333,8 @@ __inner)
     run_inner "$@"
     ;;
 serve-dynamodb)
-    (($# == 3)) || die "usage: infra/emulators.sh serve-dynamodb PORT DIR"
-    jar_dir="$(dynamodb_dir)" || die "DynamoDB Local is not installed (infra/emulators.sh install)"
+    (($# == 3)) || die "usage: infra/scripts/emulators.sh serve-dynamodb PORT DIR"
+    jar_dir="$(dynamodb_dir)" || die "DynamoDB Local is not installed (infra/scripts/emulators.sh install)"
     db_path="$(cd "$3" && pwd)"
     # Binds every interface like the main one: inside the emulator run's namespace that is
     # loopback only. It dies with its caller (PDEATHSIG) when setpriv is there.

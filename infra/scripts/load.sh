@@ -9,23 +9,23 @@
 #              TUNE-style postbacks, each a new conversion on one of those clicks
 #   reads      the webhook load again, on another instance, with its stats, contacts listing
 #              and backfill preview read in parallel by a second wrk (2 paced connections)
-# Prints throughput and latency percentiles per route, then count checks (infra/load/check.py,
+# Prints throughput and latency percentiles per route, then count checks (infra/scripts/load/check.py,
 # never timings): every webhook answered 200 made exactly one contact, of the kind sent (the
 # stats counters, the rule counts and the contacts listing agree); every answered click and
 # postback is in the revenue report, none twice. Exits non-zero when a check fails. Ends by
 # itself and stops the server it started.
 #
-#   infra/load.sh                       10 s per route, 32 connections, 2 wrk threads
-#   DURATION=3 CONNECTIONS=64 infra/load.sh
-#   ROUTES="webhooks statuses" infra/load.sh   (any of: webhooks statuses revenue reads)
-#   LOAD_PROFILE=debug DURATION=2 infra/load.sh   (the guard in infra/test.sh: counts only)
+#   infra/scripts/load.sh                       10 s per route, 32 connections, 2 wrk threads
+#   DURATION=3 CONNECTIONS=64 infra/scripts/load.sh
+#   ROUTES="webhooks statuses" infra/scripts/load.sh   (any of: webhooks statuses revenue reads)
+#   LOAD_PROFILE=debug DURATION=2 infra/scripts/load.sh   (the guard in infra/scripts/test.sh: counts only)
 # LOAD_PORT picks the port (a free one by default); MAX_RATE (30000) sizes the pool of distinct
 # deliveries (MAX_RATE x DURATION); MATCHER_WAIT_SECONDS (600) bounds the wait for the matcher;
 # READS_DELAY_MS (10) paces each reading connection; LOCAL_SERVER names a server binary to use
 # instead of building one.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 DURATION="${DURATION:-10}"
 SECONDS_PER_ROUTE="${DURATION%s}"
@@ -84,7 +84,7 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Distinct deliveries for every request wrk may make, made before the server starts.
 per_thread=$(((SECONDS_PER_ROUTE * MAX_RATE + THREADS - 1) / THREADS))
 generate() { # messages|statuses instance count-per-thread output-prefix
-    python3 infra/load/webhooks.py "$1" --instance "$2" --secret "$APP_SECRET" \
+    python3 infra/scripts/load/webhooks.py "$1" --instance "$2" --secret "$APP_SECRET" \
         --threads "$THREADS" --per-thread "$3" --out "$4"
 }
 wants webhooks && generate messages "$WEBHOOK_INSTANCE" "$per_thread" "$WORK/webhooks"
@@ -107,7 +107,7 @@ if ! curl -s -o /dev/null "$BASE/offers"; then
     exit 1
 fi
 
-check() { python3 infra/load/check.py "$@"; }
+check() { python3 infra/scripts/load/check.py "$@"; }
 failed=()
 rows=()
 run() { # name wrk-connections script
@@ -123,29 +123,29 @@ verify() { # description check arguments...
 
 if wants webhooks; then
     check rules "$BASE" "$ADMIN_KEY" "$WEBHOOK_INSTANCE"
-    BODIES="$WORK/webhooks" run webhooks "$CONNECTIONS" infra/load/webhooks.lua
+    BODIES="$WORK/webhooks" run webhooks "$CONNECTIONS" infra/scripts/load/webhooks.lua
     verify webhooks webhooks "$BASE" "$ADMIN_KEY" "$WEBHOOK_INSTANCE" "$WORK/webhooks.out"
     rows+=("webhooks|\`POST /webhooks/meta\`, new contacts (40% referrals, 60% rule texts)")
 fi
 if wants statuses; then
-    BODIES="$WORK/statuses" CYCLE=1 run statuses "$CONNECTIONS" infra/load/webhooks.lua
+    BODIES="$WORK/statuses" CYCLE=1 run statuses "$CONNECTIONS" infra/scripts/load/webhooks.lua
     verify statuses statuses "$BASE" "$ADMIN_KEY" "$STATUS_INSTANCE" "$WORK/statuses.out"
     rows+=("statuses|\`POST /webhooks/meta\`, status only")
 fi
 if wants revenue; then
     check sends "$BASE" "$ADMIN_KEY" "$SENDS" "$WORK/codes" "$WORK/clicks"
-    CODES_FILE="$WORK/codes" run clicks "$CONNECTIONS" infra/load/clicks.lua
+    CODES_FILE="$WORK/codes" run clicks "$CONNECTIONS" infra/scripts/load/clicks.lua
     CLICKS_FILE="$WORK/clicks" POSTBACK_TOKEN="$POSTBACK_TOKEN" \
-        run postbacks "$CONNECTIONS" infra/load/postbacks.lua
+        run postbacks "$CONNECTIONS" infra/scripts/load/postbacks.lua
     verify revenue revenue "$BASE" "$ADMIN_KEY" "$WORK/clicks.out" "$WORK/postbacks.out" "$SENDS"
     rows+=("clicks|\`GET /c/{code}\`" "postbacks|\`GET /postbacks/tune\`")
 fi
 if wants reads; then
     check rules "$BASE" "$ADMIN_KEY" "$READS_INSTANCE"
     INSTANCE="$READS_INSTANCE" ADMIN_KEY="$ADMIN_KEY" DELAY_MS="$READS_DELAY_MS" \
-        run reads 2 infra/load/reads.lua >"$WORK/reads.log" &
+        run reads 2 infra/scripts/load/reads.lua >"$WORK/reads.log" &
     reads_pid=$!
-    BODIES="$WORK/reads-webhooks" run reads-webhooks "$CONNECTIONS" infra/load/webhooks.lua
+    BODIES="$WORK/reads-webhooks" run reads-webhooks "$CONNECTIONS" infra/scripts/load/webhooks.lua
     wait "$reads_pid"
     cat "$WORK/reads.log"
     verify "webhooks with reads" webhooks "$BASE" "$ADMIN_KEY" "$READS_INSTANCE" "$WORK/reads-webhooks.out"

@@ -1,6 +1,6 @@
-"""Set-up and count checks of infra/load.sh, through the local server's admin API (loopback).
+"""Set-up and count checks of infra/scripts/load.sh, through the local server's admin API (loopback).
 
-Each wrk run leaves one `load-result` line (infra/load/report.lua). The checks compare what wrk
+Each wrk run leaves one `load-result` line (infra/scripts/load/report.lua). The checks compare what wrk
 sent and saw answered with what the server counted, never timings:
 - nothing processed, an error status, or a webhook pool that ran out fails the check;
 - the server may have processed more than wrk saw answered (requests in flight when wrk

@@ -1,7 +1,7 @@
--- Shared by the wrk scripts of infra/load.sh (loaded with dofile): numbers the threads, lets
+-- Shared by the wrk scripts of infra/scripts/load.sh (loaded with dofile): numbers the threads, lets
 -- each script count the requests it generates in the global `sent` (and set `exhausted` when
 -- it ran out of distinct requests), and prints one machine-readable line at the end, read by
--- infra/load/check.py:
+-- infra/scripts/load/check.py:
 --   load-result requests=N status_errors=N socket_errors=N duration_us=N p50_us=N p99_us=N
 --               max_us=N exhausted=N sent=S1,S2,...
 -- `sent` counts every request a thread generated, including those still in flight when wrk

@@ -2,9 +2,9 @@
 # Builds every function as Lambda runs it (provided.al2023, arm64, like `sam build`) and prints
 # each binary's size and its zip's.
 #
-#   infra/lambda-build.sh              build webhook rules clicks postback matcher, print sizes
-#   infra/lambda-build.sh --install    only install cargo-lambda (other scripts use this)
-#   LAMBDA_ARCH=x86-64 infra/lambda-build.sh   build for x86_64 instead
+#   infra/scripts/lambda-build.sh              build every function of template.yaml, print sizes
+#   infra/scripts/lambda-build.sh --install    only install cargo-lambda (other scripts use this)
+#   LAMBDA_ARCH=x86-64 infra/scripts/lambda-build.sh   build for x86_64 instead
 #
 # 1. installs cargo-lambda from PyPI (it brings zig, the cross linker) into .tools/lambda-venv
 #    when missing;
@@ -21,19 +21,12 @@
 # setting the profile leaves out, its own default (e.g. panic=abort), so the profile sets them all.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source-path=SCRIPTDIR source=lambda/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lambda/common.sh"
 
-FUNCTIONS=(webhook rules clicks postback matcher)
 VENV="$ROOT/.tools/lambda-venv"
 CARGO_LAMBDA_VERSION="1.9.2" # PyPI cargo-lambda; bump here
 ZIP_LIMIT=$((5 * 1000 * 1000))
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() {
-    printf 'ERROR: %s\n' "$*" >&2
-    exit 1
-}
 
 install_cargo_lambda() {
     mkdir -p "$ROOT/.tools"
@@ -104,19 +97,17 @@ main() {
     esac
     find_target_std "$target"
 
-    local bins=() fn
-    for fn in "${FUNCTIONS[@]}"; do bins+=(--bin "$fn"); done
     local extra=()
     if [[ -n $LAMBDA_RUSTC ]]; then
         export RUSTC="$LAMBDA_RUSTC"
         extra+=(--skip-target-check)
     fi
-    say "cargo lambda build --release $arch_flag --output-format zip ${bins[*]}"
+    say "cargo lambda build --release $arch_flag --output-format zip ${BIN_ARGS[*]}"
     local started=$SECONDS
-    cargo lambda build --release "$arch_flag" --output-format zip "${extra[@]}" "${bins[@]}"
+    cargo lambda build --release "$arch_flag" --output-format zip "${extra[@]}" "${BIN_ARGS[@]}"
     say "built in $((SECONDS - started)) s"
 
-    local over=0 binary zip bin_bytes zip_bytes
+    local over=0 fn binary zip bin_bytes zip_bytes
     printf '\n%-10s %12s %12s %12s %12s\n' function binary "" zip "" >&2
     for fn in "${FUNCTIONS[@]}"; do
         binary="target/$target/release/$fn"
