@@ -87,7 +87,7 @@ impl JobId {
     /// A fresh id: a ULID, so that jobs sort by when they were started.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        Self(crate::ulid::Ulid::new().to_string())
+        Self(crate::monotonic_ulid::Ulid::new().to_string())
     }
 }
 

@@ -259,4 +259,80 @@ mod tests {
         assert_eq!(after.decode(&one, &fresh).unwrap(), "q");
         assert!(after.decode(&one, &cursor).is_err());
     }
+
+    /// `count` WhatsApp contacts first seen a minute apart, the oldest of them from a Meta ad,
+    /// on a fresh embedded store.
+    async fn contacts_one_from_an_ad(
+        count: i64,
+    ) -> (tempfile::TempDir, crate::store::EmbeddedStore) {
+        use crate::contact::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral};
+        use crate::contact::{Referral, store::ContactStore};
+        use crate::ids::ContactId;
+        use crate::ingest::{InboundEvent, Ingestor};
+        use crate::time::Timestamp;
+        let folder = tempfile::tempdir().unwrap();
+        let store = crate::store::EmbeddedStore::open(&folder.path().join("db")).unwrap();
+        let ingestor =
+            Ingestor::new(std::sync::Arc::new(store.clone()) as std::sync::Arc<dyn ContactStore>);
+        let events = (0..count).map(|n| {
+            let at = Timestamp::from_unix_seconds(1_750_000_000 + 60 * n).unwrap();
+            InboundEvent {
+                dedupe_key: format!("m{n}"),
+                instance_id: InstanceId::parse("1").unwrap(),
+                contact_id: ContactId::parse(&format!("{}", 5_511_000_000 + n)).unwrap(),
+                channel: Channel::Whatsapp,
+                display_name: None,
+                occurred_at: at,
+                message: Some(InboundMessage {
+                    id: format!("m{n}"),
+                    kind: "text".into(),
+                    text: Some("hi".into()),
+                    timestamp: at,
+                }),
+                referral: (n == 0).then(|| {
+                    Referral::MetaAd(MetaReferral {
+                        ad_id: Some("ad".into()),
+                        source: Some("ad".into()),
+                        ..MetaReferral::minimal(MetaPlatform::Facebook, at)
+                    })
+                }),
+                identity: Identity::default(),
+            }
+        });
+        let ingests = events.map(|event| {
+            let ingestor = ingestor.clone();
+            async move { ingestor.ingest(&event, event.occurred_at).await.unwrap() }
+        });
+        futures::future::join_all(ingests).await;
+        (folder, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_filtered_page_reads_on_across_store_pages_until_it_is_full_or_the_listing_ends() {
+        let (_folder, store) = contacts_one_from_an_ad(150).await;
+        let window = ContactWindow {
+            since: crate::time::Timestamp::from_unix_seconds(0).unwrap(),
+            until: crate::time::Timestamp::from_unix_seconds(1_800_000_000).unwrap(),
+        };
+        let instance = InstanceId::parse("1").unwrap();
+        let from_ads = ContactFilter::parse(Some("meta_ad"), None, None, None, None).unwrap();
+        // Newest first: the one contact from an ad is the last of 150, past the first store page
+        // of 100 that a page of one reads.
+        let full = filtered_page(&store, &instance, &window, &from_ads, None, 1)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = full
+            .contacts
+            .iter()
+            .map(|c| c.contact_id.as_str())
+            .collect();
+        assert_eq!(ids, ["5511000000"]);
+        assert_eq!(full.next, Some(listing_position(&full.contacts[0])));
+        // A page of two is never full: the listing ends, and nothing is left to go on with.
+        let ended = filtered_page(&store, &instance, &window, &from_ads, None, 2)
+            .await
+            .unwrap();
+        assert_eq!(ended.contacts, full.contacts);
+        assert_eq!(ended.next, None);
+    }
 }

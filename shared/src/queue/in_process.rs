@@ -2,8 +2,8 @@
 //! with the same retry-then-dead-letter behaviour as the SQS redrive policy.
 
 use super::{JobQueue, JobRunner, MAX_RECEIVES, QueueError, QueueJob};
+use crate::monotonic_ulid::Ulid;
 use crate::time::Timestamp;
-use crate::ulid::Ulid;
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Rule identifiers: ULIDs, so that an id made in a later millisecond sorts later and the last
 //! tie-break of the evaluation order (`id`) agrees with creation order wherever it can.
 
-use crate::ulid::Ulid;
+use crate::monotonic_ulid::Ulid;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 

@@ -1,5 +1,8 @@
-//! ULIDs (48-bit millisecond time, 80 random bits) in their canonical text form: ids that sort
-//! by creation time, for rules, backfill jobs and local queue messages alike.
+//! ULIDs (48-bit millisecond time, 80 random bits) in their canonical text form, minted
+//! monotonically within the process: ids that sort by creation time even within one
+//! millisecond, for rules, backfill jobs and local queue messages alike. (The `ulid` crate's
+//! `Ulid::new` makes ids that need not sort within a millisecond: fine for click, send and
+//! erasure ids, not for a rule's last tie-break.)
 
 use std::fmt;
 use std::sync::Mutex;
