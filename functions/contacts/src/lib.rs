@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 mod erasure;
 
+/// What the contacts function's handlers share, built once per process.
 pub struct ContactsState {
     /// Signs listing cursors; the admin key is a server secret already.
     cursors: CursorCodec,
@@ -31,6 +32,7 @@ pub struct ContactsState {
 }
 
 impl ContactsState {
+    /// The state over these stores, its listing cursors signed under the admin key.
     pub fn new(
         admin_keys: &AdminKeys,
         contacts: Arc<dyn ContactStore>,

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 mod widget_settings;
 
+/// What the rules function's handlers share, built once per process.
 pub struct RulesState {
     admin_keys: Arc<AdminKeys>,
     rules: Arc<dyn RuleStore>,
@@ -43,6 +44,7 @@ pub struct RulesState {
 }
 
 impl RulesState {
+    /// The state over these stores, with the queue backfill runs start on.
     pub fn new(
         admin_keys: &AdminKeys,
         rules: Arc<dyn RuleStore>,
