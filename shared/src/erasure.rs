@@ -105,10 +105,3 @@ pub trait ErasureStore: Send + Sync + 'static {
     /// too: what was erased stays erased, what was left is erased then.
     async fn erase_contact(&self, erasure: &Erasure) -> Result<Erased, StoreError>;
 }
-
-#[async_trait]
-impl<S: ErasureStore + ?Sized> ErasureStore for std::sync::Arc<S> {
-    async fn erase_contact(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
-        (**self).erase_contact(erasure).await
-    }
-}

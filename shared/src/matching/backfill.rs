@@ -479,27 +479,3 @@ pub trait JobStore: Send + Sync + 'static {
         expected_version: u64,
     ) -> Result<CommitOutcome, StoreError>;
 }
-
-/// Lets wrappers (such as the fault injector) hold a shared, type-erased job store.
-#[async_trait]
-impl<S: JobStore + ?Sized> JobStore for std::sync::Arc<S> {
-    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
-        (**self).create_job(job).await
-    }
-
-    async fn load_job(
-        &self,
-        instance_id: &InstanceId,
-        job_id: &JobId,
-    ) -> Result<Option<BackfillJob>, StoreError> {
-        (**self).load_job(instance_id, job_id).await
-    }
-
-    async fn save_job(
-        &self,
-        job: &BackfillJob,
-        expected_version: u64,
-    ) -> Result<CommitOutcome, StoreError> {
-        (**self).save_job(job, expected_version).await
-    }
-}

@@ -105,6 +105,16 @@ pub fn click_position(click: &Click) -> String {
     )
 }
 
+/// The sort key of a send in its contact's index: by time, then code.
+pub fn send_position(send: &SendRecord) -> String {
+    format!("{}#{}", send.sent_at, send.code)
+}
+
+/// The sort key of a conversion in its contact's index: by time, then conversion key.
+pub fn conversion_position(conversion: &Conversion) -> String {
+    format!("{}#{}", conversion.converted_at, conversion.conversion_key)
+}
+
 /// The positions bounding an offer's clicks inside `window`: `from#` sorts before every click
 /// at `from`, `to#~` after every click at `to` (ids are alphanumeric).
 pub fn click_position_range(offer_id: &OfferId, window: &CreditWindow) -> (String, String) {
@@ -117,66 +127,4 @@ pub fn click_position_range(offer_id: &OfferId, window: &CreditWindow) -> (Strin
 /// The key that groups one contact's records in the journey indexes.
 pub fn contact_key(instance_id: &InstanceId, contact_id: &ContactId) -> String {
     format!("{}#{}", instance_id.as_str(), contact_id.as_str())
-}
-
-#[async_trait]
-impl<S: RevenueStore + ?Sized> RevenueStore for std::sync::Arc<S> {
-    async fn create_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
-        (**self).create_offer(offer).await
-    }
-    async fn replace_offer(&self, offer: &Offer) -> Result<bool, StoreError> {
-        (**self).replace_offer(offer).await
-    }
-    async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError> {
-        (**self).load_offer(offer_id).await
-    }
-    async fn list_offers(&self) -> Result<Vec<Offer>, StoreError> {
-        (**self).list_offers().await
-    }
-    async fn create_sends(&self, sends: &[SendRecord]) -> Result<Vec<SendWrite>, StoreError> {
-        (**self).create_sends(sends).await
-    }
-    async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError> {
-        (**self).load_send(code).await
-    }
-    async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
-        (**self).record_click(click).await
-    }
-    async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {
-        (**self).load_click(click_id).await
-    }
-    async fn first_click(
-        &self,
-        instance_id: &InstanceId,
-        contact_id: &ContactId,
-        offer_id: &OfferId,
-        window: &CreditWindow,
-    ) -> Result<Option<Click>, StoreError> {
-        (**self)
-            .first_click(instance_id, contact_id, offer_id, window)
-            .await
-    }
-    async fn record_conversion(
-        &self,
-        conversion: &Conversion,
-    ) -> Result<ConversionWrite, StoreError> {
-        (**self).record_conversion(conversion).await
-    }
-    async fn contact_journey(
-        &self,
-        instance_id: &InstanceId,
-        contact_id: &ContactId,
-    ) -> Result<Journey, StoreError> {
-        (**self).contact_journey(instance_id, contact_id).await
-    }
-    async fn load_report_counters(
-        &self,
-        dimension: Dimension,
-        first_day: &str,
-        last_day: &str,
-    ) -> Result<Vec<ReportCounter>, StoreError> {
-        (**self)
-            .load_report_counters(dimension, first_day, last_day)
-            .await
-    }
 }

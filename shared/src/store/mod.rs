@@ -1,5 +1,6 @@
-//! Storage: what every store trait shares (errors, dedupe claims, commit outcomes), and the
-//! backends that implement the traits, one folder each. The traits themselves live next to
+//! Storage: what every store trait shares (errors, dedupe claims, commit outcomes), the
+//! backends that implement the traits, one folder each, and the wrappers that forward them
+//! (`Arc`, the fault injector). The traits themselves live next to
 //! their domain types (`contact::store`, `rules::store`, `matching::backfill`,
 //! `revenue::store`, `web::store`, `erasure`).
 
@@ -7,6 +8,7 @@
 pub mod dynamo;
 mod embedded;
 mod faults;
+mod forwarding;
 
 pub use embedded::EmbeddedStore;
 pub use faults::{FaultInjectingStore, FaultMode, FaultPlan};

@@ -24,22 +24,3 @@ pub trait WidgetStore: Send + Sync + 'static {
     /// The code as stored, expired or not (the caller checks), or `None`.
     async fn load_ref(&self, code: &str) -> Result<Option<RefCode>, StoreError>;
 }
-
-#[async_trait]
-impl<S: WidgetStore + ?Sized> WidgetStore for std::sync::Arc<S> {
-    async fn save_widget(&self, config: &WidgetConfig) -> Result<(), StoreError> {
-        (**self).save_widget(config).await
-    }
-    async fn load_widget(
-        &self,
-        instance_id: &InstanceId,
-    ) -> Result<Option<WidgetConfig>, StoreError> {
-        (**self).load_widget(instance_id).await
-    }
-    async fn create_ref(&self, code: &RefCode) -> Result<bool, StoreError> {
-        (**self).create_ref(code).await
-    }
-    async fn load_ref(&self, code: &str) -> Result<Option<RefCode>, StoreError> {
-        (**self).load_ref(code).await
-    }
-}

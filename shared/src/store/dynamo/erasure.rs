@@ -14,19 +14,18 @@ use crate::revenue::store::contact_key;
 use crate::revenue::{Click, Conversion, SendRecord};
 use crate::store::StoreError;
 use crate::store::dynamo::revenue::{
-    CLICK_POSITION, CONTACT_INDEX, CONTACT_KEY, CONVERTED_KEY, RevenueTables, SENT_KEY, record,
+    CLICK_POSITION, CONTACT_INDEX, CONTACT_KEY, CONVERTED_KEY, RevenueTables, SENT_KEY,
 };
-use crate::store::dynamo::{
-    Client, TableNames, conditional_put, from_item, string, to_item, unavailable,
+use crate::store::dynamo::toolkit::{
+    conditional_put, from_item, get_item, key, query_items, record, string, to_item, unavailable,
 };
+use crate::store::dynamo::{Client, LINKS_TO, TableNames};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
-
-type Item = HashMap<String, AttributeValue>;
+use std::ops::ControlFlow;
 
 /// Records rewritten at once.
 const CONCURRENT_WRITES: usize = 8;
@@ -73,33 +72,25 @@ impl DynamoErasureStore {
         table: &RecordTable<'_>,
         contact: &str,
     ) -> Result<Vec<String>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(table.name)
+            .index_name(CONTACT_INDEX)
+            .key_condition_expression("#contact = :contact")
+            .expression_attribute_names("#contact", CONTACT_KEY)
+            .expression_attribute_names("#key", table.key)
+            .expression_attribute_values(":contact", string(contact))
+            .projection_expression("#key");
         let mut keys = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(table.name)
-                .index_name(CONTACT_INDEX)
-                .key_condition_expression("#contact = :contact")
-                .expression_attribute_names("#contact", CONTACT_KEY)
-                .expression_attribute_names("#key", table.key)
-                .expression_attribute_values(":contact", string(contact))
-                .projection_expression("#key")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in output.items.unwrap_or_default() {
-                if let Some(AttributeValue::S(key)) = item.get(table.key) {
-                    keys.push(key.clone());
-                }
+        query_items(query, |item| {
+            if let Some(AttributeValue::S(key)) = item.get(table.key) {
+                keys.push(key.clone());
             }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(keys),
-            }
-        }
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        Ok(keys)
     }
 
     /// Rewrites one record with `erase` under `new_contact`, if it still names `old_contact`.
@@ -107,21 +98,13 @@ impl DynamoErasureStore {
     async fn rewrite<T: Serialize + DeserializeOwned>(
         &self,
         table: &RecordTable<'_>,
-        key: &str,
+        record_key: &str,
         old_contact: &str,
         new_contact: &str,
         erase: &(dyn Fn(&mut T) + Sync),
     ) -> Result<bool, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(table.name)
-            .key(table.key, string(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(item) = output.item else {
+        let found = get_item(&self.client, table.name, key(&[(table.key, record_key)])).await?;
+        let Some(item) = found else {
             return Ok(false);
         };
         if item.get(CONTACT_KEY) != Some(&string(old_contact)) {
@@ -187,7 +170,7 @@ impl DynamoErasureStore {
         // Read back only to be sure it was a contact, not to keep anything; an identifier's
         // link (phone ↔ BSUID) shares the key space and goes the same way, uncounted.
         match output.attributes {
-            Some(item) if item.contains_key("links_to") => Ok(false),
+            Some(item) if item.contains_key(LINKS_TO) => Ok(false),
             Some(item) if !item.is_empty() => from_item::<Contact>(item).map(|_| true),
             _ => Ok(false),
         }

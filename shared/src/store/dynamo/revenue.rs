@@ -19,66 +19,42 @@ use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key,
+    click_position_range, contact_key, conversion_position, send_position,
 };
 use crate::revenue::{
     Amount, Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord,
     Tally,
 };
 use crate::store::StoreError;
-use crate::store::dynamo::{
-    TableIndex, TableSpec, cancelled, conditional_put, create_table, from_item,
-    is_conditional_failure, is_conflict, number, string, to_item, transact, unavailable,
+use crate::store::dynamo::Client;
+use crate::store::dynamo::toolkit::{
+    Item, TableIndex, TableSpec, cancelled, conditional_put, create_tables, from_item, get_item,
+    is_conditional_failure, is_conflict, key, number, query_items, record, store_over, string,
+    table_names, to_item, transact, unavailable, warm_up,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
-type Item = HashMap<String, AttributeValue>;
-
-/// The DynamoDB tables of the revenue store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevenueTables {
-    /// Offers (`OFFERS_TABLE`).
-    pub offers: String,
-    /// Sends, one per tracked-link code (`SENDS_TABLE`).
-    pub sends: String,
-    /// Clicks (`CLICKS_TABLE`).
-    pub clicks: String,
-    /// Conversions (`CONVERSIONS_TABLE`).
-    pub conversions: String,
-    /// Report counters per dimension, key and day (`REPORT_TABLE`).
-    pub report: String,
-}
-
-impl RevenueTables {
-    /// Reads `OFFERS_TABLE`, `SENDS_TABLE`, `CLICKS_TABLE`, `CONVERSIONS_TABLE` and
-    /// `REPORT_TABLE`.
-    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        Ok(Self {
-            offers: crate::config::required("OFFERS_TABLE")?,
-            sends: crate::config::required("SENDS_TABLE")?,
-            clicks: crate::config::required("CLICKS_TABLE")?,
-            conversions: crate::config::required("CONVERSIONS_TABLE")?,
-            report: crate::config::required("REPORT_TABLE")?,
-        })
+table_names!(
+    /// The DynamoDB tables of the revenue store.
+    RevenueTables {
+        /// Offers (`OFFERS_TABLE`).
+        offers: "OFFERS_TABLE",
+        /// Sends, one per tracked-link code (`SENDS_TABLE`).
+        sends: "SENDS_TABLE",
+        /// Clicks (`CLICKS_TABLE`).
+        clicks: "CLICKS_TABLE",
+        /// Conversions (`CONVERSIONS_TABLE`).
+        conversions: "CONVERSIONS_TABLE",
+        /// Report counters per dimension, key and day (`REPORT_TABLE`).
+        report: "REPORT_TABLE",
     }
-
-    /// Names with a common prefix, for test runs sharing one DynamoDB Local.
-    pub fn prefixed(prefix: &str) -> Self {
-        Self {
-            offers: format!("{prefix}-offers"),
-            sends: format!("{prefix}-sends"),
-            clicks: format!("{prefix}-clicks"),
-            conversions: format!("{prefix}-conversions"),
-            report: format!("{prefix}-report"),
-        }
-    }
-}
+);
 
 /// The index of each record table that lists one contact's records, and its hash key.
 pub(super) const CONTACT_INDEX: &str = "by_contact";
@@ -97,20 +73,11 @@ const MAX_ATTEMPTS: u32 = 5;
 /// The longest pause before the first retry; it doubles with each retry after.
 const FIRST_BACKOFF_MS: u64 = 20;
 
-/// The revenue store on DynamoDB.
-#[derive(Clone)]
-pub struct DynamoRevenueStore {
-    client: Client,
-    tables: RevenueTables,
-}
-
-/// A record read back: without the index attributes the store added to it.
-pub(super) fn record<T: DeserializeOwned>(mut item: Item, added: &[&str]) -> Result<T, StoreError> {
-    for name in added {
-        item.remove(*name);
-    }
-    from_item(item)
-}
+store_over!(
+    /// The revenue store on DynamoDB.
+    DynamoRevenueStore,
+    RevenueTables
+);
 
 fn text_attribute(item: &Item, name: &str) -> Result<String, StoreError> {
     match item.get(name) {
@@ -167,28 +134,16 @@ fn backoff(retry: u32) -> Duration {
 }
 
 impl DynamoRevenueStore {
-    /// A store over `tables` through `client`.
-    pub fn new(client: Client, tables: RevenueTables) -> Self {
-        Self { client, tables }
-    }
-
     /// Opens the client's first connection (DNS, TCP, TLS) with one read of a key that never
     /// exists, so the first request after a cold start does not pay for it. Errors are left to
     /// that request.
     pub async fn warm_up(&self) {
-        let _ = self
-            .client
-            .get_item()
-            .table_name(&self.tables.offers)
-            .key("offer_id", string("#warm"))
-            .send()
-            .await;
-    }
-
-    /// For Lambda: the client from the shared SDK configuration, table names from the
-    /// environment (see [`RevenueTables::from_env`]).
-    pub fn from_env(client: &Client) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(client.clone(), RevenueTables::from_env()?))
+        warm_up(
+            &self.client,
+            &self.tables.offers,
+            key(&[("offer_id", "#warm")]),
+        )
+        .await;
     }
 
     /// Creates the tables (see the module documentation); for tests and local emulators.
@@ -207,10 +162,7 @@ impl DynamoRevenueStore {
                 .with_index(by_contact(CONVERTED_KEY)),
             TableSpec::keyed(&self.tables.report, "dimension", Some("row")),
         ];
-        for table in &tables {
-            create_table(&self.client, table).await?;
-        }
-        Ok(())
+        create_tables(&self.client, &tables).await
     }
 
     /// Adds `bump` to one shard of its counter row.
@@ -303,19 +255,11 @@ impl DynamoRevenueStore {
         &self,
         table: &str,
         key_name: &str,
-        key: &str,
+        key_value: &str,
         added: &[&str],
     ) -> Result<Option<T>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key(key_name, string(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output.item.map(|item| record(item, added)).transpose()
+        let found = get_item(&self.client, table, key(&[(key_name, key_value)])).await?;
+        found.map(|item| record(item, added)).transpose()
     }
 
     /// Puts `offer` if its id is absent (`must_exist == false`) or present (`true`).
@@ -356,10 +300,7 @@ impl DynamoRevenueStore {
                     CONTACT_KEY.to_owned(),
                     string(&contact_key(&send.instance_id, &send.contact_id)),
                 );
-                item.insert(
-                    SENT_KEY.to_owned(),
-                    string(&format!("{}#{}", send.sent_at, send.code)),
-                );
+                item.insert(SENT_KEY.to_owned(), string(&send_position(send)));
                 self.record_transaction(&self.tables.sends, "code", item, &bumps)
             })
             .await?;
@@ -382,37 +323,27 @@ impl DynamoRevenueStore {
         range: &str,
         contact: &str,
     ) -> Result<Vec<T>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(table)
+            .index_name(CONTACT_INDEX)
+            .key_condition_expression("#contact = :contact")
+            .expression_attribute_names("#contact", CONTACT_KEY)
+            .expression_attribute_values(":contact", string(contact))
+            .scan_index_forward(true)
+            .limit(i32::try_from(MAX_JOURNEY_ITEMS).unwrap_or(i32::MAX));
         let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let remaining = MAX_JOURNEY_ITEMS - found.len();
-            let output = self
-                .client
-                .query()
-                .table_name(table)
-                .index_name(CONTACT_INDEX)
-                .key_condition_expression("#contact = :contact")
-                .expression_attribute_names("#contact", CONTACT_KEY)
-                .expression_attribute_values(":contact", string(contact))
-                .scan_index_forward(true)
-                .limit(i32::try_from(remaining).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in output.items.unwrap_or_default() {
-                if found.len() == MAX_JOURNEY_ITEMS {
-                    return Ok(found);
-                }
-                found.push(record(item, &[CONTACT_KEY, range])?);
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() && found.len() < MAX_JOURNEY_ITEMS => {
-                    start = Some(key);
-                }
-                _ => return Ok(found),
-            }
-        }
+        query_items(query, |item| {
+            found.push(record(item, &[CONTACT_KEY, range])?);
+            Ok(if found.len() == MAX_JOURNEY_ITEMS {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })
+        .await?;
+        Ok(found)
     }
 }
 
@@ -575,7 +506,7 @@ impl RevenueStore for DynamoRevenueStore {
                     );
                     item.insert(
                         CONVERTED_KEY.to_owned(),
-                        string(&format!("{}#{key}", conversion.converted_at)),
+                        string(&conversion_position(conversion)),
                     );
                 }
                 self.record_transaction(&self.tables.conversions, "conversion_key", item, &bumps)
@@ -631,36 +562,26 @@ impl RevenueStore for DynamoRevenueStore {
         }
         // Every row of `last_day` sorts before `last_day#~`: currencies are letters.
         let last = format!("{last_day}#~");
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.report)
+            .key_condition_expression("#dimension = :dimension AND #row BETWEEN :first AND :last")
+            .expression_attribute_names("#dimension", "dimension")
+            .expression_attribute_names("#row", "row")
+            .expression_attribute_values(":dimension", string(dimension.as_str()))
+            .expression_attribute_values(":first", string(first_day))
+            .expression_attribute_values(":last", string(&last))
+            .consistent_read(true);
         let mut counters = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.tables.report)
-                .key_condition_expression(
-                    "#dimension = :dimension AND #row BETWEEN :first AND :last",
-                )
-                .expression_attribute_names("#dimension", "dimension")
-                .expression_attribute_names("#row", "row")
-                .expression_attribute_values(":dimension", string(dimension.as_str()))
-                .expression_attribute_values(":first", string(first_day))
-                .expression_attribute_values(":last", string(&last))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in output.items.unwrap_or_default() {
-                let counter = report_counter(dimension, &item)?;
-                if counter.day.as_str() >= first_day && counter.day.as_str() <= last_day {
-                    counters.push(counter);
-                }
+        query_items(query, |item| {
+            let counter = report_counter(dimension, &item)?;
+            if counter.day.as_str() >= first_day && counter.day.as_str() <= last_day {
+                counters.push(counter);
             }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(counters),
-            }
-        }
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        Ok(counters)
     }
 }

@@ -6,17 +6,13 @@ use crate::contact::store::listing_position;
 use crate::erasure::{Erased, Erasure, ErasureStore};
 use crate::revenue::store::contact_key;
 use crate::store::StoreError;
-use crate::store::embedded::revenue::{
-    CLICKS, CLICKS_BY_CONTACT, CONVERSIONS, CONVERSIONS_BY_CONTACT, OFFERS, REPORT, SENDS,
-    SENDS_BY_CONTACT,
-};
-use crate::store::embedded::widget::{REF_CODES, WIDGETS};
 use crate::store::embedded::{
-    CONTACTS, CONTACTS_BY_FIRST_SEEN, COUNTERS, DEDUPE, EmbeddedStore, JOBS, LINKS, RULE_META,
-    RULES, decode, encode, unavailable,
+    CLICKS, CLICKS_BY_CONTACT, CONTACTS, CONTACTS_BY_FIRST_SEEN, CONVERSIONS,
+    CONVERSIONS_BY_CONTACT, EmbeddedStore, LINKS, SENDS, SENDS_BY_CONTACT, decode, encode,
+    unavailable,
 };
 use async_trait::async_trait;
-use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -120,79 +116,5 @@ impl ErasureStore for EmbeddedStore {
             Ok((erased, erased != Erased::default()))
         })
         .await
-    }
-}
-
-/// Appends `table`'s entries to `out`, one line each: the key, then the value as `show` renders
-/// it.
-fn dump_table<K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &redb::ReadTransaction,
-    table: TableDefinition<K, V>,
-    show: impl Fn(V::SelfType<'_>) -> String,
-    out: &mut String,
-) -> Result<(), StoreError>
-where
-    for<'a> K::SelfType<'a>: std::fmt::Debug,
-{
-    let opened = txn.open_table(table).map_err(unavailable)?;
-    for entry in opened.iter().map_err(unavailable)? {
-        let (key, value) = entry.map_err(unavailable)?;
-        out.push_str(&format!(
-            "{}\t{:?}\t{}\n",
-            table.name(),
-            key.value(),
-            show(value.value())
-        ));
-    }
-    Ok(())
-}
-
-impl EmbeddedStore {
-    /// Every key and value of every table, as text: for tests that prove what the file holds
-    /// (an erasure leaves nothing personal). A table it does not know is an error, so a table
-    /// added later cannot escape those tests unseen.
-    pub fn dump_text(&self) -> Result<String, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let bytes = |value: &[u8]| String::from_utf8_lossy(value).into_owned();
-        let debug = |value: &dyn std::fmt::Debug| format!("{value:?}");
-        let mut out = String::new();
-        let mut known = Vec::new();
-        macro_rules! dump {
-            ($table:expr, bytes) => {{
-                known.push($table.name().to_owned());
-                dump_table(&txn, $table, |value| bytes(value), &mut out)?;
-            }};
-            ($table:expr, debug) => {{
-                known.push($table.name().to_owned());
-                dump_table(&txn, $table, |value| debug(&value), &mut out)?;
-            }};
-        }
-        dump!(CONTACTS, bytes);
-        dump!(LINKS, debug);
-        dump!(DEDUPE, debug);
-        dump!(COUNTERS, debug);
-        dump!(CONTACTS_BY_FIRST_SEEN, debug);
-        dump!(JOBS, bytes);
-        dump!(RULES, bytes);
-        dump!(RULE_META, debug);
-        dump!(OFFERS, bytes);
-        dump!(SENDS, bytes);
-        dump!(SENDS_BY_CONTACT, debug);
-        dump!(CLICKS, bytes);
-        dump!(CLICKS_BY_CONTACT, debug);
-        dump!(CONVERSIONS, bytes);
-        dump!(CONVERSIONS_BY_CONTACT, debug);
-        dump!(REPORT, bytes);
-        dump!(WIDGETS, bytes);
-        dump!(REF_CODES, bytes);
-        for table in txn.list_tables().map_err(unavailable)? {
-            if !known.iter().any(|name| name == table.name()) {
-                return Err(StoreError::Corrupt(format!(
-                    "dump_text does not know the table {:?}",
-                    table.name()
-                )));
-            }
-        }
-        Ok(out)
     }
 }

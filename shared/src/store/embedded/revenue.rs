@@ -1,53 +1,25 @@
-//! The revenue side of the embedded store: the same redb file, one write transaction per
-//! recorded send batch, click or conversion (with its report counters).
+//! The revenue store in the embedded store: offers, sends, clicks and conversions with their
+//! contact indexes, one write transaction per recorded send batch, click or conversion (with
+//! its report counters).
 
 use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
     ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key,
+    click_position_range, contact_key, conversion_position, send_position,
 };
 use crate::revenue::{
     Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord, Tally,
 };
 use crate::store::StoreError;
-use crate::store::embedded::{EmbeddedStore, decode, encode, unavailable};
+use crate::store::embedded::{
+    CLICKS, CLICKS_BY_CONTACT, CONVERSIONS, CONVERSIONS_BY_CONTACT, EmbeddedStore, OFFERS, REPORT,
+    SENDS, SENDS_BY_CONTACT, decode, encode, put_record, unavailable,
+};
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
-
-pub(super) const OFFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("offers");
-/// Code → send.
-pub(super) const SENDS: TableDefinition<&str, &[u8]> = TableDefinition::new("sends");
-/// (contact key, `sent_at#code`) → code.
-pub(super) const SENDS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
-    TableDefinition::new("sends_by_contact");
-pub(super) const CLICKS: TableDefinition<&str, &[u8]> = TableDefinition::new("clicks");
-/// (contact key, click position) → click id.
-pub(super) const CLICKS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
-    TableDefinition::new("clicks_by_contact");
-/// Conversion key → conversion.
-pub(super) const CONVERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversions");
-/// (contact key, `converted_at#conversion key`) → conversion key.
-pub(super) const CONVERSIONS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
-    TableDefinition::new("conversions_by_contact");
-/// (dimension, day, key, currency) → tally.
-pub(super) const REPORT: TableDefinition<(&str, &str, &str, &str), &[u8]> =
-    TableDefinition::new("report_counters");
-
-pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(OFFERS).map_err(unavailable)?;
-    txn.open_table(SENDS).map_err(unavailable)?;
-    txn.open_table(SENDS_BY_CONTACT).map_err(unavailable)?;
-    txn.open_table(CLICKS).map_err(unavailable)?;
-    txn.open_table(CLICKS_BY_CONTACT).map_err(unavailable)?;
-    txn.open_table(CONVERSIONS).map_err(unavailable)?;
-    txn.open_table(CONVERSIONS_BY_CONTACT)
-        .map_err(unavailable)?;
-    txn.open_table(REPORT).map_err(unavailable)?;
-    crate::store::embedded::widget::create_tables(txn)
-}
 
 fn add_to_report(txn: &WriteTransaction, bumps: &[ReportBump]) -> Result<(), StoreError> {
     let mut table = txn.open_table(REPORT).map_err(unavailable)?;
@@ -95,31 +67,12 @@ fn indexed<T: DeserializeOwned>(
 }
 
 impl EmbeddedStore {
-    fn get<T: DeserializeOwned>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let table = txn.open_table(table).map_err(unavailable)?;
-        let found = table.get(key).map_err(unavailable)?;
-        found.map(|bytes| decode(bytes.value())).transpose()
-    }
-
     /// Writes `offer` if its id is absent (`must_exist == false`) or present (`true`).
     async fn put_offer(&self, offer: &Offer, must_exist: bool) -> Result<bool, StoreError> {
         let offer = offer.clone();
         self.write(move |txn| {
-            let mut offers = txn.open_table(OFFERS).map_err(unavailable)?;
-            let key = offer.offer_id.as_str();
-            let exists = offers.get(key).map_err(unavailable)?.is_some();
-            if exists != must_exist {
-                return Ok((false, false));
-            }
-            offers
-                .insert(key, encode(&offer)?.as_slice())
-                .map_err(unavailable)?;
-            Ok((true, true))
+            let written = put_record(txn, OFFERS, offer.offer_id.as_str(), &offer, must_exist)?;
+            Ok((written, written))
         })
         .await
     }
@@ -136,7 +89,7 @@ impl RevenueStore for EmbeddedStore {
     }
 
     async fn load_offer(&self, offer_id: &OfferId) -> Result<Option<Offer>, StoreError> {
-        self.get(OFFERS, offer_id.as_str())
+        self.load(OFFERS, offer_id.as_str())
     }
 
     async fn list_offers(&self) -> Result<Vec<Offer>, StoreError> {
@@ -165,7 +118,7 @@ impl RevenueStore for EmbeddedStore {
                 stored
                     .insert(send.code.as_str(), encode(send)?.as_slice())
                     .map_err(unavailable)?;
-                let position = format!("{}#{}", send.sent_at, send.code);
+                let position = send_position(send);
                 by_contact
                     .insert(
                         (
@@ -185,23 +138,15 @@ impl RevenueStore for EmbeddedStore {
     }
 
     async fn load_send(&self, code: &str) -> Result<Option<SendRecord>, StoreError> {
-        self.get(SENDS, code)
+        self.load(SENDS, code)
     }
 
     async fn record_click(&self, click: &Click) -> Result<(), StoreError> {
         let click = click.clone();
         self.write(move |txn| {
-            let mut clicks = txn.open_table(CLICKS).map_err(unavailable)?;
-            if clicks
-                .get(click.click_id.as_str())
-                .map_err(unavailable)?
-                .is_some()
-            {
+            if !put_record(txn, CLICKS, click.click_id.as_str(), &click, false)? {
                 return Ok(((), false));
             }
-            clicks
-                .insert(click.click_id.as_str(), encode(&click)?.as_slice())
-                .map_err(unavailable)?;
             let mut by_contact = txn.open_table(CLICKS_BY_CONTACT).map_err(unavailable)?;
             by_contact
                 .insert(
@@ -219,7 +164,7 @@ impl RevenueStore for EmbeddedStore {
     }
 
     async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError> {
-        self.get(CLICKS, click_id)
+        self.load(CLICKS, click_id)
     }
 
     async fn first_click(
@@ -269,7 +214,7 @@ impl RevenueStore for EmbeddedStore {
                 let mut by_contact = txn
                     .open_table(CONVERSIONS_BY_CONTACT)
                     .map_err(unavailable)?;
-                let position = format!("{}#{key}", conversion.converted_at);
+                let position = conversion_position(&conversion);
                 by_contact
                     .insert(
                         (contact_key(instance, contact).as_str(), position.as_str()),

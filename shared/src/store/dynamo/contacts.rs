@@ -1,0 +1,337 @@
+//! The contact store on DynamoDB: contacts and identifier links in one table, dedupe claims,
+//! daily counters, and the `by_first_seen` listing index; each event's writes go in one
+//! transaction headed by its dedupe claim.
+
+use crate::contact::Contact;
+use crate::contact::counters::CounterBump;
+use crate::contact::store::{
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
+    listing_position,
+};
+use crate::ids::{ContactId, InstanceId};
+use crate::store::dynamo::toolkit::{
+    Item, cancelled, from_item, get_item, is_conditional_failure, is_conflict, key, number,
+    query_items, string, to_item, transact, unavailable,
+};
+use crate::store::dynamo::{DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY};
+use crate::store::{CommitOutcome, DedupeClaim, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+impl DynamoStore {
+    fn dedupe_put(&self, claim: &DedupeClaim) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.dedupe)
+            .item("dedupe_key", string(&claim.key))
+            .item("expires_at", number(claim.expires_at.unix_seconds()))
+            // TTL deletion lags by up to two days; an expired claim counts as gone.
+            .condition_expression("attribute_not_exists(dedupe_key) OR expires_at < :now")
+            .expression_attribute_values(":now", number(claim.now.unix_seconds()))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn contact_put(
+        &self,
+        contact: &Contact,
+        expected_version: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = to_item(contact)?;
+        item.insert(LISTING_KEY.to_owned(), string(&listing_position(contact)));
+        let put = Put::builder()
+            .table_name(&self.tables.contacts)
+            .set_item(Some(item));
+        let put = match expected_version {
+            None => put.condition_expression("attribute_not_exists(contact_id)"),
+            Some(version) => put
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", number(version)),
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(unavailable)?)
+            .build())
+    }
+
+    /// A link item from `identifier` to `target`, written under the condition `condition` adds.
+    fn link_put(
+        &self,
+        instance_id: &InstanceId,
+        identifier: &ContactId,
+        target: &ContactId,
+        condition: impl FnOnce(PutBuilder) -> PutBuilder,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.contacts)
+            .item("instance_id", string(instance_id.as_str()))
+            .item("contact_id", string(identifier.as_str()))
+            .item(LINKS_TO, string(target.as_str()));
+        Ok(TransactWriteItem::builder()
+            .put(condition(put).build().map_err(unavailable)?)
+            .build())
+    }
+
+    /// The link puts of `commit`: a new identifier must be free (neither a contact nor a link);
+    /// an absorbed contact must still be at its version (a link has none), and its links must
+    /// still point at it.
+    fn identity_items(
+        &self,
+        commit: &IdentityCommit,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let instance = &commit.contact.instance_id;
+        let survivor = &commit.contact.contact_id;
+        let mut items = Vec::new();
+        for identifier in &commit.new_links {
+            items.push(self.link_put(instance, identifier, survivor, |put| {
+                put.condition_expression("attribute_not_exists(contact_id)")
+            })?);
+        }
+        for absorbed in &commit.absorbed {
+            items.push(
+                self.link_put(instance, &absorbed.contact_id, survivor, |put| {
+                    put.condition_expression("#version = :version")
+                        .expression_attribute_names("#version", "version")
+                        .expression_attribute_values(":version", number(absorbed.version))
+                })?,
+            );
+            for identifier in &absorbed.linked_ids {
+                items.push(self.link_put(instance, identifier, survivor, |put| {
+                    put.condition_expression(format!("{LINKS_TO} = :from"))
+                        .expression_attribute_values(":from", string(absorbed.contact_id.as_str()))
+                })?);
+            }
+        }
+        Ok(items)
+    }
+
+    /// One `ADD` per instance and day (a transaction may touch an item only once).
+    fn counter_updates(
+        &self,
+        counters: &[CounterBump],
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut by_day: BTreeMap<(&str, &str), Vec<&CounterBump>> = BTreeMap::new();
+        for bump in counters {
+            by_day
+                .entry((bump.instance_id.as_str(), bump.day.as_str()))
+                .or_default()
+                .push(bump);
+        }
+        by_day
+            .into_iter()
+            .map(|((instance, day), bumps)| {
+                let mut update = Update::builder()
+                    .table_name(&self.tables.counters)
+                    .key("instance_id", string(instance))
+                    .key("day", string(day));
+                let mut adds = Vec::new();
+                for (index, bump) in bumps.iter().enumerate() {
+                    update = update
+                        .expression_attribute_names(format!("#c{index}"), bump.name.as_str())
+                        .expression_attribute_values(format!(":d{index}"), number(bump.delta));
+                    adds.push(format!("#c{index} :d{index}"));
+                }
+                let update = update
+                    .update_expression(format!("ADD {}", adds.join(", ")))
+                    .build()
+                    .map_err(unavailable)?;
+                Ok(TransactWriteItem::builder().update(update).build())
+            })
+            .collect()
+    }
+
+    /// Runs a transaction whose first item is a dedupe claim: a failed claim is a duplicate,
+    /// any other failed condition a conflict.
+    async fn transact_claimed(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<CommitOutcome, StoreError> {
+        match transact(&self.client, items).await? {
+            Ok(()) => Ok(CommitOutcome::Applied),
+            Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
+                Ok(CommitOutcome::Duplicate)
+            }
+            Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
+            Err(codes) => Err(cancelled(&codes)),
+        }
+    }
+
+    /// The contacts item of `id` (a contact or a link), read consistently.
+    async fn contacts_item(
+        &self,
+        instance_id: &InstanceId,
+        id: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let key = key(&[("instance_id", instance_id.as_str()), ("contact_id", id)]);
+        get_item(&self.client, &self.tables.contacts, key).await
+    }
+}
+
+#[async_trait]
+impl ContactStore for DynamoStore {
+    async fn load_contact(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        let Some(mut item) = self.contacts_item(instance_id, contact_id.as_str()).await? else {
+            return Ok(None);
+        };
+        if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
+            // A link always names a contact, never another link: merges repoint every link.
+            return match self.contacts_item(instance_id, &target).await? {
+                Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
+                Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
+                None => Ok(None),
+            };
+        }
+        from_item(item).map(Some)
+    }
+
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut items = vec![
+            self.dedupe_put(claim)?,
+            self.contact_put(&commit.contact, commit.expected_version)?,
+        ];
+        items.extend(self.identity_items(commit)?);
+        items.extend(self.counter_updates(&commit.counters)?);
+        self.transact_claimed(items).await
+    }
+
+    async fn commit_event(
+        &self,
+        claim: &DedupeClaim,
+        contact: &Contact,
+        expected_version: Option<u64>,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut items = vec![
+            self.dedupe_put(claim)?,
+            self.contact_put(contact, expected_version)?,
+        ];
+        items.extend(self.counter_updates(counters)?);
+        self.transact_claimed(items).await
+    }
+
+    async fn update_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut items = vec![self.contact_put(contact, Some(expected_version))?];
+        items.extend(self.counter_updates(counters)?);
+        match transact(&self.client, items).await? {
+            Ok(()) => Ok(CommitOutcome::Applied),
+            Err(codes) if codes.iter().any(is_conflict) => Ok(CommitOutcome::VersionConflict),
+            Err(codes) => Err(cancelled(&codes)),
+        }
+    }
+
+    /// One transaction per contact: a page of 500 would exceed a transaction's 100 items, and
+    /// one conflict must fail only its own contact.
+    async fn update_contacts(
+        &self,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        crate::contact::store::update_each(self, updates).await
+    }
+
+    async fn list_contacts(
+        &self,
+        instance_id: &InstanceId,
+        window: &ContactWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        let (low, until) = (window.since.to_string(), window.until.to_string());
+        // BETWEEN is inclusive: the upper bound is either `until` itself, which no position
+        // equals (positions continue with `#`), or the cursor's contact, skipped below.
+        let high = match after {
+            Some(after) if after < until.as_str() => after.to_owned(),
+            _ => until,
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.contacts)
+            .index_name(LISTING_INDEX)
+            .key_condition_expression(
+                "instance_id = :instance AND #position BETWEEN :low AND :high",
+            )
+            .expression_attribute_names("#position", LISTING_KEY)
+            .expression_attribute_values(":instance", string(instance_id.as_str()))
+            .expression_attribute_values(":low", string(&low))
+            .expression_attribute_values(":high", string(&high))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        let mut page = ContactPage::default();
+        let stopped = query_items(query, |mut item| {
+            let position = match item.remove(LISTING_KEY) {
+                Some(AttributeValue::S(position)) => position,
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "contact without a listing key".to_owned(),
+                    ));
+                }
+            };
+            if position == high {
+                return Ok(ControlFlow::Continue(()));
+            }
+            if page.contacts.len() == limit {
+                return Ok(ControlFlow::Break(()));
+            }
+            page.contacts.push(from_item(item)?);
+            page.next = Some(position);
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        if !stopped {
+            page.next = None;
+        }
+        Ok(page)
+    }
+
+    async fn load_counter_days(
+        &self,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<CounterDays, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.counters)
+            .key_condition_expression("instance_id = :instance AND #day BETWEEN :first AND :last")
+            .expression_attribute_names("#day", "day")
+            .expression_attribute_values(":instance", string(instance_id.as_str()))
+            .expression_attribute_values(":first", string(first_day))
+            .expression_attribute_values(":last", string(last_day))
+            .consistent_read(true);
+        let mut days = CounterDays::new();
+        query_items(query, |mut item| {
+            let Some(AttributeValue::S(day)) = item.remove("day") else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let counters = days.entry(day).or_default();
+            for (name, value) in item {
+                if let AttributeValue::N(count) = value {
+                    let count = count
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("counter {name}")))?;
+                    counters.insert(name, count);
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        Ok(days)
+    }
+}
