@@ -9,11 +9,11 @@
 use async_trait::async_trait;
 use shared::contact::store::ContactStore;
 use shared::contact::{Channel, InboundMessage};
-use shared::ids::{ContactId, InstanceId};
+use shared::ids::{ContactId, InstanceId, JobId};
 use shared::ingest::{InboundEvent, Ingestor};
-use shared::matching::Matcher;
+use shared::matching::QueueWorker;
 use shared::matching::backfill::JobStore;
-use shared::matching::backfill::{self, BackfillJob, JobStatus};
+use shared::matching::backfill::{self, BackfillJob};
 use shared::queue::{BackfillPage, JobQueue, QueueError, QueueJob};
 use shared::rules::store::RuleStore;
 use shared::rules::{CompiledRules, MAX_RULES_PER_INSTANCE, RuleDraft, RuleId};
@@ -146,32 +146,15 @@ async fn measure<S: ContactStore + RuleStore + JobStore>(label: &str, store: Arc
         started.elapsed().as_secs_f64()
     );
 
-    let job = BackfillJob {
-        job_id: "bench".into(),
-        instance_id: instance.clone(),
-        status: JobStatus::Queued,
-        days: 7,
-        since: window.since,
-        until: window.until,
-        limit: None,
-        scanned: 0,
-        updated: 0,
-        skipped_attributed: 0,
-        pages_done: 0,
-        next_after: None,
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        version: 1,
-    };
+    let job = BackfillJob::queued(JobId::new(), instance.clone(), 7, &window, None, now);
     store.create_job(&job).await.unwrap();
     let pages = Arc::new(Pages::default());
-    let matcher = Matcher::new(store.clone(), store.clone(), store.clone());
+    let matcher = QueueWorker::new(store.clone(), store.clone(), store.clone());
     matcher.attach_queue(pages.clone());
     let started = Instant::now();
     let mut page = BackfillPage {
         instance_id: instance.clone(),
-        job_id: "bench".into(),
+        job_id: job.job_id.clone(),
         page: 1,
         after: None,
     };
@@ -185,7 +168,11 @@ async fn measure<S: ContactStore + RuleStore + JobStore>(label: &str, store: Arc
             _ => break,
         }
     }
-    let done = store.load_job(&instance, "bench").await.unwrap().unwrap();
+    let done = store
+        .load_job(&instance, &job.job_id)
+        .await
+        .unwrap()
+        .unwrap();
     println!(
         "{label} run: scanned {} updated {} in {} pages, {:.2} s",
         done.scanned,

@@ -77,6 +77,26 @@ id_type!(
     "offer_id"
 );
 
+id_type!(
+    /// A backfill run, by which the admin API reads its progress and its queued pages find it.
+    JobId,
+    "job_id"
+);
+
+impl JobId {
+    /// A fresh id: a ULID, so that jobs sort by when they were started.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(crate::monotonic_ulid::Ulid::new().to_string())
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl fmt::Display for OfferId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -120,6 +140,14 @@ mod tests {
         assert!(InstanceId::parse("a#b").is_err());
         assert!(InstanceId::parse(&"9".repeat(161)).is_err());
         assert!(ContactId::parse(&format!("BR.{}", "a".repeat(128))).is_ok());
+    }
+
+    #[test]
+    fn fresh_job_ids_parse_back_and_sort_by_creation() {
+        let (first, second) = (JobId::new(), JobId::new());
+        assert_eq!(JobId::parse(first.as_str()), Ok(first.clone()));
+        assert!(first < second);
+        assert_eq!(JobId::parse("a b").unwrap_err().field, "job_id");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod matching;
 pub mod meta;
 pub mod metrics;
+mod monotonic_ulid;
 pub mod queue;
 pub mod revenue;
 pub mod rules;

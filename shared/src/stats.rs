@@ -138,7 +138,7 @@ pub struct Stats {
     /// New contacts from a paid Meta ad (`by_kind.meta_ad`).
     pub meta_ads: u64,
     /// New contacts the text rules decided on (no Meta referral): always
-    /// `matched_by_rules + unmatched`. A contact still waiting for the matcher joins it within
+    /// `matched_by_rules + unmatched`. A contact still waiting for the queue worker joins it within
     /// a second.
     pub click_to_chat_contacts: u64,
     /// New contacts a rule attributed.

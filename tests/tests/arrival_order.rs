@@ -15,7 +15,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
 use shared::ids::InstanceId;
-use shared::matching::Matcher;
+use shared::matching::QueueWorker;
 use shared::queue::MatchJob;
 use shared::store::{FaultInjectingStore, FaultMode, FaultPlan};
 use std::sync::Arc;
@@ -202,7 +202,7 @@ struct Engine {
     stores: Stores,
     webhook: Router,
     queue: Arc<RecordingQueue>,
-    matcher: Matcher,
+    matcher: QueueWorker,
     jobs_run: usize,
 }
 
@@ -224,7 +224,7 @@ async fn engine(backend: Backend, plan: &Arc<FaultPlan>) -> Option<(Engine, Stor
     ));
     let queue = Arc::new(RecordingQueue::default());
     let webhook = webhook_app_with_queue(faulty.clone(), queue.clone());
-    let matcher = Matcher::new(faulty, stores.rules.clone(), stores.jobs.clone());
+    let matcher = QueueWorker::new(faulty, stores.rules.clone(), stores.jobs.clone());
     Some((
         Engine {
             stores,
@@ -257,7 +257,7 @@ impl Engine {
             let mut attempts = 0;
             while let Err(error) = self
                 .matcher
-                .handle(job, shared::time::Timestamp::now())
+                .match_first_message(job, shared::time::Timestamp::now())
                 .await
             {
                 attempts += 1;

@@ -10,8 +10,10 @@ use shared::contact::store::{
 };
 use shared::ids::ContactId;
 use shared::ids::InstanceId;
-use shared::matching::Matcher;
-use shared::queue::QueueJob;
+use shared::ids::JobId;
+use shared::matching::QueueWorker;
+use shared::matching::backfill::{self, BackfillJob, JobStatus, JobStore, StartError};
+use shared::queue::{BackfillPage, QueueJob};
 use shared::store::{CommitOutcome, DedupeClaim, FaultInjectingStore, FaultPlan, StoreError};
 use shared::time::Timestamp;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ on_every_store!(
     bad_backfill_requests_are_400,
     a_backfill_racing_live_matching_attributes_and_counts_each_contact_once,
     a_backfill_page_reaches_the_stores_batch_write_through_the_engines_store_types,
+    a_started_run_is_stored_queued_with_its_first_page_on_the_queue,
+    a_run_whose_first_page_the_queue_refuses_is_marked_failed,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -305,7 +309,7 @@ async fn a_backfill_racing_live_matching_attributes_and_counts_each_contact_once
     assert_eq!(status, StatusCode::ACCEPTED);
 
     let matcher = Arc::new(
-        Matcher::new(
+        QueueWorker::new(
             stores.contacts.clone(),
             stores.rules.clone(),
             stores.jobs.clone(),
@@ -318,7 +322,10 @@ async fn a_backfill_racing_live_matching_attributes_and_counts_each_contact_once
         let jobs = live_jobs.match_jobs();
         tokio::spawn(async move {
             for job in jobs {
-                matcher.handle(&job, Timestamp::now()).await.unwrap();
+                matcher
+                    .match_first_message(&job, Timestamp::now())
+                    .await
+                    .unwrap();
             }
         })
     };
@@ -495,4 +502,104 @@ async fn a_backfill_page_reaches_the_stores_batch_write_through_the_engines_stor
         spy.batches.load(Ordering::SeqCst) >= 2,
         "three contacts in pages of two are at least two batch writes"
     );
+}
+
+/// A job store that remembers the ids of the jobs created through it, so a test can find a
+/// job whose start failed.
+struct CreatedJobs {
+    inner: Arc<dyn JobStore>,
+    created: std::sync::Mutex<Vec<JobId>>,
+}
+
+#[async_trait::async_trait]
+impl JobStore for CreatedJobs {
+    async fn create_job(&self, job: &BackfillJob) -> Result<(), StoreError> {
+        self.created.lock().unwrap().push(job.job_id.clone());
+        self.inner.create_job(job).await
+    }
+
+    async fn load_job(
+        &self,
+        instance_id: &InstanceId,
+        job_id: &JobId,
+    ) -> Result<Option<BackfillJob>, StoreError> {
+        self.inner.load_job(instance_id, job_id).await
+    }
+
+    async fn save_job(
+        &self,
+        job: &BackfillJob,
+        expected_version: u64,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner.save_job(job, expected_version).await
+    }
+}
+
+/// Starts a 7-day run limited to 10 contacts on `stores` through `queue`; answers what the
+/// start answered and the job it stored.
+async fn start_run(
+    stores: &Stores,
+    queue: &RecordingQueue,
+    now: Timestamp,
+) -> (Result<BackfillJob, StartError>, BackfillJob) {
+    let jobs = CreatedJobs {
+        inner: stores.jobs.clone(),
+        created: Default::default(),
+    };
+    let instance = InstanceId::parse(INSTANCE).unwrap();
+    let window = backfill::window(now, 7);
+    let started = backfill::start(&jobs, queue, instance.clone(), 7, &window, Some(10), now).await;
+    let created = jobs.created.lock().unwrap().clone();
+    assert_eq!(created.len(), 1, "one job stored");
+    let stored = stores
+        .jobs
+        .load_job(&instance, &created[0])
+        .await
+        .unwrap()
+        .expect("the job is stored");
+    (started, stored)
+}
+
+async fn a_started_run_is_stored_queued_with_its_first_page_on_the_queue(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let queue = RecordingQueue::default();
+    let now = Timestamp::now();
+    let (started, stored) = start_run(&stores, &queue, now).await;
+    let started = started.unwrap();
+    assert_eq!(started, stored);
+    assert_eq!(stored.status, JobStatus::Queued);
+    assert_eq!(
+        (stored.days, stored.limit, stored.version),
+        (7, Some(10), 1)
+    );
+    assert_eq!(
+        (stored.since, stored.until),
+        (now.plus_seconds(-7 * 86_400), now)
+    );
+    assert_eq!(
+        *queue.jobs.lock().unwrap(),
+        [QueueJob::BackfillPage(BackfillPage {
+            instance_id: stored.instance_id.clone(),
+            job_id: stored.job_id.clone(),
+            page: 1,
+            after: None,
+        })]
+    );
+}
+
+async fn a_run_whose_first_page_the_queue_refuses_is_marked_failed(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let queue = RecordingQueue::default();
+    queue.failing.store(true, Ordering::SeqCst);
+    let now = Timestamp::now();
+    let (started, stored) = start_run(&stores, &queue, now).await;
+    let error = started.unwrap_err();
+    assert!(matches!(error, StartError::Queue(_)), "{error}");
+    assert_eq!(stored.status, JobStatus::Failed);
+    assert_eq!((stored.finished_at, stored.version), (Some(now), 2));
+    assert_eq!(queue.job_count(), 0);
 }

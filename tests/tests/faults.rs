@@ -17,7 +17,8 @@ use shared::contact::Contact;
 use shared::contact::store::ContactQueries;
 use shared::contact::store::{ContactPage, ContactStore, ContactWindow, CounterDays};
 use shared::ids::{ContactId, InstanceId};
-use shared::matching::{InProcessQueue, Matcher};
+use shared::matching::QueueWorker;
+use shared::queue::InProcessQueue;
 use shared::queue::{JobQueue, MatchJob, QueueError, QueueJob};
 use shared::revenue::Click;
 use shared::revenue::store::RevenueStore;
@@ -217,7 +218,7 @@ fn sqs_event(messages: &[(String, String)]) -> SqsEvent {
 
 /// Runs match jobs as the SQS-triggered Lambda would: batches of up to 10, and whatever a
 /// batch reports as failed comes back in a later batch. Answers how many runs failed.
-async fn run_jobs_until_done(matcher: &Matcher, jobs: &[MatchJob]) -> usize {
+async fn run_jobs_until_done(matcher: &QueueWorker, jobs: &[MatchJob]) -> usize {
     let mut pending: Vec<(String, String)> = jobs
         .iter()
         .enumerate()
@@ -339,7 +340,7 @@ async fn fault_free_run(backend: Backend) -> Option<(String, StoreGuard)> {
     let queue = Arc::new(RecordingQueue::default());
     let app = webhook_app_with_queue(stores.contacts.clone(), queue.clone());
     assert_eq!(deliver_until_accepted(&app, &deliveries).await, 0);
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -388,7 +389,7 @@ async fn replay_deliveries(backend: Backend, mode: FaultMode) {
     // comes from the deliveries. A job lost with a failed enqueue would leave its contact
     // undecided.
     plan.set_ratio(0.0);
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -427,7 +428,7 @@ async fn retry_jobs(backend: Backend, mode: FaultMode) {
 
     let plan = FaultPlan::ratio(FAULT_RATIO, 0x0b5e_u64);
     plan.set_mode(mode);
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         faulty(&stores, &plan).contacts,
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -476,7 +477,7 @@ async fn unmatched_contacts(stores: &Stores, now: i64) -> Vec<(&'static str, Str
         assert_eq!(deliver_until_accepted(&app, &[body]).await, 0);
         contacts.push((INSTANCE, contact));
     }
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -487,7 +488,7 @@ async fn unmatched_contacts(stores: &Stores, now: i64) -> Vec<(&'static str, Str
 
 /// Runs every queued job (a backfill page queues the next) until each has succeeded, as SQS
 /// redelivers what failed. Answers how many runs failed.
-async fn run_queue_until_empty(matcher: &Matcher, queue: &RecordingQueue) -> usize {
+async fn run_queue_until_empty(matcher: &QueueWorker, queue: &RecordingQueue) -> usize {
     let (mut done, mut failures) = (0, 0);
     for _ in 0..MAX_ROUNDS {
         let jobs = queue.jobs.lock().unwrap().clone();
@@ -540,7 +541,7 @@ async fn backfill_run(
 
     let plan = FaultPlan::ratio(0.0, 0x0bac_u64);
     let faulty_jobs = Arc::new(FaultInjectingStore::new(stores.jobs.clone(), plan.clone()));
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         faulty(&stores, &plan).contacts,
         stores.rules.clone(),
         faulty_jobs,
@@ -1260,7 +1261,7 @@ async fn a_job_failing_every_time_is_dead_lettered_in_process_and_the_rest_succe
     // Every job fails twice before it succeeds (the in-process queue delivers each up to
     // MAX_RECEIVES times); the poisoned contact's job fails every time.
     let flaky = Arc::new(FlakyWrites::new(stores.contacts.clone(), 2, &[POISONED]));
-    let matcher = Arc::new(Matcher::new(
+    let matcher = Arc::new(QueueWorker::new(
         flaky.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -1289,7 +1290,7 @@ async fn a_job_failing_every_time_is_dead_lettered_in_process_and_the_rest_succe
     );
     assert_eq!(
         flaky.attempts.lock().unwrap()[POISONED],
-        shared::matching::MAX_RECEIVES as usize
+        shared::queue::MAX_RECEIVES as usize
     );
     assert_all_but_the_poisoned_decided(&stores).await;
 }
@@ -1338,7 +1339,7 @@ async fn sqs_queues(client: &aws_sdk_sqs::Client, max_receives: u32) -> (String,
 async fn poll(
     client: &aws_sdk_sqs::Client,
     url: &str,
-    matcher: &Matcher,
+    matcher: &QueueWorker,
 ) -> (Vec<String>, Vec<String>) {
     let received = client
         .receive_message()
@@ -1406,7 +1407,7 @@ async fn on_sqs_failed_jobs_come_back_and_one_failing_every_time_reaches_the_dea
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let flaky = Arc::new(FlakyWrites::new(stores.contacts.clone(), 2, &[POISONED]));
-    let matcher = Matcher::new(flaky.clone(), stores.rules.clone(), stores.jobs.clone());
+    let matcher = QueueWorker::new(flaky.clone(), stores.rules.clone(), stores.jobs.clone());
     let poisoned_job = json!({"type": "match", "instance_id": INSTANCE, "contact_id": POISONED});
     let is_poisoned = |body: &String| serde_json::from_str::<Value>(body).unwrap() == poisoned_job;
     let (mut polls, mut batch_with_poison_and_success) = (0, false);
@@ -1585,7 +1586,7 @@ async fn dynamodb_local_killed_mid_run_answers_5xx_and_the_replayed_deliveries_c
     // Meta's retries of what failed, then the rest, on the same engine.
     assert_eq!(deliver_until_accepted(&app, during).await, 0);
     assert_eq!(deliver_until_accepted(&app, after).await, 0);
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),

@@ -1,7 +1,7 @@
 //! The contract every `JobStore` implementation keeps, run against each of them.
 
 use integration_tests::*;
-use shared::ids::InstanceId;
+use shared::ids::{InstanceId, JobId};
 use shared::matching::backfill::JobStore;
 use shared::matching::backfill::{BackfillJob, JobStatus};
 use shared::store::CommitOutcome;
@@ -36,7 +36,7 @@ fn instance(id: &str) -> InstanceId {
 /// The job stored under `job_id` in `instance_id`, if any.
 async fn stored(store: &Arc<dyn JobStore>, instance_id: &str, job_id: &str) -> Option<BackfillJob> {
     store
-        .load_job(&instance(instance_id), job_id)
+        .load_job(&instance(instance_id), &JobId::parse(job_id).unwrap())
         .await
         .unwrap()
 }
@@ -53,7 +53,7 @@ async fn saved(
 /// A queued job, as the admin API creates it: no progress yet, at version 1.
 fn job(instance_id: &str, job_id: &str) -> BackfillJob {
     BackfillJob {
-        job_id: job_id.to_owned(),
+        job_id: JobId::parse(job_id).unwrap(),
         instance_id: instance(instance_id),
         status: JobStatus::Queued,
         days: 7,
@@ -122,13 +122,13 @@ async fn a_job_with_every_field_set_round_trips(backend: Backend) {
     store.create_job(&done).await.unwrap();
     let failed = BackfillJob {
         status: JobStatus::Failed,
-        job_id: "job-failed".to_owned(),
+        job_id: JobId::parse("job-failed").unwrap(),
         ..done.clone()
     };
     store.create_job(&failed).await.unwrap();
     let running = BackfillJob {
         status: JobStatus::Running,
-        job_id: "job-running".to_owned(),
+        job_id: JobId::parse("job-running").unwrap(),
         ..done.clone()
     };
     store.create_job(&running).await.unwrap();

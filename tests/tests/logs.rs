@@ -11,7 +11,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use integration_tests::*;
 use serde_json::json;
-use shared::matching::Matcher;
+use shared::matching::QueueWorker;
 use shared::store::{FaultInjectingStore, FaultPlan};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -340,7 +340,7 @@ async fn full_flow(stores: &Stores) {
     plan.set_ratio(0.0);
 
     // Queue messages the matcher cannot use: logged, retried, dead-lettered.
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         faulty.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),

@@ -8,7 +8,7 @@ use integration_tests::*;
 use serde_json::{Value, json};
 use shared::contact::store::ContactQueries;
 use shared::ids::{ContactId, InstanceId};
-use shared::matching::{MatchOutcome, Matcher};
+use shared::matching::{MatchOutcome, QueueWorker};
 use shared::queue::MatchJob;
 use shared::time::Timestamp;
 use std::time::Duration;
@@ -147,7 +147,7 @@ async fn a_meta_referral_is_never_overwritten_by_a_rule(backend: Backend) {
     );
 
     // And a job for it anyway (a duplicate, a stray) changes nothing.
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -157,7 +157,10 @@ async fn a_meta_referral_is_never_overwritten_by_a_rule(backend: Backend) {
         contact_id: ContactId::parse("16505551234").unwrap(),
     };
     assert_eq!(
-        matcher.handle(&job, Timestamp::now()).await.unwrap(),
+        matcher
+            .match_first_message(&job, Timestamp::now())
+            .await
+            .unwrap(),
         MatchOutcome::AlreadyDecided
     );
     assert_eq!(
@@ -267,7 +270,7 @@ async fn a_duplicate_job_attributes_and_counts_once(backend: Backend) {
         "a duplicate delivery asks again while the contact waits"
     );
 
-    let matcher = std::sync::Arc::new(Matcher::new(
+    let matcher = std::sync::Arc::new(QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -275,7 +278,12 @@ async fn a_duplicate_job_attributes_and_counts_once(backend: Backend) {
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let (matcher, job) = (matcher.clone(), jobs[0].clone());
-            tokio::spawn(async move { matcher.handle(&job, Timestamp::now()).await.unwrap() })
+            tokio::spawn(async move {
+                matcher
+                    .match_first_message(&job, Timestamp::now())
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut matched = 0;
@@ -321,7 +329,7 @@ async fn a_poison_message_fails_alone_in_its_batch(backend: Backend) {
     };
     let app = webhook_app(stores.contacts.clone());
     deliver(&app, &fixture("whatsapp_text_prefilled_tiktok.json")).await;
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -402,7 +410,7 @@ struct Steps {
     stores: Stores,
     app: axum::Router,
     queue: std::sync::Arc<RecordingQueue>,
-    matcher: Matcher,
+    matcher: QueueWorker,
 }
 
 impl Steps {
@@ -411,7 +419,7 @@ impl Steps {
         create_rule(&rules_app(&stores), rule("TikTok", "tiktok ad", 1)).await;
         let queue = std::sync::Arc::new(RecordingQueue::default());
         let app = webhook_app_with_queue(stores.contacts.clone(), queue.clone());
-        let matcher = Matcher::new(
+        let matcher = QueueWorker::new(
             stores.contacts.clone(),
             stores.rules.clone(),
             stores.jobs.clone(),
@@ -430,7 +438,10 @@ impl Steps {
     /// Runs the newest queued job, which must exist.
     async fn run_last_job(&self) -> MatchOutcome {
         let job = self.queue.match_jobs().pop().expect("a queued job");
-        self.matcher.handle(&job, Timestamp::now()).await.unwrap()
+        self.matcher
+            .match_first_message(&job, Timestamp::now())
+            .await
+            .unwrap()
     }
 
     /// Every counter of the instance that is not zero, over all days, the rule id named.

@@ -9,7 +9,7 @@ use http::{Request, StatusCode};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
-use shared::matching::Matcher;
+use shared::matching::QueueWorker;
 use shared::queue::JobQueue;
 use shared::revenue::Click;
 use shared::revenue::links::hash_client_ip;
@@ -1178,7 +1178,7 @@ async fn clicks_whose_write_fails_are_redirected_and_recorded_once_from_the_queu
         "no click was recorded directly"
     );
     // Delivered twice each, as SQS may.
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         engine.stores.contacts.clone(),
         engine.stores.rules.clone(),
         engine.stores.jobs.clone(),

@@ -8,7 +8,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use http::StatusCode;
 use integration_tests::*;
 use serde_json::json;
-use shared::matching::Matcher;
+use shared::matching::QueueWorker;
 use shared::queue::sqs::SqsQueue;
 use shared::queue::{JobQueue, QueueError, QueueJob};
 use shared::store::{FaultInjectingStore, FaultPlan};
@@ -53,7 +53,7 @@ async fn queues(client: &aws_sdk_sqs::Client, max_receives: u32) -> (String, Str
 
 /// One Lambda-style poll: receive a batch, run it, delete what succeeded. Failed messages stay
 /// and come back (visibility timeout 0), as SQS redelivers them.
-async fn poll_once(client: &aws_sdk_sqs::Client, url: &str, matcher: &Matcher) -> usize {
+async fn poll_once(client: &aws_sdk_sqs::Client, url: &str, matcher: &QueueWorker) -> usize {
     let received = client
         .receive_message()
         .queue_url(url)
@@ -139,7 +139,7 @@ async fn jobs_travel_through_sqs_and_a_poison_message_ends_in_the_dead_letter_qu
         .await
         .unwrap();
 
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -276,7 +276,7 @@ async fn a_backfill_run_travels_as_pages_through_sqs() {
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
 
     // Pages of two contacts: four pages, each queued on SQS by the one before.
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),
@@ -364,7 +364,7 @@ async fn clicks_the_redirect_could_not_record_travel_through_sqs_and_count_once(
     }
     plan.set_ratio(0.0);
 
-    let matcher = Matcher::new(
+    let matcher = QueueWorker::new(
         stores.contacts.clone(),
         stores.rules.clone(),
         stores.jobs.clone(),

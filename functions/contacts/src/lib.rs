@@ -9,7 +9,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::contact::listing::{self, ContactFilter, CursorCodec};
-use shared::contact::store::{ContactStore, ContactWindow, listing_position};
+use shared::contact::store::{ContactStore, ContactWindow};
 use shared::erasure::ErasureStore;
 use shared::http::{ApiError, Missing, Path, Query, admin_routes, contact_view};
 use shared::ids::{ContactId, InstanceId};
@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 mod erasure;
 
+/// What the contacts function's handlers share, built once per process.
 pub struct ContactsState {
     /// Signs listing cursors; the admin key is a server secret already.
     cursors: CursorCodec,
@@ -29,6 +30,7 @@ pub struct ContactsState {
 }
 
 impl ContactsState {
+    /// The state over these stores, its listing cursors signed under the admin key.
     pub fn new(
         admin_keys: &AdminKeys,
         contacts: Arc<dyn ContactStore>,
@@ -82,10 +84,6 @@ struct ContactsQuery {
     cursor: Option<String>,
 }
 
-/// How many contacts one request may look at to fill a filtered page; past it the page ends
-/// early, with a cursor to go on.
-const MAX_SCANNED_PER_REQUEST: usize = 5_000;
-
 fn timestamp(
     field: &'static str,
     text: Option<&str>,
@@ -127,34 +125,24 @@ async fn list_contacts(
         query.unattributed.as_deref(),
     )?;
     let limit = listing::parse_limit(query.limit.as_deref())?;
-    let mut after = match &query.cursor {
+    let after = match &query.cursor {
         Some(cursor) => Some(state.cursors.decode(&instance_id, cursor)?),
         None => None,
     };
 
-    let (mut shown, mut scanned, mut next) = (Vec::new(), 0, None);
-    'pages: loop {
-        let page = state
-            .contacts
-            .list_contacts(&instance_id, &window, after.as_deref(), limit.max(100))
-            .await?;
-        for contact in &page.contacts {
-            scanned += 1;
-            let position = listing_position(contact);
-            if filter.matches(contact) {
-                shown.push(contact_view(contact));
-            }
-            if shown.len() == limit || scanned == MAX_SCANNED_PER_REQUEST {
-                next = Some(position);
-                break 'pages;
-            }
-        }
-        match page.next {
-            Some(position) => after = Some(position),
-            None => break,
-        }
-    }
-    let next_cursor = next.map(|position| state.cursors.encode(&instance_id, &position));
+    let page = listing::filtered_page(
+        state.contacts.as_ref(),
+        &instance_id,
+        &window,
+        &filter,
+        after,
+        limit,
+    )
+    .await?;
+    let shown: Vec<Value> = page.contacts.iter().map(contact_view).collect();
+    let next_cursor = page
+        .next
+        .map(|position| state.cursors.encode(&instance_id, &position));
     Ok(Json(
         json!({ "contacts": shown, "next_cursor": next_cursor }),
     ))

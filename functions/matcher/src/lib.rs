@@ -1,14 +1,16 @@
-//! The matcher function: an SQS batch in, partial batch failures out.
+//! The matcher function (SQS matching and backfill): an SQS batch in, through the queue worker,
+//! partial batch failures out.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use shared::matching::{MAX_RECEIVES, Matcher};
+use shared::matching::QueueWorker;
+use shared::queue::MAX_RECEIVES;
 use shared::time::Timestamp;
 use std::collections::HashSet;
 
-/// Runs each record through the matcher; only the records that failed are reported, so SQS
+/// Runs each record through the queue worker; only the records that failed are reported, so SQS
 /// redelivers those alone (`ReportBatchItemFailures`) and, after `maxReceiveCount`, moves them to
 /// the dead-letter queue — counted then as the `DlqSends` metric.
-pub async fn handle_sqs_event(matcher: &Matcher, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle_sqs_event(worker: &QueueWorker, event: SqsEvent) -> SqsBatchResponse {
     let mut last_tries = HashSet::new();
     let messages: Vec<(String, String)> = event
         .records
@@ -26,7 +28,7 @@ pub async fn handle_sqs_event(matcher: &Matcher, event: SqsEvent) -> SqsBatchRes
             (id, record.body.unwrap_or_default())
         })
         .collect();
-    let failed = matcher.handle_batch(&messages, Timestamp::now()).await;
+    let failed = worker.handle_batch(&messages, Timestamp::now()).await;
     for message_id in failed.iter().filter(|id| last_tries.contains(*id)) {
         tracing::error!(
             message_id,

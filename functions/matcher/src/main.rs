@@ -1,9 +1,9 @@
-//! Lambda entry point: read config, build the DynamoDB store and the matcher once (warming the
+//! Lambda entry point: read config, build the DynamoDB store and the queue worker once (warming the
 //! first DynamoDB connection), serve SQS batches.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::matching::Matcher;
+use shared::matching::QueueWorker;
 use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::revenue::DynamoRevenueStore;
 use shared::store::dynamo::widget::DynamoWidgetStore;
@@ -20,17 +20,17 @@ async fn main() -> Result<(), Error> {
     let widgets = Arc::new(DynamoWidgetStore::from_env(&dynamo)?);
     store.warm_up().await;
     let revenue = Arc::new(DynamoRevenueStore::from_env(&dynamo)?);
-    let matcher = Arc::new(
-        Matcher::new(store.clone(), store.clone(), store)
+    let worker = Arc::new(
+        QueueWorker::new(store.clone(), store.clone(), store)
             .with_ref_codes(widgets)
             .with_revenue(revenue),
     );
     // Backfill pages queue their successors on the same queue.
-    matcher.attach_queue(Arc::new(SqsQueue::from_env(&aws)?));
+    worker.attach_queue(Arc::new(SqsQueue::from_env(&aws)?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let matcher = matcher.clone();
+        let worker = worker.clone();
         async move {
-            Ok::<SqsBatchResponse, Error>(matcher::handle_sqs_event(&matcher, event.payload).await)
+            Ok::<SqsBatchResponse, Error>(matcher::handle_sqs_event(&worker, event.payload).await)
         }
     }))
     .await

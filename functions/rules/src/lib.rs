@@ -12,10 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
 use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
-use shared::ids::InstanceId;
-use shared::matching::backfill::JobStore;
-use shared::matching::backfill::{self, BackfillJob, JobStatus};
-use shared::queue::{BackfillPage, JobQueue, QueueJob};
+use shared::ids::{InstanceId, JobId};
+use shared::matching::backfill::{self, JobStore};
+use shared::queue::JobQueue;
 use shared::rules::store::{RuleStore, RuleWrite};
 use shared::rules::{
     CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
@@ -28,6 +27,7 @@ use std::sync::Arc;
 
 mod widget_settings;
 
+/// What the rules function's handlers share, built once per process.
 pub struct RulesState {
     admin_keys: Arc<AdminKeys>,
     rules: Arc<dyn RuleStore>,
@@ -41,6 +41,7 @@ pub struct RulesState {
 }
 
 impl RulesState {
+    /// The state over these stores, with the queue backfill runs start on.
     pub fn new(
         admin_keys: &AdminKeys,
         rules: Arc<dyn RuleStore>,
@@ -291,39 +292,16 @@ async fn start_backfill(
         .await?;
         return Ok(Json(preview).into_response());
     }
-    let job = BackfillJob {
-        job_id: RuleId::new().to_string(),
-        instance_id: instance_id.clone(),
-        status: JobStatus::Queued,
-        days,
-        since: window.since,
-        until: window.until,
-        limit: request.limit,
-        scanned: 0,
-        updated: 0,
-        skipped_attributed: 0,
-        pages_done: 0,
-        next_after: None,
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        version: 1,
-    };
-    state.jobs.create_job(&job).await?;
-    let first = QueueJob::BackfillPage(BackfillPage {
+    let job = backfill::start(
+        state.jobs.as_ref(),
+        state.queue.as_ref(),
         instance_id,
-        job_id: job.job_id.clone(),
-        page: 1,
-        after: None,
-    });
-    if let Err(error) = state.queue.enqueue(&first).await {
-        let mut failed = job.clone();
-        failed.status = JobStatus::Failed;
-        failed.finished_at = Some(now);
-        failed.version += 1;
-        let _ = state.jobs.save_job(&failed, job.version).await;
-        return Err(error.into());
-    }
+        days,
+        &window,
+        request.limit,
+        now,
+    )
+    .await?;
     let accepted = json!({ "job_id": job.job_id, "status": job.status });
     let response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
     Ok(AuditObject::attach(
@@ -334,7 +312,7 @@ async fn start_backfill(
 
 async fn backfill_status(
     State(state): State<Arc<RulesState>>,
-    Path((instance_id, job_id)): Path<(InstanceId, String)>,
+    Path((instance_id, job_id)): Path<(InstanceId, JobId)>,
 ) -> Result<Json<Value>, ApiError> {
     let job = state
         .jobs

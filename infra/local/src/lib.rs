@@ -7,8 +7,9 @@ use axum::routing::get;
 use shared::config::Secrets;
 use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
+use shared::matching::QueueWorker;
 use shared::matching::backfill::JobStore;
-use shared::matching::{InProcessQueue, Matcher};
+use shared::queue::InProcessQueue;
 use shared::revenue::store::RevenueStore;
 use shared::rules::store::RuleStore;
 use shared::web::store::WidgetStore;
@@ -69,10 +70,10 @@ pub fn engine_with_matcher(
     secrets: &Secrets,
     stores: &Stores,
     public_base_url: &str,
-    adjust: impl FnOnce(Matcher) -> Matcher,
+    adjust: impl FnOnce(QueueWorker) -> QueueWorker,
 ) -> LocalEngine {
     let matcher = adjust(
-        Matcher::new(
+        QueueWorker::new(
             stores.contacts.clone(),
             stores.rules.clone(),
             stores.jobs.clone(),

@@ -1,9 +1,11 @@
 //! The contacts listing behind the attribution view: filters, and cursors that cannot be
 //! turned into another instance's.
 
+use crate::contact::store::{ContactPage, ContactStore, ContactWindow, listing_position};
 use crate::contact::{Acquisition, Contact};
 use crate::ids::InstanceId;
 use crate::secret::{RotatingSecret, Secret};
+use crate::store::StoreError;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -87,6 +89,52 @@ impl ContactFilter {
             && self
                 .unattributed
                 .is_none_or(|unattributed| unattributed == acquisition.is_none())
+    }
+}
+
+/// How many contacts one request may look at to fill a filtered page; past it the page ends
+/// early, with a position to go on from.
+pub const MAX_SCANNED_PER_REQUEST: usize = 5_000;
+
+/// One page of the instance's contacts in `window` that pass `filter`, newest first, from
+/// after the listing position `after`: the store's pages are read until `limit` contacts pass
+/// or [`MAX_SCANNED_PER_REQUEST`] were looked at. `next` is the position of the last contact
+/// looked at when the page ended there, `None` once the listing is exhausted.
+pub async fn filtered_page(
+    contacts: &dyn ContactStore,
+    instance_id: &InstanceId,
+    window: &ContactWindow,
+    filter: &ContactFilter,
+    mut after: Option<String>,
+    limit: usize,
+) -> Result<ContactPage, StoreError> {
+    let (mut shown, mut scanned) = (Vec::new(), 0);
+    loop {
+        let page = contacts
+            .list_contacts(instance_id, window, after.as_deref(), limit.max(100))
+            .await?;
+        for contact in page.contacts {
+            scanned += 1;
+            let position = listing_position(&contact);
+            if filter.matches(&contact) {
+                shown.push(contact);
+            }
+            if shown.len() == limit || scanned == MAX_SCANNED_PER_REQUEST {
+                return Ok(ContactPage {
+                    contacts: shown,
+                    next: Some(position),
+                });
+            }
+        }
+        match page.next {
+            Some(position) => after = Some(position),
+            None => {
+                return Ok(ContactPage {
+                    contacts: shown,
+                    next: None,
+                });
+            }
+        }
     }
 }
 
@@ -199,5 +247,81 @@ mod tests {
         let after = CursorCodec::new(RotatingSecret::parse(&Secret::new("new")).unwrap());
         assert_eq!(after.decode(&one, &fresh).unwrap(), "q");
         assert!(after.decode(&one, &cursor).is_err());
+    }
+
+    /// `count` WhatsApp contacts first seen a minute apart, the oldest of them from a Meta ad,
+    /// on a fresh embedded store.
+    async fn contacts_one_from_an_ad(
+        count: i64,
+    ) -> (tempfile::TempDir, crate::store::EmbeddedStore) {
+        use crate::contact::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral};
+        use crate::contact::{Referral, store::ContactStore};
+        use crate::ids::ContactId;
+        use crate::ingest::{InboundEvent, Ingestor};
+        use crate::time::Timestamp;
+        let folder = tempfile::tempdir().unwrap();
+        let store = crate::store::EmbeddedStore::open(&folder.path().join("db")).unwrap();
+        let ingestor =
+            Ingestor::new(std::sync::Arc::new(store.clone()) as std::sync::Arc<dyn ContactStore>);
+        let events = (0..count).map(|n| {
+            let at = Timestamp::from_unix_seconds(1_750_000_000 + 60 * n).unwrap();
+            InboundEvent {
+                dedupe_key: format!("m{n}"),
+                instance_id: InstanceId::parse("1").unwrap(),
+                contact_id: ContactId::parse(&format!("{}", 5_511_000_000 + n)).unwrap(),
+                channel: Channel::Whatsapp,
+                display_name: None,
+                occurred_at: at,
+                message: Some(InboundMessage {
+                    id: format!("m{n}"),
+                    kind: "text".into(),
+                    text: Some("hi".into()),
+                    timestamp: at,
+                }),
+                referral: (n == 0).then(|| {
+                    Referral::MetaAd(MetaReferral {
+                        ad_id: Some("ad".into()),
+                        source: Some("ad".into()),
+                        ..MetaReferral::minimal(MetaPlatform::Facebook, at)
+                    })
+                }),
+                identity: Identity::default(),
+            }
+        });
+        let ingests = events.map(|event| {
+            let ingestor = ingestor.clone();
+            async move { ingestor.ingest(&event, event.occurred_at).await.unwrap() }
+        });
+        futures::future::join_all(ingests).await;
+        (folder, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_filtered_page_reads_on_across_store_pages_until_it_is_full_or_the_listing_ends() {
+        let (_folder, store) = contacts_one_from_an_ad(150).await;
+        let window = ContactWindow {
+            since: crate::time::Timestamp::from_unix_seconds(0).unwrap(),
+            until: crate::time::Timestamp::from_unix_seconds(1_800_000_000).unwrap(),
+        };
+        let instance = InstanceId::parse("1").unwrap();
+        let from_ads = ContactFilter::parse(Some("meta_ad"), None, None, None, None).unwrap();
+        // Newest first: the one contact from an ad is the last of 150, past the first store page
+        // of 100 that a page of one reads.
+        let full = filtered_page(&store, &instance, &window, &from_ads, None, 1)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = full
+            .contacts
+            .iter()
+            .map(|c| c.contact_id.as_str())
+            .collect();
+        assert_eq!(ids, ["5511000000"]);
+        assert_eq!(full.next, Some(listing_position(&full.contacts[0])));
+        // A page of two is never full: the listing ends, and nothing is left to go on with.
+        let ended = filtered_page(&store, &instance, &window, &from_ads, None, 2)
+            .await
+            .unwrap();
+        assert_eq!(ended.contacts, full.contacts);
+        assert_eq!(ended.next, None);
     }
 }

@@ -3,6 +3,7 @@
 use crate::fields::FieldError;
 use crate::ids::InvalidId;
 use crate::ingest::IngestError;
+use crate::matching::backfill::StartError;
 use crate::meta::{PayloadError, SignatureError};
 use crate::queue::QueueError;
 use crate::stats::InvalidDays;
@@ -238,6 +239,15 @@ impl From<IngestError> for ApiError {
                 code: "contact_of_another_channel",
                 message: foreign.to_string(),
             },
+        }
+    }
+}
+
+impl From<StartError> for ApiError {
+    fn from(error: StartError) -> Self {
+        match error {
+            StartError::Store(error) => error.into(),
+            StartError::Queue(error) => error.into(),
         }
     }
 }

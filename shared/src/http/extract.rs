@@ -3,7 +3,7 @@
 //! body over its route's limit answers 413 with that limit.
 
 use super::{ApiError, Missing};
-use crate::ids::{ContactId, InstanceId, OfferId};
+use crate::ids::{ContactId, InstanceId, JobId, OfferId};
 use crate::revenue::Network;
 use crate::rules::RuleId;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
@@ -101,6 +101,13 @@ impl PathSegment for RuleId {
 impl PathSegment for OfferId {
     fn from_segment(segment: &str) -> Result<Self, ApiError> {
         Self::parse(segment).map_err(|_| Missing::Offer.into())
+    }
+}
+
+/// A job id that does not parse names no job.
+impl PathSegment for JobId {
+    fn from_segment(segment: &str) -> Result<Self, ApiError> {
+        Self::parse(segment).map_err(|_| Missing::Job.into())
     }
 }
 

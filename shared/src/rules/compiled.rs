@@ -1,4 +1,5 @@
-//! One instance's enabled rules compiled into a single matcher.
+//! Compiled rules: one instance's enabled rules compiled into a few structures searched once
+//! per message.
 //!
 //! A loop over one regex per rule costs milliseconds per message at 10,000 rules. Instead every
 //! rule gets a rank (its position in evaluation order) and goes into one of a few structures,
@@ -69,19 +70,24 @@ impl CompiledRules {
         let mut skipped = Vec::new();
         for (rank, rule) in enabled.iter().enumerate() {
             let rank = u32::try_from(rank).expect("fewer than 4 billion rules");
-            let matcher = &rule.matcher;
-            if matcher.kind == MatchKind::Regex {
-                if matcher.pattern.trim().is_empty() {
+            let text_match = &rule.text_match;
+            if text_match.kind == MatchKind::Regex {
+                if text_match.pattern.trim().is_empty() {
                     skipped.push(SkippedRule {
                         id: rule.id.clone(),
                         error: RuleError::new("match.pattern", "must not be empty"),
                     });
                 } else {
-                    regexes.add(&matcher.pattern, matcher.case_sensitive, rank, &rule.id);
+                    regexes.add(
+                        &text_match.pattern,
+                        text_match.case_sensitive,
+                        rank,
+                        &rule.id,
+                    );
                 }
                 continue;
             }
-            let pattern = normalize(&matcher.pattern, !matcher.case_sensitive);
+            let pattern = normalize(&text_match.pattern, !text_match.case_sensitive);
             if pattern.is_empty() {
                 // An empty literal would match every message.
                 skipped.push(SkippedRule {
@@ -90,12 +96,12 @@ impl CompiledRules {
                 });
                 continue;
             }
-            let set = if matcher.case_sensitive {
+            let set = if text_match.case_sensitive {
                 &mut unfolded
             } else {
                 &mut folded
             };
-            set.add(matcher.kind, pattern, rank);
+            set.add(text_match.kind, pattern, rank);
         }
 
         CompiledRules {
@@ -437,7 +443,7 @@ mod tests {
             name: format!("rule {id}"),
             platform: RulePlatform::Tiktok,
             source_name: None,
-            matcher: RuleMatch {
+            text_match: RuleMatch {
                 kind,
                 pattern: pattern.to_owned(),
                 case_sensitive: false,
@@ -508,11 +514,11 @@ mod tests {
     #[test]
     fn case_insensitive_by_default_sensitive_when_asked() {
         let mut sensitive = rule(&id(1), MatchKind::Contains, "TikTok", 10);
-        sensitive.matcher.case_sensitive = true;
+        sensitive.text_match.case_sensitive = true;
         assert!(matched(std::slice::from_ref(&sensitive), "via TikTok ad").is_some());
         assert!(matched(std::slice::from_ref(&sensitive), "via TIKTOK ad").is_none());
         // Whitespace is still normalised when case-sensitive.
-        sensitive.matcher.pattern = " TikTok  ad".into();
+        sensitive.text_match.pattern = " TikTok  ad".into();
         assert!(matched(std::slice::from_ref(&sensitive), "TikTok\n ad").is_some());
 
         for kind in [MatchKind::Exact, MatchKind::Prefix, MatchKind::Regex] {
@@ -521,7 +527,7 @@ mod tests {
                 matched(std::slice::from_ref(&exact), "OLÁ").is_some(),
                 "{kind}"
             );
-            exact.matcher.case_sensitive = true;
+            exact.text_match.case_sensitive = true;
             assert!(
                 matched(std::slice::from_ref(&exact), "OLÁ").is_none(),
                 "{kind}"
@@ -653,7 +659,7 @@ mod tests {
         }
     }
 
-    /// The reference the compiled matcher must agree with: each rule on its own, in order.
+    /// The reference compiled rules must agree with: each rule on its own, in order.
     struct Naive<'a>(Vec<(&'a Rule, Option<regex::Regex>)>);
 
     impl<'a> Naive<'a> {
@@ -661,7 +667,7 @@ mod tests {
             let mut ordered: Vec<&Rule> = rules.iter().filter(|r| r.enabled).collect();
             ordered.sort_by(|a, b| a.evaluation_cmp(b));
             let compiled = ordered.into_iter().map(|rule| {
-                let m = &rule.matcher;
+                let m = &rule.text_match;
                 let regex = (m.kind == MatchKind::Regex)
                     .then(|| build_regex(&m.pattern, m.case_sensitive).unwrap());
                 (rule, regex)
@@ -673,7 +679,7 @@ mod tests {
             let spaced = normalize(text, false);
             let folded = normalize(text, true);
             let found = self.0.iter().find(|(rule, regex)| {
-                let m = &rule.matcher;
+                let m = &rule.text_match;
                 let text = if m.case_sensitive { &spaced } else { &folded };
                 let pattern = normalize(&m.pattern, !m.case_sensitive);
                 match m.kind {
@@ -725,7 +731,7 @@ mod tests {
     }
 
     #[test]
-    fn compiled_matcher_agrees_with_a_naive_loop() {
+    fn compiled_rules_agree_with_a_naive_loop() {
         let mut rng = StdRng::seed_from_u64(0x5eed);
         let kinds = MatchKind::ALL;
         let (mut one_by_one, mut as_set, mut hits) = (0, 0, 0);
@@ -743,7 +749,7 @@ mod tests {
                     r.name = format!("rule {n}");
                     r.priority = rng.random_range(-2..3);
                     r.created_at = Timestamp::from_unix_seconds(rng.random_range(0..3)).unwrap();
-                    r.matcher.case_sensitive = rng.random_bool(0.25);
+                    r.text_match.case_sensitive = rng.random_bool(0.25);
                     r.enabled = rng.random_bool(0.9);
                     r
                 })

@@ -1,14 +1,9 @@
 //! Rule identifiers: ULIDs, so that an id made in a later millisecond sorts later and the last
 //! tie-break of the evaluation order (`id`) agrees with creation order wherever it can.
 
+use crate::monotonic_ulid::Ulid;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Crockford's base 32, as ULIDs use it: no I, L, O or U.
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-const LEN: usize = 26;
 
 /// A rule id that is not a canonical ULID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,45 +21,18 @@ impl RuleId {
     /// millisecond count up from the previous one, so they still sort in creation order.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        static LAST: Mutex<(u128, u128)> = Mutex::new((0, 0));
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis());
-        let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (millis, random) = if millis <= last.0 {
-            (last.0, last.1 + 1)
-        } else {
-            // Room below the 80-bit top keeps the increments from overflowing into the time.
-            (millis, rand::random::<u128>() & ((1 << 79) - 1))
-        };
-        *last = (millis, random);
-        Self::from_parts(millis, random)
+        Self(Ulid::new().to_string())
     }
 
     /// The id for a given time and random part; only the low 48 bits of `millis` and the low
     /// 80 bits of `random` are used.
     pub fn from_parts(millis: u128, random: u128) -> Self {
-        let value = ((millis & ((1 << 48) - 1)) << 80) | (random & ((1 << 80) - 1));
-        let text = (0..LEN)
-            .map(|i| ALPHABET[((value >> (125 - 5 * i)) & 31) as usize] as char)
-            .collect();
-        Self(text)
+        Self(Ulid::from_parts(millis, random).to_string())
     }
 
     /// Accepts lower case too (ULIDs are case-insensitive) and keeps the canonical upper case.
     pub fn parse(value: &str) -> Result<Self, InvalidRuleId> {
-        let bytes = value.as_bytes();
-        let acceptable = bytes.len() == LEN
-            // 26 × 5 bits = 130: the first character carries only 3 bits.
-            && bytes[0] <= b'7'
-            && bytes
-                .iter()
-                .all(|b| ALPHABET.contains(&b.to_ascii_uppercase()));
-        if acceptable {
-            Ok(Self(value.to_ascii_uppercase()))
-        } else {
-            Err(InvalidRuleId)
-        }
+        Ulid::canonical_text(value).map(Self).ok_or(InvalidRuleId)
     }
 
     /// The canonical upper-case ULID.

@@ -1,4 +1,4 @@
-//! Attribution rules for non-Meta ads: validation, normalisation and a compiled matcher.
+//! Attribution rules for non-Meta ads: validation, normalisation and compiled rules.
 //!
 //! TikTok, Google, X, LinkedIn, YouTube and other ads open WhatsApp through `wa.me` links with a
 //! pre-filled message. An admin describes each ad by a pattern on that message; the first
@@ -8,7 +8,7 @@
 //!
 //! - [`RuleDraft::from_json`] parses and validates what a client sends; [`RuleDraft::into_rule`]
 //!   makes the stored [`Rule`].
-//! - [`CompiledRules::compile`] turns an instance's rules into one matcher, and
+//! - [`CompiledRules::compile`] turns an instance's rules into compiled rules, and
 //!   [`CompiledRules::first_match`] answers for one message in about a microsecond, even at
 //!   [`MAX_RULES_PER_INSTANCE`] rules.
 //! - [`normalize`] is the text form literal patterns and messages are compared in.

@@ -18,7 +18,7 @@ pub fn normalize(text: &str, fold: bool) -> String {
     String::from_utf8(out).expect("normalisation writes whole UTF-8 characters")
 }
 
-/// [`normalize`] as UTF-8 bytes into a caller's buffer (cleared first), so the matcher can reuse
+/// [`normalize`] as UTF-8 bytes into a caller's buffer (cleared first), so compiled rules can reuse
 /// one buffer for every message. One pass; ASCII bytes go through a lookup table, other
 /// characters are decoded one by one.
 pub(crate) fn normalize_into(text: &str, fold: bool, out: &mut Vec<u8>) {

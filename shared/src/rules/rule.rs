@@ -226,7 +226,7 @@ pub struct Rule {
     pub source_name: Option<String>,
     /// What the first message must contain or be.
     #[serde(rename = "match")]
-    pub matcher: RuleMatch,
+    pub text_match: RuleMatch,
     /// The campaign a match attributes.
     pub campaign: Option<String>,
     /// The ad a match attributes.
@@ -273,9 +273,9 @@ pub struct RuleDraft {
     pub platform: RulePlatform,
     /// See [`Rule::source_name`].
     pub source_name: Option<String>,
-    /// See [`Rule::matcher`].
+    /// See [`Rule::text_match`].
     #[serde(rename = "match")]
-    pub matcher: RuleMatch,
+    pub text_match: RuleMatch,
     /// See [`Rule::campaign`].
     pub campaign: Option<String>,
     /// See [`Rule::ad`].
@@ -335,9 +335,9 @@ impl RuleDraft {
                 })?,
         };
 
-        let matcher = match present(&object, "match") {
+        let text_match = match present(&object, "match") {
             None => return Err(RuleError::new("match", "is required")),
-            Some(Value::Object(matcher)) => parse_match(matcher)?,
+            Some(Value::Object(text_match)) => parse_match(text_match)?,
             Some(_) => return Err(RuleError::new("match", "must be an object")),
         };
 
@@ -356,7 +356,7 @@ impl RuleDraft {
             name,
             platform,
             source_name: optional_string(&object, "source_name")?,
-            matcher,
+            text_match,
             campaign: optional_string(&object, "campaign")?,
             ad: optional_string(&object, "ad")?,
             priority,
@@ -394,7 +394,7 @@ impl RuleDraft {
         if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&self.priority) {
             return Err(priority_error());
         }
-        self.matcher.validate()
+        self.text_match.validate()
     }
 
     /// The stored rule this draft becomes. On `PUT`, pass the existing `id` and `created_at`
@@ -412,7 +412,7 @@ impl RuleDraft {
             name: self.name,
             platform: self.platform,
             source_name: self.source_name,
-            matcher: self.matcher,
+            text_match: self.text_match,
             campaign: self.campaign,
             ad: self.ad,
             priority: self.priority,
@@ -511,7 +511,7 @@ mod tests {
         let draft = draft(valid()).unwrap();
         assert_eq!(draft.priority, 10);
         assert!(draft.enabled);
-        assert!(!draft.matcher.case_sensitive);
+        assert!(!draft.text_match.case_sensitive);
         let at = Timestamp::from_unix_seconds(1_763_976_000).unwrap();
         let rule = draft.into_rule(
             RuleId::parse("01JD5X1Z4Q8M3N6P7R9S0T2V4W").unwrap(),
@@ -548,8 +548,8 @@ mod tests {
         assert_eq!(draft.ad, None);
         assert_eq!(draft.priority, DEFAULT_PRIORITY);
         assert!(!draft.enabled);
-        assert!(draft.matcher.case_sensitive);
-        assert_eq!(draft.matcher.kind, MatchKind::Regex);
+        assert!(draft.text_match.case_sensitive);
+        assert_eq!(draft.text_match.kind, MatchKind::Regex);
     }
 
     #[test]

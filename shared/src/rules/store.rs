@@ -16,7 +16,7 @@ pub enum RuleWrite {
     LimitReached,
 }
 
-/// Each instance's rules, with a version that every write changes, so warm matchers know
+/// Each instance's rules, with a version that every write changes, so warm queue workers know
 /// when to recompile.
 #[async_trait]
 pub trait RuleStore: Send + Sync + 'static {

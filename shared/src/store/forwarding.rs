@@ -11,7 +11,7 @@ use crate::contact::store::{
     ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
 };
 use crate::erasure::{Erased, Erasure, ErasureStore};
-use crate::ids::{ContactId, InstanceId, OfferId};
+use crate::ids::{ContactId, InstanceId, JobId, OfferId};
 use crate::matching::backfill::{BackfillJob, JobStore};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
@@ -100,7 +100,7 @@ forward!(RuleStore {
 
 forward!(JobStore {
     write fn create_job(&self, job: &BackfillJob) -> ();
-    read fn load_job(&self, instance_id: &InstanceId, job_id: &str) -> Option<BackfillJob>;
+    read fn load_job(&self, instance_id: &InstanceId, job_id: &JobId) -> Option<BackfillJob>;
     write fn save_job(&self, job: &BackfillJob, expected_version: u64) -> CommitOutcome;
 });
 

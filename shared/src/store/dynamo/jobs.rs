@@ -1,6 +1,6 @@
 //! The backfill job store on DynamoDB: one item per job, saved under a version condition.
 
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, JobId};
 use crate::matching::backfill::{BackfillJob, JobStore};
 use crate::store::dynamo::DynamoStore;
 use crate::store::dynamo::toolkit::{
@@ -27,9 +27,12 @@ impl JobStore for DynamoStore {
     async fn load_job(
         &self,
         instance_id: &InstanceId,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<Option<BackfillJob>, StoreError> {
-        let key = key(&[("instance_id", instance_id.as_str()), ("job_id", job_id)]);
+        let key = key(&[
+            ("instance_id", instance_id.as_str()),
+            ("job_id", job_id.as_str()),
+        ]);
         let found = get_item(&self.client, &self.tables.jobs, key).await?;
         found.map(from_item).transpose()
     }

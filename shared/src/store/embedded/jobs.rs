@@ -1,6 +1,6 @@
 //! The backfill job store in the embedded store.
 
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, JobId};
 use crate::matching::backfill::{BackfillJob, JobStore};
 use crate::store::embedded::{EmbeddedStore, JOBS, decode, encode, unavailable};
 use crate::store::{CommitOutcome, StoreError};
@@ -26,9 +26,9 @@ impl JobStore for EmbeddedStore {
     async fn load_job(
         &self,
         instance_id: &InstanceId,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<Option<BackfillJob>, StoreError> {
-        self.load(JOBS, (instance_id.as_str(), job_id))
+        self.load(JOBS, (instance_id.as_str(), job_id.as_str()))
     }
 
     async fn save_job(

@@ -1,11 +1,13 @@
-//! The match queue: jobs for the matcher, on SQS in AWS and in-process locally.
+//! The match queue: the jobs the queue worker runs, on SQS in AWS and in-process locally.
 
-use crate::ids::{ContactId, InstanceId};
+use crate::ids::{ContactId, InstanceId, JobId};
 use crate::revenue::Click;
+use crate::time::Timestamp;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// Asks the matcher to apply the instance's text rules to one contact's first message.
+/// Asks the queue worker to apply the instance's text rules to one contact's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchJob {
     /// The instance of the contact to match.
@@ -20,7 +22,7 @@ pub struct BackfillPage {
     /// The instance the backfill runs for.
     pub instance_id: InstanceId,
     /// The backfill job this page belongs to.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Pages count from 1; the job records the last one done, which makes a redelivered page
     /// a no-op.
     pub page: u64,
@@ -53,47 +55,23 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError>;
 }
 
-/// The SQS queue Lambda uses.
-#[cfg(feature = "aws")]
-pub mod sqs {
-    use super::*;
-    use aws_sdk_sqs::Client;
-    use aws_sdk_sqs::error::DisplayErrorContext;
+/// What runs the jobs a queue delivers (the queue worker), for a queue that delivers them
+/// itself: the in-process one.
+#[async_trait]
+pub trait JobRunner: Send + Sync + 'static {
+    /// Runs a batch of messages (id, body); answers the ids of those that failed and must be
+    /// delivered again.
+    async fn handle_batch(&self, messages: &[(String, String)], now: Timestamp) -> Vec<String>;
 
-    /// Jobs sent as JSON messages to one SQS queue.
-    pub struct SqsQueue {
-        client: Client,
-        queue_url: String,
-    }
-
-    impl SqsQueue {
-        /// A queue sending to `queue_url` through `client`.
-        pub fn new(client: Client, queue_url: String) -> Self {
-            Self { client, queue_url }
-        }
-
-        /// For Lambda: the client from the shared SDK configuration, the queue URL from
-        /// `MATCH_QUEUE_URL`.
-        pub fn from_env(
-            config: &aws_config::SdkConfig,
-        ) -> Result<Self, crate::config::ConfigError> {
-            let queue_url = crate::config::required("MATCH_QUEUE_URL")?;
-            Ok(Self::new(Client::new(config), queue_url))
-        }
-    }
-
-    #[async_trait]
-    impl JobQueue for SqsQueue {
-        async fn enqueue(&self, job: &QueueJob) -> Result<(), QueueError> {
-            let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
-            self.client
-                .send_message()
-                .queue_url(&self.queue_url)
-                .message_body(body)
-                .send()
-                .await
-                .map_err(|e| QueueError(DisplayErrorContext(&e).to_string()))?;
-            Ok(())
-        }
-    }
+    /// The queue the runner's follow-up jobs (a backfill's next page) go to.
+    fn attach_queue(&self, queue: Arc<dyn JobQueue>);
 }
+
+/// Deliveries of one message before it is dead-lettered (the template's `maxReceiveCount`).
+pub const MAX_RECEIVES: u32 = 5;
+
+pub mod in_process;
+#[cfg(feature = "aws")]
+pub mod sqs;
+
+pub use in_process::InProcessQueue;
