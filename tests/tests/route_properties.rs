@@ -632,100 +632,48 @@ fn a_body_over_its_routes_limit_is_refused_with_that_limit() {
 /// that is not one is that object's 404, a segment that is not UTF-8 a 400.
 #[test]
 fn a_malformed_path_id_answers_the_routes_json_error() {
-    let bad = "a%23b";
-    let good = INSTANCE;
     let invalid_instance = (StatusCode::BAD_REQUEST, "invalid_id", "instance_id");
     let invalid_contact = (StatusCode::BAD_REQUEST, "invalid_id", "contact_id");
     let no_rule = (StatusCode::NOT_FOUND, "rule_not_found", "rule");
     let no_offer = (StatusCode::NOT_FOUND, "offer_not_found", "offer");
-    let cases: Vec<(&str, String, (StatusCode, &str, &str))> = vec![
-        ("GET", format!("/instances/{bad}/widget"), invalid_instance),
-        ("POST", format!("/instances/{bad}/widget"), invalid_instance),
+    let no_job = (StatusCode::NOT_FOUND, "job_not_found", "job");
+    let no_network = (StatusCode::NOT_FOUND, "unknown_network", "network");
+    let no_link = (StatusCode::NOT_FOUND, "link_not_found", "link");
+    let not_utf8 = (StatusCode::BAD_REQUEST, "invalid_request", "UTF-8");
+    // BAD: an id no route accepts ("a#b", escaped); GOOD: the seeded instance.
+    let cases = [
+        ("GET", "/instances/BAD/widget", invalid_instance),
+        ("POST", "/instances/BAD/widget", invalid_instance),
+        ("GET", "/instances/BAD/contacts/1", invalid_instance),
+        ("GET", "/instances/GOOD/contacts/BAD", invalid_contact),
+        ("DELETE", "/instances/BAD/contacts/1", invalid_instance),
+        ("DELETE", "/instances/GOOD/contacts/BAD", invalid_contact),
+        ("GET", "/instances/BAD/contacts/1/journey", invalid_instance),
         (
             "GET",
-            format!("/instances/{bad}/contacts/1"),
-            invalid_instance,
-        ),
-        (
-            "GET",
-            format!("/instances/{good}/contacts/{bad}"),
+            "/instances/GOOD/contacts/BAD/journey",
             invalid_contact,
         ),
-        (
-            "DELETE",
-            format!("/instances/{bad}/contacts/1"),
-            invalid_instance,
-        ),
-        (
-            "DELETE",
-            format!("/instances/{good}/contacts/{bad}"),
-            invalid_contact,
-        ),
-        (
-            "GET",
-            format!("/instances/{bad}/contacts/1/journey"),
-            invalid_instance,
-        ),
-        (
-            "GET",
-            format!("/instances/{good}/contacts/{bad}/journey"),
-            invalid_contact,
-        ),
-        (
-            "GET",
-            format!("/instances/{bad}/contacts"),
-            invalid_instance,
-        ),
-        ("GET", format!("/instances/{bad}/stats"), invalid_instance),
-        ("GET", format!("/instances/{bad}/rules"), invalid_instance),
-        ("POST", format!("/instances/{bad}/rules"), invalid_instance),
-        (
-            "POST",
-            format!("/instances/{bad}/rules/test"),
-            invalid_instance,
-        ),
-        (
-            "GET",
-            format!("/instances/{bad}/rules/nope"),
-            invalid_instance,
-        ),
-        ("GET", format!("/instances/{good}/rules/nope"), no_rule),
-        ("PUT", format!("/instances/{good}/rules/{bad}"), no_rule),
-        ("DELETE", format!("/instances/{good}/rules/nope"), no_rule),
-        (
-            "POST",
-            format!("/instances/{bad}/backfill"),
-            invalid_instance,
-        ),
-        (
-            "GET",
-            format!("/instances/{bad}/backfill/j"),
-            invalid_instance,
-        ),
-        (
-            "GET",
-            format!("/instances/{good}/backfill/{bad}"),
-            (StatusCode::NOT_FOUND, "job_not_found", "job"),
-        ),
-        ("GET", format!("/offers/{bad}"), no_offer),
-        ("PUT", format!("/offers/{bad}"), no_offer),
-        (
-            "GET",
-            "/postbacks/nosuch".to_owned(),
-            (StatusCode::NOT_FOUND, "unknown_network", "network"),
-        ),
-        (
-            "GET",
-            format!("/c/{bad}"),
-            (StatusCode::NOT_FOUND, "link_not_found", "link"),
-        ),
-        (
-            "GET",
-            "/instances/%FF/stats".to_owned(),
-            (StatusCode::BAD_REQUEST, "invalid_request", "UTF-8"),
-        ),
+        ("GET", "/instances/BAD/contacts", invalid_instance),
+        ("GET", "/instances/BAD/stats", invalid_instance),
+        ("GET", "/instances/BAD/rules", invalid_instance),
+        ("POST", "/instances/BAD/rules", invalid_instance),
+        ("POST", "/instances/BAD/rules/test", invalid_instance),
+        ("GET", "/instances/BAD/rules/nope", invalid_instance),
+        ("GET", "/instances/GOOD/rules/nope", no_rule),
+        ("PUT", "/instances/GOOD/rules/BAD", no_rule),
+        ("DELETE", "/instances/GOOD/rules/nope", no_rule),
+        ("POST", "/instances/BAD/backfill", invalid_instance),
+        ("GET", "/instances/BAD/backfill/j", invalid_instance),
+        ("GET", "/instances/GOOD/backfill/BAD", no_job),
+        ("GET", "/offers/BAD", no_offer),
+        ("PUT", "/offers/BAD", no_offer),
+        ("GET", "/postbacks/nosuch", no_network),
+        ("GET", "/c/BAD", no_link),
+        ("GET", "/instances/%FF/stats", not_utf8),
     ];
-    for (method, path, (status, code, said)) in cases {
+    for (method, template, (status, code, said)) in cases {
+        let path = template.replace("BAD", "a%23b").replace("GOOD", INSTANCE);
         let (got, body) = admin_call(method, &path, b"{}".to_vec());
         assert_eq!(got, status, "{method} {path}: {body}");
         assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
