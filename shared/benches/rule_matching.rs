@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 use regex::Regex;
 use shared::ids::InstanceId;
 use shared::rules::{
-    CompiledRules, MatchKind, Rule, RuleId, RuleMatch, RulePlatform, sort_in_evaluation_order,
+    CompiledRules, MatchKind, Rule, RuleDraft, RuleId, RuleMatch, RulePlatform,
+    sort_in_evaluation_order,
 };
 use shared::time::Timestamp;
 use std::hint::black_box;
@@ -51,18 +52,20 @@ fn rules(count: usize, regex_share: f64, seed: u64) -> Vec<Rule> {
             Rule {
                 id: RuleId::from_parts(1_750_000_000_000 + n as u128, rng.random()),
                 instance_id: instance.clone(),
-                name: format!("rule {n}"),
-                platform: RulePlatform::Tiktok,
-                source_name: None,
-                text_match: RuleMatch {
-                    kind,
-                    pattern,
-                    case_sensitive: rng.random_bool(0.1),
+                settings: RuleDraft {
+                    name: format!("rule {n}"),
+                    platform: RulePlatform::Tiktok,
+                    source_name: None,
+                    text_match: RuleMatch {
+                        kind,
+                        pattern,
+                        case_sensitive: rng.random_bool(0.1),
+                    },
+                    campaign: Some(format!("campaign-{word}")),
+                    ad: None,
+                    priority: rng.random_range(0..1_000),
+                    enabled: true,
                 },
-                campaign: Some(format!("campaign-{word}")),
-                ad: None,
-                priority: rng.random_range(0..1_000),
-                enabled: true,
                 created_at: created,
                 updated_at: created,
             }
@@ -72,8 +75,8 @@ fn rules(count: usize, regex_share: f64, seed: u64) -> Vec<Rule> {
 
 /// A ~100-byte message that the given rule matches, in the shape a customer would send it.
 fn message_for(rule: &Rule) -> String {
-    let pattern = &rule.text_match.pattern;
-    match rule.text_match.kind {
+    let pattern = &rule.settings.text_match.pattern;
+    match rule.settings.text_match.kind {
         MatchKind::Contains => format!(
             "Hi!  I saw your ad on TikTok yesterday, {pattern} - is it still available today?"
         ),
@@ -94,7 +97,7 @@ fn naive(rules: &[Rule]) -> Vec<(Regex, usize)> {
     ordered
         .into_iter()
         .map(|(index, rule)| {
-            let m = &rule.text_match;
+            let m = &rule.settings.text_match;
             let flags = if m.case_sensitive { "" } else { "(?i)" };
             let literal = m
                 .pattern
@@ -132,7 +135,10 @@ fn messages(rules: &[Rule]) -> Vec<(&'static str, String)> {
         ordered[from..]
             .iter()
             .chain(ordered.iter())
-            .find(|r| r.text_match.kind == MatchKind::Contains && !r.text_match.case_sensitive)
+            .find(|r| {
+                r.settings.text_match.kind == MatchKind::Contains
+                    && !r.settings.text_match.case_sensitive
+            })
             .unwrap()
     };
     let mut messages = vec![
@@ -147,7 +153,7 @@ fn messages(rules: &[Rule]) -> Vec<(&'static str, String)> {
     if let Some(regex_rule) = ordered
         .iter()
         .rev()
-        .find(|r| r.text_match.kind == MatchKind::Regex)
+        .find(|r| r.settings.text_match.kind == MatchKind::Regex)
     {
         messages.push(("regex", message_for(regex_rule)));
     }

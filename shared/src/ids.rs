@@ -1,6 +1,6 @@
 //! Identifiers parsed once at the edge, so the rest of the code never sees an invalid one.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 /// Room for WhatsApp's business-scoped user ids (a country code, a dot and up to 128
@@ -28,6 +28,20 @@ fn parse_id(field: &'static str, value: &str) -> Result<String, InvalidId> {
     }
 }
 
+/// `Deserialize` through the type's `parse(&str)`, its only way in, so that stored or received
+/// text passes the same check as at the edge.
+macro_rules! deserialize_by_parse {
+    ($name:ty) => {
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+                Self::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_by_parse;
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
@@ -47,12 +61,7 @@ macro_rules! id_type {
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                Self::parse(&text).map_err(serde::de::Error::custom)
-            }
-        }
+        deserialize_by_parse!($name);
     };
 }
 

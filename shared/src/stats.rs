@@ -210,8 +210,8 @@ pub fn summarize(
         .iter()
         .map(|rule| RuleCount {
             rule_id: rule.id.to_string(),
-            name: Some(rule.name.clone()),
-            platform: Some(rule.platform.as_str().to_owned()),
+            name: Some(rule.settings.name.clone()),
+            platform: Some(rule.settings.platform.as_str().to_owned()),
             matched: matched.remove(rule.id.as_str()).unwrap_or(0),
         })
         .collect();

@@ -428,7 +428,7 @@ fn compile_and_match(bodies: &[Vec<u8>], texts: &[String]) {
         let _ = normalize(text, true);
         let _ = normalize(text, false);
         if let Some(rule) = compiled.first_match(text) {
-            assert!(rule.enabled, "a disabled rule matched");
+            assert!(rule.settings.enabled, "a disabled rule matched");
             assert!(rules.iter().any(|r| r.id == rule.id));
         }
     }

@@ -352,7 +352,7 @@ async fn rules_round_trip_and_every_write_moves_the_version(backend: Backend) {
         .unwrap();
     let v2 = rules.rules_version(&instance).await.unwrap();
     let mut listed = rules.list_rules(&instance).await.unwrap();
-    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    listed.sort_by(|a, b| a.settings.name.cmp(&b.settings.name));
     assert_eq!(listed, vec![first.clone(), second.clone()]);
     assert_eq!(
         rules.load_rule(&instance, &first.id).await.unwrap(),
@@ -360,7 +360,7 @@ async fn rules_round_trip_and_every_write_moves_the_version(backend: Backend) {
     );
 
     let mut renamed = first.clone();
-    renamed.name = "alpha 2".into();
+    renamed.settings.name = "alpha 2".into();
     assert_eq!(rules.replace_rule(&renamed).await.unwrap(), RuleWrite::Done);
     let v3 = rules.rules_version(&instance).await.unwrap();
     assert!(v3 > v2);

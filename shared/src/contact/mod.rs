@@ -205,12 +205,12 @@ impl RuleAttribution {
     /// The attribution `rule` gives for matching `matched_text` at `at`.
     pub fn of(rule: &crate::rules::Rule, matched_text: String, at: Timestamp) -> Self {
         Self {
-            platform: rule.platform,
-            source_name: rule.source_name.clone(),
+            platform: rule.settings.platform,
+            source_name: rule.settings.source_name.clone(),
             rule_id: rule.id.clone(),
-            rule_name: rule.name.clone(),
-            campaign: rule.campaign.clone(),
-            ad: rule.ad.clone(),
+            rule_name: rule.settings.name.clone(),
+            campaign: rule.settings.campaign.clone(),
+            ad: rule.settings.ad.clone(),
             matched_text,
             captured_at: at,
             backfill_job_id: None,

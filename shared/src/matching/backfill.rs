@@ -175,7 +175,7 @@ pub async fn preview(
                     .entry(rule.id.to_string())
                     .or_insert_with(|| RuleTally {
                         rule_id: rule.id.to_string(),
-                        name: rule.name.clone(),
+                        name: rule.settings.name.clone(),
                         count: 0,
                     })
                     .count += 1;

@@ -99,38 +99,23 @@ pub type ReportCounter = ReportBump;
 /// The labels an event carries into each grouping: its message, creative, offer and campaign.
 struct Labels<'a>(&'a str, &'a str, &'a str, &'a str);
 
-impl<'a> From<&'a SendRecord> for Labels<'a> {
-    fn from(send: &'a SendRecord) -> Self {
-        Self(
-            &send.message_id,
-            &send.creative,
-            send.offer_id.as_str(),
-            &send.campaign,
-        )
-    }
+/// Sends, clicks and credits carry the same four labels under the same names.
+macro_rules! labels_of {
+    ($($record:ty),*) => {$(
+        impl<'a> From<&'a $record> for Labels<'a> {
+            fn from(record: &'a $record) -> Self {
+                Self(
+                    &record.message_id,
+                    &record.creative,
+                    record.offer_id.as_str(),
+                    &record.campaign,
+                )
+            }
+        }
+    )*};
 }
 
-impl<'a> From<&'a Click> for Labels<'a> {
-    fn from(click: &'a Click) -> Self {
-        Self(
-            &click.message_id,
-            &click.creative,
-            click.offer_id.as_str(),
-            &click.campaign,
-        )
-    }
-}
-
-impl<'a> From<&'a Credit> for Labels<'a> {
-    fn from(credit: &'a Credit) -> Self {
-        Self(
-            &credit.message_id,
-            &credit.creative,
-            credit.offer_id.as_str(),
-            &credit.campaign,
-        )
-    }
-}
+labels_of!(SendRecord, Click, Credit);
 
 /// One bump per grouping, all on the event's UTC day.
 fn bumps(labels: Labels<'_>, at: Timestamp, currency: Currency, tally: Tally) -> Vec<ReportBump> {

@@ -61,7 +61,11 @@ impl CompiledRules {
     /// compiles must not stop the others from matching, so it is left out and listed in
     /// [`CompiledRules::skipped`].
     pub fn compile(rules: &[Rule]) -> CompiledRules {
-        let mut enabled: Vec<Rule> = rules.iter().filter(|rule| rule.enabled).cloned().collect();
+        let mut enabled: Vec<Rule> = rules
+            .iter()
+            .filter(|rule| rule.settings.enabled)
+            .cloned()
+            .collect();
         enabled.sort_by(Rule::evaluation_cmp);
 
         let mut folded = LiteralSetBuilder::default();
@@ -70,7 +74,7 @@ impl CompiledRules {
         let mut skipped = Vec::new();
         for (rank, rule) in enabled.iter().enumerate() {
             let rank = u32::try_from(rank).expect("fewer than 4 billion rules");
-            let text_match = &rule.text_match;
+            let text_match = &rule.settings.text_match;
             if text_match.kind == MatchKind::Regex {
                 if text_match.pattern.trim().is_empty() {
                     skipped.push(SkippedRule {
@@ -431,7 +435,7 @@ mod tests {
     use super::*;
     use crate::ids::InstanceId;
     use crate::rules::rule::build_regex;
-    use crate::rules::rule::{RuleMatch, RulePlatform};
+    use crate::rules::rule::{RuleDraft, RuleMatch, RulePlatform};
     use crate::time::Timestamp;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
@@ -440,18 +444,20 @@ mod tests {
         Rule {
             id: RuleId::parse(id).unwrap(),
             instance_id: InstanceId::parse("106540352242922").unwrap(),
-            name: format!("rule {id}"),
-            platform: RulePlatform::Tiktok,
-            source_name: None,
-            text_match: RuleMatch {
-                kind,
-                pattern: pattern.to_owned(),
-                case_sensitive: false,
+            settings: RuleDraft {
+                name: format!("rule {id}"),
+                platform: RulePlatform::Tiktok,
+                source_name: None,
+                text_match: RuleMatch {
+                    kind,
+                    pattern: pattern.to_owned(),
+                    case_sensitive: false,
+                },
+                campaign: None,
+                ad: None,
+                priority,
+                enabled: true,
             },
-            campaign: None,
-            ad: None,
-            priority,
-            enabled: true,
             created_at: Timestamp::from_unix_seconds(1_750_000_000).unwrap(),
             updated_at: Timestamp::from_unix_seconds(1_750_000_000).unwrap(),
         }
@@ -464,7 +470,7 @@ mod tests {
     fn matched(rules: &[Rule], text: &str) -> Option<String> {
         CompiledRules::compile(rules)
             .first_match(text)
-            .map(|rule| rule.name.clone())
+            .map(|rule| rule.settings.name.clone())
     }
 
     #[test]
@@ -514,11 +520,11 @@ mod tests {
     #[test]
     fn case_insensitive_by_default_sensitive_when_asked() {
         let mut sensitive = rule(&id(1), MatchKind::Contains, "TikTok", 10);
-        sensitive.text_match.case_sensitive = true;
+        sensitive.settings.text_match.case_sensitive = true;
         assert!(matched(std::slice::from_ref(&sensitive), "via TikTok ad").is_some());
         assert!(matched(std::slice::from_ref(&sensitive), "via TIKTOK ad").is_none());
         // Whitespace is still normalised when case-sensitive.
-        sensitive.text_match.pattern = " TikTok  ad".into();
+        sensitive.settings.text_match.pattern = " TikTok  ad".into();
         assert!(matched(std::slice::from_ref(&sensitive), "TikTok\n ad").is_some());
 
         for kind in [MatchKind::Exact, MatchKind::Prefix, MatchKind::Regex] {
@@ -527,7 +533,7 @@ mod tests {
                 matched(std::slice::from_ref(&exact), "OLÁ").is_some(),
                 "{kind}"
             );
-            exact.text_match.case_sensitive = true;
+            exact.settings.text_match.case_sensitive = true;
             assert!(
                 matched(std::slice::from_ref(&exact), "OLÁ").is_none(),
                 "{kind}"
@@ -558,9 +564,9 @@ mod tests {
     #[test]
     fn priority_then_age_then_id() {
         let mut late_low = rule(&id(1), MatchKind::Contains, "ad", 5);
-        late_low.name = "priority 5".into();
+        late_low.settings.name = "priority 5".into();
         let mut high = rule(&id(2), MatchKind::Contains, "tiktok", 10);
-        high.name = "priority 10".into();
+        high.settings.name = "priority 10".into();
         assert_eq!(
             matched(&[high.clone(), late_low.clone()], "tiktok ad").as_deref(),
             Some("priority 5")
@@ -568,7 +574,7 @@ mod tests {
 
         // Same priority: the older rule wins, whatever its id.
         let mut older = rule(&id(9), MatchKind::Regex, "tik", 10);
-        older.name = "older".into();
+        older.settings.name = "older".into();
         older.created_at = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
         assert_eq!(
             matched(&[high.clone(), older.clone()], "tiktok").as_deref(),
@@ -577,7 +583,7 @@ mod tests {
 
         // Same priority and age: the smaller id wins.
         let mut small_id = rule(&id(0), MatchKind::Prefix, "tik", 10);
-        small_id.name = "small id".into();
+        small_id.settings.name = "small id".into();
         assert_eq!(
             matched(&[high.clone(), small_id], "tiktok").as_deref(),
             Some("small id")
@@ -585,7 +591,7 @@ mod tests {
 
         // Negative priorities come first.
         let mut negative = rule(&id(5), MatchKind::Exact, "tiktok ad", -3);
-        negative.name = "negative".into();
+        negative.settings.name = "negative".into();
         assert_eq!(
             matched(&[late_low, high, negative], "TikTok ad").as_deref(),
             Some("negative")
@@ -595,11 +601,11 @@ mod tests {
     #[test]
     fn same_pattern_different_kinds_keep_their_own_rank() {
         let mut contains = rule(&id(1), MatchKind::Contains, "hello", 20);
-        contains.name = "contains".into();
+        contains.settings.name = "contains".into();
         let mut prefix = rule(&id(2), MatchKind::Prefix, "hello", 10);
-        prefix.name = "prefix".into();
+        prefix.settings.name = "prefix".into();
         let mut exact = rule(&id(3), MatchKind::Exact, "hello", 5);
-        exact.name = "exact".into();
+        exact.settings.name = "exact".into();
         let rules = [contains, prefix, exact];
         assert_eq!(matched(&rules, "hello").as_deref(), Some("exact"));
         assert_eq!(matched(&rules, "hello there").as_deref(), Some("prefix"));
@@ -610,9 +616,9 @@ mod tests {
     #[test]
     fn disabled_rules_are_ignored() {
         let mut disabled = rule(&id(1), MatchKind::Contains, "tiktok", 1);
-        disabled.enabled = false;
+        disabled.settings.enabled = false;
         let mut enabled = rule(&id(2), MatchKind::Contains, "tiktok", 2);
-        enabled.name = "enabled".into();
+        enabled.settings.name = "enabled".into();
         assert_eq!(
             matched(&[disabled.clone(), enabled], "tiktok").as_deref(),
             Some("enabled")
@@ -634,7 +640,7 @@ mod tests {
                 rule(&id(4), MatchKind::Regex, "tik+tok", 4),
                 rule(&id(5), MatchKind::Regex, " ", 5),
             ];
-            rules[3].name = "good".into();
+            rules[3].settings.name = "good".into();
             rules.extend((0..fillers).map(|n| {
                 rule(
                     &id(100 + n as u128),
@@ -651,7 +657,9 @@ mod tests {
                 .to_vec();
             assert_eq!(skipped, expected, "{fillers} fillers");
             assert_eq!(
-                compiled.first_match("tikkkTOK").map(|r| r.name.as_str()),
+                compiled
+                    .first_match("tikkkTOK")
+                    .map(|r| r.settings.name.as_str()),
                 Some("good")
             );
             assert!(compiled.first_match("   ").is_none());
@@ -664,10 +672,10 @@ mod tests {
 
     impl<'a> Naive<'a> {
         fn new(rules: &'a [Rule]) -> Self {
-            let mut ordered: Vec<&Rule> = rules.iter().filter(|r| r.enabled).collect();
+            let mut ordered: Vec<&Rule> = rules.iter().filter(|r| r.settings.enabled).collect();
             ordered.sort_by(|a, b| a.evaluation_cmp(b));
             let compiled = ordered.into_iter().map(|rule| {
-                let m = &rule.text_match;
+                let m = &rule.settings.text_match;
                 let regex = (m.kind == MatchKind::Regex)
                     .then(|| build_regex(&m.pattern, m.case_sensitive).unwrap());
                 (rule, regex)
@@ -679,7 +687,7 @@ mod tests {
             let spaced = normalize(text, false);
             let folded = normalize(text, true);
             let found = self.0.iter().find(|(rule, regex)| {
-                let m = &rule.text_match;
+                let m = &rule.settings.text_match;
                 let text = if m.case_sensitive { &spaced } else { &folded };
                 let pattern = normalize(&m.pattern, !m.case_sensitive);
                 match m.kind {
@@ -746,11 +754,11 @@ mod tests {
                         phrase(&mut rng, 3)
                     };
                     let mut r = rule(&id(rng.random_range(0..1_000_000)), kind, &pattern, 0);
-                    r.name = format!("rule {n}");
-                    r.priority = rng.random_range(-2..3);
+                    r.settings.name = format!("rule {n}");
+                    r.settings.priority = rng.random_range(-2..3);
                     r.created_at = Timestamp::from_unix_seconds(rng.random_range(0..3)).unwrap();
-                    r.text_match.case_sensitive = rng.random_bool(0.25);
-                    r.enabled = rng.random_bool(0.9);
+                    r.settings.text_match.case_sensitive = rng.random_bool(0.25);
+                    r.settings.enabled = rng.random_bool(0.9);
                     r
                 })
                 .collect();
@@ -763,8 +771,8 @@ mod tests {
             }
             for _ in 0..50 {
                 let text = phrase(&mut rng, 6);
-                let expected = naive.first_match(&text).map(|r| &r.name);
-                let actual = compiled.first_match(&text).map(|r| &r.name);
+                let expected = naive.first_match(&text).map(|r| &r.settings.name);
+                let actual = compiled.first_match(&text).map(|r| &r.settings.name);
                 assert_eq!(actual, expected, "text {text:?}, rules {rules:#?}");
                 hits += usize::from(actual.is_some());
             }

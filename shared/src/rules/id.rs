@@ -2,7 +2,7 @@
 //! tie-break of the evaluation order (`id`) agrees with creation order wherever it can.
 
 use crate::monotonic_ulid::Ulid;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use std::fmt;
 
 /// A rule id that is not a canonical ULID.
@@ -47,12 +47,7 @@ impl fmt::Display for RuleId {
     }
 }
 
-impl<'de> Deserialize<'de> for RuleId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+crate::ids::deserialize_by_parse!(RuleId);
 
 #[cfg(test)]
 mod tests {

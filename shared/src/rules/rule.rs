@@ -211,30 +211,17 @@ pub(crate) fn regex_error(error: regex::Error) -> RuleError {
     }
 }
 
-/// A stored rule.
+/// A stored rule: what the admin set (`settings`, flattened into the same JSON object) under
+/// the id and times the server owns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
     /// The rule's ULID.
     pub id: RuleId,
     /// The instance whose contacts it applies to.
     pub instance_id: InstanceId,
-    /// The admin's name for the rule.
-    pub name: String,
-    /// The source the rule attributes contacts to.
-    pub platform: RulePlatform,
-    /// A name for the source, e.g. for a `custom` platform.
-    pub source_name: Option<String>,
-    /// What the first message must contain or be.
-    #[serde(rename = "match")]
-    pub text_match: RuleMatch,
-    /// The campaign a match attributes.
-    pub campaign: Option<String>,
-    /// The ad a match attributes.
-    pub ad: Option<String>,
-    /// Lower is evaluated first.
-    pub priority: i64,
-    /// Whether the rule takes part in matching.
-    pub enabled: bool,
+    /// Everything the admin sets: name, platform, match, campaign, ad, priority, enabled.
+    #[serde(flatten)]
+    pub settings: RuleDraft,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it was last changed.
@@ -245,8 +232,8 @@ impl Rule {
     /// Evaluation order: ascending `priority`, then oldest `created_at`, then `id`, so that the
     /// order is total and the same on every machine.
     pub fn evaluation_cmp(&self, other: &Rule) -> Ordering {
-        (self.priority, self.created_at, &self.id).cmp(&(
-            other.priority,
+        (self.settings.priority, self.created_at, &self.id).cmp(&(
+            other.settings.priority,
             other.created_at,
             &other.id,
         ))
@@ -263,26 +250,27 @@ pub fn sort_in_evaluation_order(rules: &mut [Rule]) {
 /// the request is not a JSON object) and a message for the admin.
 pub use crate::fields::FieldError as RuleError;
 
-/// What a client sends to create (`POST`) or replace (`PUT`) a rule. [`RuleDraft::from_json`]
-/// is the way in: it parses and validates, so a draft it returns can always become a rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What a client sends to create (`POST`) or replace (`PUT`) a rule, and what a stored rule
+/// holds of it. [`RuleDraft::from_json`] is the way in from a request: it parses and validates,
+/// so a draft it returns can always become a rule (deserialising is for stored rules only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleDraft {
-    /// See [`Rule::name`].
+    /// The admin's name for the rule.
     pub name: String,
-    /// See [`Rule::platform`].
+    /// The source the rule attributes contacts to.
     pub platform: RulePlatform,
-    /// See [`Rule::source_name`].
+    /// A name for the source, e.g. for a `custom` platform.
     pub source_name: Option<String>,
-    /// See [`Rule::text_match`].
+    /// What the first message must contain or be.
     #[serde(rename = "match")]
     pub text_match: RuleMatch,
-    /// See [`Rule::campaign`].
+    /// The campaign a match attributes.
     pub campaign: Option<String>,
-    /// See [`Rule::ad`].
+    /// The ad a match attributes.
     pub ad: Option<String>,
-    /// See [`Rule::priority`].
+    /// Lower is evaluated first.
     pub priority: i64,
-    /// See [`Rule::enabled`].
+    /// Whether the rule takes part in matching.
     pub enabled: bool,
 }
 
@@ -409,14 +397,7 @@ impl RuleDraft {
         Rule {
             id,
             instance_id,
-            name: self.name,
-            platform: self.platform,
-            source_name: self.source_name,
-            text_match: self.text_match,
-            campaign: self.campaign,
-            ad: self.ad,
-            priority: self.priority,
-            enabled: self.enabled,
+            settings: self,
             created_at,
             updated_at,
         }
@@ -735,8 +716,8 @@ mod tests {
                 at(created),
                 at(created),
             );
-            rule.priority = priority;
-            rule.enabled = enabled;
+            rule.settings.priority = priority;
+            rule.settings.enabled = enabled;
             rule
         };
         let mut rules = vec![
