@@ -2,9 +2,11 @@
 //! and the display colour of each platform.
 
 use crate::contact::counters::{NEW_CONTACTS, UNMATCHED};
-use crate::contact::store::CounterDays;
+use crate::contact::store::{ContactStore, CounterDays};
 use crate::ids::InstanceId;
 use crate::rules::Rule;
+use crate::rules::store::RuleStore;
+use crate::store::StoreError;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -239,6 +241,21 @@ pub fn summarize(
         by_platform,
         rules: rule_counts,
     }
+}
+
+/// The stats of `window` for the instance, read from its day counters and current rules: what
+/// `GET /instances/{id}/stats` answers and the dashboard shows.
+pub async fn load(
+    rules: &dyn RuleStore,
+    contacts: &dyn ContactStore,
+    instance_id: InstanceId,
+    window: &StatsWindow,
+) -> Result<Stats, StoreError> {
+    let counters = contacts
+        .load_counter_days(&instance_id, &window.first_day, &window.last_day)
+        .await?;
+    let stored = rules.list_rules(&instance_id).await?;
+    Ok(summarize(instance_id, window, &counters, &stored))
 }
 
 #[cfg(test)]

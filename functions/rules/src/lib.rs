@@ -15,10 +15,9 @@ use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_rout
 use shared::ids::{InstanceId, JobId};
 use shared::matching::backfill::{self, JobStore};
 use shared::queue::JobQueue;
+use shared::rules::listing::{self, Created};
 use shared::rules::store::{RuleStore, RuleWrite};
-use shared::rules::{
-    CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId, sort_in_evaluation_order,
-};
+use shared::rules::{CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId};
 use shared::secret::AdminKeys;
 use shared::stats::{self, Stats, StatsWindow};
 use shared::time::Timestamp;
@@ -92,22 +91,15 @@ async fn create_rule(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let draft = RuleDraft::from_json(&body)?;
-    let now = Timestamp::now();
-    let rule = draft.into_rule(RuleId::new(), instance_id, now, now);
-    match state
-        .rules
-        .create_rule(&rule, MAX_RULES_PER_INSTANCE)
-        .await?
-    {
-        RuleWrite::Done => Ok(AuditObject::attach(
+    match listing::create(state.rules.as_ref(), instance_id, draft, Timestamp::now()).await? {
+        Created::Rule(rule) => Ok(AuditObject::attach(
             (StatusCode::CREATED, Json(&rule)).into_response(),
             format!("rule_id={}", rule.id),
         )),
-        RuleWrite::LimitReached => Err(ApiError::invalid_field(
+        Created::LimitReached => Err(ApiError::invalid_field(
             "instance_id",
             format!("an instance holds at most {MAX_RULES_PER_INSTANCE} rules"),
         )),
-        RuleWrite::NotFound => Err(ApiError::Internal("create answered not found".to_owned())),
     }
 }
 
@@ -117,22 +109,13 @@ async fn list_rules(
     State(state): State<Arc<RulesState>>,
     Path(instance_id): Path<InstanceId>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut rules = state.rules.list_rules(&instance_id).await?;
-    sort_in_evaluation_order(&mut rules);
-    let week = StatsWindow::ending(Timestamp::now(), None).expect("the default window is valid");
-    let counters = state
-        .contacts
-        .load_counter_days(&instance_id, &week.first_day, &week.last_day)
-        .await?;
-    let matched = stats::matched_by_rule(&counters);
-    let listed: Vec<Value> = rules
-        .iter()
-        .map(|rule| {
-            let mut listed = json!(rule);
-            listed["matched_7d"] = json!(matched.get(rule.id.as_str()).copied().unwrap_or(0));
-            listed
-        })
-        .collect();
+    let listed = listing::list_with_matches(
+        state.rules.as_ref(),
+        state.contacts.as_ref(),
+        &instance_id,
+        Timestamp::now(),
+    )
+    .await?;
     Ok(Json(json!({ "rules": listed })))
 }
 
@@ -149,17 +132,14 @@ async fn instance_stats(
     Query(query): Query<StatsQuery>,
 ) -> Result<Json<Stats>, ApiError> {
     let window = StatsWindow::ending(Timestamp::now(), query.days.as_deref())?;
-    let counters = state
-        .contacts
-        .load_counter_days(&instance_id, &window.first_day, &window.last_day)
-        .await?;
-    let rules = state.rules.list_rules(&instance_id).await?;
-    Ok(Json(stats::summarize(
+    let stats = stats::load(
+        state.rules.as_ref(),
+        state.contacts.as_ref(),
         instance_id,
         &window,
-        &counters,
-        &rules,
-    )))
+    )
+    .await?;
+    Ok(Json(stats))
 }
 
 async fn get_rule(
@@ -176,22 +156,15 @@ async fn replace_rule(
     Body(body): Body,
 ) -> Result<Json<Rule>, ApiError> {
     let draft = RuleDraft::from_json(&body)?;
-    let existing = state
-        .rules
-        .load_rule(&instance_id, &rule_id)
-        .await?
-        .ok_or(Missing::Rule)?;
-    // A replaced rule keeps its id and creation time, hence its place among equal priorities.
-    let rule = draft.into_rule(
-        existing.id,
+    let replaced = listing::replace(
+        state.rules.as_ref(),
         instance_id,
-        existing.created_at,
+        &rule_id,
+        draft,
         Timestamp::now(),
-    );
-    match state.rules.replace_rule(&rule).await? {
-        RuleWrite::Done => Ok(Json(rule)),
-        _ => Err(Missing::Rule.into()),
-    }
+    )
+    .await?;
+    Ok(Json(replaced.ok_or(Missing::Rule)?))
 }
 
 async fn delete_rule(
@@ -219,9 +192,8 @@ async fn test_rules(
     let request: TestRequest = serde_json::from_slice(&body).map_err(|error| {
         ApiError::invalid_field("text", format!("expected {{\"text\": \"...\"}}: {error}"))
     })?;
-    let rules = state.rules.list_rules(&instance_id).await?;
-    let compiled = CompiledRules::compile(&rules);
-    Ok(Json(match compiled.first_match(&request.text) {
+    let matched = listing::first_match(state.rules.as_ref(), &instance_id, &request.text).await?;
+    Ok(Json(match matched {
         Some(rule) => json!({ "matched": true, "rule": rule }),
         None => json!({ "matched": false }),
     }))

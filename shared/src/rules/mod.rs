@@ -15,6 +15,7 @@
 
 mod compiled;
 mod id;
+pub mod listing;
 mod normalize;
 mod rule;
 pub mod store;
