@@ -287,6 +287,30 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
     ))
 }
 
+/// The read-only key of the dashboard's tests.
+pub const READONLY_KEY: &str = "test-readonly-key-0123456789";
+
+/// The dashboard over `stores`, opened by [`ADMIN_KEY`] or [`READONLY_KEY`], beside the rules
+/// function under the same keys so a test compares the pages with the API.
+pub fn dashboard_app(stores: &Stores) -> Router {
+    let keys = AdminKeys {
+        readonly: Some(RotatingSecret::new(Secret::new(READONLY_KEY))),
+        ..secrets().admin_keys
+    };
+    let queue = Arc::new(RecordingQueue::default());
+    shared::http::serve_json_errors(
+        dashboard_router(&keys, stores).merge(rules_router(&keys, stores, queue)),
+    )
+}
+
+fn dashboard_router(keys: &AdminKeys, stores: &Stores) -> Router {
+    dashboard::router(dashboard::DashboardState::new(
+        keys,
+        stores.rules.clone(),
+        stores.contacts.clone(),
+    ))
+}
+
 /// Every route of every function over `stores`, with the in-process matcher: the local server.
 pub fn engine_app(stores: &Stores) -> local_server::LocalEngine {
     local_server::engine(&secrets(), stores, PUBLIC_BASE_URL)
@@ -373,6 +397,7 @@ pub fn function_routers_with(secrets: &Secrets, stores: &Stores) -> Vec<(&'stati
         ),
         ("rules", rules_router(&secrets.admin_keys, stores, queue)),
         ("contacts", contacts_router(&secrets.admin_keys, stores)),
+        ("dashboard", dashboard_router(&secrets.admin_keys, stores)),
         (
             "revenue",
             revenue::router(revenue::RevenueState::new(

@@ -262,7 +262,7 @@ fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved
         assert!(default > 0, "{name:?} reserves nothing by default");
         reserved += default;
     }
-    assert_eq!(functions, 8);
+    assert_eq!(functions, 9);
     // Lambda keeps at least 100 of an account's (default 1,000) unreserved.
     assert!(reserved <= 900, "{reserved} reserved");
     let webhook = default_of(&template, "WebhookReservedConcurrency");
@@ -400,7 +400,7 @@ fn each_function_may_read_exactly_the_secrets_its_binary_asks_for() {
         );
         functions += 1;
     }
-    assert_eq!(functions, 8);
+    assert_eq!(functions, 9);
     assert!(secrets_in_main("webhook").contains("META_APP_SECRET"));
 }
 

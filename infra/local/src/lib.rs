@@ -119,6 +119,11 @@ pub fn engine_with_matcher(
         stores.revenue.clone(),
         stores.contacts.clone(),
     ));
+    let dashboard = dashboard::router(dashboard::DashboardState::new(
+        &secrets.admin_keys,
+        stores.rules.clone(),
+        stores.contacts.clone(),
+    ));
     LocalEngine {
         app: shared::http::serve_json_errors(
             webhook
@@ -128,6 +133,7 @@ pub fn engine_with_matcher(
                 .merge(rules)
                 .merge(contacts)
                 .merge(revenue)
+                .merge(dashboard)
                 .merge(widget_demo()),
         ),
         match_queue,

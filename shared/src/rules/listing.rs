@@ -51,7 +51,7 @@ pub async fn list_with_matches(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
     /// Stored under a new id.
-    Rule(Rule),
+    Rule(Box<Rule>),
     /// The instance already holds [`MAX_RULES_PER_INSTANCE`] rules: nothing was stored.
     LimitReached,
 }
@@ -65,7 +65,7 @@ pub async fn create(
 ) -> Result<Created, StoreError> {
     let rule = draft.into_rule(RuleId::new(), instance_id, now, now);
     match rules.create_rule(&rule, MAX_RULES_PER_INSTANCE).await? {
-        RuleWrite::Done => Ok(Created::Rule(rule)),
+        RuleWrite::Done => Ok(Created::Rule(Box::new(rule))),
         RuleWrite::LimitReached => Ok(Created::LimitReached),
         RuleWrite::NotFound => Err(StoreError::Unavailable(
             "create answered not found".to_owned(),

@@ -1,0 +1,56 @@
+//! The dashboard's static files, embedded in the binary and served under a name that carries a
+//! hash of their bytes: a changed file gets a new URL, so each URL can be cached for a year.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+/// Where assets are served.
+pub const PREFIX: &str = "/app/assets/";
+
+/// One embedded file under its hashed name.
+pub struct Asset {
+    /// `<stem>.<hash>.<ext>`.
+    pub name: String,
+    content_type: &'static str,
+    bytes: &'static [u8],
+}
+
+/// `<stem>.<first 16 hex digits of the SHA-256 of bytes>.<ext>`: the name changes whenever the
+/// content does.
+pub fn hashed_name(stem: &str, ext: &str, bytes: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(bytes));
+    format!("{stem}.{}.{ext}", &digest[..16])
+}
+
+static STYLESHEET: LazyLock<Asset> = LazyLock::new(|| {
+    let bytes = include_bytes!("../assets/dashboard.css");
+    Asset {
+        name: hashed_name("dashboard", "css", bytes),
+        content_type: "text/css; charset=utf-8",
+        bytes,
+    }
+});
+
+/// The stylesheet's URL, for the pages' `<link>`.
+pub fn stylesheet_url() -> String {
+    format!("{PREFIX}{}", STYLESHEET.name)
+}
+
+/// The asset of that hashed name, with a year of immutable caching; a 404 otherwise (an old
+/// name after a deploy included: its bytes are gone).
+pub fn serve(name: &str) -> Response {
+    let asset = &*STYLESHEET;
+    if name != asset.name {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, asset.content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        asset.bytes,
+    )
+        .into_response()
+}

@@ -1,0 +1,527 @@
+//! The dashboard function: server-rendered pages over the same domain functions the admin API
+//! uses (`shared::stats::load`, `shared::rules::listing`), behind a signed session cookie that
+//! the admin key or the read-only key opens.
+
+mod assets;
+mod pages;
+mod session;
+
+pub use assets::hashed_name;
+pub use session::{COOKIE, LIFETIME_SECONDS, Role, Session};
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use pages::{AttributionPage, Chrome, EditPage, ErrorPage, Form, HomePage, LoginPage, RuleForm};
+use shared::contact::store::ContactStore;
+use shared::fields::FieldError;
+use shared::ids::InstanceId;
+use shared::rules::listing::{self, Created};
+use shared::rules::store::{RuleStore, RuleWrite};
+use shared::rules::{MAX_RULES_PER_INSTANCE, RuleDraft, RuleId};
+use shared::secret::AdminKeys;
+use shared::stats::{self, StatsWindow};
+use shared::store::StoreError;
+use shared::time::Timestamp;
+use std::sync::Arc;
+
+/// Remembers the last instance opened, so `/` goes back to it. Only an id, not signed: it
+/// grants nothing.
+const INSTANCE_COOKIE: &str = "dash_instance";
+/// Forms are a few fields; a sign-in is one key.
+const FORM_BODY_BYTES: usize = 16 * 1024;
+/// What every dashboard answer carries: nothing but the engine's own files may load, no page
+/// may frame it, and forms only post back to it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// What the dashboard's handlers share, built once per process.
+pub struct DashboardState {
+    keys: AdminKeys,
+    rules: Arc<dyn RuleStore>,
+    /// The daily counters behind the numbers and each rule's 7-day matches.
+    contacts: Arc<dyn ContactStore>,
+}
+
+impl DashboardState {
+    pub fn new(
+        keys: &AdminKeys,
+        rules: Arc<dyn RuleStore>,
+        contacts: Arc<dyn ContactStore>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            keys: keys.clone(),
+            rules,
+            contacts,
+        })
+    }
+}
+
+type Shared = Arc<DashboardState>;
+
+/// Every page of the dashboard, each answer with the security headers.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/app/login", get(login_form).post(login))
+        .route("/app/logout", post(logout))
+        .route("/app/assets/{name}", get(asset))
+        .route("/app/instances", get(open_instance))
+        .route("/app/instances/{instance_id}/attribution", get(attribution))
+        .route("/app/instances/{instance_id}/rules", post(add_rule))
+        .route(
+            "/app/instances/{instance_id}/rules/{rule_id}",
+            get(edit_rule).post(change_rule),
+        )
+        .route_layer(shared::http::body_limit(FORM_BODY_BYTES))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Why a page could not be shown: each answers an HTML page, never a stack trace.
+#[derive(Debug, thiserror::Error)]
+enum PageError {
+    #[error("the store is unavailable")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title) = match &self {
+            Self::Store(error) => {
+                tracing::error!(%error, "dashboard page failed on the store");
+                (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment")
+            }
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
+        };
+        let page = ErrorPage {
+            chrome: anonymous_chrome(),
+            title,
+            message: self.to_string(),
+        };
+        html(status, &page)
+    }
+}
+
+fn html(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a dashboard template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be drawn",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The header of a page shown without a session (sign-in, errors).
+fn anonymous_chrome() -> Chrome {
+    Chrome {
+        stylesheet: assets::stylesheet_url(),
+        signed_in: false,
+        readonly: true,
+        csrf: String::new(),
+        instance: String::new(),
+        role_label: "",
+    }
+}
+
+fn chrome(session: Option<&Session>, keys: &AdminKeys, instance: &str) -> Chrome {
+    Chrome {
+        stylesheet: assets::stylesheet_url(),
+        signed_in: session.is_some(),
+        readonly: session.is_none_or(|session| session.role == Role::ReadOnly),
+        csrf: session.map(|s| s.csrf_token(keys)).unwrap_or_default(),
+        instance: instance.to_owned(),
+        role_label: match session.map(|session| session.role) {
+            Some(Role::Admin) => "Admin",
+            Some(Role::ReadOnly) => "Read-only",
+            None => "",
+        },
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(key, value)| (key == name).then_some(value))
+}
+
+fn now() -> i64 {
+    Timestamp::now().unix_seconds()
+}
+
+fn session_of(state: &DashboardState, headers: &HeaderMap) -> Option<Session> {
+    Session::verify(&state.keys, cookie(headers, COOKIE)?, now())
+}
+
+/// A signed-in session; without one, the sign-in page (303, so a refused POST becomes a GET).
+struct SignedIn(Session);
+
+impl FromRequestParts<Shared> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        session_of(state, &parts.headers)
+            .map(SignedIn)
+            .ok_or_else(|| Redirect::to("/app/login").into_response())
+    }
+}
+
+/// A write needs the session's CSRF token and the admin role; both refusals are 403.
+fn authorize_write(
+    state: &DashboardState,
+    session: &Session,
+    form: &Form,
+) -> Result<(), PageError> {
+    let token = form.get("csrf").unwrap_or_default();
+    if !session.csrf_matches(&state.keys, token) {
+        return Err(PageError::Forbidden(
+            "this form has expired or did not come from this dashboard; reload the page and try again",
+        ));
+    }
+    if session.role == Role::ReadOnly {
+        return Err(PageError::Forbidden(
+            "a read-only session may look but not change anything; sign in with the admin key",
+        ));
+    }
+    Ok(())
+}
+
+fn https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// A cookie only this site's own requests carry, invisible to scripts.
+fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if https(headers) { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie values are visible ASCII")
+}
+
+fn attribution_url(instance_id: &InstanceId) -> String {
+    format!("/app/instances/{instance_id}/attribution")
+}
+
+fn parse_instance(raw: &str) -> Result<InstanceId, PageError> {
+    InstanceId::parse(raw).map_err(|error| PageError::BadRequest(error.to_string()))
+}
+
+async fn home(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let Some(session) = session_of(&state, &headers) else {
+        return Redirect::to("/app/login").into_response();
+    };
+    match cookie(&headers, INSTANCE_COOKIE).and_then(|raw| InstanceId::parse(raw).ok()) {
+        Some(instance_id) => Redirect::to(&attribution_url(&instance_id)).into_response(),
+        None => html(
+            StatusCode::OK,
+            &HomePage {
+                chrome: chrome(Some(&session), &state.keys, ""),
+                error: None,
+            },
+        ),
+    }
+}
+
+async fn login_form(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if session_of(&state, &headers).is_some() {
+        return Redirect::to("/").into_response();
+    }
+    login_page(&state, StatusCode::OK, None)
+}
+
+fn login_page(state: &DashboardState, status: StatusCode, error: Option<String>) -> Response {
+    let _ = state;
+    html(
+        status,
+        &LoginPage {
+            chrome: anonymous_chrome(),
+            error,
+        },
+    )
+}
+
+/// Signs in with the admin key or the read-only key, compared in constant time; the key is
+/// neither logged nor put in the cookie.
+async fn login(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let key = form.get("key").unwrap_or_default().trim();
+    let Some(name) = state.keys.identify(key.as_bytes()) else {
+        tracing::info!(target: "audit", "dashboard sign-in refused");
+        let error = "That is neither the admin key nor the read-only key.".to_owned();
+        return login_page(&state, StatusCode::UNAUTHORIZED, Some(error));
+    };
+    tracing::info!(target: "audit", key = name.as_str(), "dashboard sign-in");
+    let session = Session::start(name, now());
+    let cookie = set_cookie(
+        &headers,
+        COOKIE,
+        &session.sign(&state.keys),
+        LIFETIME_SECONDS,
+    );
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
+}
+
+async fn logout(headers: HeaderMap) -> Response {
+    let mut response = Redirect::to("/app/login").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&headers, COOKIE, "", 0));
+    response
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    assets::serve(&name)
+}
+
+/// The instance switch box: `?instance_id=…` opens that instance's Attribution view.
+async fn open_instance(
+    State(state): State<Shared>,
+    SignedIn(session): SignedIn,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let form = Form::parse(query.unwrap_or_default().as_bytes());
+    let raw = form.get("instance_id").unwrap_or_default().trim();
+    match InstanceId::parse(raw) {
+        Ok(instance_id) => Redirect::to(&attribution_url(&instance_id)).into_response(),
+        Err(error) => html(
+            StatusCode::BAD_REQUEST,
+            &HomePage {
+                chrome: chrome(Some(&session), &state.keys, raw),
+                error: Some(error.to_string()),
+            },
+        ),
+    }
+}
+
+/// The Attribution view: the last 7 days' numbers exactly as `GET …/stats` gives them, the
+/// rules as `GET …/rules` lists them, the test-a-text answer (`?text=`) and the add-rule form.
+async fn attribution(
+    State(state): State<Shared>,
+    SignedIn(session): SignedIn,
+    Path(raw_instance): Path<String>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, PageError> {
+    let instance_id = parse_instance(&raw_instance)?;
+    let query = Form::parse(query.unwrap_or_default().as_bytes());
+    let test_text = query.get("text").map(str::to_owned);
+    let mut response = attribution_page(&state, &session, &instance_id, test_text, None).await?;
+    let remembered = set_cookie(
+        &headers,
+        INSTANCE_COOKIE,
+        instance_id.as_str(),
+        LIFETIME_SECONDS,
+    );
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, remembered);
+    Ok(response)
+}
+
+async fn attribution_page(
+    state: &DashboardState,
+    session: &Session,
+    instance_id: &InstanceId,
+    test_text: Option<String>,
+    refused_form: Option<RuleForm>,
+) -> Result<Response, PageError> {
+    let now = Timestamp::now();
+    let window = StatsWindow::ending(now, None).expect("the default window is valid");
+    let (rules, contacts) = (state.rules.as_ref(), state.contacts.as_ref());
+    let stats = stats::load(rules, contacts, instance_id.clone(), &window).await?;
+    let listed = listing::list_with_matches(rules, contacts, instance_id, now).await?;
+    let test_answer = match &test_text {
+        Some(text) => Some(pages::test_answer(
+            listing::first_match(rules, instance_id, text)
+                .await?
+                .as_ref(),
+        )),
+        None => None,
+    };
+    let status = if refused_form.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = AttributionPage {
+        chrome: chrome(Some(session), &state.keys, instance_id.as_str()),
+        instance_id: instance_id.to_string(),
+        stats,
+        rules: listed.iter().map(Into::into).collect(),
+        test_text: test_text.unwrap_or_default(),
+        test_answer,
+        form: refused_form.unwrap_or_else(|| RuleForm::empty(rules_url(instance_id))),
+    };
+    Ok(html(status, &page))
+}
+
+fn rules_url(instance_id: &InstanceId) -> String {
+    format!("/app/instances/{instance_id}/rules")
+}
+
+fn rule_url(instance_id: &InstanceId, rule_id: &RuleId) -> String {
+    format!("/app/instances/{instance_id}/rules/{rule_id}")
+}
+
+/// The form's draft, validated by the API's own parser (same fields, same messages).
+fn draft_of(form: &Form) -> Result<RuleDraft, FieldError> {
+    let body = serde_json::to_vec(&pages::draft_json(form)).expect("JSON values serialize");
+    RuleDraft::from_json(&body)
+}
+
+async fn add_rule(
+    State(state): State<Shared>,
+    SignedIn(session): SignedIn,
+    Path(raw_instance): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    authorize_write(&state, &session, &form)?;
+    let instance_id = parse_instance(&raw_instance)?;
+    let refused = |error| RuleForm::empty(rules_url(&instance_id)).reposted(&form, error);
+    let error = match draft_of(&form) {
+        Ok(draft) => {
+            let created = listing::create(
+                state.rules.as_ref(),
+                instance_id.clone(),
+                draft,
+                Timestamp::now(),
+            )
+            .await?;
+            match created {
+                Created::Rule(rule) => {
+                    tracing::info!(target: "audit", rule_id = %rule.id, "dashboard rule added");
+                    return Ok(Redirect::to(&attribution_url(&instance_id)).into_response());
+                }
+                Created::LimitReached => FieldError::new(
+                    "instance_id",
+                    format!("an instance holds at most {MAX_RULES_PER_INSTANCE} rules"),
+                ),
+            }
+        }
+        Err(error) => error,
+    };
+    attribution_page(&state, &session, &instance_id, None, Some(refused(error))).await
+}
+
+async fn edit_rule(
+    State(state): State<Shared>,
+    SignedIn(session): SignedIn,
+    Path((raw_instance, raw_rule)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let (instance_id, rule_id) = parse_rule_path(&raw_instance, &raw_rule)?;
+    let rule = state
+        .rules
+        .load_rule(&instance_id, &rule_id)
+        .await?
+        .ok_or_else(no_such_rule)?;
+    let page = EditPage {
+        chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
+        instance_id: instance_id.to_string(),
+        form: RuleForm::of_rule(rule_url(&instance_id, &rule_id), &rule.settings),
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+fn parse_rule_path(raw_instance: &str, raw_rule: &str) -> Result<(InstanceId, RuleId), PageError> {
+    let rule_id =
+        RuleId::parse(raw_rule).map_err(|error| PageError::BadRequest(error.to_string()))?;
+    Ok((parse_instance(raw_instance)?, rule_id))
+}
+
+fn no_such_rule() -> PageError {
+    PageError::NotFound("this instance has no such rule (it may have been deleted)".to_owned())
+}
+
+/// One rule's writes, by the form's `action`: `save` (the edit form), `enable`, `disable`,
+/// `delete`; each back to the Attribution view when done.
+async fn change_rule(
+    State(state): State<Shared>,
+    SignedIn(session): SignedIn,
+    Path((raw_instance, raw_rule)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    authorize_write(&state, &session, &form)?;
+    let (instance_id, rule_id) = parse_rule_path(&raw_instance, &raw_rule)?;
+    let rules = state.rules.as_ref();
+    let now = Timestamp::now();
+    let action = form.get("action").unwrap_or_default();
+    let found = match action {
+        "save" => match draft_of(&form) {
+            Ok(draft) => listing::replace(rules, instance_id.clone(), &rule_id, draft, now)
+                .await?
+                .is_some(),
+            Err(error) => {
+                let page = EditPage {
+                    chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
+                    instance_id: instance_id.to_string(),
+                    form: RuleForm::empty(rule_url(&instance_id, &rule_id))
+                        .for_edit()
+                        .reposted(&form, error),
+                };
+                return Ok(html(StatusCode::BAD_REQUEST, &page));
+            }
+        },
+        "enable" | "disable" => {
+            let enabled = action == "enable";
+            listing::set_enabled(rules, instance_id.clone(), &rule_id, enabled, now)
+                .await?
+                .is_some()
+        }
+        "delete" => rules.delete_rule(&instance_id, &rule_id).await? == RuleWrite::Done,
+        _ => {
+            return Err(PageError::BadRequest(
+                "action must be save, enable, disable or delete".to_owned(),
+            ));
+        }
+    };
+    if !found {
+        return Err(no_such_rule());
+    }
+    tracing::info!(target: "audit", rule_id = %rule_id, action, "dashboard rule changed");
+    Ok(Redirect::to(&attribution_url(&instance_id)).into_response())
+}

@@ -1,0 +1,17 @@
+//! Lambda entry point: read config and the admin keys (they open sessions and sign them),
+//! build the DynamoDB client once, serve the dashboard's router.
+
+use shared::config::{LambdaStart, SecretName};
+use shared::store::dynamo::DynamoStore;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let start = LambdaStart::new().await;
+    let store = Arc::new(DynamoStore::from_env(&start.dynamo)?);
+    let secrets = start
+        .secrets_while(&SecretName::ADMIN, store.warm_up())
+        .await?;
+    let state = dashboard::DashboardState::new(&secrets.admin_keys, store.clone(), store);
+    lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
+}
