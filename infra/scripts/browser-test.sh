@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The widget snippet in a real browser: Debian's headless Chromium driven by playwright-core
-# (npm), against the local server on loopback. Installs what is missing (apt chromium, npm
-# playwright-core into .tools/browser), builds and starts the local server on a free port with a
-# temporary data folder, runs infra/scripts/browser/widget.test.mjs, and stops the server.
+# The widget snippet and the dashboard in a real browser: Debian's headless Chromium driven by
+# playwright-core (npm), against the local server on loopback. Installs what is missing (apt
+# chromium, npm playwright-core into .tools/browser), builds and starts the local server on a
+# free port with a temporary data folder, runs infra/scripts/browser/widget.test.mjs and
+# dashboard.test.mjs (screenshots in .tools/screenshots/), and stops the server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -43,9 +44,11 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-if ! BASE_URL="http://127.0.0.1:$port" PLAYWRIGHT_MODULES="$TOOLS/" \
-    node infra/scripts/browser/widget.test.mjs; then
-    echo "--- local server log" >&2
-    cat "$work/server.log" >&2
-    exit 1
-fi
+for test in widget dashboard; do
+    if ! BASE_URL="http://127.0.0.1:$port" PLAYWRIGHT_MODULES="$TOOLS/" \
+        SCREENSHOTS="$ROOT/.tools/screenshots" node "infra/scripts/browser/$test.test.mjs"; then
+        echo "--- local server log" >&2
+        cat "$work/server.log" >&2
+        exit 1
+    fi
+done

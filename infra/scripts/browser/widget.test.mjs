@@ -4,47 +4,17 @@
 // WhatsApp webhook is posted; the WhatsApp contact must carry the landing's acquisition.
 //
 //   BASE_URL=http://127.0.0.1:3000 ADMIN_API_KEY=… META_APP_SECRET=… node infra/scripts/browser/widget.test.mjs
-import { createHmac } from "node:crypto";
-import { createRequire } from "node:module";
 import assert from "node:assert/strict";
+import { BASE, api, deliverText, eventually, launch } from "./common.mjs";
 
-const require = createRequire(process.env.PLAYWRIGHT_MODULES || import.meta.url);
-const { chromium } = require("playwright-core");
-
-const BASE = process.env.BASE_URL;
-const ADMIN = process.env.ADMIN_API_KEY;
-const APP_SECRET = process.env.META_APP_SECRET;
 const INSTANCE = "106540352242922";
 const WA_ID = "5511912345678";
-
-async function api(method, path, body, headers = {}) {
-  const response = await fetch(BASE + path, {
-    method,
-    headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}`, ...headers },
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-async function eventually(what, probe) {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const value = await probe();
-    if (value) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const widget = await api("POST", `/instances/${INSTANCE}/widget`, { allowed_origins: [BASE] });
 assert.equal(widget.status, 201, JSON.stringify(widget.body));
 const key = widget.body.widget_key;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 let failed = false;
 try {
   const context = await browser.newContext();
@@ -96,19 +66,7 @@ try {
   console.log(`ok - the wa.me link carries ${match[0]}`);
 
   // WhatsApp delivers that text as the contact's first message.
-  const delivery = JSON.stringify({
-    object: "whatsapp_business_account",
-    entry: [{ id: "waba", changes: [{ field: "messages", value: {
-      messaging_product: "whatsapp",
-      metadata: { display_phone_number: "15550000000", phone_number_id: INSTANCE },
-      contacts: [{ profile: { name: "Browser Visitor" }, wa_id: WA_ID }],
-      messages: [{ from: WA_ID, id: "wamid.browser-test", timestamp: String(Math.floor(Date.now() / 1000)),
-        type: "text", text: { body: text } }],
-    } }] }],
-  });
-  const signature = "sha256=" + createHmac("sha256", APP_SECRET).update(delivery).digest("hex");
-  const posted = await api("POST", "/webhooks/meta", delivery, { "x-hub-signature-256": signature });
-  assert.equal(posted.status, 200, JSON.stringify(posted.body));
+  await deliverText(INSTANCE, WA_ID, "Browser Visitor", "wamid.browser-test", text);
   const contact = await eventually("the matcher", async () => {
     const seen = await api("GET", `/instances/${INSTANCE}/contacts/${WA_ID}`);
     return seen.status === 200 && seen.body.acquisition ? seen.body : null;
