@@ -24,6 +24,7 @@ on_every_store!(
     the_test_box_names_the_rule_the_api_would_match,
     every_page_carries_the_security_headers_and_assets_are_immutable,
     signing_out_clears_the_cookie,
+    an_instance_id_of_any_visible_characters_opens_and_is_remembered,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -720,4 +721,53 @@ async fn signing_out_clears_the_cookie(backend: Backend) {
     let cleared = &answer.set_cookies()[0];
     assert!(cleared.starts_with("dash_session=;"), "{cleared}");
     assert!(cleared.contains("Max-Age=0"));
+}
+
+async fn an_instance_id_of_any_visible_characters_opens_and_is_remembered(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = dashboard_app(&stores);
+    let cookie = sign_in(&app, ADMIN_KEY).await;
+    // Slashes, semicolons and non-ASCII letters are valid in an instance id: they are
+    // percent-encoded in every URL and cookie the dashboard writes.
+    let odd = "señal/a;b=c";
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("instance_id", odd)
+        .finish();
+    let opened = page(&app, &format!("/app/instances?{query}"), &cookie).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+    let location = opened.location().to_owned();
+    assert_eq!(
+        location,
+        "/app/instances/se%C3%B1al%2Fa%3Bb%3Dc/attribution"
+    );
+    let shown = page(&app, &location, &cookie).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(shown.body.contains("Attribution of señal/a;b=c"));
+    let remembered = shown
+        .set_cookies()
+        .into_iter()
+        .find(|cookie| cookie.starts_with("dash_instance="))
+        .unwrap();
+    let both = format!("{cookie}; {}", remembered.split(';').next().unwrap());
+    assert_eq!(page(&app, "/", &both).await.location(), location);
+    // A rule added there is the API's rule of that instance.
+    let csrf = shown.csrf();
+    let mut fields = rule_fields("Odd", "contains", "odd");
+    fields.push(("csrf", &csrf));
+    let added = send(
+        &app,
+        form(
+            "/app/instances/se%C3%B1al%2Fa%3Bb%3Dc/rules",
+            Some(&cookie),
+            &fields,
+        ),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(added.location(), location);
+    let (status, listed) = call(&app, admin_get("/instances/se%C3%B1al%2Fa%3Bb%3Dc/rules")).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["rules"][0]["name"], "Odd");
 }

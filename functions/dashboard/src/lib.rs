@@ -239,8 +239,19 @@ fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> Hea
     .expect("cookie values are visible ASCII")
 }
 
+/// An id as one URL segment (and cookie value): percent-encoded, since an instance id may hold
+/// any visible character, `/`, `;` and non-ASCII ones included.
+fn encoded(id: &str) -> String {
+    form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+/// Where the instance's pages live.
+fn instance_path(instance_id: &InstanceId) -> String {
+    format!("/app/instances/{}", encoded(instance_id.as_str()))
+}
+
 fn attribution_url(instance_id: &InstanceId) -> String {
-    format!("/app/instances/{instance_id}/attribution")
+    format!("{}/attribution", instance_path(instance_id))
 }
 
 fn parse_instance(raw: &str) -> Result<InstanceId, PageError> {
@@ -251,7 +262,11 @@ async fn home(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let Some(session) = session_of(&state, &headers) else {
         return Redirect::to("/app/login").into_response();
     };
-    match cookie(&headers, INSTANCE_COOKIE).and_then(|raw| InstanceId::parse(raw).ok()) {
+    let remembered = cookie(&headers, INSTANCE_COOKIE).and_then(|raw| {
+        let (decoded, _) = form_urlencoded::parse(raw.as_bytes()).next()?;
+        InstanceId::parse(&decoded).ok()
+    });
+    match remembered {
         Some(instance_id) => Redirect::to(&attribution_url(&instance_id)).into_response(),
         None => html(
             StatusCode::OK,
@@ -352,7 +367,7 @@ async fn attribution(
     let remembered = set_cookie(
         &headers,
         INSTANCE_COOKIE,
-        instance_id.as_str(),
+        &encoded(instance_id.as_str()),
         LIFETIME_SECONDS,
     );
     response
@@ -389,6 +404,7 @@ async fn attribution_page(
     let page = AttributionPage {
         chrome: chrome(Some(session), &state.keys, instance_id.as_str()),
         instance_id: instance_id.to_string(),
+        instance_path: instance_path(instance_id),
         stats,
         rules: listed.iter().map(Into::into).collect(),
         test_text: test_text.unwrap_or_default(),
@@ -399,11 +415,11 @@ async fn attribution_page(
 }
 
 fn rules_url(instance_id: &InstanceId) -> String {
-    format!("/app/instances/{instance_id}/rules")
+    format!("{}/rules", instance_path(instance_id))
 }
 
 fn rule_url(instance_id: &InstanceId, rule_id: &RuleId) -> String {
-    format!("/app/instances/{instance_id}/rules/{rule_id}")
+    format!("{}/rules/{rule_id}", instance_path(instance_id))
 }
 
 /// The form's draft, validated by the API's own parser (same fields, same messages).
@@ -461,6 +477,7 @@ async fn edit_rule(
     let page = EditPage {
         chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
         instance_id: instance_id.to_string(),
+        instance_path: instance_path(&instance_id),
         form: RuleForm::of_rule(rule_url(&instance_id, &rule_id), &rule.settings),
     };
     Ok(html(StatusCode::OK, &page))
@@ -499,6 +516,7 @@ async fn change_rule(
                 let page = EditPage {
                     chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
                     instance_id: instance_id.to_string(),
+                    instance_path: instance_path(&instance_id),
                     form: RuleForm::empty(rule_url(&instance_id, &rule_id))
                         .for_edit()
                         .reposted(&form, error),

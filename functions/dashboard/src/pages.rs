@@ -47,6 +47,8 @@ pub struct ErrorPage {
 pub struct AttributionPage {
     pub chrome: Chrome,
     pub instance_id: String,
+    /// `/app/instances/<the id, percent-encoded>`.
+    pub instance_path: String,
     pub stats: Stats,
     pub rules: Vec<RuleRow>,
     pub test_text: String,
@@ -60,6 +62,8 @@ pub struct AttributionPage {
 pub struct EditPage {
     pub chrome: Chrome,
     pub instance_id: String,
+    /// `/app/instances/<the id, percent-encoded>`.
+    pub instance_path: String,
     pub form: RuleForm,
 }
 
