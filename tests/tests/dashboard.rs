@@ -341,7 +341,6 @@ async fn a_read_only_session_sees_no_write_buttons_and_every_write_answers_403(b
     for write in [
         "name=\"action\"",
         "Add a rule",
-        "name=\"csrf\"",
         "method=\"post\" action=\"/app/instances",
     ] {
         assert!(
@@ -715,7 +714,12 @@ async fn signing_out_clears_the_cookie(backend: Backend) {
     };
     let app = dashboard_app(&stores);
     let cookie = sign_in(&app, ADMIN_KEY).await;
-    let answer = send(&app, form("/app/logout", Some(&cookie), &[])).await;
+    // Another site cannot sign a user out: a live session's sign-out needs its CSRF token.
+    let forged = send(&app, form("/app/logout", Some(&cookie), &[])).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.set_cookies().is_empty());
+    let csrf = page(&app, &attribution_path(), &cookie).await.csrf();
+    let answer = send(&app, form("/app/logout", Some(&cookie), &[("csrf", &csrf)])).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
     assert_eq!(answer.location(), "/app/login");
     let cleared = &answer.set_cookies()[0];

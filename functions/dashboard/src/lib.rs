@@ -204,6 +204,9 @@ impl FromRequestParts<Shared> for SignedIn {
     }
 }
 
+const EXPIRED_FORM: &str =
+    "this form has expired or did not come from this dashboard; reload the page and try again";
+
 /// A write needs the session's CSRF token and the admin role; both refusals are 403.
 fn authorize_write(
     state: &DashboardState,
@@ -212,9 +215,7 @@ fn authorize_write(
 ) -> Result<(), PageError> {
     let token = form.get("csrf").unwrap_or_default();
     if !session.csrf_matches(&state.keys, token) {
-        return Err(PageError::Forbidden(
-            "this form has expired or did not come from this dashboard; reload the page and try again",
-        ));
+        return Err(PageError::Forbidden(EXPIRED_FORM));
     }
     if session.role == Role::ReadOnly {
         return Err(PageError::Forbidden(
@@ -319,12 +320,24 @@ async fn login(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     response
 }
 
-async fn logout(headers: HeaderMap) -> Response {
+/// Signs out: clears the cookie. A live session must send its CSRF token, so another site
+/// cannot sign a user out; without a live session there is nothing to protect.
+async fn logout(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    if let Some(session) = session_of(&state, &headers) {
+        let form = Form::parse(&body);
+        if !session.csrf_matches(&state.keys, form.get("csrf").unwrap_or_default()) {
+            return Err(PageError::Forbidden(EXPIRED_FORM));
+        }
+    }
     let mut response = Redirect::to("/app/login").into_response();
     response
         .headers_mut()
         .append(header::SET_COOKIE, set_cookie(&headers, COOKIE, "", 0));
-    response
+    Ok(response)
 }
 
 async fn asset(Path(name): Path<String>) -> Response {
