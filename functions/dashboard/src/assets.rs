@@ -1,9 +1,10 @@
 //! The dashboard's static files, embedded in the binary and served under a name that carries a
 //! hash of their bytes: a changed file gets a new URL, so each URL can be cached for a year.
 
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use shared::http::{ApiError, Missing};
 use std::sync::LazyLock;
 
 /// Where assets are served.
@@ -43,7 +44,8 @@ pub fn stylesheet_url() -> String {
 pub fn serve(name: &str) -> Response {
     let asset = &*STYLESHEET;
     if name != asset.name {
-        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+        // An unknown name is an unknown route, answered as every other one is.
+        return ApiError::NotFound(Missing::Route).into_response();
     }
     (
         [
