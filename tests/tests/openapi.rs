@@ -317,7 +317,12 @@ fn the_description_holds_together() {
                     "{name} {status}: description"
                 );
                 let content = response["content"].as_object();
-                if status.starts_with('4') || status.starts_with('5') {
+                // The dashboard's pages refuse with an HTML page, the API with the JSON error.
+                let html_page = operation["tags"]
+                    .as_array()
+                    .is_some_and(|tags| tags.iter().any(|tag| tag == "dashboard"))
+                    && content.is_some_and(|content| content.contains_key("text/html"));
+                if (status.starts_with('4') || status.starts_with('5')) && !html_page {
                     let schema = &content.unwrap_or_else(|| panic!("{name} {status}: no body"))["application/json"]
                         ["schema"];
                     assert_eq!(

@@ -44,8 +44,7 @@ pub fn stylesheet_url() -> String {
 pub fn serve(name: &str) -> Response {
     let asset = &*STYLESHEET;
     if name != asset.name {
-        // An unknown name is an unknown route, answered as every other one is.
-        return ApiError::NotFound(Missing::Route).into_response();
+        return ApiError::NotFound(Missing::Asset).into_response();
     }
     (
         [

@@ -91,6 +91,8 @@ pub enum Missing {
     Link,
     /// The postback path names no known affiliate network.
     Network,
+    /// No dashboard asset has this name (an old content hash after a deploy, say).
+    Asset,
 }
 
 impl Missing {
@@ -105,6 +107,7 @@ impl Missing {
             Self::Job => "job_not_found",
             Self::Link => "link_not_found",
             Self::Network => "unknown_network",
+            Self::Asset => "asset_not_found",
         }
     }
 
@@ -119,6 +122,7 @@ impl Missing {
             Self::Job => "no such backfill job on this instance",
             Self::Link => "no such tracked link",
             Self::Network => "the network must be tune, everflow or generic",
+            Self::Asset => "no such asset",
         }
     }
 }
