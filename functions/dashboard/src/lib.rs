@@ -2,6 +2,7 @@
 //! uses (`shared::stats::load`, `shared::rules::listing`), behind a signed session cookie that
 //! the admin key or the read-only key opens.
 
+mod analytics;
 mod assets;
 mod pages;
 mod session;
@@ -72,6 +73,10 @@ pub fn router(state: Shared) -> Router {
         .route("/app/assets/{name}", get(asset))
         .route("/app/instances", get(open_instance))
         .route("/app/instances/{instance_id}/attribution", get(attribution))
+        .route(
+            "/app/instances/{instance_id}/analytics",
+            get(analytics::analytics),
+        )
         .route("/app/instances/{instance_id}/rules", post(add_rule))
         .route(
             "/app/instances/{instance_id}/rules/{rule_id}",
