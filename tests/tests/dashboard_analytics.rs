@@ -1,6 +1,6 @@
-//! The dashboard's Analytics page through its routes, on every store: its numbers are the stats
-//! API's for each window, its bars carry the platforms' colour classes, and a bad `days` is a
-//! 400 page.
+//! The dashboard's Analytics and Revenue pages through their routes, on every store: their
+//! numbers are the stats API's for each window and the report API's for each grouping, the bars
+//! carry the platforms' colour classes, and a bad parameter is a 400 page.
 
 use axum::Router;
 use axum::body::Body;
@@ -8,6 +8,7 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use integration_tests::*;
 use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tower::ServiceExt;
 
@@ -16,6 +17,8 @@ on_every_store!(
     the_platform_bars_carry_their_colour_classes,
     a_bad_days_parameter_is_a_400_page,
     the_analytics_page_needs_a_session,
+    the_revenue_page_is_the_report_apis_for_each_grouping,
+    bad_report_parameters_are_a_400_page_with_the_apis_message,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -248,4 +251,135 @@ async fn the_analytics_page_needs_a_session(backend: Backend) {
     let path = format!("/app/instances/{INSTANCE}/analytics");
     let (status, _, _) = get_page(app, &path, "dash_session=forged").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// Two sends of one offer, a click on the first and two conversions (USD and EUR) through the
+/// local server's composition.
+async fn revenue_engine(stores: &Stores) -> local_server::LocalEngine {
+    let engine = engine_app(stores);
+    let app = &engine.app;
+    let offer = json!({"offer_id": "o1", "name": "Offer", "click_window_days": 30,
+        "destination_url": "https://shop.example/o1?aff={click_id}"});
+    let (status, body) = call(app, admin_request("POST", "/offers", Some(offer))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut codes = Vec::new();
+    for (contact, message) in [("c1", "m1"), ("c2", "m2")] {
+        let send = json!({"instance_id": INSTANCE, "contact_id": contact, "message_id": message,
+            "campaign": "spring", "creative": "k", "offer_id": "o1"});
+        let (status, body) = call(app, admin_request("POST", "/sends", Some(send))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let url = body["tracked_url"].as_str().unwrap();
+        codes.push(url.rsplit_once("/c/").unwrap().1.to_owned());
+    }
+    let visitor = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 50_000);
+    let click = Request::get(format!("/c/{}", codes[0]))
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
+        )
+        .extension(axum::extract::ConnectInfo(visitor))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(click).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()[header::LOCATION].to_str().unwrap();
+    let click_id = location.rsplit_once("aff=").unwrap().1.to_owned();
+    for query in [
+        format!("click_id={click_id}&conversion_id=A&payout=12.50"),
+        format!("click_id={click_id}&conversion_id=B&payout=3.05&currency=eur"),
+    ] {
+        let postback = format!("/postbacks/generic?token={POSTBACK_TOKEN}&{query}");
+        let (status, body) = call(app, Request::get(postback).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    engine
+}
+
+async fn the_revenue_page_is_the_report_apis_for_each_grouping(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = revenue_engine(&stores).await;
+    let app = &engine.app;
+    let cookie = sign_in(app).await;
+    for group_by in ["message", "creative", "offer", "campaign", "day"] {
+        let (_, report) = call(
+            app,
+            admin_get(&format!("/reports/revenue?group_by={group_by}")),
+        )
+        .await;
+        let path = format!("/app/revenue?group_by={group_by}");
+        let (status, _, body) = get_page(app, &path, &cookie).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let rows = report["rows"].as_array().unwrap();
+        assert!(!rows.is_empty(), "{group_by}: {report}");
+        for row in rows.iter().chain(report["totals"].as_array().unwrap()) {
+            let marker = format!(
+                "data-revenue=\"{} {}\">{}<",
+                row["key"].as_str().unwrap(),
+                row["currency"].as_str().unwrap(),
+                row["revenue"].as_str().unwrap()
+            );
+            assert!(body.contains(&marker), "{group_by}: {marker}");
+        }
+        for total in report["totals"].as_array().unwrap() {
+            let marker = format!(
+                "data-total=\"{}\">{}<",
+                total["currency"].as_str().unwrap(),
+                total["revenue"].as_str().unwrap()
+            );
+            assert!(body.contains(&marker), "{group_by}: {marker}");
+        }
+        // A revenue-per-day chart per currency, whatever the grouping.
+        for currency in ["USD", "EUR"] {
+            assert!(
+                body.contains(&format!("data-chart=\"revenue-{currency}\"")),
+                "{group_by}"
+            );
+        }
+        assert!(body.contains("class=\"bar revenue-bar\""), "{group_by}");
+        assert!(!body.contains("style="), "the CSP refuses style attributes");
+    }
+    let (_, usd) = call(app, admin_get("/reports/revenue?group_by=offer")).await;
+    assert_eq!(usd["totals"][1]["revenue"], "12.50", "{usd}");
+    // The page's defaults are the API's: the last 30 days, grouped by day.
+    let (_, by_day) = call(app, admin_get("/reports/revenue?group_by=day")).await;
+    let (_, _, body) = get_page(app, "/app/revenue", &cookie).await;
+    let since = by_day["since"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("name=\"since\" value=\"{since}\"")),
+        "{body}"
+    );
+}
+
+async fn bad_report_parameters_are_a_400_page_with_the_apis_message(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let app = &engine.app;
+    let cookie = sign_in(app).await;
+    for query in [
+        "group_by=colour",
+        "group_by=",
+        "group_by=day&since=2026-02-01&until=2026-01-01",
+        "group_by=day&since=2020-01-01&until=2021-06-01",
+        "group_by=day&since=yesterday",
+        "group_by=day&until=99999-01-01",
+        "group_by=day&since=%FF",
+    ] {
+        let (status, api) = call(app, admin_get(&format!("/reports/revenue?{query}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {api}");
+        let (status, kind, body) = get_page(app, &format!("/app/revenue?{query}"), &cookie).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(kind.starts_with("text/html"), "{query}: {kind}");
+        let message = api["error"]["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{api}"));
+        let escaped = message.replace('\'', "&#39;").replace('"', "&#34;");
+        assert!(
+            body.contains(message) || body.contains(&escaped),
+            "{query}: {message} in {body}"
+        );
+    }
 }
