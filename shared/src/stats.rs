@@ -16,6 +16,26 @@ pub const DEFAULT_DAYS: u32 = 7;
 /// The widest stats window, in days.
 pub const MAX_DAYS: u32 = 90;
 
+/// Every platform with its own colour in [`platform_color`]; any other name is drawn as `other`.
+pub const PLATFORMS: [&str; 16] = [
+    "facebook",
+    "instagram",
+    "whatsapp",
+    "tiktok",
+    "google",
+    "youtube",
+    "twitter",
+    "linkedin",
+    "snapchat",
+    "pinterest",
+    "email",
+    "sms",
+    "microsoft",
+    "reddit",
+    "direct",
+    "custom",
+];
+
 /// A fixed, distinct colour per platform, for the avatar ring an inbox draws around a contact.
 pub fn platform_color(platform: &str) -> &'static str {
     match platform {
@@ -98,6 +118,30 @@ pub struct ByKind {
     pub rule: u64,
     /// From the website chat widget.
     pub web: u64,
+}
+
+impl ByKind {
+    /// The kind counters among `get`'s (a day's or a window's).
+    fn of(get: impl Fn(&str) -> u64) -> Self {
+        Self {
+            meta_ad: get("kind:meta_ad"),
+            meta_post: get("kind:meta_post"),
+            shortlink: get("kind:shortlink"),
+            rule: get("kind:rule"),
+            web: get("kind:web"),
+        }
+    }
+}
+
+/// One UTC day's new contacts by kind, for the dashboard's per-day chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayFigures {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// See [`ByKind`].
+    pub by_kind: ByKind,
+    /// New contacts the rules checked and found nothing for that day.
+    pub unmatched: u64,
 }
 
 /// New contacts from one platform.
@@ -183,13 +227,7 @@ pub fn summarize(
 ) -> Stats {
     let totals = totals(counters);
     let get = |name: &str| totals.get(name).copied().unwrap_or(0);
-    let by_kind = ByKind {
-        meta_ad: get("kind:meta_ad"),
-        meta_post: get("kind:meta_post"),
-        shortlink: get("kind:shortlink"),
-        rule: get("kind:rule"),
-        web: get("kind:web"),
-    };
+    let by_kind = ByKind::of(get);
     let mut by_platform: Vec<PlatformCount> = totals
         .iter()
         .filter_map(|(name, count)| {
@@ -243,6 +281,24 @@ pub fn summarize(
     }
 }
 
+/// Every day of `window` in order, with no counters as zeros (a day without contacts still has
+/// its place on a chart).
+pub fn per_day(window: &StatsWindow, counters: &CounterDays) -> Vec<DayFigures> {
+    let none = BTreeMap::new();
+    (0..window.days)
+        .map(|offset| {
+            let day = window.since.plus_seconds(86_400 * i64::from(offset)).day();
+            let counts = counters.get(&day).unwrap_or(&none);
+            let get = |name: &str| counts.get(name).copied().unwrap_or(0);
+            DayFigures {
+                by_kind: ByKind::of(get),
+                unmatched: get(UNMATCHED),
+                day,
+            }
+        })
+        .collect()
+}
+
 /// The stats of `window` for the instance, read from its day counters and current rules: what
 /// `GET /instances/{id}/stats` answers and the dashboard shows.
 pub async fn load(
@@ -251,11 +307,24 @@ pub async fn load(
     instance_id: InstanceId,
     window: &StatsWindow,
 ) -> Result<Stats, StoreError> {
+    Ok(load_with_days(rules, contacts, instance_id, window)
+        .await?
+        .0)
+}
+
+/// [`load`]'s stats and the window's [`per_day`] figures, from the same single counter read.
+pub async fn load_with_days(
+    rules: &dyn RuleStore,
+    contacts: &dyn ContactStore,
+    instance_id: InstanceId,
+    window: &StatsWindow,
+) -> Result<(Stats, Vec<DayFigures>), StoreError> {
     let counters = contacts
         .load_counter_days(&instance_id, &window.first_day, &window.last_day)
         .await?;
     let stored = rules.list_rules(&instance_id).await?;
-    Ok(summarize(instance_id, window, &counters, &stored))
+    let days = per_day(window, &counters);
+    Ok((summarize(instance_id, window, &counters, &stored), days))
 }
 
 #[cfg(test)]
@@ -264,28 +333,27 @@ mod tests {
 
     #[test]
     fn every_platform_has_its_own_color() {
-        let platforms = [
-            "facebook",
-            "instagram",
-            "whatsapp",
-            "tiktok",
-            "google",
-            "youtube",
-            "twitter",
-            "linkedin",
-            "snapchat",
-            "pinterest",
-            "email",
-            "sms",
-            "microsoft",
-            "direct",
-            "custom",
-            "other",
-        ];
+        let platforms: Vec<&str> = PLATFORMS.iter().copied().chain(["other"]).collect();
         let mut colors: Vec<&str> = platforms.iter().map(|p| platform_color(p)).collect();
         colors.sort();
         colors.dedup();
         assert_eq!(colors.len(), platforms.len());
+    }
+
+    #[test]
+    fn every_day_of_the_window_has_its_figures_in_order() {
+        let now = Timestamp::from_unix_seconds(1_763_976_000).unwrap(); // 2025-11-24T09:20Z
+        let window = StatsWindow::ending(now, Some("3")).unwrap();
+        let counters: CounterDays = [(
+            "2025-11-23".to_owned(),
+            [("kind:rule".to_owned(), 2), (UNMATCHED.to_owned(), 1)].into(),
+        )]
+        .into();
+        let days = per_day(&window, &counters);
+        let names: Vec<&str> = days.iter().map(|d| d.day.as_str()).collect();
+        assert_eq!(names, ["2025-11-22", "2025-11-23", "2025-11-24"]);
+        assert_eq!((days[1].by_kind.rule, days[1].unmatched), (2, 1));
+        assert_eq!((days[0].by_kind.rule, days[2].unmatched), (0, 0));
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub struct Asset {
     /// `<stem>.<hash>.<ext>`.
     pub name: String,
     content_type: &'static str,
-    bytes: &'static [u8],
+    bytes: Vec<u8>,
 }
 
 /// `<stem>.<first 16 hex digits of the SHA-256 of bytes>.<ext>`: the name changes whenever the
@@ -26,9 +26,20 @@ pub fn hashed_name(stem: &str, ext: &str, bytes: &[u8]) -> String {
 }
 
 static STYLESHEET: LazyLock<Asset> = LazyLock::new(|| {
-    let bytes = include_bytes!("../assets/dashboard.css");
+    let bytes = include_bytes!("../assets/dashboard.css").to_vec();
     Asset {
-        name: hashed_name("dashboard", "css", bytes),
+        name: hashed_name("dashboard", "css", &bytes),
+        content_type: "text/css; charset=utf-8",
+        bytes,
+    }
+});
+
+/// The platforms' chart colours, generated from `shared::stats::platform_color` (their one
+/// place) rather than copied into `dashboard.css`.
+static PLATFORM_COLOURS: LazyLock<Asset> = LazyLock::new(|| {
+    let bytes = crate::analytics::platform_css().into_bytes();
+    Asset {
+        name: hashed_name("platforms", "css", &bytes),
         content_type: "text/css; charset=utf-8",
         bytes,
     }
@@ -39,19 +50,26 @@ pub fn stylesheet_url() -> String {
     format!("{PREFIX}{}", STYLESHEET.name)
 }
 
+/// The platform colours' URL, for the pages with charts.
+pub fn platform_colours_url() -> String {
+    format!("{PREFIX}{}", PLATFORM_COLOURS.name)
+}
+
 /// The asset of that hashed name, with a year of immutable caching; a 404 otherwise (an old
 /// name after a deploy included: its bytes are gone).
 pub fn serve(name: &str) -> Response {
-    let asset = &*STYLESHEET;
-    if name != asset.name {
+    let Some(asset) = [&*STYLESHEET, &*PLATFORM_COLOURS]
+        .into_iter()
+        .find(|asset| asset.name == name)
+    else {
         return ApiError::NotFound(Missing::Asset).into_response();
-    }
+    };
     (
         [
             (header::CONTENT_TYPE, asset.content_type),
             (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
         ],
-        asset.bytes,
+        asset.bytes.clone(),
     )
         .into_response()
 }

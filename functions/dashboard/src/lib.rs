@@ -2,8 +2,10 @@
 //! uses (`shared::stats::load`, `shared::rules::listing`), behind a signed session cookie that
 //! the admin key or the read-only key opens.
 
+mod analytics;
 mod assets;
 mod pages;
+mod revenue;
 mod session;
 
 pub use assets::hashed_name;
@@ -20,6 +22,7 @@ use pages::{AttributionPage, Chrome, EditPage, ErrorPage, Form, HomePage, LoginP
 use shared::contact::store::ContactStore;
 use shared::fields::FieldError;
 use shared::ids::InstanceId;
+use shared::revenue::store::RevenueStore;
 use shared::rules::listing::{self, Created};
 use shared::rules::store::{RuleStore, RuleWrite};
 use shared::rules::{MAX_RULES_PER_INSTANCE, RuleDraft, RuleId};
@@ -45,6 +48,8 @@ pub struct DashboardState {
     rules: Arc<dyn RuleStore>,
     /// The daily counters behind the numbers and each rule's 7-day matches.
     contacts: Arc<dyn ContactStore>,
+    /// The revenue report's counters.
+    revenue: Arc<dyn RevenueStore>,
 }
 
 impl DashboardState {
@@ -52,11 +57,13 @@ impl DashboardState {
         keys: &AdminKeys,
         rules: Arc<dyn RuleStore>,
         contacts: Arc<dyn ContactStore>,
+        revenue: Arc<dyn RevenueStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             keys: keys.clone(),
             rules,
             contacts,
+            revenue,
         })
     }
 }
@@ -72,6 +79,11 @@ pub fn router(state: Shared) -> Router {
         .route("/app/assets/{name}", get(asset))
         .route("/app/instances", get(open_instance))
         .route("/app/instances/{instance_id}/attribution", get(attribution))
+        .route(
+            "/app/instances/{instance_id}/analytics",
+            get(analytics::analytics),
+        )
+        .route("/app/revenue", get(revenue::revenue))
         .route("/app/instances/{instance_id}/rules", post(add_rule))
         .route(
             "/app/instances/{instance_id}/rules/{rule_id}",

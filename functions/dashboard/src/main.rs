@@ -1,8 +1,9 @@
 //! Lambda entry point: read config and the admin keys (they open sessions and sign them),
-//! build the DynamoDB client once, serve the dashboard's router.
+//! build the DynamoDB stores once, serve the dashboard's router.
 
 use shared::config::{LambdaStart, SecretName};
 use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo::revenue::DynamoRevenueStore;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -12,6 +13,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let secrets = start
         .secrets_while(&SecretName::ADMIN, store.warm_up())
         .await?;
-    let state = dashboard::DashboardState::new(&secrets.admin_keys, store.clone(), store);
+    // The Revenue page reads the report counters.
+    let revenue = Arc::new(DynamoRevenueStore::from_env(&start.dynamo)?);
+    let state = dashboard::DashboardState::new(&secrets.admin_keys, store.clone(), store, revenue);
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
 }

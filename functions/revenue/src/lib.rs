@@ -15,11 +15,11 @@ use shared::contact::store::{ContactQueries, ContactStore};
 use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::links::{send_code, tracked_url};
-use shared::revenue::report::{self, Dimension};
+use shared::revenue::report::{self, ReportRequest};
 use shared::revenue::store::{RevenueStore, SendWrite};
 use shared::revenue::{Amount, Currency, Offer, OfferDraft, SendDraft, SendRecord};
 use shared::secret::{AdminKeys, Secret};
-use shared::time::{Timestamp, accepted_day};
+use shared::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -234,62 +234,19 @@ struct ReportQuery {
     until: Option<String>,
 }
 
-/// Longest report span, in days.
-const MAX_REPORT_DAYS: i64 = 366;
-const DEFAULT_REPORT_DAYS: u64 = 30;
-
-fn day_field(field: &'static str, text: &str) -> Result<chrono::NaiveDate, ApiError> {
-    // A full timestamp names its UTC day too.
-    let day = Timestamp::parse_rfc3339(text)
-        .map(|at| at.as_datetime().date_naive())
-        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
-        .ok_or_else(|| {
-            ApiError::invalid_field(field, "must be a day (YYYY-MM-DD) or an RFC 3339 timestamp")
-        })?;
-    accepted_day(day).map_err(|error| ApiError::invalid_field(field, error.to_string()))
-}
-
 /// Revenue by message, creative, offer, campaign or day over `[since, until]` (UTC days, both
 /// included; the last 30 days by default), one row per key and currency, with totals.
 async fn revenue_report(
     State(state): State<Arc<RevenueState>>,
     Query(query): Query<ReportQuery>,
 ) -> Result<Json<report::Report>, ApiError> {
-    let group_by = query
-        .group_by
-        .as_deref()
-        .and_then(Dimension::parse)
-        .ok_or_else(|| {
-            ApiError::invalid_field(
-                "group_by",
-                "must be one of message, creative, offer, campaign, day",
-            )
-        })?;
-    let until = match &query.until {
-        Some(text) => day_field("until", text)?,
-        None => Timestamp::now().as_datetime().date_naive(),
-    };
-    let since = match &query.since {
-        Some(text) => day_field("since", text)?,
-        // `until` is an accepted day, so this stays far inside chrono's range.
-        None => until - chrono::Days::new(DEFAULT_REPORT_DAYS - 1),
-    };
-    let span = (until - since).num_days() + 1;
-    if !(1..=MAX_REPORT_DAYS).contains(&span) {
-        return Err(ApiError::invalid_field(
-            "since",
-            format!("must be on or before until, at most {MAX_REPORT_DAYS} days before it"),
-        ));
-    }
-    let (since, until) = (
-        since.format("%Y-%m-%d").to_string(),
-        until.format("%Y-%m-%d").to_string(),
-    );
-    let counters = state
-        .store
-        .load_report_counters(group_by, &since, &until)
-        .await?;
-    Ok(Json(report::summarize(group_by, &since, &until, &counters)))
+    let request = ReportRequest::parse(
+        query.group_by.as_deref(),
+        query.since.as_deref(),
+        query.until.as_deref(),
+        Timestamp::now(),
+    )?;
+    Ok(Json(report::load(state.store.as_ref(), &request).await?))
 }
 
 /// A contact's sends, clicks and conversions in time order, and the revenue credited to it.

@@ -2,9 +2,12 @@
 //! each grouping (message, creative, offer, campaign, day) in the same write that records it,
 //! so a report reads counters, never events, and every grouping adds up to the same totals.
 
+use crate::fields::FieldError;
 use crate::revenue::money::{Amount, Currency};
 use crate::revenue::records::{Click, Conversion, Credit, SendRecord};
-use crate::time::Timestamp;
+use crate::revenue::store::RevenueStore;
+use crate::store::StoreError;
+use crate::time::{Timestamp, accepted_day};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -261,4 +264,109 @@ pub fn summarize(
             .map(|(currency, tally)| ReportRow::new("total".to_owned(), *currency, tally))
             .collect(),
     }
+}
+
+/// Longest report span, in days.
+pub const MAX_REPORT_DAYS: i64 = 366;
+/// Days a report covers when the request names no `since`.
+pub const DEFAULT_REPORT_DAYS: u64 = 30;
+
+/// A report request's parameters, checked: `GET /reports/revenue` and the dashboard's Revenue
+/// page take them alike and refuse them with the same messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRequest {
+    /// What the rows are keyed by.
+    pub group_by: Dimension,
+    /// First day, `YYYY-MM-DD`.
+    pub since: String,
+    /// Last day, `YYYY-MM-DD`.
+    pub until: String,
+}
+
+fn day_field(field: &'static str, text: &str) -> Result<chrono::NaiveDate, FieldError> {
+    // A full timestamp names its UTC day too.
+    let day = Timestamp::parse_rfc3339(text)
+        .map(|at| at.as_datetime().date_naive())
+        .or_else(|| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .ok_or_else(|| {
+            FieldError::new(field, "must be a day (YYYY-MM-DD) or an RFC 3339 timestamp")
+        })?;
+    accepted_day(day).map_err(|error| FieldError::new(field, error.to_string()))
+}
+
+impl ReportRequest {
+    /// `group_by` (required), `since` and `until` (UTC days, both included; the last 30 days up
+    /// to `now` by default), at most [`MAX_REPORT_DAYS`] apart.
+    pub fn parse(
+        group_by: Option<&str>,
+        since: Option<&str>,
+        until: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Self, FieldError> {
+        let group_by = group_by.and_then(Dimension::parse).ok_or_else(|| {
+            FieldError::new(
+                "group_by",
+                "must be one of message, creative, offer, campaign, day",
+            )
+        })?;
+        let until = match until {
+            Some(text) => day_field("until", text)?,
+            None => now.as_datetime().date_naive(),
+        };
+        let since = match since {
+            Some(text) => day_field("since", text)?,
+            // `until` is an accepted day, so this stays far inside chrono's range.
+            None => until - chrono::Days::new(DEFAULT_REPORT_DAYS - 1),
+        };
+        let span = (until - since).num_days() + 1;
+        if !(1..=MAX_REPORT_DAYS).contains(&span) {
+            return Err(FieldError::new(
+                "since",
+                format!("must be on or before until, at most {MAX_REPORT_DAYS} days before it"),
+            ));
+        }
+        Ok(Self {
+            group_by,
+            since: since.format("%Y-%m-%d").to_string(),
+            until: until.format("%Y-%m-%d").to_string(),
+        })
+    }
+}
+
+impl ReportRequest {
+    /// Every day of `[since, until]` in order, `YYYY-MM-DD` (a day without revenue still has
+    /// its place on a chart).
+    pub fn days(&self) -> Vec<String> {
+        let parse = |day: &str| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
+        let (Some(first), Some(last)) = (parse(&self.since), parse(&self.until)) else {
+            return Vec::new();
+        };
+        first
+            .iter_days()
+            .take_while(|day| *day <= last)
+            .map(|day| day.format("%Y-%m-%d").to_string())
+            .collect()
+    }
+
+    /// The same span, grouped by day.
+    pub fn by_day(&self) -> Self {
+        Self {
+            group_by: Dimension::Day,
+            ..self.clone()
+        }
+    }
+}
+
+/// The report `request` asks for, read from the report counters: what `GET /reports/revenue`
+/// answers and the dashboard shows.
+pub async fn load(store: &dyn RevenueStore, request: &ReportRequest) -> Result<Report, StoreError> {
+    let counters = store
+        .load_report_counters(request.group_by, &request.since, &request.until)
+        .await?;
+    Ok(summarize(
+        request.group_by,
+        &request.since,
+        &request.until,
+        &counters,
+    ))
 }
