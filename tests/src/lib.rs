@@ -291,7 +291,7 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
 pub const READONLY_KEY: &str = "test-readonly-key-0123456789";
 
 /// The dashboard over `stores`, opened by [`ADMIN_KEY`] or [`READONLY_KEY`], beside the rules
-/// function under the same keys so a test compares the pages with the API.
+/// and contacts functions under the same keys so a test compares the pages with the API.
 pub fn dashboard_app(stores: &Stores) -> Router {
     let keys = AdminKeys {
         readonly: Some(RotatingSecret::new(Secret::new(READONLY_KEY))),
@@ -299,7 +299,9 @@ pub fn dashboard_app(stores: &Stores) -> Router {
     };
     let queue = Arc::new(RecordingQueue::default());
     shared::http::serve_json_errors(
-        dashboard_router(&keys, stores).merge(rules_router(&keys, stores, queue)),
+        dashboard_router(&keys, stores)
+            .merge(rules_router(&keys, stores, queue))
+            .merge(contacts_router(&keys, stores)),
     )
 }
 

@@ -11,3 +11,32 @@ pub fn contact_view(contact: &crate::contact::Contact) -> serde_json::Value {
     }
     shown
 }
+
+/// A contacts export as a download: `text/csv`, named after the instance. The file name keeps
+/// only the id's plain characters, since a header cannot carry quotes or non-ASCII ones.
+pub fn csv_download<S>(instance_id: &crate::ids::InstanceId, body: S) -> axum::response::Response
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, crate::store::StoreError>> + Send + 'static,
+{
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let name: String = instance_id
+        .as_str()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '_',
+        })
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"contacts-{name}.csv\""),
+            ),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
