@@ -16,6 +16,27 @@ pub const DEFAULT_DAYS: u32 = 7;
 /// The widest stats window, in days.
 pub const MAX_DAYS: u32 = 90;
 
+/// The platforms [`platform_color`] gives a colour of their own; any other gets one shared
+/// colour.
+pub const COLORED_PLATFORMS: [&str; 16] = [
+    "facebook",
+    "instagram",
+    "whatsapp",
+    "tiktok",
+    "google",
+    "youtube",
+    "twitter",
+    "linkedin",
+    "snapchat",
+    "pinterest",
+    "email",
+    "sms",
+    "microsoft",
+    "reddit",
+    "direct",
+    "custom",
+];
+
 /// A fixed, distinct colour per platform, for the avatar ring an inbox draws around a contact.
 pub fn platform_color(platform: &str) -> &'static str {
     match platform {
@@ -264,24 +285,7 @@ mod tests {
 
     #[test]
     fn every_platform_has_its_own_color() {
-        let platforms = [
-            "facebook",
-            "instagram",
-            "whatsapp",
-            "tiktok",
-            "google",
-            "youtube",
-            "twitter",
-            "linkedin",
-            "snapchat",
-            "pinterest",
-            "email",
-            "sms",
-            "microsoft",
-            "direct",
-            "custom",
-            "other",
-        ];
+        let platforms: Vec<&str> = COLORED_PLATFORMS.into_iter().chain(["other"]).collect();
         let mut colors: Vec<&str> = platforms.iter().map(|p| platform_color(p)).collect();
         colors.sort();
         colors.dedup();

@@ -4,9 +4,6 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use integration_tests::*;
 use serde_json::json;
-use shared::contact::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral, Referral};
-use shared::ids::{ContactId, InstanceId};
-use shared::ingest::{InboundEvent, Ingestor};
 use shared::time::Timestamp;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -165,42 +162,7 @@ async fn an_export_longer_than_a_store_page_streams_every_row(backend: Backend) 
         return;
     };
     let count = shared::contact::export::CHUNK as i64 * 2 + 30;
-    let ingestor = Ingestor::new(stores.contacts.clone());
-    let events: Vec<InboundEvent> = (0..count)
-        .map(|n| {
-            let at = Timestamp::from_unix_seconds(1_750_000_000 + 60 * n).unwrap();
-            InboundEvent {
-                dedupe_key: format!("m{n}"),
-                instance_id: InstanceId::parse(INSTANCE).unwrap(),
-                contact_id: ContactId::parse(&format!("{}", 5_511_000_000 + n)).unwrap(),
-                channel: Channel::Whatsapp,
-                display_name: None,
-                occurred_at: at,
-                message: Some(InboundMessage {
-                    id: format!("m{n}"),
-                    kind: "text".into(),
-                    text: Some("hi".into()),
-                    timestamp: at,
-                }),
-                // The oldest, last in the listing, from an ad.
-                referral: (n == 0).then(|| {
-                    Referral::MetaAd(MetaReferral {
-                        ad_id: Some("ad".into()),
-                        ..MetaReferral::minimal(MetaPlatform::Facebook, at)
-                    })
-                }),
-                identity: Identity::default(),
-            }
-        })
-        .collect();
-    for batch in events.chunks(20) {
-        let ingests = batch
-            .iter()
-            .map(|event| ingestor.ingest(event, event.occurred_at));
-        for done in futures::future::join_all(ingests).await {
-            done.unwrap();
-        }
-    }
+    ingest_many_contacts(&stores, INSTANCE, 1_750_000_000, count).await;
     let app = &engine_app(&stores).app;
     let (status, _, rows) = export(app, ADMIN_KEY, "").await;
     assert_eq!(status, StatusCode::OK);

@@ -8,11 +8,10 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
-use shared::contact::export;
-use shared::contact::listing::{self, CursorCodec, ListingQuery};
+use shared::contact::listing::{self, CursorCodec, ListingQuery, PageFailure};
 use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
-use shared::http::{ApiError, Missing, Path, Query, admin_routes, contact_view, csv_download};
+use shared::http::{ApiError, Missing, Path, Query, admin_routes, contact_view, contacts_csv};
 use shared::ids::{ContactId, InstanceId};
 use shared::secret::AdminKeys;
 use shared::time::Timestamp;
@@ -82,27 +81,19 @@ async fn list_contacts(
     Path(instance_id): Path<InstanceId>,
     Query(query): Query<ListingQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let window = query.window(Timestamp::now())?;
-    let filter = query.filter()?;
-    let limit = listing::parse_limit(query.limit.as_deref())?;
-    let after = match &query.cursor {
-        Some(cursor) => Some(state.cursors.decode(&instance_id, cursor)?),
-        None => None,
-    };
-
-    let page = listing::filtered_page(
+    let (contacts, next_cursor) = listing::query_page(
         state.contacts.as_ref(),
+        &state.cursors,
         &instance_id,
-        &window,
-        &filter,
-        after,
-        limit,
+        &query,
+        Timestamp::now(),
     )
-    .await?;
-    let shown: Vec<Value> = page.contacts.iter().map(contact_view).collect();
-    let next_cursor = page
-        .next
-        .map(|position| state.cursors.encode(&instance_id, &position));
+    .await
+    .map_err(|failure| match failure {
+        PageFailure::Invalid(error) => ApiError::from(error),
+        PageFailure::Store(error) => ApiError::from(error),
+    })?;
+    let shown: Vec<Value> = contacts.iter().map(contact_view).collect();
     Ok(Json(
         json!({ "contacts": shown, "next_cursor": next_cursor }),
     ))
@@ -114,8 +105,5 @@ async fn export_contacts(
     Path(instance_id): Path<InstanceId>,
     Query(query): Query<ListingQuery>,
 ) -> Result<Response, ApiError> {
-    let window = query.window(Timestamp::now())?;
-    let filter = query.filter()?;
-    let rows = export::stream(state.contacts.clone(), instance_id.clone(), window, filter);
-    Ok(csv_download(&instance_id, rows))
+    Ok(contacts_csv(state.contacts.clone(), instance_id, &query)?)
 }

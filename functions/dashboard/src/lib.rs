@@ -3,6 +3,7 @@
 //! the admin key or the read-only key opens.
 
 mod assets;
+mod contacts;
 mod pages;
 mod session;
 
@@ -72,6 +73,18 @@ pub fn router(state: Shared) -> Router {
         .route("/app/assets/{name}", get(asset))
         .route("/app/instances", get(open_instance))
         .route("/app/instances/{instance_id}/attribution", get(attribution))
+        .route(
+            "/app/instances/{instance_id}/contacts",
+            get(contacts::contacts_page),
+        )
+        .route(
+            "/app/instances/{instance_id}/contacts.csv",
+            get(contacts::contacts_csv),
+        )
+        .route(
+            "/app/instances/{instance_id}/contacts/{contact_id}",
+            get(contacts::contact_panel),
+        )
         .route("/app/instances/{instance_id}/rules", post(add_rule))
         .route(
             "/app/instances/{instance_id}/rules/{rule_id}",

@@ -146,6 +146,14 @@ impl ListingQuery {
         Ok(window)
     }
 
+    /// The window and the filter, each checked, in that order.
+    pub fn window_and_filter(
+        &self,
+        now: Timestamp,
+    ) -> Result<(ContactWindow, ContactFilter), InvalidListing> {
+        Ok((self.window(now)?, self.filter()?))
+    }
+
     /// The filter the query names, checked.
     pub fn filter(&self) -> Result<ContactFilter, InvalidListing> {
         ContactFilter::parse(
@@ -202,6 +210,39 @@ pub async fn filtered_page(
             }
         }
     }
+}
+
+/// Why a listing page could not be read: a parameter that does not hold, or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum PageFailure {
+    /// A parameter that does not hold (a 400).
+    #[error(transparent)]
+    Invalid(#[from] InvalidListing),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The page `query` names (window, filter, limit, signed cursor) and the signed cursor of the
+/// next one: the admin API's listing and the dashboard's Contacts page alike.
+pub async fn query_page(
+    contacts: &dyn ContactStore,
+    cursors: &CursorCodec,
+    instance_id: &InstanceId,
+    query: &ListingQuery,
+    now: Timestamp,
+) -> Result<(Vec<Contact>, Option<String>), PageFailure> {
+    let (window, filter) = query.window_and_filter(now)?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let after = match &query.cursor {
+        Some(cursor) => Some(cursors.decode(instance_id, cursor)?),
+        None => None,
+    };
+    let page = filtered_page(contacts, instance_id, &window, &filter, after, limit).await?;
+    let next = page
+        .next
+        .map(|position| cursors.encode(instance_id, &position));
+    Ok((page.contacts, next))
 }
 
 /// The page size asked for, within 1..=`MAX_LIMIT`, or the default.
