@@ -2,8 +2,9 @@
 # The widget snippet and the dashboard in a real browser: Debian's headless Chromium driven by
 # playwright-core (npm), against the local server on loopback. Installs what is missing (apt
 # chromium, npm playwright-core into .tools/browser), builds and starts the local server on a
-# free port with a temporary data folder, runs infra/scripts/browser/widget.test.mjs and
-# dashboard.test.mjs (screenshots in .tools/screenshots/), and stops the server.
+# free port with a temporary data folder, runs infra/scripts/browser/widget.test.mjs,
+# dashboard.test.mjs and contacts.test.mjs (screenshots in .tools/screenshots/), and stops the
+# server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -44,7 +45,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-for test in widget dashboard; do
+for test in widget dashboard contacts; do
     if ! BASE_URL="http://127.0.0.1:$port" PLAYWRIGHT_MODULES="$TOOLS/" \
         SCREENSHOTS="$ROOT/.tools/screenshots" node "infra/scripts/browser/$test.test.mjs"; then
         echo "--- local server log" >&2
