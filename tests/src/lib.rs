@@ -310,6 +310,7 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores) -> Router {
         keys,
         stores.rules.clone(),
         stores.contacts.clone(),
+        stores.revenue.clone(),
     ))
 }
 

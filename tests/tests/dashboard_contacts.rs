@@ -276,6 +276,7 @@ async fn the_contact_panel_shows_what_the_contact_api_answers(backend: Backend) 
     };
     let (app, engine) = apps(&stores);
     scripted(&engine.app).await;
+    journey_of_4001(&engine.app).await;
     let cookie = sign_in(&app).await;
     let (_, _, list) = get(
         &app,
@@ -325,6 +326,32 @@ async fn the_contact_panel_shows_what_the_contact_api_answers(backend: Backend) 
             body.matches("<tr data-touch>").count(),
             contact["touches"].as_array().unwrap().len()
         );
+        let (_, journey) = call(
+            &engine.app,
+            admin_get(&format!(
+                "/instances/{INSTANCE}/contacts/{contact_id}/journey"
+            )),
+        )
+        .await;
+        for count in ["sends", "clicks", "conversions"] {
+            assert_eq!(
+                field(count),
+                journey[count].to_string(),
+                "{contact_id} {count}"
+            );
+        }
+        for total in journey["revenue"].as_array().unwrap() {
+            let currency = total["currency"].as_str().unwrap();
+            let at =
+                body.find(&format!("data-revenue=\"{currency}\">")).unwrap() + 16 + currency.len();
+            let shown = &body[at..at + body[at..].find('<').unwrap()];
+            assert_eq!(shown, total["amount"].as_str().unwrap(), "{contact_id}");
+        }
+        if contact_id == "4001" {
+            assert_eq!(journey["sends"], 1);
+            assert_eq!(journey["clicks"], 1);
+            assert_eq!(journey["revenue"][0]["amount"], "42.00");
+        }
     }
     let (status, _, missing) = get(
         &app,
@@ -334,6 +361,45 @@ async fn the_contact_panel_shows_what_the_contact_api_answers(backend: Backend) 
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(missing.contains("no such contact"));
+}
+
+/// An offer, a send to 4001, its click and a conversion of 42.00 through the engine's routes.
+async fn journey_of_4001(engine: &Router) {
+    let offer = json!({"offer_id": "shoes", "name": "Shoes",
+        "destination_url": "https://shop.example/shoes?aff={click_id}", "click_window_days": 7});
+    let (status, body) = call(engine, admin_request("POST", "/offers", Some(offer))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let send = json!({"instance_id": INSTANCE, "contact_id": "4001", "message_id": "wamid.out-1",
+        "campaign": "spring", "creative": "a", "offer_id": "shoes"});
+    let (status, body) = call(engine, admin_request("POST", "/sends", Some(send))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let code = body["tracked_url"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("/c/")
+        .unwrap()
+        .1
+        .to_owned();
+    let visitor = std::net::SocketAddr::from(([203, 0, 113, 9], 50_000));
+    let request = Request::get(format!("/c/{code}"))
+        .extension(axum::extract::ConnectInfo(visitor))
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let response = engine.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let click_id = location.rsplit_once("aff=").unwrap().1;
+    let postback = Request::get(format!(
+        "/postbacks/generic?token={POSTBACK_TOKEN}&click_id={click_id}&conversion_id=ORDER-1&payout=42.00"
+    ))
+    .body(Body::empty())
+    .unwrap();
+    let (status, body) = call(engine, postback).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn bad_query_parameters_answer_a_400_page(backend: Backend) {

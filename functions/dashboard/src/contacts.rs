@@ -13,6 +13,7 @@ use shared::contact::listing::{self, CursorCodec, ListingQuery, PageFailure};
 use shared::contact::{Acquisition, Contact};
 use shared::fields::FieldError;
 use shared::ids::{ContactId, InstanceId};
+use shared::revenue::journey;
 use shared::stats::COLORED_PLATFORMS;
 use shared::time::Timestamp;
 
@@ -208,6 +209,11 @@ pub struct ContactPanel {
     pub last_seen_at: String,
     pub touches: Vec<TouchRow>,
     pub linked_ids: Vec<String>,
+    pub sends: usize,
+    pub clicks: usize,
+    pub conversions: usize,
+    /// (currency, amount) per currency, as the journey API totals them.
+    pub revenue: Vec<(String, String)>,
 }
 
 fn query_form(query: Option<String>) -> Form {
@@ -293,6 +299,17 @@ pub async fn contact_panel(
         .load_contact(&instance_id, &contact_id)
         .await?
         .ok_or_else(|| PageError::NotFound("this instance has no such contact".to_owned()))?;
+    let (_, journey) = journey::load(
+        state.revenue.as_ref(),
+        state.contacts.as_ref(),
+        &instance_id,
+        contact.contact_id.clone(),
+    )
+    .await?;
+    let revenue = journey::revenue_by_currency(&journey)
+        .into_iter()
+        .map(|(currency, amount)| (currency.to_string(), amount.to_string()))
+        .collect();
     let touches = contact
         .touches
         .iter()
@@ -318,6 +335,10 @@ pub async fn contact_panel(
             .iter()
             .map(|id| id.as_str().to_owned())
             .collect(),
+        sends: journey.sends.len(),
+        clicks: journey.clicks.len(),
+        conversions: journey.conversions.len(),
+        revenue,
     };
     Ok(html(StatusCode::OK, &page))
 }

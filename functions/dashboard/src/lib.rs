@@ -21,6 +21,7 @@ use pages::{AttributionPage, Chrome, EditPage, ErrorPage, Form, HomePage, LoginP
 use shared::contact::store::ContactStore;
 use shared::fields::FieldError;
 use shared::ids::InstanceId;
+use shared::revenue::store::RevenueStore;
 use shared::rules::listing::{self, Created};
 use shared::rules::store::{RuleStore, RuleWrite};
 use shared::rules::{MAX_RULES_PER_INSTANCE, RuleDraft, RuleId};
@@ -46,6 +47,8 @@ pub struct DashboardState {
     rules: Arc<dyn RuleStore>,
     /// The daily counters behind the numbers and each rule's 7-day matches.
     contacts: Arc<dyn ContactStore>,
+    /// A contact's sends, clicks and conversions, for its panel's journey.
+    revenue: Arc<dyn RevenueStore>,
 }
 
 impl DashboardState {
@@ -53,11 +56,13 @@ impl DashboardState {
         keys: &AdminKeys,
         rules: Arc<dyn RuleStore>,
         contacts: Arc<dyn ContactStore>,
+        revenue: Arc<dyn RevenueStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             keys: keys.clone(),
             rules,
             contacts,
+            revenue,
         })
     }
 }

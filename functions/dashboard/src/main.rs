@@ -1,17 +1,20 @@
 //! Lambda entry point: read config and the admin keys (they open sessions and sign them),
-//! build the DynamoDB client once, serve the dashboard's router.
+//! build the DynamoDB clients once, serve the dashboard's router.
 
 use shared::config::{LambdaStart, SecretName};
 use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo::revenue::DynamoRevenueStore;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let start = LambdaStart::new().await;
     let store = Arc::new(DynamoStore::from_env(&start.dynamo)?);
+    // A contact panel's revenue journey.
+    let revenue = Arc::new(DynamoRevenueStore::from_env(&start.dynamo)?);
     let secrets = start
         .secrets_while(&SecretName::ADMIN, store.warm_up())
         .await?;
-    let state = dashboard::DashboardState::new(&secrets.admin_keys, store.clone(), store);
+    let state = dashboard::DashboardState::new(&secrets.admin_keys, store.clone(), store, revenue);
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
 }

@@ -123,6 +123,7 @@ pub fn engine_with_matcher(
         &secrets.admin_keys,
         stores.rules.clone(),
         stores.contacts.clone(),
+        stores.revenue.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(

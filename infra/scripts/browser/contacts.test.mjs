@@ -94,8 +94,12 @@ try {
   const contact = (await api("GET", `/instances/${INSTANCE}/contacts/5511800000001`)).body;
   assert.equal(await page.textContent("[data-field=source]"), contact.acquisition.kind);
   assert.equal(await page.textContent("[data-field=first_message]"), contact.first_message.text);
+  const journey = (await api("GET", `/instances/${INSTANCE}/contacts/5511800000001/journey`)).body;
+  for (const count of ["sends", "clicks", "conversions"]) {
+    assert.equal(Number(await page.textContent(`[data-field=${count}]`)), journey[count], count);
+  }
   await shot("panel");
-  console.log("ok - the contact panel shows what GET /instances/{id}/contacts/{contact} answers");
+  console.log("ok - the contact panel shows what the contact and journey APIs answer");
 
   await page.setViewportSize({ width: 375, height: 800 });
   for (const path of [`/app/instances/${INSTANCE}/contacts`, `/app/instances/${INSTANCE}/contacts/5511800000001`]) {
