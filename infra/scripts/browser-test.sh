@@ -3,7 +3,8 @@
 # playwright-core (npm), against the local server on loopback. Installs what is missing (apt
 # chromium, npm playwright-core into .tools/browser), builds and starts the local server on a
 # free port with a temporary data folder, runs infra/scripts/browser/widget.test.mjs,
-# dashboard.test.mjs and analytics.test.mjs (screenshots in .tools/screenshots/), and stops the server.
+# dashboard.test.mjs, analytics.test.mjs and contacts.test.mjs (screenshots in
+# .tools/screenshots/), and stops the server.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -44,7 +45,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-for test in widget dashboard analytics; do
+for test in widget dashboard analytics contacts; do
     if ! BASE_URL="http://127.0.0.1:$port" PLAYWRIGHT_MODULES="$TOOLS/" POSTBACK_TOKEN=browser-postback \
         SCREENSHOTS="$ROOT/.tools/screenshots" node "infra/scripts/browser/$test.test.mjs"; then
         echo "--- local server log" >&2

@@ -291,7 +291,7 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
 pub const READONLY_KEY: &str = "test-readonly-key-0123456789";
 
 /// The dashboard over `stores`, opened by [`ADMIN_KEY`] or [`READONLY_KEY`], beside the rules
-/// function under the same keys so a test compares the pages with the API.
+/// and contacts functions under the same keys so a test compares the pages with the API.
 pub fn dashboard_app(stores: &Stores) -> Router {
     let keys = AdminKeys {
         readonly: Some(RotatingSecret::new(Secret::new(READONLY_KEY))),
@@ -299,7 +299,9 @@ pub fn dashboard_app(stores: &Stores) -> Router {
     };
     let queue = Arc::new(RecordingQueue::default());
     shared::http::serve_json_errors(
-        dashboard_router(&keys, stores).merge(rules_router(&keys, stores, queue)),
+        dashboard_router(&keys, stores)
+            .merge(rules_router(&keys, stores, queue))
+            .merge(contacts_router(&keys, stores)),
     )
 }
 
@@ -569,6 +571,51 @@ pub fn whatsapp_message(
         }}]}]
     }))
     .unwrap()
+}
+
+/// `count` WhatsApp contacts (`5511000000` + n, named `=Person <n>`, a formula for the CSV
+/// guard) a minute apart from `start`, the oldest from a Meta ad (`ad`), ingested straight
+/// into the store: listings longer than a page without a webhook call each.
+pub async fn ingest_many_contacts(stores: &Stores, instance: &str, start: i64, count: i64) {
+    let ingestor = shared::ingest::Ingestor::new(stores.contacts.clone());
+    let events: Vec<shared::ingest::InboundEvent> = (0..count)
+        .map(|n| {
+            let at = shared::time::Timestamp::from_unix_seconds(start + 60 * n).unwrap();
+            shared::ingest::InboundEvent {
+                dedupe_key: format!("m{n}"),
+                instance_id: shared::ids::InstanceId::parse(instance).unwrap(),
+                contact_id: shared::ids::ContactId::parse(&format!("{}", 5_511_000_000 + n))
+                    .unwrap(),
+                channel: shared::contact::Channel::Whatsapp,
+                display_name: Some(format!("=Person {n}")),
+                occurred_at: at,
+                message: Some(shared::contact::InboundMessage {
+                    id: format!("m{n}"),
+                    kind: "text".into(),
+                    text: Some("hi".into()),
+                    timestamp: at,
+                }),
+                referral: (n == 0).then(|| {
+                    shared::contact::Referral::MetaAd(shared::contact::MetaReferral {
+                        ad_id: Some("ad".into()),
+                        ..shared::contact::MetaReferral::minimal(
+                            shared::contact::MetaPlatform::Facebook,
+                            at,
+                        )
+                    })
+                }),
+                identity: shared::contact::Identity::default(),
+            }
+        })
+        .collect();
+    for batch in events.chunks(20) {
+        let ingests = batch
+            .iter()
+            .map(|event| ingestor.ingest(event, event.occurred_at));
+        for done in futures::future::join_all(ingests).await {
+            done.unwrap();
+        }
+    }
 }
 
 /// A click-to-WhatsApp ad referral for `whatsapp_message`.

@@ -5,13 +5,13 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::response::Response;
 use axum::routing::get;
-use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::contact::listing::{self, ContactFilter, CursorCodec};
-use shared::contact::store::{ContactStore, ContactWindow};
+use shared::contact::listing::{self, CursorCodec, ListingQuery, PageFailure};
+use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
-use shared::http::{ApiError, Missing, Path, Query, admin_routes, contact_view};
+use shared::http::{ApiError, Missing, Path, Query, admin_routes, contact_view, contacts_csv};
 use shared::ids::{ContactId, InstanceId};
 use shared::secret::AdminKeys;
 use shared::time::Timestamp;
@@ -51,6 +51,10 @@ pub fn router(state: Arc<ContactsState>) -> Router {
     let routes = Router::new()
         .route("/instances/{instance_id}/contacts", get(list_contacts))
         .route(
+            "/instances/{instance_id}/contacts.csv",
+            get(export_contacts),
+        )
+        .route(
             "/instances/{instance_id}/contacts/{contact_id}",
             get(get_contact).delete(erasure::erase_contact),
         );
@@ -71,79 +75,35 @@ async fn get_contact(
     Ok(Json(contact_view(&contact)))
 }
 
-#[derive(Deserialize)]
-struct ContactsQuery {
-    since: Option<String>,
-    until: Option<String>,
-    kind: Option<String>,
-    platform: Option<String>,
-    campaign: Option<String>,
-    rule_id: Option<String>,
-    unattributed: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
-fn timestamp(
-    field: &'static str,
-    text: Option<&str>,
-    default: Timestamp,
-) -> Result<Timestamp, ApiError> {
-    match text {
-        None => Ok(default),
-        Some(text) => Timestamp::parse_rfc3339(text)
-            .ok_or_else(|| ApiError::invalid_field(field, "must be an RFC 3339 timestamp"))?
-            .accepted()
-            .map_err(|error| ApiError::invalid_field(field, error.to_string())),
-    }
-}
-
 /// The instance's contacts, newest first, filtered: the pipeline view.
 async fn list_contacts(
     State(state): State<Arc<ContactsState>>,
     Path(instance_id): Path<InstanceId>,
-    Query(query): Query<ContactsQuery>,
+    Query(query): Query<ListingQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let epoch = Timestamp::from_unix_seconds(0).expect("the epoch");
-    let window = ContactWindow {
-        since: timestamp("since", query.since.as_deref(), epoch)?,
-        // A little past now: Meta's clocks and ours differ by seconds.
-        until: timestamp(
-            "until",
-            query.until.as_deref(),
-            Timestamp::now().plus_seconds(86_400),
-        )?,
-    };
-    if window.since >= window.until {
-        return Err(ApiError::invalid_field("since", "must be before until"));
-    }
-    let filter = ContactFilter::parse(
-        query.kind.as_deref(),
-        query.platform.as_deref(),
-        query.campaign.as_deref(),
-        query.rule_id.as_deref(),
-        query.unattributed.as_deref(),
-    )?;
-    let limit = listing::parse_limit(query.limit.as_deref())?;
-    let after = match &query.cursor {
-        Some(cursor) => Some(state.cursors.decode(&instance_id, cursor)?),
-        None => None,
-    };
-
-    let page = listing::filtered_page(
+    let (contacts, next_cursor) = listing::query_page(
         state.contacts.as_ref(),
+        &state.cursors,
         &instance_id,
-        &window,
-        &filter,
-        after,
-        limit,
+        &query,
+        Timestamp::now(),
     )
-    .await?;
-    let shown: Vec<Value> = page.contacts.iter().map(contact_view).collect();
-    let next_cursor = page
-        .next
-        .map(|position| state.cursors.encode(&instance_id, &position));
+    .await
+    .map_err(|failure| match failure {
+        PageFailure::Invalid(error) => ApiError::from(error),
+        PageFailure::Store(error) => ApiError::from(error),
+    })?;
+    let shown: Vec<Value> = contacts.iter().map(contact_view).collect();
     Ok(Json(
         json!({ "contacts": shown, "next_cursor": next_cursor }),
     ))
+}
+
+/// The same listing as CSV, every page of it, streamed: `limit` and `cursor` do not apply.
+async fn export_contacts(
+    State(state): State<Arc<ContactsState>>,
+    Path(instance_id): Path<InstanceId>,
+    Query(query): Query<ListingQuery>,
+) -> Result<Response, ApiError> {
+    Ok(contacts_csv(state.contacts.clone(), instance_id, &query)?)
 }

@@ -4,6 +4,7 @@
 
 mod analytics;
 mod assets;
+mod contacts;
 mod pages;
 mod revenue;
 mod session;
@@ -48,7 +49,8 @@ pub struct DashboardState {
     rules: Arc<dyn RuleStore>,
     /// The daily counters behind the numbers and each rule's 7-day matches.
     contacts: Arc<dyn ContactStore>,
-    /// The revenue report's counters.
+    /// The revenue side: the report counters of the Revenue page, a contact's sends, clicks and
+    /// conversions for its panel's journey.
     revenue: Arc<dyn RevenueStore>,
 }
 
@@ -84,6 +86,18 @@ pub fn router(state: Shared) -> Router {
             get(analytics::analytics),
         )
         .route("/app/revenue", get(revenue::revenue))
+        .route(
+            "/app/instances/{instance_id}/contacts",
+            get(contacts::contacts_page),
+        )
+        .route(
+            "/app/instances/{instance_id}/contacts.csv",
+            get(contacts::contacts_csv),
+        )
+        .route(
+            "/app/instances/{instance_id}/contacts/{contact_id}",
+            get(contacts::contact_panel),
+        )
         .route("/app/instances/{instance_id}/rules", post(add_rule))
         .route(
             "/app/instances/{instance_id}/rules/{rule_id}",

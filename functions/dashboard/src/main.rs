@@ -10,11 +10,11 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     let start = LambdaStart::new().await;
     let store = Arc::new(DynamoStore::from_env(&start.dynamo)?);
+    // The Revenue page's report counters and a contact panel's revenue journey.
+    let revenue = Arc::new(DynamoRevenueStore::from_env(&start.dynamo)?);
     let secrets = start
         .secrets_while(&SecretName::ADMIN, store.warm_up())
         .await?;
-    // The Revenue page reads the report counters.
-    let revenue = Arc::new(DynamoRevenueStore::from_env(&start.dynamo)?);
     let state = dashboard::DashboardState::new(&secrets.admin_keys, store.clone(), store, revenue);
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
 }

@@ -14,13 +14,14 @@ use shared::config::Secrets;
 use shared::contact::store::{ContactQueries, ContactStore};
 use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
 use shared::ids::{ContactId, InstanceId, OfferId};
+use shared::revenue::journey;
 use shared::revenue::links::{send_code, tracked_url};
 use shared::revenue::report::{self, ReportRequest};
 use shared::revenue::store::{RevenueStore, SendWrite};
-use shared::revenue::{Amount, Currency, Offer, OfferDraft, SendDraft, SendRecord};
+use shared::revenue::{Offer, OfferDraft, SendDraft, SendRecord};
 use shared::secret::{AdminKeys, Secret};
 use shared::time::Timestamp;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct RevenueState {
@@ -254,11 +255,13 @@ async fn contact_journey(
     State(state): State<Arc<RevenueState>>,
     Path((instance_id, contact_id)): Path<(InstanceId, ContactId)>,
 ) -> Result<Json<Value>, ApiError> {
-    let contact_id = state.canonical(&instance_id, contact_id).await?;
-    let journey = state
-        .store
-        .contact_journey(&instance_id, &contact_id)
-        .await?;
+    let (contact_id, journey) = journey::load(
+        state.store.as_ref(),
+        state.contacts.as_ref(),
+        &instance_id,
+        contact_id,
+    )
+    .await?;
     let mut events: Vec<(Timestamp, u8, Value)> = Vec::new();
     for send in &journey.sends {
         let mut shown = json!(send);
@@ -271,12 +274,7 @@ async fn contact_journey(
         shown["type"] = json!("click");
         events.push((click.clicked_at, 1, shown));
     }
-    let mut revenue: BTreeMap<Currency, Amount> = BTreeMap::new();
     for conversion in &journey.conversions {
-        if conversion.credited.is_some() {
-            let total = revenue.entry(conversion.currency).or_default();
-            *total = total.checked_add(conversion.payout).unwrap_or(*total);
-        }
         let mut shown = json!(conversion);
         shown["type"] = json!("conversion");
         shown["status"] = json!(conversion.status.as_str());
@@ -284,7 +282,7 @@ async fn contact_journey(
     }
     // Stable: at the same instant a send comes before its click, a click before its conversion.
     events.sort_by_key(|(at, order, _)| (*at, *order));
-    let revenue: Vec<Value> = revenue
+    let revenue: Vec<Value> = journey::revenue_by_currency(&journey)
         .into_iter()
         .map(|(currency, amount)| json!({ "currency": currency, "amount": amount }))
         .collect();

@@ -6,6 +6,7 @@ use crate::contact::{Acquisition, Contact};
 use crate::ids::InstanceId;
 use crate::secret::{RotatingSecret, Secret};
 use crate::store::StoreError;
+use crate::time::Timestamp;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -92,6 +93,79 @@ impl ContactFilter {
     }
 }
 
+/// A listing's query parameters, as the admin API and the dashboard take them (the CSV export
+/// takes all but `limit` and `cursor`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ListingQuery {
+    /// First seen at or after (RFC 3339).
+    pub since: Option<String>,
+    /// First seen before (RFC 3339).
+    pub until: Option<String>,
+    /// An acquisition kind.
+    pub kind: Option<String>,
+    /// An acquisition platform.
+    pub platform: Option<String>,
+    /// A rule's campaign.
+    pub campaign: Option<String>,
+    /// The rule that attributed.
+    pub rule_id: Option<String>,
+    /// `true` or `false`.
+    pub unattributed: Option<String>,
+    /// Contacts per page.
+    pub limit: Option<String>,
+    /// A signed cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+fn timestamp(
+    field: &'static str,
+    text: Option<&str>,
+    default: Timestamp,
+) -> Result<Timestamp, InvalidListing> {
+    match text {
+        None => Ok(default),
+        Some(text) => Timestamp::parse_rfc3339(text)
+            .ok_or_else(|| InvalidListing::new(field, "must be an RFC 3339 timestamp"))?
+            .accepted()
+            .map_err(|error| InvalidListing::new(field, error.to_string())),
+    }
+}
+
+impl ListingQuery {
+    /// The first-seen window the query names: from the epoch to a day past `now` unless told.
+    pub fn window(&self, now: Timestamp) -> Result<ContactWindow, InvalidListing> {
+        let epoch = Timestamp::from_unix_seconds(0).expect("the epoch");
+        let window = ContactWindow {
+            since: timestamp("since", self.since.as_deref(), epoch)?,
+            // A little past now: Meta's clocks and ours differ by seconds.
+            until: timestamp("until", self.until.as_deref(), now.plus_seconds(86_400))?,
+        };
+        if window.since >= window.until {
+            return Err(InvalidListing::new("since", "must be before until"));
+        }
+        Ok(window)
+    }
+
+    /// The window and the filter, each checked, in that order.
+    pub fn window_and_filter(
+        &self,
+        now: Timestamp,
+    ) -> Result<(ContactWindow, ContactFilter), InvalidListing> {
+        Ok((self.window(now)?, self.filter()?))
+    }
+
+    /// The filter the query names, checked.
+    pub fn filter(&self) -> Result<ContactFilter, InvalidListing> {
+        ContactFilter::parse(
+            self.kind.as_deref(),
+            self.platform.as_deref(),
+            self.campaign.as_deref(),
+            self.rule_id.as_deref(),
+            self.unattributed.as_deref(),
+        )
+    }
+}
+
 /// How many contacts one request may look at to fill a filtered page; past it the page ends
 /// early, with a position to go on from.
 pub const MAX_SCANNED_PER_REQUEST: usize = 5_000;
@@ -136,6 +210,39 @@ pub async fn filtered_page(
             }
         }
     }
+}
+
+/// Why a listing page could not be read: a parameter that does not hold, or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum PageFailure {
+    /// A parameter that does not hold (a 400).
+    #[error(transparent)]
+    Invalid(#[from] InvalidListing),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The page `query` names (window, filter, limit, signed cursor) and the signed cursor of the
+/// next one: the admin API's listing and the dashboard's Contacts page alike.
+pub async fn query_page(
+    contacts: &dyn ContactStore,
+    cursors: &CursorCodec,
+    instance_id: &InstanceId,
+    query: &ListingQuery,
+    now: Timestamp,
+) -> Result<(Vec<Contact>, Option<String>), PageFailure> {
+    let (window, filter) = query.window_and_filter(now)?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let after = match &query.cursor {
+        Some(cursor) => Some(cursors.decode(instance_id, cursor)?),
+        None => None,
+    };
+    let page = filtered_page(contacts, instance_id, &window, &filter, after, limit).await?;
+    let next = page
+        .next
+        .map(|position| cursors.encode(instance_id, &position));
+    Ok((page.contacts, next))
 }
 
 /// The page size asked for, within 1..=`MAX_LIMIT`, or the default.

@@ -2,6 +2,7 @@
 
 pub mod bounds;
 pub mod counters;
+pub mod export;
 pub mod identity;
 pub mod listing;
 pub mod store;
@@ -24,6 +25,18 @@ pub enum Channel {
     Instagram,
     /// A website's chat widget; the contact is the browser's visitor id.
     Web,
+}
+
+impl Channel {
+    /// The channel's name, as it appears in JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Channel::Whatsapp => "whatsapp",
+            Channel::Messenger => "messenger",
+            Channel::Instagram => "instagram",
+            Channel::Web => "web",
+        }
+    }
 }
 
 /// Where Meta showed the ad or link that opened the chat.

@@ -10,7 +10,7 @@ mod views;
 pub use auth::{AuditObject, require_admin};
 pub use error::{ApiError, Missing};
 pub use extract::{Body, BodyLimit, Path, PathSegment, PathSegments, Query, body_limit};
-pub use views::contact_view;
+pub use views::{contact_view, contacts_csv};
 
 use crate::secret::AdminKeys;
 use axum::http::header;
