@@ -4,11 +4,9 @@
 // 375 px. Saves screenshots under SCREENSHOTS (default .tools/screenshots/).
 //
 //   BASE_URL=http://127.0.0.1:3000 ADMIN_API_KEY=… META_APP_SECRET=… POSTBACK_TOKEN=… node infra/scripts/browser/analytics.test.mjs
-import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
-import { ADMIN, BASE, api, deliverText, eventually, launch } from "./common.mjs";
+import { ADMIN, BASE, api, deliverText, eventually, inBrowser } from "./common.mjs";
 
-const SHOTS = process.env.SCREENSHOTS || ".tools/screenshots";
 const POSTBACK_TOKEN = process.env.POSTBACK_TOKEN;
 // Its own instance, so the other browser tests' contacts do not count here.
 const INSTANCE = "105555555555555";
@@ -44,16 +42,7 @@ const report = (await api("GET", "/reports/revenue?group_by=offer")).body;
 const usd = report.totals.find((total) => total.currency === "USD");
 assert.equal(usd.revenue, "19.90", JSON.stringify(report));
 
-mkdirSync(SHOTS, { recursive: true });
-const browser = await launch();
-let failed = false;
-try {
-  const page = await (await browser.newContext()).newPage();
-  const refused = [];
-  page.on("console", (message) => {
-    if (/Content Security Policy|Refused to/.test(message.text())) refused.push(message.text());
-  });
-  const shot = async (name) => page.screenshot({ path: `${SHOTS}/dashboard-${name}.png`, fullPage: true });
+await inBrowser("analytics", "dashboard", async ({ page, shot }) => {
   const noSidewaysScroll = async (what) => {
     await page.setViewportSize({ width: 375, height: 800 });
     await shot(`${what}-phone`);
@@ -96,12 +85,4 @@ try {
   await page.goto(`${BASE}/app/revenue?group_by=colour`);
   assert.match(await page.textContent("[role=alert]"), /group_by: must be one of/);
   console.log("ok - a bad group_by shows the API's message on a page");
-  assert.deepEqual(refused, [], "the Content-Security-Policy refused something");
-} catch (error) {
-  failed = true;
-  console.error(`not ok - ${error.stack || error}`);
-} finally {
-  await browser.close();
-}
-console.log(`analytics browser: ${failed ? 0 : 1} passed, ${failed ? 1 : 0} failed`);
-process.exit(failed ? 1 : 0);
+});

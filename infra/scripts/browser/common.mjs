@@ -1,6 +1,7 @@
 // What the browser tests share: the admin API client, polling, signed WhatsApp deliveries and
-// the Chromium launch. Environment: BASE_URL, ADMIN_API_KEY, META_APP_SECRET, PLAYWRIGHT_MODULES.
+// the Chromium launch and the run of a page test. Environment: BASE_URL, ADMIN_API_KEY, META_APP_SECRET, PLAYWRIGHT_MODULES.
 import { createHmac } from "node:crypto";
+import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import assert from "node:assert/strict";
 
@@ -56,4 +57,34 @@ export function launch() {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+}
+
+const SHOTS = process.env.SCREENSHOTS || ".tools/screenshots";
+
+/**
+ * Runs `body({ page, shot })` in a fresh page (downloads accepted) of headless Chromium, fails
+ * it on any Content-Security-Policy refusal, saves `shot(name)` as SHOTS/<prefix>-<name>.png,
+ * then prints the test's pass/fail line and exits with its status.
+ */
+export async function inBrowser(test, prefix, body) {
+  mkdirSync(SHOTS, { recursive: true });
+  const browser = await launch();
+  let failed = false;
+  try {
+    const page = await (await browser.newContext({ acceptDownloads: true })).newPage();
+    const refused = [];
+    page.on("console", (message) => {
+      if (/Content Security Policy|Refused to/.test(message.text())) refused.push(message.text());
+    });
+    const shot = async (name) => page.screenshot({ path: `${SHOTS}/${prefix}-${name}.png`, fullPage: true });
+    await body({ page, shot });
+    assert.deepEqual(refused, [], "the Content-Security-Policy refused something");
+  } catch (error) {
+    failed = true;
+    console.error(`not ok - ${error.stack || error}`);
+  } finally {
+    await browser.close();
+  }
+  console.log(`${test} browser: ${failed ? 0 : 1} passed, ${failed ? 1 : 0} failed`);
+  process.exit(failed ? 1 : 0);
 }

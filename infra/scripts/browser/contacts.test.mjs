@@ -4,11 +4,10 @@
 // refusal and no sideways scroll at phone width. Screenshots under SCREENSHOTS.
 //
 //   BASE_URL=http://127.0.0.1:3000 ADMIN_API_KEY=… META_APP_SECRET=… node infra/scripts/browser/contacts.test.mjs
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
-import { ADMIN, BASE, api, deliverText, eventually, launch } from "./common.mjs";
+import { ADMIN, BASE, api, deliverText, eventually, inBrowser } from "./common.mjs";
 
-const SHOTS = process.env.SCREENSHOTS || ".tools/screenshots";
 // Its own instance, so the other browser tests' contacts do not show here.
 const INSTANCE = "108765432109876";
 const deliver = (waId, name, text) => deliverText(INSTANCE, waId, name, `wamid.contacts-${waId}`, text);
@@ -42,17 +41,7 @@ function parseCsv(text) {
   return rows;
 }
 
-mkdirSync(SHOTS, { recursive: true });
-const browser = await launch();
-let failed = false;
-try {
-  const context = await browser.newContext({ acceptDownloads: true });
-  const page = await context.newPage();
-  const refused = [];
-  page.on("console", (message) => {
-    if (/Content Security Policy|Refused to/.test(message.text())) refused.push(message.text());
-  });
-  const shot = async (name) => page.screenshot({ path: `${SHOTS}/contacts-${name}.png`, fullPage: true });
+await inBrowser("contacts", "contacts", async ({ page, shot }) => {
 
   await page.goto(`${BASE}/app/login`);
   await page.fill("#key", ADMIN);
@@ -111,12 +100,4 @@ try {
   await page.goto(`${BASE}/app/instances/${INSTANCE}/contacts`);
   await shot("all-phone");
   console.log("ok - no sideways scroll at 375 px");
-  assert.deepEqual(refused, [], "the Content-Security-Policy refused something");
-} catch (error) {
-  failed = true;
-  console.error(`not ok - ${error.stack || error}`);
-} finally {
-  await browser.close();
-}
-console.log(`contacts browser: ${failed ? 0 : 1} passed, ${failed ? 1 : 0} failed`);
-process.exit(failed ? 1 : 0);
+});

@@ -5,11 +5,9 @@
 // screenshot of each page under SCREENSHOTS (default .tools/screenshots/).
 //
 //   BASE_URL=http://127.0.0.1:3000 ADMIN_API_KEY=… META_APP_SECRET=… node infra/scripts/browser/dashboard.test.mjs
-import { mkdirSync } from "node:fs";
 import assert from "node:assert/strict";
-import { ADMIN, BASE, api, deliverText, eventually, launch } from "./common.mjs";
+import { ADMIN, BASE, api, deliverText, eventually, inBrowser } from "./common.mjs";
 
-const SHOTS = process.env.SCREENSHOTS || ".tools/screenshots";
 // Its own instance, so the widget test's contacts do not count here.
 const INSTANCE = "109876543210987";
 const deliver = (waId, text) =>
@@ -27,16 +25,7 @@ const stats = await eventually("the matcher", async () => {
   return seen.body.click_to_chat_contacts === 2 ? seen.body : null;
 });
 
-mkdirSync(SHOTS, { recursive: true });
-const browser = await launch();
-let failed = false;
-try {
-  const page = await (await browser.newContext()).newPage();
-  const refused = [];
-  page.on("console", (message) => {
-    if (/Content Security Policy|Refused to/.test(message.text())) refused.push(message.text());
-  });
-  const shot = async (name) => page.screenshot({ path: `${SHOTS}/dashboard-${name}.png`, fullPage: true });
+await inBrowser("dashboard", "dashboard", async ({ page, shot }) => {
 
   // Not signed in, / goes to the sign-in form; a wrong key is refused there.
   await page.goto(`${BASE}/`);
@@ -108,12 +97,4 @@ try {
   await page.goto(`${BASE}/app/instances/${INSTANCE}/attribution`);
   assert.match(page.url(), /\/app\/login$/);
   console.log("ok - signed out: the pages go back to the sign-in form");
-  assert.deepEqual(refused, [], "the Content-Security-Policy refused something");
-} catch (error) {
-  failed = true;
-  console.error(`not ok - ${error.stack || error}`);
-} finally {
-  await browser.close();
-}
-console.log(`dashboard browser: ${failed ? 0 : 1} passed, ${failed ? 1 : 0} failed`);
-process.exit(failed ? 1 : 0);
+});
