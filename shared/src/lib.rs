@@ -13,6 +13,7 @@ pub mod fields;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod instances;
 pub mod matching;
 pub mod meta;
 pub mod metrics;

@@ -92,38 +92,20 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
         Backend::Dynamo => {
             let client = dynamo_client().await?;
             let prefix = format!("t{}", ulid::Ulid::new()).to_lowercase();
-            let store = Arc::new(DynamoStore::new(
-                client.clone(),
-                TableNames::prefixed(&prefix),
-            ));
-            store
+            let stores = dynamo_stores(&client, &prefix);
+            let tables = TableNames::prefixed(&prefix);
+            DynamoStore::new(client.clone(), tables)
                 .create_tables()
                 .await
                 .expect("create tables in DynamoDB Local");
-            let widget_store =
-                DynamoWidgetStore::new(client.clone(), WidgetTables::prefixed(&prefix));
-            widget_store
+            DynamoWidgetStore::new(client.clone(), WidgetTables::prefixed(&prefix))
                 .create_tables()
                 .await
                 .expect("create widget tables in DynamoDB Local");
-            let erasure = DynamoErasureStore::new(
-                client.clone(),
-                &TableNames::prefixed(&prefix),
-                RevenueTables::prefixed(&prefix),
-            );
-            let revenue_store = DynamoRevenueStore::new(client, RevenueTables::prefixed(&prefix));
-            revenue_store
+            DynamoRevenueStore::new(client, RevenueTables::prefixed(&prefix))
                 .create_tables()
                 .await
                 .expect("create revenue tables in DynamoDB Local");
-            let stores = Stores {
-                contacts: store.clone(),
-                rules: store.clone(),
-                jobs: store.clone(),
-                revenue: Arc::new(revenue_store),
-                widgets: Arc::new(widget_store),
-                erasure: Arc::new(erasure),
-            };
             Some((
                 stores,
                 StoreGuard {
@@ -132,6 +114,49 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                     dynamo_prefix: Some(prefix),
                 },
             ))
+        }
+    }
+}
+
+/// The DynamoDB stores over the tables named with `prefix`, with nothing in memory yet.
+fn dynamo_stores(client: &aws_sdk_dynamodb::Client, prefix: &str) -> Stores {
+    let store = Arc::new(DynamoStore::new(
+        client.clone(),
+        TableNames::prefixed(prefix),
+    ));
+    Stores {
+        contacts: store.clone(),
+        rules: store.clone(),
+        jobs: store.clone(),
+        revenue: Arc::new(DynamoRevenueStore::new(
+            client.clone(),
+            RevenueTables::prefixed(prefix),
+        )),
+        widgets: Arc::new(DynamoWidgetStore::new(
+            client.clone(),
+            WidgetTables::prefixed(prefix),
+        )),
+        erasure: Arc::new(DynamoErasureStore::new(
+            client.clone(),
+            &TableNames::prefixed(prefix),
+            RevenueTables::prefixed(prefix),
+        )),
+        instances: store,
+    }
+}
+
+impl StoreGuard {
+    /// The stores over the same data as a new process opens them: new DynamoDB stores with
+    /// nothing in memory; the same embedded store (a file opens once per process, and the
+    /// embedded store keeps nothing in memory between calls).
+    pub async fn same_stores_in_a_new_process(&self) -> Stores {
+        match (&self.embedded, &self.dynamo_prefix) {
+            (Some(store), _) => Stores::of(store.clone()),
+            (None, Some(prefix)) => {
+                let client = dynamo_client().await.expect("DynamoDB Local is running");
+                dynamo_stores(&client, prefix)
+            }
+            (None, None) => unreachable!("a guard holds one store"),
         }
     }
 }
@@ -311,6 +336,7 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores) -> Router {
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.revenue.clone(),
+        stores.instances.clone(),
     ))
 }
 

@@ -25,6 +25,8 @@ on_every_store!(
     every_page_carries_the_security_headers_and_assets_are_immutable,
     signing_out_clears_the_cookie,
     an_instance_id_of_any_visible_characters_opens_and_is_remembered,
+    the_instances_with_contacts_or_rules_are_listed_and_in_every_pages_selector,
+    home_opens_the_remembered_or_the_only_instance_and_otherwise_the_list,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -774,4 +776,146 @@ async fn an_instance_id_of_any_visible_characters_opens_and_is_remembered(backen
     let (status, listed) = call(&app, admin_get("/instances/se%C3%B1al%2Fa%3Bb%3Dc/rules")).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert_eq!(listed["rules"][0]["name"], "Odd");
+}
+
+/// The `<option>`s of the header's instance selector: (value, selected).
+fn selector_options(body: &str) -> Vec<(String, bool)> {
+    let start = body
+        .find("<select id=\"switch-instance\"")
+        .expect("the selector");
+    let end = start + body[start..].find("</select>").unwrap();
+    body[start..end]
+        .split("<option value=\"")
+        .skip(1)
+        .map(|option| {
+            let (value, rest) = option.split_once('"').unwrap();
+            (value.to_owned(), rest.starts_with(" selected"))
+        })
+        .collect()
+}
+
+async fn deliver_first_message(app: &Router, instance: &str, contact: &str) {
+    let now = chrono::Utc::now().timestamp();
+    let body = whatsapp_message(
+        instance,
+        contact,
+        &format!("wamid.{contact}"),
+        now,
+        "hi",
+        None,
+    );
+    let (status, report) = call(app, signed_delivery(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+}
+
+async fn the_instances_with_contacts_or_rules_are_listed_and_in_every_pages_selector(
+    backend: Backend,
+) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let app = &engine.app;
+    let cookie = sign_in(app, ADMIN_KEY).await;
+    let empty = page(app, "/app/instances", &cookie).await;
+    assert_eq!(empty.status, StatusCode::OK, "{}", empty.body);
+    assert!(
+        empty
+            .body
+            .contains("No instance has a contact or a rule yet")
+    );
+    assert!(!empty.body.contains("<select id=\"switch-instance\""));
+
+    deliver_first_message(app, INSTANCE, "5511900000001").await;
+    deliver_first_message(app, INSTANCE, "5511900000002").await;
+    let (status, _) = call(
+        app,
+        admin_request(
+            "POST",
+            "/instances/998877/rules",
+            Some(json!({"name": "TikTok", "platform": "tiktok", "match": {"kind": "contains", "pattern": "tiktok"}})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let listed = page(app, "/app/instances", &cookie).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let rows: Vec<&str> = listed
+        .body
+        .split("data-instance=\"")
+        .skip(1)
+        .map(|row| row.split('"').next().unwrap())
+        .collect();
+    assert_eq!(rows, [INSTANCE, "998877"], "each once, in id order");
+    assert!(
+        listed
+            .body
+            .contains("href=\"/app/instances/998877/contacts\"")
+    );
+    let options = selector_options(&listed.body);
+    assert_eq!(options[0], (String::new(), false), "a prompt to choose");
+    assert_eq!(
+        &options[1..],
+        [(INSTANCE.to_owned(), false), ("998877".to_owned(), false)]
+    );
+
+    // Every instance page selects its own instance among the others.
+    for path in [
+        "/app/instances/998877/attribution",
+        "/app/instances/998877/analytics",
+        "/app/instances/998877/contacts",
+    ] {
+        let shown = page(app, path, &cookie).await;
+        assert_eq!(shown.status, StatusCode::OK, "{path}: {}", shown.body);
+        assert_eq!(
+            selector_options(&shown.body),
+            [(INSTANCE.to_owned(), false), ("998877".to_owned(), true)],
+            "{path}"
+        );
+    }
+    // An instance opened by its id before it has anything is selectable beside the listed.
+    let fresh = page(app, "/app/instances/4455/attribution", &cookie).await;
+    assert_eq!(
+        selector_options(&fresh.body),
+        [
+            ("4455".to_owned(), true),
+            (INSTANCE.to_owned(), false),
+            ("998877".to_owned(), false)
+        ]
+    );
+    // The selector submits to the list, which opens the choice.
+    let chosen = page(app, "/app/instances?instance_id=998877", &cookie).await;
+    assert_eq!(chosen.status, StatusCode::SEE_OTHER);
+    assert_eq!(chosen.location(), "/app/instances/998877/attribution");
+    let refused = page(app, "/app/instances?instance_id=a%20b", &cookie).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body.contains("instance_id must be"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("data-instance=\"998877\""),
+        "the list is still shown"
+    );
+}
+
+async fn home_opens_the_remembered_or_the_only_instance_and_otherwise_the_list(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let app = &engine.app;
+    let cookie = sign_in(app, ADMIN_KEY).await;
+    assert_eq!(page(app, "/", &cookie).await.location(), "/app/instances");
+    deliver_first_message(app, INSTANCE, "5511900000001").await;
+    assert_eq!(page(app, "/", &cookie).await.location(), attribution_path());
+    deliver_first_message(app, "998877", "5511900000002").await;
+    assert_eq!(page(app, "/", &cookie).await.location(), "/app/instances");
+    let remembered = format!("{cookie}; dash_instance=998877");
+    assert_eq!(
+        page(app, "/", &remembered).await.location(),
+        "/app/instances/998877/attribution"
+    );
 }

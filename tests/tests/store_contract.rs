@@ -11,6 +11,7 @@ use shared::contact::{
 };
 use shared::ids::{ContactId, InstanceId};
 use shared::ingest::{InboundEvent, apply_event};
+use shared::instances::MAX_LISTED;
 use shared::rules::store::RuleWrite;
 use shared::rules::{Rule, RuleDraft, RuleId};
 use shared::store::{CommitOutcome, DedupeClaim};
@@ -38,6 +39,8 @@ on_every_store!(
     links_resolve_to_their_contact_and_keep_the_identifier_taken,
     concurrent_linkers_of_one_identifier_have_one_winner,
     a_merge_commits_whole_or_not_at_all,
+    instances_are_listed_once_each_after_their_first_commit_or_rule,
+    instances_stay_listed_for_a_new_process,
 );
 
 async fn a_batch_of_updates_applies_each_on_its_own(backend: Backend) {
@@ -988,4 +991,125 @@ async fn a_merge_commits_whole_or_not_at_all(backend: Backend) {
             .unwrap(),
         CommitOutcome::VersionConflict
     );
+}
+
+fn instance_ids(instances: Vec<InstanceId>) -> Vec<String> {
+    instances.iter().map(ToString::to_string).collect()
+}
+
+async fn instances_are_listed_once_each_after_their_first_commit_or_rule(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let (contacts, instances) = (&stores.contacts, &stores.instances);
+    assert!(
+        instances
+            .list_instances(MAX_LISTED)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (key, instance, id) in [("a", "2", "x"), ("b", "1", "y"), ("c", "1", "z")] {
+        let outcome = contacts
+            .commit_event(&claim(key), &contact(instance, id, 1), None, &[])
+            .await
+            .unwrap();
+        assert_eq!(outcome, CommitOutcome::Applied);
+    }
+    // A duplicate and a conflict commit nothing, so they register nothing.
+    let duplicate = contacts
+        .commit_event(&claim("a"), &contact("3", "x", 1), None, &[])
+        .await
+        .unwrap();
+    assert_eq!(duplicate, CommitOutcome::Duplicate);
+    let conflict = contacts
+        .commit_event(&claim("d"), &contact("5", "w", 2), Some(1), &[])
+        .await
+        .unwrap();
+    assert_eq!(conflict, CommitOutcome::VersionConflict);
+    assert_eq!(
+        stores
+            .rules
+            .create_rule(&rule("4", "alpha"), 10)
+            .await
+            .unwrap(),
+        RuleWrite::Done
+    );
+    assert_eq!(
+        instance_ids(instances.list_instances(MAX_LISTED).await.unwrap()),
+        ["1", "2", "4"]
+    );
+    assert_eq!(
+        instance_ids(instances.list_instances(2).await.unwrap()),
+        ["1", "2"]
+    );
+}
+
+/// What one process registered, another lists; and a process that has not registered an
+/// instance itself (a new Lambda container) registers it again without harm.
+async fn instances_stay_listed_for_a_new_process(backend: Backend) {
+    let Some((stores, guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    stores
+        .contacts
+        .commit_event(&claim("a"), &contact("7", "x", 1), None, &[])
+        .await
+        .unwrap();
+    let again = guard.same_stores_in_a_new_process().await;
+    again
+        .contacts
+        .commit_event(&claim("b"), &contact("7", "y", 1), None, &[])
+        .await
+        .unwrap();
+    for stores in [&stores, &again] {
+        assert_eq!(
+            instance_ids(stores.instances.list_instances(MAX_LISTED).await.unwrap()),
+            ["7"]
+        );
+    }
+}
+
+/// A data folder written before the registry existed lists its instances once it is opened:
+/// the registry table is dropped here as such a file never had it.
+#[tokio::test]
+async fn an_embedded_file_from_before_the_registry_lists_its_instances() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("engine.redb");
+    {
+        let store = shared::store::EmbeddedStore::open(&path).unwrap();
+        for (key, instance, id) in [("a", "2", "x"), ("b", "2", "y"), ("c", "1\u{10FFFF}", "z")] {
+            store
+                .commit_event(&claim(key), &contact(instance, id, 1), None, &[])
+                .await
+                .unwrap();
+        }
+        shared::rules::store::RuleStore::create_rule(&store, &rule("4", "alpha"), 10)
+            .await
+            .unwrap();
+    }
+    {
+        let db = once_free(|| redb::Database::create(&path).ok()).await;
+        let txn = db.begin_write().unwrap();
+        let registry: redb::TableDefinition<&str, ()> = redb::TableDefinition::new("instances");
+        assert!(txn.delete_table(registry).unwrap());
+        txn.commit().unwrap();
+    }
+    let store = once_free(|| shared::store::EmbeddedStore::open(&path).ok()).await;
+    let instances = shared::instances::InstanceStore::list_instances(&store, MAX_LISTED)
+        .await
+        .unwrap();
+    assert_eq!(instance_ids(instances), ["1\u{10FFFF}", "2", "4"]);
+}
+
+/// `open` once the file is free: a dropped store's writer task lets go of the file just after
+/// its last answer, as a stopped process would.
+async fn once_free<T>(open: impl Fn() -> Option<T>) -> T {
+    for _ in 0..500 {
+        if let Some(opened) = open() {
+            return opened;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the file stayed open");
 }

@@ -238,7 +238,7 @@ pub async fn analytics(
         .map(|((label, class), count)| (label.to_string(), count, format!("kind-{class}")))
         .collect();
     let page = AnalyticsPage {
-        chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
+        chrome: chrome(&state, &session, instance_id.as_str()).await?,
         instance_id: instance_id.to_string(),
         instance_path: instance_path(&instance_id),
         days: window.days,

@@ -186,6 +186,8 @@ pub struct ContactsPage {
     pub instance_path: String,
     pub filters: Filters,
     pub kinds: [&'static str; 5],
+    /// The platform filter's choices: every platform with a colour, then `other`.
+    pub platforms: Vec<&'static str>,
     pub rows: Vec<ContactRow>,
     pub next_url: Option<String>,
     pub csv_url: String,
@@ -255,7 +257,7 @@ pub async fn contacts_page(
         format!("{path}/contacts?{filter_query}{joiner}cursor={cursor}")
     });
     let page = ContactsPage {
-        chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
+        chrome: chrome(&state, &session, instance_id.as_str()).await?,
         instance_id: instance_id.to_string(),
         rows: contacts
             .iter()
@@ -265,6 +267,7 @@ pub async fn contacts_page(
         instance_path: path,
         filters,
         kinds: ["meta_ad", "meta_post", "shortlink", "rule", "web"],
+        platforms: PLATFORMS.iter().copied().chain(["other"]).collect(),
         next_url,
     };
     Ok(html(StatusCode::OK, &page))
@@ -323,7 +326,7 @@ pub async fn contact_panel(
         })
         .collect();
     let page = ContactPanel {
-        chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
+        chrome: chrome(&state, &session, instance_id.as_str()).await?,
         instance_id: instance_id.to_string(),
         instance_path: instance_path(&instance_id),
         contact: ContactRow::of(&instance_id, &contact),

@@ -5,6 +5,7 @@
 mod analytics;
 mod assets;
 mod contacts;
+mod instances;
 mod pages;
 mod revenue;
 mod session;
@@ -19,10 +20,11 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use pages::{AttributionPage, Chrome, EditPage, ErrorPage, Form, HomePage, LoginPage, RuleForm};
+use pages::{AttributionPage, Chrome, EditPage, ErrorPage, Form, LoginPage, RuleForm};
 use shared::contact::store::ContactStore;
 use shared::fields::FieldError;
 use shared::ids::InstanceId;
+use shared::instances::{InstanceStore, MAX_LISTED};
 use shared::revenue::store::RevenueStore;
 use shared::rules::listing::{self, Created};
 use shared::rules::store::{RuleStore, RuleWrite};
@@ -52,6 +54,8 @@ pub struct DashboardState {
     /// The revenue side: the report counters of the Revenue page, a contact's sends, clicks and
     /// conversions for its panel's journey.
     revenue: Arc<dyn RevenueStore>,
+    /// The instances of the header's selector and the instance list.
+    instances: Arc<dyn InstanceStore>,
 }
 
 impl DashboardState {
@@ -60,12 +64,14 @@ impl DashboardState {
         rules: Arc<dyn RuleStore>,
         contacts: Arc<dyn ContactStore>,
         revenue: Arc<dyn RevenueStore>,
+        instances: Arc<dyn InstanceStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             keys: keys.clone(),
             rules,
             contacts,
             revenue,
+            instances,
         })
     }
 }
@@ -75,11 +81,11 @@ type Shared = Arc<DashboardState>;
 /// Every page of the dashboard, each answer with the security headers.
 pub fn router(state: Shared) -> Router {
     Router::new()
-        .route("/", get(home))
+        .route("/", get(instances::home))
         .route("/app/login", get(login_form).post(login))
         .route("/app/logout", post(logout))
         .route("/app/assets/{name}", get(asset))
-        .route("/app/instances", get(open_instance))
+        .route("/app/instances", get(instances::instances))
         .route("/app/instances/{instance_id}/attribution", get(attribution))
         .route(
             "/app/instances/{instance_id}/analytics",
@@ -180,23 +186,40 @@ fn anonymous_chrome() -> Chrome {
         readonly: true,
         csrf: String::new(),
         instance: String::new(),
+        instances: Vec::new(),
         role_label: "",
     }
 }
 
-fn chrome(session: Option<&Session>, keys: &AdminKeys, instance: &str) -> Chrome {
-    Chrome {
-        stylesheet: assets::stylesheet_url(),
-        signed_in: session.is_some(),
-        readonly: session.is_none_or(|session| session.role == Role::ReadOnly),
-        csrf: session.map(|s| s.csrf_token(keys)).unwrap_or_default(),
-        instance: instance.to_owned(),
-        role_label: match session.map(|session| session.role) {
-            Some(Role::Admin) => "Admin",
-            Some(Role::ReadOnly) => "Read-only",
-            None => "",
-        },
+/// The header of a signed-in page: `instance` in the selector among the instances listed.
+async fn chrome(
+    state: &DashboardState,
+    session: &Session,
+    instance: &str,
+) -> Result<Chrome, PageError> {
+    let mut instances: Vec<String> = state
+        .instances
+        .list_instances(MAX_LISTED)
+        .await?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // An instance opened by its id before it has a contact or a rule stays selectable.
+    if !instance.is_empty() && !instances.iter().any(|listed| listed == instance) {
+        instances.insert(0, instance.to_owned());
     }
+    Ok(Chrome {
+        stylesheet: assets::stylesheet_url(),
+        signed_in: true,
+        readonly: session.role == Role::ReadOnly,
+        csrf: session.csrf_token(&state.keys),
+        instance: instance.to_owned(),
+        instances,
+        role_label: match session.role {
+            Role::Admin => "Admin",
+            Role::ReadOnly => "Read-only",
+        },
+    })
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -285,26 +308,6 @@ fn parse_instance(raw: &str) -> Result<InstanceId, PageError> {
     InstanceId::parse(raw).map_err(|error| PageError::BadRequest(error.to_string()))
 }
 
-async fn home(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let Some(session) = session_of(&state, &headers) else {
-        return Redirect::to("/app/login").into_response();
-    };
-    let remembered = cookie(&headers, INSTANCE_COOKIE).and_then(|raw| {
-        let (decoded, _) = form_urlencoded::parse(raw.as_bytes()).next()?;
-        InstanceId::parse(&decoded).ok()
-    });
-    match remembered {
-        Some(instance_id) => Redirect::to(&attribution_url(&instance_id)).into_response(),
-        None => html(
-            StatusCode::OK,
-            &HomePage {
-                chrome: chrome(Some(&session), &state.keys, ""),
-                error: None,
-            },
-        ),
-    }
-}
-
 async fn login_form(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if session_of(&state, &headers).is_some() {
         return Redirect::to("/").into_response();
@@ -370,26 +373,6 @@ async fn asset(Path(name): Path<String>) -> Response {
     assets::serve(&name)
 }
 
-/// The instance switch box: `?instance_id=…` opens that instance's Attribution view.
-async fn open_instance(
-    State(state): State<Shared>,
-    SignedIn(session): SignedIn,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-) -> Response {
-    let form = Form::parse(query.unwrap_or_default().as_bytes());
-    let raw = form.get("instance_id").unwrap_or_default().trim();
-    match InstanceId::parse(raw) {
-        Ok(instance_id) => Redirect::to(&attribution_url(&instance_id)).into_response(),
-        Err(error) => html(
-            StatusCode::BAD_REQUEST,
-            &HomePage {
-                chrome: chrome(Some(&session), &state.keys, raw),
-                error: Some(error.to_string()),
-            },
-        ),
-    }
-}
-
 /// The Attribution view: the last 7 days' numbers exactly as `GET …/stats` gives them, the
 /// rules as `GET …/rules` lists them, the test-a-text answer (`?text=`) and the add-rule form.
 async fn attribution(
@@ -441,7 +424,7 @@ async fn attribution_page(
         StatusCode::OK
     };
     let page = AttributionPage {
-        chrome: chrome(Some(session), &state.keys, instance_id.as_str()),
+        chrome: chrome(state, session, instance_id.as_str()).await?,
         instance_id: instance_id.to_string(),
         instance_path: instance_path(instance_id),
         stats,
@@ -514,7 +497,7 @@ async fn edit_rule(
         .await?
         .ok_or_else(no_such_rule)?;
     let page = EditPage {
-        chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
+        chrome: chrome(&state, &session, instance_id.as_str()).await?,
         instance_id: instance_id.to_string(),
         instance_path: instance_path(&instance_id),
         form: RuleForm::of_rule(rule_url(&instance_id, &rule_id), &rule.settings),
@@ -553,7 +536,7 @@ async fn change_rule(
                 .is_some(),
             Err(error) => {
                 let page = EditPage {
-                    chrome: chrome(Some(&session), &state.keys, instance_id.as_str()),
+                    chrome: chrome(&state, &session, instance_id.as_str()).await?,
                     instance_id: instance_id.to_string(),
                     instance_path: instance_path(&instance_id),
                     form: RuleForm::empty(rule_url(&instance_id, &rule_id))

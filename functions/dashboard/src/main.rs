@@ -15,6 +15,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let secrets = start
         .secrets_while(&SecretName::ADMIN, store.warm_up())
         .await?;
-    let state = dashboard::DashboardState::new(&secrets.admin_keys, store.clone(), store, revenue);
+    let state = dashboard::DashboardState::new(
+        &secrets.admin_keys,
+        store.clone(),
+        store.clone(),
+        revenue,
+        store,
+    );
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
 }

@@ -15,8 +15,10 @@ pub struct Chrome {
     pub readonly: bool,
     /// The session's CSRF token, for the forms that change something.
     pub csrf: String,
-    /// The instance in the switch box.
+    /// The instance in the selector.
     pub instance: String,
+    /// The selector's choices: the listed instances, and `instance` if it is not one of them.
+    pub instances: Vec<String>,
     pub role_label: &'static str,
 }
 
@@ -28,9 +30,13 @@ pub struct LoginPage {
 }
 
 #[derive(Template)]
-#[template(path = "home.html")]
-pub struct HomePage {
+#[template(path = "instances.html")]
+pub struct InstancesPage {
     pub chrome: Chrome,
+    /// Each instance's id and the path of its pages.
+    pub instances: Vec<(String, String)>,
+    /// The list stops at `MAX_LISTED`: the box opens any other.
+    pub capped: bool,
     pub error: Option<String>,
 }
 

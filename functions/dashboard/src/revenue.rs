@@ -131,7 +131,7 @@ pub async fn revenue(
     };
     let charts = currency_charts(&request.days(), by_day.as_ref().unwrap_or(&report));
     let page = RevenuePage {
-        chrome: chrome(Some(&session), &state.keys, ""),
+        chrome: chrome(&state, &session, "").await?,
         group_by: request.group_by.as_str(),
         dimensions: Dimension::ALL.iter().map(Dimension::as_str).collect(),
         charts,

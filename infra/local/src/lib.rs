@@ -7,6 +7,7 @@ use axum::routing::get;
 use shared::config::Secrets;
 use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
+use shared::instances::InstanceStore;
 use shared::matching::QueueWorker;
 use shared::matching::backfill::JobStore;
 use shared::queue::InProcessQueue;
@@ -24,11 +25,18 @@ pub struct Stores {
     pub revenue: Arc<dyn RevenueStore>,
     pub widgets: Arc<dyn WidgetStore>,
     pub erasure: Arc<dyn ErasureStore>,
+    pub instances: Arc<dyn InstanceStore>,
 }
 
 impl Stores {
     pub fn of<
-        S: ContactStore + RuleStore + JobStore + RevenueStore + WidgetStore + ErasureStore,
+        S: ContactStore
+            + RuleStore
+            + JobStore
+            + RevenueStore
+            + WidgetStore
+            + ErasureStore
+            + InstanceStore,
     >(
         store: S,
     ) -> Self {
@@ -39,7 +47,8 @@ impl Stores {
             jobs: store.clone(),
             revenue: store.clone(),
             widgets: store.clone(),
-            erasure: store,
+            erasure: store.clone(),
+            instances: store,
         }
     }
 }
@@ -124,6 +133,7 @@ pub fn engine_with_matcher(
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.revenue.clone(),
+        stores.instances.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(

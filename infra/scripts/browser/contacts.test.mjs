@@ -58,12 +58,18 @@ await inBrowser("contacts", "contacts", async ({ page, shot }) => {
   await shot("all");
   console.log("ok - the Contacts page lists the instance's contacts, ringed by source");
 
+  await page.selectOption("#f-platform", "tiktok");
+  await page.click("button:has-text(\"Filter\")");
+  await page.waitForURL(/platform=tiktok/);
+  assert.deepEqual(await ids(), ["5511800000001"]);
+  assert.equal(await page.inputValue("#f-platform"), "tiktok", "the chosen platform stays selected");
+  await page.selectOption("#f-platform", "");
   await page.selectOption("#f-kind", "rule");
   await page.click("button:has-text(\"Filter\")");
   await page.waitForURL(/kind=rule/);
   assert.deepEqual(await ids(), ["5511800000001"]);
   await shot("filtered");
-  console.log("ok - filtering by source keeps the rule's contact only");
+  console.log("ok - filtering by platform or by source keeps the rule's contact only");
 
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-csv")]);
   const csv = readFileSync(await download.path(), "utf8");

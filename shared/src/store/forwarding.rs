@@ -12,6 +12,7 @@ use crate::contact::store::{
 };
 use crate::erasure::{Erased, Erasure, ErasureStore};
 use crate::ids::{ContactId, InstanceId, JobId, OfferId};
+use crate::instances::InstanceStore;
 use crate::matching::backfill::{BackfillJob, JobStore};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
@@ -87,6 +88,10 @@ forward!(ContactStore {
         after: Option<&str>,
         limit: usize,
     ) -> ContactPage;
+});
+
+forward!(InstanceStore {
+    read fn list_instances(&self, limit: usize) -> Vec<InstanceId>;
 });
 
 forward!(RuleStore {

@@ -143,6 +143,20 @@ impl DynamoStore {
             .collect()
     }
 
+    /// [`Self::transact_claimed`] with the instance's registry item added until one lands.
+    async fn transact_registered(
+        &self,
+        instance: &InstanceId,
+        mut items: Vec<TransactWriteItem>,
+    ) -> Result<CommitOutcome, StoreError> {
+        let registers = self.register_with(instance, &mut items)?;
+        let outcome = self.transact_claimed(items).await?;
+        if registers && outcome == CommitOutcome::Applied {
+            self.registry_landed(instance);
+        }
+        Ok(outcome)
+    }
+
     /// Runs a transaction whose first item is a dedupe claim: a failed claim is a duplicate,
     /// any other failed condition a conflict.
     async fn transact_claimed(
@@ -202,7 +216,8 @@ impl ContactStore for DynamoStore {
         ];
         items.extend(self.identity_items(commit)?);
         items.extend(self.counter_updates(&commit.counters)?);
-        self.transact_claimed(items).await
+        self.transact_registered(&commit.contact.instance_id, items)
+            .await
     }
 
     async fn commit_event(
@@ -217,7 +232,7 @@ impl ContactStore for DynamoStore {
             self.contact_put(contact, expected_version)?,
         ];
         items.extend(self.counter_updates(counters)?);
-        self.transact_claimed(items).await
+        self.transact_registered(&contact.instance_id, items).await
     }
 
     async fn update_contact(

@@ -9,13 +9,16 @@
 //!   `links_to` = that contact's id, nothing else). Sharing the key space, a contact and a link
 //!   of one id exclude each other in every conditional write;
 //! - dedupe: `dedupe_key` (hash) with TTL on `expires_at` (unix seconds);
-//! - counters: `instance_id` + `day` (`YYYY-MM-DD`), one number attribute per counter;
+//! - counters: `instance_id` + `day` (`YYYY-MM-DD`), one number attribute per counter; and
+//!   the instance registry, one small item per instance under `instance_id` = `#instances`
+//!   (no instance id holds `#`) with the instance's id as `day`;
 //! - rules: `instance_id` + `rule_id`, plus one `#meta` item per instance holding
 //!   `rule_count` and `version`;
 //! - jobs: `instance_id` + `job_id`.
 
 mod contacts;
 pub mod erasure;
+mod instances;
 mod jobs;
 pub mod revenue;
 mod rules;
@@ -55,9 +58,10 @@ const LINKS_TO: &str = "links_to";
 const RULE_META_KEY: &str = "#meta";
 
 store_over!(
-    /// The contact, rule and job stores on DynamoDB.
+    /// The contact, rule, job and instance stores on DynamoDB.
     DynamoStore,
-    TableNames
+    TableNames,
+    registered: std::sync::Arc<instances::Registered>
 );
 
 impl DynamoStore {

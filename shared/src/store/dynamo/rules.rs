@@ -94,6 +94,7 @@ impl RuleStore for DynamoStore {
         let items = vec![
             self.rule_put(rule, "attribute_not_exists(rule_id)")?,
             self.rule_meta_update(&rule.instance_id, 1, Some(max_rules))?,
+            self.registry_update(&rule.instance_id)?,
         ];
         match transact(&self.client, items).await? {
             Ok(()) => Ok(RuleWrite::Done),

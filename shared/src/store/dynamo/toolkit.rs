@@ -323,20 +323,26 @@ macro_rules! table_names {
 pub(super) use table_names;
 
 /// A store over one set of tables: `store_over!(/// docs Name, Tables)` declares the struct with
-/// its client and tables, `new` and `from_env`.
+/// its client and tables, `new` and `from_env`; `store_over!(… Name, Tables, field: Type)` adds
+/// fields that start as their type's `Default` (what the store keeps in memory).
 macro_rules! store_over {
-    ($(#[$doc:meta])* $name:ident, $tables:ident) => {
+    ($(#[$doc:meta])* $name:ident, $tables:ident $(, $field:ident: $type:ty)*) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
             client: Client,
             tables: $tables,
+            $($field: $type,)*
         }
 
         impl $name {
             /// A store over `tables` through `client`.
             pub fn new(client: Client, tables: $tables) -> Self {
-                Self { client, tables }
+                Self {
+                    client,
+                    tables,
+                    $($field: Default::default(),)*
+                }
             }
 
             #[doc = concat!(

@@ -59,6 +59,9 @@ fn put_contact(
         return Ok(CommitOutcome::VersionConflict);
     }
     contacts.insert(key, encoded).map_err(unavailable)?;
+    if stored_version.is_none() {
+        super::instances::register(txn, key.0)?;
+    }
     let position = listing_position(contact);
     let index_moves = match (stored_version, &moved_from) {
         (None, _) => true,

@@ -9,6 +9,7 @@
 mod contacts;
 mod engine;
 mod erasure;
+mod instances;
 mod jobs;
 mod revenue;
 mod rules;
@@ -64,6 +65,8 @@ const REPORT: TableDefinition<(&str, &str, &str, &str), &[u8]> =
 const WIDGETS: TableDefinition<&str, &[u8]> = TableDefinition::new("widgets");
 /// Code → ref code.
 const REF_CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("ref_codes");
+/// Instance id → nothing: the instances with a contact or a rule.
+const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
 
 /// `$each!(TABLE, shown)` for every table of the store: the one list that `open` creates and
 /// `dump_text` reads. `shown` says how a dump shows the values: `bytes`, encoded records as
@@ -88,6 +91,7 @@ macro_rules! every_table {
         $each!(REPORT, bytes);
         $each!(WIDGETS, bytes);
         $each!(REF_CODES, bytes);
+        $each!(INSTANCES, debug);
     };
 }
 
@@ -140,6 +144,10 @@ impl EmbeddedStore {
         }
         let db = Database::create(path).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
+        let registry_is_new = !txn
+            .list_tables()
+            .map_err(unavailable)?
+            .any(|table| table.name() == INSTANCES.name());
         // Every table exists from the start, so reads never meet a missing one.
         macro_rules! create {
             ($table:expr, $shown:ident) => {
@@ -147,6 +155,9 @@ impl EmbeddedStore {
             };
         }
         every_table!(create);
+        if registry_is_new {
+            instances::register_existing(&txn)?;
+        }
         txn.commit().map_err(unavailable)?;
         Ok(Self {
             db: Arc::new(db),

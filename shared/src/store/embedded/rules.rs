@@ -76,6 +76,7 @@ impl RuleStore for EmbeddedStore {
                 .map_err(unavailable)?;
             meta.insert(instance, (count + 1, version + 1))
                 .map_err(unavailable)?;
+            super::instances::register(txn, instance)?;
             Ok((RuleWrite::Done, true))
         })
         .await
