@@ -124,6 +124,8 @@ pub fn engine_with_matcher(
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.revenue.clone(),
+        stores.jobs.clone(),
+        match_queue.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(
