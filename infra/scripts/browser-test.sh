@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export ADMIN_API_KEY=browser-admin-key META_APP_SECRET=browser-app-secret
+export ADMIN_API_KEY=browser-admin-key READONLY_API_KEY=browser-readonly-key META_APP_SECRET=browser-app-secret
 DATA_DIR="$work/data" PORT="$port" META_VERIFY_TOKEN=browser-verify POSTBACK_TOKEN=browser-postback \
     LINK_SECRET=browser-link RUST_LOG=warn target/debug/local-server >"$work/server.log" 2>&1 &
 server_pid=$!

@@ -318,24 +318,30 @@ pub const READONLY_KEY: &str = "test-readonly-key-0123456789";
 /// The dashboard over `stores`, opened by [`ADMIN_KEY`] or [`READONLY_KEY`], beside the rules
 /// and contacts functions under the same keys so a test compares the pages with the API.
 pub fn dashboard_app(stores: &Stores) -> Router {
+    dashboard_app_with_queue(stores, Arc::new(RecordingQueue::default()))
+}
+
+/// The same with a given queue for the backfill pages both the dashboard and the API start.
+pub fn dashboard_app_with_queue(stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
     let keys = AdminKeys {
         readonly: Some(RotatingSecret::new(Secret::new(READONLY_KEY))),
         ..secrets().admin_keys
     };
-    let queue = Arc::new(RecordingQueue::default());
     shared::http::serve_json_errors(
-        dashboard_router(&keys, stores)
+        dashboard_router(&keys, stores, queue.clone())
             .merge(rules_router(&keys, stores, queue))
             .merge(contacts_router(&keys, stores)),
     )
 }
 
-fn dashboard_router(keys: &AdminKeys, stores: &Stores) -> Router {
+fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
     dashboard::router(dashboard::DashboardState::new(
         keys,
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.revenue.clone(),
+        stores.jobs.clone(),
+        queue,
         stores.instances.clone(),
     ))
 }
@@ -424,9 +430,15 @@ pub fn function_routers_with(secrets: &Secrets, stores: &Stores) -> Vec<(&'stati
                 stores.revenue.clone(),
             )),
         ),
-        ("rules", rules_router(&secrets.admin_keys, stores, queue)),
+        (
+            "rules",
+            rules_router(&secrets.admin_keys, stores, queue.clone()),
+        ),
         ("contacts", contacts_router(&secrets.admin_keys, stores)),
-        ("dashboard", dashboard_router(&secrets.admin_keys, stores)),
+        (
+            "dashboard",
+            dashboard_router(&secrets.admin_keys, stores, queue),
+        ),
         (
             "revenue",
             revenue::router(revenue::RevenueState::new(

@@ -1,9 +1,10 @@
 //! The dashboard function: server-rendered pages over the same domain functions the admin API
-//! uses (`shared::stats::load`, `shared::rules::listing`), behind a signed session cookie that
-//! the admin key or the read-only key opens.
+//! uses (`shared::stats::load`, `shared::rules::listing`, `shared::matching::backfill`), behind
+//! a signed session cookie that the admin key or the read-only key opens.
 
 mod analytics;
 mod assets;
+mod backfill;
 mod contacts;
 mod instances;
 mod pages;
@@ -25,6 +26,8 @@ use shared::contact::store::ContactStore;
 use shared::fields::FieldError;
 use shared::ids::InstanceId;
 use shared::instances::{InstanceStore, MAX_LISTED};
+use shared::matching::backfill::JobStore;
+use shared::queue::{JobQueue, QueueError};
 use shared::revenue::store::RevenueStore;
 use shared::rules::listing::{self, Created};
 use shared::rules::store::{RuleStore, RuleWrite};
@@ -54,6 +57,9 @@ pub struct DashboardState {
     /// The revenue side: the report counters of the Revenue page, a contact's sends, clicks and
     /// conversions for its panel's journey.
     revenue: Arc<dyn RevenueStore>,
+    /// Backfill jobs, and the queue their runs start on (the admin API's).
+    jobs: Arc<dyn JobStore>,
+    queue: Arc<dyn JobQueue>,
     /// The instances of the header's selector and the instance list.
     instances: Arc<dyn InstanceStore>,
 }
@@ -64,6 +70,8 @@ impl DashboardState {
         rules: Arc<dyn RuleStore>,
         contacts: Arc<dyn ContactStore>,
         revenue: Arc<dyn RevenueStore>,
+        jobs: Arc<dyn JobStore>,
+        queue: Arc<dyn JobQueue>,
         instances: Arc<dyn InstanceStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -71,6 +79,8 @@ impl DashboardState {
             rules,
             contacts,
             revenue,
+            jobs,
+            queue,
             instances,
         })
     }
@@ -104,6 +114,14 @@ pub fn router(state: Shared) -> Router {
             "/app/instances/{instance_id}/contacts/{contact_id}",
             get(contacts::contact_panel),
         )
+        .route(
+            "/app/instances/{instance_id}/backfill",
+            post(backfill::backfill),
+        )
+        .route(
+            "/app/instances/{instance_id}/backfill/{job_id}",
+            get(backfill::job),
+        )
         .route("/app/instances/{instance_id}/rules", post(add_rule))
         .route(
             "/app/instances/{instance_id}/rules/{rule_id}",
@@ -131,6 +149,8 @@ async fn security_headers(mut response: Response) -> Response {
 enum PageError {
     #[error("the store is unavailable")]
     Store(#[from] StoreError),
+    #[error("the queue is unavailable")]
+    Queue(#[from] QueueError),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -144,6 +164,10 @@ impl IntoResponse for PageError {
         let (status, title) = match &self {
             Self::Store(error) => {
                 tracing::error!(%error, "dashboard page failed on the store");
+                (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment")
+            }
+            Self::Queue(error) => {
+                tracing::error!(%error, "dashboard page failed on the queue");
                 (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment")
             }
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
@@ -272,6 +296,19 @@ fn authorize_write(
         ));
     }
     Ok(())
+}
+
+/// A form posted to one instance's pages by a session that may write: the form and the
+/// instance.
+fn writable_form(
+    state: &DashboardState,
+    session: &Session,
+    raw_instance: &str,
+    body: &[u8],
+) -> Result<(Form, InstanceId), PageError> {
+    let form = Form::parse(body);
+    authorize_write(state, session, &form)?;
+    Ok((form, parse_instance(raw_instance)?))
 }
 
 fn https(headers: &HeaderMap) -> bool {
@@ -432,6 +469,7 @@ async fn attribution_page(
         test_text: test_text.unwrap_or_default(),
         test_answer,
         form: refused_form.unwrap_or_else(|| RuleForm::empty(rules_url(instance_id))),
+        backfill: Default::default(),
     };
     Ok(html(status, &page))
 }
@@ -456,9 +494,7 @@ async fn add_rule(
     Path(raw_instance): Path<String>,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    authorize_write(&state, &session, &form)?;
-    let instance_id = parse_instance(&raw_instance)?;
+    let (form, instance_id) = writable_form(&state, &session, &raw_instance, &body)?;
     let refused = |error| RuleForm::empty(rules_url(&instance_id)).reposted(&form, error);
     let error = match draft_of(&form) {
         Ok(draft) => {

@@ -2,6 +2,7 @@
 //! build the DynamoDB stores once, serve the dashboard's router.
 
 use shared::config::{LambdaStart, SecretName};
+use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::DynamoStore;
 use shared::store::dynamo::revenue::DynamoRevenueStore;
 use std::sync::Arc;
@@ -12,14 +13,19 @@ async fn main() -> Result<(), lambda_http::Error> {
     let store = Arc::new(DynamoStore::from_env(&start.dynamo)?);
     // The Revenue page's report counters and a contact panel's revenue journey.
     let revenue = Arc::new(DynamoRevenueStore::from_env(&start.dynamo)?);
+    // Backfill runs start by queueing their first page, as the rules function's do.
+    let queue = Arc::new(SqsQueue::from_env(&start.aws)?);
     let secrets = start
         .secrets_while(&SecretName::ADMIN, store.warm_up())
         .await?;
+    let (rules, contacts, jobs) = (store.clone(), store.clone(), store.clone());
     let state = dashboard::DashboardState::new(
         &secrets.admin_keys,
-        store.clone(),
-        store.clone(),
+        rules,
+        contacts,
         revenue,
+        jobs,
+        queue,
         store,
     );
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await

@@ -61,6 +61,7 @@ pub struct AttributionPage {
     pub test_answer: Option<String>,
     /// The add-rule form.
     pub form: RuleForm,
+    pub backfill: crate::backfill::BackfillForm,
 }
 
 #[derive(Template)]

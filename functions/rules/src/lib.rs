@@ -17,7 +17,7 @@ use shared::matching::backfill::{self, JobStore};
 use shared::queue::JobQueue;
 use shared::rules::listing::{self, Created};
 use shared::rules::store::{RuleStore, RuleWrite};
-use shared::rules::{CompiledRules, MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId};
+use shared::rules::{MAX_RULES_PER_INSTANCE, Rule, RuleDraft, RuleId};
 use shared::secret::AdminKeys;
 use shared::stats::{self, Stats, StatsWindow};
 use shared::time::Timestamp;
@@ -207,10 +207,6 @@ struct BackfillRequest {
     limit: Option<u64>,
 }
 
-/// Most contacts one backfill may look at: far more than 90 days bring to any instance, few
-/// enough to stay a count and not an arbitrary number.
-const MAX_BACKFILL_LIMIT: u64 = 10_000_000;
-
 /// Previews (`dry_run`, the default) or starts a backfill of the last `days` days.
 async fn start_backfill(
     State(state): State<Arc<RulesState>>,
@@ -233,47 +229,16 @@ async fn start_backfill(
             )
         })?
     };
-    let days = request.days.unwrap_or(backfill::DEFAULT_DAYS);
-    if !(1..=backfill::MAX_DAYS).contains(&days) {
-        return Err(ApiError::invalid_field(
-            "days",
-            format!("must be from 1 to {}", backfill::MAX_DAYS),
-        ));
-    }
-    if request
-        .limit
-        .is_some_and(|limit| !(1..=MAX_BACKFILL_LIMIT).contains(&limit))
-    {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("must be from 1 to {MAX_BACKFILL_LIMIT}"),
-        ));
-    }
+    let checked = backfill::Request::checked(request.days, request.limit)?;
     let now = Timestamp::now();
-    let window = backfill::window(now, days);
     if request.dry_run.unwrap_or(true) {
-        let rules = state.rules.list_rules(&instance_id).await?;
-        let compiled = CompiledRules::compile(&rules);
-        let preview = backfill::preview(
-            state.contacts.as_ref(),
-            &compiled,
-            &instance_id,
-            &window,
-            request.limit,
-        )
-        .await?;
+        let (rules, contacts) = (state.rules.as_ref(), state.contacts.as_ref());
+        let preview = checked.preview(rules, contacts, &instance_id, now).await?;
         return Ok(Json(preview).into_response());
     }
-    let job = backfill::start(
-        state.jobs.as_ref(),
-        state.queue.as_ref(),
-        instance_id,
-        days,
-        &window,
-        request.limit,
-        now,
-    )
-    .await?;
+    let job = checked
+        .start(state.jobs.as_ref(), state.queue.as_ref(), instance_id, now)
+        .await?;
     let accepted = json!({ "job_id": job.job_id, "status": job.status });
     let response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
     Ok(AuditObject::attach(

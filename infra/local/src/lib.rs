@@ -133,6 +133,8 @@ pub fn engine_with_matcher(
         stores.rules.clone(),
         stores.contacts.clone(),
         stores.revenue.clone(),
+        stores.jobs.clone(),
+        match_queue.clone(),
         stores.instances.clone(),
     ));
     LocalEngine {

@@ -8,10 +8,12 @@ use crate::contact::Contact;
 use crate::contact::counters::bumps_for;
 use crate::contact::store::{ContactStore, ContactUpdate, ContactWindow};
 use crate::contact::{Acquisition, RuleAttribution};
+use crate::fields::FieldError;
 use crate::ids::{InstanceId, JobId};
 use crate::ingest::{IngestError, MAX_ATTEMPTS};
 use crate::queue::{BackfillPage, JobQueue, QueueError, QueueJob};
 use crate::rules::CompiledRules;
+use crate::rules::store::RuleStore;
 use crate::store::{CommitOutcome, StoreError};
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -22,8 +24,87 @@ use std::collections::BTreeMap;
 pub const DEFAULT_DAYS: u32 = 7;
 /// The widest window a backfill may cover, in days.
 pub const MAX_DAYS: u32 = 90;
+/// Most contacts one backfill may look at: far more than 90 days bring to any instance, few
+/// enough to stay a count and not an arbitrary number.
+pub const MAX_LIMIT: u64 = 10_000_000;
 /// Contacts read per page, in a preview and per queued page of a run.
 pub const PAGE_SIZE: usize = 500;
+
+/// A backfill as asked for, within its bounds: the admin API and the dashboard both check it
+/// here, so both refuse with the same words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The window's length, in days.
+    pub days: u32,
+    /// At most this many contacts are read.
+    pub limit: Option<u64>,
+}
+
+impl Request {
+    /// `days` ([`DEFAULT_DAYS`] when absent) and `limit`, each refused outside its bounds.
+    pub fn checked(days: Option<u32>, limit: Option<u64>) -> Result<Self, FieldError> {
+        let days = days.unwrap_or(DEFAULT_DAYS);
+        if !(1..=MAX_DAYS).contains(&days) {
+            return Err(FieldError::new(
+                "days",
+                format!("must be from 1 to {MAX_DAYS}"),
+            ));
+        }
+        if limit.is_some_and(|limit| !(1..=MAX_LIMIT).contains(&limit)) {
+            return Err(FieldError::new(
+                "limit",
+                format!("must be from 1 to {MAX_LIMIT}"),
+            ));
+        }
+        Ok(Self { days, limit })
+    }
+
+    /// The last `days` days, ending `now`.
+    pub fn window(&self, now: Timestamp) -> ContactWindow {
+        window(now, self.days)
+    }
+
+    /// What a run of this request would update now, by the instance's rules as they are now
+    /// (see [`preview`]).
+    pub async fn preview(
+        &self,
+        rules: &dyn RuleStore,
+        contacts: &dyn ContactStore,
+        instance_id: &InstanceId,
+        now: Timestamp,
+    ) -> Result<Preview, StoreError> {
+        let compiled = CompiledRules::compile(&rules.list_rules(instance_id).await?);
+        preview(
+            contacts,
+            &compiled,
+            instance_id,
+            &self.window(now),
+            self.limit,
+        )
+        .await
+    }
+
+    /// Starts a run of this request over the window ending `now` (see [`start`]).
+    pub async fn start(
+        &self,
+        jobs: &dyn JobStore,
+        queue: &dyn JobQueue,
+        instance_id: InstanceId,
+        now: Timestamp,
+    ) -> Result<BackfillJob, StartError> {
+        let window = self.window(now);
+        start(
+            jobs,
+            queue,
+            instance_id,
+            self.days,
+            &window,
+            self.limit,
+            now,
+        )
+        .await
+    }
+}
 
 /// Where a backfill job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
