@@ -173,3 +173,33 @@ async fn the_demo_week_gives_every_page_something_true_and_the_same_each_time() 
 
     assert_eq!(fill_and_read().await, shown, "a fresh fill shows the same");
 }
+
+#[test]
+fn a_rerun_starts_from_a_fresh_demo_folder_and_never_uses_the_data_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let (demo_dir, data_dir) = (root.path().join("demo"), root.path().join("data"));
+    std::fs::create_dir_all(&demo_dir).unwrap();
+    std::fs::write(demo_dir.join("engine.redb"), b"last run's week").unwrap();
+    std::fs::write(demo_dir.join("notes.txt"), b"not the store's").unwrap();
+
+    let named = Some(demo_dir.to_string_lossy().into_owned());
+    let folder = demo::fresh_folder(named, &data_dir).unwrap();
+    assert_eq!(folder, demo_dir);
+    assert!(
+        !demo_dir.join("engine.redb").exists(),
+        "the old store is gone"
+    );
+    assert!(
+        demo_dir.join("notes.txt").exists(),
+        "nothing else is touched"
+    );
+
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::write(data_dir.join("engine.redb"), b"real data").unwrap();
+    let same = format!("{}/../data", demo_dir.display());
+    assert!(demo::fresh_folder(Some(same), &data_dir).is_err());
+    assert_eq!(
+        std::fs::read(data_dir.join("engine.redb")).unwrap(),
+        b"real data"
+    );
+}

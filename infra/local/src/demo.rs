@@ -46,15 +46,13 @@ impl std::error::Error for DemoError {}
 
 /// The demo's data folder (`DEMO_DATA_DIR`, `./.data-demo` by default), emptied of the store a
 /// previous `--demo` left, so a rerun starts afresh and nothing counts twice. Refuses the normal
-/// data folder (`DATA_DIR`, `./.data`): the demo never writes into real data.
-pub fn fresh_folder(demo_dir: Option<String>) -> Result<PathBuf, DemoError> {
+/// data folder `data_dir`: the demo never writes into real data.
+pub fn fresh_folder(demo_dir: Option<String>, data_dir: &Path) -> Result<PathBuf, DemoError> {
     let folder = PathBuf::from(demo_dir.unwrap_or_else(|| "./.data-demo".into()));
-    let data_dir =
-        PathBuf::from(shared::config::optional("DATA_DIR").unwrap_or_else(|| "./.data".into()));
     let same = |a: &Path, b: &Path| {
         a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
     };
-    if same(&folder, &data_dir) {
+    if same(&folder, data_dir) {
         return Err(DemoError(format!(
             "DEMO_DATA_DIR is the data folder {}; choose another",
             data_dir.display()
@@ -62,13 +60,14 @@ pub fn fresh_folder(demo_dir: Option<String>) -> Result<PathBuf, DemoError> {
     }
     let store = folder.join(STORE_FILE);
     match std::fs::remove_file(&store) {
-        Ok(()) => tracing::info!(
-            "--demo starts from a fresh demo folder: removed {}",
-            store.display()
-        ),
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(DemoError(format!("cannot remove {}: {e}", store.display()))),
     }
+    tracing::info!(
+        "--demo fills a fresh demo folder, {} (each run starts afresh)",
+        folder.display()
+    );
     std::fs::create_dir_all(&folder)
         .map_err(|e| DemoError(format!("cannot create {}: {e}", folder.display())))?;
     Ok(folder)

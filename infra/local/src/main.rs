@@ -37,10 +37,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let port: u16 = config::parsed_or("PORT", 3000)?;
+    let data_dir = PathBuf::from(config::optional("DATA_DIR").unwrap_or_else(|| "./.data".into()));
     let data_dir = if demo {
-        local_server::demo::fresh_folder(config::optional("DEMO_DATA_DIR"))?
+        local_server::demo::fresh_folder(config::optional("DEMO_DATA_DIR"), &data_dir)?
     } else {
-        PathBuf::from(config::optional("DATA_DIR").unwrap_or_else(|| "./.data".into()))
+        data_dir
     };
     let fault_ratio: f64 = config::parsed_or("STORE_FAULT_RATIO", 0.0)?;
 
