@@ -97,15 +97,11 @@ pub async fn fill(
     secrets: &Secrets,
     now: DateTime<Utc>,
 ) -> Result<Filled, DemoError> {
+    let week = week::week();
     let client = Client::new(app, secrets, now);
-    for rule in week::RULES {
-        client
-            .admin(
-                Method::POST,
-                &format!("/instances/{WHATSAPP}/rules"),
-                payloads::rule(rule),
-            )
-            .await?;
+    let rules = format!("/instances/{WHATSAPP}/rules");
+    for rule in &week.rules {
+        client.admin(Method::POST, &rules, rule.clone()).await?;
     }
     let widget = client
         .admin(
@@ -118,28 +114,17 @@ pub async fn fill(
         .as_str()
         .ok_or_else(|| DemoError("no widget_key".into()))?;
 
-    for message in week::WHATSAPP_MESSAGES {
-        client
-            .deliver(&payloads::whatsapp(
-                WHATSAPP,
-                message,
-                client.at(message.at),
-                "",
-            ))
-            .await?;
+    for message in &week.whatsapp {
+        client.whatsapp(&week, message, "").await?;
     }
     for (object, instance, threads) in [
-        ("page", PAGE, week::MESSENGER),
-        ("instagram", INSTAGRAM, week::INSTAGRAM_THREADS),
+        ("page", PAGE, &week.messenger),
+        ("instagram", INSTAGRAM, &week.instagram),
     ] {
         for thread in threads {
+            let at = client.at(thread.ago);
             client
-                .deliver(&payloads::messaging(
-                    object,
-                    instance,
-                    thread,
-                    client.at(thread.at),
-                ))
+                .deliver(&payloads::messaging(object, instance, thread, at))
                 .await?;
         }
     }
@@ -149,11 +134,7 @@ pub async fn fill(
 
     // The LinkedIn texts came before their rule: the backfill attributes them.
     client
-        .admin(
-            Method::POST,
-            &format!("/instances/{WHATSAPP}/rules"),
-            payloads::rule(&week::LATE_RULE),
-        )
+        .admin(Method::POST, &rules, week.late_rule.clone())
         .await?;
     let backfill = format!("/instances/{WHATSAPP}/backfill");
     let preview = client
@@ -178,7 +159,7 @@ pub async fn fill(
         .backfill_done(&format!("{backfill}/{job_id}"))
         .await?;
 
-    for visit in week::VISITS {
+    for visit in &week.visits {
         client
             .widget(
                 "/webhooks/widget",
@@ -191,24 +172,18 @@ pub async fn fill(
         .widget(
             "/webhooks/widget/ref",
             widget_key,
-            payloads::visit(WHATSAPP, &week::BRIDGED_VISIT),
+            payloads::visit(WHATSAPP, &week.bridged.visit),
         )
         .await?;
     let suffix = bridge["text_suffix"]
         .as_str()
         .ok_or_else(|| DemoError(format!("no text_suffix: {bridge}")))?;
-    let message = &week::BRIDGED_MESSAGE;
     client
-        .deliver(&payloads::whatsapp(
-            WHATSAPP,
-            message,
-            client.at(message.at),
-            suffix,
-        ))
+        .whatsapp(&week, &week.bridged.message, suffix)
         .await?;
     client.settled(WHATSAPP).await?;
 
-    client.revenue().await?;
+    client.revenue(&week).await?;
     Ok(Filled {
         instances: vec![WHATSAPP, PAGE, INSTAGRAM],
         backfill_job_id: job_id.to_owned(),
@@ -254,7 +229,7 @@ impl<'a> Client<'a> {
             .and_hms_opt(0, 1, 0)
             .expect("a time of day")
             .and_utc();
-        (self.now - Duration::days(ago.days) - Duration::minutes(ago.minutes))
+        (self.now - Duration::days(ago.0) - Duration::minutes(ago.1))
             .max(first_day)
             .timestamp()
     }
@@ -351,6 +326,19 @@ impl<'a> Client<'a> {
         Ok(())
     }
 
+    /// A WhatsApp message of the week, from its ad if it has one, at its time.
+    async fn whatsapp(
+        &self,
+        week: &week::Week,
+        message: &week::WhatsAppMessage,
+        suffix: &str,
+    ) -> Result<(), DemoError> {
+        let ad = message.ad.as_ref().and_then(|ad| week.ads.get(ad));
+        let at = self.at(message.ago);
+        self.deliver(&payloads::whatsapp(WHATSAPP, message, ad, at, suffix))
+            .await
+    }
+
     /// A widget call from the shop's pages: the publishable key and an allowed origin.
     async fn widget(&self, path: &str, key: &str, body: Value) -> Result<Value, DemoError> {
         let builder = Self::request(Method::POST, path)
@@ -396,24 +384,21 @@ impl<'a> Client<'a> {
 
     /// Offers, sends with tracked links, clicks on them, postbacks: attributed ones, one
     /// delivered twice, one naming a click that never was.
-    async fn revenue(&self) -> Result<(), DemoError> {
-        for offer in week::OFFERS {
-            self.admin(Method::POST, "/offers", payloads::offer(offer))
-                .await?;
+    async fn revenue(&self, week: &week::Week) -> Result<(), DemoError> {
+        for offer in &week.offers {
+            self.admin(Method::POST, "/offers", offer.clone()).await?;
         }
-        let sends: Vec<Value> = week::SENDS
+        let sends: Vec<Value> = week
+            .sends
             .iter()
-            .map(|send| {
-                let (campaign, creative, offer) = send.tags;
-                json!({"instance_id": WHATSAPP, "contact_id": send.contact, "message_id": send.message_id,
-                       "campaign": campaign, "creative": creative, "offer_id": offer, "sent_at": self.at_rfc3339(send.sent)})
-            })
+            .map(|send| payloads::send(WHATSAPP, send, &self.at_rfc3339(send.ago)))
             .collect();
         let stored = self
             .admin(Method::POST, "/sends", Value::Array(sends))
             .await?;
         let mut first_clicks = Vec::new();
-        for (send, stored) in week::SENDS
+        for (send, stored) in week
+            .sends
             .iter()
             .zip(stored["sends"].as_array().into_iter().flatten())
         {
@@ -441,26 +426,31 @@ impl<'a> Client<'a> {
                         .ok_or_else(|| DemoError(format!("no click id in {location:?}")))?,
                 );
             }
-            first_clicks.push((clicks.first().cloned(), send.tags.2));
+            first_clicks.push(clicks.into_iter().next());
         }
-        for week::PostbackSpec(network, send, conversion, amount, status) in week::POSTBACKS {
-            let (click, offer) = match send {
-                Some(send) => {
-                    let (click, offer) = &first_clicks[*send];
-                    let click = click
+        for postback in &week.postbacks {
+            let (click, offer) = match postback.send {
+                Some(send) => (
+                    first_clicks[send]
                         .as_deref()
-                        .ok_or_else(|| DemoError(format!("send {send} has no click")))?;
-                    (click, *offer)
-                }
-                None => (week::UNKNOWN_CLICK, "unknown"),
+                        .ok_or_else(|| DemoError(format!("send {send} has no click")))?,
+                    week.sends[send].offer_id.as_str(),
+                ),
+                None => (week.unknown_click.as_str(), ""),
             };
-            self.postback(
-                network,
-                click,
-                (conversion, amount, currency_of(offer)),
-                status,
-            )
-            .await?;
+            let currency = week
+                .offers
+                .iter()
+                .find(|o| o["offer_id"] == offer)
+                .and_then(|o| o["currency"].as_str())
+                .unwrap_or("USD");
+            let conversion = (
+                postback.conversion_id.as_str(),
+                postback.amount.as_str(),
+                currency,
+            );
+            self.postback(&postback.network, click, conversion, &postback.status)
+                .await?;
         }
         Ok(())
     }
@@ -487,11 +477,4 @@ impl<'a> Client<'a> {
         }
         Ok(())
     }
-}
-
-fn currency_of(offer: &str) -> &'static str {
-    week::OFFERS
-        .iter()
-        .find(|o| o.0 == offer)
-        .map_or("USD", |o| o.4)
 }

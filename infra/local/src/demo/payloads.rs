@@ -1,28 +1,35 @@
 //! The week's events as the bodies their senders post: Meta's deliveries (shaped after Meta's
-//! sample payloads), widget visits, offers, sends and postbacks. Pure: times come in as unix
-//! seconds.
+//! sample payloads), widget visits, sends and postbacks. Pure: times come in as unix seconds.
 
-use super::week::{Ad, Conversation, OfferSpec, Opened, RuleSpec, Sender, Visit, WhatsAppMessage};
+use super::week::{Ad, Conversation, Opened, Send, Visit, WhatsAppMessage};
 use serde_json::{Value, json};
 
-/// A WhatsApp Cloud API delivery of one message to `instance`, sent at `at` (unix seconds);
-/// `suffix` is appended to the text (a widget ref code).
-pub fn whatsapp(instance: &str, message: &WhatsAppMessage, at: i64, suffix: &str) -> Value {
-    let (contact, mut sent) = match message.from {
-        Sender::Phone(phone) => (
+/// A WhatsApp Cloud API delivery of one message to `instance`, sent at `at` (unix seconds),
+/// from the ad `ad` if any; `suffix` is appended to the text (a widget ref code).
+pub fn whatsapp(
+    instance: &str,
+    message: &WhatsAppMessage,
+    ad: Option<&Ad>,
+    at: i64,
+    suffix: &str,
+) -> Value {
+    let (contact, mut sent) = match &message.phone {
+        Some(phone) => (
             json!({"profile": {"name": message.name}, "wa_id": phone}),
             json!({"from": phone}),
         ),
-        Sender::Username { user_id, username } => (
-            json!({"profile": {"name": message.name, "username": username}, "user_id": user_id}),
-            json!({"from_user_id": user_id}),
+        // A username user: Meta names them by the BSUID alone.
+        None => (
+            json!({"profile": {"name": message.name, "username": message.username},
+                   "user_id": message.user_id}),
+            json!({"from_user_id": message.user_id}),
         ),
     };
     sent["id"] = json!(message.id);
     sent["timestamp"] = json!(at.to_string());
     sent["type"] = json!("text");
     sent["text"] = json!({"body": format!("{}{suffix}", message.text)});
-    if let Some(ad) = message.ad {
+    if let Some(ad) = ad {
         sent["referral"] = ctwa_referral(ad);
     }
     json!({
@@ -47,7 +54,7 @@ fn ctwa_referral(ad: &Ad) -> Value {
         "image_url": format!("https://scontent.example/{}.jpg", ad.id),
         "welcome_message": {"text": "Hi there! How can we help?"},
     });
-    if let Some(clid) = ad.ctwa_clid {
+    if let Some(clid) = &ad.ctwa_clid {
         referral["ctwa_clid"] = json!(clid);
     }
     referral
@@ -57,26 +64,28 @@ fn ctwa_referral(ad: &Ad) -> Value {
 /// message, a minute apart, from `at` (unix seconds).
 pub fn messaging(object: &str, instance: &str, thread: &Conversation, at: i64) -> Value {
     let millis = at * 1000;
-    let event = |body: (&str, Value), millis: i64| {
+    let event = |(kind, body): (&str, Value), millis: i64| {
         let mut event = json!({
             "sender": {"id": thread.sender},
             "recipient": {"id": instance},
             "timestamp": millis,
         });
-        event[body.0] = body.1;
+        event[kind] = body;
         event
     };
     let ad_referral = |ad_id: &str, title: &str| {
         json!({"ref": "ad", "ad_id": ad_id, "source": "ADS", "type": "OPEN_THREAD",
-               "ads_context_data": {"ad_title": title, "photo_url": format!("https://scontent.example/{ad_id}.jpg")}})
+               "ads_context_data": {"ad_title": title,
+                                    "photo_url": format!("https://scontent.example/{ad_id}.jpg")}})
     };
-    let opening = match thread.opened {
-        Opened::AdReferral(ad_id, title) => Some(("referral", ad_referral(ad_id, title))),
-        Opened::AdGetStarted(ad_id, title) => Some((
+    let opening = match &thread.opened {
+        Opened::AdReferral { ad_id, title } => Some(("referral", ad_referral(ad_id, title))),
+        Opened::AdGetStarted { ad_id, title } => Some((
             "postback",
-            json!({"title": "Get Started", "payload": "GET_STARTED", "referral": ad_referral(ad_id, title)}),
+            json!({"title": "Get Started", "payload": "GET_STARTED",
+                   "referral": ad_referral(ad_id, title)}),
         )),
-        Opened::Link(source, reference) => Some((
+        Opened::Link { source, reference } => Some((
             "referral",
             json!({"ref": reference, "source": source, "type": "OPEN_THREAD"}),
         )),
@@ -91,18 +100,7 @@ pub fn messaging(object: &str, instance: &str, thread: &Conversation, at: i64) -
     json!({"object": object, "entry": [{"id": instance, "time": millis, "messaging": events}]})
 }
 
-pub fn rule(spec: &RuleSpec) -> Value {
-    json!({
-        "name": spec.name,
-        "platform": spec.platform,
-        "match": {"kind": spec.kind, "pattern": spec.pattern},
-        "campaign": spec.campaign,
-        "ad": spec.ad,
-        "priority": spec.priority,
-    })
-}
-
-/// A widget event (`message` set) or a ref-code request (`message` empty) for `instance`.
+/// A widget event (with the visitor's message) or a ref-code request (without) for `instance`.
 pub fn visit(instance: &str, visit: &Visit) -> Value {
     let mut body = json!({
         "instance_id": instance,
@@ -110,18 +108,20 @@ pub fn visit(instance: &str, visit: &Visit) -> Value {
         "page_url": visit.page_url,
         "event_id": format!("{}-open", visit.visitor),
     });
-    if let Some(referrer) = visit.referrer {
+    if let Some(referrer) = &visit.referrer {
         body["referrer"] = json!(referrer);
     }
-    if !visit.message.is_empty() {
-        body["message"] = json!(visit.message);
+    if let Some(message) = &visit.message {
+        body["message"] = json!(message);
     }
     body
 }
 
-pub fn offer(OfferSpec(id, name, destination, window, currency): &OfferSpec) -> Value {
-    json!({"offer_id": id, "name": name, "destination_url": destination,
-           "click_window_days": window, "currency": currency})
+/// One `POST /sends` item, sent at `sent_at` (RFC 3339).
+pub fn send(instance: &str, send: &Send, sent_at: &str) -> Value {
+    json!({"instance_id": instance, "contact_id": send.contact_id, "message_id": send.message_id,
+           "campaign": send.campaign, "creative": send.creative, "offer_id": send.offer_id,
+           "sent_at": sent_at})
 }
 
 /// The click id a tracked link's redirect put in the offer's destination (`aff_click=`).
