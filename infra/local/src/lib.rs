@@ -16,6 +16,8 @@ use shared::rules::store::RuleStore;
 use shared::web::store::WidgetStore;
 use std::sync::Arc;
 
+pub mod demo;
+
 /// One store seen through each of its traits.
 #[derive(Clone)]
 pub struct Stores {

@@ -5,6 +5,9 @@
 //! `POSTBACK_TOKEN`, `LINK_SECRET` (development defaults when unset), `PUBLIC_BASE_URL` (the
 //! base of tracked links; this server's address by default) and `STORE_FAULT_RATIO` (0; a fraction of store calls to
 //! fail, for trying out retries).
+//!
+//! `--demo` fills a fresh demo folder (`DEMO_DATA_DIR`, ./.data-demo; never `DATA_DIR`) with a
+//! week of traffic through the routes themselves (`local_server::demo`), then serves it.
 
 use local_server::Stores;
 use shared::config::{self, Secrets};
@@ -26,8 +29,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let demo = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--demo") => true,
+        Some(other) => {
+            return Err(format!("unknown argument {other:?} (the only flag is --demo)").into());
+        }
+    };
     let port: u16 = config::parsed_or("PORT", 3000)?;
     let data_dir = PathBuf::from(config::optional("DATA_DIR").unwrap_or_else(|| "./.data".into()));
+    let data_dir = if demo {
+        local_server::demo::fresh_folder(config::optional("DEMO_DATA_DIR"), &data_dir)?
+    } else {
+        data_dir
+    };
     let fault_ratio: f64 = config::parsed_or("STORE_FAULT_RATIO", 0.0)?;
 
     let (secrets, defaults) = Secrets::from_env_or_dev_defaults()?;
@@ -54,6 +69,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let public_base_url = config::optional("PUBLIC_BASE_URL")
         .unwrap_or_else(|| format!("http://{}", listener.local_addr().expect("bound")));
     let app = local_server::engine(&secrets, &stores, &public_base_url).app;
+    if demo {
+        let filled = local_server::demo::fill(&app, &secrets, chrono::Utc::now()).await?;
+        let dev_key = defaults
+            .iter()
+            .find(|d| d.name == "ADMIN_API_KEY")
+            .map(|d| d.value);
+        local_server::demo::announce(&filled, &public_base_url, dev_key);
+    }
     tracing::info!(
         "serving every route on http://{} with data in {}",
         listener.local_addr()?,
