@@ -27,8 +27,9 @@ HTTP_API_REQUEST = 1.00 / 1e6  # API Gateway HTTP API request, first 300 million
 
 MEMORY_GB = 256 / 1024  # template.yaml's MemorySize for every function
 # Billed duration per invocation, in seconds: ASSUMED, not measured here (the Lambda part of
-# the cost issue measures them): a few DynamoDB round trips of ~5-10 ms each in AWS.
-DURATION_S = {"default": 0.030, "backfill page of 500": 2.0}
+# the cost issue measures them): a few DynamoDB round trips of ~5-10 ms each in AWS; a backfill
+# page writes its 500 contacts one transaction after the other.
+DURATION_S = {"default": 0.030, "backfill page of 500": 4.0}
 # Lambda's SQS poller receives and deletes every message it hands the matcher: with batches of
 # one (a quiet queue) that is 2 requests a message; full batches of 10 make it 0.2.
 POLLER_CALLS = 2
