@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
+pub mod capacity;
+
 pub const APP_SECRET: &str = "test-app-secret-0123456789";
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -119,7 +121,7 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
 }
 
 /// The DynamoDB stores over the tables named with `prefix`, with nothing in memory yet.
-fn dynamo_stores(client: &aws_sdk_dynamodb::Client, prefix: &str) -> Stores {
+pub fn dynamo_stores(client: &aws_sdk_dynamodb::Client, prefix: &str) -> Stores {
     let store = Arc::new(DynamoStore::new(
         client.clone(),
         TableNames::prefixed(prefix),
