@@ -1,9 +1,11 @@
-//! Rule matching on ~100-byte messages with 10, 1,000 and 10,000 rules of mixed kinds (about 3%
-//! regex): compiled rules beside a naive loop over one `regex::Regex` per rule, in the
-//! same run; and compile time. Aims: at most 2 µs per message, at most 50 ms to compile 10,000
-//! literal rules.
+//! Rule matching on ~100-byte messages with 10, 100, 1,000 and 10,000 rules of mixed kinds
+//! (about 3% regex): compiled rules beside a naive loop over one `regex::Regex` per rule, in the
+//! same run; both strategies of the compiled rules (in rank order, automata) side by side at
+//! 10-60 rules, where `CompiledRules::IN_ORDER_MAX_RULES` is chosen; and compile time. Aims: at
+//! most 2 µs per message, never slower than the loop, at most 50 ms to compile 10,000 literal
+//! rules.
 //!
-//! cargo bench -p shared --bench rule_matching
+//! cargo bench -p shared --bench rule_matching [-- --warm-up-time 1 --measurement-time 3]
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rand::rngs::StdRng;
@@ -160,27 +162,49 @@ fn messages(rules: &[Rule]) -> Vec<(&'static str, String)> {
     messages
 }
 
+/// A rule count, its rules and their labelled messages.
+type Case = (usize, Vec<Rule>, Vec<(&'static str, String)>);
+
+/// Rule sets and their messages, each message checked against the naive loop first: speed
+/// means nothing unless both matchers agree.
+fn cases(counts: &[usize]) -> Vec<Case> {
+    counts
+        .iter()
+        .map(|&count| {
+            let rules = rules(count, 0.03, count as u64);
+            let naive = naive(&rules);
+            let messages = messages(&rules);
+            for compiled in [
+                CompiledRules::compile(&rules),
+                CompiledRules::compile_in_rank_order(&rules),
+                CompiledRules::compile_as_automata(&rules),
+            ] {
+                assert!(compiled.skipped().is_empty());
+                for (label, text) in &messages {
+                    let expected = naive_first_match(&naive, &rules, text).map(|r| &r.id);
+                    assert_eq!(
+                        compiled.first_match(text).map(|r| &r.id),
+                        expected,
+                        "{text}"
+                    );
+                    assert_eq!(expected.is_some(), *label != "none", "{label}: {text}");
+                }
+            }
+            (count, rules, messages)
+        })
+        .collect()
+}
+
 fn first_match(c: &mut Criterion) {
     let mut group = c.benchmark_group("first_match");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30);
-    for count in [10, 1_000, 10_000] {
-        let rules = rules(count, 0.03, count as u64);
+    for (count, rules, messages) in cases(&[10, 100, 1_000, 10_000]) {
         let compiled = CompiledRules::compile(&rules);
-        assert!(compiled.skipped().is_empty());
+        assert_eq!(
+            compiled.tests_in_rank_order(),
+            count <= CompiledRules::IN_ORDER_MAX_RULES
+        );
         let naive = naive(&rules);
-        for (label, text) in messages(&rules) {
-            // Both matchers must agree before their speed means anything.
-            let expected = naive_first_match(&naive, &rules, &text).map(|r| &r.id);
-            assert_eq!(
-                compiled.first_match(&text).map(|r| &r.id),
-                expected,
-                "{text}"
-            );
-            assert_eq!(expected.is_some(), label != "none", "{label}: {text}");
-
+        for (label, text) in messages {
             let id = format!("{count}_rules/{label}");
             group.bench_with_input(BenchmarkId::new("compiled", &id), &text, |b, text| {
                 b.iter(|| compiled.first_match(black_box(text)))
@@ -195,12 +219,28 @@ fn first_match(c: &mut Criterion) {
     group.finish();
 }
 
+/// Both strategies on the same rules, around the threshold between them.
+fn strategy(c: &mut Criterion) {
+    let mut group = c.benchmark_group("strategy");
+    for (count, rules, messages) in cases(&[10, 20, 30, 40, 60]) {
+        let in_order = CompiledRules::compile_in_rank_order(&rules);
+        let automata = CompiledRules::compile_as_automata(&rules);
+        for (label, text) in messages {
+            let id = format!("{count}_rules/{label}");
+            group.bench_with_input(BenchmarkId::new("in_rank_order", &id), &text, |b, text| {
+                b.iter(|| in_order.first_match(black_box(text)))
+            });
+            group.bench_with_input(BenchmarkId::new("automata", &id), &text, |b, text| {
+                b.iter(|| automata.first_match(black_box(text)))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
-    group
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(4))
-        .sample_size(20);
+    group.sample_size(20);
     let literal = rules(10_000, 0.0, 7);
     group.bench_function("10000_literal_rules", |b| {
         b.iter(|| CompiledRules::compile(black_box(&literal)))
@@ -212,5 +252,13 @@ fn compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, first_match, compile);
+criterion_group! {
+    name = benches;
+    // Short by default so the whole run fits in a few minutes; the command line overrides it.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    targets = first_match, strategy, compile
+}
 criterion_main!(benches);

@@ -1,24 +1,30 @@
-//! Compiled rules: one instance's enabled rules compiled into a few structures searched once
-//! per message.
+//! Compiled rules: one instance's enabled rules compiled for matching messages against them.
 //!
-//! A loop over one regex per rule costs milliseconds per message at 10,000 rules. Instead every
-//! rule gets a rank (its position in evaluation order) and goes into one of a few structures,
-//! each searched once per message:
+//! Every rule gets a rank (its position in evaluation order); the answer is the matching rule
+//! of smallest rank, so priority order is exactly that of a naive loop. Two strategies give it:
 //!
-//! - `contains` and `prefix` patterns: one Aho-Corasick automaton per case mode, searched for
-//!   all (overlapping) occurrences; a `prefix` occurrence only counts at offset 0;
-//! - `exact` patterns: a hash map from normalised pattern to rank;
-//! - `regex` rules: one `RegexSet`, asked which patterns match anywhere (or, for a handful,
-//!   each regex in turn, which is faster).
+//! - a few rules (most instances have about ten) are tested one by one in rank order on the
+//!   normalised message, stopping at the first match ([`in_order`]): a handful of substring
+//!   searches cost less than setting up automata;
+//! - more rules go into a few structures, each searched once per message, since a loop costs
+//!   milliseconds per message at 10,000 rules:
+//!   - `contains` and `prefix` patterns: one Aho-Corasick automaton per case mode, searched for
+//!     all (overlapping) occurrences; a `prefix` occurrence only counts at offset 0;
+//!   - `exact` patterns: a hash map from normalised pattern to rank;
+//!   - `regex` rules: one `RegexSet`, asked which patterns match anywhere (or, for a handful,
+//!     each regex in turn, which is faster).
 //!
-//! Case-insensitive literals are searched in the folded message, case-sensitive ones and
-//! regexes in the message with only its whitespace normalised. The answer is the smallest rank
-//! any structure reports, so priority order is exactly that of a naive loop.
+//! Case-insensitive literals are compared with the folded message, case-sensitive ones and
+//! regexes with the message with only its whitespace normalised; each form is only made when a
+//! rule asks for it.
+
+mod in_order;
 
 use crate::rules::id::RuleId;
 use crate::rules::normalize::{normalize, normalize_into};
 use crate::rules::rule::{MatchKind, REGEX_SIZE_LIMIT, Rule, RuleError, regex_error};
 use aho_corasick::{AhoCorasick, MatchKind as AcMatchKind};
+use in_order::InOrder;
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -44,23 +50,59 @@ pub struct SkippedRule {
 pub struct CompiledRules {
     /// Enabled rules in evaluation order; a rule's rank is its index.
     rules: Vec<Rule>,
-    folded: LiteralSet,
-    unfolded: LiteralSet,
-    regexes: RegexRules,
+    matcher: Matcher,
     skipped: Vec<SkippedRule>,
 }
 
+#[derive(Debug)]
+enum Matcher {
+    InOrder(InOrder),
+    /// Boxed: it is ten times the size of the other, and rarer.
+    Automata(Box<Automata>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    InOrder,
+    Automata,
+}
+
 thread_local! {
-    /// Normalisation buffers (folded, whitespace-only), reused across messages.
-    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Buffers for the forms of a message, reused across messages.
+    static SCRATCH: RefCell<Buffers> = RefCell::new(Buffers::default());
 }
 
 impl CompiledRules {
+    /// Up to this many rules taking part (and at most [`CompiledRules::IN_ORDER_MAX_REGEXES`]
+    /// of them regexes), [`CompiledRules::compile`] tests them one by one in rank order; past
+    /// it, it builds automata. Chosen from `cargo bench -p shared --bench rule_matching` (group
+    /// `strategy`): see the README's Benchmarks section.
+    pub const IN_ORDER_MAX_RULES: usize = 24;
+
+    /// More regexes than this are matched as one `RegexSet`, so with automata.
+    pub const IN_ORDER_MAX_REGEXES: usize = SMALL_REGEX_COUNT;
+
     /// Compiles the enabled rules among `rules` (disabled ones are left out, order does not
-    /// matter). Never fails: rules are validated when stored, and a stored rule that no longer
-    /// compiles must not stop the others from matching, so it is left out and listed in
-    /// [`CompiledRules::skipped`].
+    /// matter), choosing the faster strategy for their number and kinds. Never fails: rules are
+    /// validated when stored, and a stored rule that no longer compiles must not stop the others
+    /// from matching, so it is left out and listed in [`CompiledRules::skipped`].
     pub fn compile(rules: &[Rule]) -> CompiledRules {
+        Self::compile_as(rules, None)
+    }
+
+    /// [`CompiledRules::compile`], testing the rules one by one in rank order whatever their
+    /// number: for benchmarks and for tests that both strategies answer alike.
+    pub fn compile_in_rank_order(rules: &[Rule]) -> CompiledRules {
+        Self::compile_as(rules, Some(Strategy::InOrder))
+    }
+
+    /// [`CompiledRules::compile`], building automata whatever the number of rules: for
+    /// benchmarks and for tests that both strategies answer alike.
+    pub fn compile_as_automata(rules: &[Rule]) -> CompiledRules {
+        Self::compile_as(rules, Some(Strategy::Automata))
+    }
+
+    fn compile_as(rules: &[Rule], strategy: Option<Strategy>) -> CompiledRules {
         let mut enabled: Vec<Rule> = rules
             .iter()
             .filter(|rule| rule.settings.enabled)
@@ -68,79 +110,59 @@ impl CompiledRules {
             .collect();
         enabled.sort_by(Rule::evaluation_cmp);
 
-        let mut folded = LiteralSetBuilder::default();
-        let mut unfolded = LiteralSetBuilder::default();
-        let mut regexes = RegexRulesBuilder::default();
         let mut skipped = Vec::new();
+        let mut prepared = Vec::with_capacity(enabled.len());
         for (rank, rule) in enabled.iter().enumerate() {
             let rank = u32::try_from(rank).expect("fewer than 4 billion rules");
-            let text_match = &rule.settings.text_match;
-            if text_match.kind == MatchKind::Regex {
-                if text_match.pattern.trim().is_empty() {
-                    skipped.push(SkippedRule {
-                        id: rule.id.clone(),
-                        error: RuleError::new("match.pattern", "must not be empty"),
-                    });
-                } else {
-                    regexes.add(
-                        &text_match.pattern,
-                        text_match.case_sensitive,
-                        rank,
-                        &rule.id,
-                    );
-                }
-                continue;
-            }
-            let pattern = normalize(&text_match.pattern, !text_match.case_sensitive);
-            if pattern.is_empty() {
-                // An empty literal would match every message.
-                skipped.push(SkippedRule {
+            match Prepared::of(rule) {
+                Ok(test) => prepared.push(PreparedRule {
+                    rank,
+                    id: &rule.id,
+                    test,
+                }),
+                Err(error) => skipped.push(SkippedRule {
                     id: rule.id.clone(),
-                    error: RuleError::new("match.pattern", "must not be empty"),
-                });
-                continue;
+                    error,
+                }),
             }
-            let set = if text_match.case_sensitive {
-                &mut unfolded
-            } else {
-                &mut folded
-            };
-            set.add(text_match.kind, pattern, rank);
         }
-
+        let matcher = match strategy.unwrap_or_else(|| Strategy::for_rules(&prepared)) {
+            Strategy::InOrder => Matcher::InOrder(InOrder::build(prepared, &mut skipped)),
+            Strategy::Automata => {
+                Matcher::Automata(Box::new(Automata::build(prepared, &mut skipped)))
+            }
+        };
         CompiledRules {
             rules: enabled,
-            folded: folded.build(),
-            unfolded: unfolded.build(),
-            regexes: regexes.build(&mut skipped),
+            matcher,
             skipped,
         }
     }
 
     /// The first enabled rule, in evaluation order, that matches `text`.
     pub fn first_match(&self, text: &str) -> Option<&Rule> {
-        let rank = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buffers) => {
-                let (folded, spaced) = &mut *buffers;
-                self.best_rank(text, folded, spaced)
+        let spaced_used = match &self.matcher {
+            Matcher::InOrder(rules) => rules.spaced_used(),
+            Matcher::Automata(rules) => rules.spaced_used(),
+        };
+        let best_rank = |buffers: &mut Buffers| {
+            let mut message = Normalised::new(text, buffers, spaced_used);
+            match &self.matcher {
+                Matcher::InOrder(rules) => rules.best_rank(&mut message),
+                Matcher::Automata(rules) => rules.best_rank(&mut message),
             }
-            Err(_) => self.best_rank(text, &mut Vec::new(), &mut Vec::new()),
+        };
+        let rank = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buffers) => best_rank(&mut buffers),
+            Err(_) => best_rank(&mut Buffers::default()),
         });
         self.rules.get(rank as usize)
     }
 
-    fn best_rank(&self, text: &str, folded: &mut Vec<u8>, spaced: &mut Vec<u8>) -> u32 {
-        let mut best = NO_MATCH;
-        if self.folded.min_rank < best {
-            normalize_into(text, true, folded);
-            best = self.folded.best_rank(folded, best);
-        }
-        if self.unfolded.min_rank < best || self.regexes.min_rank < best {
-            normalize_into(text, false, spaced);
-            best = self.unfolded.best_rank(spaced, best);
-            best = self.regexes.best_rank(spaced, best);
-        }
-        best
+    /// Whether [`CompiledRules::first_match`] tests the rules one by one in rank order (rather
+    /// than searching automata).
+    pub fn tests_in_rank_order(&self) -> bool {
+        matches!(self.matcher, Matcher::InOrder(_))
     }
 
     /// The enabled rules in evaluation order (skipped ones included).
@@ -161,6 +183,254 @@ impl CompiledRules {
     /// Enabled rules left out of matching, with the reason.
     pub fn skipped(&self) -> &[SkippedRule] {
         &self.skipped
+    }
+}
+
+impl Strategy {
+    /// Testing in order costs a substring search (or a regex) per rule until one matches, the
+    /// automata a fixed few hundred nanoseconds; more than [`SMALL_REGEX_COUNT`] regexes are
+    /// faster as one `RegexSet` than one by one.
+    fn for_rules(rules: &[PreparedRule<'_>]) -> Strategy {
+        let regexes = rules
+            .iter()
+            .filter(|rule| matches!(rule.test, Prepared::Regex { .. }))
+            .count();
+        if rules.len() <= CompiledRules::IN_ORDER_MAX_RULES
+            && regexes <= CompiledRules::IN_ORDER_MAX_REGEXES
+        {
+            Strategy::InOrder
+        } else {
+            Strategy::Automata
+        }
+    }
+}
+
+/// An enabled rule that takes part in matching, with its rank.
+struct PreparedRule<'r> {
+    rank: u32,
+    id: &'r RuleId,
+    test: Prepared<'r>,
+}
+
+/// What a rule compares the message with, checked once for either strategy.
+enum Prepared<'r> {
+    /// A `contains`, `prefix` or `exact` pattern, normalised (and folded when `fold`).
+    Literal {
+        kind: MatchKind,
+        pattern: String,
+        fold: bool,
+    },
+    /// A regex, not compiled yet: the strategies compile it differently.
+    Regex {
+        pattern: &'r str,
+        case_sensitive: bool,
+    },
+}
+
+impl<'r> Prepared<'r> {
+    fn of(rule: &'r Rule) -> Result<Prepared<'r>, RuleError> {
+        let text_match = &rule.settings.text_match;
+        let empty = || RuleError::new("match.pattern", "must not be empty");
+        if text_match.kind == MatchKind::Regex {
+            if text_match.pattern.trim().is_empty() {
+                return Err(empty());
+            }
+            return Ok(Prepared::Regex {
+                pattern: &text_match.pattern,
+                case_sensitive: text_match.case_sensitive,
+            });
+        }
+        let pattern = normalize(&text_match.pattern, !text_match.case_sensitive);
+        if pattern.is_empty() {
+            // An empty literal would match every message.
+            return Err(empty());
+        }
+        Ok(Prepared::Literal {
+            kind: text_match.kind,
+            pattern,
+            fold: !text_match.case_sensitive,
+        })
+    }
+}
+
+/// The message, and the forms rules compare with, each made on first use in buffers reused
+/// across messages.
+struct Normalised<'a> {
+    text: &'a str,
+    buffers: &'a mut Buffers,
+    folded_made: bool,
+    spaced_made: bool,
+    lowered_made: bool,
+    /// The spaced form is `text` itself.
+    spaced_is_text: bool,
+    /// Some rule compares with the spaced form, so making it first is no extra work.
+    spaced_used: bool,
+}
+
+/// The normalised forms (folded, whitespace-only) and the raw message lower-cased.
+#[derive(Default)]
+struct Buffers {
+    folded: String,
+    spaced: String,
+    lowered: String,
+}
+
+impl<'a> Normalised<'a> {
+    fn new(text: &'a str, buffers: &'a mut Buffers, spaced_used: bool) -> Self {
+        Normalised {
+            text,
+            buffers,
+            folded_made: false,
+            spaced_made: false,
+            lowered_made: false,
+            spaced_is_text: false,
+            spaced_used,
+        }
+    }
+
+    /// The message as it came.
+    fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The message as it came, ASCII letters lower-cased.
+    fn lowered(&mut self) -> &str {
+        if !self.lowered_made {
+            copy_lowercased(self.text, &mut self.buffers.lowered);
+            self.lowered_made = true;
+        }
+        &self.buffers.lowered
+    }
+
+    /// Whitespace runs collapsed to one space, ends trimmed.
+    fn spaced(&mut self) -> &str {
+        if !self.spaced_made {
+            if is_spaced_ascii(self.text) {
+                // Most messages are: a pass that writes nothing is cheaper than a copy.
+                self.spaced_is_text = true;
+            } else {
+                normalize_into_string(self.text, false, &mut self.buffers.spaced);
+            }
+            self.spaced_made = true;
+        }
+        if self.spaced_is_text {
+            self.text
+        } else {
+            &self.buffers.spaced
+        }
+    }
+
+    /// [`Normalised::spaced`], case-folded.
+    fn folded(&mut self) -> &str {
+        if !self.folded_made {
+            if self.spaced_used {
+                self.spaced();
+            }
+            let spaced = if self.spaced_is_text {
+                self.text
+            } else {
+                &self.buffers.spaced
+            };
+            if self.spaced_made && spaced.is_ascii() {
+                // Folding ASCII is lower-casing, and whitespace collapses alike in both forms:
+                // a copy costs far less than a second pass over the message.
+                copy_lowercased(spaced, &mut self.buffers.folded);
+            } else {
+                normalize_into_string(self.text, true, &mut self.buffers.folded);
+            }
+            self.folded_made = true;
+        }
+        &self.buffers.folded
+    }
+}
+
+/// Whether `text` is ASCII and already in its spaced form: words between single spaces. Written
+/// without early exits so that it vectorises.
+fn is_spaced_ascii(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return true;
+    };
+    let odd = bytes.iter().fold(false, |odd, &byte| {
+        odd | !byte.is_ascii() | (is_space(byte) & (byte != b' '))
+    });
+    let doubled = bytes.windows(2).fold(false, |doubled, pair| {
+        doubled | ((pair[0] == b' ') & (pair[1] == b' '))
+    });
+    !(is_space(*first) || is_space(*last) || odd || doubled)
+}
+
+/// Whether an ASCII byte is whitespace as normalising reads it: the ASCII characters
+/// `char::is_whitespace` accepts (vertical tab included), without its call for other characters,
+/// which would keep loops over bytes from vectorising.
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+}
+
+fn copy_lowercased(text: &str, out: &mut String) {
+    out.clear();
+    out.push_str(text);
+    out.make_ascii_lowercase();
+}
+
+/// [`normalize_into`] into a `String`, so substring search can use `str`'s (validated once).
+fn normalize_into_string(text: &str, fold: bool, out: &mut String) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    normalize_into(text, fold, &mut bytes);
+    *out = String::from_utf8(bytes).expect("normalisation writes whole UTF-8 characters");
+}
+
+/// Rules searched as automata: many rules, each structure searched once per message.
+#[derive(Debug)]
+struct Automata {
+    folded: LiteralSet,
+    unfolded: LiteralSet,
+    regexes: RegexRules,
+}
+
+impl Automata {
+    fn build(rules: Vec<PreparedRule<'_>>, skipped: &mut Vec<SkippedRule>) -> Automata {
+        let mut folded = LiteralSetBuilder::default();
+        let mut unfolded = LiteralSetBuilder::default();
+        let mut regexes = RegexRulesBuilder::default();
+        for rule in rules {
+            match rule.test {
+                Prepared::Regex {
+                    pattern,
+                    case_sensitive,
+                } => regexes.add(pattern, case_sensitive, rule.rank, rule.id),
+                Prepared::Literal {
+                    kind,
+                    pattern,
+                    fold,
+                } => {
+                    let set = if fold { &mut folded } else { &mut unfolded };
+                    set.add(kind, pattern, rule.rank);
+                }
+            }
+        }
+        Automata {
+            folded: folded.build(),
+            unfolded: unfolded.build(),
+            regexes: regexes.build(skipped),
+        }
+    }
+
+    fn spaced_used(&self) -> bool {
+        self.unfolded.min_rank.min(self.regexes.min_rank) < NO_MATCH
+    }
+
+    fn best_rank(&self, message: &mut Normalised<'_>) -> u32 {
+        let mut best = NO_MATCH;
+        if self.folded.min_rank < best {
+            best = self.folded.best_rank(message.folded().as_bytes(), best);
+        }
+        if self.unfolded.min_rank < best || self.regexes.min_rank < best {
+            let spaced = message.spaced().as_bytes();
+            best = self.unfolded.best_rank(spaced, best);
+            best = self.regexes.best_rank(spaced, best);
+        }
+        best
     }
 }
 
@@ -467,10 +737,19 @@ mod tests {
         RuleId::from_parts(1_750_000_000_000, n).to_string()
     }
 
+    /// The rule both strategies answer (they must agree).
     fn matched(rules: &[Rule], text: &str) -> Option<String> {
-        CompiledRules::compile(rules)
-            .first_match(text)
-            .map(|rule| rule.settings.name.clone())
+        let [in_order, automata] = [
+            CompiledRules::compile_in_rank_order(rules),
+            CompiledRules::compile_as_automata(rules),
+        ]
+        .map(|compiled| {
+            compiled
+                .first_match(text)
+                .map(|rule| rule.settings.name.clone())
+        });
+        assert_eq!(in_order, automata, "{text:?}");
+        in_order
     }
 
     #[test]
@@ -506,6 +785,14 @@ mod tests {
             (Regex, r"^hi\b", "  Hi there", true),
             (Regex, r"there$", "Hi there  ", true),
             (Regex, r"a  b", "a  b", false), // regexes see the whitespace-normalised text
+            // ASCII text is compared raw: the first word also occurs overlapping a failed start.
+            (Contains, "aa b", "aaa  b", true),
+            (Contains, "aa b", "aaab", false),
+            (Contains, "sale ref", "a SALE\t\u{b}ref!", true),
+            (Prefix, "hello, i", " \n Hello,   I want", true),
+            (Prefix, "hello, i", "hello,i want", false),
+            (Exact, "i want it", "\tI  want it \r\n", true),
+            (Exact, "i want it", "I want it!", false),
         ];
         for (kind, pattern, text, expected) in cases {
             let rules = [rule(&id(1), kind, pattern, 10)];
@@ -649,21 +936,25 @@ mod tests {
                     9,
                 )
             }));
-            let compiled = CompiledRules::compile(&rules);
-            let mut skipped: Vec<_> = compiled.skipped().iter().map(|s| s.id.clone()).collect();
-            skipped.sort();
-            let expected: Vec<_> = [1, 2, 3, 5]
-                .map(|n| RuleId::parse(&id(n)).unwrap())
-                .to_vec();
-            assert_eq!(skipped, expected, "{fillers} fillers");
-            assert_eq!(
-                compiled
-                    .first_match("tikkkTOK")
-                    .map(|r| r.settings.name.as_str()),
-                Some("good")
-            );
-            assert!(compiled.first_match("   ").is_none());
-            assert_eq!(compiled.first_match("a FILLER3").is_some(), fillers > 3);
+            for compiled in [
+                CompiledRules::compile_in_rank_order(&rules),
+                CompiledRules::compile_as_automata(&rules),
+            ] {
+                let mut skipped: Vec<_> = compiled.skipped().iter().map(|s| s.id.clone()).collect();
+                skipped.sort();
+                let expected: Vec<_> = [1, 2, 3, 5]
+                    .map(|n| RuleId::parse(&id(n)).unwrap())
+                    .to_vec();
+                assert_eq!(skipped, expected, "{fillers} fillers");
+                assert_eq!(
+                    compiled
+                        .first_match("tikkkTOK")
+                        .map(|r| r.settings.name.as_str()),
+                    Some("good")
+                );
+                assert!(compiled.first_match("   ").is_none());
+                assert_eq!(compiled.first_match("a FILLER3").is_some(), fillers > 3);
+            }
         }
     }
 
@@ -762,19 +1053,28 @@ mod tests {
                     r
                 })
                 .collect();
-            let compiled = CompiledRules::compile(&rules);
-            assert!(compiled.skipped().is_empty());
+            let strategies = [
+                CompiledRules::compile(&rules),
+                CompiledRules::compile_in_rank_order(&rules),
+                CompiledRules::compile_as_automata(&rules),
+            ];
+            assert!(strategies.iter().all(|c| c.skipped().is_empty()));
             let naive = Naive::new(&rules);
-            match compiled.regexes.engine {
-                RegexEngine::Each(_) => one_by_one += 1,
-                RegexEngine::Set(_) => as_set += 1,
+            match &strategies[2].matcher {
+                Matcher::Automata(automata) => match automata.regexes.engine {
+                    RegexEngine::Each(_) => one_by_one += 1,
+                    RegexEngine::Set(_) => as_set += 1,
+                },
+                Matcher::InOrder(_) => panic!("automata were asked for"),
             }
             for _ in 0..50 {
                 let text = phrase(&mut rng, 6);
                 let expected = naive.first_match(&text).map(|r| &r.settings.name);
-                let actual = compiled.first_match(&text).map(|r| &r.settings.name);
-                assert_eq!(actual, expected, "text {text:?}, rules {rules:#?}");
-                hits += usize::from(actual.is_some());
+                for compiled in &strategies {
+                    let actual = compiled.first_match(&text).map(|r| &r.settings.name);
+                    assert_eq!(actual, expected, "text {text:?}, rules {rules:#?}");
+                }
+                hits += usize::from(expected.is_some());
             }
         }
         // The generator exercises both regex engines and both outcomes.
@@ -783,6 +1083,13 @@ mod tests {
             hits > 3_000 && hits < 12_000,
             "{hits} of 15000 texts matched"
         );
+    }
+
+    #[test]
+    fn ascii_whitespace_is_what_normalising_collapses() {
+        for byte in 0..128u8 {
+            assert_eq!(is_space(byte), char::from(byte).is_whitespace(), "{byte}");
+        }
     }
 
     #[test]
