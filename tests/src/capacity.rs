@@ -208,6 +208,12 @@ fn writes_of(request: &Value) -> Vec<(String, Write)> {
 /// attributes left out by a projection, would cost more than this sees; no read measured here
 /// crosses 4 KB by either.
 fn documented_read(request: &Value, response: &Value) -> f64 {
+    if let Value::Object(tables) = &request["RequestItems"] {
+        return tables
+            .iter()
+            .map(|(table, keys)| batch_read(keys, &response["Responses"][table]))
+            .sum();
+    }
     let items = match (&response["Item"], &response["Items"]) {
         (Value::Object(_), _) => vec![response["Item"].clone()],
         (_, Value::Array(items)) => items.clone(),
@@ -219,6 +225,24 @@ fn documented_read(request: &Value, response: &Value) -> f64 {
         units
     } else {
         units / 2.0
+    }
+}
+
+/// One table's part of a `BatchGetItem`: each key priced as the `GetItem` DynamoDB runs for
+/// it (its item rounded up to 4 KB, at least one unit when nothing was found), halved for an
+/// eventually consistent read.
+fn batch_read(keys: &Value, found: &Value) -> f64 {
+    let asked = keys["Keys"].as_array().map_or(0, Vec::len);
+    let items = found.as_array().cloned().unwrap_or_default();
+    let units: usize = items
+        .iter()
+        .map(|each| item_size(&item(each)).div_ceil(4096).max(1))
+        .sum::<usize>()
+        + asked.saturating_sub(items.len());
+    if keys["ConsistentRead"].as_bool() == Some(true) {
+        units as f64
+    } else {
+        units as f64 / 2.0
     }
 }
 

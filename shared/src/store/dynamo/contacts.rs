@@ -5,13 +5,13 @@
 use crate::contact::Contact;
 use crate::contact::counters::CounterBump;
 use crate::contact::store::{
-    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
-    listing_position,
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, EventRead,
+    IdentityCommit, listing_position,
 };
 use crate::ids::{ContactId, InstanceId};
 use crate::store::dynamo::toolkit::{
-    Item, cancelled, from_item, get_item, is_conditional_failure, is_conflict, key, number,
-    query_items, string, to_item, transact, unavailable,
+    BatchRead, Item, batch_get, cancelled, from_item, get_item, is_conditional_failure,
+    is_conflict, key, number, query_items, string, to_item, transact, unavailable,
 };
 use crate::store::dynamo::{DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY};
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
@@ -173,6 +173,27 @@ impl DynamoStore {
         }
     }
 
+    /// The contact a contacts item stands for: itself, or the contact its link names (read
+    /// consistently).
+    async fn resolved(
+        &self,
+        instance_id: &InstanceId,
+        item: Option<Item>,
+    ) -> Result<Option<Contact>, StoreError> {
+        let Some(mut item) = item else {
+            return Ok(None);
+        };
+        if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
+            // A link always names a contact, never another link: merges repoint every link.
+            return match self.contacts_item(instance_id, &target).await? {
+                Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
+                Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
+                None => Ok(None),
+            };
+        }
+        from_item(item).map(Some)
+    }
+
     /// The contacts item of `id` (a contact or a link), read consistently.
     async fn contacts_item(
         &self,
@@ -191,18 +212,66 @@ impl ContactStore for DynamoStore {
         instance_id: &InstanceId,
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError> {
-        let Some(mut item) = self.contacts_item(instance_id, contact_id.as_str()).await? else {
-            return Ok(None);
-        };
-        if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
-            // A link always names a contact, never another link: merges repoint every link.
-            return match self.contacts_item(instance_id, &target).await? {
-                Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
-                Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
-                None => Ok(None),
-            };
+        let item = self.contacts_item(instance_id, contact_id.as_str()).await?;
+        self.resolved(instance_id, item).await
+    }
+
+    /// One `BatchGetItem`: the identifiers' contacts items, read consistently, and the claim,
+    /// read eventually consistently (half the units): a claim only ever appears (until it
+    /// expires), so a stale read can miss one, which the transaction then refuses, but never
+    /// show one that is not held.
+    async fn load_for_event(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+        claim: &DedupeClaim,
+    ) -> Result<EventRead, StoreError> {
+        let mut keys: Vec<Item> = Vec::new();
+        for identifier in identifiers {
+            let key = key(&[
+                ("instance_id", instance_id.as_str()),
+                ("contact_id", identifier.as_str()),
+            ]);
+            // BatchGetItem refuses a key named twice.
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
         }
-        from_item(item).map(Some)
+        let reads = vec![
+            BatchRead {
+                table: &self.tables.contacts,
+                keys,
+                consistent: true,
+            },
+            BatchRead {
+                table: &self.tables.dedupe,
+                keys: vec![key(&[("dedupe_key", &claim.key)])],
+                consistent: false,
+            },
+        ];
+        let mut found = batch_get(&self.client, reads).await?;
+        let claimed = found
+            .remove(&self.tables.dedupe)
+            .unwrap_or_default()
+            .iter()
+            .any(|item| match item.get("expires_at") {
+                Some(AttributeValue::N(expiry)) => expiry
+                    .parse::<i64>()
+                    .is_ok_and(|expiry| expiry >= claim.now.unix_seconds()),
+                _ => false,
+            });
+        let mut items = found.remove(&self.tables.contacts).unwrap_or_default();
+        let mut contacts = Vec::with_capacity(identifiers.len());
+        for identifier in identifiers {
+            let item = items
+                .iter()
+                .position(|item| {
+                    matches!(item.get("contact_id"), Some(AttributeValue::S(id)) if id == identifier.as_str())
+                })
+                .map(|at| items.swap_remove(at));
+            contacts.push(self.resolved(instance_id, item).await?);
+        }
+        Ok(EventRead { contacts, claimed })
     }
 
     async fn commit_identity(
