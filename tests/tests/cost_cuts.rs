@@ -185,3 +185,88 @@ async fn a_widget_alone_still_queues_the_match_job(backend: Backend) {
     .await;
     assert_eq!(queue.job_count(), 1);
 }
+
+/// Report counter rows on DynamoDB: a send's rows land in one partition per grouping and day
+/// (`campaign#<day>`, never the bare grouping every day shared), and a row of the old layout
+/// (`dimension` = the grouping, `row` = `day#currency#shard#key`) still counts in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_rows_are_partitioned_by_day_and_the_old_layout_still_reads() {
+    let Some((stores, guard)) = fresh_stores(Backend::Dynamo).await else {
+        return;
+    };
+    let client = dynamo_client().await.expect("the emulator");
+    let table = format!("{}-report", guard.dynamo_prefix.as_deref().unwrap());
+    let revenue = revenue_router(stores.revenue.clone(), stores.contacts.clone());
+    let offer = json!({"offer_id": "shoes", "name": "Shoes", "click_window_days": 30,
+        "destination_url": "https://shop.example/p?aff={click_id}"});
+    admin(&revenue, "POST", "/offers", offer).await;
+    let send = json!({"instance_id": INSTANCE, "contact_id": "16505551234",
+        "message_id": "wamid.send", "campaign": "spring", "creative": "tpl-a", "offer_id": "shoes"});
+    admin(&revenue, "POST", "/sends", send).await;
+    let today = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+
+    let scanned = client.scan().table_name(&table).send().await.unwrap();
+    let partitions: Vec<String> = scanned
+        .items()
+        .iter()
+        .map(|item| item["dimension"].as_s().unwrap().clone())
+        .collect();
+    assert!(!partitions.is_empty());
+    for partition in &partitions {
+        assert!(partition.ends_with(&format!("#{today}")), "{partitions:?}");
+    }
+    assert!(
+        partitions.contains(&format!("campaign#{today}")),
+        "{partitions:?}"
+    );
+
+    let old_day = "2026-01-10";
+    let n = |value: &str| aws_sdk_dynamodb::types::AttributeValue::N(value.to_owned());
+    let s = |value: &str| aws_sdk_dynamodb::types::AttributeValue::S(value.to_owned());
+    client
+        .put_item()
+        .table_name(&table)
+        .item("dimension", s("campaign"))
+        .item("row", s(&format!("{old_day}#USD#3#spring")))
+        .item("day", s(old_day))
+        .item("currency", s("USD"))
+        .item("key", s("spring"))
+        .item("sends", n("4"))
+        .item("clicks", n("2"))
+        .item("conversions", n("1"))
+        .item("revenue", n("12.5"))
+        .send()
+        .await
+        .unwrap();
+    let (status, report) = call(
+        &revenue,
+        admin_get(&format!(
+            "/reports/revenue?group_by=campaign&since=2026-01-01&until={today}"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("spring"), "{report}");
+    let (_, old_only) = call(
+        &revenue,
+        admin_get("/reports/revenue?group_by=campaign&since=2026-01-10&until=2026-01-10"),
+    )
+    .await;
+    let (_, fresh_only) = call(
+        &revenue,
+        admin_get(&format!(
+            "/reports/revenue?group_by=campaign&since={today}&until={today}"
+        )),
+    )
+    .await;
+    assert_ne!(old_only, fresh_only);
+    assert!(old_only.to_string().contains("\"clicks\":2"), "{old_only}");
+    assert!(
+        fresh_only.to_string().contains("\"sends\":1"),
+        "{fresh_only}"
+    );
+}
