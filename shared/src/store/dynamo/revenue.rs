@@ -33,9 +33,9 @@ use crate::revenue::{
 use crate::store::StoreError;
 use crate::store::dynamo::Client;
 use crate::store::dynamo::toolkit::{
-    Item, TableIndex, TableSpec, cancelled, conditional_put, create_tables, from_item, get_item,
-    is_conditional_failure, is_conflict, key, number, query_items, record, store_over, string,
-    table_names, to_item, transact, unavailable, warm_up,
+    Item, MAX_ATTEMPTS, TableIndex, TableSpec, backoff, cancelled, conditional_put, create_tables,
+    from_item, get_item, is_conditional_failure, is_conflict, key, number, query_items, record,
+    store_over, string, table_names, to_item, transact, unavailable, warm_up,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -43,7 +43,6 @@ use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::time::Duration;
 
 table_names!(
     /// The DynamoDB tables of the revenue store.
@@ -95,10 +94,6 @@ fn days_between(first_day: &str, last_day: &str) -> Result<Vec<String>, StoreErr
 }
 /// Sends of one `create_sends` call written at once.
 const CONCURRENT_SENDS: usize = 8;
-/// Tries of a transaction that keeps conflicting with others before the store gives up.
-const MAX_ATTEMPTS: u32 = 5;
-/// The longest pause before the first retry; it doubles with each retry after.
-const FIRST_BACKOFF_MS: u64 = 20;
 
 store_over!(
     /// The revenue store on DynamoDB.
@@ -151,13 +146,6 @@ fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, St
             revenue,
         },
     })
-}
-
-/// A random pause before retry `retry` (1, 2, …): up to [`FIRST_BACKOFF_MS`] doubled each time,
-/// at least half of that.
-fn backoff(retry: u32) -> Duration {
-    let ceiling = FIRST_BACKOFF_MS << retry.saturating_sub(1).min(6);
-    Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
 }
 
 impl DynamoRevenueStore {

@@ -196,6 +196,18 @@ pub(super) async fn transact(
     }
 }
 
+/// Tries of a transaction that keeps conflicting with others before the store gives up.
+pub(super) const MAX_ATTEMPTS: u32 = 5;
+/// The longest pause before the first retry; it doubles with each retry after.
+const FIRST_BACKOFF_MS: u64 = 20;
+
+/// A random pause before retry `retry` (1, 2, …): up to [`FIRST_BACKOFF_MS`] doubled each time,
+/// at least half of that.
+pub(super) fn backoff(retry: u32) -> std::time::Duration {
+    let ceiling = FIRST_BACKOFF_MS << retry.saturating_sub(1).min(6);
+    std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
+}
+
 /// A transaction cancelled for a reason other than its conditions: a fault to retry.
 pub(super) fn cancelled(codes: &[Option<String>]) -> StoreError {
     StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))
