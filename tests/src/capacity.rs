@@ -252,8 +252,17 @@ fn batch_read(keys: &Value, found: &Value) -> f64 {
 pub struct Meter(Arc<Mutex<Tally>>);
 
 impl Meter {
-    fn take(&self) -> Tally {
+    /// What was counted since the last take.
+    pub fn take(&self) -> Tally {
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// A DynamoDB client over `sdk` whose every request this meter counts.
+    pub fn dynamo_client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(Counting(self.clone()))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
     }
 }
 
