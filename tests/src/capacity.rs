@@ -26,6 +26,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
+use shared::matching::MatchGate;
 use shared::matching::QueueWorker;
 use shared::queue::JobQueue;
 use shared::queue::sqs::SqsQueue;
@@ -208,6 +209,12 @@ fn writes_of(request: &Value) -> Vec<(String, Write)> {
 /// attributes left out by a projection, would cost more than this sees; no read measured here
 /// crosses 4 KB by either.
 fn documented_read(request: &Value, response: &Value) -> f64 {
+    if let Value::Object(tables) = &request["RequestItems"] {
+        return tables
+            .iter()
+            .map(|(table, keys)| batch_read(keys, &response["Responses"][table]))
+            .sum();
+    }
     let items = match (&response["Item"], &response["Items"]) {
         (Value::Object(_), _) => vec![response["Item"].clone()],
         (_, Value::Array(items)) => items.clone(),
@@ -222,13 +229,40 @@ fn documented_read(request: &Value, response: &Value) -> f64 {
     }
 }
 
+/// One table's part of a `BatchGetItem`: each key priced as the `GetItem` DynamoDB runs for
+/// it (its item rounded up to 4 KB, at least one unit when nothing was found), halved for an
+/// eventually consistent read.
+fn batch_read(keys: &Value, found: &Value) -> f64 {
+    let asked = keys["Keys"].as_array().map_or(0, Vec::len);
+    let items = found.as_array().cloned().unwrap_or_default();
+    let units: usize = items
+        .iter()
+        .map(|each| item_size(&item(each)).div_ceil(4096).max(1))
+        .sum::<usize>()
+        + asked.saturating_sub(items.len());
+    if keys["ConsistentRead"].as_bool() == Some(true) {
+        units as f64
+    } else {
+        units as f64 / 2.0
+    }
+}
+
 /// The tally the counting clients add to; one operation at a time is measured.
 #[derive(Clone, Default, Debug)]
 pub struct Meter(Arc<Mutex<Tally>>);
 
 impl Meter {
-    fn take(&self) -> Tally {
+    /// What was counted since the last take.
+    pub fn take(&self) -> Tally {
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// A DynamoDB client over `sdk` whose every request this meter counts.
+    pub fn dynamo_client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(Counting(self.clone()))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
     }
 }
 
@@ -388,6 +422,7 @@ pub enum Operation {
     NewContactMetaAd,
     NewContactPrefilled,
     MatchJob,
+    NewContactPrefilledNoRules,
     LaterMessage,
     DuplicateDelivery,
     StatusOnlyDelivery,
@@ -403,10 +438,11 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 15] = [
+    pub const ALL: [Operation; 16] = [
         Operation::NewContactMetaAd,
         Operation::NewContactPrefilled,
         Operation::MatchJob,
+        Operation::NewContactPrefilledNoRules,
         Operation::LaterMessage,
         Operation::DuplicateDelivery,
         Operation::StatusOnlyDelivery,
@@ -428,6 +464,10 @@ impl Operation {
             Operation::NewContactMetaAd => ("new contact, Meta ad referral", "webhook"),
             Operation::NewContactPrefilled => ("new contact, pre-filled text", "webhook"),
             Operation::MatchJob => ("its match job", "matcher"),
+            Operation::NewContactPrefilledNoRules => (
+                "new contact, pre-filled text, instance without rules or widget",
+                "webhook",
+            ),
             Operation::LaterMessage => ("later message of a known contact", "webhook"),
             Operation::DuplicateDelivery => ("duplicate delivery", "webhook"),
             Operation::StatusOnlyDelivery => ("status-only delivery", "webhook"),
@@ -447,6 +487,8 @@ impl Operation {
 const INSTANCE: &str = "106540352242922";
 const WEB_INSTANCE: &str = "200000000000001";
 const LISTED_INSTANCE: &str = "200000000000002";
+/// An instance with neither a rule nor a widget: its first messages queue no match job.
+const BARE_INSTANCE: &str = "200000000000003";
 const SHOP: &str = "https://shop.example";
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64)";
 const VISITOR: SocketAddr = SocketAddr::new(
@@ -474,7 +516,15 @@ impl Container {
         .with_revenue(stores.revenue.clone());
         matcher.attach_queue(queue.clone());
         Self {
-            webhook: webhook_app_with_queue(stores.contacts.clone(), queue.clone()),
+            // As the webhook's Lambda wires it (functions/webhook/src/main.rs).
+            webhook: webhook_app_with_queue(
+                stores.contacts.clone(),
+                Arc::new(MatchGate::new(
+                    queue.clone(),
+                    stores.rules.clone(),
+                    stores.widgets.clone(),
+                )),
+            ),
             rules: rules_app_with_queue(stores, queue),
             routers: function_routers(stores),
             matcher,
@@ -712,6 +762,18 @@ impl Rig {
             Operation::NewContactPrefilled => {
                 self.metered(container.deliver(&prefilled(&contact(15_550_200_000))))
                     .await
+            }
+            Operation::NewContactPrefilledNoRules => {
+                let wa_id = contact(15_550_250_000);
+                let body = whatsapp_message(
+                    BARE_INSTANCE,
+                    &wa_id,
+                    &format!("wamid.b{wa_id}"),
+                    at,
+                    "Hi, I saw your TikTok ad!",
+                    None,
+                );
+                self.metered(container.deliver(&body)).await
             }
             Operation::MatchJob => {
                 self.setup

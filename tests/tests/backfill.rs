@@ -393,6 +393,17 @@ impl ContactStore for WriteSpy {
         self.inner.load_contact(instance_id, contact_id).await
     }
 
+    async fn load_for_event(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+        claim: &DedupeClaim,
+    ) -> Result<shared::contact::store::EventRead, StoreError> {
+        self.inner
+            .load_for_event(instance_id, identifiers, claim)
+            .await
+    }
+
     async fn commit_identity(
         &self,
         claim: &DedupeClaim,

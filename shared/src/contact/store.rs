@@ -21,6 +21,18 @@ pub trait ContactStore: Send + Sync + 'static {
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError>;
 
+    /// The contact each of `identifiers` names (as `load_contact` answers it) and whether
+    /// `claim` is held already, read together (on DynamoDB in one round trip), so that a
+    /// duplicate is known before it sends a write that would only be refused. The commit's
+    /// condition on the claim stays what makes an event count once: this read may miss a claim
+    /// made a moment ago, never report one that is not held.
+    async fn load_for_event(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+        claim: &DedupeClaim,
+    ) -> Result<EventRead, StoreError>;
+
     /// `commit_event` that also links `commit.new_links` to the contact and turns each
     /// absorbed contact (and the identifiers linked to it) into links to it, all or nothing:
     /// `VersionConflict` when an identifier to link is taken or an absorbed contact or link
@@ -126,6 +138,15 @@ pub trait ContactQueries: ContactStore {
 }
 
 impl<S: ContactStore + ?Sized> ContactQueries for S {}
+
+/// What an event's write reads first: see [`ContactStore::load_for_event`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventRead {
+    /// The contact each identifier names, in the identifiers' order.
+    pub contacts: Vec<Option<Contact>>,
+    /// Whether the event's dedupe claim is held (and not expired).
+    pub claimed: bool,
+}
 
 /// A contact merged into another: still at `version`, it becomes a link to the contact that
 /// stays, and so does each identifier linked to it.

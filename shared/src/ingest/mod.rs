@@ -137,7 +137,13 @@ impl Ingestor {
             now,
         };
         for _ in 0..MAX_ATTEMPTS {
-            let plan = self.plan(event).await?;
+            let (plan, claimed) = self.plan(event, &claim).await?;
+            if claimed {
+                // Known from the read: no write that the claim's condition would refuse.
+                return Ok(IngestOutcome::Duplicate {
+                    contact: plan.before.map(Box::new),
+                });
+            }
             let commit = &plan.commit;
             let outcome = if plan.relinks() {
                 self.store.commit_identity(&claim, commit).await?
@@ -173,20 +179,27 @@ impl Ingestor {
         })
     }
 
-    /// Reads the contact each of the event's identifiers resolves to, and plans the write.
-    /// An identifier that names a contact of another channel is refused.
-    async fn plan(&self, event: &InboundEvent) -> Result<Plan, IngestError> {
+    /// Reads the contact each of the event's identifiers resolves to, with whether `claim` is
+    /// held, and plans the write. An identifier that names a contact of another channel is
+    /// refused.
+    async fn plan(
+        &self,
+        event: &InboundEvent,
+        claim: &DedupeClaim,
+    ) -> Result<(Plan, bool), IngestError> {
         let identifiers = identity::identifiers(event);
-        // Side by side: a phone and a BSUID cost one round trip of latency, not two.
-        let found = futures::future::try_join_all(
-            identifiers
-                .iter()
-                .map(|identifier| self.store.load_contact(&event.instance_id, identifier)),
-        )
-        .await?;
-        if found.iter().flatten().any(|c| c.channel != event.channel) {
+        let read = self
+            .store
+            .load_for_event(&event.instance_id, &identifiers, claim)
+            .await?;
+        if read
+            .contacts
+            .iter()
+            .flatten()
+            .any(|c| c.channel != event.channel)
+        {
             return Err(IngestError::ForeignChannel);
         }
-        Ok(identity::plan(event, &found))
+        Ok((identity::plan(event, &read.contacts), read.claimed))
     }
 }

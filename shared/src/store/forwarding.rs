@@ -8,7 +8,7 @@
 use crate::contact::Contact;
 use crate::contact::counters::CounterBump;
 use crate::contact::store::{
-    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, EventRead, IdentityCommit,
 };
 use crate::erasure::{Erased, Erasure, ErasureStore};
 use crate::ids::{ContactId, InstanceId, JobId, OfferId};
@@ -62,6 +62,12 @@ macro_rules! forward {
 forward!(ContactStore {
     read fn load_contact(&self, instance_id: &InstanceId, contact_id: &ContactId)
         -> Option<Contact>;
+    read fn load_for_event(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+        claim: &DedupeClaim,
+    ) -> EventRead;
     write fn commit_identity(&self, claim: &DedupeClaim, commit: &IdentityCommit)
         -> CommitOutcome;
     write fn commit_event(

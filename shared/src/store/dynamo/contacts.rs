@@ -5,21 +5,28 @@
 use crate::contact::Contact;
 use crate::contact::counters::CounterBump;
 use crate::contact::store::{
-    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
-    listing_position,
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, EventRead,
+    IdentityCommit, listing_position,
 };
 use crate::ids::{ContactId, InstanceId};
 use crate::store::dynamo::toolkit::{
-    Item, cancelled, from_item, get_item, is_conditional_failure, is_conflict, key, number,
-    query_items, string, to_item, transact, unavailable,
+    BatchRead, Item, MAX_ATTEMPTS, backoff, batch_get, cancelled, from_item, get_item,
+    is_conditional_failure, is_conflict, key, number, query_items, string, to_item, transact,
+    unavailable,
 };
 use crate::store::dynamo::{DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY};
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
+
+/// Most items one transaction takes.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+/// What one transaction's contacts may weigh (as JSON, near their item size): under the 4 MB
+/// DynamoDB takes.
+const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
 
 impl DynamoStore {
     fn dedupe_put(&self, claim: &DedupeClaim) -> Result<TransactWriteItem, StoreError> {
@@ -143,6 +150,66 @@ impl DynamoStore {
             .collect()
     }
 
+    /// Writes the contacts `members` of `updates` names in one transaction with their counters
+    /// summed, setting each one's outcome; run again without those whose version moved.
+    async fn update_batch(
+        &self,
+        updates: &[ContactUpdate],
+        mut members: Vec<usize>,
+        outcomes: &mut [CommitOutcome],
+    ) -> Result<(), StoreError> {
+        let mut attempt = 1;
+        while !members.is_empty() {
+            let mut items = Vec::with_capacity(members.len() + 1);
+            let mut sums: BTreeMap<(&InstanceId, &str, &str), i64> = BTreeMap::new();
+            for &index in &members {
+                let update = &updates[index];
+                items.push(self.contact_put(&update.contact, Some(update.expected_version))?);
+                for bump in &update.counters {
+                    *sums
+                        .entry((&bump.instance_id, &bump.day, &bump.name))
+                        .or_default() += bump.delta;
+                }
+            }
+            let counters: Vec<CounterBump> = sums
+                .into_iter()
+                .filter(|(_, delta)| *delta != 0)
+                .map(|((instance_id, day, name), delta)| CounterBump {
+                    instance_id: instance_id.clone(),
+                    day: day.to_owned(),
+                    name: name.to_owned(),
+                    delta,
+                })
+                .collect();
+            items.extend(self.counter_updates(&counters)?);
+            let codes = match transact(&self.client, items).await? {
+                Ok(()) => {
+                    for &index in &members {
+                        outcomes[index] = CommitOutcome::Applied;
+                    }
+                    return Ok(());
+                }
+                Err(codes) => codes,
+            };
+            // The contact items come first, in `members`' order.
+            let moved: Vec<usize> = members
+                .iter()
+                .zip(&codes)
+                .filter(|(_, code)| is_conditional_failure(code))
+                .map(|(index, _)| *index)
+                .collect();
+            if !moved.is_empty() {
+                members.retain(|index| !moved.contains(index));
+            } else if codes.iter().any(is_conflict) && attempt < MAX_ATTEMPTS {
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            } else {
+                return Err(cancelled(&codes));
+            }
+        }
+        Ok(())
+    }
+
     /// [`Self::transact_claimed`] with the instance's registry item added until one lands.
     async fn transact_registered(
         &self,
@@ -173,6 +240,27 @@ impl DynamoStore {
         }
     }
 
+    /// The contact a contacts item stands for: itself, or the contact its link names (read
+    /// consistently).
+    async fn resolved(
+        &self,
+        instance_id: &InstanceId,
+        item: Option<Item>,
+    ) -> Result<Option<Contact>, StoreError> {
+        let Some(mut item) = item else {
+            return Ok(None);
+        };
+        if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
+            // A link always names a contact, never another link: merges repoint every link.
+            return match self.contacts_item(instance_id, &target).await? {
+                Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
+                Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
+                None => Ok(None),
+            };
+        }
+        from_item(item).map(Some)
+    }
+
     /// The contacts item of `id` (a contact or a link), read consistently.
     async fn contacts_item(
         &self,
@@ -191,18 +279,66 @@ impl ContactStore for DynamoStore {
         instance_id: &InstanceId,
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError> {
-        let Some(mut item) = self.contacts_item(instance_id, contact_id.as_str()).await? else {
-            return Ok(None);
-        };
-        if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
-            // A link always names a contact, never another link: merges repoint every link.
-            return match self.contacts_item(instance_id, &target).await? {
-                Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
-                Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
-                None => Ok(None),
-            };
+        let item = self.contacts_item(instance_id, contact_id.as_str()).await?;
+        self.resolved(instance_id, item).await
+    }
+
+    /// One `BatchGetItem`: the identifiers' contacts items, read consistently, and the claim,
+    /// read eventually consistently (half the units): a claim only ever appears (until it
+    /// expires), so a stale read can miss one, which the transaction then refuses, but never
+    /// show one that is not held.
+    async fn load_for_event(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+        claim: &DedupeClaim,
+    ) -> Result<EventRead, StoreError> {
+        let mut keys: Vec<Item> = Vec::new();
+        for identifier in identifiers {
+            let key = key(&[
+                ("instance_id", instance_id.as_str()),
+                ("contact_id", identifier.as_str()),
+            ]);
+            // BatchGetItem refuses a key named twice.
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
         }
-        from_item(item).map(Some)
+        let reads = vec![
+            BatchRead {
+                table: &self.tables.contacts,
+                keys,
+                consistent: true,
+            },
+            BatchRead {
+                table: &self.tables.dedupe,
+                keys: vec![key(&[("dedupe_key", &claim.key)])],
+                consistent: false,
+            },
+        ];
+        let mut found = batch_get(&self.client, reads).await?;
+        let claimed = found
+            .remove(&self.tables.dedupe)
+            .unwrap_or_default()
+            .iter()
+            .any(|item| match item.get("expires_at") {
+                Some(AttributeValue::N(expiry)) => expiry
+                    .parse::<i64>()
+                    .is_ok_and(|expiry| expiry >= claim.now.unix_seconds()),
+                _ => false,
+            });
+        let mut items = found.remove(&self.tables.contacts).unwrap_or_default();
+        let mut contacts = Vec::with_capacity(identifiers.len());
+        for identifier in identifiers {
+            let item = items
+                .iter()
+                .position(|item| {
+                    matches!(item.get("contact_id"), Some(AttributeValue::S(id)) if id == identifier.as_str())
+                })
+                .map(|at| items.swap_remove(at));
+            contacts.push(self.resolved(instance_id, item).await?);
+        }
+        Ok(EventRead { contacts, claimed })
     }
 
     async fn commit_identity(
@@ -250,13 +386,41 @@ impl ContactStore for DynamoStore {
         }
     }
 
-    /// One transaction per contact: a page of 500 would exceed a transaction's 100 items, and
-    /// one conflict must fail only its own contact.
+    /// Transactions of up to 100 items: as many contacts as fit beside one combined counter
+    /// update per day they count on. A contact that changed since it was read cancels its
+    /// transaction, which then runs again without it, so one conflict fails only its own
+    /// contact; every contact still commits with its counters or not at all.
     async fn update_contacts(
         &self,
         updates: &[ContactUpdate],
     ) -> Result<Vec<CommitOutcome>, StoreError> {
-        crate::contact::store::update_each(self, updates).await
+        let mut outcomes = vec![CommitOutcome::VersionConflict; updates.len()];
+        let mut batch: Vec<usize> = Vec::new();
+        let (mut days, mut bytes) = (BTreeSet::new(), 0);
+        for (index, update) in updates.iter().enumerate() {
+            let size = serde_json::to_vec(&update.contact)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .len();
+            let own: BTreeSet<(&str, &str)> = update
+                .counters
+                .iter()
+                .map(|bump| (bump.instance_id.as_str(), bump.day.as_str()))
+                .collect();
+            let fits = batch.len() + 1 + days.union(&own).count() <= MAX_TRANSACTION_ITEMS
+                && bytes + size <= MAX_TRANSACTION_BYTES;
+            if !fits && !batch.is_empty() {
+                self.update_batch(updates, std::mem::take(&mut batch), &mut outcomes)
+                    .await?;
+                (days, bytes) = (BTreeSet::new(), 0);
+            }
+            batch.push(index);
+            days.extend(own);
+            bytes += size;
+        }
+        if !batch.is_empty() {
+            self.update_batch(updates, batch, &mut outcomes).await?;
+        }
+        Ok(outcomes)
     }
 
     async fn list_contacts(

@@ -7,8 +7,13 @@
 //! - conversions: `conversion_key` (hash); index `by_contact`: `contact_key` +
 //!   `converted_key` (`converted_at#conversion_key`), set only on conversions whose contact is
 //!   known (a sparse index);
-//! - report: `dimension` (hash) + `row` (`day#currency#shard#key`), with `day`, `currency` and
-//!   `key` as attributes and the numbers `sends`, `clicks`, `conversions` and `revenue`.
+//! - report: `dimension` (hash, `dimension#day`) + `row` (`currency#shard#key`), with `day`,
+//!   `currency` and `key` as attributes and the numbers `sends`, `clicks`, `conversions` and
+//!   `revenue`: one partition per grouping and day, so a hot campaign's day shares its
+//!   partition with no other day (and none of today's writes land on a past day's). Rows
+//!   written before this layout stay under `dimension` = the bare grouping with `row` =
+//!   `day#currency#shard#key`; they no longer change, and a report reads them with one more
+//!   `Query` (a dual read: no copy, and no window in which a row counts twice or not at all).
 //!
 //! Every send, click and conversion is written in one transaction with its report counters.
 //! A counter row is split over [`REPORT_SHARDS`] items, one picked at random per write, so
@@ -28,9 +33,9 @@ use crate::revenue::{
 use crate::store::StoreError;
 use crate::store::dynamo::Client;
 use crate::store::dynamo::toolkit::{
-    Item, TableIndex, TableSpec, cancelled, conditional_put, create_tables, from_item, get_item,
-    is_conditional_failure, is_conflict, key, number, query_items, record, store_over, string,
-    table_names, to_item, transact, unavailable, warm_up,
+    Item, MAX_ATTEMPTS, TableIndex, TableSpec, backoff, cancelled, conditional_put, create_tables,
+    from_item, get_item, is_conditional_failure, is_conflict, key, number, query_items, record,
+    store_over, string, table_names, to_item, transact, unavailable, warm_up,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -38,7 +43,6 @@ use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::time::Duration;
 
 table_names!(
     /// The DynamoDB tables of the revenue store.
@@ -66,12 +70,30 @@ pub(super) const CONVERTED_KEY: &str = "converted_key";
 
 /// Items each report counter row is spread over.
 pub const REPORT_SHARDS: u8 = 8;
+
+/// A report reads one partition a day; this many side by side.
+const REPORT_READS_AT_ONCE: usize = 16;
+
+/// The report partition of `dimension`'s rows of `day`.
+fn report_partition(dimension: Dimension, day: &str) -> String {
+    format!("{}#{day}", dimension.as_str())
+}
+
+/// Every day from `first_day` to `last_day` (`YYYY-MM-DD`, both included).
+fn days_between(first_day: &str, last_day: &str) -> Result<Vec<String>, StoreError> {
+    let parse = |day: &str| {
+        chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+            .map_err(|_| StoreError::Corrupt(format!("report day {day:?}")))
+    };
+    let (first, last) = (parse(first_day)?, parse(last_day)?);
+    Ok(first
+        .iter_days()
+        .take_while(|day| *day <= last)
+        .map(|day| day.format("%Y-%m-%d").to_string())
+        .collect())
+}
 /// Sends of one `create_sends` call written at once.
 const CONCURRENT_SENDS: usize = 8;
-/// Tries of a transaction that keeps conflicting with others before the store gives up.
-const MAX_ATTEMPTS: u32 = 5;
-/// The longest pause before the first retry; it doubles with each retry after.
-const FIRST_BACKOFF_MS: u64 = 20;
 
 store_over!(
     /// The revenue store on DynamoDB.
@@ -126,13 +148,6 @@ fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, St
     })
 }
 
-/// A random pause before retry `retry` (1, 2, …): up to [`FIRST_BACKOFF_MS`] doubled each time,
-/// at least half of that.
-fn backoff(retry: u32) -> Duration {
-    let ceiling = FIRST_BACKOFF_MS << retry.saturating_sub(1).min(6);
-    Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
-}
-
 impl DynamoRevenueStore {
     /// Opens the client's first connection (DNS, TCP, TLS) with one read of a key that never
     /// exists, so the first request after a cold start does not pay for it. Errors are left to
@@ -165,18 +180,41 @@ impl DynamoRevenueStore {
         create_tables(&self.client, &tables).await
     }
 
+    /// A consistent `Query` of one report partition, all of it or the rows of `range`.
+    fn report_query(
+        &self,
+        partition: &str,
+        range: Option<(&str, &str)>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.report)
+            .expression_attribute_names("#dimension", "dimension")
+            .expression_attribute_values(":dimension", string(partition))
+            .consistent_read(true);
+        match range {
+            None => query.key_condition_expression("#dimension = :dimension"),
+            Some((first, last)) => query
+                .key_condition_expression(
+                    "#dimension = :dimension AND #row BETWEEN :first AND :last",
+                )
+                .expression_attribute_names("#row", "row")
+                .expression_attribute_values(":first", string(first))
+                .expression_attribute_values(":last", string(last)),
+        }
+    }
+
     /// Adds `bump` to one shard of its counter row.
     fn report_update(&self, bump: &ReportBump) -> Result<TransactWriteItem, StoreError> {
         let shard = rand::random_range(0..REPORT_SHARDS);
-        let row = format!(
-            "{}#{}#{shard}#{}",
-            bump.day,
-            bump.currency.as_str(),
-            bump.key
-        );
+        let row = format!("{}#{shard}#{}", bump.currency.as_str(), bump.key);
         let update = Update::builder()
             .table_name(&self.tables.report)
-            .key("dimension", string(bump.dimension.as_str()))
+            .key(
+                "dimension",
+                string(&report_partition(bump.dimension, &bump.day)),
+            )
             .key("row", string(&row))
             .update_expression(
                 "SET #day = :day, #currency = :currency, #key = :key \
@@ -560,28 +598,38 @@ impl RevenueStore for DynamoRevenueStore {
         if first_day > last_day {
             return Ok(Vec::new());
         }
-        // Every row of `last_day` sorts before `last_day#~`: currencies are letters.
-        let last = format!("{last_day}#~");
-        let query = self
-            .client
-            .query()
-            .table_name(&self.tables.report)
-            .key_condition_expression("#dimension = :dimension AND #row BETWEEN :first AND :last")
-            .expression_attribute_names("#dimension", "dimension")
-            .expression_attribute_names("#row", "row")
-            .expression_attribute_values(":dimension", string(dimension.as_str()))
-            .expression_attribute_values(":first", string(first_day))
-            .expression_attribute_values(":last", string(&last))
-            .consistent_read(true);
+        let days = days_between(first_day, last_day)?;
+        // Every row of `last_day` in the old layout sorts before `last_day#~`: currencies are
+        // letters.
+        let legacy = self.report_query(
+            dimension.as_str(),
+            Some((first_day, &format!("{last_day}#~"))),
+        );
+        let mut queries: Vec<_> = days
+            .iter()
+            .map(|day| self.report_query(&report_partition(dimension, day), None))
+            .collect();
+        queries.push(legacy);
+        let parts: Vec<Vec<Item>> =
+            futures::stream::iter(queries.into_iter().map(|query| async move {
+                let mut items = Vec::new();
+                query_items(query, |item| {
+                    items.push(item);
+                    Ok(ControlFlow::Continue(()))
+                })
+                .await?;
+                Ok::<_, StoreError>(items)
+            }))
+            .buffer_unordered(REPORT_READS_AT_ONCE)
+            .try_collect()
+            .await?;
         let mut counters = Vec::new();
-        query_items(query, |item| {
+        for item in parts.into_iter().flatten() {
             let counter = report_counter(dimension, &item)?;
             if counter.day.as_str() >= first_day && counter.day.as_str() <= last_day {
                 counters.push(counter);
             }
-            Ok(ControlFlow::Continue(()))
-        })
-        .await?;
+        }
         Ok(counters)
     }
 }

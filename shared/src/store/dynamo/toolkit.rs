@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem,
 };
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -93,6 +93,45 @@ pub(super) async fn get_item(
     Ok(output.item)
 }
 
+/// The keys one `BatchGetItem` reads from one table, and how.
+pub(super) struct BatchRead<'a> {
+    pub table: &'a str,
+    pub keys: Vec<Item>,
+    pub consistent: bool,
+}
+
+/// Every item `reads` name that exists, by table, in one `BatchGetItem` (more only for the
+/// keys DynamoDB leaves unprocessed, which are asked again). At most 100 keys in all.
+pub(super) async fn batch_get(
+    client: &Client,
+    reads: Vec<BatchRead<'_>>,
+) -> Result<HashMap<String, Vec<Item>>, StoreError> {
+    let mut pending: HashMap<String, KeysAndAttributes> = HashMap::new();
+    for read in reads {
+        let keys = KeysAndAttributes::builder()
+            .set_keys(Some(read.keys))
+            .consistent_read(read.consistent)
+            .build()
+            .map_err(unavailable)?;
+        pending.insert(read.table.to_owned(), keys);
+    }
+    let mut found: HashMap<String, Vec<Item>> = HashMap::new();
+    while !pending.is_empty() {
+        let output = client
+            .batch_get_item()
+            .set_request_items(Some(std::mem::take(&mut pending)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        for (table, items) in output.responses.unwrap_or_default() {
+            found.entry(table).or_default().extend(items);
+        }
+        pending = output.unprocessed_keys.unwrap_or_default();
+        pending.retain(|_, keys| !keys.keys().is_empty());
+    }
+    Ok(found)
+}
+
 /// Opens the client's first connection (DNS, TCP, TLS) with one read of a key that never
 /// exists, so the first request after a cold start does not pay for it. Errors are left to
 /// that request.
@@ -155,6 +194,18 @@ pub(super) async fn transact(
         },
         Err(other) => Err(unavailable(other)),
     }
+}
+
+/// Tries of a transaction that keeps conflicting with others before the store gives up.
+pub(super) const MAX_ATTEMPTS: u32 = 5;
+/// The longest pause before the first retry; it doubles with each retry after.
+const FIRST_BACKOFF_MS: u64 = 20;
+
+/// A random pause before retry `retry` (1, 2, …): up to [`FIRST_BACKOFF_MS`] doubled each time,
+/// at least half of that.
+pub(super) fn backoff(retry: u32) -> std::time::Duration {
+    let ceiling = FIRST_BACKOFF_MS << retry.saturating_sub(1).min(6);
+    std::time::Duration::from_millis(rand::random_range(ceiling / 2..=ceiling))
 }
 
 /// A transaction cancelled for a reason other than its conditions: a fault to retry.

@@ -4,8 +4,8 @@
 use crate::contact::Contact;
 use crate::contact::counters::CounterBump;
 use crate::contact::store::{
-    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, IdentityCommit,
-    listing_position,
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, EventRead,
+    IdentityCommit, listing_position,
 };
 use crate::ids::{ContactId, InstanceId};
 use crate::store::embedded::{
@@ -15,7 +15,7 @@ use crate::store::embedded::{
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use crate::time::Timestamp;
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{AccessGuard, Database, ReadTransaction, ReadableTable, WriteTransaction};
 use serde::Deserialize;
 
 /// The fields of a stored contact that a write checks, read without building the rest.
@@ -106,11 +106,40 @@ fn is_linked(txn: &WriteTransaction, key: (&str, &str)) -> Result<bool, StoreErr
 
 fn claim_held(txn: &WriteTransaction, claim: &DedupeClaim) -> Result<bool, StoreError> {
     let dedupe = txn.open_table(DEDUPE).map_err(unavailable)?;
-    let held = dedupe
-        .get(claim.key.as_str())
-        .map_err(unavailable)?
-        .is_some_and(|expiry| expiry.value() >= claim.now.unix_seconds());
-    Ok(held)
+    Ok(held(
+        dedupe.get(claim.key.as_str()).map_err(unavailable)?,
+        claim,
+    ))
+}
+
+/// Whether a stored claim's expiry (`expiry`, if any) still holds `claim`.
+fn held(expiry: Option<AccessGuard<'_, i64>>, claim: &DedupeClaim) -> bool {
+    expiry.is_some_and(|expiry| expiry.value() >= claim.now.unix_seconds())
+}
+
+/// The contact `contact_id` names in `txn`: its own, or the one its link points at.
+fn resolve(
+    txn: &ReadTransaction,
+    instance_id: &InstanceId,
+    contact_id: &ContactId,
+) -> Result<Option<Contact>, StoreError> {
+    let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+    let instance = instance_id.as_str();
+    let mut found = contacts
+        .get((instance, contact_id.as_str()))
+        .map_err(unavailable)?;
+    if found.is_none() {
+        let links = txn.open_table(LINKS).map_err(unavailable)?;
+        if let Some(target) = links
+            .get((instance, contact_id.as_str()))
+            .map_err(unavailable)?
+        {
+            found = contacts
+                .get((instance, target.value()))
+                .map_err(unavailable)?;
+        }
+    }
+    found.map(|bytes| decode(bytes.value())).transpose()
 }
 
 fn hold_claim(txn: &WriteTransaction, claim: &DedupeClaim) -> Result<(), StoreError> {
@@ -232,23 +261,24 @@ impl ContactStore for EmbeddedStore {
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
-        let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
-        let instance = instance_id.as_str();
-        let mut found = contacts
-            .get((instance, contact_id.as_str()))
-            .map_err(unavailable)?;
-        if found.is_none() {
-            let links = txn.open_table(LINKS).map_err(unavailable)?;
-            if let Some(target) = links
-                .get((instance, contact_id.as_str()))
-                .map_err(unavailable)?
-            {
-                found = contacts
-                    .get((instance, target.value()))
-                    .map_err(unavailable)?;
-            }
-        }
-        found.map(|bytes| decode(bytes.value())).transpose()
+        resolve(&txn, instance_id, contact_id)
+    }
+
+    /// One read transaction: the contacts and the claim as of one instant.
+    async fn load_for_event(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+        claim: &DedupeClaim,
+    ) -> Result<EventRead, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let contacts = identifiers
+            .iter()
+            .map(|identifier| resolve(&txn, instance_id, identifier))
+            .collect::<Result<_, _>>()?;
+        let dedupe = txn.open_table(DEDUPE).map_err(unavailable)?;
+        let claimed = held(dedupe.get(claim.key.as_str()).map_err(unavailable)?, claim);
+        Ok(EventRead { contacts, claimed })
     }
 
     async fn commit_identity(
