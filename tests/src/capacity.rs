@@ -26,7 +26,6 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
-use shared::matching::MatchGate;
 use shared::matching::QueueWorker;
 use shared::queue::JobQueue;
 use shared::queue::sqs::SqsQueue;
@@ -422,7 +421,6 @@ pub enum Operation {
     NewContactMetaAd,
     NewContactPrefilled,
     MatchJob,
-    NewContactPrefilledNoRules,
     LaterMessage,
     DuplicateDelivery,
     StatusOnlyDelivery,
@@ -438,11 +436,10 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 16] = [
+    pub const ALL: [Operation; 15] = [
         Operation::NewContactMetaAd,
         Operation::NewContactPrefilled,
         Operation::MatchJob,
-        Operation::NewContactPrefilledNoRules,
         Operation::LaterMessage,
         Operation::DuplicateDelivery,
         Operation::StatusOnlyDelivery,
@@ -464,10 +461,6 @@ impl Operation {
             Operation::NewContactMetaAd => ("new contact, Meta ad referral", "webhook"),
             Operation::NewContactPrefilled => ("new contact, pre-filled text", "webhook"),
             Operation::MatchJob => ("its match job", "matcher"),
-            Operation::NewContactPrefilledNoRules => (
-                "new contact, pre-filled text, instance without rules or widget",
-                "webhook",
-            ),
             Operation::LaterMessage => ("later message of a known contact", "webhook"),
             Operation::DuplicateDelivery => ("duplicate delivery", "webhook"),
             Operation::StatusOnlyDelivery => ("status-only delivery", "webhook"),
@@ -487,8 +480,6 @@ impl Operation {
 const INSTANCE: &str = "106540352242922";
 const WEB_INSTANCE: &str = "200000000000001";
 const LISTED_INSTANCE: &str = "200000000000002";
-/// An instance with neither a rule nor a widget: its first messages queue no match job.
-const BARE_INSTANCE: &str = "200000000000003";
 const SHOP: &str = "https://shop.example";
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64)";
 const VISITOR: SocketAddr = SocketAddr::new(
@@ -516,15 +507,7 @@ impl Container {
         .with_revenue(stores.revenue.clone());
         matcher.attach_queue(queue.clone());
         Self {
-            // As the webhook's Lambda wires it (functions/webhook/src/main.rs).
-            webhook: webhook_app_with_queue(
-                stores.contacts.clone(),
-                Arc::new(MatchGate::new(
-                    queue.clone(),
-                    stores.rules.clone(),
-                    stores.widgets.clone(),
-                )),
-            ),
+            webhook: webhook_app_with_queue(stores.contacts.clone(), queue.clone()),
             rules: rules_app_with_queue(stores, queue),
             routers: function_routers(stores),
             matcher,
@@ -762,18 +745,6 @@ impl Rig {
             Operation::NewContactPrefilled => {
                 self.metered(container.deliver(&prefilled(&contact(15_550_200_000))))
                     .await
-            }
-            Operation::NewContactPrefilledNoRules => {
-                let wa_id = contact(15_550_250_000);
-                let body = whatsapp_message(
-                    BARE_INSTANCE,
-                    &wa_id,
-                    &format!("wamid.b{wa_id}"),
-                    at,
-                    "Hi, I saw your TikTok ad!",
-                    None,
-                );
-                self.metered(container.deliver(&body)).await
             }
             Operation::MatchJob => {
                 self.setup

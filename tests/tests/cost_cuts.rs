@@ -1,29 +1,23 @@
-//! What a delivery must not cost, shown through the routes on every store: a duplicate is
-//! known from the read that precedes any write and answered without one, and a status-only
-//! delivery touches no store at all (a store whose every write fails, its answer lost after it
-//! took effect, or refused, tells them apart from a write that happened: the route would answer
-//! 503); a first message on an instance with no enabled rule and no widget queues no match job
-//! (the webhook's queue behind `MatchGate`, as its Lambda wires it), and a rule made later
-//! reaches that contact through a backfill. The DynamoDB units and round trips themselves are
-//! held by the count check (`tests/tests/capacity.rs`).
+//! What a delivery must not cost, shown through the webhook's route on every store: a duplicate
+//! is known from the read that precedes any write and answered without one, and a status-only
+//! delivery touches no store at all. A store whose every write fails (its answer lost after it
+//! took effect, or refused) tells the two apart from a write that happened: the route would
+//! answer 503. The DynamoDB units and round trips themselves are held by the count check
+//! (`tests/tests/capacity.rs`); the report rows' day partitions are checked on DynamoDB.
 
 use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
-use shared::matching::MatchGate;
 use shared::store::{FaultInjectingStore, FaultMode, FaultPlan};
 use std::sync::Arc;
-use std::time::Duration;
+
+const INSTANCE: &str = "106540352242922";
 
 on_every_store!(
     a_duplicate_delivery_is_answered_without_a_write,
     a_status_only_delivery_touches_no_store,
-    no_match_job_without_an_enabled_rule_or_a_widget_and_a_later_rule_backfills_the_contact,
-    a_widget_alone_still_queues_the_match_job,
 );
-
-const INSTANCE: &str = "106540352242922";
 
 /// The webhook over `store` behind a fault plan that starts with no faults.
 fn faulty_webhook(store: Arc<dyn ContactStore>) -> (axum::Router, Arc<FaultPlan>) {
@@ -75,115 +69,10 @@ async fn a_status_only_delivery_touches_no_store(backend: Backend) {
     assert_eq!(answer["applied"], 0, "{answer}");
 }
 
-/// The webhook with its queue behind the gate, over `stores`, recording what passes.
-fn gated_webhook(stores: &Stores) -> (axum::Router, Arc<RecordingQueue>) {
-    let queue = Arc::new(RecordingQueue::default());
-    let gate = MatchGate::new(queue.clone(), stores.rules.clone(), stores.widgets.clone());
-    (
-        webhook_app_with_queue(stores.contacts.clone(), Arc::new(gate)),
-        queue,
-    )
-}
-
-async fn prefilled(webhook: &axum::Router, instance: &str, wa_id: &str, at: i64) -> Value {
-    let body = whatsapp_message(
-        instance,
-        wa_id,
-        &format!("wamid.{wa_id}"),
-        at,
-        "Hi, I saw your TikTok ad!",
-        None,
-    );
-    let (status, report) = call(webhook, signed_delivery(&body)).await;
-    assert_eq!(status, StatusCode::OK, "{report}");
-    report
-}
-
 async fn admin(app: &axum::Router, method: &str, path: &str, body: Value) -> Value {
     let (status, answer) = call(app, admin_request(method, path, Some(body))).await;
     assert!(status.is_success(), "{path}: {status} {answer}");
     answer
-}
-
-async fn no_match_job_without_an_enabled_rule_or_a_widget_and_a_later_rule_backfills_the_contact(
-    backend: Backend,
-) {
-    let Some((stores, _guard)) = fresh_stores(backend).await else {
-        return;
-    };
-    // The admin API, the backfill and its matcher of the local server, over the same stores.
-    let engine = engine_app(&stores);
-    let (webhook, queue) = gated_webhook(&stores);
-    let now = chrono::Utc::now().timestamp();
-    let rules = format!("/instances/{INSTANCE}/rules");
-
-    prefilled(&webhook, INSTANCE, "15550001001", now - 3_600).await;
-    // A disabled rule matches nothing either.
-    let disabled = json!({"name": "TikTok", "platform": "tiktok", "enabled": false,
-        "match": {"kind": "contains", "pattern": "tiktok"}});
-    let disabled = admin(&engine.app, "POST", &rules, disabled).await;
-    prefilled(&webhook, INSTANCE, "15550001002", now - 1_800).await;
-    assert_eq!(queue.job_count(), 0, "no job could decide anything");
-    for wa_id in ["15550001001", "15550001002"] {
-        let unchecked = contact(&engine.app, INSTANCE, wa_id).await.expect("stored");
-        assert!(unchecked.get("rules_checked_at").is_none(), "{unchecked}");
-        assert!(unchecked["acquisition"].is_null(), "{unchecked}");
-    }
-
-    // Enabling it is seen by the very next first message.
-    let mut enabled = disabled.clone();
-    enabled["enabled"] = json!(true);
-    let rule_id = disabled["id"].as_str().unwrap();
-    admin(&engine.app, "PUT", &format!("{rules}/{rule_id}"), enabled).await;
-    prefilled(&webhook, INSTANCE, "15550001003", now - 60).await;
-    let jobs = queue.match_jobs();
-    assert_eq!(jobs.len(), 1, "{jobs:?}");
-    assert_eq!(jobs[0].contact_id.as_str(), "15550001003");
-
-    // The contacts left unchecked are reached by a backfill.
-    let path = format!("/instances/{INSTANCE}/backfill");
-    let started = admin(
-        &engine.app,
-        "POST",
-        &path,
-        json!({"days": 7, "dry_run": false}),
-    )
-    .await;
-    let job_path = format!("{path}/{}", started["job_id"].as_str().unwrap());
-    let mut job = Value::Null;
-    for _ in 0..400 {
-        job = call(&engine.app, admin_get(&job_path)).await.1;
-        if job["status"] == "done" || job["status"] == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(job["status"], "done", "{job}");
-    for wa_id in ["15550001001", "15550001002", "15550001003"] {
-        let attributed = contact(&engine.app, INSTANCE, wa_id).await.expect("stored");
-        assert_eq!(attributed["acquisition"]["kind"], "rule", "{attributed}");
-        assert_eq!(
-            attributed["acquisition"]["rule_id"], rule_id,
-            "{attributed}"
-        );
-    }
-}
-
-async fn a_widget_alone_still_queues_the_match_job(backend: Backend) {
-    let Some((stores, _guard)) = fresh_stores(backend).await else {
-        return;
-    };
-    let (webhook, queue) = gated_webhook(&stores);
-    // Its ref codes can only be known to the matcher.
-    configure_widget(&rules_app(&stores), INSTANCE, &["https://shop.example"]).await;
-    prefilled(
-        &webhook,
-        INSTANCE,
-        "15550002001",
-        chrono::Utc::now().timestamp(),
-    )
-    .await;
-    assert_eq!(queue.job_count(), 1);
 }
 
 /// Report counter rows on DynamoDB: a send's rows land in one partition per grouping and day

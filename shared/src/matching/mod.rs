@@ -4,12 +4,10 @@
 
 pub mod backfill;
 mod first_message;
-mod gate;
 mod rules_cache;
 mod worker;
 
 pub use first_message::MatchOutcome;
-pub use gate::{MatchGate, WANTED_FOR};
 pub use worker::QueueWorker;
 
 use crate::contact::store::{ContactStore, ContactUpdate};
