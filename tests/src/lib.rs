@@ -275,6 +275,7 @@ pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQu
         &secrets().admin_keys,
         store,
         Arc::new(NoErasure),
+        Arc::new(NoSpend),
     ));
     shared::http::serve_json_errors(webhook.merge(contacts))
 }
@@ -288,6 +289,33 @@ impl ErasureStore for NoErasure {
         Err(StoreError::Unavailable(
             "no erasure store in this test".to_owned(),
         ))
+    }
+}
+
+/// A spend store for tests about Meta deliveries only: it names no ad and stores nothing.
+pub struct NoSpend;
+
+#[async_trait::async_trait]
+impl shared::spend::store::SpendStore for NoSpend {
+    async fn upsert_spend(
+        &self,
+        _: &[shared::spend::SpendRow],
+    ) -> Result<shared::spend::Upserted, StoreError> {
+        Err(StoreError::Unavailable(
+            "no spend store in this test".to_owned(),
+        ))
+    }
+
+    async fn load_spend(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<shared::spend::SpendRow>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn ad_names(&self, _: &[String]) -> Result<Vec<shared::spend::AdNames>, StoreError> {
+        Ok(Vec::new())
     }
 }
 
@@ -321,6 +349,7 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
         keys,
         stores.contacts.clone(),
         stores.erasure.clone(),
+        stores.spend.clone(),
     ))
 }
 

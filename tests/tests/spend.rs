@@ -575,3 +575,61 @@ on_every_store!(
     the_meta_pull_follows_the_pages_and_retries_the_rate_limit,
     a_token_error_is_told_clearly_and_writes_nothing,
 );
+
+mod ad_names {
+    use super::*;
+
+    async fn a_ctwa_contact_shows_its_ads_names_on_reads_and_listings(backend: Backend) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let engine = engine_app(&stores);
+        let app = &engine.app;
+        let now = shared::time::Timestamp::now();
+        for (n, ad) in ["120230011223344556", "999"].into_iter().enumerate() {
+            let delivery = whatsapp_message(
+                "111",
+                &format!("1650555100{n}"),
+                &format!("wamid.names{n}"),
+                now.unix_seconds() - n as i64,
+                "hi",
+                Some(ctwa_referral(ad)),
+            );
+            deliver_until_accepted(app, &delivery).await;
+        }
+        let row = json!([{"date": now.day(), "platform": "meta", "campaign": "CTWA Verao", "ad_set": "Sudeste 25-44",
+                          "ad_id": "120230011223344556", "ad_name": "Video A", "spend": "1", "currency": "BRL"}]);
+        let (status, _) = call(app, admin_request("POST", "/spend", Some(row))).await;
+        assert_eq!(status, StatusCode::OK);
+        let read = contact(app, "111", "16505551000").await.unwrap();
+        let acquisition = &read["acquisition"];
+        assert_eq!(acquisition["ad_id"], "120230011223344556");
+        assert_eq!(acquisition["ad_name"], "Video A");
+        assert_eq!(acquisition["ad_set_name"], "Sudeste 25-44");
+        assert_eq!(acquisition["campaign_name"], "CTWA Verao");
+        let (status, listing) = call(app, admin_get("/instances/111/contacts")).await;
+        assert_eq!(status, StatusCode::OK, "{listing}");
+        let listed = listing["contacts"].as_array().unwrap();
+        assert_eq!(listed.len(), 2);
+        let named: Vec<(&str, Value)> = listed
+            .iter()
+            .map(|c| {
+                (
+                    c["acquisition"]["ad_id"].as_str().unwrap(),
+                    c["acquisition"]["ad_name"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("120230011223344556", json!("Video A")),
+                ("999", Value::Null)
+            ],
+            "an ad no spend row named has no names"
+        );
+        assert!(listed[1]["acquisition"].get("campaign_name").is_none());
+    }
+
+    on_every_store!(a_ctwa_contact_shows_its_ads_names_on_reads_and_listings);
+}

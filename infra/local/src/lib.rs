@@ -139,6 +139,7 @@ pub fn engine_with_matcher(
         &secrets.admin_keys,
         stores.contacts.clone(),
         stores.erasure.clone(),
+        stores.spend.clone(),
     ));
     let revenue = revenue::router(revenue::RevenueState::new(
         secrets,

@@ -270,6 +270,53 @@ pub fn rows_from_json(body: &[u8]) -> Result<Vec<SpendRow>, FieldError> {
         .collect()
 }
 
+/// The Meta ad ids `contacts` were acquired by, each once, at most
+/// [`store::MAX_AD_LOOKUP`].
+pub fn acquisition_ad_ids(contacts: &[crate::contact::Contact]) -> Vec<String> {
+    let ids: std::collections::BTreeSet<String> = contacts
+        .iter()
+        .filter_map(|contact| match &contact.acquisition {
+            Some(crate::contact::Acquisition::MetaAd(referral)) => referral.ad_id.clone(),
+            _ => None,
+        })
+        .collect();
+    ids.into_iter().take(store::MAX_AD_LOOKUP).collect()
+}
+
+/// The names of the ads that acquired `contacts` (a page of them), by ad id: one lookup.
+pub async fn names_for_contacts(
+    store: &dyn store::SpendStore,
+    contacts: &[crate::contact::Contact],
+) -> Result<std::collections::BTreeMap<String, AdNames>, crate::store::StoreError> {
+    let ids = acquisition_ad_ids(contacts);
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let names = store.ad_names(&ids).await?;
+    Ok(names
+        .into_iter()
+        .map(|names| (names.ad_id.clone(), names))
+        .collect())
+}
+
+/// Adds the names of the contact view's ad (`acquisition.ad_name`, `ad_set_name`,
+/// `campaign_name`) when a spend row named it.
+pub fn name_ad(view: &mut Value, names: &std::collections::BTreeMap<String, AdNames>) {
+    let acquisition = &mut view["acquisition"];
+    let known = acquisition["kind"] == "meta_ad";
+    let Some(names) = acquisition["ad_id"]
+        .as_str()
+        .filter(|_| known)
+        .and_then(|id| names.get(id))
+    else {
+        return;
+    };
+    let names = names.clone();
+    acquisition["ad_name"] = names.ad_name.into();
+    acquisition["ad_set_name"] = names.ad_set_name.into();
+    acquisition["campaign_name"] = names.campaign_name.into();
+}
+
 /// What storing a batch of rows did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Upserted {
