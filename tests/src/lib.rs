@@ -384,6 +384,7 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>)
         stores.jobs.clone(),
         queue,
         stores.instances.clone(),
+        stores.spend.clone(),
     ))
 }
 

@@ -9,14 +9,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::contact::store::ContactStore;
 use shared::fields::FieldError;
 use shared::http::{ApiError, Body, Query, admin_routes};
 use shared::instances::InstanceStore;
 use shared::revenue::store::RevenueStore;
 use shared::secret::AdminKeys;
-use shared::spend::import::{ExportFormat, parse_export};
+use shared::spend::import::{ExportFormat, Imported, import_into};
 use shared::spend::insights::{DEFAULT_DAYS, MAX_DAYS, SyncError};
 use shared::spend::report::{self, AdsReport, AdsRequest, AdsSources};
 use shared::spend::store::SpendStore;
@@ -99,43 +99,15 @@ struct ImportQuery {
     platform: Option<String>,
 }
 
-/// The platform of `platform=`, refused as the API refuses it.
-pub fn import_format(platform: Option<&str>) -> Result<ExportFormat, FieldError> {
-    platform
-        .and_then(ExportFormat::parse)
-        .ok_or_else(|| FieldError::new("platform", "must be one of google, meta, tiktok"))
-}
-
-/// What importing `file` as `format` did: rows stored, lines skipped with their reasons. The
-/// API and the dashboard's import form answer it alike.
-pub async fn import_file(
-    store: &dyn SpendStore,
-    format: ExportFormat,
-    file: &[u8],
-) -> Result<Value, ApiError> {
-    let parsed = parse_export(format, file)?;
-    let upserted = store.upsert_spend(&parsed.rows).await?;
-    tracing::info!(
-        rows = parsed.rows.len(),
-        skipped = parsed.skipped.len(),
-        "spend imported"
-    );
-    Ok(json!({
-        "imported": upserted.imported,
-        "replaced": upserted.replaced,
-        "skipped": parsed.skipped,
-    }))
-}
-
 /// An export as downloaded, as the raw body.
 async fn import_spend(
     State(state): State<Arc<SpendState>>,
     Query(query): Query<ImportQuery>,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
-    let format = import_format(query.platform.as_deref())?;
+) -> Result<Json<Imported>, ApiError> {
+    let format = ExportFormat::from_param(query.platform.as_deref())?;
     Ok(Json(
-        import_file(state.stores.spend.as_ref(), format, &body).await?,
+        import_into(state.stores.spend.as_ref(), format, &body).await?,
     ))
 }
 

@@ -160,6 +160,7 @@ pub fn engine_with_matcher(
         stores.jobs.clone(),
         match_queue.clone(),
         stores.instances.clone(),
+        stores.spend.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(

@@ -6,7 +6,7 @@ use crate::ingest::IngestError;
 use crate::matching::backfill::StartError;
 use crate::meta::{PayloadError, SignatureError};
 use crate::queue::QueueError;
-use crate::spend::import::ImportError;
+use crate::spend::import::ImportFailure;
 use crate::spend::insights::{InsightsError, SyncError};
 use crate::stats::InvalidDays;
 use crate::store::StoreError;
@@ -287,9 +287,12 @@ impl From<SignatureError> for ApiError {
     }
 }
 
-impl From<ImportError> for ApiError {
-    fn from(error: ImportError) -> Self {
-        Self::bad_request("unusable_file", error.to_string())
+impl From<ImportFailure> for ApiError {
+    fn from(error: ImportFailure) -> Self {
+        match error {
+            ImportFailure::File(file) => Self::bad_request("unusable_file", file.to_string()),
+            ImportFailure::Store(store) => store.into(),
+        }
     }
 }
 

@@ -21,6 +21,13 @@ pub enum ExportFormat {
 }
 
 impl ExportFormat {
+    /// The format a `platform` parameter or form field names, refused as the API refuses it.
+    pub fn from_param(text: Option<&str>) -> Result<Self, crate::fields::FieldError> {
+        text.and_then(Self::parse).ok_or_else(|| {
+            crate::fields::FieldError::new("platform", "must be one of google, meta, tiktok")
+        })
+    }
+
     /// The format a `platform=` parameter names.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
@@ -156,6 +163,47 @@ pub enum ImportError {
     /// A header, but no line gave a row.
     #[error("no usable row; skipped: {0}")]
     NoRows(String),
+}
+
+/// Why an import stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFailure {
+    /// The file gave no row.
+    #[error(transparent)]
+    File(#[from] ImportError),
+    /// The store refused the rows.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What an import did: `{"imported", "replaced", "skipped"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Imported {
+    /// Rows new and rows replaced.
+    #[serde(flatten)]
+    pub upserted: crate::spend::Upserted,
+    /// Lines that gave no row, with their reasons.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads `file` as `format`'s export and stores its rows: what `POST /spend/import` and the
+/// dashboard's import form do alike.
+pub async fn import_into(
+    store: &dyn crate::spend::store::SpendStore,
+    format: ExportFormat,
+    file: &[u8],
+) -> Result<Imported, ImportFailure> {
+    let parsed = parse_export(format, file)?;
+    let upserted = store.upsert_spend(&parsed.rows).await?;
+    tracing::info!(
+        rows = parsed.rows.len(),
+        skipped = parsed.skipped.len(),
+        "spend imported"
+    );
+    Ok(Imported {
+        upserted,
+        skipped: parsed.skipped,
+    })
 }
 
 /// Where each column sits in the header, and the currency the cost header names.
