@@ -17,7 +17,45 @@ on_every_store!(
     bad_parameters_are_a_400_page_with_the_apis_message,
     the_import_form_stores_an_export_as_the_api_does,
     the_import_needs_the_csrf_token_and_the_admin_key,
+    the_contact_panel_names_the_ad_as_the_contact_api_does,
 );
+
+async fn the_contact_panel_names_the_ad_as_the_contact_api_does(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let app = &engine.app;
+    let now = shared::time::Timestamp::now();
+    let delivery = whatsapp_message(
+        "111",
+        "16505552000",
+        "wamid.panel",
+        now.unix_seconds(),
+        "hi",
+        Some(ctwa_referral("120230011223344556")),
+    );
+    deliver_until_accepted(app, &delivery).await;
+    let row = serde_json::json!([{"date": now.day(), "platform": "meta", "campaign": "CTWA Verao", "ad_set": "Sudeste 25-44",
+                                  "ad_id": "120230011223344556", "ad_name": "Video A", "spend": "1", "currency": "BRL"}]);
+    assert_eq!(
+        call(app, admin_request("POST", "/spend", Some(row)))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let cookie = sign_in(app, ADMIN_KEY).await;
+    let (status, page) = get_page(app, "/app/instances/111/contacts/16505552000", &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let api = contact(app, "111", "16505552000").await.unwrap();
+    for field in ["ad_name", "ad_set_name", "campaign_name"] {
+        let shown = format!(
+            "data-field=\"{field}\">{}<",
+            api["acquisition"][field].as_str().unwrap()
+        );
+        assert!(page.contains(&shown), "{field}: {page}");
+    }
+}
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String) {
     let response = app.clone().oneshot(request).await.unwrap();

@@ -216,6 +216,8 @@ pub struct ContactPanel {
     pub conversions: usize,
     /// (currency, amount) per currency, as the journey API totals them.
     pub revenue: Vec<(String, String)>,
+    /// The names of the Meta ad that acquired the contact, as the contact API shows them.
+    pub ad_names: Option<shared::spend::AdNames>,
 }
 
 fn query_form(query: Option<String>) -> Form {
@@ -309,6 +311,11 @@ pub async fn contact_panel(
         contact.contact_id.clone(),
     )
     .await?;
+    let ad_names =
+        shared::spend::names_for_contacts(state.spend.as_ref(), std::slice::from_ref(&contact))
+            .await?
+            .into_values()
+            .next();
     let revenue = journey::revenue_by_currency(&journey)
         .into_iter()
         .map(|(currency, amount)| (currency.to_string(), amount.to_string()))
@@ -342,6 +349,7 @@ pub async fn contact_panel(
         clicks: journey.clicks.len(),
         conversions: journey.conversions.len(),
         revenue,
+        ad_names,
     };
     Ok(html(StatusCode::OK, &page))
 }
