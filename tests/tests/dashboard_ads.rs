@@ -55,6 +55,13 @@ async fn the_contact_panel_names_the_ad_as_the_contact_api_does(backend: Backend
         );
         assert!(page.contains(&shown), "{field}: {page}");
     }
+    // The listing names it too, from the same one lookup a page.
+    let (status, listing) = get_page(app, "/app/instances/111/contacts", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        listing.contains("data-ad-name>Video A · CTWA Verao<"),
+        "{listing}"
+    );
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String) {
