@@ -51,6 +51,7 @@ MONTH = {
     "stats read (7 days)": 1_000,
     "contacts page (50)": 1_000,
     "revenue report (by campaign)": 1_000,
+    "ads report (by campaign, 30 days, every instance)": 1_000,
 }
 
 

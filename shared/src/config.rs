@@ -61,17 +61,20 @@ pub enum SecretName {
     PostbackToken,
     /// Keys tracked-link codes and client address hashes.
     LinkSecret,
+    /// Optional: the Meta access token (`ads_read`) the ad spend pull reads Insights with.
+    MetaAccessToken,
 }
 
 impl SecretName {
     /// Every secret, e.g. for a function that needs them all.
-    pub const ALL: [SecretName; 6] = [
+    pub const ALL: [SecretName; 7] = [
         SecretName::MetaAppSecret,
         SecretName::MetaVerifyToken,
         SecretName::AdminApiKey,
         SecretName::ReadonlyApiKey,
         SecretName::PostbackToken,
         SecretName::LinkSecret,
+        SecretName::MetaAccessToken,
     ];
 
     /// The secrets every function serving admin routes reads.
@@ -86,6 +89,7 @@ impl SecretName {
             Self::ReadonlyApiKey => "READONLY_API_KEY",
             Self::PostbackToken => "POSTBACK_TOKEN",
             Self::LinkSecret => "LINK_SECRET",
+            Self::MetaAccessToken => "META_ACCESS_TOKEN",
         }
     }
 
@@ -99,6 +103,7 @@ impl SecretName {
             Self::ReadonlyApiKey => None,
             Self::PostbackToken => Some("dev-postback-token"),
             Self::LinkSecret => Some("dev-link-secret"),
+            Self::MetaAccessToken => None,
         }
     }
 
@@ -130,6 +135,8 @@ pub struct Secrets {
     pub postback_token: Secret,
     /// Keys tracked-link codes and the hashes of clicking clients' addresses.
     pub link_secret: Secret,
+    /// Reads Meta's Insights for the ad spend pull; `None` where it is not set.
+    pub meta_access_token: Option<Secret>,
 }
 
 impl Secrets {
@@ -146,12 +153,14 @@ impl Secrets {
         let readonly = value(SecretName::ReadonlyApiKey)?
             .map(|raw| rotating(SecretName::ReadonlyApiKey, &raw))
             .transpose()?;
+        let meta_access_token = value(SecretName::MetaAccessToken)?;
         Ok(Self {
             meta_app_secret,
             meta_verify_token,
             admin_keys: AdminKeys { admin, readonly },
             postback_token,
             link_secret,
+            meta_access_token,
         })
     }
 

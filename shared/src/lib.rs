@@ -22,6 +22,7 @@ pub mod queue;
 pub mod revenue;
 pub mod rules;
 pub mod secret;
+pub mod spend;
 pub mod stats;
 pub mod store;
 pub mod telemetry;

@@ -433,10 +433,11 @@ pub enum Operation {
     StatsRead,
     ContactsPage,
     RevenueReport,
+    AdsReport,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 15] = [
+    pub const ALL: [Operation; 16] = [
         Operation::NewContactMetaAd,
         Operation::NewContactPrefilled,
         Operation::MatchJob,
@@ -452,6 +453,7 @@ impl Operation {
         Operation::StatsRead,
         Operation::ContactsPage,
         Operation::RevenueReport,
+        Operation::AdsReport,
     ];
 
     /// Its name in the tables (and `infra/capacity/cost.py`'s month) and the function that
@@ -473,6 +475,7 @@ impl Operation {
             Operation::StatsRead => ("stats read (7 days)", "rules"),
             Operation::ContactsPage => ("contacts page (50)", "contacts"),
             Operation::RevenueReport => ("revenue report (by campaign)", "revenue"),
+            Operation::AdsReport => ("ads report (by campaign, 30 days, every instance)", "spend"),
         }
     }
 }
@@ -852,6 +855,12 @@ impl Rig {
             }
             Operation::RevenueReport => {
                 self.metered(container.read("revenue", "/reports/revenue?group_by=campaign"))
+                    .await
+            }
+            // The last 30 days' spend (a Query a day), the registry, each instance's counters,
+            // the revenue counters, and the names of the Meta ads counted.
+            Operation::AdsReport => {
+                self.metered(container.read("spend", "/reports/ads?group_by=campaign"))
                     .await
             }
         };

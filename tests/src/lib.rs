@@ -18,6 +18,7 @@ use shared::store::EmbeddedStore;
 use shared::store::StoreError;
 use shared::store::dynamo::erasure::DynamoErasureStore;
 use shared::store::dynamo::revenue::{DynamoRevenueStore, RevenueTables};
+use shared::store::dynamo::spend::{DynamoSpendStore, SpendTables};
 use shared::store::dynamo::widget::{DynamoWidgetStore, WidgetTables};
 use shared::store::dynamo::{DynamoStore, TableNames};
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ pub fn secrets() -> Secrets {
         admin_keys: AdminKeys::admin_only(RotatingSecret::new(Secret::new(ADMIN_KEY))),
         postback_token: Secret::new(POSTBACK_TOKEN),
         link_secret: Secret::new(LINK_SECRET),
+        meta_access_token: None,
     }
 }
 
@@ -104,10 +106,14 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 .create_tables()
                 .await
                 .expect("create widget tables in DynamoDB Local");
-            DynamoRevenueStore::new(client, RevenueTables::prefixed(&prefix))
+            DynamoRevenueStore::new(client.clone(), RevenueTables::prefixed(&prefix))
                 .create_tables()
                 .await
                 .expect("create revenue tables in DynamoDB Local");
+            DynamoSpendStore::new(client, SpendTables::prefixed(&prefix))
+                .create_tables()
+                .await
+                .expect("create spend tables in DynamoDB Local");
             Some((
                 stores,
                 StoreGuard {
@@ -144,6 +150,10 @@ pub fn dynamo_stores(client: &aws_sdk_dynamodb::Client, prefix: &str) -> Stores 
             RevenueTables::prefixed(prefix),
         )),
         instances: store,
+        spend: Arc::new(DynamoSpendStore::new(
+            client.clone(),
+            SpendTables::prefixed(prefix),
+        )),
     }
 }
 
@@ -265,6 +275,7 @@ pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQu
         &secrets().admin_keys,
         store,
         Arc::new(NoErasure),
+        Arc::new(NoSpend),
     ));
     shared::http::serve_json_errors(webhook.merge(contacts))
 }
@@ -278,6 +289,33 @@ impl ErasureStore for NoErasure {
         Err(StoreError::Unavailable(
             "no erasure store in this test".to_owned(),
         ))
+    }
+}
+
+/// A spend store for tests about Meta deliveries only: it names no ad and stores nothing.
+pub struct NoSpend;
+
+#[async_trait::async_trait]
+impl shared::spend::store::SpendStore for NoSpend {
+    async fn upsert_spend(
+        &self,
+        _: &[shared::spend::SpendRow],
+    ) -> Result<shared::spend::Upserted, StoreError> {
+        Err(StoreError::Unavailable(
+            "no spend store in this test".to_owned(),
+        ))
+    }
+
+    async fn load_spend(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<shared::spend::SpendRow>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn ad_names(&self, _: &[String]) -> Result<Vec<shared::spend::AdNames>, StoreError> {
+        Ok(Vec::new())
     }
 }
 
@@ -311,6 +349,7 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
         keys,
         stores.contacts.clone(),
         stores.erasure.clone(),
+        stores.spend.clone(),
     ))
 }
 
@@ -345,6 +384,7 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>)
         stores.jobs.clone(),
         queue,
         stores.instances.clone(),
+        stores.spend.clone(),
     ))
 }
 
@@ -450,10 +490,17 @@ pub fn function_routers_with(secrets: &Secrets, stores: &Stores) -> Vec<(&'stati
                 stores.contacts.clone(),
             )),
         ),
+        ("spend", spend_router(&secrets.admin_keys, stores, None)),
     ]
     .into_iter()
     .map(|(name, router)| (name, shared::http::serve_json_errors(router)))
     .collect()
+}
+
+/// The spend function's router over `stores`, with the Meta pull `meta` (a fake Graph server's
+/// in tests) or none.
+pub fn spend_router(keys: &AdminKeys, stores: &Stores, meta: Option<spend::MetaSync>) -> Router {
+    spend::router(spend::SpendState::new(keys, stores.spend_stores(), meta))
 }
 
 pub fn admin_request(method: &str, path: &str, body: Option<Value>) -> Request<Body> {

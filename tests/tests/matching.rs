@@ -517,6 +517,8 @@ async fn an_earlier_first_message_arriving_late_is_decided_again_by_the_rules(ba
     assert_eq!(
         steps.counters().await,
         counted(&[
+            ("1970-01-01", "ad:video-a", 1),
+            ("1970-01-01", "campaign:summer-2026", 1),
             ("1970-01-01", "kind:rule", 1),
             ("1970-01-01", "new_contacts", 1),
             ("1970-01-01", "platform:tiktok", 1),
@@ -573,6 +575,8 @@ async fn a_rule_on_the_first_message_replaces_a_referral_from_a_later_message(ba
     assert_eq!(
         steps.counters().await,
         counted(&[
+            ("1970-01-01", "ad:video-a", 1),
+            ("1970-01-01", "campaign:summer-2026", 1),
             ("1970-01-01", "kind:meta_ad", 1),
             ("1970-01-01", "kind:rule", 1),
             ("1970-01-01", "new_contacts", 2),

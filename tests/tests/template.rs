@@ -231,7 +231,8 @@ fn every_route_is_throttled_by_parameters_public_routes_below_meta_and_admin_low
         let admin = route.contains("/instances/")
             || route.contains(" /offers")
             || route.contains(" /sends")
-            || route.contains(" /reports/");
+            || route.contains(" /reports/")
+            || route.contains(" /spend");
         if admin {
             assert_eq!(*rate, default_of(&template, "AdminRateLimit"), "{route}");
         }
@@ -262,7 +263,7 @@ fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved
         assert!(default > 0, "{name:?} reserves nothing by default");
         reserved += default;
     }
-    assert_eq!(functions, 9);
+    assert_eq!(functions, 11);
     // Lambda keeps at least 100 of an account's (default 1,000) unreserved.
     assert!(reserved <= 900, "{reserved} reserved");
     let webhook = default_of(&template, "WebhookReservedConcurrency");
@@ -289,7 +290,7 @@ fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved
 
 /// A route of the admin API (behind the admin key), by its path.
 fn is_admin_route(path: &str) -> bool {
-    ["/instances/", "/offers", "/sends", "/reports/"]
+    ["/instances/", "/offers", "/sends", "/reports/", "/spend"]
         .iter()
         .any(|prefix| path.starts_with(prefix))
 }
@@ -312,7 +313,7 @@ fn public_ingest_and_the_admin_api_never_share_a_function() {
             admin_functions += 1;
         }
     }
-    assert_eq!(admin_functions, 3, "rules, contacts and revenue");
+    assert_eq!(admin_functions, 4, "rules, contacts, revenue and spend");
 }
 
 /// The SSM parameters a function's role may read (its `ssm:GetParameters` statement), by name.
@@ -400,7 +401,7 @@ fn each_function_may_read_exactly_the_secrets_its_binary_asks_for() {
         );
         functions += 1;
     }
-    assert_eq!(functions, 9);
+    assert_eq!(functions, 11);
     assert!(secrets_in_main("webhook").contains("META_APP_SECRET"));
 }
 

@@ -8,12 +8,15 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
+use shared::contact::Contact;
 use shared::contact::listing::{self, CursorCodec, ListingQuery, PageFailure};
 use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
 use shared::http::{ApiError, Missing, Path, Query, admin_routes, contact_view, contacts_csv};
 use shared::ids::{ContactId, InstanceId};
 use shared::secret::AdminKeys;
+use shared::spend::store::SpendStore;
+use shared::spend::{name_ad, names_for_contacts};
 use shared::time::Timestamp;
 use std::sync::Arc;
 
@@ -27,6 +30,8 @@ pub struct ContactsState {
     contacts: Arc<dyn ContactStore>,
     /// Erases a person on request (contacts and the revenue records that name them).
     erasure: Arc<dyn ErasureStore>,
+    /// Names the ads contacts were acquired by (one lookup a page).
+    spend: Arc<dyn SpendStore>,
 }
 
 impl ContactsState {
@@ -35,12 +40,14 @@ impl ContactsState {
         admin_keys: &AdminKeys,
         contacts: Arc<dyn ContactStore>,
         erasure: Arc<dyn ErasureStore>,
+        spend: Arc<dyn SpendStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             cursors: CursorCodec::new(admin_keys.admin.clone()),
             admin_keys: Arc::new(admin_keys.clone()),
             contacts,
             erasure,
+            spend,
         })
     }
 }
@@ -72,7 +79,24 @@ async fn get_contact(
         .load_contact(&instance_id, &contact_id)
         .await?
         .ok_or(Missing::Contact)?;
-    Ok(Json(contact_view(&contact)))
+    Ok(Json(
+        named_views(&state, std::slice::from_ref(&contact))
+            .await?
+            .remove(0),
+    ))
+}
+
+/// The contacts as the API shows them, with their ads' names: one lookup for all of them.
+async fn named_views(state: &ContactsState, contacts: &[Contact]) -> Result<Vec<Value>, ApiError> {
+    let names = names_for_contacts(state.spend.as_ref(), contacts).await?;
+    Ok(contacts
+        .iter()
+        .map(|contact| {
+            let mut shown = contact_view(contact);
+            name_ad(&mut shown, &names);
+            shown
+        })
+        .collect())
 }
 
 /// The instance's contacts, newest first, filtered: the pipeline view.
@@ -93,7 +117,7 @@ async fn list_contacts(
         PageFailure::Invalid(error) => ApiError::from(error),
         PageFailure::Store(error) => ApiError::from(error),
     })?;
-    let shown: Vec<Value> = contacts.iter().map(contact_view).collect();
+    let shown = named_views(&state, &contacts).await?;
     Ok(Json(
         json!({ "contacts": shown, "next_cursor": next_cursor }),
     ))

@@ -4,6 +4,7 @@
 use shared::config::{LambdaStart, SecretName};
 use shared::store::dynamo::DynamoStore;
 use shared::store::dynamo::erasure::DynamoErasureStore;
+use shared::store::dynamo::spend::DynamoSpendStore;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -11,10 +12,16 @@ async fn main() -> Result<(), lambda_http::Error> {
     let start = LambdaStart::new().await;
     let contacts = DynamoStore::from_env(&start.dynamo)?;
     let erasure = DynamoErasureStore::from_env(&start.dynamo)?;
+    // Names the ads contacts were acquired by.
+    let spend = DynamoSpendStore::from_env(&start.dynamo)?;
     let secrets = start
         .secrets_while(&SecretName::ADMIN, contacts.warm_up())
         .await?;
-    let state =
-        contacts::ContactsState::new(&secrets.admin_keys, Arc::new(contacts), Arc::new(erasure));
+    let state = contacts::ContactsState::new(
+        &secrets.admin_keys,
+        Arc::new(contacts),
+        Arc::new(erasure),
+        Arc::new(spend),
+    );
     lambda_http::run(shared::http::serve_json_errors(contacts::router(state))).await
 }

@@ -14,8 +14,10 @@ use shared::contact::{Acquisition, Contact};
 use shared::fields::FieldError;
 use shared::ids::{ContactId, InstanceId};
 use shared::revenue::journey;
+use shared::spend::AdNames;
 use shared::stats::PLATFORMS;
 use shared::time::Timestamp;
+use std::collections::BTreeMap;
 
 /// The filters of the form, as typed: what the form shows again and what the links carry.
 #[derive(Debug, Default)]
@@ -145,6 +147,8 @@ pub struct ContactRow {
     pub campaign: String,
     pub ad: String,
     pub first_message: String,
+    /// The ad's name and campaign name, when a spend row named the contact's Meta ad.
+    pub ad_name: String,
 }
 
 impl ContactRow {
@@ -174,7 +178,19 @@ impl ContactRow {
             campaign,
             ad,
             first_message,
+            ad_name: String::new(),
         }
+    }
+
+    /// The row with its Meta ad's names from `names` (the page's one lookup).
+    fn named(mut self, contact: &Contact, names: &BTreeMap<String, AdNames>) -> Self {
+        if let Some(Acquisition::MetaAd(referral)) = &contact.acquisition {
+            if let Some(named) = referral.ad_id.as_ref().and_then(|id| names.get(id)) {
+                let ad = named.ad_name.as_deref().unwrap_or(&named.ad_id);
+                self.ad_name = format!("{ad} · {}", named.campaign_name);
+            }
+        }
+        self
     }
 }
 
@@ -216,6 +232,8 @@ pub struct ContactPanel {
     pub conversions: usize,
     /// (currency, amount) per currency, as the journey API totals them.
     pub revenue: Vec<(String, String)>,
+    /// The names of the Meta ad that acquired the contact, as the contact API shows them.
+    pub ad_names: Option<shared::spend::AdNames>,
 }
 
 fn query_form(query: Option<String>) -> Form {
@@ -256,12 +274,13 @@ pub async fn contacts_page(
         let joiner = if filter_query.is_empty() { "" } else { "&" };
         format!("{path}/contacts?{filter_query}{joiner}cursor={cursor}")
     });
+    let names = shared::spend::names_for_contacts(state.spend.as_ref(), &contacts).await?;
     let page = ContactsPage {
         chrome: chrome(&state, &session, instance_id.as_str()).await?,
         instance_id: instance_id.to_string(),
         rows: contacts
             .iter()
-            .map(|contact| ContactRow::of(&instance_id, contact))
+            .map(|contact| ContactRow::of(&instance_id, contact).named(contact, &names))
             .collect(),
         csv_url: format!("{path}/contacts.csv?{filter_query}"),
         instance_path: path,
@@ -309,6 +328,11 @@ pub async fn contact_panel(
         contact.contact_id.clone(),
     )
     .await?;
+    let ad_names =
+        shared::spend::names_for_contacts(state.spend.as_ref(), std::slice::from_ref(&contact))
+            .await?
+            .into_values()
+            .next();
     let revenue = journey::revenue_by_currency(&journey)
         .into_iter()
         .map(|(currency, amount)| (currency.to_string(), amount.to_string()))
@@ -342,6 +366,7 @@ pub async fn contact_panel(
         clicks: journey.clicks.len(),
         conversions: journey.conversions.len(),
         revenue,
+        ad_names,
     };
     Ok(html(StatusCode::OK, &page))
 }

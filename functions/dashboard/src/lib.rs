@@ -2,6 +2,7 @@
 //! uses (`shared::stats::load`, `shared::rules::listing`, `shared::matching::backfill`), behind
 //! a signed session cookie that the admin key or the read-only key opens.
 
+mod ads;
 mod analytics;
 mod assets;
 mod backfill;
@@ -33,6 +34,7 @@ use shared::rules::listing::{self, Created};
 use shared::rules::store::{RuleStore, RuleWrite};
 use shared::rules::{MAX_RULES_PER_INSTANCE, RuleDraft, RuleId};
 use shared::secret::AdminKeys;
+use shared::spend::store::SpendStore;
 use shared::stats::{self, StatsWindow};
 use shared::store::StoreError;
 use shared::time::Timestamp;
@@ -62,9 +64,14 @@ pub struct DashboardState {
     queue: Arc<dyn JobQueue>,
     /// The instances of the header's selector and the instance list.
     instances: Arc<dyn InstanceStore>,
+    /// Spend rows and ad names: the Ads page and its import form.
+    spend: Arc<dyn SpendStore>,
 }
 
 impl DashboardState {
+    // One store per trait, as every function's state takes them: a wrapper (the fault
+    // injector) can stand in for any one.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         keys: &AdminKeys,
         rules: Arc<dyn RuleStore>,
@@ -73,6 +80,7 @@ impl DashboardState {
         jobs: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
         instances: Arc<dyn InstanceStore>,
+        spend: Arc<dyn SpendStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             keys: keys.clone(),
@@ -82,6 +90,7 @@ impl DashboardState {
             jobs,
             queue,
             instances,
+            spend,
         })
     }
 }
@@ -102,6 +111,7 @@ pub fn router(state: Shared) -> Router {
             get(analytics::analytics),
         )
         .route("/app/revenue", get(revenue::revenue))
+        .route("/app/ads", get(ads::ads))
         .route(
             "/app/instances/{instance_id}/contacts",
             get(contacts::contacts_page),
@@ -128,6 +138,11 @@ pub fn router(state: Shared) -> Router {
             get(edit_rule).post(change_rule),
         )
         .route_layer(shared::http::body_limit(FORM_BODY_BYTES))
+        // An export is a file, not a form: the import takes the API's own limit.
+        .route(
+            "/app/ads/import",
+            post(ads::import).route_layer(shared::http::body_limit(shared::http::ADMIN_BODY_BYTES)),
+        )
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -5,6 +5,7 @@ use shared::config::{LambdaStart, SecretName};
 use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::DynamoStore;
 use shared::store::dynamo::revenue::DynamoRevenueStore;
+use shared::store::dynamo::spend::DynamoSpendStore;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -27,6 +28,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         jobs,
         queue,
         store,
+        Arc::new(DynamoSpendStore::from_env(&start.dynamo)?),
     );
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
 }

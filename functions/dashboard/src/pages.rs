@@ -123,6 +123,11 @@ impl Form {
         Self(form_urlencoded::parse(body).into_owned().collect())
     }
 
+    /// A form of fields read some other way (the parts of a multipart upload).
+    pub fn from_pairs(fields: Vec<(String, String)>) -> Self {
+        Self(fields)
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -13,6 +13,7 @@ use shared::matching::backfill::JobStore;
 use shared::queue::InProcessQueue;
 use shared::revenue::store::RevenueStore;
 use shared::rules::store::RuleStore;
+use shared::spend::store::SpendStore;
 use shared::web::store::WidgetStore;
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub struct Stores {
     pub widgets: Arc<dyn WidgetStore>,
     pub erasure: Arc<dyn ErasureStore>,
     pub instances: Arc<dyn InstanceStore>,
+    pub spend: Arc<dyn SpendStore>,
 }
 
 impl Stores {
@@ -38,7 +40,8 @@ impl Stores {
             + RevenueStore
             + WidgetStore
             + ErasureStore
-            + InstanceStore,
+            + InstanceStore
+            + SpendStore,
     >(
         store: S,
     ) -> Self {
@@ -50,7 +53,20 @@ impl Stores {
             revenue: store.clone(),
             widgets: store.clone(),
             erasure: store.clone(),
-            instances: store,
+            instances: store.clone(),
+            spend: store,
+        }
+    }
+}
+
+impl Stores {
+    /// The spend function's view of the stores.
+    pub fn spend_stores(&self) -> spend::SpendStores {
+        spend::SpendStores {
+            spend: self.spend.clone(),
+            contacts: self.contacts.clone(),
+            instances: self.instances.clone(),
+            revenue: self.revenue.clone(),
         }
     }
 }
@@ -123,12 +139,18 @@ pub fn engine_with_matcher(
         &secrets.admin_keys,
         stores.contacts.clone(),
         stores.erasure.clone(),
+        stores.spend.clone(),
     ));
     let revenue = revenue::router(revenue::RevenueState::new(
         secrets,
         public_base_url,
         stores.revenue.clone(),
         stores.contacts.clone(),
+    ));
+    let spend = spend::router(spend::SpendState::new(
+        &secrets.admin_keys,
+        stores.spend_stores(),
+        spend::MetaSync::from_env(secrets.meta_access_token.clone()),
     ));
     let dashboard = dashboard::router(dashboard::DashboardState::new(
         &secrets.admin_keys,
@@ -138,6 +160,7 @@ pub fn engine_with_matcher(
         stores.jobs.clone(),
         match_queue.clone(),
         stores.instances.clone(),
+        stores.spend.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(
@@ -148,6 +171,7 @@ pub fn engine_with_matcher(
                 .merge(rules)
                 .merge(contacts)
                 .merge(revenue)
+                .merge(spend)
                 .merge(dashboard)
                 .merge(widget_demo()),
         ),

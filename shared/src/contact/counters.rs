@@ -27,6 +27,45 @@ pub fn rule_counter(rule_id: &crate::rules::RuleId) -> String {
     format!("rule:{}", rule_id.as_str())
 }
 
+/// Counter name of a campaign that acquired contacts: a rule's `campaign` (admin-made).
+pub fn campaign_counter(campaign: &str) -> String {
+    format!("campaign:{campaign}")
+}
+
+/// Counter name of an ad that acquired contacts: a Meta ad's `ad_id`, or a rule's `ad`.
+pub fn ad_counter(ad: &str) -> String {
+    format!("ad:{ad}")
+}
+
+/// A Meta ad id as counted: only the digits Meta's ids are made of, at most 32 of them, so a
+/// counter name stays short whatever a referral carries. Each id stands for an ad someone paid
+/// Meta to run towards this number, so the names a day can gain are the ads running.
+fn countable_ad_id(ad_id: &str) -> bool {
+    !ad_id.is_empty() && ad_id.len() <= 32 && ad_id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The campaign and ad counters of an acquisition (the ads report's conversations): a Meta
+/// ad's id, a rule's campaign and ad. Web visits' `utm_campaign` is not counted: anyone holding
+/// a widget's publishable key can send any value, and a counter set must not grow with what an
+/// outsider sends.
+fn campaign_and_ad(acquisition: &crate::contact::Acquisition) -> Vec<String> {
+    match acquisition {
+        crate::contact::Acquisition::MetaAd(referral) => referral
+            .ad_id
+            .as_deref()
+            .filter(|id| countable_ad_id(id))
+            .map(ad_counter)
+            .into_iter()
+            .collect(),
+        crate::contact::Acquisition::Rule(rule) => {
+            let campaign = rule.campaign.as_deref().map(campaign_counter);
+            let ad = rule.ad.as_deref().map(ad_counter);
+            campaign.into_iter().chain(ad).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// One change of one counter of one instance and day (`YYYY-MM-DD`, the contact's first seen
 /// day in UTC).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,6 +92,7 @@ fn counted_in(contact: &Contact) -> Vec<String> {
             if let crate::contact::Acquisition::Rule(rule) = acquisition {
                 names.push(rule_counter(&rule.rule_id));
             }
+            names.extend(campaign_and_ad(acquisition));
         }
         None if contact.rules_checked_at.is_some() => names.push(UNMATCHED.to_owned()),
         None => {}

@@ -6,6 +6,8 @@ use crate::ingest::IngestError;
 use crate::matching::backfill::StartError;
 use crate::meta::{PayloadError, SignatureError};
 use crate::queue::QueueError;
+use crate::spend::import::ImportFailure;
+use crate::spend::insights::{InsightsError, SyncError};
 use crate::stats::InvalidDays;
 use crate::store::StoreError;
 use axum::Json;
@@ -67,6 +69,17 @@ pub enum ApiError {
     /// A dependency failed; the caller should retry later. The detail is logged, not returned.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    /// A service this one calls refused or failed (502, or 503 to retry later), with a message
+    /// safe to return (the ad spend pull's Graph API errors).
+    #[error("{message}")]
+    Upstream {
+        /// 502 or 503.
+        status: StatusCode,
+        /// Machine-readable error code, stable for clients.
+        code: &'static str,
+        /// What went wrong, for a person.
+        message: String,
+    },
     /// A bug or an impossible state (500); the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -170,6 +183,11 @@ impl ApiError {
                 "unavailable",
                 "a dependency is unavailable; retry later".to_owned(),
             ),
+            Self::Upstream {
+                status,
+                code,
+                message,
+            } => (*status, code, message.clone()),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -265,6 +283,47 @@ impl From<SignatureError> for ApiError {
         Self::Unauthorized {
             code,
             message: error.to_string(),
+        }
+    }
+}
+
+impl From<ImportFailure> for ApiError {
+    fn from(error: ImportFailure) -> Self {
+        match error {
+            ImportFailure::File(file) => Self::bad_request("unusable_file", file.to_string()),
+            ImportFailure::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<SyncError> for ApiError {
+    fn from(error: SyncError) -> Self {
+        let error = match error {
+            SyncError::Store(store) => return store.into(),
+            other => other,
+        };
+        let upstream = |status, code| Self::Upstream {
+            status,
+            code,
+            message: error.to_string(),
+        };
+        match &error {
+            SyncError::NotConfigured => Self::Conflict {
+                code: "meta_sync_not_configured",
+                message: error.to_string(),
+            },
+            SyncError::Meta(InsightsError::Token { .. }) => {
+                upstream(StatusCode::BAD_GATEWAY, "meta_token_rejected")
+            }
+            SyncError::Meta(InsightsError::RateLimited { .. }) => {
+                upstream(StatusCode::SERVICE_UNAVAILABLE, "meta_rate_limited")
+            }
+            SyncError::Meta(InsightsError::Other { .. }) | SyncError::TooManyRows => {
+                upstream(StatusCode::BAD_GATEWAY, "meta_error")
+            }
+            SyncError::Unreachable(_) | SyncError::Store(_) => {
+                upstream(StatusCode::BAD_GATEWAY, "meta_unreachable")
+            }
         }
     }
 }

@@ -72,12 +72,18 @@ impl Amount {
     /// `self / count`, rounded half away from zero to 4 decimal places; `None` when `count`
     /// is 0 (a ratio over nothing is not zero, it is undefined).
     pub fn per(self, count: u64) -> Option<Self> {
-        if count == 0 {
+        self.over(Decimal::from(count), 4)
+    }
+
+    /// `self / divisor`, rounded half away from zero to `places` decimal places; `None` when
+    /// `divisor` is 0.
+    pub fn over(self, divisor: Decimal, places: u32) -> Option<Self> {
+        if divisor.is_zero() {
             return None;
         }
-        let ratio = self.0.checked_div(Decimal::from(count))?;
+        let ratio = self.0.checked_div(divisor)?;
         Some(Self(ratio.round_dp_with_strategy(
-            4,
+            places,
             rust_decimal::RoundingStrategy::MidpointAwayFromZero,
         )))
     }

@@ -309,43 +309,50 @@ impl ReportRequest {
                 "must be one of message, creative, offer, campaign, day",
             )
         })?;
-        let until = match until {
-            Some(text) => day_field("until", text)?,
-            None => now.as_datetime().date_naive(),
-        };
-        let since = match since {
-            Some(text) => day_field("since", text)?,
-            // `until` is an accepted day, so this stays far inside chrono's range.
-            None => until - chrono::Days::new(DEFAULT_REPORT_DAYS - 1),
-        };
-        let span = (until - since).num_days() + 1;
-        if !(1..=MAX_REPORT_DAYS).contains(&span) {
-            return Err(FieldError::new(
-                "since",
-                format!("must be on or before until, at most {MAX_REPORT_DAYS} days before it"),
-            ));
-        }
+        let (since, until) = parse_span(since, until, now)?;
         Ok(Self {
             group_by,
-            since: since.format("%Y-%m-%d").to_string(),
-            until: until.format("%Y-%m-%d").to_string(),
+            since,
+            until,
         })
     }
+}
+
+/// `since` and `until` of a report (UTC days, both included; the last
+/// [`DEFAULT_REPORT_DAYS`] up to `now` by default), at most [`MAX_REPORT_DAYS`] apart, as
+/// `YYYY-MM-DD`: the span the revenue and the ads reports take alike.
+pub fn parse_span(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: Timestamp,
+) -> Result<(String, String), FieldError> {
+    let until = match until {
+        Some(text) => day_field("until", text)?,
+        None => now.as_datetime().date_naive(),
+    };
+    let since = match since {
+        Some(text) => day_field("since", text)?,
+        // `until` is an accepted day, so this stays far inside chrono's range.
+        None => until - chrono::Days::new(DEFAULT_REPORT_DAYS - 1),
+    };
+    let span = (until - since).num_days() + 1;
+    if !(1..=MAX_REPORT_DAYS).contains(&span) {
+        return Err(FieldError::new(
+            "since",
+            format!("must be on or before until, at most {MAX_REPORT_DAYS} days before it"),
+        ));
+    }
+    Ok((
+        since.format("%Y-%m-%d").to_string(),
+        until.format("%Y-%m-%d").to_string(),
+    ))
 }
 
 impl ReportRequest {
     /// Every day of `[since, until]` in order, `YYYY-MM-DD` (a day without revenue still has
     /// its place on a chart).
     pub fn days(&self) -> Vec<String> {
-        let parse = |day: &str| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
-        let (Some(first), Some(last)) = (parse(&self.since), parse(&self.until)) else {
-            return Vec::new();
-        };
-        first
-            .iter_days()
-            .take_while(|day| *day <= last)
-            .map(|day| day.format("%Y-%m-%d").to_string())
-            .collect()
+        days_from(&self.since, &self.until)
     }
 
     /// The same span, grouped by day.
@@ -355,6 +362,19 @@ impl ReportRequest {
             ..self.clone()
         }
     }
+}
+
+/// Every day of `[first, last]` in order, `YYYY-MM-DD`; none when either is not a day.
+pub fn days_from(first: &str, last: &str) -> Vec<String> {
+    let parse = |day: &str| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
+    let (Some(first), Some(last)) = (parse(first), parse(last)) else {
+        return Vec::new();
+    };
+    first
+        .iter_days()
+        .take_while(|day| *day <= last)
+        .map(|day| day.format("%Y-%m-%d").to_string())
+        .collect()
 }
 
 /// The report `request` asks for, read from the report counters: what `GET /reports/revenue`

@@ -19,6 +19,8 @@ use crate::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
 use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter, SendRecord};
 use crate::rules::store::{RuleStore, RuleWrite};
 use crate::rules::{Rule, RuleId};
+use crate::spend::store::SpendStore;
+use crate::spend::{AdNames, SpendRow, Upserted};
 use crate::store::faults::FaultInjectingStore;
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use crate::web::store::WidgetStore;
@@ -146,4 +148,10 @@ forward!(WidgetStore {
 
 forward!(ErasureStore {
     write fn erase_contact(&self, erasure: &Erasure) -> Erased;
+});
+
+forward!(SpendStore {
+    write fn upsert_spend(&self, rows: &[SpendRow]) -> Upserted;
+    read fn load_spend(&self, first_day: &str, last_day: &str) -> Vec<SpendRow>;
+    read fn ad_names(&self, ad_ids: &[String]) -> Vec<AdNames>;
 });

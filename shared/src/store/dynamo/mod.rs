@@ -22,6 +22,7 @@ mod instances;
 mod jobs;
 pub mod revenue;
 mod rules;
+pub mod spend;
 mod toolkit;
 pub mod widget;
 
@@ -96,6 +97,7 @@ impl DynamoStore {
 mod tests {
     use super::TableNames;
     use super::revenue::RevenueTables;
+    use super::spend::SpendTables;
     use super::widget::WidgetTables;
 
     /// The test runs and benchmarks share one DynamoDB Local by these names.
@@ -120,6 +122,13 @@ mod tests {
                 clicks: named("run", "clicks"),
                 conversions: named("run", "conversions"),
                 report: named("run", "report"),
+            }
+        );
+        assert_eq!(
+            SpendTables::prefixed("run"),
+            SpendTables {
+                spend: named("run", "spend"),
+                ad_names: named("run", "ad_names"),
             }
         );
         assert_eq!(

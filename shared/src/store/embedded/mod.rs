@@ -13,6 +13,7 @@ mod instances;
 mod jobs;
 mod revenue;
 mod rules;
+mod spend;
 mod widget;
 
 use crate::store::StoreError;
@@ -65,6 +66,10 @@ const REPORT: TableDefinition<(&str, &str, &str, &str), &[u8]> =
 const WIDGETS: TableDefinition<&str, &[u8]> = TableDefinition::new("widgets");
 /// Code → ref code.
 const REF_CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("ref_codes");
+/// (day, spend row key) → spend row.
+const SPEND: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("spend");
+/// Ad id → the ad's names.
+const AD_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("ad_names");
 /// Instance id → nothing: the instances with a contact or a rule.
 const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
 
@@ -92,6 +97,8 @@ macro_rules! every_table {
         $each!(WIDGETS, bytes);
         $each!(REF_CODES, bytes);
         $each!(INSTANCES, debug);
+        $each!(SPEND, bytes);
+        $each!(AD_NAMES, bytes);
     };
 }
 
