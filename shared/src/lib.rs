@@ -9,7 +9,9 @@
 pub mod config;
 pub mod contact;
 pub mod erasure;
+pub mod events;
 pub mod fields;
+pub mod goals;
 pub mod http;
 pub mod ids;
 pub mod ingest;

@@ -492,6 +492,7 @@ fn contact(instance: &str, id: &str, version: u64) -> Contact {
             kind: "text".into(),
             text: Some("Olá, vi seu anúncio".into()),
             timestamp: at(1_700_000_000),
+            details: None,
         }),
         referral: Some(Referral::MetaAd(full_referral())),
         identity: Default::default(),

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use shared::config::Secrets;
 use shared::contact::Acquisition;
 use shared::contact::store::ContactStore;
+use shared::goals::cache::GoalsCache;
+use shared::goals::store::GoalStore;
 use shared::http::{ApiError, Body, Query, body_limit};
 use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta;
@@ -28,15 +30,18 @@ pub struct WebhookState {
 }
 
 impl WebhookState {
+    /// The state over these stores; the instances' goals are read through a per-container
+    /// cache, so a delivery does not pay a goals read.
     pub fn new(
         secrets: &Secrets,
         store: Arc<dyn ContactStore>,
         match_queue: Arc<dyn JobQueue>,
+        goals: Arc<dyn GoalStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             app_secret: secrets.meta_app_secret.clone(),
             verify_token: secrets.meta_verify_token.clone(),
-            ingestor: Ingestor::new(store),
+            ingestor: Ingestor::new(store).with_goals(Arc::new(GoalsCache::new(goals))),
             match_queue,
         })
     }

@@ -305,6 +305,7 @@ async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, Ap
             kind: "text".to_owned(),
             text: Some(text),
             timestamp: now,
+            details: None,
         }),
         referral: Some(Referral::Web(call.visit)),
         identity: Default::default(),

@@ -100,6 +100,7 @@ mod tests {
                 kind: "text".into(),
                 text: Some(long.clone()),
                 timestamp: at,
+                details: None,
             }),
             referral: Some(Referral::MetaAd(referral)),
             identity: Default::default(),

@@ -83,7 +83,7 @@ pub struct CounterBump {
 /// The counters a contact stands in, on its first-seen day: one new contact, its acquisition's
 /// kind, platform and rule, or `unmatched` while the rules found nothing for it and nothing
 /// else has attributed it.
-fn counted_in(contact: &Contact) -> Vec<String> {
+pub(crate) fn counted_in(contact: &Contact) -> Vec<String> {
     let mut names = vec![NEW_CONTACTS.to_owned()];
     match &contact.acquisition {
         Some(acquisition) => {
@@ -154,6 +154,8 @@ mod tests {
             rules_checked_at: None,
             identity: Default::default(),
             linked_ids: Vec::new(),
+            events: Default::default(),
+            goals: Default::default(),
             version: 1,
         }
     }

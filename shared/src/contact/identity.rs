@@ -160,6 +160,7 @@ pub fn merged(into: Contact, other: &Contact) -> Contact {
     let excess = touches.len().saturating_sub(TOUCH_HISTORY_CAP);
     touches.drain(..excess);
     merged.touches = touches;
+    merged.events = into.events.merged(&other.events);
     for identifier in other.identifiers() {
         if !merged.linked_ids.contains(identifier) && *identifier != merged.contact_id {
             merged.linked_ids.push(identifier.clone());
@@ -236,6 +237,7 @@ mod tests {
                 kind: "text".into(),
                 text: Some("hi".into()),
                 timestamp: at(seconds),
+                details: None,
             }),
             referral: ad.map(|ad| {
                 Referral::MetaAd(MetaReferral {

@@ -384,6 +384,7 @@ mod tests {
                     kind: "text".into(),
                     text: Some("hi".into()),
                     timestamp: at,
+                    details: None,
                 }),
                 referral: (n == 0).then(|| {
                     Referral::MetaAd(MetaReferral {

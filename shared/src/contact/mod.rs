@@ -298,6 +298,10 @@ pub struct InboundMessage {
     pub text: Option<String>,
     /// When it was sent, by the channel's clock.
     pub timestamp: Timestamp,
+    /// A reply's id and title, an order: what the built-in events read. Never stored on the
+    /// contact's first message (the events keep it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Box<crate::events::MessageDetails>>,
 }
 
 /// Who a WhatsApp user is, as Meta names them beside the contact id. A user who adopted a
@@ -379,6 +383,12 @@ pub struct Contact {
     /// to this contact; the store holds a link for each, written in the same commit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub linked_ids: Vec<ContactId>,
+    /// The contact's recent conversation events (bounded: see `crate::events::EventLog`).
+    #[serde(default, skip_serializing_if = "crate::events::EventLog::is_empty")]
+    pub events: crate::events::EventLog,
+    /// Progress toward each of the instance's goals that the contact's events have touched.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub goals: std::collections::BTreeMap<crate::goals::GoalId, crate::goals::GoalProgress>,
     /// Optimistic-concurrency version: every write names the version it was computed from.
     pub version: u64,
 }
@@ -435,6 +445,11 @@ impl Contact {
     /// Every identifier that resolves to this contact: its own id first, then the linked ones.
     pub fn identifiers(&self) -> impl Iterator<Item = &ContactId> {
         std::iter::once(&self.contact_id).chain(&self.linked_ids)
+    }
+
+    /// Records `event` in the contact's journey.
+    pub fn record_event(&mut self, event: crate::events::ContactEvent) -> crate::events::Recorded {
+        self.events.record(event)
     }
 
     /// The UTC day the contact was first seen (`YYYY-MM-DD`): the day its counters belong to.

@@ -6,6 +6,8 @@ use serde_json::json;
 /// presentation fact, not stored).
 pub fn contact_view(contact: &crate::contact::Contact) -> serde_json::Value {
     let mut shown = json!(contact);
+    // The journey's events, oldest first; how the log keeps its bound is the store's affair.
+    shown["events"] = json!(contact.events.kept);
     if let Some(acquisition) = &contact.acquisition {
         shown["acquisition"]["color"] = crate::stats::platform_color(acquisition.platform()).into();
     }

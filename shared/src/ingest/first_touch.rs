@@ -3,7 +3,7 @@
 //! earliest touch by the events' own times.
 
 use super::InboundEvent;
-use crate::contact::{Acquisition, Contact, Identity, Referral, TOUCH_HISTORY_CAP};
+use crate::contact::{Acquisition, Contact, Identity, InboundMessage, Referral, TOUCH_HISTORY_CAP};
 use std::cmp::Ordering;
 
 /// The contact after `event`, given the contact before it (if any). The result depends on
@@ -25,6 +25,8 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
         rules_checked_at: None,
         identity: Identity::default(),
         linked_ids: Vec::new(),
+        events: Default::default(),
+        goals: Default::default(),
         version: 0,
     });
     if let Some(name) = &event.display_name {
@@ -61,7 +63,13 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
                     contact.acquisition = None;
                 }
             }
-            contact.first_message = Some(message.clone());
+            contact.first_message = Some(InboundMessage {
+                details: None,
+                ..message.clone()
+            });
+        }
+        for built_in in crate::events::built_in(message) {
+            contact.record_event(built_in);
         }
     }
     if let Some(referral) = &event.referral {
@@ -154,6 +162,7 @@ mod tests {
                 kind: "text".into(),
                 text: Some(id.into()),
                 timestamp: at(seconds),
+                details: None,
             }),
             referral,
             identity: Identity::default(),

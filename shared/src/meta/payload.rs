@@ -2,8 +2,10 @@
 //! one: a single odd entry never fails the whole delivery.
 
 use crate::contact::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral, Referral};
+use crate::events::{MessageDetails, Order, OrderItem};
 use crate::ids::{ContactId, InstanceId};
 use crate::ingest::InboundEvent;
+use crate::revenue::money::{Amount, Currency};
 use crate::time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -171,6 +173,8 @@ struct WaMessage {
     kind: Option<String>,
     text: Option<WaText>,
     button: Option<WaButton>,
+    interactive: Option<WaInteractive>,
+    order: Option<Lenient<WaOrder>>,
     referral: Option<WaReferral>,
 }
 
@@ -182,6 +186,75 @@ struct WaText {
 #[derive(Deserialize)]
 struct WaButton {
     text: Option<String>,
+    payload: Option<String>,
+}
+
+/// A reply to an interactive message: a reply button's or a list row's id and title.
+#[derive(Deserialize)]
+struct WaInteractive {
+    button_reply: Option<WaReply>,
+    list_reply: Option<WaReply>,
+}
+
+#[derive(Deserialize)]
+struct WaReply {
+    id: Option<String>,
+    title: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WaOrder {
+    catalog_id: Option<String>,
+    text: Option<String>,
+    #[serde(default)]
+    product_items: Vec<Lenient<WaOrderItem>>,
+}
+
+/// An order line; `item_price` kept as Meta wrote the number, so that it is read exactly.
+#[derive(Deserialize)]
+struct WaOrderItem {
+    product_retailer_id: String,
+    quantity: u32,
+    item_price: Box<RawValue>,
+    currency: String,
+}
+
+/// What a WhatsApp message carries beyond its text, for the built-in events; `None` for a
+/// plain message. An order line that does not read (a price that is not a number) is dropped.
+fn whatsapp_details(
+    button: Option<&WaButton>,
+    interactive: Option<WaInteractive>,
+    order: Option<Lenient<WaOrder>>,
+) -> Option<Box<MessageDetails>> {
+    let reply = interactive.and_then(|i| i.button_reply.or(i.list_reply));
+    let order = order.and_then(|order| order.0).map(|order| Order {
+        catalog_id: order.catalog_id,
+        text: order.text,
+        items: order
+            .product_items
+            .into_iter()
+            .filter_map(|item| item.0)
+            .filter_map(|item| {
+                Some(OrderItem {
+                    item_price: Amount::parse_payout(item.item_price.get()).ok()?,
+                    currency: Currency::parse(&item.currency).ok()?,
+                    product_retailer_id: item.product_retailer_id,
+                    quantity: item.quantity,
+                })
+            })
+            .collect(),
+    });
+    let details = MessageDetails {
+        reply_id: reply
+            .as_ref()
+            .and_then(|reply| reply.id.clone())
+            .or_else(|| button.and_then(|button| button.payload.clone())),
+        reply_title: reply
+            .and_then(|reply| reply.title)
+            .or_else(|| button.and_then(|button| button.text.clone())),
+        order,
+    };
+    (details != MessageDetails::default()).then(|| Box::new(details))
 }
 
 #[derive(Deserialize)]
@@ -241,6 +314,8 @@ fn whatsapp_events<M: Item<WaMessage>>(
             let referral = message
                 .referral
                 .map(|referral| whatsapp_referral(referral, &message.id, occurred_at));
+            let details =
+                whatsapp_details(message.button.as_ref(), message.interactive, message.order);
             let text = message
                 .text
                 .map(|text| text.body)
@@ -257,6 +332,7 @@ fn whatsapp_events<M: Item<WaMessage>>(
                     kind: message.kind.unwrap_or_else(|| "unknown".into()),
                     text,
                     timestamp: occurred_at,
+                    details,
                 }),
                 referral,
                 identity,
@@ -383,6 +459,12 @@ struct MessengerMessage {
     #[serde(default)]
     attachments: Vec<Lenient<Attachment>>,
     referral: Option<MessengerReferral>,
+    quick_reply: Option<QuickReply>,
+}
+
+#[derive(Deserialize)]
+struct QuickReply {
+    payload: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -470,11 +552,22 @@ fn messaging_event(
         let referral = message
             .referral
             .map(|referral| messenger_referral(channel, referral, Some(&message.mid), occurred_at));
+        let details = message
+            .quick_reply
+            .and_then(|reply| reply.payload)
+            .map(|payload| {
+                Box::new(MessageDetails {
+                    reply_id: Some(payload),
+                    reply_title: message.text.clone(),
+                    order: None,
+                })
+            });
         let inbound = InboundMessage {
             id: message.mid.clone(),
             kind,
             text: message.text,
             timestamp: occurred_at,
+            details,
         };
         (format!("mid:{}", message.mid), Some(inbound), referral)
     } else if let Some(postback) = item.postback {

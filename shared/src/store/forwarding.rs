@@ -11,6 +11,8 @@ use crate::contact::store::{
     ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, EventRead, IdentityCommit,
 };
 use crate::erasure::{Erased, Erasure, ErasureStore};
+use crate::goals::GoalSet;
+use crate::goals::store::GoalStore;
 use crate::ids::{ContactId, InstanceId, JobId, OfferId};
 use crate::instances::InstanceStore;
 use crate::matching::backfill::{BackfillJob, JobStore};
@@ -154,4 +156,10 @@ forward!(SpendStore {
     write fn upsert_spend(&self, rows: &[SpendRow]) -> Upserted;
     read fn load_spend(&self, first_day: &str, last_day: &str) -> Vec<SpendRow>;
     read fn ad_names(&self, ad_ids: &[String]) -> Vec<AdNames>;
+});
+
+forward!(GoalStore {
+    read fn load_goals(&self, instance_id: &InstanceId) -> GoalSet;
+    write fn save_goals(&self, instance_id: &InstanceId, goals: &GoalSet, expected_version: u64)
+        -> CommitOutcome;
 });

@@ -9,6 +9,7 @@
 mod contacts;
 mod engine;
 mod erasure;
+mod goals;
 mod instances;
 mod jobs;
 mod revenue;
@@ -70,6 +71,8 @@ const REF_CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("ref_codes"
 const SPEND: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("spend");
 /// Ad id → the ad's names.
 const AD_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("ad_names");
+/// Instance id → its goal set.
+const GOALS: TableDefinition<&str, &[u8]> = TableDefinition::new("goals");
 /// Instance id → nothing: the instances with a contact or a rule.
 const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
 
@@ -99,6 +102,7 @@ macro_rules! every_table {
         $each!(INSTANCES, debug);
         $each!(SPEND, bytes);
         $each!(AD_NAMES, bytes);
+        $each!(GOALS, bytes);
     };
 }
 

@@ -1,0 +1,257 @@
+//! Goal writes as the admin API (and any page) makes them, each a change of the instance's goal
+//! set under its version check, and the backfill that evaluates existing contacts.
+
+use super::store::GoalStore;
+use super::{Goal, GoalId, GoalSet, GoalSettings, MAX_GOALS_PER_INSTANCE, advance_goal};
+use crate::contact::store::{ContactStore, ContactUpdate, ContactWindow};
+use crate::fields::{FieldError, json_object, present, reject_unknown};
+use crate::ids::InstanceId;
+use crate::stats::StatsWindow;
+use crate::store::{CommitOutcome, StoreError};
+use crate::time::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Why a goal write or backfill did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum GoalError {
+    /// A field that does not hold: nothing was written.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// No goal of that id on the instance.
+    #[error("no such goal")]
+    UnknownGoal,
+    /// The store failed: nothing was written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Concurrent writers kept changing the instance's goals.
+    #[error("the instance's goals kept changing")]
+    Contention,
+}
+
+/// Attempts of one change against concurrent writers (admin writes are rare).
+const ATTEMPTS: u32 = 8;
+
+/// Applies `change` to the instance's goals and stores them under the version read, again
+/// when another writer got there first. The set's bounds are checked on the result.
+async fn change<T>(
+    store: &dyn GoalStore,
+    instance_id: &InstanceId,
+    mut change: impl FnMut(&mut GoalSet) -> Result<T, GoalError>,
+) -> Result<T, GoalError> {
+    for _ in 0..ATTEMPTS {
+        let mut goals = store.load_goals(instance_id).await?;
+        let read = goals.version;
+        let answer = change(&mut goals)?;
+        if goals.goals.len() > MAX_GOALS_PER_INSTANCE {
+            return Err(FieldError::new(
+                "instance_id",
+                format!("an instance holds at most {MAX_GOALS_PER_INSTANCE} goals"),
+            )
+            .into());
+        }
+        if goals
+            .goals
+            .iter()
+            .filter(|g| g.settings.qualified_lead)
+            .count()
+            > 1
+        {
+            return Err(FieldError::new(
+                "qualified_lead",
+                "another goal of this instance is its qualified lead already",
+            )
+            .into());
+        }
+        goals.version = read + 1;
+        match store.save_goals(instance_id, &goals, read).await? {
+            CommitOutcome::Applied => return Ok(answer),
+            CommitOutcome::VersionConflict | CommitOutcome::Duplicate => continue,
+        }
+    }
+    Err(GoalError::Contention)
+}
+
+/// Adds a goal; answers it as stored.
+pub async fn create(
+    store: &dyn GoalStore,
+    instance_id: &InstanceId,
+    settings: GoalSettings,
+    now: Timestamp,
+) -> Result<Goal, GoalError> {
+    let goal = Goal {
+        id: GoalId::new(),
+        settings,
+        revision: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    change(store, instance_id, |goals| {
+        goals.goals.push(goal.clone());
+        Ok(())
+    })
+    .await?;
+    Ok(goal)
+}
+
+/// Replaces a goal's settings (keeping its id and creation time); a new revision, so progress
+/// toward the old one starts over (goals achieved stay achieved).
+pub async fn replace(
+    store: &dyn GoalStore,
+    instance_id: &InstanceId,
+    goal_id: &GoalId,
+    settings: GoalSettings,
+    now: Timestamp,
+) -> Result<Goal, GoalError> {
+    change(store, instance_id, |goals| {
+        let goal = goals
+            .goals
+            .iter_mut()
+            .find(|goal| goal.id == *goal_id)
+            .ok_or(GoalError::UnknownGoal)?;
+        goal.settings = settings.clone();
+        goal.revision += 1;
+        goal.updated_at = now;
+        Ok(goal.clone())
+    })
+    .await
+}
+
+/// Removes a goal (its counters stay, unread).
+pub async fn delete(
+    store: &dyn GoalStore,
+    instance_id: &InstanceId,
+    goal_id: &GoalId,
+) -> Result<(), GoalError> {
+    change(store, instance_id, |goals| {
+        let before = goals.goals.len();
+        goals.goals.retain(|goal| goal.id != *goal_id);
+        if goals.goals.len() == before {
+            return Err(GoalError::UnknownGoal);
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// One goal of the instance.
+pub async fn load(
+    store: &dyn GoalStore,
+    instance_id: &InstanceId,
+    goal_id: &GoalId,
+) -> Result<Goal, GoalError> {
+    store
+        .load_goals(instance_id)
+        .await?
+        .goal(goal_id)
+        .cloned()
+        .ok_or(GoalError::UnknownGoal)
+}
+
+/// Contacts one backfill call reads at most; a larger window answers `truncated` and is run
+/// again (a re-run changes nothing it already did).
+pub const BACKFILL_MAX_CONTACTS: usize = 10_000;
+/// Contacts read and written per page.
+const PAGE: usize = 100;
+
+/// What a goal backfill found (a preview) or did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BackfillReport {
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Contacts first seen in the window that were read.
+    pub scanned: u64,
+    /// Contacts that achieve the goal now, from their stored events (a preview: would).
+    pub achieved: u64,
+    /// Contacts that had achieved it already.
+    pub already_achieved: u64,
+    /// Whether the window held more than one call reads.
+    pub truncated: bool,
+}
+
+/// A backfill request: `{"dry_run": bool, "days"?: 1–90}`.
+pub fn backfill_request(body: &[u8], now: Timestamp) -> Result<(bool, StatsWindow), FieldError> {
+    let object = json_object(body)?;
+    reject_unknown(&object, "", &["dry_run", "days"], &[])?;
+    let dry_run = match present(&object, "dry_run") {
+        None => true,
+        Some(Value::Bool(flag)) => *flag,
+        Some(_) => return Err(FieldError::new("dry_run", "must be true or false")),
+    };
+    let days = match present(&object, "days") {
+        None => None,
+        Some(Value::Number(days)) => Some(days.to_string()),
+        Some(_) => return Err(FieldError::new("days", "must be a number")),
+    };
+    let window = StatsWindow::ending(now, days.as_deref())
+        .map_err(|error| FieldError::new("days", error.to_string()))?;
+    Ok((dry_run, window))
+}
+
+/// Evaluates `goal` on the contacts first seen in `window` from their stored events; unless
+/// `dry_run`, writes each achievement with its counters (conditioned on the contact's version:
+/// a contact that moved meanwhile is left to the next run or its next event). A contact counts
+/// once whichever of the live events and backfills gets there first.
+pub async fn backfill(
+    contacts: &dyn ContactStore,
+    goal: &Goal,
+    instance_id: &InstanceId,
+    window: &StatsWindow,
+    dry_run: bool,
+) -> Result<BackfillReport, GoalError> {
+    let mut report = BackfillReport {
+        dry_run,
+        ..BackfillReport::default()
+    };
+    let listing = ContactWindow {
+        since: window.since,
+        until: window.until.plus_seconds(1),
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let page = contacts
+            .list_contacts(instance_id, &listing, after.as_deref(), PAGE)
+            .await?;
+        let mut updates = Vec::new();
+        for contact in &page.contacts {
+            report.scanned += 1;
+            let achieved = |c: &crate::contact::Contact| {
+                c.goals
+                    .get(&goal.id)
+                    .is_some_and(|progress| progress.achieved.is_some())
+            };
+            if achieved(contact) {
+                report.already_achieved += 1;
+                continue;
+            }
+            let mut after = contact.clone();
+            let counters = advance_goal(&mut after, goal, &contact.events.kept);
+            if counters.is_empty() {
+                continue;
+            }
+            after.version += 1;
+            updates.push(ContactUpdate {
+                contact: after,
+                expected_version: contact.version,
+                counters,
+            });
+        }
+        if dry_run {
+            report.achieved += updates.len() as u64;
+        } else if !updates.is_empty() {
+            let outcomes = contacts.update_contacts(&updates).await?;
+            report.achieved += outcomes
+                .iter()
+                .filter(|outcome| **outcome == CommitOutcome::Applied)
+                .count() as u64;
+        }
+        match page.next {
+            None => return Ok(report),
+            Some(_) if report.scanned as usize >= BACKFILL_MAX_CONTACTS => {
+                report.truncated = true;
+                return Ok(report);
+            }
+            next => after = next,
+        }
+    }
+}
