@@ -271,11 +271,20 @@ pub fn webhook_app(store: Arc<dyn ContactStore>) -> Router {
 
 /// The same with a given match queue. Nothing can be erased through it (see `NoErasure`).
 pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQueue>) -> Router {
+    webhook_app_with_goals(store, queue, Arc::new(NoGoals))
+}
+
+/// The same with the instances' goals read from `goals` (through the webhook's cache).
+pub fn webhook_app_with_goals(
+    store: Arc<dyn ContactStore>,
+    queue: Arc<dyn JobQueue>,
+    goals: Arc<dyn shared::goals::store::GoalStore>,
+) -> Router {
     let webhook = webhook::router(webhook::WebhookState::new(
         &secrets(),
         store.clone(),
         queue,
-        Arc::new(NoGoals),
+        goals,
     ));
     let contacts = contacts::router(contacts::ContactsState::new(
         &secrets().admin_keys,
@@ -418,6 +427,7 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>)
         queue,
         stores.instances.clone(),
         stores.spend.clone(),
+        stores.goals.clone(),
     ))
 }
 

@@ -20,6 +20,7 @@ on_every_store!(
     goal_counters_equal_a_recount_of_the_contacts,
     backfill_previews_then_achieves_and_a_rerun_changes_nothing,
     a_faulty_store_counts_each_achievement_once,
+    the_ads_report_reads_qualified_leads_from_the_qualified_lead_goal,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -711,4 +712,88 @@ async fn a_faulty_store_counts_each_achievement_once(backend: Backend) {
     let stats = goal_stats(&app, &goal).await;
     assert_eq!(stats["achieved"], 8, "{stats}");
     assert_eq!(flattened(&stats), recount(&app, &goal).await);
+}
+
+async fn the_ads_report_reads_qualified_leads_from_the_qualified_lead_goal(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = app(&stores);
+    let ad = "120230011223344556";
+    let at = now() - 600;
+    let today = chrono::DateTime::from_timestamp(at, 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let row = json!([{"date": today, "platform": "meta", "campaign": "CTWA Verao", "ad_set": "Sudeste",
+        "ad_id": ad, "ad_name": "Video A", "spend": "100.00", "currency": "USD"}]);
+    let (status, body) = call(&app, admin_request("POST", "/spend", Some(row))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let query = format!("/reports/ads?group_by=ad&since={today}&until={today}");
+    // Three conversations from the ad, no qualified-lead goal yet.
+    for n in 0..3 {
+        let phone = format!("1650559{n:04}");
+        deliver(
+            &app,
+            &whatsapp_message(
+                INSTANCE,
+                &phone,
+                &format!("wamid.Q{n}"),
+                at + n,
+                "hi",
+                Some(ctwa_referral(ad)),
+            ),
+        )
+        .await;
+    }
+    let before = call(&app, admin_get(&query)).await.1;
+    assert_eq!(
+        (
+            &before["rows"][0]["qualified"],
+            &before["rows"][0]["cost_per_qualified"]
+        ),
+        (&json!(0), &Value::Null)
+    );
+    // A goal that is not the qualified lead counts nowhere in the report.
+    create_goal(
+        &app,
+        json!({"name": "Other", "conditions": [{"rules": [rule("lead_qualified")]}]}),
+    )
+    .await;
+    create_goal(
+        &app,
+        json!({"name": "Qualified", "qualified_lead": true, "conditions": [{"rules": [rule("lead_qualified")]}]}),
+    )
+    .await;
+    for n in 0..3 {
+        let phone = format!("1650559{n:04}");
+        let (status, _) = post_events(
+            &app,
+            &phone,
+            json!([{"event_id": "q", "name": "lead_qualified"}]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let after = call(&app, admin_get(&query)).await.1;
+    let line = &after["rows"][0];
+    assert_eq!(
+        (&line["key"], &line["conversations"], &line["qualified"]),
+        (&json!(ad), &json!(3), &json!(3))
+    );
+    assert_eq!(
+        line["cost_per_qualified"], "33.33",
+        "100.00 / 3, half away from zero to the cent"
+    );
+    assert_eq!(after["totals"][0]["qualified"], 3);
+    assert_eq!(after["totals"][0]["cost_per_qualified"], "33.33");
+    let by_campaign = call(
+        &app,
+        admin_get(&format!(
+            "/reports/ads?group_by=campaign&since={today}&until={today}"
+        )),
+    )
+    .await
+    .1;
+    assert_eq!(by_campaign["rows"][0]["qualified"], 3, "{by_campaign}");
 }

@@ -71,6 +71,7 @@ impl Stores {
             contacts: self.contacts.clone(),
             instances: self.instances.clone(),
             revenue: self.revenue.clone(),
+            goals: self.goals.clone(),
         }
     }
 }
@@ -168,6 +169,7 @@ pub fn engine_with_matcher(
         match_queue.clone(),
         stores.instances.clone(),
         stores.spend.clone(),
+        stores.goals.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(
