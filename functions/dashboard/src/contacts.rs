@@ -216,6 +216,29 @@ pub struct TouchRow {
     pub captured_at: String,
 }
 
+/// One event of the contact's journey as the panel shows it.
+pub struct EventRow {
+    pub name: String,
+    pub occurred_at: String,
+    /// Its value and properties, as the contact API shows them.
+    pub details: String,
+}
+
+impl EventRow {
+    fn of(event: &shared::events::ContactEvent) -> Self {
+        let value = match (&event.value, &event.currency) {
+            (Some(value), Some(currency)) => format!("{value} {currency} "),
+            _ => String::new(),
+        };
+        let properties = serde_json::to_string(&event.properties).unwrap_or_default();
+        Self {
+            name: event.name.clone(),
+            occurred_at: event.occurred_at.to_string(),
+            details: format!("{value}{properties}"),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "contact.html")]
 pub struct ContactPanel {
@@ -226,6 +249,8 @@ pub struct ContactPanel {
     pub message_count: u64,
     pub last_seen_at: String,
     pub touches: Vec<TouchRow>,
+    /// The journey's events, newest first.
+    pub events: Vec<EventRow>,
     pub linked_ids: Vec<String>,
     pub sends: usize,
     pub clicks: usize,
@@ -357,6 +382,7 @@ pub async fn contact_panel(
         message_count: contact.message_count,
         last_seen_at: contact.last_seen_at.to_string(),
         touches,
+        events: contact.events.kept.iter().rev().map(EventRow::of).collect(),
         linked_ids: contact
             .linked_ids
             .iter()
