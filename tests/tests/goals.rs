@@ -21,6 +21,7 @@ on_every_store!(
     backfill_previews_then_achieves_and_a_rerun_changes_nothing,
     a_faulty_store_counts_each_achievement_once,
     the_ads_report_reads_qualified_leads_from_the_qualified_lead_goal,
+    two_contacts_of_one_person_merged_count_one_achievement,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -796,4 +797,67 @@ async fn the_ads_report_reads_qualified_leads_from_the_qualified_lead_goal(backe
     .await
     .1;
     assert_eq!(by_campaign["rows"][0]["qualified"], 3, "{by_campaign}");
+}
+
+/// A WhatsApp message from a sender named by `phone`, `bsuid` or both.
+fn named_message(
+    phone: Option<&str>,
+    bsuid: Option<&str>,
+    id: &str,
+    at: i64,
+    text: &str,
+) -> Vec<u8> {
+    let mut body: Value =
+        serde_json::from_slice(&whatsapp_message(INSTANCE, "0", id, at, text, None)).unwrap();
+    let value = &mut body["entry"][0]["changes"][0]["value"];
+    value["contacts"] = json!([{"profile": {"name": "Marta"}}]);
+    value["messages"][0].as_object_mut().unwrap().remove("from");
+    for (contact_field, message_field, id) in
+        [("wa_id", "from", phone), ("user_id", "from_user_id", bsuid)]
+    {
+        if let Some(id) = id {
+            value["contacts"][0][contact_field] = json!(id);
+            value["messages"][0][message_field] = json!(id);
+        }
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+async fn two_contacts_of_one_person_merged_count_one_achievement(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = app(&stores);
+    let goal = create_goal(
+        &app,
+        json!({"name": "Price", "conditions": [{"rules": [
+            {"event": "message_received", "property": "text", "op": "contains", "value": "price"}]}]}),
+    )
+    .await;
+    let (phone, bsuid) = ("5215512345678", "MX.8820194736550012");
+    let at = now() - 3_600;
+    deliver(
+        &app,
+        &named_message(Some(phone), None, "wamid.M1", at, "price?"),
+    )
+    .await;
+    deliver(
+        &app,
+        &named_message(None, Some(bsuid), "wamid.M2", at + 60, "the price please"),
+    )
+    .await;
+    assert_eq!(
+        goal_stats(&app, &goal).await["achieved"],
+        2,
+        "two contacts, for now"
+    );
+    deliver(
+        &app,
+        &named_message(Some(phone), Some(bsuid), "wamid.M3", at + 120, "me again"),
+    )
+    .await;
+    let stats = goal_stats(&app, &goal).await;
+    assert_eq!(stats["achieved"], 1, "{stats}");
+    assert_eq!(flattened(&stats), recount(&app, &goal).await);
+    assert_eq!(achieved_at(&app, bsuid, &goal).await, Some(rfc3339(at)));
 }

@@ -96,7 +96,25 @@ pub fn plan(event: &InboundEvent, found: &[Option<Contact>]) -> Plan {
     } else {
         let mut gone: Vec<&Contact> = absorbed.clone();
         gone.extend(before.as_ref());
-        moved_counters(&after, &gone)
+        let mut counters = moved_counters(&after, &gone);
+        // Summed per counter: a transaction may name a counter once.
+        let mut taken_back: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for other in &absorbed {
+            for bump in crate::goals::absorb(&mut after, other) {
+                *taken_back.entry((bump.day, bump.name)).or_default() += bump.delta;
+            }
+        }
+        counters.extend(
+            taken_back
+                .into_iter()
+                .map(|((day, name), delta)| CounterBump {
+                    instance_id: after.instance_id.clone(),
+                    day,
+                    name,
+                    delta,
+                }),
+        );
+        counters
     };
     Plan {
         commit: IdentityCommit {

@@ -408,3 +408,44 @@ pub fn advance_goal(
     }
     bumps
 }
+
+/// Folds `other`'s goal progress into `into` (a merge of two contacts of one person): one
+/// achievement per goal, the earlier one, with counters that take back what the other one
+/// counted (it was counted on its own contact); otherwise each rule's earliest time, for the
+/// later revision. Answers those counter changes, for the merge's commit.
+pub fn absorb(into: &mut Contact, other: &Contact) -> Vec<CounterBump> {
+    let instance_id = into.instance_id.clone();
+    let mut bumps = Vec::new();
+    let mut take_back = |goal_id: &GoalId, dropped: &Achievement| {
+        bumps.extend(dropped.counted.iter().map(|name| CounterBump {
+            instance_id: instance_id.clone(),
+            day: counter_day(goal_id, &dropped.day),
+            name: name.clone(),
+            delta: -1,
+        }));
+    };
+    for (goal_id, theirs) in &other.goals {
+        let Some(ours) = into.goals.get_mut(goal_id) else {
+            into.goals.insert(goal_id.clone(), theirs.clone());
+            continue;
+        };
+        match (&ours.achieved, &theirs.achieved) {
+            (Some(kept), Some(other)) if other.at < kept.at => {
+                take_back(goal_id, kept);
+                *ours = theirs.clone();
+            }
+            (Some(_), Some(other)) => take_back(goal_id, other),
+            (None, Some(_)) => *ours = theirs.clone(),
+            (Some(_), None) => {}
+            (None, None) if theirs.revision > ours.revision => *ours = theirs.clone(),
+            (None, None) if theirs.revision == ours.revision => {
+                for (rule, at) in &theirs.satisfied {
+                    let kept = ours.satisfied.entry(rule.clone()).or_insert(*at);
+                    *kept = (*kept).min(*at);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    bumps
+}
