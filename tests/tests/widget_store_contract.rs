@@ -38,6 +38,7 @@ fn widget(instance_id: &str, key: &str, origins: &[&str]) -> WidgetConfig {
         instance_id: instance(instance_id),
         widget_key: key.to_owned(),
         allowed_origins: origins.iter().map(|origin| (*origin).to_owned()).collect(),
+        campaigns: Vec::new(),
         updated_at: ts("2026-03-01T10:00:00.123Z"),
     }
 }
@@ -52,6 +53,7 @@ fn bare_visit() -> WebVisit {
         referrer: None,
         via: None,
         ref_code: None,
+        counted_campaign: None,
         captured_at: ts("2026-03-01T10:00:00.000Z"),
     }
 }
@@ -76,6 +78,7 @@ fn full_visit() -> WebVisit {
         referrer: Some("https://www.google.com/".to_owned()),
         via: Some("wa.me".to_owned()),
         ref_code: Some("ABCDEFGH".to_owned()),
+        counted_campaign: Some("spring sale ü".to_owned()),
         captured_at: ts("2026-03-01T10:00:00.456Z"),
     }
 }
@@ -102,6 +105,9 @@ async fn a_saved_widget_loads_back_field_for_field(backend: Backend) {
     origins.insert(1, "http://localhost:3000".to_owned());
     let config = WidgetConfig {
         allowed_origins: origins,
+        campaigns: (0..shared::web::MAX_CAMPAIGNS)
+            .map(|n| format!("{n:03}{}", "é".repeat(shared::web::MAX_CAMPAIGN_CHARS - 3)))
+            .collect(),
         ..widget("1", "wk_0123456789abcdef", &[])
     };
     store.save_widget(&config).await.unwrap();

@@ -303,7 +303,13 @@ pub async fn contacts_csv(
     let query = Filters::of(&query_form(query))
         .listing_query()
         .map_err(bad_field)?;
-    shared::http::contacts_csv(state.contacts.clone(), instance_id, &query).map_err(bad_field)
+    shared::http::contacts_csv(
+        state.contacts.clone(),
+        state.spend.clone(),
+        instance_id,
+        &query,
+    )
+    .map_err(bad_field)
 }
 
 /// One contact: acquisition, touches, first message and linked ids, as `GET …/contacts/{id}`

@@ -45,9 +45,10 @@ fn countable_ad_id(ad_id: &str) -> bool {
 }
 
 /// The campaign and ad counters of an acquisition (the ads report's conversations): a Meta
-/// ad's id, a rule's campaign and ad. Web visits' `utm_campaign` is not counted: anyone holding
-/// a widget's publishable key can send any value, and a counter set must not grow with what an
-/// outsider sends.
+/// ad's id, a rule's campaign and ad, a web visit's `counted_campaign`. A visit's raw
+/// `utm_campaign` is never counted: anyone holding a widget's publishable key can send any
+/// value, and a counter set must not grow with what an outsider sends; the mark is set only for
+/// a campaign on the widget's admin-made list.
 fn campaign_and_ad(acquisition: &crate::contact::Acquisition) -> Vec<String> {
     match acquisition {
         crate::contact::Acquisition::MetaAd(referral) => referral
@@ -62,6 +63,12 @@ fn campaign_and_ad(acquisition: &crate::contact::Acquisition) -> Vec<String> {
             let ad = rule.ad.as_deref().map(ad_counter);
             campaign.into_iter().chain(ad).collect()
         }
+        crate::contact::Acquisition::Web(visit) => visit
+            .counted_campaign
+            .as_deref()
+            .map(campaign_counter)
+            .into_iter()
+            .collect(),
         _ => Vec::new(),
     }
 }
