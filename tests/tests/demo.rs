@@ -126,7 +126,10 @@ fn check_the_ads_report(ads: &Value) {
     }
     assert_eq!(row("b2b-teams")["currency"], "EUR");
     let summer = row("summer-sale");
-    assert_eq!(summer["currency"], "EUR", "its spend and its plan's revenue");
+    assert_eq!(
+        summer["currency"], "EUR",
+        "its spend and its plan's revenue"
+    );
     assert_ne!(summer["roas"], Value::Null, "{summer}");
     assert_eq!(
         row("retargeting")["currency"],

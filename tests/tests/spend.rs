@@ -747,7 +747,12 @@ mod web_campaigns {
         assert_eq!(only_here["rows"], by_campaign["rows"]);
         // A flood of distinct campaigns from whoever holds the publishable key: stored on the
         // visits, never a counter, so the report (every counted campaign has a row) is as it was.
-        let flood = futures::stream::iter(0..10_000)
+        // DynamoDB Local takes about 25 ms a visit, so it gets a tenth of the flood.
+        let visits = match backend {
+            Backend::Embedded => 10_000,
+            Backend::Dynamo => 1_000,
+        };
+        let flood = futures::stream::iter(0..visits)
             .map(|n| {
                 let app = app.clone();
                 async move {
@@ -768,7 +773,7 @@ mod web_campaigns {
             admin_get(&format!("/instances/{INSTANCE}/stats?days=1")),
         )
         .await;
-        assert_eq!(stats["new_contacts"], 10_005, "{stats}");
+        assert_eq!(stats["new_contacts"], visits + 5, "{stats}");
     }
 
     on_every_store!(listed_campaigns_count_and_others_do_not);
