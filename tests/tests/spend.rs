@@ -812,5 +812,50 @@ mod web_campaign_list {
         assert_eq!(answer["campaigns"], json!(most));
     }
 
-    on_every_store!(a_bad_campaigns_list_is_refused_by_name_and_changes_nothing);
+    async fn the_campaigns_are_replaced_and_the_key_kept(backend: Backend) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let app = engine_app(&stores).app;
+        let path = "/instances/106540352242922/widget";
+        let campaigns = format!("{path}/campaigns");
+        let (status, answer) = call(
+            &app,
+            admin_request("PUT", &campaigns, Some(json!({"campaigns": ["a"]}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        let body = json!({"allowed_origins": ["https://shop.example"], "campaigns": ["a"]});
+        let (_, created) = call(&app, admin_request("POST", path, Some(body))).await;
+        for (body, field) in [
+            (json!({}), "campaigns"),
+            (json!({"campaigns": ["ok", "  "]}), "campaigns[1]"),
+            (
+                json!({"campaigns": ["ok"], "allowed_origins": []}),
+                "allowed_origins",
+            ),
+        ] {
+            let (status, answer) = call(&app, admin_request("PUT", &campaigns, Some(body))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            assert_eq!(answer["error"]["field"], field, "{answer}");
+        }
+        let (_, shown) = call(&app, admin_get(path)).await;
+        assert_eq!(shown, created, "refused edits changed nothing");
+        let body = json!({"campaigns": [" Spring Sale ", "b2b"]});
+        let (status, edited) = call(&app, admin_request("PUT", &campaigns, Some(body))).await;
+        assert_eq!(status, StatusCode::OK, "{edited}");
+        assert_eq!(edited["campaigns"], json!(["Spring Sale", "b2b"]));
+        assert_eq!(
+            edited["widget_key"], created["widget_key"],
+            "the snippet keeps working"
+        );
+        assert_eq!(edited["allowed_origins"], created["allowed_origins"]);
+        let (_, shown) = call(&app, admin_get(path)).await;
+        assert_eq!(shown, edited);
+    }
+
+    on_every_store!(
+        a_bad_campaigns_list_is_refused_by_name_and_changes_nothing,
+        the_campaigns_are_replaced_and_the_key_kept,
+    );
 }

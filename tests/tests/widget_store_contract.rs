@@ -12,6 +12,7 @@ on_every_store!(
     loading_the_widget_of_an_instance_without_one_answers_none,
     a_second_save_replaces_the_widget_entirely,
     widgets_are_per_instance,
+    a_replace_lands_only_while_the_key_it_names_is_current,
     a_created_ref_code_loads_back_field_for_field,
     loading_an_unknown_ref_code_answers_none,
     an_expired_ref_code_still_loads_as_stored,
@@ -156,6 +157,38 @@ async fn a_second_save_replaces_the_widget_entirely(backend: Backend) {
     );
     // Saving the same configuration again changes nothing.
     store.save_widget(&rotated).await.unwrap();
+    assert_eq!(
+        store.load_widget(&instance("1")).await.unwrap(),
+        Some(rotated)
+    );
+}
+
+async fn a_replace_lands_only_while_the_key_it_names_is_current(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let edited = WidgetConfig {
+        campaigns: vec!["Spring Sale".into()],
+        ..widget("1", "wk_first", &["https://a.example"])
+    };
+    assert!(
+        !store.replace_widget(&edited, "wk_first").await.unwrap(),
+        "no widget yet: nothing to replace"
+    );
+    assert_eq!(store.load_widget(&instance("1")).await.unwrap(), None);
+    store
+        .save_widget(&widget("1", "wk_first", &["https://a.example"]))
+        .await
+        .unwrap();
+    assert!(store.replace_widget(&edited, "wk_first").await.unwrap());
+    assert_eq!(
+        store.load_widget(&instance("1")).await.unwrap(),
+        Some(edited.clone())
+    );
+    // A rotation lands first: the edit made from the old key must not bring that key back.
+    let rotated = widget("1", "wk_second", &["https://a.example"]);
+    store.save_widget(&rotated).await.unwrap();
+    assert!(!store.replace_widget(&edited, "wk_first").await.unwrap());
     assert_eq!(
         store.load_widget(&instance("1")).await.unwrap(),
         Some(rotated)

@@ -141,6 +141,7 @@ forward!(RevenueStore {
 
 forward!(WidgetStore {
     write fn save_widget(&self, config: &WidgetConfig) -> ();
+    write fn replace_widget(&self, config: &WidgetConfig, expected_key: &str) -> bool;
     read fn load_widget(&self, instance_id: &InstanceId) -> Option<WidgetConfig>;
     write fn create_ref(&self, code: &RefCode) -> bool;
     read fn load_ref(&self, code: &str) -> Option<RefCode>;
