@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod config;
 pub mod contact;
 pub mod erasure;

@@ -114,6 +114,8 @@ pub struct ByKind {
     pub meta_post: u64,
     /// From an m.me / ig.me / wa.me link.
     pub shortlink: u64,
+    /// From a catalog or shop product, without an ad.
+    pub product: u64,
     /// Attributed by a text rule.
     pub rule: u64,
     /// From the website chat widget.
@@ -127,6 +129,7 @@ impl ByKind {
             meta_ad: get("kind:meta_ad"),
             meta_post: get("kind:meta_post"),
             shortlink: get("kind:shortlink"),
+            product: get("kind:product"),
             rule: get("kind:rule"),
             web: get("kind:web"),
         }

@@ -201,7 +201,7 @@ pub struct ContactsPage {
     pub instance_id: String,
     pub instance_path: String,
     pub filters: Filters,
-    pub kinds: [&'static str; 5],
+    pub kinds: [&'static str; 6],
     /// The platform filter's choices: every platform with a colour, then `other`.
     pub platforms: Vec<&'static str>,
     pub rows: Vec<ContactRow>,
@@ -285,7 +285,7 @@ pub async fn contacts_page(
         csv_url: format!("{path}/contacts.csv?{filter_query}"),
         instance_path: path,
         filters,
-        kinds: ["meta_ad", "meta_post", "shortlink", "rule", "web"],
+        kinds: shared::contact::listing::ACQUISITION_KINDS,
         platforms: PLATFORMS.iter().copied().chain(["other"]).collect(),
         next_url,
     };

@@ -47,6 +47,7 @@ fn referral_id(acquisition: &Acquisition) -> Option<String> {
         Acquisition::MetaAd(referral) => referral.ad_id.clone(),
         Acquisition::MetaPost(referral) => referral.post_id.clone(),
         Acquisition::Shortlink(referral) => referral.ref_param.clone(),
+        Acquisition::Product(referral) => referral.product_id.clone(),
         Acquisition::Rule(rule) => Some(rule.rule_id.to_string()),
         Acquisition::Web(visit) => {
             let ids = &visit.click_ids;
@@ -72,7 +73,9 @@ fn campaign_and_ad(acquisition: &Acquisition) -> (Option<&str>, Option<&str>) {
         Acquisition::Rule(rule) => (rule.campaign.as_deref(), rule.ad.as_deref()),
         Acquisition::Web(visit) => (visit.utm.campaign.as_deref(), visit.utm.content.as_deref()),
         Acquisition::MetaAd(referral) => (None, referral.headline.as_deref()),
-        Acquisition::MetaPost(_) | Acquisition::Shortlink(_) => (None, None),
+        Acquisition::MetaPost(_) | Acquisition::Shortlink(_) | Acquisition::Product(_) => {
+            (None, None)
+        }
     }
 }
 

@@ -174,7 +174,8 @@ fn acquired_at(contact: &Contact) -> Option<Timestamp> {
     Some(match contact.acquisition.as_ref()? {
         Acquisition::MetaAd(referral)
         | Acquisition::MetaPost(referral)
-        | Acquisition::Shortlink(referral) => referral.captured_at,
+        | Acquisition::Shortlink(referral)
+        | Acquisition::Product(referral) => referral.captured_at,
         Acquisition::Web(visit) => visit.captured_at,
         Acquisition::Rule(_) => contact
             .first_message

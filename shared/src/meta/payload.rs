@@ -172,6 +172,19 @@ struct WaMessage {
     text: Option<WaText>,
     button: Option<WaButton>,
     referral: Option<WaReferral>,
+    context: Option<WaContext>,
+}
+
+/// What a message answers or came from; only a product's "Message business" button is read.
+#[derive(Deserialize)]
+struct WaContext {
+    referred_product: Option<WaReferredProduct>,
+}
+
+#[derive(Deserialize)]
+struct WaReferredProduct {
+    catalog_id: Option<String>,
+    product_retailer_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -238,9 +251,26 @@ fn whatsapp_events<M: Item<WaMessage>>(
                 .and_then(|seconds| seconds.parse().ok())
                 .and_then(Timestamp::from_unix_seconds)
                 .unwrap_or(received_at);
-            let referral = message
-                .referral
-                .map(|referral| whatsapp_referral(referral, &message.id, occurred_at));
+            let product = message
+                .context
+                .and_then(|context| context.referred_product)
+                .and_then(|product| Some((product.catalog_id, product.product_retailer_id?)));
+            let referral = match (message.referral, product) {
+                (Some(referral), product) => Some(whatsapp_referral(
+                    referral,
+                    product,
+                    &message.id,
+                    occurred_at,
+                )),
+                (None, Some((catalog_id, product_id))) => Some(Referral::Product(MetaReferral {
+                    product_id: Some(product_id),
+                    catalog_id,
+                    source: Some("referred_product".into()),
+                    message_id: Some(message.id.clone()),
+                    ..MetaReferral::minimal(MetaPlatform::Whatsapp, occurred_at)
+                })),
+                (None, None) => None,
+            };
             let text = message
                 .text
                 .map(|text| text.body)
@@ -293,7 +323,17 @@ fn whatsapp_sender(
     Some((contact_id, identity, display_name))
 }
 
-fn whatsapp_referral(referral: WaReferral, message_id: &str, at: Timestamp) -> Referral {
+/// A catalog id (when Meta names it) and a product's retailer id.
+type WaProduct = (Option<String>, String);
+
+/// The referral of a message, with the product it was sent from, if any (an ad's product).
+fn whatsapp_referral(
+    referral: WaReferral,
+    product: Option<WaProduct>,
+    message_id: &str,
+    at: Timestamp,
+) -> Referral {
+    let (catalog_id, product_id) = product.unzip();
     let url_platform = referral.source_url.as_deref().and_then(platform_of_url);
     let is_ad = referral.source_type.as_deref() == Some("ad");
     // Ads shown in WhatsApp Status carry no ctwa_clid: the ad was seen inside WhatsApp itself,
@@ -315,7 +355,8 @@ fn whatsapp_referral(referral: WaReferral, message_id: &str, at: Timestamp) -> R
         video_url: referral.video_url,
         thumbnail_url: referral.thumbnail_url,
         post_id: None,
-        product_id: None,
+        product_id,
+        catalog_id: catalog_id.flatten(),
         ref_param: None,
         source: referral.source_type.clone(),
         message_id: Some(message_id.to_owned()),
@@ -404,6 +445,13 @@ struct MessengerReferral {
     source: Option<String>,
     ad_id: Option<String>,
     ads_context_data: Option<AdsContext>,
+    /// A Messenger Shops or Instagram Shop product the person wrote from.
+    product: Option<ReferralProduct>,
+}
+
+#[derive(Deserialize)]
+struct ReferralProduct {
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -535,6 +583,8 @@ fn messenger_referral(
         ),
         None => (None, None, None, None, None),
     };
+    let shop_product = referral.product.and_then(|product| product.id);
+    let product_id = product_id.or_else(|| shop_product.clone());
     let source = referral.source.map(|source| source.to_ascii_uppercase());
     let is_ad = source.as_deref() == Some("ADS") || referral.ad_id.is_some();
     // Instagram's ig.me links say `IGME-SOURCE-LINK`: a link with a `ref`, like a shortlink.
@@ -555,6 +605,7 @@ fn messenger_referral(
         thumbnail_url: None,
         post_id,
         product_id,
+        catalog_id: None,
         ref_param: referral.ref_param,
         source,
         message_id: message_id.map(str::to_owned),
@@ -564,6 +615,8 @@ fn messenger_referral(
         Referral::MetaAd(facts)
     } else if is_shortlink {
         Referral::Shortlink(facts)
+    } else if shop_product.is_some() {
+        Referral::Product(facts)
     } else {
         Referral::Other(facts)
     }
