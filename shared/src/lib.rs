@@ -23,6 +23,7 @@ pub mod queue;
 pub mod revenue;
 pub mod rules;
 pub mod secret;
+pub mod sources;
 pub mod spend;
 pub mod stats;
 pub mod store;

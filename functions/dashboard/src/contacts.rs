@@ -224,6 +224,10 @@ pub struct ContactPanel {
     pub instance_path: String,
     pub contact: ContactRow,
     pub message_count: u64,
+    /// `ads`, `organic` or `proactive`, as the contact API shows it.
+    pub conversation_source: &'static str,
+    /// The business's first message's origin, for a contact the business wrote to first.
+    pub business_first: Option<String>,
     pub last_seen_at: String,
     pub touches: Vec<TouchRow>,
     pub linked_ids: Vec<String>,
@@ -355,6 +359,10 @@ pub async fn contact_panel(
         instance_path: instance_path(&instance_id),
         contact: ContactRow::of(&instance_id, &contact),
         message_count: contact.message_count,
+        conversation_source: contact.conversation_source().as_str(),
+        business_first: contact
+            .business_first
+            .map(|first| format!("{} ({})", first.at, first.origin.as_str())),
         last_seen_at: contact.last_seen_at.to_string(),
         touches,
         linked_ids: contact

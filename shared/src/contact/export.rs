@@ -49,20 +49,11 @@ fn referral_id(acquisition: &Acquisition) -> Option<String> {
         Acquisition::Shortlink(referral) => referral.ref_param.clone(),
         Acquisition::Product(referral) => referral.product_id.clone(),
         Acquisition::Rule(rule) => Some(rule.rule_id.to_string()),
-        Acquisition::Web(visit) => {
-            let ids = &visit.click_ids;
-            [
-                &ids.gclid,
-                &ids.gbraid,
-                &ids.wbraid,
-                &ids.fbclid,
-                &ids.ttclid,
-                &ids.msclkid,
-                &ids.li_fat_id,
-            ]
+        Acquisition::Web(visit) => visit
+            .click_ids
+            .in_order()
             .into_iter()
-            .find_map(Clone::clone)
-        }
+            .find_map(Clone::clone),
     }
 }
 

@@ -406,6 +406,11 @@ pub struct Contact {
     /// to this contact; the store holds a link for each, written in the same commit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub linked_ids: Vec<ContactId>,
+    /// The earliest outbound message the business sent this person (a WhatsApp `sent` status
+    /// with its conversation's origin), when one is known: what tells a `proactive`
+    /// conversation source (see [`crate::sources`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_first: Option<crate::sources::BusinessFirst>,
     /// Optimistic-concurrency version: every write names the version it was computed from.
     pub version: u64,
 }

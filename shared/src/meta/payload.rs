@@ -28,6 +28,9 @@ pub struct Delivery {
     /// Entries and items that were not inbound messages or referrals (statuses, echoes, reads,
     /// unknown kinds or shapes).
     pub skipped: usize,
+    /// The WhatsApp statuses that may say the business wrote first (`sent`, with the
+    /// conversation's origin); also counted in `skipped`, as every status is.
+    pub outbound: Vec<crate::sources::OutboundStatus>,
 }
 
 /// Parses a delivery whose signature has already been checked. `received_at` stands in for a
@@ -136,7 +139,54 @@ struct WaValue<M> {
     #[serde(default = "Vec::new")]
     messages: Vec<M>,
     #[serde(default)]
-    statuses: Vec<serde::de::IgnoredAny>,
+    statuses: Vec<Lenient<WaStatus>>,
+}
+
+/// An outbound message's status; only what tells who wrote first is read.
+#[derive(Deserialize)]
+struct WaStatus {
+    status: Option<String>,
+    timestamp: Option<String>,
+    recipient_id: Option<String>,
+    recipient_user_id: Option<String>,
+    conversation: Option<WaConversation>,
+}
+
+#[derive(Deserialize)]
+struct WaConversation {
+    origin: Option<WaOrigin>,
+}
+
+#[derive(Deserialize)]
+struct WaOrigin {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// A `sent` status of a conversation with an origin, as an outbound start; `None` for any
+/// other status (a `delivered` or `read` follows a `sent` of the same message).
+fn outbound_status(
+    status: WaStatus,
+    instance_id: &InstanceId,
+) -> Option<crate::sources::OutboundStatus> {
+    if status.status.as_deref() != Some("sent") {
+        return None;
+    }
+    let origin = status.conversation?.origin?.kind?;
+    let parse = |id: Option<&str>| id.and_then(|id| ContactId::parse(id).ok());
+    let recipient = parse(status.recipient_id.as_deref())
+        .or_else(|| parse(status.recipient_user_id.as_deref()))?;
+    let at = status
+        .timestamp?
+        .parse()
+        .ok()
+        .and_then(Timestamp::from_unix_seconds)?;
+    Some(crate::sources::OutboundStatus {
+        instance_id: instance_id.clone(),
+        recipient,
+        at,
+        origin: crate::sources::Origin::of(&origin),
+    })
 }
 
 #[derive(Deserialize)]
@@ -234,6 +284,12 @@ fn whatsapp_events<M: Item<WaMessage>>(
             delivery.skipped += value.messages.len().max(1);
             continue;
         };
+        delivery.outbound.extend(
+            value
+                .statuses
+                .into_iter()
+                .filter_map(|status| outbound_status(status.0?, &instance_id)),
+        );
         let names: Vec<WaContact> = value.contacts.into_iter().filter_map(|c| c.0).collect();
         for message in value.messages {
             let Some(message) = message.into_item() else {
