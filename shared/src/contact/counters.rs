@@ -22,6 +22,11 @@ pub fn platform_counter(platform: &'static str) -> String {
     format!("platform:{platform}")
 }
 
+/// Counter name of a conversation source (`source:ads`, `source:organic`, `source:proactive`).
+pub fn source_counter(source: crate::sources::ConversationSource) -> String {
+    format!("source:{}", source.as_str())
+}
+
 /// Counter name of the rule that attributed a contact.
 pub fn rule_counter(rule_id: &crate::rules::RuleId) -> String {
     format!("rule:{}", rule_id.as_str())
@@ -91,7 +96,10 @@ pub struct CounterBump {
 /// kind, platform and rule, or `unmatched` while the rules found nothing for it and nothing
 /// else has attributed it.
 fn counted_in(contact: &Contact) -> Vec<String> {
-    let mut names = vec![NEW_CONTACTS.to_owned()];
+    let mut names = vec![
+        NEW_CONTACTS.to_owned(),
+        source_counter(contact.conversation_source()),
+    ];
     match &contact.acquisition {
         Some(acquisition) => {
             names.push(kind_counter(acquisition.kind()));
@@ -161,6 +169,7 @@ mod tests {
             rules_checked_at: None,
             identity: Default::default(),
             linked_ids: Vec::new(),
+            business_first: None,
             version: 1,
         }
     }
@@ -172,11 +181,47 @@ mod tests {
         ))
     }
 
+    /// The bumps but the conversation source's (its own test below).
     fn named(bumps: &[CounterBump]) -> Vec<(String, i64)> {
         bumps
             .iter()
+            .filter(|bump| !bump.name.starts_with("source:"))
             .map(|bump| (bump.name.clone(), bump.delta))
             .collect()
+    }
+
+    #[test]
+    fn the_conversation_source_moves_with_what_decides_it() {
+        let sources = |bumps: Vec<CounterBump>| -> Vec<(String, i64)> {
+            bumps
+                .into_iter()
+                .filter(|bump| bump.name.starts_with("source:"))
+                .map(|bump| (bump.name, bump.delta))
+                .collect()
+        };
+        let organic = contact();
+        assert_eq!(
+            sources(bumps_for(None, &organic)),
+            [("source:organic".into(), 1)]
+        );
+        let mut proactive = organic.clone();
+        proactive.business_first = Some(crate::sources::BusinessFirst {
+            at: organic.first_seen_at.plus_seconds(-60),
+            origin: crate::sources::Origin::Marketing,
+        });
+        assert_eq!(
+            sources(bumps_for(Some(&organic), &proactive)),
+            [
+                ("source:proactive".into(), 1),
+                ("source:organic".into(), -1)
+            ]
+        );
+        let mut from_an_ad = proactive.clone();
+        from_an_ad.acquisition = Some(meta_ad());
+        assert_eq!(
+            sources(bumps_for(Some(&proactive), &from_an_ad)),
+            [("source:ads".into(), 1), ("source:proactive".into(), -1)]
+        );
     }
 
     #[test]
@@ -235,9 +280,11 @@ mod tests {
             moved,
             [
                 on("2025-11-23", "new_contacts", 1),
+                on("2025-11-23", "source:ads", 1),
                 on("2025-11-23", "kind:meta_ad", 1),
                 on("2025-11-23", "platform:instagram", 1),
                 on("2025-11-24", "new_contacts", -1),
+                on("2025-11-24", "source:ads", -1),
                 on("2025-11-24", "kind:meta_ad", -1),
                 on("2025-11-24", "platform:instagram", -1),
             ]

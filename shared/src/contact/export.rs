@@ -53,21 +53,13 @@ fn referral_id(acquisition: &Acquisition) -> Option<String> {
         Acquisition::MetaAd(referral) => referral.ad_id.clone(),
         Acquisition::MetaPost(referral) => referral.post_id.clone(),
         Acquisition::Shortlink(referral) => referral.ref_param.clone(),
+        Acquisition::Product(referral) => referral.product_id.clone(),
         Acquisition::Rule(rule) => Some(rule.rule_id.to_string()),
-        Acquisition::Web(visit) => {
-            let ids = &visit.click_ids;
-            [
-                &ids.gclid,
-                &ids.gbraid,
-                &ids.wbraid,
-                &ids.fbclid,
-                &ids.ttclid,
-                &ids.msclkid,
-                &ids.li_fat_id,
-            ]
+        Acquisition::Web(visit) => visit
+            .click_ids
+            .in_order()
             .into_iter()
-            .find_map(Clone::clone)
-        }
+            .find_map(Clone::clone),
     }
 }
 
@@ -78,7 +70,9 @@ fn campaign_and_ad(acquisition: &Acquisition) -> (Option<&str>, Option<&str>) {
         Acquisition::Rule(rule) => (rule.campaign.as_deref(), rule.ad.as_deref()),
         Acquisition::Web(visit) => (visit.utm.campaign.as_deref(), visit.utm.content.as_deref()),
         Acquisition::MetaAd(referral) => (None, referral.headline.as_deref()),
-        Acquisition::MetaPost(_) | Acquisition::Shortlink(_) => (None, None),
+        Acquisition::MetaPost(_) | Acquisition::Shortlink(_) | Acquisition::Product(_) => {
+            (None, None)
+        }
     }
 }
 

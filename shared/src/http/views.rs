@@ -6,6 +6,7 @@ use serde_json::json;
 /// presentation fact, not stored).
 pub fn contact_view(contact: &crate::contact::Contact) -> serde_json::Value {
     let mut shown = json!(contact);
+    shown["conversation_source"] = contact.conversation_source().as_str().into();
     if let Some(acquisition) = &contact.acquisition {
         shown["acquisition"]["color"] = crate::stats::platform_color(acquisition.platform()).into();
     }

@@ -25,6 +25,7 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
         rules_checked_at: None,
         identity: Identity::default(),
         linked_ids: Vec::new(),
+        business_first: None,
         version: 0,
     });
     if let Some(name) = &event.display_name {
@@ -324,6 +325,8 @@ mod tests {
         assert_eq!(
             names,
             [
+                ("source:organic".into(), 1),
+                ("source:ads".into(), -1),
                 ("kind:rule".into(), -1),
                 ("platform:tiktok".into(), -1),
                 ("rule:01JAAAAAAAAAAAAAAAAAAAAAAA".into(), -1)

@@ -299,6 +299,20 @@ pub struct ClickIds {
 }
 
 impl ClickIds {
+    /// Every click id, in the order the CSV export picks the visit's first one: gclid, gbraid,
+    /// wbraid, fbclid, ttclid, msclkid, li_fat_id.
+    pub fn in_order(&self) -> [&Option<String>; 7] {
+        [
+            &self.gclid,
+            &self.gbraid,
+            &self.wbraid,
+            &self.fbclid,
+            &self.ttclid,
+            &self.msclkid,
+            &self.li_fat_id,
+        ]
+    }
+
     /// The ad platform the first present click id belongs to.
     fn platform(&self) -> Option<WebPlatform> {
         [

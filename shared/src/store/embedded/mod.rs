@@ -72,6 +72,9 @@ const SPEND: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("spend"
 const AD_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("ad_names");
 /// Instance id → nothing: the instances with a contact or a rule.
 const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
+/// The business's first outbound message to a person not yet a contact, by
+/// `contact::store::business_first_key`.
+const BUSINESS_FIRST: TableDefinition<&str, &[u8]> = TableDefinition::new("business_first");
 
 /// `$each!(TABLE, shown)` for every table of the store: the one list that `open` creates and
 /// `dump_text` reads. `shown` says how a dump shows the values: `bytes`, encoded records as
@@ -99,6 +102,7 @@ macro_rules! every_table {
         $each!(INSTANCES, debug);
         $each!(SPEND, bytes);
         $each!(AD_NAMES, bytes);
+        $each!(BUSINESS_FIRST, bytes);
     };
 }
 
