@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod config;
 pub mod contact;
 pub mod erasure;
@@ -24,6 +25,7 @@ pub mod queue;
 pub mod revenue;
 pub mod rules;
 pub mod secret;
+pub mod sources;
 pub mod spend;
 pub mod stats;
 pub mod store;

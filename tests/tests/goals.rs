@@ -490,7 +490,8 @@ async fn webhook_events_achieve_goals_counted_by_acquisition(backend: Backend) {
     assert_eq!(
         stats,
         json!({"achieved": 2, "by_platform": {"facebook": 1}, "by_campaign": {},
-               "by_ad": {ad: 1}, "by_rule": {}, "by_kind": {"meta_ad": 1, "none": 1}})
+               "by_ad": {ad: 1}, "by_rule": {}, "by_kind": {"meta_ad": 1, "none": 1},
+               "by_source": {"ads": 1, "organic": 1}})
     );
     assert_eq!(
         achieved_at(&app, "16505550001", &asks_price).await,
@@ -537,6 +538,7 @@ fn flattened(stats: &Value) -> BTreeMap<String, u64> {
         ("by_ad", "ad"),
         ("by_rule", "rule"),
         ("by_kind", "kind"),
+        ("by_source", "source"),
     ] {
         for (key, count) in stats[field].as_object().unwrap() {
             counts.insert(format!("{prefix}:{key}"), count.as_u64().unwrap());
@@ -633,6 +635,23 @@ async fn backfill_previews_then_achieves_and_a_rerun_changes_nothing(backend: Ba
         0,
         "a preview writes nothing"
     );
+    // A window larger than one call reads is walked by resuming where the last call stopped.
+    let mut walk = json!({"dry_run": true, "limit": 2});
+    let (mut scanned, mut achieved, mut calls) = (0, 0, 0);
+    loop {
+        let (status, step) = call(&app, admin_request("POST", &path, Some(walk.clone()))).await;
+        assert_eq!(status, StatusCode::OK, "{step}");
+        calls += 1;
+        scanned += step["scanned"].as_u64().unwrap();
+        achieved += step["achieved"].as_u64().unwrap();
+        if step["truncated"] == false {
+            assert!(step.get("resume_before").is_none(), "{step}");
+            break;
+        }
+        assert_eq!(step["scanned"], 2, "{step}");
+        walk["before"] = step["resume_before"].clone();
+    }
+    assert_eq!((scanned, achieved, calls), (5, 3, 3));
     let (_, run) = call(
         &app,
         admin_request("POST", &path, Some(json!({"dry_run": false}))),
@@ -654,7 +673,9 @@ async fn backfill_previews_then_achieves_and_a_rerun_changes_nothing(backend: Ba
     for (body, field) in [
         (json!({"dry_run": "no"}), "dry_run"),
         (json!({"days": 91}), "days"),
-        (json!({"limit": 1}), "limit"),
+        (json!({"limit": 0}), "limit"),
+        (json!({"limit": 10_001}), "limit"),
+        (json!({"before": "yesterday"}), "before"),
     ] {
         let (status, answer) = call(&app, admin_request("POST", &path, Some(body))).await;
         assert_eq!(

@@ -472,6 +472,7 @@ fn full_referral() -> MetaReferral {
         thumbnail_url: Some("https://img.example/t.jpg".into()),
         post_id: Some("1_2".into()),
         product_id: Some("sku-1".into()),
+        catalog_id: Some("1537566713439863".into()),
         ref_param: Some("ref-1".into()),
         source: Some("ad".into()),
         message_id: Some("wamid.1".into()),

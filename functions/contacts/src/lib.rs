@@ -164,5 +164,10 @@ async fn export_contacts(
     Path(instance_id): Path<InstanceId>,
     Query(query): Query<ListingQuery>,
 ) -> Result<Response, ApiError> {
-    Ok(contacts_csv(state.contacts.clone(), instance_id, &query)?)
+    Ok(contacts_csv(
+        state.contacts.clone(),
+        state.spend.clone(),
+        instance_id,
+        &query,
+    )?)
 }

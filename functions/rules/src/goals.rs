@@ -102,15 +102,8 @@ pub(crate) async fn backfill(
     Path((instance_id, goal_id)): Path<(InstanceId, GoalId)>,
     Body(body): Body,
 ) -> Result<Json<admin::BackfillReport>, ApiError> {
-    let (dry_run, window) = admin::backfill_request(&body, Timestamp::now())?;
+    let request = admin::backfill_request(&body, Timestamp::now())?;
     let goal = admin::load(state.goals.as_ref(), &instance_id, &goal_id).await?;
-    let report = admin::backfill(
-        state.contacts.as_ref(),
-        &goal,
-        &instance_id,
-        &window,
-        dry_run,
-    )
-    .await?;
+    let report = admin::backfill(state.contacts.as_ref(), &goal, &instance_id, &request).await?;
     Ok(Json(report))
 }

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
@@ -83,6 +83,10 @@ pub fn router(state: Arc<RulesState>) -> Router {
         .route(
             "/instances/{instance_id}/widget",
             post(widget_settings::configure).get(widget_settings::show),
+        )
+        .route(
+            "/instances/{instance_id}/widget/campaigns",
+            put(widget_settings::set_campaigns),
         )
         .route(
             "/instances/{instance_id}/rules/{rule_id}",

@@ -171,6 +171,7 @@ pub fn merged(into: Contact, other: &Contact) -> Contact {
     if acquisition_from_other {
         merged.acquisition = other.acquisition.clone();
     }
+    merged.business_first = crate::sources::earliest(into.business_first, other.business_first);
     let mut touches: Vec<Referral> = into.touches.clone();
     touches.extend(other.touches.iter().cloned());
     touches.sort_by_key(Referral::captured_at);
@@ -193,7 +194,8 @@ fn acquired_at(contact: &Contact) -> Option<Timestamp> {
     Some(match contact.acquisition.as_ref()? {
         Acquisition::MetaAd(referral)
         | Acquisition::MetaPost(referral)
-        | Acquisition::Shortlink(referral) => referral.captured_at,
+        | Acquisition::Shortlink(referral)
+        | Acquisition::Product(referral) => referral.captured_at,
         Acquisition::Web(visit) => visit.captured_at,
         Acquisition::Rule(_) => contact
             .first_message
@@ -282,7 +284,11 @@ mod tests {
         assert_eq!(plan.commit.new_links, [id("US.1")]);
         assert_eq!(plan.commit.contact.linked_ids, [id("US.1")]);
         assert!(plan.commit.absorbed.is_empty());
-        assert_eq!(plan.commit.counters.len(), 1, "new_contacts only");
+        assert_eq!(
+            plan.commit.counters.len(),
+            2,
+            "new_contacts and its source only"
+        );
     }
 
     #[test]
@@ -308,9 +314,9 @@ mod tests {
         assert_eq!(plan.commit.absorbed.len(), 1);
         assert_eq!(plan.commit.absorbed[0].contact_id, id("US.1"));
         assert!(plan.commit.new_links.is_empty());
-        // One contact counted instead of two: new_contacts, kind and platform leave once.
+        // One contact counted instead of two: new_contacts, source, kind and platform leave once.
         let total: i64 = plan.commit.counters.iter().map(|bump| bump.delta).sum();
-        assert_eq!(total, -3, "{:?}", plan.commit.counters);
+        assert_eq!(total, -4, "{:?}", plan.commit.counters);
     }
 
     #[test]

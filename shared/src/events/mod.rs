@@ -23,8 +23,7 @@ pub const MESSAGE_RECEIVED: &str = "message_received";
 pub const ORDER_PLACED: &str = "order_placed";
 /// A message from a product's "Message business" button (WhatsApp `context.referred_product`)
 /// or a Messenger/Instagram product referral: properties `catalog_id` (WhatsApp) and
-/// `product_id`. Not produced yet: the payload parser names the product in another change, and
-/// [`built_in`] adds this event from that field.
+/// `product_id`, from [`crate::ingest::InboundEvent::product`].
 pub const PRODUCT_INQUIRY: &str = "product_inquiry";
 
 /// The names the engine itself produces.
@@ -231,9 +230,13 @@ impl Order {
     }
 }
 
-/// The built-in events an inbound message stands for: always `message_received`, and
-/// `order_placed` for an order. Their ids are the message id, `#order` added for the order.
-pub fn built_in(message: &InboundMessage) -> Vec<ContactEvent> {
+/// The built-in events an inbound message stands for: always `message_received`,
+/// `order_placed` for an order and `product_inquiry` when it is about a catalog product. Their
+/// ids are the message id, `#order` or `#product` added for the other two.
+pub fn built_in(
+    message: &InboundMessage,
+    product: Option<&crate::catalog::ProductRef>,
+) -> Vec<ContactEvent> {
     let details = message.details.as_deref().cloned().unwrap_or_default();
     let mut properties = Map::new();
     properties.insert("type".into(), message.kind.clone().into());
@@ -286,6 +289,16 @@ pub fn built_in(message: &InboundMessage) -> Vec<ContactEvent> {
             order_event.currency = Some(*currency);
         }
         events.push(order_event);
+    }
+    if let Some(product) = product {
+        let mut properties = Map::new();
+        if let Some(catalog_id) = &product.catalog_id {
+            properties.insert("catalog_id".into(), catalog_id.clone().into());
+        }
+        properties.insert("product_id".into(), product.product_id.clone().into());
+        let mut product_event = event(PRODUCT_INQUIRY, properties);
+        product_event.event_id = format!("{}#product", message.id);
+        events.push(product_event);
     }
     events
 }

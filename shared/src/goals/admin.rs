@@ -167,12 +167,48 @@ pub struct BackfillReport {
     pub already_achieved: u64,
     /// Whether the window held more than one call reads.
     pub truncated: bool,
+    /// When truncated: send the same request again with `"before"` set to this, to go on
+    /// from there (every contact first seen at that instant was read by this call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_before: Option<Timestamp>,
 }
 
-/// A backfill request: `{"dry_run": bool, "days"?: 1–90}`.
-pub fn backfill_request(body: &[u8], now: Timestamp) -> Result<(bool, StatsWindow), FieldError> {
+/// What a backfill call asks for.
+#[derive(Debug, Clone)]
+pub struct BackfillRequest {
+    /// Preview only.
+    pub dry_run: bool,
+    /// The days whose first-seen contacts are evaluated.
+    pub window: StatsWindow,
+    /// Only contacts first seen before this instant (a truncated call's `resume_before`).
+    pub before: Option<Timestamp>,
+    /// Contacts this call reads at most (1 to `BACKFILL_MAX_CONTACTS`).
+    pub limit: usize,
+}
+
+/// A backfill request: `{"dry_run": bool, "days"?: 1–90, "before"?: RFC 3339}`.
+pub fn backfill_request(body: &[u8], now: Timestamp) -> Result<BackfillRequest, FieldError> {
     let object = json_object(body)?;
-    reject_unknown(&object, "", &["dry_run", "days"], &[])?;
+    reject_unknown(&object, "", &["dry_run", "days", "before", "limit"], &[])?;
+    let limit = match present(&object, "limit") {
+        None => BACKFILL_MAX_CONTACTS,
+        Some(value) => value
+            .as_u64()
+            .filter(|limit| (1..=BACKFILL_MAX_CONTACTS as u64).contains(limit))
+            .ok_or_else(|| {
+                FieldError::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {BACKFILL_MAX_CONTACTS}"),
+                )
+            })? as usize,
+    };
+    let before = match present(&object, "before") {
+        None => None,
+        Some(Value::String(text)) => Some(Timestamp::parse_rfc3339(text).ok_or_else(|| {
+            FieldError::new("before", "must be an RFC 3339 time (a resume_before)")
+        })?),
+        Some(_) => return Err(FieldError::new("before", "must be an RFC 3339 time")),
+    };
     let dry_run = match present(&object, "dry_run") {
         None => true,
         Some(Value::Bool(flag)) => *flag,
@@ -185,7 +221,12 @@ pub fn backfill_request(body: &[u8], now: Timestamp) -> Result<(bool, StatsWindo
     };
     let window = StatsWindow::ending(now, days.as_deref())
         .map_err(|error| FieldError::new("days", error.to_string()))?;
-    Ok((dry_run, window))
+    Ok(BackfillRequest {
+        dry_run,
+        window,
+        before,
+        limit,
+    })
 }
 
 /// Evaluates `goal` on the contacts first seen in `window` from their stored events; unless
@@ -196,25 +237,41 @@ pub async fn backfill(
     contacts: &dyn ContactStore,
     goal: &Goal,
     instance_id: &InstanceId,
-    window: &StatsWindow,
-    dry_run: bool,
+    request: &BackfillRequest,
 ) -> Result<BackfillReport, GoalError> {
+    let dry_run = request.dry_run;
     let mut report = BackfillReport {
         dry_run,
         ..BackfillReport::default()
     };
+    let end = request.window.until.plus_seconds(1);
     let listing = ContactWindow {
-        since: window.since,
-        until: window.until.plus_seconds(1),
+        since: request.window.since,
+        until: request.before.map_or(end, |before| before.min(end)),
     };
+    let mut last_seen: Option<Timestamp> = None;
+    // Past the limit, the contacts first seen at the same instant as the last one read are
+    // still read, so that resuming strictly before that instant skips none and repeats none.
+    let mut finishing = false;
     let mut after: Option<String> = None;
     loop {
+        let room = if finishing {
+            PAGE
+        } else {
+            request.limit - report.scanned as usize
+        };
         let page = contacts
-            .list_contacts(instance_id, &listing, after.as_deref(), PAGE)
+            .list_contacts(instance_id, &listing, after.as_deref(), PAGE.min(room))
             .await?;
         let mut updates = Vec::new();
+        let mut stopped = false;
         for contact in &page.contacts {
+            if finishing && last_seen != Some(contact.first_seen_at) {
+                stopped = true;
+                break;
+            }
             report.scanned += 1;
+            last_seen = Some(contact.first_seen_at);
             let achieved = |c: &crate::contact::Contact| {
                 c.goals
                     .get(&goal.id)
@@ -245,13 +302,17 @@ pub async fn backfill(
                 .filter(|outcome| **outcome == CommitOutcome::Applied)
                 .count() as u64;
         }
+        if stopped {
+            report.truncated = true;
+            report.resume_before = last_seen;
+            return Ok(report);
+        }
         match page.next {
             None => return Ok(report),
-            Some(_) if report.scanned as usize >= BACKFILL_MAX_CONTACTS => {
-                report.truncated = true;
-                return Ok(report);
+            next => {
+                finishing = report.scanned as usize >= request.limit;
+                after = next;
             }
-            next => after = next,
         }
     }
 }

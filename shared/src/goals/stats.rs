@@ -25,6 +25,8 @@ pub struct GoalStats {
     pub by_rule: BTreeMap<String, u64>,
     /// By acquisition kind (`none`: unattributed).
     pub by_kind: BTreeMap<String, u64>,
+    /// By conversation source (`ads`, `organic`, `proactive`) when the goal was achieved.
+    pub by_source: BTreeMap<String, u64>,
 }
 
 /// The goal's counters over `window`.
@@ -53,6 +55,7 @@ pub async fn load(
             "ad" => &mut stats.by_ad,
             "rule" => &mut stats.by_rule,
             "kind" => &mut stats.by_kind,
+            "source" => &mut stats.by_source,
             _ if name == ACHIEVED => {
                 stats.achieved += count;
                 continue;

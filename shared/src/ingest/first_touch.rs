@@ -27,6 +27,7 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
         linked_ids: Vec::new(),
         events: Default::default(),
         goals: Default::default(),
+        business_first: None,
         version: 0,
     });
     if let Some(name) = &event.display_name {
@@ -68,7 +69,7 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
                 ..message.clone()
             });
         }
-        for built_in in crate::events::built_in(message) {
+        for built_in in crate::events::built_in(message, event.product().as_ref()) {
             contact.record_event(built_in);
         }
     }
@@ -333,6 +334,8 @@ mod tests {
         assert_eq!(
             names,
             [
+                ("source:organic".into(), 1),
+                ("source:ads".into(), -1),
                 ("kind:rule".into(), -1),
                 ("platform:tiktok".into(), -1),
                 ("rule:01JAAAAAAAAAAAAAAAAAAAAAAA".into(), -1)

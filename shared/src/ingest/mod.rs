@@ -155,7 +155,7 @@ impl Ingestor {
             }
             if let (Some(goals), Some(message)) = (&self.goals, &event.message) {
                 let goals = goals.get(&event.instance_id).await?;
-                let events = crate::events::built_in(message);
+                let events = crate::events::built_in(message, event.product().as_ref());
                 let commit = &mut plan.commit;
                 let achieved = crate::goals::advance(&mut commit.contact, &goals, &events);
                 commit.counters.extend(achieved);

@@ -30,6 +30,9 @@ pub struct Delivery {
     /// Entries and items that were not inbound messages or referrals (statuses, echoes, reads,
     /// unknown kinds or shapes).
     pub skipped: usize,
+    /// The WhatsApp statuses that may say the business wrote first (`sent`, with the
+    /// conversation's origin); also counted in `skipped`, as every status is.
+    pub outbound: Vec<crate::sources::OutboundStatus>,
 }
 
 /// Parses a delivery whose signature has already been checked. `received_at` stands in for a
@@ -138,7 +141,54 @@ struct WaValue<M> {
     #[serde(default = "Vec::new")]
     messages: Vec<M>,
     #[serde(default)]
-    statuses: Vec<serde::de::IgnoredAny>,
+    statuses: Vec<Lenient<WaStatus>>,
+}
+
+/// An outbound message's status; only what tells who wrote first is read.
+#[derive(Deserialize)]
+struct WaStatus {
+    status: Option<String>,
+    timestamp: Option<String>,
+    recipient_id: Option<String>,
+    recipient_user_id: Option<String>,
+    conversation: Option<WaConversation>,
+}
+
+#[derive(Deserialize)]
+struct WaConversation {
+    origin: Option<WaOrigin>,
+}
+
+#[derive(Deserialize)]
+struct WaOrigin {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// A `sent` status of a conversation with an origin, as an outbound start; `None` for any
+/// other status (a `delivered` or `read` follows a `sent` of the same message).
+fn outbound_status(
+    status: WaStatus,
+    instance_id: &InstanceId,
+) -> Option<crate::sources::OutboundStatus> {
+    if status.status.as_deref() != Some("sent") {
+        return None;
+    }
+    let origin = status.conversation?.origin?.kind?;
+    let parse = |id: Option<&str>| id.and_then(|id| ContactId::parse(id).ok());
+    let recipient = parse(status.recipient_id.as_deref())
+        .or_else(|| parse(status.recipient_user_id.as_deref()))?;
+    let at = status
+        .timestamp?
+        .parse()
+        .ok()
+        .and_then(Timestamp::from_unix_seconds)?;
+    Some(crate::sources::OutboundStatus {
+        instance_id: instance_id.clone(),
+        recipient,
+        at,
+        origin: crate::sources::Origin::of(&origin),
+    })
 }
 
 #[derive(Deserialize)]
@@ -176,6 +226,19 @@ struct WaMessage {
     interactive: Option<WaInteractive>,
     order: Option<Lenient<WaOrder>>,
     referral: Option<WaReferral>,
+    context: Option<WaContext>,
+}
+
+/// What a message answers or came from; only a product's "Message business" button is read.
+#[derive(Deserialize)]
+struct WaContext {
+    referred_product: Option<WaReferredProduct>,
+}
+
+#[derive(Deserialize)]
+struct WaReferredProduct {
+    catalog_id: Option<String>,
+    product_retailer_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -294,6 +357,12 @@ fn whatsapp_events<M: Item<WaMessage>>(
             delivery.skipped += value.messages.len().max(1);
             continue;
         };
+        delivery.outbound.extend(
+            value
+                .statuses
+                .into_iter()
+                .filter_map(|status| outbound_status(status.0?, &instance_id)),
+        );
         let names: Vec<WaContact> = value.contacts.into_iter().filter_map(|c| c.0).collect();
         for message in value.messages {
             let Some(message) = message.into_item() else {
@@ -311,9 +380,26 @@ fn whatsapp_events<M: Item<WaMessage>>(
                 .and_then(|seconds| seconds.parse().ok())
                 .and_then(Timestamp::from_unix_seconds)
                 .unwrap_or(received_at);
-            let referral = message
-                .referral
-                .map(|referral| whatsapp_referral(referral, &message.id, occurred_at));
+            let product = message
+                .context
+                .and_then(|context| context.referred_product)
+                .and_then(|product| Some((product.catalog_id, product.product_retailer_id?)));
+            let referral = match (message.referral, product) {
+                (Some(referral), product) => Some(whatsapp_referral(
+                    referral,
+                    product,
+                    &message.id,
+                    occurred_at,
+                )),
+                (None, Some((catalog_id, product_id))) => Some(Referral::Product(MetaReferral {
+                    product_id: Some(product_id),
+                    catalog_id,
+                    source: Some("referred_product".into()),
+                    message_id: Some(message.id.clone()),
+                    ..MetaReferral::minimal(MetaPlatform::Whatsapp, occurred_at)
+                })),
+                (None, None) => None,
+            };
             let details =
                 whatsapp_details(message.button.as_ref(), message.interactive, message.order);
             let text = message
@@ -369,7 +455,17 @@ fn whatsapp_sender(
     Some((contact_id, identity, display_name))
 }
 
-fn whatsapp_referral(referral: WaReferral, message_id: &str, at: Timestamp) -> Referral {
+/// A catalog id (when Meta names it) and a product's retailer id.
+type WaProduct = (Option<String>, String);
+
+/// The referral of a message, with the product it was sent from, if any (an ad's product).
+fn whatsapp_referral(
+    referral: WaReferral,
+    product: Option<WaProduct>,
+    message_id: &str,
+    at: Timestamp,
+) -> Referral {
+    let (catalog_id, product_id) = product.unzip();
     let url_platform = referral.source_url.as_deref().and_then(platform_of_url);
     let is_ad = referral.source_type.as_deref() == Some("ad");
     // Ads shown in WhatsApp Status carry no ctwa_clid: the ad was seen inside WhatsApp itself,
@@ -391,7 +487,8 @@ fn whatsapp_referral(referral: WaReferral, message_id: &str, at: Timestamp) -> R
         video_url: referral.video_url,
         thumbnail_url: referral.thumbnail_url,
         post_id: None,
-        product_id: None,
+        product_id,
+        catalog_id: catalog_id.flatten(),
         ref_param: None,
         source: referral.source_type.clone(),
         message_id: Some(message_id.to_owned()),
@@ -486,6 +583,13 @@ struct MessengerReferral {
     source: Option<String>,
     ad_id: Option<String>,
     ads_context_data: Option<AdsContext>,
+    /// A Messenger Shops or Instagram Shop product the person wrote from.
+    product: Option<ReferralProduct>,
+}
+
+#[derive(Deserialize)]
+struct ReferralProduct {
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -628,6 +732,8 @@ fn messenger_referral(
         ),
         None => (None, None, None, None, None),
     };
+    let shop_product = referral.product.and_then(|product| product.id);
+    let product_id = product_id.or_else(|| shop_product.clone());
     let source = referral.source.map(|source| source.to_ascii_uppercase());
     let is_ad = source.as_deref() == Some("ADS") || referral.ad_id.is_some();
     // Instagram's ig.me links say `IGME-SOURCE-LINK`: a link with a `ref`, like a shortlink.
@@ -648,6 +754,7 @@ fn messenger_referral(
         thumbnail_url: None,
         post_id,
         product_id,
+        catalog_id: None,
         ref_param: referral.ref_param,
         source,
         message_id: message_id.map(str::to_owned),
@@ -657,6 +764,8 @@ fn messenger_referral(
         Referral::MetaAd(facts)
     } else if is_shortlink {
         Referral::Shortlink(facts)
+    } else if shop_product.is_some() {
+        Referral::Product(facts)
     } else {
         Referral::Other(facts)
     }

@@ -89,6 +89,14 @@ forward!(ContactStore {
     ) -> CommitOutcome;
     /// Forwarded whole, so a batch meets one fault as the store's own batch write would.
     write fn update_contacts(&self, updates: &[ContactUpdate]) -> Vec<CommitOutcome>;
+    write fn record_business_first(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        start: &crate::sources::BusinessFirst,
+    ) -> ();
+    read fn load_business_first(&self, instance_id: &InstanceId, identifiers: &[ContactId])
+        -> Option<crate::sources::BusinessFirst>;
     read fn load_counter_days(&self, instance_id: &InstanceId, first_day: &str, last_day: &str)
         -> CounterDays;
     read fn list_contacts(
@@ -143,6 +151,7 @@ forward!(RevenueStore {
 
 forward!(WidgetStore {
     write fn save_widget(&self, config: &WidgetConfig) -> ();
+    write fn replace_widget(&self, config: &WidgetConfig, expected_key: &str) -> bool;
     read fn load_widget(&self, instance_id: &InstanceId) -> Option<WidgetConfig>;
     write fn create_ref(&self, code: &RefCode) -> bool;
     read fn load_ref(&self, code: &str) -> Option<RefCode>;

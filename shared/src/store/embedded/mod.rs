@@ -75,6 +75,9 @@ const AD_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("ad_names");
 const GOALS: TableDefinition<&str, &[u8]> = TableDefinition::new("goals");
 /// Instance id → nothing: the instances with a contact or a rule.
 const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
+/// The business's first outbound message to a person not yet a contact, by
+/// `contact::store::business_first_key`.
+const BUSINESS_FIRST: TableDefinition<&str, &[u8]> = TableDefinition::new("business_first");
 
 /// `$each!(TABLE, shown)` for every table of the store: the one list that `open` creates and
 /// `dump_text` reads. `shown` says how a dump shows the values: `bytes`, encoded records as
@@ -103,6 +106,7 @@ macro_rules! every_table {
         $each!(SPEND, bytes);
         $each!(AD_NAMES, bytes);
         $each!(GOALS, bytes);
+        $each!(BUSINESS_FIRST, bytes);
     };
 }
 
