@@ -16,6 +16,7 @@ use shared::revenue::store::RevenueStore;
 use shared::secret::{AdminKeys, RotatingSecret, Secret};
 use shared::store::EmbeddedStore;
 use shared::store::StoreError;
+use shared::store::dynamo::catalog::{CatalogTables, DynamoCatalogStore};
 use shared::store::dynamo::erasure::DynamoErasureStore;
 use shared::store::dynamo::revenue::{DynamoRevenueStore, RevenueTables};
 use shared::store::dynamo::spend::{DynamoSpendStore, SpendTables};
@@ -51,6 +52,15 @@ pub fn secrets() -> Secrets {
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/meta")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// A file of `tests/fixtures/<folder>/`.
+pub fn fixture_in(folder: &str, name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(folder)
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
@@ -110,10 +120,14 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 .create_tables()
                 .await
                 .expect("create revenue tables in DynamoDB Local");
-            DynamoSpendStore::new(client, SpendTables::prefixed(&prefix))
+            DynamoSpendStore::new(client.clone(), SpendTables::prefixed(&prefix))
                 .create_tables()
                 .await
                 .expect("create spend tables in DynamoDB Local");
+            DynamoCatalogStore::new(client, CatalogTables::prefixed(&prefix))
+                .create_tables()
+                .await
+                .expect("create catalog tables in DynamoDB Local");
             Some((
                 stores,
                 StoreGuard {
@@ -153,6 +167,10 @@ pub fn dynamo_stores(client: &aws_sdk_dynamodb::Client, prefix: &str) -> Stores 
         spend: Arc::new(DynamoSpendStore::new(
             client.clone(),
             SpendTables::prefixed(prefix),
+        )),
+        catalog: Arc::new(DynamoCatalogStore::new(
+            client.clone(),
+            CatalogTables::prefixed(prefix),
         )),
     }
 }

@@ -4,6 +4,7 @@
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
+use shared::catalog::store::CatalogStore;
 use shared::config::Secrets;
 use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
@@ -30,6 +31,7 @@ pub struct Stores {
     pub erasure: Arc<dyn ErasureStore>,
     pub instances: Arc<dyn InstanceStore>,
     pub spend: Arc<dyn SpendStore>,
+    pub catalog: Arc<dyn CatalogStore>,
 }
 
 impl Stores {
@@ -41,7 +43,8 @@ impl Stores {
             + WidgetStore
             + ErasureStore
             + InstanceStore
-            + SpendStore,
+            + SpendStore
+            + CatalogStore,
     >(
         store: S,
     ) -> Self {
@@ -54,7 +57,8 @@ impl Stores {
             widgets: store.clone(),
             erasure: store.clone(),
             instances: store.clone(),
-            spend: store,
+            spend: store.clone(),
+            catalog: store,
         }
     }
 }
@@ -67,6 +71,7 @@ impl Stores {
             contacts: self.contacts.clone(),
             instances: self.instances.clone(),
             revenue: self.revenue.clone(),
+            catalog: self.catalog.clone(),
         }
     }
 }

@@ -5,6 +5,8 @@
 //! The traits have no default methods, so a list that misses one does not compile: no wrapper
 //! can silently fall back to a default instead of the store's own override.
 
+use crate::catalog::Product;
+use crate::catalog::store::CatalogStore;
 use crate::contact::Contact;
 use crate::contact::counters::CounterBump;
 use crate::contact::store::{
@@ -163,4 +165,9 @@ forward!(SpendStore {
     write fn upsert_spend(&self, rows: &[SpendRow]) -> Upserted;
     read fn load_spend(&self, first_day: &str, last_day: &str) -> Vec<SpendRow>;
     read fn ad_names(&self, ad_ids: &[String]) -> Vec<AdNames>;
+});
+
+forward!(CatalogStore {
+    write fn upsert_products(&self, products: &[Product]) -> Upserted;
+    read fn products(&self, keys: &[(String, String)]) -> Vec<Product>;
 });

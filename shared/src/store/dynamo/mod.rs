@@ -16,6 +16,7 @@
 //!   `rule_count` and `version`;
 //! - jobs: `instance_id` + `job_id`.
 
+pub mod catalog;
 mod contacts;
 pub mod erasure;
 mod instances;

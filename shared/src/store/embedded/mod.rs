@@ -6,6 +6,7 @@
 //! This file holds the store itself (opening it, every table, the record codec); `engine` its
 //! group-commit writer; the other files one store trait each, over the tables listed here.
 
+mod catalog;
 mod contacts;
 mod engine;
 mod erasure;
@@ -70,6 +71,8 @@ const REF_CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("ref_codes"
 const SPEND: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("spend");
 /// Ad id → the ad's names.
 const AD_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("ad_names");
+/// (catalog, product id) → catalog product.
+const PRODUCTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("products");
 /// Instance id → nothing: the instances with a contact or a rule.
 const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
 /// The business's first outbound message to a person not yet a contact, by
@@ -102,6 +105,7 @@ macro_rules! every_table {
         $each!(INSTANCES, debug);
         $each!(SPEND, bytes);
         $each!(AD_NAMES, bytes);
+        $each!(PRODUCTS, bytes);
         $each!(BUSINESS_FIRST, bytes);
     };
 }
