@@ -294,6 +294,7 @@ pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQu
         store,
         Arc::new(NoErasure),
         Arc::new(NoSpend),
+        Arc::new(NoSpend),
     ));
     shared::http::serve_json_errors(webhook.merge(contacts))
 }
@@ -337,6 +338,26 @@ impl shared::spend::store::SpendStore for NoSpend {
     }
 }
 
+/// Nor a catalog: it names no product and stores none.
+#[async_trait::async_trait]
+impl shared::catalog::store::CatalogStore for NoSpend {
+    async fn upsert_products(
+        &self,
+        _: &[shared::catalog::Product],
+    ) -> Result<shared::spend::Upserted, StoreError> {
+        Err(StoreError::Unavailable(
+            "no catalog store in this test".to_owned(),
+        ))
+    }
+
+    async fn products(
+        &self,
+        _: &[(String, String)],
+    ) -> Result<Vec<shared::catalog::Product>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
 /// The rules function over `stores`, and the contacts function beside it (backfill and stats
 /// tests list the contacts they changed).
 pub fn rules_app(stores: &Stores) -> Router {
@@ -368,6 +389,7 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
         stores.contacts.clone(),
         stores.erasure.clone(),
         stores.spend.clone(),
+        stores.catalog.clone(),
     ))
 }
 

@@ -11,6 +11,7 @@ on_every_store!(
     a_feed_imports_with_bad_lines_named_and_again_changes_nothing,
     a_bom_quoted_commas_and_tabs_read_as_plain_csv,
     a_file_with_no_usable_row_or_a_bad_catalog_id_is_refused,
+    a_product_contact_shows_its_product_on_the_read_and_the_listing,
 );
 
 fn catalog_fixture(name: &str) -> Vec<u8> {
@@ -209,4 +210,62 @@ async fn a_file_with_no_usable_row_or_a_bad_catalog_id_is_refused(backend: Backe
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn a_product_contact_shows_its_product_on_the_read_and_the_listing(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let app = &engine.app;
+    let (status, imported) = call(
+        app,
+        feed_import(
+            "?catalog_id=1537566713439863",
+            catalog_fixture("meta_catalog_feed.csv"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{imported}");
+    for name in [
+        "whatsapp_referred_product.json",
+        "messenger_product_referral.json",
+    ] {
+        let (status, report) = call(app, signed_delivery(&fixture(name))).await;
+        assert_eq!(
+            (status, report["applied"].clone()),
+            (StatusCode::OK, json!(1)),
+            "{name}: {report}"
+        );
+    }
+    let expected = json!({
+        "title": "Blue tee (M)",
+        "price": "249.50",
+        "currency": "MXN",
+        "image_link": "https://shop.example/img/tee-blue-m.jpg",
+        "description": "Organic cotton, regular fit",
+        "link": "https://shop.example/p/tee-blue-m",
+        "availability": "in stock",
+    });
+    let (status, read) = call(
+        app,
+        admin_get("/instances/106540352242922/contacts/821098765432"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["acquisition"]["product_id"], "tee-blue-m");
+    assert_eq!(read["acquisition"]["product"], expected, "{read}");
+    let (status, listed) = call(app, admin_get("/instances/106540352242922/contacts")).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(
+        listed["contacts"][0]["acquisition"]["product"], expected,
+        "{listed}"
+    );
+
+    // Messenger names Meta's product id, which no feed line carries: the id alone.
+    let (status, listed) = call(app, admin_get("/instances/108822334455667/contacts")).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let acquisition = &listed["contacts"][0]["acquisition"];
+    assert_eq!(acquisition["product_id"], "6021948837712345", "{listed}");
+    assert!(acquisition.get("product").is_none(), "{listed}");
 }

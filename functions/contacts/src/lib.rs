@@ -8,6 +8,8 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
+use shared::catalog::store::CatalogStore;
+use shared::catalog::{products_for_contacts, show_product};
 use shared::contact::Contact;
 use shared::contact::listing::{self, CursorCodec, ListingQuery, PageFailure};
 use shared::contact::store::ContactStore;
@@ -32,6 +34,8 @@ pub struct ContactsState {
     erasure: Arc<dyn ErasureStore>,
     /// Names the ads contacts were acquired by (one lookup a page).
     spend: Arc<dyn SpendStore>,
+    /// Shows the catalog products contacts came through (one lookup a page).
+    catalog: Arc<dyn CatalogStore>,
 }
 
 impl ContactsState {
@@ -41,6 +45,7 @@ impl ContactsState {
         contacts: Arc<dyn ContactStore>,
         erasure: Arc<dyn ErasureStore>,
         spend: Arc<dyn SpendStore>,
+        catalog: Arc<dyn CatalogStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             cursors: CursorCodec::new(admin_keys.admin.clone()),
@@ -48,6 +53,7 @@ impl ContactsState {
             contacts,
             erasure,
             spend,
+            catalog,
         })
     }
 }
@@ -89,11 +95,13 @@ async fn get_contact(
 /// The contacts as the API shows them, with their ads' names: one lookup for all of them.
 async fn named_views(state: &ContactsState, contacts: &[Contact]) -> Result<Vec<Value>, ApiError> {
     let names = names_for_contacts(state.spend.as_ref(), contacts).await?;
+    let products = products_for_contacts(state.catalog.as_ref(), contacts).await?;
     Ok(contacts
         .iter()
         .map(|contact| {
             let mut shown = contact_view(contact);
             name_ad(&mut shown, &names);
+            show_product(&mut shown, &products);
             shown
         })
         .collect())

@@ -145,6 +145,7 @@ pub fn engine_with_matcher(
         stores.contacts.clone(),
         stores.erasure.clone(),
         stores.spend.clone(),
+        stores.catalog.clone(),
     ));
     let revenue = revenue::router(revenue::RevenueState::new(
         secrets,

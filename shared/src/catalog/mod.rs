@@ -84,3 +84,82 @@ impl InboundEvent {
         })
     }
 }
+
+/// The catalog product a contact's acquisition names: a `product` acquisition's, or a Meta
+/// ad's that carries a product.
+fn acquisition_product(contact: &crate::contact::Contact) -> Option<&crate::contact::MetaReferral> {
+    match &contact.acquisition {
+        Some(crate::contact::Acquisition::Product(referral))
+        | Some(crate::contact::Acquisition::MetaAd(referral)) => {
+            referral.product_id.as_ref().map(|_| referral)
+        }
+        _ => None,
+    }
+}
+
+/// The products `contacts` (a page of them) were acquired through, by (catalog, id): one
+/// lookup, each product under its own catalog and under [`ANY_CATALOG`]. Messenger and
+/// Instagram name Meta's product id, not the feed's, so theirs are found only when a feed's
+/// `id` is that number.
+pub async fn products_for_contacts(
+    store: &dyn store::CatalogStore,
+    contacts: &[crate::contact::Contact],
+) -> Result<std::collections::BTreeMap<(String, String), Product>, crate::store::StoreError> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for referral in contacts.iter().filter_map(acquisition_product) {
+        let id = referral.product_id.clone().unwrap_or_default();
+        if let Some(catalog) = &referral.catalog_id {
+            keys.push((catalog.clone(), id.clone()));
+        }
+        keys.push((ANY_CATALOG.to_owned(), id));
+    }
+    keys.truncate(store::MAX_PRODUCT_LOOKUP);
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(store
+        .products(&keys)
+        .await?
+        .into_iter()
+        .map(|product| ((product.catalog.clone(), product.id.clone()), product))
+        .collect())
+}
+
+/// The product a contact view's acquisition names, from the page's `products`: its own
+/// catalog's first, then the catalog-less import's; `None` for an id no feed named.
+pub fn product_of<'a>(
+    view: &serde_json::Value,
+    products: &'a std::collections::BTreeMap<(String, String), Product>,
+) -> Option<&'a Product> {
+    let acquisition = &view["acquisition"];
+    let id = acquisition["product_id"].as_str()?.to_owned();
+    let own = acquisition["catalog_id"]
+        .as_str()
+        .and_then(|catalog| products.get(&(catalog.to_owned(), id.clone())));
+    own.or_else(|| products.get(&(ANY_CATALOG.to_owned(), id)))
+}
+
+/// Adds the product's details to the contact view's acquisition (`product: {title, price,
+/// sale_price?, currency, image_link, description, link, availability}`) when a feed named
+/// it; an unknown id keeps `product_id` alone.
+pub fn show_product(
+    view: &mut serde_json::Value,
+    products: &std::collections::BTreeMap<(String, String), Product>,
+) {
+    let Some(product) = product_of(view, products) else {
+        return;
+    };
+    let mut shown = serde_json::json!({
+        "title": product.title,
+        "price": product.price,
+        "currency": product.currency,
+        "image_link": product.image_link,
+        "description": product.description,
+        "link": product.link,
+        "availability": product.availability,
+    });
+    if let Some(sale) = product.sale_price {
+        shown["sale_price"] = serde_json::json!(sale);
+    }
+    view["acquisition"]["product"] = shown;
+}
