@@ -16,6 +16,7 @@ use shared::revenue::store::RevenueStore;
 use shared::secret::{AdminKeys, RotatingSecret, Secret};
 use shared::store::EmbeddedStore;
 use shared::store::StoreError;
+use shared::store::dynamo::catalog::{CatalogTables, DynamoCatalogStore};
 use shared::store::dynamo::erasure::DynamoErasureStore;
 use shared::store::dynamo::revenue::{DynamoRevenueStore, RevenueTables};
 use shared::store::dynamo::spend::{DynamoSpendStore, SpendTables};
@@ -51,6 +52,15 @@ pub fn secrets() -> Secrets {
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/meta")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// A file of `tests/fixtures/<folder>/`.
+pub fn fixture_in(folder: &str, name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(folder)
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
@@ -110,10 +120,14 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 .create_tables()
                 .await
                 .expect("create revenue tables in DynamoDB Local");
-            DynamoSpendStore::new(client, SpendTables::prefixed(&prefix))
+            DynamoSpendStore::new(client.clone(), SpendTables::prefixed(&prefix))
                 .create_tables()
                 .await
                 .expect("create spend tables in DynamoDB Local");
+            DynamoCatalogStore::new(client, CatalogTables::prefixed(&prefix))
+                .create_tables()
+                .await
+                .expect("create catalog tables in DynamoDB Local");
             Some((
                 stores,
                 StoreGuard {
@@ -155,6 +169,10 @@ pub fn dynamo_stores(client: &aws_sdk_dynamodb::Client, prefix: &str) -> Stores 
             SpendTables::prefixed(prefix),
         )),
         goals: store,
+        catalog: Arc::new(DynamoCatalogStore::new(
+            client.clone(),
+            CatalogTables::prefixed(prefix),
+        )),
     }
 }
 
@@ -292,6 +310,7 @@ pub fn webhook_app_with_goals(
         Arc::new(NoErasure),
         Arc::new(NoSpend),
         Arc::new(NoGoals),
+        Arc::new(NoSpend),
     ));
     shared::http::serve_json_errors(webhook.merge(contacts))
 }
@@ -359,6 +378,26 @@ impl shared::spend::store::SpendStore for NoSpend {
     }
 }
 
+/// Nor a catalog: it names no product and stores none.
+#[async_trait::async_trait]
+impl shared::catalog::store::CatalogStore for NoSpend {
+    async fn upsert_products(
+        &self,
+        _: &[shared::catalog::Product],
+    ) -> Result<shared::spend::Upserted, StoreError> {
+        Err(StoreError::Unavailable(
+            "no catalog store in this test".to_owned(),
+        ))
+    }
+
+    async fn products(
+        &self,
+        _: &[(String, String)],
+    ) -> Result<Vec<shared::catalog::Product>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
 /// The rules function over `stores`, and the contacts function beside it (backfill and stats
 /// tests list the contacts they changed).
 pub fn rules_app(stores: &Stores) -> Router {
@@ -392,6 +431,7 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
         stores.erasure.clone(),
         stores.spend.clone(),
         stores.goals.clone(),
+        stores.catalog.clone(),
     ))
 }
 

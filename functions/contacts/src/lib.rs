@@ -8,6 +8,8 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use shared::catalog::store::CatalogStore;
+use shared::catalog::{products_for_contacts, show_product};
 use shared::contact::Contact;
 use shared::contact::listing::{self, CursorCodec, ListingQuery, PageFailure};
 use shared::contact::store::ContactStore;
@@ -38,6 +40,8 @@ pub struct ContactsState {
     spend: Arc<dyn SpendStore>,
     /// The goals the business's events move.
     goals: Arc<dyn GoalStore>,
+    /// Shows the catalog products contacts came through (one lookup a page).
+    catalog: Arc<dyn CatalogStore>,
 }
 
 impl ContactsState {
@@ -48,6 +52,7 @@ impl ContactsState {
         erasure: Arc<dyn ErasureStore>,
         spend: Arc<dyn SpendStore>,
         goals: Arc<dyn GoalStore>,
+        catalog: Arc<dyn CatalogStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             cursors: CursorCodec::new(admin_keys.admin.clone()),
@@ -56,6 +61,7 @@ impl ContactsState {
             erasure,
             spend,
             goals,
+            catalog,
         })
     }
 }
@@ -124,11 +130,13 @@ async fn record_events(
 /// The contacts as the API shows them, with their ads' names: one lookup for all of them.
 async fn named_views(state: &ContactsState, contacts: &[Contact]) -> Result<Vec<Value>, ApiError> {
     let names = names_for_contacts(state.spend.as_ref(), contacts).await?;
+    let products = products_for_contacts(state.catalog.as_ref(), contacts).await?;
     Ok(contacts
         .iter()
         .map(|contact| {
             let mut shown = contact_view(contact);
             name_ad(&mut shown, &names);
+            show_product(&mut shown, &products);
             shown
         })
         .collect())

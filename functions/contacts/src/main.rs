@@ -3,6 +3,7 @@
 
 use shared::config::{LambdaStart, SecretName};
 use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo::catalog::DynamoCatalogStore;
 use shared::store::dynamo::erasure::DynamoErasureStore;
 use shared::store::dynamo::spend::DynamoSpendStore;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(erasure),
         Arc::new(spend),
         contacts,
+        Arc::new(DynamoCatalogStore::from_env(&start.dynamo)?),
     );
     lambda_http::run(shared::http::serve_json_errors(contacts::router(state))).await
 }

@@ -1,6 +1,7 @@
 //! The spend function: the admin API of ad spend — rows as JSON, the CSV exports of Google,
 //! Meta and TikTok, the Meta Insights pull run now — and the ads report that sets spend against
-//! conversations and revenue.
+//! conversations and revenue; and the import of Meta catalog feeds, the other CSV files an
+//! admin brings.
 
 pub mod meta;
 
@@ -10,6 +11,8 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
+use shared::catalog::feed::{self, Imported as CatalogImported};
+use shared::catalog::store::CatalogStore;
 use shared::contact::store::ContactStore;
 use shared::fields::FieldError;
 use shared::goals::store::GoalStore;
@@ -40,6 +43,8 @@ pub struct SpendStores {
     pub revenue: Arc<dyn RevenueStore>,
     /// The instances' goals: whose counters are the qualified leads.
     pub goals: Arc<dyn GoalStore>,
+    /// Catalog products.
+    pub catalog: Arc<dyn CatalogStore>,
 }
 
 impl SpendStores {
@@ -78,6 +83,7 @@ pub fn router(state: Arc<SpendState>) -> Router {
         .route("/spend", post(post_spend))
         .route("/spend/import", post(import_spend))
         .route("/spend/sync/meta", post(sync_meta))
+        .route("/catalog/import", post(import_catalog))
         .route("/reports/ads", get(ads_report));
     admin_routes(routes, state.admin_keys.clone()).with_state(state)
 }
@@ -112,6 +118,44 @@ async fn import_spend(
     let format = ExportFormat::from_param(query.platform.as_deref())?;
     Ok(Json(
         import_into(state.stores.spend.as_ref(), format, &body).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct CatalogQuery {
+    catalog_id: Option<String>,
+}
+
+/// Longest catalog id: Meta's are 15 to 17 digits.
+const MAX_CATALOG_ID_DIGITS: usize = 32;
+
+/// The catalog a `catalog_id` parameter names: digits, as Meta's catalog ids are, or
+/// [`shared::catalog::ANY_CATALOG`] when absent.
+fn catalog_of(param: Option<&str>) -> Result<String, FieldError> {
+    match param {
+        None => Ok(shared::catalog::ANY_CATALOG.to_owned()),
+        Some(id)
+            if (1..=MAX_CATALOG_ID_DIGITS).contains(&id.len())
+                && id.bytes().all(|byte| byte.is_ascii_digit()) =>
+        {
+            Ok(id.to_owned())
+        }
+        Some(_) => Err(FieldError::new(
+            "catalog_id",
+            format!("must be Meta's catalog id: 1 to {MAX_CATALOG_ID_DIGITS} digits"),
+        )),
+    }
+}
+
+/// A Meta catalog feed as the raw body.
+async fn import_catalog(
+    State(state): State<Arc<SpendState>>,
+    Query(query): Query<CatalogQuery>,
+    Body(body): Body,
+) -> Result<Json<CatalogImported>, ApiError> {
+    let catalog = catalog_of(query.catalog_id.as_deref())?;
+    Ok(Json(
+        feed::import_into(state.stores.catalog.as_ref(), &catalog, &body).await?,
     ))
 }
 

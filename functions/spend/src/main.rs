@@ -3,6 +3,7 @@
 
 use shared::config::{LambdaStart, SecretName};
 use shared::store::dynamo::DynamoStore;
+use shared::store::dynamo::catalog::DynamoCatalogStore;
 use shared::store::dynamo::revenue::DynamoRevenueStore;
 use shared::store::dynamo::spend::DynamoSpendStore;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     // The contact counters and the instance registry (conversations).
     let contacts = Arc::new(DynamoStore::from_env(&start.dynamo)?);
     let revenue = DynamoRevenueStore::from_env(&start.dynamo)?;
+    let catalog = DynamoCatalogStore::from_env(&start.dynamo)?;
     let needed = [
         SecretName::AdminApiKey,
         SecretName::ReadonlyApiKey,
@@ -27,6 +29,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         instances: contacts.clone(),
         revenue: Arc::new(revenue),
         goals: contacts,
+        catalog: Arc::new(catalog),
     };
     let state = spend::SpendState::new(&secrets.admin_keys, stores, meta);
     lambda_http::run(shared::http::serve_json_errors(spend::router(state))).await

@@ -4,6 +4,7 @@
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
+use shared::catalog::store::CatalogStore;
 use shared::config::Secrets;
 use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
@@ -32,6 +33,7 @@ pub struct Stores {
     pub instances: Arc<dyn InstanceStore>,
     pub spend: Arc<dyn SpendStore>,
     pub goals: Arc<dyn GoalStore>,
+    pub catalog: Arc<dyn CatalogStore>,
 }
 
 impl Stores {
@@ -44,7 +46,8 @@ impl Stores {
             + ErasureStore
             + InstanceStore
             + SpendStore
-            + GoalStore,
+            + GoalStore
+            + CatalogStore,
     >(
         store: S,
     ) -> Self {
@@ -58,7 +61,8 @@ impl Stores {
             erasure: store.clone(),
             instances: store.clone(),
             spend: store.clone(),
-            goals: store,
+            goals: store.clone(),
+            catalog: store,
         }
     }
 }
@@ -72,6 +76,7 @@ impl Stores {
             instances: self.instances.clone(),
             revenue: self.revenue.clone(),
             goals: self.goals.clone(),
+            catalog: self.catalog.clone(),
         }
     }
 }
@@ -148,6 +153,7 @@ pub fn engine_with_matcher(
         stores.erasure.clone(),
         stores.spend.clone(),
         stores.goals.clone(),
+        stores.catalog.clone(),
     ));
     let revenue = revenue::router(revenue::RevenueState::new(
         secrets,

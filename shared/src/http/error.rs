@@ -1,5 +1,6 @@
 //! The one error type of every route, and the one conversion of each domain error into it.
 
+use crate::catalog::feed::FeedFailure;
 use crate::events::custom::EventsError;
 use crate::fields::FieldError;
 use crate::goals::admin::GoalError;
@@ -313,6 +314,15 @@ impl From<SignatureError> for ApiError {
         Self::Unauthorized {
             code,
             message: error.to_string(),
+        }
+    }
+}
+
+impl From<FeedFailure> for ApiError {
+    fn from(error: FeedFailure) -> Self {
+        match error {
+            FeedFailure::File(file) => Self::bad_request("unusable_file", file.to_string()),
+            FeedFailure::Store(store) => store.into(),
         }
     }
 }

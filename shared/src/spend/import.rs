@@ -385,7 +385,7 @@ fn row_of(
 
 /// The file's line a record starts on. The reader counts no blank lines and starts a record's
 /// position before the blank lines it passed over, so the line is counted from the bytes.
-fn line_of(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
+pub(crate) fn line_of(bytes: &[u8], position: Option<&csv::Position>) -> u64 {
     let Some(position) = position else { return 0 };
     let mut start = (position.byte() as usize).min(bytes.len());
     while bytes
@@ -431,19 +431,23 @@ pub fn parse_export(format: ExportFormat, bytes: &[u8]) -> Result<Parsed, Import
         return Err(ImportError::NoHeader(format.platform()));
     }
     if parsed.rows.is_empty() {
-        let reasons: Vec<String> = parsed
-            .skipped
-            .iter()
-            .take(5)
-            .map(|skip| format!("line {}: {}", skip.line, skip.reason))
-            .collect();
-        return Err(ImportError::NoRows(if reasons.is_empty() {
-            "none (the file ends at its header)".to_owned()
-        } else {
-            reasons.join("; ")
-        }));
+        return Err(ImportError::NoRows(first_reasons(&parsed.skipped)));
     }
     Ok(parsed)
+}
+
+/// The first lines a file with no usable row skipped, and why, for its 400.
+pub(crate) fn first_reasons(skipped: &[Skipped]) -> String {
+    let reasons: Vec<String> = skipped
+        .iter()
+        .take(5)
+        .map(|skip| format!("line {}: {}", skip.line, skip.reason))
+        .collect();
+    if reasons.is_empty() {
+        "none (the file ends at its header)".to_owned()
+    } else {
+        reasons.join("; ")
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! The traits have no default methods, so a list that misses one does not compile: no wrapper
 //! can silently fall back to a default instead of the store's own override.
 
+use crate::catalog::Product;
+use crate::catalog::store::CatalogStore;
 use crate::contact::Contact;
 use crate::contact::counters::CounterBump;
 use crate::contact::store::{
@@ -171,4 +173,9 @@ forward!(GoalStore {
     read fn load_goals(&self, instance_id: &InstanceId) -> GoalSet;
     write fn save_goals(&self, instance_id: &InstanceId, goals: &GoalSet, expected_version: u64)
         -> CommitOutcome;
+});
+
+forward!(CatalogStore {
+    write fn upsert_products(&self, products: &[Product]) -> Upserted;
+    read fn products(&self, keys: &[(String, String)]) -> Vec<Product>;
 });

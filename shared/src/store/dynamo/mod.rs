@@ -17,6 +17,7 @@
 //! - jobs: `instance_id` + `job_id`;
 //! - goals: `instance_id`, one item holding the instance's goal set and its version.
 
+pub mod catalog;
 mod contacts;
 pub mod erasure;
 mod goals;

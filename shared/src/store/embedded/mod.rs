@@ -6,6 +6,7 @@
 //! This file holds the store itself (opening it, every table, the record codec); `engine` its
 //! group-commit writer; the other files one store trait each, over the tables listed here.
 
+mod catalog;
 mod contacts;
 mod engine;
 mod erasure;
@@ -73,6 +74,8 @@ const SPEND: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("spend"
 const AD_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("ad_names");
 /// Instance id → its goal set.
 const GOALS: TableDefinition<&str, &[u8]> = TableDefinition::new("goals");
+/// (catalog, product id) → catalog product.
+const PRODUCTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("products");
 /// Instance id → nothing: the instances with a contact or a rule.
 const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
 /// The business's first outbound message to a person not yet a contact, by
@@ -106,6 +109,7 @@ macro_rules! every_table {
         $each!(SPEND, bytes);
         $each!(AD_NAMES, bytes);
         $each!(GOALS, bytes);
+        $each!(PRODUCTS, bytes);
         $each!(BUSINESS_FIRST, bytes);
     };
 }
