@@ -156,6 +156,7 @@ mod tests {
             linked_ids: Vec::new(),
             events: Default::default(),
             goals: Default::default(),
+            funnels: Default::default(),
             version: 1,
         }
     }

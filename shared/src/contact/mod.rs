@@ -389,6 +389,10 @@ pub struct Contact {
     /// Progress toward each of the instance's goals that the contact's events have touched.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub goals: std::collections::BTreeMap<crate::goals::GoalId, crate::goals::GoalProgress>,
+    /// How far the contact got in each of the instance's funnels it entered.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub funnels:
+        std::collections::BTreeMap<crate::funnels::FunnelId, crate::funnels::FunnelProgress>,
     /// Optimistic-concurrency version: every write names the version it was computed from.
     pub version: u64,
 }

@@ -27,6 +27,7 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
         linked_ids: Vec::new(),
         events: Default::default(),
         goals: Default::default(),
+        funnels: Default::default(),
         version: 0,
     });
     if let Some(name) = &event.display_name {
