@@ -9,7 +9,9 @@ use axum::Router;
 use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::store::{FaultInjectingStore, FaultMode, FaultPlan};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 on_every_store!(
     each_order_mode_counts_a_known_event_set,
@@ -17,6 +19,7 @@ on_every_store!(
     filters_count_one_platform_campaign_or_ad,
     bad_funnels_and_parameters_answer_400_naming_the_field,
     funnels_are_created_listed_replaced_and_deleted,
+    a_faulty_store_counts_each_step_once,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -456,4 +459,55 @@ async fn funnels_are_created_listed_replaced_and_deleted(backend: Backend) {
         (status, &body["error"]["code"]),
         (StatusCode::NOT_FOUND, &json!("funnel_not_found"))
     );
+}
+
+async fn a_faulty_store_counts_each_step_once(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let plan = FaultPlan::ratio(0.0, 11);
+    let faulty = Stores {
+        contacts: Arc::new(FaultInjectingStore::new(
+            stores.contacts.clone(),
+            plan.clone(),
+        )),
+        goals: Arc::new(FaultInjectingStore::new(stores.goals.clone(), plan.clone())),
+        ..stores.clone()
+    };
+    let app = app(&faulty);
+    let id = funnel(&app, &["message_received", "paid", "shipped"], "strict", 30).await;
+    let at = chrono::Utc::now().timestamp() - 600;
+    for mode in [FaultMode::Refused, FaultMode::AnswerLost] {
+        for n in 0..4 {
+            let phone = format!("1650558{}{n:03}", mode as u8);
+            plan.set_mode(mode);
+            plan.set_ratio(0.5);
+            let body =
+                whatsapp_message(INSTANCE, &phone, &format!("wamid.{phone}"), at, "hi", None);
+            deliver_until_accepted(&app, &body).await;
+            for (event, after) in [("paid", 10), ("shipped", 20)] {
+                let event =
+                    json!({"event_id": event, "name": event, "occurred_at": rfc3339(at + after)});
+                loop {
+                    let (status, answer) = call(
+                        &app,
+                        admin_request(
+                            "POST",
+                            &format!("/instances/{INSTANCE}/contacts/{phone}/events"),
+                            Some(event.clone()),
+                        ),
+                    )
+                    .await;
+                    if status == StatusCode::OK {
+                        break;
+                    }
+                    assert!(status.is_server_error(), "{status}: {answer}");
+                }
+            }
+            plan.set_ratio(0.0);
+        }
+    }
+    let all = counts(&app, &id, "").await;
+    assert_eq!(all, [8, 8, 8]);
+    assert_eq!(recount(&app, &id, 3).await["all"], all);
 }
