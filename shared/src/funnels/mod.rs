@@ -60,8 +60,9 @@ pub type Funnel = Goal<FunnelId, FunnelSettings>;
 /// A contact's place in one funnel: the deepest step counted (never taken back: each step
 /// counts a contact once), the times of the steps of the chain that got there (at most
 /// [`MAX_STEPS`], so the chain goes on when its events have left the bounded journey), and the
-/// day and names it counts under, fixed at its first step so that every step of a contact
-/// counts in the same places and a step never outnumbers the one before it.
+/// day and names all its steps count under (moved together with the contact's acquisition), so
+/// a step never outnumbers the one before it under any filter and a recount equals the
+/// counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunnelProgress {
     /// The funnel revision this is for.
@@ -71,7 +72,7 @@ pub struct FunnelProgress {
     /// The times of the chain's steps (`ordered`, `strict`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chain: Vec<Timestamp>,
-    /// The contact's first-seen day when it reached the first step.
+    /// The contact's first-seen day its steps count on.
     pub day: String,
     /// The names it counts under (`all`, `platform:…`, `campaign:…`, `ad:…`).
     pub counted: Vec<String>,
