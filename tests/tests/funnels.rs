@@ -20,6 +20,7 @@ on_every_store!(
     bad_funnels_and_parameters_answer_400_naming_the_field,
     funnels_are_created_listed_replaced_and_deleted,
     a_faulty_store_counts_each_step_once,
+    two_contacts_of_one_person_merged_count_once,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -509,5 +510,66 @@ async fn a_faulty_store_counts_each_step_once(backend: Backend) {
     }
     let all = counts(&app, &id, "").await;
     assert_eq!(all, [8, 8, 8]);
+    assert_eq!(recount(&app, &id, 3).await["all"], all);
+}
+
+/// A WhatsApp message naming the sender by phone, by business-scoped user id, or by both (which
+/// merges the two contacts of one person).
+fn named_message(
+    phone: Option<&str>,
+    bsuid: Option<&str>,
+    id: &str,
+    at: i64,
+    text: &str,
+) -> Vec<u8> {
+    let mut body: Value =
+        serde_json::from_slice(&whatsapp_message(INSTANCE, "0", id, at, text, None)).unwrap();
+    let value = &mut body["entry"][0]["changes"][0]["value"];
+    value["contacts"] = json!([{"profile": {"name": "Marta"}}]);
+    value["messages"][0].as_object_mut().unwrap().remove("from");
+    for (contact_field, message_field, id) in
+        [("wa_id", "from", phone), ("user_id", "from_user_id", bsuid)]
+    {
+        if let Some(id) = id {
+            value["contacts"][0][contact_field] = json!(id);
+            value["messages"][0][message_field] = json!(id);
+        }
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+async fn two_contacts_of_one_person_merged_count_once(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let app = app(&stores);
+    let id = funnel(
+        &app,
+        &["message_received", "message_received", "message_received"],
+        "ordered",
+        30,
+    )
+    .await;
+    let (phone, bsuid) = ("5215512345678", "MX.8820194736550012");
+    let at = chrono::Utc::now().timestamp() - 3_600;
+    for (phone, bsuid, message, after) in [
+        (Some(phone), None, "wamid.M1", 0),
+        (None, Some(bsuid), "wamid.M2", 60),
+        (None, Some(bsuid), "wamid.M3", 90),
+    ] {
+        let body = named_message(phone, bsuid, message, at + after, "hola");
+        let (status, answer) = call(&app, signed_delivery(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    assert_eq!(
+        counts(&app, &id, "").await,
+        [2, 1, 0],
+        "two contacts, for now"
+    );
+    let body = named_message(Some(phone), Some(bsuid), "wamid.M4", at + 120, "otra vez");
+    let (status, answer) = call(&app, signed_delivery(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let all = counts(&app, &id, "").await;
+    assert_eq!(all, [1, 1, 1], "one person, four messages");
     assert_eq!(recount(&app, &id, 3).await["all"], all);
 }

@@ -330,3 +330,35 @@ pub fn advance_funnel(contact: &mut Contact, funnel: &Funnel) -> Vec<CounterBump
     contact.funnels.insert(funnel.id.clone(), after);
     bumps
 }
+
+/// Folds `other`'s funnel places into `into`'s (a merge of two contacts of one person): of each
+/// funnel the deeper place stays, with its counts (the later revision first); the other one's
+/// counts are taken back, so a person counts once. Answers those changes, for the merge's
+/// commit.
+pub fn absorb(into: &mut Contact, other: &Contact) -> Vec<CounterBump> {
+    let mut bumps = Vec::new();
+    for (id, theirs) in &other.funnels {
+        let ours = into.funnels.get(id);
+        let keeps_ours = ours
+            .is_some_and(|ours| (ours.revision, ours.reached) >= (theirs.revision, theirs.reached));
+        let dropped = if keeps_ours {
+            theirs.clone()
+        } else {
+            match into.funnels.insert(id.clone(), theirs.clone()) {
+                Some(dropped) => dropped,
+                None => continue,
+            }
+        };
+        bumps.extend(
+            counted(id, &dropped)
+                .into_iter()
+                .map(|(day, name)| CounterBump {
+                    instance_id: into.instance_id.clone(),
+                    day,
+                    name,
+                    delta: -1,
+                }),
+        );
+    }
+    bumps
+}
