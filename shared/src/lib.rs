@@ -12,6 +12,7 @@ pub mod contact;
 pub mod erasure;
 pub mod events;
 pub mod fields;
+pub mod funnels;
 pub mod goals;
 pub mod http;
 pub mod ids;

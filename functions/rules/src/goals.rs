@@ -10,20 +10,22 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::goals::{GoalId, admin, draft, stats};
-use shared::http::{ApiError, AuditObject, Body, Path, Query};
+use shared::goals::admin::{Kept, KeptId};
+use shared::goals::{GoalId, admin, stats};
+use shared::http::{ApiError, AuditObject, Body, Path, PathSegment, Query};
 use shared::ids::InstanceId;
 use shared::stats::StatsWindow;
 use shared::time::Timestamp;
 use std::sync::Arc;
 
-pub(crate) async fn create(
+/// Creates a goal or funnel (`S` says which), from the body its parser reads.
+pub(crate) async fn create<S: Kept>(
     State(state): State<Arc<RulesState>>,
     Path(instance_id): Path<InstanceId>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let settings = draft::parse(&body)?;
-    let goal = admin::create(
+    let settings = S::parse(&body)?;
+    let kept = admin::create(
         state.goals.as_ref(),
         &instance_id,
         settings,
@@ -31,17 +33,18 @@ pub(crate) async fn create(
     )
     .await?;
     Ok(AuditObject::attach(
-        (StatusCode::CREATED, Json(&goal)).into_response(),
-        format!("goal_id={}", goal.id),
+        (StatusCode::CREATED, Json(&kept)).into_response(),
+        format!("{}_id={}", S::NAME, kept.id),
     ))
 }
 
-pub(crate) async fn list(
+/// The instance's goals or funnels.
+pub(crate) async fn list<S: Kept>(
     State(state): State<Arc<RulesState>>,
     Path(instance_id): Path<InstanceId>,
 ) -> Result<Json<Value>, ApiError> {
     let goals = state.goals.load_goals(&instance_id).await?;
-    Ok(Json(json!({ "goals": goals.goals })))
+    Ok(Json(json!({ S::LIST: S::list(&goals) })))
 }
 
 pub(crate) async fn get(
@@ -52,28 +55,30 @@ pub(crate) async fn get(
     Ok(Json(json!(goal)))
 }
 
-pub(crate) async fn replace(
+/// Replaces a goal's or funnel's settings.
+pub(crate) async fn replace<I: KeptId + PathSegment>(
     State(state): State<Arc<RulesState>>,
-    Path((instance_id, goal_id)): Path<(InstanceId, GoalId)>,
+    Path((instance_id, id)): Path<(InstanceId, I)>,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let settings = draft::parse(&body)?;
-    let goal = admin::replace(
+    let settings = I::Settings::parse(&body)?;
+    let kept = admin::replace(
         state.goals.as_ref(),
         &instance_id,
-        &goal_id,
+        &id,
         settings,
         Timestamp::now(),
     )
     .await?;
-    Ok(Json(json!(goal)))
+    Ok(Json(json!(kept)))
 }
 
-pub(crate) async fn delete(
+/// Deletes a goal or funnel.
+pub(crate) async fn delete<I: KeptId + PathSegment>(
     State(state): State<Arc<RulesState>>,
-    Path((instance_id, goal_id)): Path<(InstanceId, GoalId)>,
+    Path((instance_id, id)): Path<(InstanceId, I)>,
 ) -> Result<StatusCode, ApiError> {
-    admin::delete(state.goals.as_ref(), &instance_id, &goal_id).await?;
+    admin::delete(state.goals.as_ref(), &instance_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

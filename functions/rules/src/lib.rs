@@ -11,7 +11,9 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
+use shared::funnels::{FunnelId, FunnelSettings};
 use shared::goals::store::GoalStore;
+use shared::goals::{GoalId, GoalSettings};
 use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
 use shared::ids::{InstanceId, JobId};
 use shared::matching::backfill::{self, JobStore};
@@ -25,6 +27,7 @@ use shared::time::Timestamp;
 use shared::web::store::WidgetStore;
 use std::sync::Arc;
 
+mod funnels;
 mod goals;
 mod widget_settings;
 
@@ -94,11 +97,23 @@ pub fn router(state: Arc<RulesState>) -> Router {
         )
         .route(
             "/instances/{instance_id}/goals",
-            post(goals::create).get(goals::list),
+            post(goals::create::<GoalSettings>).get(goals::list::<GoalSettings>),
         )
         .route(
             "/instances/{instance_id}/goals/{goal_id}",
-            get(goals::get).put(goals::replace).delete(goals::delete),
+            get(goals::get)
+                .put(goals::replace::<GoalId>)
+                .delete(goals::delete::<GoalId>),
+        )
+        .route(
+            "/instances/{instance_id}/funnels",
+            post(goals::create::<FunnelSettings>).get(goals::list::<FunnelSettings>),
+        )
+        .route(
+            "/instances/{instance_id}/funnels/{funnel_id}",
+            get(funnels::report)
+                .put(goals::replace::<FunnelId>)
+                .delete(goals::delete::<FunnelId>),
         )
         .route(
             "/instances/{instance_id}/goals/{goal_id}/stats",

@@ -115,6 +115,27 @@ pub(crate) fn counted_in(contact: &Contact) -> Vec<String> {
     names
 }
 
+/// `bumps` with one change per counter (their sum; none where it is 0): a transaction may
+/// name a counter once.
+pub fn summed(bumps: Vec<CounterBump>) -> Vec<CounterBump> {
+    let mut sums: std::collections::BTreeMap<(InstanceId, String, String), i64> =
+        std::collections::BTreeMap::new();
+    for bump in bumps {
+        *sums
+            .entry((bump.instance_id, bump.day, bump.name))
+            .or_default() += bump.delta;
+    }
+    sums.into_iter()
+        .filter(|(_, delta)| *delta != 0)
+        .map(|((instance_id, day, name), delta)| CounterBump {
+            instance_id,
+            day,
+            name,
+            delta,
+        })
+        .collect()
+}
+
 /// The counter changes that move a contact from where `before` counted to where `after`
 /// counts: what `after` stands in and `before` did not (+1), what `before` stood in and
 /// `after` does not (-1). So a later, earlier message that moves the first-seen day, or an
@@ -172,6 +193,7 @@ mod tests {
             events: Default::default(),
             goals: Default::default(),
             business_first: None,
+            funnels: Default::default(),
             version: 1,
         }
     }

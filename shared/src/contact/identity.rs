@@ -100,7 +100,9 @@ pub fn plan(event: &InboundEvent, found: &[Option<Contact>]) -> Plan {
         // Summed per counter: a transaction may name a counter once.
         let mut taken_back: BTreeMap<(String, String), i64> = BTreeMap::new();
         for other in &absorbed {
-            for bump in crate::goals::absorb(&mut after, other) {
+            let mut bumps = crate::goals::absorb(&mut after, other);
+            bumps.extend(crate::funnels::absorb(&mut after, other));
+            for bump in bumps {
                 *taken_back.entry((bump.day, bump.name)).or_default() += bump.delta;
             }
         }

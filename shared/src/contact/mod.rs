@@ -421,6 +421,10 @@ pub struct Contact {
     /// conversation source (see [`crate::sources`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business_first: Option<crate::sources::BusinessFirst>,
+    /// How far the contact got in each of the instance's funnels it entered.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub funnels:
+        std::collections::BTreeMap<crate::funnels::FunnelId, crate::funnels::FunnelProgress>,
     /// Optimistic-concurrency version: every write names the version it was computed from.
     pub version: u64,
 }

@@ -5,6 +5,7 @@ use super::store::GoalStore;
 use super::{Goal, GoalId, GoalSet, GoalSettings, MAX_GOALS_PER_INSTANCE, advance_goal};
 use crate::contact::store::{ContactStore, ContactUpdate, ContactWindow};
 use crate::fields::{FieldError, json_object, present, reject_unknown};
+use crate::funnels::{Funnel, FunnelId, FunnelSettings, MAX_FUNNELS_PER_INSTANCE};
 use crate::ids::InstanceId;
 use crate::stats::StatsWindow;
 use crate::store::{CommitOutcome, StoreError};
@@ -12,7 +13,7 @@ use crate::time::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Why a goal write or backfill did nothing.
+/// Why a goal or funnel write, or a backfill, did nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum GoalError {
     /// A field that does not hold: nothing was written.
@@ -21,12 +22,93 @@ pub enum GoalError {
     /// No goal of that id on the instance.
     #[error("no such goal")]
     UnknownGoal,
+    /// No funnel of that id on the instance.
+    #[error("no such funnel")]
+    UnknownFunnel,
     /// The store failed: nothing was written.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Concurrent writers kept changing the instance's goals.
     #[error("the instance's goals kept changing")]
     Contention,
+}
+
+/// What the instance's goal record keeps a list of, changed alike: goals and funnels.
+pub trait Kept: Clone + Serialize + Send + Sync + 'static {
+    /// Its id.
+    type Id: Clone + PartialEq + Serialize + std::fmt::Display + Send + Sync + 'static;
+    /// Its name in an audit line (`goal_id=…`) and the list's key (`{"goals": […]}`).
+    const NAME: &'static str;
+    /// The list's key in answers.
+    const LIST: &'static str;
+    /// The settings a request body describes, or the first field that does not hold.
+    fn parse(body: &[u8]) -> Result<Self, FieldError>;
+    /// A fresh id.
+    fn fresh_id() -> Self::Id;
+    /// Its list in the record.
+    fn list(set: &GoalSet) -> &Vec<Goal<Self::Id, Self>>;
+    /// The same, to change.
+    fn list_mut(set: &mut GoalSet) -> &mut Vec<Goal<Self::Id, Self>>;
+    /// The refusal of an id that names none.
+    fn unknown() -> GoalError;
+}
+
+/// An id of something [`Kept`], naming its kind.
+pub trait KeptId:
+    Clone + PartialEq + Serialize + std::fmt::Display + Send + Sync + 'static
+{
+    /// What it names.
+    type Settings: Kept<Id = Self>;
+}
+
+impl Kept for GoalSettings {
+    type Id = GoalId;
+    const NAME: &'static str = "goal";
+    const LIST: &'static str = "goals";
+    fn parse(body: &[u8]) -> Result<Self, FieldError> {
+        super::draft::parse(body)
+    }
+    fn fresh_id() -> GoalId {
+        GoalId::new()
+    }
+    fn list(set: &GoalSet) -> &Vec<Goal> {
+        &set.goals
+    }
+    fn list_mut(set: &mut GoalSet) -> &mut Vec<Goal> {
+        &mut set.goals
+    }
+    fn unknown() -> GoalError {
+        GoalError::UnknownGoal
+    }
+}
+
+impl KeptId for GoalId {
+    type Settings = GoalSettings;
+}
+
+impl Kept for FunnelSettings {
+    type Id = FunnelId;
+    const NAME: &'static str = "funnel";
+    const LIST: &'static str = "funnels";
+    fn parse(body: &[u8]) -> Result<Self, FieldError> {
+        crate::funnels::draft::parse(body)
+    }
+    fn fresh_id() -> FunnelId {
+        FunnelId::new()
+    }
+    fn list(set: &GoalSet) -> &Vec<Funnel> {
+        &set.funnels
+    }
+    fn list_mut(set: &mut GoalSet) -> &mut Vec<Funnel> {
+        &mut set.funnels
+    }
+    fn unknown() -> GoalError {
+        GoalError::UnknownFunnel
+    }
+}
+
+impl KeptId for FunnelId {
+    type Settings = FunnelSettings;
 }
 
 /// Attempts of one change against concurrent writers (admin writes are rare).
@@ -47,6 +129,13 @@ async fn change<T>(
             return Err(FieldError::new(
                 "instance_id",
                 format!("an instance holds at most {MAX_GOALS_PER_INSTANCE} goals"),
+            )
+            .into());
+        }
+        if goals.funnels.len() > MAX_FUNNELS_PER_INSTANCE {
+            return Err(FieldError::new(
+                "instance_id",
+                format!("an instance holds at most {MAX_FUNNELS_PER_INSTANCE} funnels"),
             )
             .into());
         }
@@ -72,43 +161,42 @@ async fn change<T>(
     Err(GoalError::Contention)
 }
 
-/// Adds a goal; answers it as stored.
-pub async fn create(
+/// Adds a goal (or funnel); answers it as stored.
+pub async fn create<S: Kept>(
     store: &dyn GoalStore,
     instance_id: &InstanceId,
-    settings: GoalSettings,
+    settings: S,
     now: Timestamp,
-) -> Result<Goal, GoalError> {
+) -> Result<Goal<S::Id, S>, GoalError> {
     let goal = Goal {
-        id: GoalId::new(),
+        id: S::fresh_id(),
         settings,
         revision: 1,
         created_at: now,
         updated_at: now,
     };
     change(store, instance_id, |goals| {
-        goals.goals.push(goal.clone());
+        S::list_mut(goals).push(goal.clone());
         Ok(())
     })
     .await?;
     Ok(goal)
 }
 
-/// Replaces a goal's settings (keeping its id and creation time); a new revision, so progress
-/// toward the old one starts over (goals achieved stay achieved).
-pub async fn replace(
+/// Replaces a goal's (or funnel's) settings, keeping its id and creation time; a new
+/// revision, so progress toward the old one starts over (goals achieved stay achieved).
+pub async fn replace<I: KeptId>(
     store: &dyn GoalStore,
     instance_id: &InstanceId,
-    goal_id: &GoalId,
-    settings: GoalSettings,
+    id: &I,
+    settings: I::Settings,
     now: Timestamp,
-) -> Result<Goal, GoalError> {
+) -> Result<Goal<I, I::Settings>, GoalError> {
     change(store, instance_id, |goals| {
-        let goal = goals
-            .goals
+        let goal = I::Settings::list_mut(goals)
             .iter_mut()
-            .find(|goal| goal.id == *goal_id)
-            .ok_or(GoalError::UnknownGoal)?;
+            .find(|goal| goal.id == *id)
+            .ok_or_else(I::Settings::unknown)?;
         goal.settings = settings.clone();
         goal.revision += 1;
         goal.updated_at = now;
@@ -117,35 +205,35 @@ pub async fn replace(
     .await
 }
 
-/// Removes a goal (its counters stay, unread).
-pub async fn delete(
+/// Removes a goal or funnel (its counters stay, unread).
+pub async fn delete<I: KeptId>(
     store: &dyn GoalStore,
     instance_id: &InstanceId,
-    goal_id: &GoalId,
+    id: &I,
 ) -> Result<(), GoalError> {
     change(store, instance_id, |goals| {
-        let before = goals.goals.len();
-        goals.goals.retain(|goal| goal.id != *goal_id);
-        if goals.goals.len() == before {
-            return Err(GoalError::UnknownGoal);
+        let list = I::Settings::list_mut(goals);
+        let before = list.len();
+        list.retain(|goal| goal.id != *id);
+        if list.len() == before {
+            return Err(I::Settings::unknown());
         }
         Ok(())
     })
     .await
 }
 
-/// One goal of the instance.
-pub async fn load(
+/// One goal or funnel of the instance.
+pub async fn load<I: KeptId>(
     store: &dyn GoalStore,
     instance_id: &InstanceId,
-    goal_id: &GoalId,
-) -> Result<Goal, GoalError> {
-    store
-        .load_goals(instance_id)
-        .await?
-        .goal(goal_id)
+    id: &I,
+) -> Result<Goal<I, I::Settings>, GoalError> {
+    I::Settings::list(&store.load_goals(instance_id).await?)
+        .iter()
+        .find(|goal| goal.id == *id)
         .cloned()
-        .ok_or(GoalError::UnknownGoal)
+        .ok_or_else(I::Settings::unknown)
 }
 
 /// Contacts one backfill call reads at most; a larger window answers `truncated` and is run

@@ -137,6 +137,36 @@ fn rule(object: &Map<String, Value>, prefix: &str) -> Result<GoalRule, FieldErro
     })
 }
 
+/// The `name` of a goal or funnel: 1 to [`MAX_NAME_CHARS`] characters.
+pub(crate) fn name_of(object: &Map<String, Value>) -> Result<String, FieldError> {
+    let name = required_string(object, "name")?;
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(FieldError::new(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    Ok(name)
+}
+
+/// The `window_days` of a goal or funnel: 1 to [`MAX_WINDOW_DAYS`], [`DEFAULT_WINDOW_DAYS`]
+/// when absent.
+pub(crate) fn window_days_of(object: &Map<String, Value>) -> Result<u32, FieldError> {
+    match present(object, "window_days") {
+        None => Ok(DEFAULT_WINDOW_DAYS),
+        Some(value) => value
+            .as_u64()
+            .filter(|days| (1..=u64::from(MAX_WINDOW_DAYS)).contains(days))
+            .and_then(|days| u32::try_from(days).ok())
+            .ok_or_else(|| {
+                FieldError::new(
+                    "window_days",
+                    format!("must be from 1 to {MAX_WINDOW_DAYS}"),
+                )
+            }),
+    }
+}
+
 /// The goal a request body describes, or the first field that does not hold.
 pub fn parse(body: &[u8]) -> Result<GoalSettings, FieldError> {
     let object = json_object(body)?;
@@ -152,26 +182,8 @@ pub fn parse(body: &[u8]) -> Result<GoalSettings, FieldError> {
         ],
         &[],
     )?;
-    let name = required_string(&object, "name")?;
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(FieldError::new(
-            "name",
-            format!("must be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    let window_days = match present(&object, "window_days") {
-        None => DEFAULT_WINDOW_DAYS,
-        Some(value) => value
-            .as_u64()
-            .filter(|days| (1..=u64::from(MAX_WINDOW_DAYS)).contains(days))
-            .and_then(|days| u32::try_from(days).ok())
-            .ok_or_else(|| {
-                FieldError::new(
-                    "window_days",
-                    format!("must be from 1 to {MAX_WINDOW_DAYS}"),
-                )
-            })?,
-    };
+    let name = name_of(&object)?;
+    let window_days = window_days_of(&object)?;
     let qualified_lead = match present(&object, "qualified_lead") {
         None => false,
         Some(Value::Bool(flag)) => *flag,

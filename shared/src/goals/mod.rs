@@ -12,14 +12,12 @@ pub mod store;
 use crate::contact::Contact;
 use crate::contact::counters::CounterBump;
 use crate::events::ContactEvent;
-use crate::monotonic_ulid::Ulid;
 use crate::revenue::money::Amount;
 use crate::rules::normalize;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// Most goals one instance may hold: each is evaluated on every event of its contacts.
 pub const MAX_GOALS_PER_INSTANCE: usize = 20;
@@ -32,41 +30,56 @@ pub const DEFAULT_WINDOW_DAYS: u32 = 30;
 /// The longest window.
 pub const MAX_WINDOW_DAYS: u32 = 365;
 
-/// A goal's id: a ULID, like a rule's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct GoalId(String);
+/// An admin-made id of a goal or funnel: a ULID, like a rule's, parsed once at the edge.
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident, $invalid:ident, $message:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-/// A goal id that is not a ULID.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("goal_id must be a ULID: 26 characters of Crockford base 32")]
-pub struct InvalidGoalId;
+        /// An id that is not a ULID.
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error($message)]
+        pub struct $invalid;
 
-impl GoalId {
-    /// A fresh id.
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        Self(Ulid::new().to_string())
-    }
+        impl $name {
+            /// A fresh id.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                Self($crate::monotonic_ulid::Ulid::new().to_string())
+            }
 
-    /// Accepts lower case too and keeps the canonical upper case.
-    pub fn parse(value: &str) -> Result<Self, InvalidGoalId> {
-        Ulid::canonical_text(value).map(Self).ok_or(InvalidGoalId)
-    }
+            /// Accepts lower case too and keeps the canonical upper case.
+            pub fn parse(value: &str) -> Result<Self, $invalid> {
+                $crate::monotonic_ulid::Ulid::canonical_text(value)
+                    .map(Self)
+                    .ok_or($invalid)
+            }
 
-    /// The canonical ULID.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            /// The canonical ULID.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        $crate::ids::deserialize_by_parse!($name);
+    };
 }
+pub(crate) use ulid_id;
 
-impl fmt::Display for GoalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-crate::ids::deserialize_by_parse!(GoalId);
+ulid_id!(
+    /// A goal's id.
+    GoalId,
+    InvalidGoalId,
+    "goal_id must be a ULID: 26 characters of Crockford base 32"
+);
 
 /// How the parts of a level combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,14 +150,14 @@ pub struct GoalSettings {
     pub qualified_lead: bool,
 }
 
-/// A stored goal.
+/// A stored goal (and, with their own id and settings, a stored funnel: kept alike).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Goal {
+pub struct Goal<Id = GoalId, Settings = GoalSettings> {
     /// Its id.
-    pub id: GoalId,
+    pub id: Id,
     /// What it says.
     #[serde(flatten)]
-    pub settings: GoalSettings,
+    pub settings: Settings,
     /// Moves with every change of the settings: progress toward an older revision starts over.
     pub revision: u64,
     /// When it was created.
@@ -161,6 +174,10 @@ pub struct GoalSet {
     /// Every goal, oldest first.
     #[serde(default)]
     pub goals: Vec<Goal>,
+    /// The instance's funnels, kept in the same record: the webhook's goals cache brings them
+    /// with the goals (no read of their own), and one version check guards both bounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub funnels: Vec<crate::funnels::Funnel>,
     /// Moves with every write; 0 before the first.
     #[serde(default)]
     pub version: u64,
@@ -219,7 +236,7 @@ pub const ACHIEVED: &str = "achieved";
 /// among the stats' counters (its acquisition's kind, platform, rule, campaign and ad, each from
 /// a fixed or admin-made vocabulary), or `kind:none` unattributed (matched by no rule or not
 /// yet looked at, alike).
-fn counted_names(contact: &Contact) -> Vec<String> {
+pub(crate) fn counted_names(contact: &Contact) -> Vec<String> {
     let mut names: Vec<String> = crate::contact::counters::counted_in(contact)
         .into_iter()
         .filter(|name| name != crate::contact::counters::UNMATCHED)
@@ -346,11 +363,14 @@ pub fn advance(
     events: &[ContactEvent],
 ) -> Vec<CounterBump> {
     contact.goals.retain(|id, _| goals.goal(id).is_some());
-    goals
+    let mut bumps: Vec<CounterBump> = goals
         .goals
         .iter()
         .flat_map(|goal| advance_goal(contact, goal, events))
-        .collect()
+        .collect();
+    // After the goals: a funnel's goal steps read the achievements just made.
+    bumps.extend(crate::funnels::advance(contact, &goals.funnels));
+    bumps
 }
 
 /// Moves the contact's progress toward `goal` by `events`: each rule keeps the earliest time an

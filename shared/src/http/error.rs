@@ -111,6 +111,8 @@ pub enum Missing {
     Asset,
     /// No goal of this instance has the id (or the id is not a goal id at all).
     Goal,
+    /// No funnel of this instance has the id (or the id is not a funnel id at all).
+    Funnel,
 }
 
 impl Missing {
@@ -127,6 +129,7 @@ impl Missing {
             Self::Network => "unknown_network",
             Self::Asset => "asset_not_found",
             Self::Goal => "goal_not_found",
+            Self::Funnel => "funnel_not_found",
         }
     }
 
@@ -143,6 +146,7 @@ impl Missing {
             Self::Network => "the network must be tune, everflow or generic",
             Self::Asset => "no such asset",
             Self::Goal => "no such goal on this instance",
+            Self::Funnel => "no such funnel on this instance",
         }
     }
 }
@@ -290,6 +294,7 @@ impl From<GoalError> for ApiError {
         match error {
             GoalError::Invalid(field) => field.into(),
             GoalError::UnknownGoal => Missing::Goal.into(),
+            GoalError::UnknownFunnel => Missing::Funnel.into(),
             GoalError::Store(store) => store.into(),
             contention @ GoalError::Contention => Self::Unavailable(contention.to_string()),
         }

@@ -104,6 +104,13 @@ impl PathSegment for crate::goals::GoalId {
     }
 }
 
+/// A funnel id that does not parse names no funnel.
+impl PathSegment for crate::funnels::FunnelId {
+    fn from_segment(segment: &str) -> Result<Self, ApiError> {
+        Self::parse(segment).map_err(|_| Missing::Funnel.into())
+    }
+}
+
 /// An offer id that does not parse names no offer.
 impl PathSegment for OfferId {
     fn from_segment(segment: &str) -> Result<Self, ApiError> {

@@ -28,6 +28,7 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
         events: Default::default(),
         goals: Default::default(),
         business_first: None,
+        funnels: Default::default(),
         version: 0,
     });
     if let Some(name) = &event.display_name {

@@ -5,6 +5,7 @@ pub mod first_touch;
 
 pub use first_touch::apply_event;
 
+use crate::contact::counters::summed;
 use crate::contact::identity::{self, Plan};
 use crate::contact::store::ContactStore;
 use crate::contact::{Channel, Contact, Identity, InboundMessage, Referral};
@@ -159,6 +160,8 @@ impl Ingestor {
                 let commit = &mut plan.commit;
                 let achieved = crate::goals::advance(&mut commit.contact, &goals, &events);
                 commit.counters.extend(achieved);
+                // A merge's take-backs and the merged contact's new counts may name one counter.
+                commit.counters = summed(std::mem::take(&mut commit.counters));
             }
             let commit = &plan.commit;
             let outcome = if plan.relinks() {

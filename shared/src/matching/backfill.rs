@@ -360,9 +360,11 @@ fn decision(
         backfill_job_id: Some(job_id.to_string()),
         ..RuleAttribution::of(rule, text.to_string(), now)
     });
-    let after = contact.decided_by_rules(Some(acquisition), now);
+    let mut after = contact.decided_by_rules(Some(acquisition), now);
+    let mut counters = bumps_for(Some(contact), &after);
+    counters.extend(crate::funnels::follow(&mut after));
     Decision::Write(Box::new(ContactUpdate {
-        counters: bumps_for(Some(contact), &after),
+        counters,
         contact: after,
         expected_version: contact.version,
     }))

@@ -78,9 +78,11 @@ pub(super) async fn decide(
                     None => (None, MatchOutcome::Unmatched),
                 },
             };
-        let after = before.decided_by_rules(acquisition, now);
+        let mut after = before.decided_by_rules(acquisition, now);
+        let mut counters = bumps_for(Some(&before), &after);
+        counters.extend(crate::funnels::follow(&mut after));
         let update = ContactUpdate {
-            counters: bumps_for(Some(&before), &after),
+            counters,
             contact: after,
             expected_version: before.version,
         };
