@@ -10,12 +10,12 @@ use integration_tests::*;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
 use shared::matching::QueueWorker;
-use shared::queue::JobQueue;
+use shared::queue::{JobQueue, QueueJob};
 use shared::revenue::Click;
 use shared::revenue::links::hash_client_ip;
 use shared::revenue::store::RevenueStore;
 use shared::secret::Secret;
-use shared::store::{FaultInjectingStore, FaultPlan};
+use shared::store::{FaultInjectingStore, FaultMode, FaultPlan};
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,6 +42,9 @@ on_every_store!(
     clicks_whose_write_fails_are_redirected_and_recorded_once_from_the_queue,
     clicks_are_redirected_even_when_the_queue_fails_too,
     the_local_queue_records_the_clicks_the_redirect_could_not,
+    a_conversion_before_its_late_click_is_reattributed_once,
+    a_late_click_racing_its_postback_is_credited_exactly_once,
+    late_clicks_recorded_through_faults_are_credited_exactly_once,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -1262,4 +1265,203 @@ async fn the_local_queue_records_the_clicks_the_redirect_could_not(backend: Back
     }
     assert_eq!(stored, redirected);
     assert!(local.match_queue.dead_letters().is_empty());
+}
+
+/// Clicks on `code` whose write failed (the redirect over a store refusing 40 % of calls),
+/// as the queue holds them: the click id went to the offer, the click is not yet recorded.
+async fn late_clicks(engine: &Engine, code: &str, seed: u64) -> Vec<QueueJob> {
+    let plan = FaultPlan::ratio(0.4, seed);
+    let queue = Arc::new(RecordingQueue::default());
+    let faulty = with_faulty_clicks(engine, &plan, queue.clone());
+    click_many(&faulty, code, 40).await;
+    let queued = queue.jobs.lock().unwrap().clone();
+    let mut late = Vec::new();
+    // A click whose write landed before a later read failed is queued too, but not late.
+    for job in queued {
+        if engine
+            .stores
+            .revenue
+            .load_click(&click_id_of(&job))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            late.push(job);
+        }
+    }
+    assert!(late.len() >= 3, "too few click writes met a fault");
+    late
+}
+
+fn click_id_of(job: &QueueJob) -> String {
+    match job {
+        QueueJob::RecordClick(click) => click.click_id.clone(),
+        other => panic!("not a click: {other:?}"),
+    }
+}
+
+fn matcher_over(revenue: Arc<dyn RevenueStore>, engine: &Engine) -> QueueWorker {
+    QueueWorker::new(
+        engine.stores.contacts.clone(),
+        engine.stores.rules.clone(),
+        engine.stores.jobs.clone(),
+    )
+    .with_revenue(revenue)
+}
+
+fn messages_of(jobs: &[QueueJob]) -> Vec<(String, String)> {
+    jobs.iter()
+        .enumerate()
+        .map(|(n, job)| (format!("m{n}"), serde_json::to_string(job).unwrap()))
+        .collect()
+}
+
+/// Every queued click's conversion `L<n>` (payout 2) is credited to `c1`'s first click (by
+/// the first-click rule: the earliest at or before the late click), and the report counts
+/// each once.
+async fn each_late_click_earns_its_conversion_once(engine: &Engine, jobs: &[QueueJob]) {
+    let mut clicks: Vec<(Timestamp, String)> = Vec::new();
+    for click in stored_clicks(engine).await {
+        let at = Timestamp::parse_rfc3339(click["clicked_at"].as_str().unwrap()).unwrap();
+        clicks.push((at, click["click_id"].as_str().unwrap().to_owned()));
+    }
+    clicks.sort();
+    for (n, job) in jobs.iter().enumerate() {
+        let QueueJob::RecordClick(late) = job else {
+            panic!("not a click: {job:?}");
+        };
+        let first = &clicks
+            .iter()
+            .find(|(at, _)| *at <= late.clicked_at)
+            .unwrap()
+            .1;
+        let credit = engine.credit_of("c1", &format!("L{n}")).await;
+        assert_eq!(credit["click_id"], first.as_str(), "L{n}");
+    }
+    let report = engine.report("message").await;
+    let row = row(&report, "m1");
+    assert_eq!(row["conversions"], jobs.len(), "{report}");
+    assert_eq!(row["revenue"], format!("{}.00", 2 * jobs.len()), "{report}");
+}
+
+/// Late clicks on one send (see [`late_clicks`]), each with its conversion `L<n>` (payout 2)
+/// posted back before the click is recorded: each answered `unknown_click`.
+async fn late_clicks_converted(engine: &Engine, seed: u64) -> Vec<QueueJob> {
+    let code = one_send(engine).await;
+    let jobs = late_clicks(engine, &code, seed).await;
+    for (n, job) in jobs.iter().enumerate() {
+        let query = format!("click_id={}&conversion_id=L{n}&payout=2", click_id_of(job));
+        let (status, answer) = engine.postback("generic", &query).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["status"], "unknown_click", "{answer}");
+    }
+    jobs
+}
+
+/// A postback whose click is still in the queue is stored `unknown_click`; when the click is
+/// recorded, the conversion is credited to it, once however often the click is delivered.
+async fn a_conversion_before_its_late_click_is_reattributed_once(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let jobs = late_clicks_converted(&engine, 0x1a7e).await;
+    assert_eq!(row(&engine.report("message").await, "m1")["conversions"], 0);
+    let matcher = matcher_over(engine.stores.revenue.clone(), &engine);
+    // Delivered twice, as SQS may.
+    for _ in 0..2 {
+        let failed = matcher
+            .handle_batch(&messages_of(&jobs), Timestamp::now())
+            .await;
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    each_late_click_earns_its_conversion_once(&engine, &jobs).await;
+    let (_, again) = engine
+        .postback(
+            "generic",
+            &format!(
+                "click_id={}&conversion_id=L0&payout=2",
+                click_id_of(&jobs[0])
+            ),
+        )
+        .await;
+    assert_eq!(again["status"], "duplicate");
+    let journey = engine.journey("c1").await;
+    let statuses: Vec<&Value> = journey["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "conversion")
+        .map(|event| &event["status"])
+        .collect();
+    assert!(
+        statuses.iter().all(|status| *status == "attributed"),
+        "{statuses:?}"
+    );
+}
+
+/// The queued click and its postback at the same moment, for every late click: whichever
+/// lands first, the conversion is credited, and counted once.
+async fn a_late_click_racing_its_postback_is_credited_exactly_once(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let code = one_send(&engine).await;
+    let jobs = late_clicks(&engine, &code, 0x2ace).await;
+    let matcher = Arc::new(matcher_over(engine.stores.revenue.clone(), &engine));
+    let mut tasks = Vec::new();
+    for (n, message) in messages_of(&jobs).into_iter().enumerate() {
+        let matcher = matcher.clone();
+        tasks.push(tokio::spawn(async move {
+            matcher.handle_batch(&[message], Timestamp::now()).await
+        }));
+        let app = engine.app.clone();
+        let uri = format!(
+            "/postbacks/generic?token={POSTBACK_TOKEN}&click_id={}&conversion_id=L{n}&payout=2",
+            click_id_of(&jobs[n])
+        );
+        tasks.push(tokio::spawn(async move {
+            let (status, body) = call(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(["attributed", "unknown_click"].contains(&body["status"].as_str().unwrap()));
+            Vec::new()
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().is_empty(), "a queued click failed");
+    }
+    each_late_click_earns_its_conversion_once(&engine, &jobs).await;
+}
+
+/// Late clicks recorded by a matcher whose store refuses calls or loses answers, delivered
+/// again until none fails: every waiting conversion is credited once.
+async fn late_clicks_recorded_through_faults_are_credited_exactly_once(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let jobs = late_clicks_converted(&engine, 0x3f17).await;
+    let plan = FaultPlan::ratio(0.3, 0x4f17);
+    let faulty: Arc<dyn RevenueStore> = Arc::new(FaultInjectingStore::new(
+        engine.stores.revenue.clone(),
+        plan.clone(),
+    ));
+    let matcher = matcher_over(faulty, &engine);
+    let mut messages = messages_of(&jobs);
+    let mut faults = 0;
+    for round in 0..200 {
+        plan.set_mode(if round % 2 == 0 {
+            FaultMode::Refused
+        } else {
+            FaultMode::AnswerLost
+        });
+        let failed = matcher.handle_batch(&messages, Timestamp::now()).await;
+        faults += failed.len();
+        messages.retain(|(id, _)| failed.contains(id));
+        if messages.is_empty() {
+            break;
+        }
+    }
+    assert!(messages.is_empty(), "still failing: {messages:?}");
+    assert!(faults > 0, "no fault met: the test proves nothing");
+    plan.set_ratio(0.0);
+    each_late_click_earns_its_conversion_once(&engine, &jobs).await;
 }

@@ -2,6 +2,7 @@
 //! first-click revenue attribution, with the reports they feed.
 
 pub mod attribution;
+pub mod conversions;
 pub mod journey;
 pub mod links;
 pub mod money;

@@ -25,7 +25,16 @@ pub enum ConversionWrite {
     Recorded,
     /// The dedupe key was claimed before: the conversion stored then. Nothing was written.
     Duplicate(Box<Conversion>),
+    /// An `unknown_click` conversion whose click was recorded since it was attributed: nothing
+    /// was written; attribute it again. Checked in the write itself, so a click recorded at the
+    /// same moment either sees the conversion waiting for it or makes this answer.
+    ClickArrived,
 }
+
+/// Most `unknown_click` conversions that wait for one click id; later ones are stored, never
+/// re-attributed (a real click has a handful of conversions; only a caller making ids up has
+/// more).
+pub const MAX_WAITING_PER_CLICK: usize = 100;
 
 /// Most sends, clicks and conversions of one contact a journey returns, each.
 pub const MAX_JOURNEY_ITEMS: usize = 1_000;
@@ -70,11 +79,21 @@ pub trait RevenueStore: Send + Sync + 'static {
     ) -> Result<Option<Click>, StoreError>;
 
     /// Claims the conversion's key and stores it with its report counters, or answers the one
-    /// stored under that key before, writing nothing.
+    /// stored under that key before, writing nothing. An `unknown_click` conversion is stored
+    /// only while its click id names no click, and then waits for that click (up to
+    /// [`MAX_WAITING_PER_CLICK`] per click id).
     async fn record_conversion(
         &self,
         conversion: &Conversion,
     ) -> Result<ConversionWrite, StoreError>;
+
+    /// The `unknown_click` conversions waiting for `click_id`, read by key.
+    async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError>;
+
+    /// Replaces the stored conversion of `conversion`'s key with it, its report counters and
+    /// its contact index, if the stored one is still `unknown_click` (and no longer waits);
+    /// `false`, nothing written: it was re-attributed before.
+    async fn reattribute_conversion(&self, conversion: &Conversion) -> Result<bool, StoreError>;
 
     /// The contact's sends, clicks and conversions (up to [`MAX_JOURNEY_ITEMS`] of each, the
     /// earliest), each in time order.
@@ -122,6 +141,12 @@ pub fn click_position_range(offer_id: &OfferId, window: &CreditWindow) -> (Strin
         format!("{}#{}#", offer_id.as_str(), window.from),
         format!("{}#{}#~", offer_id.as_str(), window.to),
     )
+}
+
+/// Where a store keeps the keys of the conversions waiting for `click_id`, beside the
+/// conversions themselves: conversion keys start with a network's name, never `waiting#`.
+pub fn waiting_key(click_id: &str) -> String {
+    format!("waiting#{click_id}")
 }
 
 /// The key that groups one contact's records in the journey indexes.

@@ -134,6 +134,8 @@ forward!(RevenueStore {
         window: &CreditWindow,
     ) -> Option<Click>;
     write fn record_conversion(&self, conversion: &Conversion) -> ConversionWrite;
+    read fn waiting_conversions(&self, click_id: &str) -> Vec<Conversion>;
+    write fn reattribute_conversion(&self, conversion: &Conversion) -> bool;
     read fn contact_journey(&self, instance_id: &InstanceId, contact_id: &ContactId) -> Journey;
     read fn load_report_counters(&self, dimension: Dimension, first_day: &str, last_day: &str)
         -> Vec<ReportCounter>;

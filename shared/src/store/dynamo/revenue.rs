@@ -15,6 +15,11 @@
 //!   `day#currency#shard#key`; they no longer change, and a report reads them with one more
 //!   `Query` (a dual read: no copy, and no window in which a row counts twice or not at all).
 //!
+//! An `unknown_click` conversion's key is also added to the string set `waiting` of the item
+//! `waiting#<click id>` of the conversions table (at most [`MAX_WAITING_PER_CLICK`]), in the
+//! same transaction that checks the click is still absent, so the click's write, which reads
+//! that item after it commits, finds every conversion stored before it.
+//!
 //! Every send, click and conversion is written in one transaction with its report counters.
 //! A counter row is split over [`REPORT_SHARDS`] items, one picked at random per write, so
 //! concurrent transactions on a hot row rarely touch the same item; readers add the parts up.
@@ -23,22 +28,24 @@ use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
-    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key, conversion_position, send_position,
+    ConversionWrite, MAX_JOURNEY_ITEMS, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite,
+    click_position, click_position_range, contact_key, conversion_position, send_position,
+    waiting_key,
 };
 use crate::revenue::{
-    Amount, Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord,
-    Tally,
+    Amount, Click, Conversion, ConversionStatus, Currency, Dimension, Journey, Offer,
+    ReportCounter, SendRecord, Tally,
 };
 use crate::store::StoreError;
 use crate::store::dynamo::Client;
 use crate::store::dynamo::toolkit::{
-    Item, MAX_ATTEMPTS, TableIndex, TableSpec, backoff, cancelled, conditional_put, create_tables,
-    from_item, get_item, is_conditional_failure, is_conflict, key, number, query_items, record,
-    store_over, string, table_names, to_item, transact, unavailable, warm_up,
+    BatchRead, Item, MAX_ATTEMPTS, TableIndex, TableSpec, backoff, batch_get, cancelled,
+    conditional_put, create_tables, from_item, get_item, is_conditional_failure, is_conflict, key,
+    number, query_items, record, store_over, string, table_names, to_item, transact, unavailable,
+    warm_up,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -270,15 +277,25 @@ impl DynamoRevenueStore {
         &self,
         build: impl Fn() -> Result<Vec<TransactWriteItem>, StoreError>,
     ) -> Result<bool, StoreError> {
+        Ok(self.transact_conditions(build).await?.is_ok())
+    }
+
+    /// [`Self::transact_retrying`], answering which item's condition failed first, if any.
+    async fn transact_conditions(
+        &self,
+        build: impl Fn() -> Result<Vec<TransactWriteItem>, StoreError>,
+    ) -> Result<Result<(), usize>, StoreError> {
         let mut attempt = 1;
         loop {
             match transact(&self.client, build()?).await? {
-                Ok(()) => return Ok(true),
-                Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
-                    return Ok(false);
+                Ok(()) => return Ok(Ok(())),
+                Err(codes) if codes.iter().any(is_conditional_failure) => {
+                    return Ok(Err(codes
+                        .iter()
+                        .position(is_conditional_failure)
+                        .unwrap_or_default()));
                 }
-                // The first item's condition held (checked above): a conflict with another
-                // transaction.
+                // Every condition held: a conflict with another transaction.
                 Err(codes) if codes.iter().any(is_conflict) && attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
@@ -286,6 +303,62 @@ impl DynamoRevenueStore {
                 Err(codes) => return Err(cancelled(&codes)),
             }
         }
+    }
+
+    /// A conversion's item, filed under its contact when it is known.
+    fn conversion_item(conversion: &Conversion) -> Result<Item, StoreError> {
+        let mut item = to_item(conversion)?;
+        if let (Some(instance), Some(contact)) = (&conversion.instance_id, &conversion.contact_id) {
+            item.insert(
+                CONTACT_KEY.to_owned(),
+                string(&contact_key(instance, contact)),
+            );
+            item.insert(
+                CONVERTED_KEY.to_owned(),
+                string(&conversion_position(conversion)),
+            );
+        }
+        Ok(item)
+    }
+
+    /// Adds (`ADD`, while the set has room) or takes (`DELETE`) a conversion key to or from
+    /// the set of the conversions waiting for `click_id`.
+    fn waiting_update(
+        &self,
+        click_id: &str,
+        conversion_key: &str,
+        add: bool,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.conversions)
+            .key("conversion_key", string(&waiting_key(click_id)))
+            .expression_attribute_names("#waiting", "waiting")
+            .expression_attribute_values(
+                ":key",
+                AttributeValue::Ss(vec![conversion_key.to_owned()]),
+            );
+        let update = if add {
+            update
+                .update_expression("ADD #waiting :key")
+                .condition_expression("attribute_not_exists(#waiting) OR size(#waiting) < :max")
+                .expression_attribute_values(":max", number(MAX_WAITING_PER_CLICK))
+        } else {
+            update.update_expression("DELETE #waiting :key")
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(unavailable)?)
+            .build())
+    }
+
+    /// The check that no click `click_id` is stored.
+    fn no_click(&self, click_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.clicks)
+            .key("click_id", string(click_id))
+            .condition_expression("attribute_not_exists(click_id)")
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// A consistent read of one record by its hash key.
@@ -532,26 +605,38 @@ impl RevenueStore for DynamoRevenueStore {
     ) -> Result<ConversionWrite, StoreError> {
         let bumps = report::conversion_bumps(conversion);
         let key = conversion.conversion_key.as_str();
-        let recorded = self
-            .transact_retrying(|| {
-                let mut item = to_item(conversion)?;
-                if let (Some(instance), Some(contact)) =
-                    (&conversion.instance_id, &conversion.contact_id)
-                {
-                    item.insert(
-                        CONTACT_KEY.to_owned(),
-                        string(&contact_key(instance, contact)),
-                    );
-                    item.insert(
-                        CONVERTED_KEY.to_owned(),
-                        string(&conversion_position(conversion)),
-                    );
-                }
-                self.record_transaction(&self.tables.conversions, "conversion_key", item, &bumps)
-            })
-            .await?;
-        if recorded {
-            return Ok(ConversionWrite::Recorded);
+        let unknown = conversion.status == ConversionStatus::UnknownClick;
+        // Items: 0 the conversion, then for an unknown click 1 the click's absence and 2 its
+        // place in the waiting set, which a full set leaves out on a second try.
+        let mut wait = unknown;
+        let outcome = loop {
+            let outcome = self
+                .transact_conditions(|| {
+                    let item = Self::conversion_item(conversion)?;
+                    let mut items = self.record_transaction(
+                        &self.tables.conversions,
+                        "conversion_key",
+                        item,
+                        &bumps,
+                    )?;
+                    if unknown {
+                        items.insert(1, self.no_click(&conversion.click_id)?);
+                    }
+                    if wait {
+                        items.insert(2, self.waiting_update(&conversion.click_id, key, true)?);
+                    }
+                    Ok(items)
+                })
+                .await?;
+            match outcome {
+                Err(2) if wait => wait = false,
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(()) => return Ok(ConversionWrite::Recorded),
+            Err(1) => return Ok(ConversionWrite::ClickArrived),
+            Err(_) => {}
         }
         let stored = self
             .get(
@@ -567,6 +652,60 @@ impl RevenueStore for DynamoRevenueStore {
                 "conversion {key} exists but does not read back"
             ))),
         }
+    }
+
+    async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError> {
+        let found = get_item(
+            &self.client,
+            &self.tables.conversions,
+            key(&[("conversion_key", &waiting_key(click_id))]),
+        )
+        .await?;
+        let keys: Vec<Item> = match found.as_ref().and_then(|item| item.get("waiting")) {
+            Some(AttributeValue::Ss(keys)) => keys
+                .iter()
+                .map(|waiting| key(&[("conversion_key", waiting)]))
+                .collect(),
+            _ => return Ok(Vec::new()),
+        };
+        let reads = vec![BatchRead {
+            table: &self.tables.conversions,
+            keys,
+            consistent: true,
+        }];
+        let mut items = batch_get(&self.client, reads).await?;
+        items
+            .remove(&self.tables.conversions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| record(item, &[CONTACT_KEY, CONVERTED_KEY]))
+            .collect()
+    }
+
+    async fn reattribute_conversion(&self, conversion: &Conversion) -> Result<bool, StoreError> {
+        let bumps = report::conversion_bumps(conversion);
+        self.transact_retrying(|| {
+            let put = Put::builder()
+                .table_name(&self.tables.conversions)
+                .set_item(Some(Self::conversion_item(conversion)?))
+                .condition_expression("#status = :unknown")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":unknown",
+                    string(ConversionStatus::UnknownClick.as_str()),
+                )
+                .build()
+                .map_err(unavailable)?;
+            let mut items = vec![
+                TransactWriteItem::builder().put(put).build(),
+                self.waiting_update(&conversion.click_id, &conversion.conversion_key, false)?,
+            ];
+            for bump in &bumps {
+                items.push(self.report_update(bump)?);
+            }
+            Ok(items)
+        })
+        .await
     }
 
     async fn contact_journey(

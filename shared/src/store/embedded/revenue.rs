@@ -6,16 +6,17 @@ use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
-    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key, conversion_position, send_position,
+    ConversionWrite, MAX_JOURNEY_ITEMS, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite,
+    click_position, click_position_range, contact_key, conversion_position, send_position,
 };
 use crate::revenue::{
-    Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord, Tally,
+    Click, Conversion, ConversionStatus, Currency, Dimension, Journey, Offer, ReportCounter,
+    SendRecord, Tally,
 };
 use crate::store::StoreError;
 use crate::store::embedded::{
     CLICKS, CLICKS_BY_CONTACT, CONVERSIONS, CONVERSIONS_BY_CONTACT, EmbeddedStore, OFFERS, REPORT,
-    SENDS, SENDS_BY_CONTACT, decode, encode, put_record, unavailable,
+    SENDS, SENDS_BY_CONTACT, WAITING_FOR_CLICK, decode, encode, put_record, unavailable,
 };
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
@@ -40,6 +41,23 @@ fn add_to_report(txn: &WriteTransaction, bumps: &[ReportBump]) -> Result<(), Sto
             .map_err(unavailable)?;
     }
     Ok(())
+}
+
+/// Files a stored conversion under its contact, when known, and adds it to the report.
+fn index_and_count(txn: &WriteTransaction, conversion: &Conversion) -> Result<(), StoreError> {
+    if let (Some(instance), Some(contact)) = (&conversion.instance_id, &conversion.contact_id) {
+        let mut by_contact = txn
+            .open_table(CONVERSIONS_BY_CONTACT)
+            .map_err(unavailable)?;
+        let position = conversion_position(conversion);
+        by_contact
+            .insert(
+                (contact_key(instance, contact).as_str(), position.as_str()),
+                conversion.conversion_key.as_str(),
+            )
+            .map_err(unavailable)?;
+    }
+    add_to_report(txn, &report::conversion_bumps(conversion))
 }
 
 /// Every indexed record of one contact, in index order, up to the journey limit.
@@ -205,25 +223,79 @@ impl RevenueStore for EmbeddedStore {
                     false,
                 ));
             }
+            if conversion.status == ConversionStatus::UnknownClick {
+                let clicks = txn.open_table(CLICKS).map_err(unavailable)?;
+                if clicks
+                    .get(conversion.click_id.as_str())
+                    .map_err(unavailable)?
+                    .is_some()
+                {
+                    return Ok((ConversionWrite::ClickArrived, false));
+                }
+                let mut waiting = txn.open_table(WAITING_FOR_CLICK).map_err(unavailable)?;
+                let click = conversion.click_id.as_str();
+                let already = waiting
+                    .range((click, "")..)
+                    .map_err(unavailable)?
+                    .take(MAX_WAITING_PER_CLICK)
+                    .map_while(|entry| entry.ok().filter(|(k, _)| k.value().0 == click))
+                    .count();
+                if already < MAX_WAITING_PER_CLICK {
+                    waiting.insert((click, key), ()).map_err(unavailable)?;
+                }
+            }
             conversions
                 .insert(key, encode(&conversion)?.as_slice())
                 .map_err(unavailable)?;
-            if let (Some(instance), Some(contact)) =
-                (&conversion.instance_id, &conversion.contact_id)
-            {
-                let mut by_contact = txn
-                    .open_table(CONVERSIONS_BY_CONTACT)
-                    .map_err(unavailable)?;
-                let position = conversion_position(&conversion);
-                by_contact
-                    .insert(
-                        (contact_key(instance, contact).as_str(), position.as_str()),
-                        key,
-                    )
-                    .map_err(unavailable)?;
-            }
-            add_to_report(txn, &report::conversion_bumps(&conversion))?;
+            drop(conversions);
+            index_and_count(txn, &conversion)?;
             Ok((ConversionWrite::Recorded, true))
+        })
+        .await
+    }
+
+    async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let waiting = txn.open_table(WAITING_FOR_CLICK).map_err(unavailable)?;
+        let conversions = txn.open_table(CONVERSIONS).map_err(unavailable)?;
+        let mut found = Vec::new();
+        for entry in waiting.range((click_id, "")..).map_err(unavailable)? {
+            let (key, _) = entry.map_err(unavailable)?;
+            let (click, conversion_key) = key.value();
+            if click != click_id {
+                break;
+            }
+            if let Some(bytes) = conversions.get(conversion_key).map_err(unavailable)? {
+                found.push(decode(bytes.value())?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn reattribute_conversion(&self, conversion: &Conversion) -> Result<bool, StoreError> {
+        let conversion = conversion.clone();
+        self.write(move |txn| {
+            let mut conversions = txn.open_table(CONVERSIONS).map_err(unavailable)?;
+            let key = conversion.conversion_key.as_str();
+            let stored: Option<Conversion> = conversions
+                .get(key)
+                .map_err(unavailable)?
+                .map(|bytes| decode(bytes.value()))
+                .transpose()?;
+            let Some(stored) = stored.filter(|c| c.status == ConversionStatus::UnknownClick) else {
+                return Ok((false, false));
+            };
+            conversions
+                .insert(key, encode(&conversion)?.as_slice())
+                .map_err(unavailable)?;
+            drop(conversions);
+            let mut waiting = txn.open_table(WAITING_FOR_CLICK).map_err(unavailable)?;
+            waiting
+                .remove((stored.click_id.as_str(), key))
+                .map_err(unavailable)?;
+            drop(waiting);
+            index_and_count(txn, &conversion)?;
+            Ok((true, true))
         })
         .await
     }
