@@ -45,6 +45,7 @@ on_every_store!(
     a_conversion_before_its_late_click_is_reattributed_once,
     a_late_click_racing_its_postback_is_credited_exactly_once,
     late_clicks_recorded_through_faults_are_credited_exactly_once,
+    reports_filter_by_instance_and_the_instances_add_up_to_the_whole,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -118,12 +119,26 @@ impl Engine {
         creative: &str,
         offer: &str,
     ) -> String {
+        self.send_from(INSTANCE, contact, message, campaign, creative, offer)
+            .await
+    }
+
+    /// [`Self::send`] from another instance.
+    async fn send_from(
+        &self,
+        instance: &str,
+        contact: &str,
+        message: &str,
+        campaign: &str,
+        creative: &str,
+        offer: &str,
+    ) -> String {
         let (status, body) = self
             .admin(
                 "POST",
                 "/sends",
                 Some(
-                    json!({"instance_id": INSTANCE, "contact_id": contact, "message_id": message,
+                    json!({"instance_id": instance, "contact_id": contact, "message_id": message,
                     "campaign": campaign, "creative": creative, "offer_id": offer}),
                 ),
             )
@@ -184,12 +199,17 @@ impl Engine {
 
     /// The report over the year up to tomorrow, which holds every test's events.
     async fn report(&self, group_by: &str) -> Value {
+        self.report_of(group_by, "").await
+    }
+
+    /// [`Self::report`] with more parameters (`&instance_id=…`).
+    async fn report_of(&self, group_by: &str, more: &str) -> Value {
         let until = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
         let since = until - chrono::Duration::days(365);
         let (status, body) = self
             .admin(
                 "GET",
-                &format!("/reports/revenue?group_by={group_by}&since={since}&until={until}"),
+                &format!("/reports/revenue?group_by={group_by}&since={since}&until={until}{more}"),
                 None,
             )
             .await;
@@ -1464,4 +1484,83 @@ async fn late_clicks_recorded_through_faults_are_credited_exactly_once(backend: 
     assert!(faults > 0, "no fault met: the test proves nothing");
     plan.set_ratio(0.0);
     each_late_click_earns_its_conversion_once(&engine, &jobs).await;
+}
+
+/// Sends, clicks and conversions of two numbers: each one's report holds its own only, and
+/// the two add up to the report of every instance, row by row.
+async fn reports_filter_by_instance_and_the_instances_add_up_to_the_whole(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    const OTHER: &str = "209876543210987";
+    engine.offer("o", 90).await;
+    let here = engine.send("c1", "m1", "spring", "t1", "o").await;
+    let there = engine
+        .send_from(OTHER, "c1", "m2", "spring", "t1", "o")
+        .await;
+    engine
+        .send_from(OTHER, "c2", "m3", "autumn", "t2", "o")
+        .await;
+    let here_click = engine.click(&here).await;
+    let there_click = engine.click(&there).await;
+    engine.click(&there).await;
+    for (click, id, payout) in [(&here_click, "A", "1.25"), (&there_click, "B", "10")] {
+        let (_, answer) = engine
+            .postback(
+                "generic",
+                &format!("click_id={click}&conversion_id={id}&payout={payout}"),
+            )
+            .await;
+        assert_eq!(answer["status"], "attributed");
+    }
+    let campaign = |report: &Value, key: &str| {
+        let row = report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key);
+        row.map(|row| {
+            (
+                row["sends"].as_u64().unwrap(),
+                row["clicks"].as_u64().unwrap(),
+                row["conversions"].as_u64().unwrap(),
+                row["revenue"].as_str().unwrap().to_owned(),
+            )
+        })
+    };
+    let all = engine.report("campaign").await;
+    let mine = engine
+        .report_of("campaign", &format!("&instance_id={INSTANCE}"))
+        .await;
+    let theirs = engine
+        .report_of("campaign", &format!("&instance_id={OTHER}"))
+        .await;
+    assert_eq!(
+        campaign(&mine, "spring"),
+        Some((1, 1, 1, "1.25".to_owned()))
+    );
+    assert_eq!(campaign(&mine, "autumn"), None, "{mine}");
+    assert_eq!(
+        campaign(&theirs, "spring"),
+        Some((1, 2, 1, "10.00".to_owned()))
+    );
+    assert_eq!(
+        campaign(&theirs, "autumn"),
+        Some((1, 0, 0, "0.00".to_owned()))
+    );
+    assert_eq!(
+        campaign(&all, "spring"),
+        Some((2, 3, 2, "11.25".to_owned()))
+    );
+    assert_eq!(all["totals"][0]["revenue"], "11.25");
+    assert_eq!(theirs["totals"][0]["sends"], 2);
+    let nobody = engine.report_of("day", "&instance_id=999").await;
+    assert_eq!(nobody["rows"], json!([]));
+    for bad in ["&instance_id=", "&instance_id=a%23b"] {
+        let (status, body) = engine
+            .admin("GET", &format!("/reports/revenue?group_by=day{bad}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["field"], "instance_id", "{body}");
+    }
 }

@@ -233,10 +233,12 @@ struct ReportQuery {
     group_by: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    instance_id: Option<String>,
 }
 
 /// Revenue by message, creative, offer, campaign or day over `[since, until]` (UTC days, both
-/// included; the last 30 days by default), one row per key and currency, with totals.
+/// included; the last 30 days by default), one row per key and currency, with totals; of one
+/// instance with `instance_id`.
 async fn revenue_report(
     State(state): State<Arc<RevenueState>>,
     Query(query): Query<ReportQuery>,
@@ -246,7 +248,8 @@ async fn revenue_report(
         query.since.as_deref(),
         query.until.as_deref(),
         Timestamp::now(),
-    )?;
+    )?
+    .for_instance(query.instance_id.as_deref())?;
     Ok(Json(report::load(state.store.as_ref(), &request).await?))
 }
 

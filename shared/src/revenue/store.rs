@@ -111,6 +111,15 @@ pub trait RevenueStore: Send + Sync + 'static {
         first_day: &str,
         last_day: &str,
     ) -> Result<Vec<ReportCounter>, StoreError>;
+
+    /// [`Self::load_report_counters`] of one instance's own report.
+    async fn load_instance_report_counters(
+        &self,
+        dimension: Dimension,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError>;
 }
 
 /// The sort key of a click in its contact's index: by offer, then time, then id, because

@@ -139,6 +139,13 @@ forward!(RevenueStore {
     read fn contact_journey(&self, instance_id: &InstanceId, contact_id: &ContactId) -> Journey;
     read fn load_report_counters(&self, dimension: Dimension, first_day: &str, last_day: &str)
         -> Vec<ReportCounter>;
+    read fn load_instance_report_counters(
+        &self,
+        dimension: Dimension,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Vec<ReportCounter>;
 });
 
 forward!(WidgetStore {

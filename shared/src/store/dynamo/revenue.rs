@@ -7,8 +7,11 @@
 //! - conversions: `conversion_key` (hash); index `by_contact`: `contact_key` +
 //!   `converted_key` (`converted_at#conversion_key`), set only on conversions whose contact is
 //!   known (a sparse index);
-//! - report: `dimension` (hash, `dimension#day`) + `row` (`currency#shard#key`), with `day`,
-//!   `currency` and `key` as attributes and the numbers `sends`, `clicks`, `conversions` and
+//! - report: `dimension` (hash, `dimension#day`) + `row` (`@instance#currency#shard#key`;
+//!   `currency#shard#key` on rows written before rows were kept per instance), with `day`,
+//!   `currency`, `key` and `instance` as attributes: the report of every instance reads the
+//!   whole partition and adds the instances up, one instance's reads its rows by prefix, a
+//!   `Query` a day either way and the numbers `sends`, `clicks`, `conversions` and
 //!   `revenue`: one partition per grouping and day, so a hot campaign's day shares its
 //!   partition with no other day (and none of today's writes land on a past day's). Rows
 //!   written before this layout stay under `dimension` = the bare grouping with `row` =
@@ -86,6 +89,21 @@ fn report_partition(dimension: Dimension, day: &str) -> String {
     format!("{}#{day}", dimension.as_str())
 }
 
+/// Where a row of `instance` starts in its partition: before the currency, which is letters.
+fn instance_prefix(instance: &InstanceId) -> String {
+    format!("@{}#", instance.as_str())
+}
+
+/// The rows of a report partition a `Query` reads.
+enum Rows<'a> {
+    /// Every row.
+    All,
+    /// The rows sorting from the first to the last, both included.
+    Between(&'a str, &'a str),
+    /// The rows starting with this.
+    Prefixed(&'a str),
+}
+
 /// Every day from `first_day` to `last_day` (`YYYY-MM-DD`, both included).
 fn days_between(first_day: &str, last_day: &str) -> Result<Vec<String>, StoreError> {
     let parse = |day: &str| {
@@ -129,6 +147,18 @@ fn count_attribute(item: &Item, name: &str) -> Result<u64, StoreError> {
 }
 
 fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, StoreError> {
+    let instance = match item.get("instance") {
+        None => None,
+        Some(AttributeValue::S(text)) => Some(
+            InstanceId::parse(text)
+                .map_err(|_| StoreError::Corrupt(format!("report instance {text:?}")))?,
+        ),
+        Some(_) => {
+            return Err(StoreError::Corrupt(
+                "report instance is not a string".to_owned(),
+            ));
+        }
+    };
     let currency = text_attribute(item, "currency")?;
     let revenue = match item.get("revenue") {
         None => Amount::ZERO,
@@ -142,6 +172,7 @@ fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, St
     };
     Ok(ReportCounter {
         dimension,
+        instance,
         key: text_attribute(item, "key")?,
         day: text_attribute(item, "day")?,
         currency: Currency::parse(&currency)
@@ -187,11 +218,11 @@ impl DynamoRevenueStore {
         create_tables(&self.client, &tables).await
     }
 
-    /// A consistent `Query` of one report partition, all of it or the rows of `range`.
+    /// A consistent `Query` of one report partition, all of it or some of its rows.
     fn report_query(
         &self,
         partition: &str,
-        range: Option<(&str, &str)>,
+        rows: Rows<'_>,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         let query = self
             .client
@@ -200,22 +231,34 @@ impl DynamoRevenueStore {
             .expression_attribute_names("#dimension", "dimension")
             .expression_attribute_values(":dimension", string(partition))
             .consistent_read(true);
-        match range {
-            None => query.key_condition_expression("#dimension = :dimension"),
-            Some((first, last)) => query
+        match rows {
+            Rows::All => query.key_condition_expression("#dimension = :dimension"),
+            Rows::Between(first, last) => query
                 .key_condition_expression(
                     "#dimension = :dimension AND #row BETWEEN :first AND :last",
                 )
                 .expression_attribute_names("#row", "row")
                 .expression_attribute_values(":first", string(first))
                 .expression_attribute_values(":last", string(last)),
+            Rows::Prefixed(prefix) => query
+                .key_condition_expression("#dimension = :dimension AND begins_with(#row, :prefix)")
+                .expression_attribute_names("#row", "row")
+                .expression_attribute_values(":prefix", string(prefix)),
         }
     }
 
     /// Adds `bump` to one shard of its counter row.
     fn report_update(&self, bump: &ReportBump) -> Result<TransactWriteItem, StoreError> {
         let shard = rand::random_range(0..REPORT_SHARDS);
-        let row = format!("{}#{shard}#{}", bump.currency.as_str(), bump.key);
+        let row = format!(
+            "{}{}#{shard}#{}",
+            bump.instance
+                .as_ref()
+                .map(instance_prefix)
+                .unwrap_or_default(),
+            bump.currency.as_str(),
+            bump.key
+        );
         let update = Update::builder()
             .table_name(&self.tables.report)
             .key(
@@ -223,10 +266,15 @@ impl DynamoRevenueStore {
                 string(&report_partition(bump.dimension, &bump.day)),
             )
             .key("row", string(&row))
-            .update_expression(
-                "SET #day = :day, #currency = :currency, #key = :key \
+            .update_expression(format!(
+                "SET #day = :day, #currency = :currency, #key = :key{} \
                  ADD #sends :sends, #clicks :clicks, #conversions :conversions, #revenue :revenue",
-            )
+                if bump.instance.is_some() {
+                    ", #instance = :instance"
+                } else {
+                    ""
+                }
+            ))
             .expression_attribute_names("#day", "day")
             .expression_attribute_names("#currency", "currency")
             .expression_attribute_names("#key", "key")
@@ -241,9 +289,14 @@ impl DynamoRevenueStore {
             .expression_attribute_values(":clicks", number(bump.tally.clicks))
             .expression_attribute_values(":conversions", number(bump.tally.conversions))
             // DynamoDB numbers are exact decimals: the amount goes as its decimal text.
-            .expression_attribute_values(":revenue", number(bump.tally.revenue.decimal()))
-            .build()
-            .map_err(unavailable)?;
+            .expression_attribute_values(":revenue", number(bump.tally.revenue.decimal()));
+        let update = match &bump.instance {
+            Some(instance) => update
+                .expression_attribute_names("#instance", "instance")
+                .expression_attribute_values(":instance", string(instance.as_str())),
+            None => update,
+        };
+        let update = update.build().map_err(unavailable)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -734,21 +787,53 @@ impl RevenueStore for DynamoRevenueStore {
         first_day: &str,
         last_day: &str,
     ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.report_counters(dimension, None, first_day, last_day)
+            .await
+    }
+
+    async fn load_instance_report_counters(
+        &self,
+        dimension: Dimension,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.report_counters(dimension, Some(instance_id), first_day, last_day)
+            .await
+    }
+}
+
+impl DynamoRevenueStore {
+    /// The counter rows of `dimension` in the report of every instance or of one: a `Query` a
+    /// day, and for every instance's report one more of the old layout.
+    async fn report_counters(
+        &self,
+        dimension: Dimension,
+        instance: Option<&InstanceId>,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
         if first_day > last_day {
             return Ok(Vec::new());
         }
         let days = days_between(first_day, last_day)?;
-        // Every row of `last_day` in the old layout sorts before `last_day#~`: currencies are
-        // letters.
-        let legacy = self.report_query(
-            dimension.as_str(),
-            Some((first_day, &format!("{last_day}#~"))),
-        );
+        let prefix = instance.map(instance_prefix);
+        let rows = || match &prefix {
+            None => Rows::All,
+            Some(prefix) => Rows::Prefixed(prefix),
+        };
         let mut queries: Vec<_> = days
             .iter()
-            .map(|day| self.report_query(&report_partition(dimension, day), None))
+            .map(|day| self.report_query(&report_partition(dimension, day), rows()))
             .collect();
-        queries.push(legacy);
+        // Rows of one instance were never written in the old layout.
+        let last_row = format!("{last_day}#~");
+        if instance.is_none() {
+            // Every row of `last_day` in the old layout sorts before `last_day#~`: currencies
+            // are letters.
+            queries
+                .push(self.report_query(dimension.as_str(), Rows::Between(first_day, &last_row)));
+        }
         let parts: Vec<Vec<Item>> =
             futures::stream::iter(queries.into_iter().map(|query| async move {
                 let mut items = Vec::new();

@@ -22,23 +22,28 @@ use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 
+/// Adds each bump to its row in the report of every instance and in its instance's own.
 fn add_to_report(txn: &WriteTransaction, bumps: &[ReportBump]) -> Result<(), StoreError> {
     let mut table = txn.open_table(REPORT).map_err(unavailable)?;
     for bump in bumps {
-        let key = (
-            bump.dimension.as_str(),
-            bump.day.as_str(),
-            bump.key.as_str(),
-            bump.currency.as_str(),
-        );
-        let mut tally: Tally = match table.get(key).map_err(unavailable)? {
-            Some(bytes) => decode(bytes.value())?,
-            None => Tally::default(),
-        };
-        tally.add(&bump.tally);
-        table
-            .insert(key, encode(&tally)?.as_slice())
-            .map_err(unavailable)?;
+        let scopes = std::iter::once(None).chain(bump.instance.as_ref().map(Some));
+        for scope in scopes {
+            let scope = report::scope_name(bump.dimension, scope);
+            let key = (
+                scope.as_str(),
+                bump.day.as_str(),
+                bump.key.as_str(),
+                bump.currency.as_str(),
+            );
+            let mut tally: Tally = match table.get(key).map_err(unavailable)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => Tally::default(),
+            };
+            tally.add(&bump.tally);
+            table
+                .insert(key, encode(&tally)?.as_slice())
+                .map_err(unavailable)?;
+        }
     }
     Ok(())
 }
@@ -323,9 +328,33 @@ impl RevenueStore for EmbeddedStore {
         first_day: &str,
         last_day: &str,
     ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.report_counters(dimension, None, first_day, last_day)
+    }
+
+    async fn load_instance_report_counters(
+        &self,
+        dimension: Dimension,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.report_counters(dimension, Some(instance_id), first_day, last_day)
+    }
+}
+
+impl EmbeddedStore {
+    /// The counter rows of `dimension` in the report of every instance or of one.
+    fn report_counters(
+        &self,
+        dimension: Dimension,
+        instance: Option<&InstanceId>,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(REPORT).map_err(unavailable)?;
-        let name = dimension.as_str();
+        let name = report::scope_name(dimension, instance);
+        let name = name.as_str();
         let mut counters = Vec::new();
         for entry in table
             .range((name, first_day, "", "")..)
@@ -338,6 +367,7 @@ impl RevenueStore for EmbeddedStore {
             }
             counters.push(ReportCounter {
                 dimension,
+                instance: instance.cloned(),
                 key: row_key.to_owned(),
                 day: day.to_owned(),
                 currency: Currency::parse(currency)
