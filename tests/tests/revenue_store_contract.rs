@@ -66,6 +66,7 @@ fn offer(id: &str, name: &str) -> Offer {
         name: name.to_owned(),
         destination_url: DestinationUrl::parse("https://shop.example/p?sub={click_id}").unwrap(),
         click_window_days: 30,
+        view_window_days: 0,
         payout: Some(amount("12.50")),
         currency: currency("EUR"),
         created_at: ts("2026-03-01T10:00:00.000Z"),
@@ -121,6 +122,7 @@ fn conversion(
         network: Network::Generic,
         conversion_id: id.to_owned(),
         click_id: click.click_id.clone(),
+        offer_id: None,
         event: None,
         payout: amount(payout),
         currency: currency(currency_code),
@@ -144,6 +146,7 @@ fn unknown_click_conversion(id: &str, payout: &str, converted_at: Timestamp) -> 
         network: Network::Generic,
         conversion_id: id.to_owned(),
         click_id: "no-such-click".to_owned(),
+        offer_id: None,
         event: Some("purchase".to_owned()),
         payout: amount(payout),
         currency: currency("USD"),
@@ -162,6 +165,7 @@ fn tally(sends: u64, clicks: u64, conversions: u64, revenue: &str) -> Tally {
         clicks,
         conversions,
         revenue: amount(revenue),
+        ..Tally::default()
     }
 }
 
@@ -613,6 +617,7 @@ async fn concurrent_conversions_of_one_key_have_one_winner(backend: Backend) {
                 clicks: 1,
                 conversions: 1,
                 revenue: winner.payout,
+                ..Tally::default()
             },
             "{dimension:?}: counted once"
         );
@@ -999,7 +1004,8 @@ async fn conversions_whose_ids_hold_the_separator_do_not_collide(backend: Backen
                 conversion_key: postback.conversion_key(),
                 network: postback.network,
                 conversion_id: postback.reported_conversion_id(),
-                click_id: postback.click_id.clone(),
+                click_id: postback.click_id().unwrap().to_owned(),
+                offer_id: None,
                 event: postback.event.clone(),
                 payout: Amount::ZERO,
                 currency: postback.currency,

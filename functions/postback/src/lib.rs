@@ -88,12 +88,16 @@ async fn receive_postback(
     Ok(Json(postback_answer(status, recorded.conversion())))
 }
 
-/// What the platform reads back: its own conversion id and what became of it. Nothing stored
-/// about the click, its send or its contact: a platform (or whoever holds a leaked token) has
-/// no use for them.
+/// What the platform reads back: its own conversion id, what became of it and, when credited,
+/// how (`click_through` or `view_through`). Nothing stored about the click, its send or its
+/// contact: a platform (or whoever holds a leaked token) has no use for them.
 fn postback_answer(status: &str, conversion: &Conversion) -> Value {
-    json!({
+    let mut answer = json!({
         "status": status,
         "conversion_id": conversion.conversion_id,
-    })
+    });
+    if let Some(credit) = &conversion.credited {
+        answer["attribution"] = json!(credit.attribution.as_str());
+    }
+    answer
 }

@@ -5,7 +5,7 @@
 use crate::fields::FieldError;
 use crate::ids::InstanceId;
 use crate::revenue::money::{Amount, Currency};
-use crate::revenue::records::{Click, Conversion, Credit, SendRecord};
+use crate::revenue::records::{Attribution, Click, Conversion, Credit, SendRecord};
 use crate::revenue::store::RevenueStore;
 use crate::store::StoreError;
 use crate::time::{Timestamp, accepted_day};
@@ -66,6 +66,13 @@ pub struct Tally {
     pub conversions: u64,
     /// What those conversions paid.
     pub revenue: Amount,
+    /// Conversions credited view-through (to a send, no click in the window): never in
+    /// `conversions`.
+    #[serde(default)]
+    pub view_through_conversions: u64,
+    /// What they paid: never in `revenue`.
+    #[serde(default)]
+    pub view_through_revenue: Amount,
 }
 
 impl Tally {
@@ -79,6 +86,13 @@ impl Tally {
             .revenue
             .checked_add(other.revenue)
             .unwrap_or(self.revenue);
+        self.view_through_conversions = self
+            .view_through_conversions
+            .saturating_add(other.view_through_conversions);
+        self.view_through_revenue = self
+            .view_through_revenue
+            .checked_add(other.view_through_revenue)
+            .unwrap_or(self.view_through_revenue);
     }
 }
 
@@ -200,10 +214,17 @@ pub fn conversion_bumps(conversion: &Conversion) -> Vec<ReportBump> {
     let (Some(credit), Some(instance)) = (&conversion.credited, &conversion.instance_id) else {
         return Vec::new();
     };
-    let tally = Tally {
-        conversions: 1,
-        revenue: conversion.payout,
-        ..Tally::default()
+    let tally = match credit.attribution {
+        Attribution::ClickThrough => Tally {
+            conversions: 1,
+            revenue: conversion.payout,
+            ..Tally::default()
+        },
+        Attribution::ViewThrough => Tally {
+            view_through_conversions: 1,
+            view_through_revenue: conversion.payout,
+            ..Tally::default()
+        },
     };
     bumps(
         credit.into(),
@@ -233,6 +254,10 @@ pub struct ReportRow {
     pub revenue_per_send: Option<Amount>,
     /// Earnings per click, `null` without clicks.
     pub epc: Option<Amount>,
+    /// Conversions credited view-through, not in `conversions`.
+    pub view_through_conversions: u64,
+    /// What they paid, not in `revenue`.
+    pub view_through_revenue: Amount,
 }
 
 impl ReportRow {
@@ -246,6 +271,8 @@ impl ReportRow {
             revenue: tally.revenue,
             revenue_per_send: tally.revenue.per(tally.sends),
             epc: tally.revenue.per(tally.clicks),
+            view_through_conversions: tally.view_through_conversions,
+            view_through_revenue: tally.view_through_revenue,
         }
     }
 }

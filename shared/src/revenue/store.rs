@@ -78,6 +78,17 @@ pub trait RevenueStore: Send + Sync + 'static {
         window: &CreditWindow,
     ) -> Result<Option<Click>, StoreError>;
 
+    /// The contact's earliest send carrying the offer inside `window` (both ends inclusive),
+    /// for view-through credit: read from the contact's sends in the window, which a view
+    /// window of at most 30 days bounds.
+    async fn first_send(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<SendRecord>, StoreError>;
+
     /// Claims the conversion's key and stores it with its report counters, or answers the one
     /// stored under that key before, writing nothing. An `unknown_click` conversion is stored
     /// only while its click id names no click, and then waits for that click (up to
@@ -141,6 +152,12 @@ pub fn send_position(send: &SendRecord) -> String {
 /// The sort key of a conversion in its contact's index: by time, then conversion key.
 pub fn conversion_position(conversion: &Conversion) -> String {
     format!("{}#{}", conversion.converted_at, conversion.conversion_key)
+}
+
+/// The positions bounding the sends inside `window` in their contact's index: `from#` sorts
+/// before every send at `from`, `to#~` after every send at `to` (codes are alphanumeric).
+pub fn send_position_range(window: &CreditWindow) -> (String, String) {
+    (format!("{}#", window.from), format!("{}#~", window.to))
 }
 
 /// The positions bounding an offer's clicks inside `window`: `from#` sorts before every click

@@ -133,6 +133,13 @@ forward!(RevenueStore {
         offer_id: &OfferId,
         window: &CreditWindow,
     ) -> Option<Click>;
+    read fn first_send(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Option<SendRecord>;
     write fn record_conversion(&self, conversion: &Conversion) -> ConversionWrite;
     read fn waiting_conversions(&self, click_id: &str) -> Vec<Conversion>;
     write fn reattribute_conversion(&self, conversion: &Conversion) -> bool;

@@ -33,7 +33,7 @@ use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
     ConversionWrite, MAX_JOURNEY_ITEMS, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite,
     click_position, click_position_range, contact_key, conversion_position, send_position,
-    waiting_key,
+    send_position_range, waiting_key,
 };
 use crate::revenue::{
     Amount, Click, Conversion, ConversionStatus, Currency, Dimension, Journey, Offer,
@@ -146,6 +146,18 @@ fn count_attribute(item: &Item, name: &str) -> Result<u64, StoreError> {
     }
 }
 
+/// An amount attribute of a report row; absent is zero.
+fn amount_attribute(item: &Item, name: &str) -> Result<Amount, StoreError> {
+    match item.get(name) {
+        None => Ok(Amount::ZERO),
+        Some(AttributeValue::N(amount)) => Amount::parse(amount)
+            .map_err(|_| StoreError::Corrupt(format!("report {name} {amount:?}"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "report {name} is not a number"
+        ))),
+    }
+}
+
 fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, StoreError> {
     let instance = match item.get("instance") {
         None => None,
@@ -160,16 +172,7 @@ fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, St
         }
     };
     let currency = text_attribute(item, "currency")?;
-    let revenue = match item.get("revenue") {
-        None => Amount::ZERO,
-        Some(AttributeValue::N(revenue)) => Amount::parse(revenue)
-            .map_err(|_| StoreError::Corrupt(format!("report revenue {revenue:?}")))?,
-        Some(_) => {
-            return Err(StoreError::Corrupt(
-                "report revenue is not a number".to_owned(),
-            ));
-        }
-    };
+    let revenue = amount_attribute(item, "revenue")?;
     Ok(ReportCounter {
         dimension,
         instance,
@@ -182,6 +185,8 @@ fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, St
             clicks: count_attribute(item, "clicks")?,
             conversions: count_attribute(item, "conversions")?,
             revenue,
+            view_through_conversions: count_attribute(item, "view_through_conversions")?,
+            view_through_revenue: amount_attribute(item, "view_through_revenue")?,
         },
     })
 }
@@ -250,6 +255,8 @@ impl DynamoRevenueStore {
     /// Adds `bump` to one shard of its counter row.
     fn report_update(&self, bump: &ReportBump) -> Result<TransactWriteItem, StoreError> {
         let shard = rand::random_range(0..REPORT_SHARDS);
+        let view_through = bump.tally.view_through_conversions > 0
+            || bump.tally.view_through_revenue != Amount::ZERO;
         let row = format!(
             "{}{}#{shard}#{}",
             bump.instance
@@ -268,9 +275,14 @@ impl DynamoRevenueStore {
             .key("row", string(&row))
             .update_expression(format!(
                 "SET #day = :day, #currency = :currency, #key = :key{} \
-                 ADD #sends :sends, #clicks :clicks, #conversions :conversions, #revenue :revenue",
+                 ADD #sends :sends, #clicks :clicks, #conversions :conversions, #revenue :revenue{}",
                 if bump.instance.is_some() {
                     ", #instance = :instance"
+                } else {
+                    ""
+                },
+                if view_through {
+                    ", #vt_conversions :vt_conversions, #vt_revenue :vt_revenue"
                 } else {
                     ""
                 }
@@ -290,6 +302,22 @@ impl DynamoRevenueStore {
             .expression_attribute_values(":conversions", number(bump.tally.conversions))
             // DynamoDB numbers are exact decimals: the amount goes as its decimal text.
             .expression_attribute_values(":revenue", number(bump.tally.revenue.decimal()));
+        // Only a view-through credit writes its numbers: the other rows stay as small as before.
+        let update = if view_through {
+            update
+                .expression_attribute_names("#vt_conversions", "view_through_conversions")
+                .expression_attribute_names("#vt_revenue", "view_through_revenue")
+                .expression_attribute_values(
+                    ":vt_conversions",
+                    number(bump.tally.view_through_conversions),
+                )
+                .expression_attribute_values(
+                    ":vt_revenue",
+                    number(bump.tally.view_through_revenue.decimal()),
+                )
+        } else {
+            update
+        };
         let update = match &bump.instance {
             Some(instance) => update
                 .expression_attribute_names("#instance", "instance")
@@ -652,16 +680,48 @@ impl RevenueStore for DynamoRevenueStore {
             .transpose()
     }
 
+    async fn first_send(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<SendRecord>, StoreError> {
+        let (low, high) = send_position_range(window);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.sends)
+            .index_name(CONTACT_INDEX)
+            .key_condition_expression("#contact = :contact AND #sent BETWEEN :low AND :high")
+            .filter_expression("#offer = :offer")
+            .expression_attribute_names("#contact", CONTACT_KEY)
+            .expression_attribute_names("#sent", SENT_KEY)
+            .expression_attribute_names("#offer", "offer_id")
+            .expression_attribute_values(":contact", string(&contact_key(instance_id, contact_id)))
+            .expression_attribute_values(":low", string(&low))
+            .expression_attribute_values(":high", string(&high))
+            .expression_attribute_values(":offer", string(offer_id.as_str()))
+            .scan_index_forward(true);
+        let mut found = None;
+        query_items(query, |item| {
+            found = Some(record(item, &[CONTACT_KEY, SENT_KEY])?);
+            Ok(ControlFlow::Break(()))
+        })
+        .await?;
+        Ok(found)
+    }
+
     async fn record_conversion(
         &self,
         conversion: &Conversion,
     ) -> Result<ConversionWrite, StoreError> {
         let bumps = report::conversion_bumps(conversion);
         let key = conversion.conversion_key.as_str();
-        let unknown = conversion.status == ConversionStatus::UnknownClick;
+        let waits = conversion.waits_for();
         // Items: 0 the conversion, then for an unknown click 1 the click's absence and 2 its
         // place in the waiting set, which a full set leaves out on a second try.
-        let mut wait = unknown;
+        let mut wait = waits.is_some();
         let outcome = loop {
             let outcome = self
                 .transact_conditions(|| {
@@ -672,11 +732,11 @@ impl RevenueStore for DynamoRevenueStore {
                         item,
                         &bumps,
                     )?;
-                    if unknown {
-                        items.insert(1, self.no_click(&conversion.click_id)?);
-                    }
-                    if wait {
-                        items.insert(2, self.waiting_update(&conversion.click_id, key, true)?);
+                    if let Some(click) = waits {
+                        items.insert(1, self.no_click(click)?);
+                        if wait {
+                            items.insert(2, self.waiting_update(click, key, true)?);
+                        }
                     }
                     Ok(items)
                 })

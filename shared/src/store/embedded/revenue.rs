@@ -8,6 +8,7 @@ use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
     ConversionWrite, MAX_JOURNEY_ITEMS, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite,
     click_position, click_position_range, contact_key, conversion_position, send_position,
+    send_position_range,
 };
 use crate::revenue::{
     Click, Conversion, ConversionStatus, Currency, Dimension, Journey, Offer, ReportCounter,
@@ -214,6 +215,34 @@ impl RevenueStore for EmbeddedStore {
         found.map(|bytes| decode(bytes.value())).transpose()
     }
 
+    async fn first_send(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<SendRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let index = txn.open_table(SENDS_BY_CONTACT).map_err(unavailable)?;
+        let sends = txn.open_table(SENDS).map_err(unavailable)?;
+        let contact = contact_key(instance_id, contact_id);
+        let (low, high) = send_position_range(window);
+        for entry in index
+            .range((contact.as_str(), low.as_str())..=(contact.as_str(), high.as_str()))
+            .map_err(unavailable)?
+        {
+            let (_, code) = entry.map_err(unavailable)?;
+            let Some(bytes) = sends.get(code.value()).map_err(unavailable)? else {
+                continue;
+            };
+            let send: SendRecord = decode(bytes.value())?;
+            if &send.offer_id == offer_id {
+                return Ok(Some(send));
+            }
+        }
+        Ok(None)
+    }
+
     async fn record_conversion(
         &self,
         conversion: &Conversion,
@@ -228,17 +257,12 @@ impl RevenueStore for EmbeddedStore {
                     false,
                 ));
             }
-            if conversion.status == ConversionStatus::UnknownClick {
+            if let Some(click) = conversion.waits_for() {
                 let clicks = txn.open_table(CLICKS).map_err(unavailable)?;
-                if clicks
-                    .get(conversion.click_id.as_str())
-                    .map_err(unavailable)?
-                    .is_some()
-                {
+                if clicks.get(click).map_err(unavailable)?.is_some() {
                     return Ok((ConversionWrite::ClickArrived, false));
                 }
                 let mut waiting = txn.open_table(WAITING_FOR_CLICK).map_err(unavailable)?;
-                let click = conversion.click_id.as_str();
                 let already = waiting
                     .range((click, "")..)
                     .map_err(unavailable)?
