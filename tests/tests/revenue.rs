@@ -49,6 +49,7 @@ on_every_store!(
     conversions_naming_the_contact_are_credited_to_its_first_click_on_the_offer,
     view_through_credits_the_first_send_inside_the_view_window_both_ends_included,
     view_through_never_displaces_a_click_and_stays_off_by_default,
+    explain_answers_the_troubleshooting_checklist_for_each_outcome,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -1858,4 +1859,152 @@ async fn view_through_never_displaces_a_click_and_stays_off_by_default(backend: 
             assert_eq!(body["error"]["field"], "view_window_days", "{body}");
         }
     }
+}
+
+impl Engine {
+    /// `GET /conversions/{id}/explain?network=generic`, answered 200.
+    async fn explain(&self, conversion_id: &str) -> Value {
+        let (status, body) = self
+            .admin(
+                "GET",
+                &format!("/conversions/{conversion_id}/explain?network=generic"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+/// Each outcome explained in words, with the clicks the rule looked at and the window.
+async fn explain_answers_the_troubleshooting_checklist_for_each_outcome(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    engine.offer("day", 1).await;
+    engine.view_offer("v", 1, 7).await;
+    let other = engine.send("c1", "m0", "k", "t", "day").await;
+    engine.click(&other).await;
+    let code = engine.send("c1", "m1", "spring", "t1", "o").await;
+    let first = engine.click(&code).await;
+    engine.click(&code).await;
+    let third = engine.click(&code).await;
+    engine
+        .postback(
+            "generic",
+            &format!("click_id={third}&conversion_id=A&payout=1"),
+        )
+        .await;
+    let attributed = engine.explain("A").await;
+    assert_eq!(
+        attributed["outcome"],
+        "attributed to the first click of 3 in the 90-day window"
+    );
+    assert_eq!(attributed["window"]["days"], 90);
+    let clicks = attributed["clicks"].as_array().unwrap();
+    assert_eq!(clicks.len(), 3, "another offer's click is not considered");
+    assert_eq!(clicks[0]["click_id"], first.as_str());
+    assert_eq!(clicks[0]["credited"], true);
+    assert_eq!(
+        clicks[0]["why"],
+        "credited: the first click inside the window"
+    );
+    assert_eq!(clicks[2]["why"], "inside the window, but not the first");
+    assert!(clicks.iter().all(|c| c["inside_window"] == true));
+    assert_eq!(attributed["conversion"]["conversion_id"], "A");
+
+    engine
+        .postback("generic", "click_id=NOSUCH&conversion_id=U&payout=1")
+        .await;
+    let unknown = engine.explain("U").await;
+    assert_eq!(unknown["outcome"], "unknown click id");
+    assert_eq!(
+        (unknown["window"].clone(), unknown["clicks"].clone()),
+        (Value::Null, json!([]))
+    );
+
+    let day_click = engine
+        .click(&engine.send("c2", "m2", "k", "t", "day").await)
+        .await;
+    let clicked_at = engine.clicked_at("c2", &day_click).await;
+    for (id, seconds) in [("LATE", 86_401), ("EARLY", -3_600)] {
+        engine
+            .postback(
+                "generic",
+                &format!(
+                    "click_id={day_click}&conversion_id={id}&converted_at={}",
+                    seconds_later(clicked_at, seconds)
+                ),
+            )
+            .await;
+    }
+    let late = engine.explain("LATE").await;
+    assert_eq!(
+        late["outcome"],
+        "click 2 days before the conversion, window 1 days"
+    );
+    assert_eq!(late["clicks"][0]["inside_window"], false);
+    assert_eq!(
+        late["clicks"][0]["why"],
+        "before the window: 2 days before the conversion, window 1 days"
+    );
+    let early = engine.explain("EARLY").await;
+    assert_eq!(
+        early["outcome"],
+        "the click came after the conversion, more than 5 minutes later: it cannot have caused it"
+    );
+    assert_eq!(
+        early["clicks"][0]["why"],
+        "after the conversion (more than 5 minutes)"
+    );
+
+    let t0 = Timestamp::parse_rfc3339("2026-11-02T09:00:00Z").unwrap();
+    engine.send_at("c3", "seen", "v", t0).await;
+    engine
+        .contact_postback(
+            "c3",
+            "v",
+            &format!("conversion_id=VT&converted_at={}", seconds_later(t0, 3_600)),
+        )
+        .await;
+    engine
+        .contact_postback("c4", "v", "conversion_id=NONE")
+        .await;
+    assert_eq!(
+        engine.explain("VT").await["outcome"],
+        "attributed view-through to the send of message seen at 2026-11-02T09:00:00.000Z: no click on the offer in the 1-day click window"
+    );
+    assert_eq!(
+        engine.explain("NONE").await["outcome"],
+        "no click or send of the contact on the offer in the window (1-day click window)"
+    );
+
+    let (status, body) = engine
+        .admin("GET", "/conversions/NOPE/explain?network=generic", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("conversion_not_found"))
+    );
+    for bad in [
+        "/conversions/A/explain",
+        "/conversions/A/explain?network=other",
+    ] {
+        let (status, body) = engine.admin("GET", bad, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["field"], "network");
+    }
+    let long = "x".repeat(257);
+    let (status, body) = engine
+        .admin(
+            "GET",
+            &format!("/conversions/{long}/explain?network=tune"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("conversion_id"))
+    );
 }

@@ -290,9 +290,16 @@ fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved
 
 /// A route of the admin API (behind the admin key), by its path.
 fn is_admin_route(path: &str) -> bool {
-    ["/instances/", "/offers", "/sends", "/reports/", "/spend"]
-        .iter()
-        .any(|prefix| path.starts_with(prefix))
+    [
+        "/instances/",
+        "/offers",
+        "/sends",
+        "/reports/",
+        "/spend",
+        "/conversions/",
+    ]
+    .iter()
+    .any(|prefix| path.starts_with(prefix))
 }
 
 #[test]

@@ -96,7 +96,12 @@ fn postback_answer(status: &str, conversion: &Conversion) -> Value {
         "status": status,
         "conversion_id": conversion.conversion_id,
     });
-    if let Some(credit) = &conversion.credited {
+    // A duplicate says only that: how the first delivery was credited is the reports' to say.
+    if let Some(credit) = conversion
+        .credited
+        .as_ref()
+        .filter(|_| status == "attributed")
+    {
         answer["attribution"] = json!(credit.attribution.as_str());
     }
     answer

@@ -106,6 +106,8 @@ pub enum Missing {
     Network,
     /// No dashboard asset has this name (an old content hash after a deploy, say).
     Asset,
+    /// No conversion of this network has the id.
+    Conversion,
 }
 
 impl Missing {
@@ -121,6 +123,7 @@ impl Missing {
             Self::Link => "link_not_found",
             Self::Network => "unknown_network",
             Self::Asset => "asset_not_found",
+            Self::Conversion => "conversion_not_found",
         }
     }
 
@@ -136,6 +139,7 @@ impl Missing {
             Self::Link => "no such tracked link",
             Self::Network => "the network must be tune, everflow or generic",
             Self::Asset => "no such asset",
+            Self::Conversion => "no conversion of this network has this id",
         }
     }
 }

@@ -229,7 +229,7 @@ impl Postback {
         let network = self.network.as_str();
         let event = key_part(self.event.as_deref().unwrap_or(""));
         match (&self.conversion_id, &self.converter) {
-            (Some(id), _) => format!("{network}#{}", key_part(id)),
+            (Some(id), _) => conversion_key_of(self.network, id),
             (None, Converter::Click(click_id)) => {
                 format!("{network}#{}#{event}", key_part(click_id))
             }
@@ -280,6 +280,11 @@ impl Postback {
             (None, None) => converter,
         }
     }
+}
+
+/// The dedupe key of the conversion `network` reported with its own `conversion_id`.
+pub fn conversion_key_of(network: Network, conversion_id: &str) -> String {
+    format!("{}#{}", network.as_str(), key_part(conversion_id))
 }
 
 /// One part of a conversion key: percent-escaped, so it holds no `#`.

@@ -98,6 +98,10 @@ pub trait RevenueStore: Send + Sync + 'static {
         conversion: &Conversion,
     ) -> Result<ConversionWrite, StoreError>;
 
+    /// The conversion stored under its dedupe key.
+    async fn load_conversion(&self, conversion_key: &str)
+    -> Result<Option<Conversion>, StoreError>;
+
     /// The `unknown_click` conversions waiting for `click_id`, read by key.
     async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError>;
 

@@ -141,6 +141,7 @@ forward!(RevenueStore {
         window: &CreditWindow,
     ) -> Option<SendRecord>;
     write fn record_conversion(&self, conversion: &Conversion) -> ConversionWrite;
+    read fn load_conversion(&self, conversion_key: &str) -> Option<Conversion>;
     read fn waiting_conversions(&self, click_id: &str) -> Vec<Conversion>;
     write fn reattribute_conversion(&self, conversion: &Conversion) -> bool;
     read fn contact_journey(&self, instance_id: &InstanceId, contact_id: &ContactId) -> Journey;

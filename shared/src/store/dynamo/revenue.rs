@@ -767,6 +767,23 @@ impl RevenueStore for DynamoRevenueStore {
         }
     }
 
+    async fn load_conversion(
+        &self,
+        conversion_key: &str,
+    ) -> Result<Option<Conversion>, StoreError> {
+        // A waiting set is no conversion.
+        if conversion_key.starts_with("waiting#") {
+            return Ok(None);
+        }
+        self.get(
+            &self.tables.conversions,
+            "conversion_key",
+            conversion_key,
+            &[CONTACT_KEY, CONVERTED_KEY],
+        )
+        .await
+    }
+
     async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError> {
         let found = get_item(
             &self.client,

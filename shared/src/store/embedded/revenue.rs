@@ -283,6 +283,13 @@ impl RevenueStore for EmbeddedStore {
         .await
     }
 
+    async fn load_conversion(
+        &self,
+        conversion_key: &str,
+    ) -> Result<Option<Conversion>, StoreError> {
+        self.load(CONVERSIONS, conversion_key)
+    }
+
     async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let waiting = txn.open_table(WAITING_FOR_CLICK).map_err(unavailable)?;
