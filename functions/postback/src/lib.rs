@@ -83,7 +83,14 @@ async fn receive_postback(
     let postback = Postback::parse(network, &params, now)?;
     let recorded = conversions::record_postback(&*state.store, &postback, now).await?;
     let status = recorded.status();
-    tracing::info!(network = network.as_str(), status, "postback recorded");
+    match recorded {
+        conversions::Recorded::New(_) => {
+            tracing::info!(network = network.as_str(), status, "conversion recorded");
+        }
+        conversions::Recorded::Duplicate(_) => {
+            tracing::info!(network = network.as_str(), "duplicate postback ignored");
+        }
+    }
     shared::metrics::count("Postbacks", &[("Status", status)], 1);
     Ok(Json(postback_answer(status, recorded.conversion())))
 }
