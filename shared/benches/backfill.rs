@@ -111,6 +111,7 @@ async fn load(store: Arc<dyn ContactStore>, count: usize) {
                     kind: "text".into(),
                     text: Some(text.into()),
                     timestamp: at,
+                    details: None,
                 }),
                 referral: None,
                 identity: Default::default(),

@@ -6,10 +6,13 @@
 
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod config;
 pub mod contact;
 pub mod erasure;
+pub mod events;
 pub mod fields;
+pub mod goals;
 pub mod http;
 pub mod ids;
 pub mod ingest;
@@ -22,6 +25,7 @@ pub mod queue;
 pub mod revenue;
 pub mod rules;
 pub mod secret;
+pub mod sources;
 pub mod spend;
 pub mod stats;
 pub mod store;

@@ -114,6 +114,8 @@ pub struct ByKind {
     pub meta_post: u64,
     /// From an m.me / ig.me / wa.me link.
     pub shortlink: u64,
+    /// From a catalog or shop product, without an ad.
+    pub product: u64,
     /// Attributed by a text rule.
     pub rule: u64,
     /// From the website chat widget.
@@ -127,10 +129,22 @@ impl ByKind {
             meta_ad: get("kind:meta_ad"),
             meta_post: get("kind:meta_post"),
             shortlink: get("kind:shortlink"),
+            product: get("kind:product"),
             rule: get("kind:rule"),
             web: get("kind:web"),
         }
     }
+}
+
+/// New contacts by conversation source (`crate::sources`), from the `source:` counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BySource {
+    /// An ad acquired them.
+    pub ads: u64,
+    /// They wrote first, without an ad.
+    pub organic: u64,
+    /// The business wrote first.
+    pub proactive: u64,
 }
 
 /// One UTC day's new contacts by kind, for the dashboard's per-day chart.
@@ -193,6 +207,8 @@ pub struct Stats {
     pub unmatched: u64,
     /// See [`ByKind`].
     pub by_kind: ByKind,
+    /// See [`BySource`].
+    pub by_source: BySource,
     /// One entry per platform with contacts.
     pub by_platform: Vec<PlatformCount>,
     /// One entry per rule that matched.
@@ -276,6 +292,11 @@ pub fn summarize(
         matched_by_rules: by_kind.rule,
         unmatched,
         by_kind,
+        by_source: BySource {
+            ads: get("source:ads"),
+            organic: get("source:organic"),
+            proactive: get("source:proactive"),
+        },
         by_platform,
         rules: rule_counts,
     }

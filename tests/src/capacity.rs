@@ -9,7 +9,7 @@ use crate::{
     Backend, POSTBACK_TOKEN, PUBLIC_BASE_URL, Stores, admin_get, admin_request, call,
     configure_widget, ctwa_referral, dynamo_stores, emulator_config, fixture, fresh_stores,
     function_routers, ingest_many_contacts, rules_app_with_queue, signed_delivery,
-    webhook_app_with_queue, whatsapp_message, widget_post,
+    webhook_app_with_goals, whatsapp_message, widget_post,
 };
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::config::interceptors::{
@@ -510,7 +510,11 @@ impl Container {
         .with_revenue(stores.revenue.clone());
         matcher.attach_queue(queue.clone());
         Self {
-            webhook: webhook_app_with_queue(stores.contacts.clone(), queue.clone()),
+            webhook: webhook_app_with_goals(
+                stores.contacts.clone(),
+                queue.clone(),
+                stores.goals.clone(),
+            ),
             rules: rules_app_with_queue(stores, queue),
             routers: function_routers(stores),
             matcher,

@@ -149,11 +149,12 @@ pub fn dynamo_stores(client: &aws_sdk_dynamodb::Client, prefix: &str) -> Stores 
             &TableNames::prefixed(prefix),
             RevenueTables::prefixed(prefix),
         )),
-        instances: store,
+        instances: store.clone(),
         spend: Arc::new(DynamoSpendStore::new(
             client.clone(),
             SpendTables::prefixed(prefix),
         )),
+        goals: store,
     }
 }
 
@@ -270,14 +271,53 @@ pub fn webhook_app(store: Arc<dyn ContactStore>) -> Router {
 
 /// The same with a given match queue. Nothing can be erased through it (see `NoErasure`).
 pub fn webhook_app_with_queue(store: Arc<dyn ContactStore>, queue: Arc<dyn JobQueue>) -> Router {
-    let webhook = webhook::router(webhook::WebhookState::new(&secrets(), store.clone(), queue));
+    webhook_app_with_goals(store, queue, Arc::new(NoGoals))
+}
+
+/// The same with the instances' goals read from `goals` (through the webhook's cache).
+pub fn webhook_app_with_goals(
+    store: Arc<dyn ContactStore>,
+    queue: Arc<dyn JobQueue>,
+    goals: Arc<dyn shared::goals::store::GoalStore>,
+) -> Router {
+    let webhook = webhook::router(webhook::WebhookState::new(
+        &secrets(),
+        store.clone(),
+        queue,
+        goals,
+    ));
     let contacts = contacts::router(contacts::ContactsState::new(
         &secrets().admin_keys,
         store,
         Arc::new(NoErasure),
         Arc::new(NoSpend),
+        Arc::new(NoGoals),
     ));
     shared::http::serve_json_errors(webhook.merge(contacts))
+}
+
+/// A goal store for tests about deliveries only: no instance has a goal, and none can be made.
+pub struct NoGoals;
+
+#[async_trait::async_trait]
+impl shared::goals::store::GoalStore for NoGoals {
+    async fn load_goals(
+        &self,
+        _instance_id: &InstanceId,
+    ) -> Result<shared::goals::GoalSet, StoreError> {
+        Ok(shared::goals::GoalSet::default())
+    }
+
+    async fn save_goals(
+        &self,
+        _instance_id: &InstanceId,
+        _goals: &shared::goals::GoalSet,
+        _expected_version: u64,
+    ) -> Result<shared::store::CommitOutcome, StoreError> {
+        Err(StoreError::Unavailable(
+            "no goal store in this test".to_owned(),
+        ))
+    }
 }
 
 /// An erasure store for tests about Meta deliveries only: erasing answers unavailable.
@@ -341,6 +381,7 @@ fn rules_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>) -> 
         stores.jobs.clone(),
         queue,
         stores.widgets.clone(),
+        stores.goals.clone(),
     ))
 }
 
@@ -350,6 +391,7 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
         stores.contacts.clone(),
         stores.erasure.clone(),
         stores.spend.clone(),
+        stores.goals.clone(),
     ))
 }
 
@@ -385,6 +427,7 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>)
         queue,
         stores.instances.clone(),
         stores.spend.clone(),
+        stores.goals.clone(),
     ))
 }
 
@@ -448,6 +491,7 @@ pub fn function_routers_with(secrets: &Secrets, stores: &Stores) -> Vec<(&'stati
                 secrets,
                 stores.contacts.clone(),
                 queue.clone(),
+                stores.goals.clone(),
             )),
         ),
         (
@@ -681,6 +725,7 @@ pub async fn ingest_many_contacts(stores: &Stores, instance: &str, start: i64, c
                     kind: "text".into(),
                     text: Some("hi".into()),
                     timestamp: at,
+                    details: None,
                 }),
                 referral: (n == 0).then(|| {
                     shared::contact::Referral::MetaAd(shared::contact::MetaReferral {

@@ -450,7 +450,8 @@ async fn an_earlier_ad_delivered_late_replaces_the_later_one_and_its_counts(back
         [
             ("kind:meta_ad".to_owned(), 1),
             ("new_contacts".to_owned(), 1),
-            ("platform:facebook".to_owned(), 1)
+            ("platform:facebook".to_owned(), 1),
+            ("source:ads".to_owned(), 1)
         ]
     );
 }

@@ -444,6 +444,27 @@ impl ContactStore for WriteSpy {
         self.inner.update_contacts(updates).await
     }
 
+    async fn record_business_first(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        start: &shared::sources::BusinessFirst,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .record_business_first(instance_id, contact_id, start)
+            .await
+    }
+
+    async fn load_business_first(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+    ) -> Result<Option<shared::sources::BusinessFirst>, StoreError> {
+        self.inner
+            .load_business_first(instance_id, identifiers)
+            .await
+    }
+
     async fn load_counter_days(
         &self,
         instance_id: &InstanceId,

@@ -38,6 +38,14 @@ async fn export(
     (status, headers, rows)
 }
 
+/// A spend row naming `ad_id` (`Video A`, ad set `Sudeste 25-44`) under `campaign`.
+async fn name_ad(app: &axum::Router, ad_id: &str, campaign: &str) {
+    let row = json!([{"date": "2026-11-24", "platform": "meta", "campaign": campaign,
+        "ad_set": "Sudeste 25-44", "ad_id": ad_id, "ad_name": "Video A", "spend": "1", "currency": "USD"}]);
+    let (status, body) = call(app, admin_request("POST", "/spend", Some(row))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 fn column(rows: &[Vec<String>], index: usize) -> Vec<&str> {
     rows[1..].iter().map(|row| row[index].as_str()).collect()
 }
@@ -82,6 +90,7 @@ async fn the_export_is_the_filtered_listing_with_formulas_guarded(backend: Backe
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    name_ad(app, "ad-1", "=CTWA Verao").await;
     let (status, headers, rows) = export(app, ADMIN_KEY, "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
@@ -105,7 +114,10 @@ async fn the_export_is_the_filtered_listing_with_formulas_guarded(backend: Backe
             "",
             "",
             "",
-            "'-2 just hi"
+            "'-2 just hi",
+            "",
+            "",
+            ""
         ]
     );
     assert_eq!(
@@ -116,12 +128,26 @@ async fn the_export_is_the_filtered_listing_with_formulas_guarded(backend: Backe
             "tiktok",
             "'+summer",
             "ad, \"one\"",
-            "'=tiktok(1)"
+            "'=tiktok(1)",
+            "",
+            "",
+            ""
         ]
     );
     assert_eq!(
         rows[3][3..],
-        ["meta_ad", "ad-1", "facebook", "", "headline ad-1", "hello"]
+        [
+            "meta_ad",
+            "ad-1",
+            "facebook",
+            "",
+            "headline ad-1",
+            "hello",
+            "Video A",
+            "Sudeste 25-44",
+            "'=CTWA Verao"
+        ],
+        "the ad's names from its spend row, guarded like every cell"
     );
 
     // The listing's filters, each applied as the JSON listing applies it.
@@ -164,6 +190,7 @@ async fn an_export_longer_than_a_store_page_streams_every_row(backend: Backend) 
     let count = shared::contact::export::CHUNK as i64 * 2 + 30;
     ingest_many_contacts(&stores, INSTANCE, 1_750_000_000, count).await;
     let app = &engine_app(&stores).app;
+    name_ad(app, "ad", "CTWA").await;
     let (status, _, rows) = export(app, ADMIN_KEY, "").await;
     assert_eq!(status, StatusCode::OK);
     let expected: Vec<String> = (0..count)
@@ -175,6 +202,11 @@ async fn an_export_longer_than_a_store_page_streams_every_row(backend: Backend) 
     let (_, _, rows) = export(app, ADMIN_KEY, "?kind=meta_ad").await;
     assert_eq!(column(&rows, 0), ["5511000000"]);
     assert_eq!(rows[1][4], "ad");
+    assert_eq!(
+        rows[1][9..],
+        ["Video A", "Sudeste 25-44", "CTWA"],
+        "named on the third store page too"
+    );
 }
 
 async fn bad_export_parameters_are_400(backend: Backend) {

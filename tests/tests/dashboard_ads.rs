@@ -198,6 +198,10 @@ async fn the_ads_page_is_the_report_apis_for_each_grouping(backend: Backend) {
     assert!(page.contains("data-chart=\"spend-BRL\"") && page.contains("data-chart=\"spend-USD\""));
     assert!(page.contains("class=\"bar spend-bar\""));
     assert!(!page.contains("style="), "the CSP refuses style attributes");
+    assert!(
+        page.contains("data-note=\"web-campaigns\"") && page.contains("campaign list"),
+        "the page names how web visits come to count"
+    );
 }
 
 async fn bad_parameters_are_a_400_page_with_the_apis_message(backend: Backend) {

@@ -326,6 +326,11 @@ async fn the_contact_panel_shows_what_the_contact_api_answers(backend: Backend) 
             body.matches("<tr data-touch>").count(),
             contact["touches"].as_array().unwrap().len()
         );
+        let events = contact["events"].as_array().unwrap();
+        assert_eq!(body.matches("<tr data-event>").count(), events.len());
+        for event in events {
+            assert!(body.contains(&format!("<td>{}</td>", event["name"].as_str().unwrap())));
+        }
         let (_, journey) = call(
             &engine.app,
             admin_get(&format!(

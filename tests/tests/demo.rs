@@ -18,6 +18,8 @@ struct Shown {
     kinds: BTreeMap<String, u64>,
     backfilled: u64,
     revenue_totals: Value,
+    /// The Ads page's default report, by campaign: rows and totals.
+    ads: Value,
 }
 
 async fn get(app: &axum::Router, path: &str) -> Value {
@@ -53,6 +55,7 @@ async fn fill_and_read() -> Shown {
         kinds: BTreeMap::new(),
         backfilled: 0,
         revenue_totals: Value::Null,
+        ads: Value::Null,
     };
     for instance in filled.instances {
         let mut stats = get(&app, &format!("/instances/{instance}/stats?days=7")).await;
@@ -87,7 +90,81 @@ async fn fill_and_read() -> Shown {
     }
     let report = get(&app, "/reports/revenue?group_by=offer").await;
     shown.revenue_totals = report["totals"].clone();
+    let ads = get(&app, "/reports/ads?group_by=campaign").await;
+    shown.ads = json!({"rows": ads["rows"], "totals": ads["totals"]});
     shown
+}
+
+/// An amount of money (`"123.45"`) in cents.
+fn cents(amount: &Value) -> i64 {
+    let (units, fraction) = amount.as_str().unwrap().split_once('.').unwrap();
+    units.parse::<i64>().unwrap() * 100 + fraction.parse::<i64>().unwrap()
+}
+
+/// The Ads page's table: spend for the Meta ads and the rules' campaigns in both currencies,
+/// conversations from the ads, the rules and the widget's listed campaigns, and figures that
+/// add up (totals the sum of the rows, each cost per conversation the spend over them).
+fn check_the_ads_report(ads: &Value) {
+    let rows = ads["rows"].as_array().unwrap();
+    let row = |campaign: &str| {
+        rows.iter()
+            .find(|row| row["key"] == campaign)
+            .unwrap_or_else(|| panic!("{campaign} in {rows:?}"))
+    };
+    for (campaign, conversations) in [
+        ("summer-sale", 3),
+        // Two on WhatsApp, two on Instagram from the reel of the same campaign.
+        ("sneaker-drop", 4),
+        ("spring-collection", 2),
+        ("free-shipping", 1),
+        ("spring-2026", 4),
+        ("search-brand", 3),
+        ("b2b-teams", 3),
+        ("retargeting", 1),
+    ] {
+        assert_eq!(row(campaign)["conversations"], conversations, "{campaign}");
+    }
+    assert_eq!(row("b2b-teams")["currency"], "EUR");
+    let summer = row("summer-sale");
+    assert_eq!(
+        summer["currency"], "EUR",
+        "its spend and its plan's revenue"
+    );
+    assert_ne!(summer["roas"], Value::Null, "{summer}");
+    assert_eq!(
+        row("retargeting")["currency"],
+        Value::Null,
+        "a listed web campaign with no spend"
+    );
+    assert!(
+        rows.iter().all(|row| row["key"] != "june-digest"),
+        "a campaign off the widget's list is not counted"
+    );
+    for row in rows.iter().filter(|row| !row["currency"].is_null()) {
+        let (spend, conversations) = (cents(&row["spend"]), row["conversations"].as_i64().unwrap());
+        let expected = (conversations > 0).then(|| {
+            let per = (spend * 2 + conversations) / (conversations * 2);
+            json!(format!("{}.{:02}", per / 100, per % 100))
+        });
+        assert_eq!(
+            row["cost_per_conversation"],
+            expected.unwrap_or(Value::Null),
+            "{row}"
+        );
+    }
+    let totals = ads["totals"].as_array().unwrap();
+    for currency in ["USD", "EUR"] {
+        let total = totals
+            .iter()
+            .find(|total| total["currency"] == currency)
+            .unwrap_or_else(|| panic!("{currency} in {totals:?}"));
+        let of_rows: i64 = rows
+            .iter()
+            .filter(|row| row["currency"] == currency)
+            .map(|row| cents(&row["spend"]))
+            .sum();
+        assert_eq!(cents(&total["spend"]), of_rows, "{currency}");
+    }
 }
 
 #[tokio::test]
@@ -170,6 +247,8 @@ async fn the_demo_week_gives_every_page_something_true_and_the_same_each_time() 
         (usd["conversions"].clone(), usd["revenue"].clone()),
         (json!(3), json!("379.70"))
     );
+
+    check_the_ads_report(&shown.ads);
 
     assert_eq!(fill_and_read().await, shown, "a fresh fill shows the same");
 }

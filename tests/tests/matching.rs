@@ -481,6 +481,7 @@ async fn an_earlier_first_message_arriving_late_is_decided_again_by_the_rules(ba
         steps.counters().await,
         counted(&[
             ("1970-01-02", "new_contacts", 1),
+            ("1970-01-02", "source:organic", 1),
             ("1970-01-02", "unmatched", 1)
         ])
     );
@@ -523,6 +524,7 @@ async fn an_earlier_first_message_arriving_late_is_decided_again_by_the_rules(ba
             ("1970-01-01", "new_contacts", 1),
             ("1970-01-01", "platform:tiktok", 1),
             ("1970-01-01", "rule:the-rule", 1),
+            ("1970-01-01", "source:ads", 1),
         ])
     );
     // The later message again (Meta retries it too) queues nothing and changes nothing.
@@ -583,6 +585,7 @@ async fn a_rule_on_the_first_message_replaces_a_referral_from_a_later_message(ba
             ("1970-01-01", "platform:facebook", 1),
             ("1970-01-01", "platform:tiktok", 1),
             ("1970-01-01", "rule:the-rule", 1),
+            ("1970-01-01", "source:ads", 2),
         ])
     );
 }

@@ -567,6 +567,7 @@ async fn a_flood_of_distinct_sources_makes_no_new_counter_names(backend: Backend
         .iter()
         .map(|platform| format!("platform:{}", platform.as_str()))
         .chain(["new_contacts".to_owned(), "kind:web".to_owned()])
+        .chain(["source:ads".to_owned(), "source:organic".to_owned()])
         .collect();
     for name in after.keys().filter(|name| !before.contains_key(*name)) {
         assert!(vocabulary.contains(name), "a new counter {name:?}");

@@ -633,3 +633,229 @@ mod ad_names {
 
     on_every_store!(a_ctwa_contact_shows_its_ads_names_on_reads_and_listings);
 }
+
+mod web_campaigns {
+    //! Web visits as conversations: counted under their `utm_campaign` only when the widget's
+    //! admin-made `campaigns` list holds it, through the widget's event and ref-code paths.
+    use super::*;
+    use futures::StreamExt;
+
+    const INSTANCE: &str = "106540352242922";
+    const SHOP: &str = "https://shop.example";
+
+    fn visit(visitor: &str, campaign: &str) -> Value {
+        let page = format!("https://shop.example/p?utm_source=google&utm_campaign={campaign}");
+        json!({"instance_id": INSTANCE, "visitor_id": visitor, "page_url": page})
+    }
+
+    async fn visited(app: &axum::Router, path: &str, key: &str, body: Value) -> Value {
+        let (status, _, answer) = widget_post(app, path, Some(SHOP), key, body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    }
+
+    /// The contact once the matcher has decided on its first message.
+    async fn decided(app: &axum::Router, wa_id: &str) -> Value {
+        for _ in 0..200 {
+            let seen = contact(app, INSTANCE, wa_id).await.unwrap_or(Value::Null);
+            if seen.get("rules_checked_at").is_some() || !seen["acquisition"].is_null() {
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the matcher did not decide on the contact");
+    }
+
+    /// `[key, currency, conversations, cost_per_conversation]` of each row.
+    fn conversations_of(report: &Value) -> Vec<[Value; 4]> {
+        let rows = report["rows"].as_array().unwrap().iter();
+        rows.map(|row| {
+            ["key", "currency", "conversations", "cost_per_conversation"].map(|c| row[c].clone())
+        })
+        .collect()
+    }
+
+    async fn listed_campaigns_count_and_others_do_not(backend: Backend) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let app = engine_app(&stores).app;
+        let (status, config) = call(
+            &app,
+            admin_request(
+                "POST",
+                &format!("/instances/{INSTANCE}/widget"),
+                Some(json!({"allowed_origins": [SHOP], "campaigns": [" Spring Sale "]})),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{config}");
+        assert_eq!(config["campaigns"], json!(["Spring Sale"]), "trimmed");
+        let (_, shown) = call(&app, admin_get(&format!("/instances/{INSTANCE}/widget"))).await;
+        assert_eq!(shown["campaigns"], json!(["Spring Sale"]));
+        let key = config["widget_key"].as_str().unwrap();
+        for (visitor, campaign) in [
+            ("v1", "Spring%20Sale"),
+            ("v2", "Spring+Sale"),
+            ("v3", "Unlisted"),
+            ("v4", "spring+sale"),
+        ] {
+            visited(&app, "/webhooks/widget", key, visit(visitor, campaign)).await;
+        }
+        // The same campaign carried into WhatsApp by a ref code.
+        let answer = visited(
+            &app,
+            "/webhooks/widget/ref",
+            key,
+            visit("v5", "Spring+Sale"),
+        )
+        .await;
+        let text = format!("Hi!{}", answer["text_suffix"].as_str().unwrap());
+        let now = shared::time::Timestamp::now();
+        let delivery = whatsapp_message(
+            INSTANCE,
+            "5511987650001",
+            "wamid.w1",
+            now.unix_seconds(),
+            &text,
+            None,
+        );
+        deliver_until_accepted(&app, &delivery).await;
+        let carried = decided(&app, "5511987650001").await;
+        assert_eq!(carried["acquisition"]["via"], "wa.me", "{carried}");
+        // A campaign off the list is stored and shown, just not counted.
+        let unlisted = contact(&app, INSTANCE, "web:v3").await.unwrap();
+        assert_eq!(unlisted["acquisition"]["utm"]["campaign"], "Unlisted");
+        let today = now.day();
+        let rows = json!([
+            {"date": today, "platform": "google", "campaign": "Spring Sale", "spend": "100.00", "currency": "USD"},
+            {"date": today, "platform": "google", "campaign": "Unlisted", "spend": "50.00", "currency": "USD"}
+        ]);
+        let (status, _) = call(&app, admin_request("POST", "/spend", Some(rows))).await;
+        assert_eq!(status, StatusCode::OK);
+        let window = format!("group_by=campaign&since={today}&until={today}");
+        let by_campaign = report(&app, &window).await;
+        assert_eq!(
+            conversations_of(&by_campaign),
+            [
+                [json!("Spring Sale"), json!("USD"), json!(3), json!("33.33")],
+                [json!("Unlisted"), json!("USD"), json!(0), Value::Null],
+            ],
+            "two widget visits and one through WhatsApp; 100.00 / 3 to the cent"
+        );
+        let only_here = report(&app, &format!("{window}&instance_id={INSTANCE}")).await;
+        assert_eq!(only_here["rows"], by_campaign["rows"]);
+        // A flood of distinct campaigns from whoever holds the publishable key: stored on the
+        // visits, never a counter, so the report (every counted campaign has a row) is as it was.
+        // DynamoDB Local takes about 25 ms a visit, so it gets a tenth of the flood.
+        let visits = match backend {
+            Backend::Embedded => 10_000,
+            Backend::Dynamo => 1_000,
+        };
+        let flood = futures::stream::iter(0..visits)
+            .map(|n| {
+                let app = app.clone();
+                async move {
+                    let body = visit(&format!("flood-{n}"), &format!("campaign-{n}"));
+                    widget_post(&app, "/webhooks/widget", Some(SHOP), key, body)
+                        .await
+                        .0
+                }
+            })
+            .buffer_unordered(16)
+            .filter(|status| std::future::ready(*status != StatusCode::OK))
+            .count()
+            .await;
+        assert_eq!(flood, 0, "every flood visit was answered 200");
+        assert_eq!(report(&app, &window).await["rows"], by_campaign["rows"]);
+        let (_, stats) = call(
+            &app,
+            admin_get(&format!("/instances/{INSTANCE}/stats?days=1")),
+        )
+        .await;
+        assert_eq!(stats["new_contacts"], visits + 5, "{stats}");
+    }
+
+    on_every_store!(listed_campaigns_count_and_others_do_not);
+}
+
+mod web_campaign_list {
+    use super::*;
+
+    async fn a_bad_campaigns_list_is_refused_by_name_and_changes_nothing(backend: Backend) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let app = engine_app(&stores).app;
+        let path = "/instances/106540352242922/widget";
+        let too_many: Vec<String> = (0..=100).map(|n| format!("c{n}")).collect();
+        for (campaigns, field) in [
+            (json!(too_many), "campaigns"),
+            (json!("Spring Sale"), "campaigns"),
+            (json!(["ok", 7]), "campaigns"),
+            (json!(["ok", "  "]), "campaigns[1]"),
+            (json!(["x".repeat(101)]), "campaigns[0]"),
+        ] {
+            let body = json!({"allowed_origins": ["https://shop.example"], "campaigns": campaigns});
+            let (status, answer) = call(&app, admin_request("POST", path, Some(body))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            assert_eq!(answer["error"]["field"], field, "{answer}");
+        }
+        let (status, _) = call(&app, admin_get(path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+        let most: Vec<String> = (0..100)
+            .map(|n| format!("{n:03}{}", "x".repeat(97)))
+            .collect();
+        let body = json!({"allowed_origins": ["https://shop.example"], "campaigns": most});
+        let (status, answer) = call(&app, admin_request("POST", path, Some(body))).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["campaigns"], json!(most));
+    }
+
+    async fn the_campaigns_are_replaced_and_the_key_kept(backend: Backend) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let app = engine_app(&stores).app;
+        let path = "/instances/106540352242922/widget";
+        let campaigns = format!("{path}/campaigns");
+        let (status, answer) = call(
+            &app,
+            admin_request("PUT", &campaigns, Some(json!({"campaigns": ["a"]}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        let body = json!({"allowed_origins": ["https://shop.example"], "campaigns": ["a"]});
+        let (_, created) = call(&app, admin_request("POST", path, Some(body))).await;
+        for (body, field) in [
+            (json!({}), "campaigns"),
+            (json!({"campaigns": ["ok", "  "]}), "campaigns[1]"),
+            (
+                json!({"campaigns": ["ok"], "allowed_origins": []}),
+                "allowed_origins",
+            ),
+        ] {
+            let (status, answer) = call(&app, admin_request("PUT", &campaigns, Some(body))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            assert_eq!(answer["error"]["field"], field, "{answer}");
+        }
+        let (_, shown) = call(&app, admin_get(path)).await;
+        assert_eq!(shown, created, "refused edits changed nothing");
+        let body = json!({"campaigns": [" Spring Sale ", "b2b"]});
+        let (status, edited) = call(&app, admin_request("PUT", &campaigns, Some(body))).await;
+        assert_eq!(status, StatusCode::OK, "{edited}");
+        assert_eq!(edited["campaigns"], json!(["Spring Sale", "b2b"]));
+        assert_eq!(
+            edited["widget_key"], created["widget_key"],
+            "the snippet keeps working"
+        );
+        assert_eq!(edited["allowed_origins"], created["allowed_origins"]);
+        let (_, shown) = call(&app, admin_get(path)).await;
+        assert_eq!(shown, edited);
+    }
+
+    on_every_store!(
+        a_bad_campaigns_list_is_refused_by_name_and_changes_nothing,
+        the_campaigns_are_replaced_and_the_key_kept,
+    );
+}

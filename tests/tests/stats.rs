@@ -100,7 +100,7 @@ async fn stats_add_up_over_a_scripted_mix_of_contacts(backend: Backend) {
     assert_eq!(week["click_to_chat_contacts"], 5);
     assert_eq!(
         week["by_kind"],
-        json!({"meta_ad": 2, "meta_post": 1, "shortlink": 0, "rule": 3, "web": 0})
+        json!({"meta_ad": 2, "meta_post": 1, "shortlink": 0, "product": 0, "rule": 3, "web": 0})
     );
     assert_eq!(
         week["by_platform"],

@@ -12,6 +12,7 @@ on_every_store!(
     loading_the_widget_of_an_instance_without_one_answers_none,
     a_second_save_replaces_the_widget_entirely,
     widgets_are_per_instance,
+    a_replace_lands_only_while_the_key_it_names_is_current,
     a_created_ref_code_loads_back_field_for_field,
     loading_an_unknown_ref_code_answers_none,
     an_expired_ref_code_still_loads_as_stored,
@@ -38,6 +39,7 @@ fn widget(instance_id: &str, key: &str, origins: &[&str]) -> WidgetConfig {
         instance_id: instance(instance_id),
         widget_key: key.to_owned(),
         allowed_origins: origins.iter().map(|origin| (*origin).to_owned()).collect(),
+        campaigns: Vec::new(),
         updated_at: ts("2026-03-01T10:00:00.123Z"),
     }
 }
@@ -52,6 +54,7 @@ fn bare_visit() -> WebVisit {
         referrer: None,
         via: None,
         ref_code: None,
+        counted_campaign: None,
         captured_at: ts("2026-03-01T10:00:00.000Z"),
     }
 }
@@ -76,6 +79,7 @@ fn full_visit() -> WebVisit {
         referrer: Some("https://www.google.com/".to_owned()),
         via: Some("wa.me".to_owned()),
         ref_code: Some("ABCDEFGH".to_owned()),
+        counted_campaign: Some("spring sale ü".to_owned()),
         captured_at: ts("2026-03-01T10:00:00.456Z"),
     }
 }
@@ -102,6 +106,9 @@ async fn a_saved_widget_loads_back_field_for_field(backend: Backend) {
     origins.insert(1, "http://localhost:3000".to_owned());
     let config = WidgetConfig {
         allowed_origins: origins,
+        campaigns: (0..shared::web::MAX_CAMPAIGNS)
+            .map(|n| format!("{n:03}{}", "é".repeat(shared::web::MAX_CAMPAIGN_CHARS - 3)))
+            .collect(),
         ..widget("1", "wk_0123456789abcdef", &[])
     };
     store.save_widget(&config).await.unwrap();
@@ -150,6 +157,38 @@ async fn a_second_save_replaces_the_widget_entirely(backend: Backend) {
     );
     // Saving the same configuration again changes nothing.
     store.save_widget(&rotated).await.unwrap();
+    assert_eq!(
+        store.load_widget(&instance("1")).await.unwrap(),
+        Some(rotated)
+    );
+}
+
+async fn a_replace_lands_only_while_the_key_it_names_is_current(backend: Backend) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let edited = WidgetConfig {
+        campaigns: vec!["Spring Sale".into()],
+        ..widget("1", "wk_first", &["https://a.example"])
+    };
+    assert!(
+        !store.replace_widget(&edited, "wk_first").await.unwrap(),
+        "no widget yet: nothing to replace"
+    );
+    assert_eq!(store.load_widget(&instance("1")).await.unwrap(), None);
+    store
+        .save_widget(&widget("1", "wk_first", &["https://a.example"]))
+        .await
+        .unwrap();
+    assert!(store.replace_widget(&edited, "wk_first").await.unwrap());
+    assert_eq!(
+        store.load_widget(&instance("1")).await.unwrap(),
+        Some(edited.clone())
+    );
+    // A rotation lands first: the edit made from the old key must not bring that key back.
+    let rotated = widget("1", "wk_second", &["https://a.example"]);
+    store.save_widget(&rotated).await.unwrap();
+    assert!(!store.replace_widget(&edited, "wk_first").await.unwrap());
     assert_eq!(
         store.load_widget(&instance("1")).await.unwrap(),
         Some(rotated)

@@ -6,13 +6,17 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use shared::contact::Contact;
 use shared::contact::listing::{self, CursorCodec, ListingQuery, PageFailure};
 use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
-use shared::http::{ApiError, Missing, Path, Query, admin_routes, contact_view, contacts_csv};
+use shared::events::custom;
+use shared::goals::store::GoalStore;
+use shared::http::{
+    ApiError, Body, Missing, Path, Query, admin_routes, contact_view, contacts_csv,
+};
 use shared::ids::{ContactId, InstanceId};
 use shared::secret::AdminKeys;
 use shared::spend::store::SpendStore;
@@ -32,6 +36,8 @@ pub struct ContactsState {
     erasure: Arc<dyn ErasureStore>,
     /// Names the ads contacts were acquired by (one lookup a page).
     spend: Arc<dyn SpendStore>,
+    /// The goals the business's events move.
+    goals: Arc<dyn GoalStore>,
 }
 
 impl ContactsState {
@@ -41,6 +47,7 @@ impl ContactsState {
         contacts: Arc<dyn ContactStore>,
         erasure: Arc<dyn ErasureStore>,
         spend: Arc<dyn SpendStore>,
+        goals: Arc<dyn GoalStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             cursors: CursorCodec::new(admin_keys.admin.clone()),
@@ -48,6 +55,7 @@ impl ContactsState {
             contacts,
             erasure,
             spend,
+            goals,
         })
     }
 }
@@ -64,6 +72,10 @@ pub fn router(state: Arc<ContactsState>) -> Router {
         .route(
             "/instances/{instance_id}/contacts/{contact_id}",
             get(get_contact).delete(erasure::erase_contact),
+        )
+        .route(
+            "/instances/{instance_id}/contacts/{contact_id}/events",
+            post(record_events),
         );
     admin_routes(routes, state.admin_keys.clone()).with_state(state)
 }
@@ -84,6 +96,29 @@ async fn get_contact(
             .await?
             .remove(0),
     ))
+}
+
+/// Events from the business's own systems, recorded on the contact all together or not at
+/// all; each says whether it was new.
+async fn record_events(
+    State(state): State<Arc<ContactsState>>,
+    Path((instance_id, contact_id)): Path<(InstanceId, ContactId)>,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let events = custom::parse(&body, Timestamp::now())?;
+    let results = custom::record(
+        state.contacts.as_ref(),
+        state.goals.as_ref(),
+        &instance_id,
+        &contact_id,
+        &events,
+    )
+    .await?;
+    let created = results
+        .iter()
+        .filter(|result| result.status == shared::events::Recorded::Created)
+        .count();
+    Ok(Json(json!({ "events": results, "created": created })))
 }
 
 /// The contacts as the API shows them, with their ads' names: one lookup for all of them.
@@ -129,5 +164,10 @@ async fn export_contacts(
     Path(instance_id): Path<InstanceId>,
     Query(query): Query<ListingQuery>,
 ) -> Result<Response, ApiError> {
-    Ok(contacts_csv(state.contacts.clone(), instance_id, &query)?)
+    Ok(contacts_csv(
+        state.contacts.clone(),
+        state.spend.clone(),
+        instance_id,
+        &query,
+    )?)
 }

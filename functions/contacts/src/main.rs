@@ -17,11 +17,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let secrets = start
         .secrets_while(&SecretName::ADMIN, contacts.warm_up())
         .await?;
+    let contacts = Arc::new(contacts);
     let state = contacts::ContactsState::new(
         &secrets.admin_keys,
-        Arc::new(contacts),
+        contacts.clone(),
         Arc::new(erasure),
         Arc::new(spend),
+        contacts,
     );
     lambda_http::run(shared::http::serve_json_errors(contacts::router(state))).await
 }

@@ -142,6 +142,7 @@ async fn page(
         contacts: state.contacts.as_ref(),
         instances: state.instances.as_ref(),
         revenue: state.revenue.as_ref(),
+        goals: state.goals.as_ref(),
     };
     let report = report::load(&sources, &request).await?;
     let by_day = if request.group_by == AdsGrouping::Day {

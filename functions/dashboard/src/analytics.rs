@@ -23,21 +23,23 @@ const COLUMN_SPAN: u64 = 140;
 const COLUMN_WIDTH: u32 = 10;
 
 /// Each acquisition kind as (label, CSS class suffix), in the order the charts stack them.
-const KINDS: [(&str, &str); 6] = [
+const KINDS: [(&str, &str); 7] = [
     ("Meta ads", "meta_ad"),
     ("Meta posts", "meta_post"),
     ("Short links", "shortlink"),
+    ("Products", "product"),
     ("Rules", "rule"),
     ("Web", "web"),
     ("Unattributed", "unmatched"),
 ];
 
 /// A kind's count, in [`KINDS`]'s order.
-fn kind_counts(by_kind: &ByKind, unmatched: u64) -> [u64; 6] {
+fn kind_counts(by_kind: &ByKind, unmatched: u64) -> [u64; 7] {
     [
         by_kind.meta_ad,
         by_kind.meta_post,
         by_kind.shortlink,
+        by_kind.product,
         by_kind.rule,
         by_kind.web,
         unmatched,
@@ -124,7 +126,7 @@ pub struct Segment {
 pub struct Column {
     pub day: String,
     pub x: u32,
-    pub counts: [u64; 6],
+    pub counts: [u64; 7],
     pub segments: Vec<Segment>,
 }
 
@@ -136,7 +138,7 @@ pub struct DayChart {
 
 impl DayChart {
     fn new(days: &[DayFigures]) -> Self {
-        let counts: Vec<[u64; 6]> = days
+        let counts: Vec<[u64; 7]> = days
             .iter()
             .map(|day| kind_counts(&day.by_kind, day.unmatched))
             .collect();
@@ -195,7 +197,7 @@ pub struct AnalyticsPage {
     pub platforms: BarChart,
     pub kinds: BarChart,
     pub per_day: DayChart,
-    pub kind_labels: [(&'static str, &'static str); 6],
+    pub kind_labels: [(&'static str, &'static str); 7],
     /// The platform colours' stylesheet (see [`platform_css`]).
     pub platform_stylesheet: String,
 }

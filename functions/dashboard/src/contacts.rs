@@ -201,7 +201,7 @@ pub struct ContactsPage {
     pub instance_id: String,
     pub instance_path: String,
     pub filters: Filters,
-    pub kinds: [&'static str; 5],
+    pub kinds: [&'static str; 6],
     /// The platform filter's choices: every platform with a colour, then `other`.
     pub platforms: Vec<&'static str>,
     pub rows: Vec<ContactRow>,
@@ -216,6 +216,29 @@ pub struct TouchRow {
     pub captured_at: String,
 }
 
+/// One event of the contact's journey as the panel shows it.
+pub struct EventRow {
+    pub name: String,
+    pub occurred_at: String,
+    /// Its value and properties, as the contact API shows them.
+    pub details: String,
+}
+
+impl EventRow {
+    fn of(event: &shared::events::ContactEvent) -> Self {
+        let value = match (&event.value, &event.currency) {
+            (Some(value), Some(currency)) => format!("{value} {currency} "),
+            _ => String::new(),
+        };
+        let properties = serde_json::to_string(&event.properties).unwrap_or_default();
+        Self {
+            name: event.name.clone(),
+            occurred_at: event.occurred_at.to_string(),
+            details: format!("{value}{properties}"),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "contact.html")]
 pub struct ContactPanel {
@@ -224,8 +247,14 @@ pub struct ContactPanel {
     pub instance_path: String,
     pub contact: ContactRow,
     pub message_count: u64,
+    /// `ads`, `organic` or `proactive`, as the contact API shows it.
+    pub conversation_source: &'static str,
+    /// The business's first message's origin, for a contact the business wrote to first.
+    pub business_first: Option<String>,
     pub last_seen_at: String,
     pub touches: Vec<TouchRow>,
+    /// The journey's events, newest first.
+    pub events: Vec<EventRow>,
     pub linked_ids: Vec<String>,
     pub sends: usize,
     pub clicks: usize,
@@ -285,7 +314,7 @@ pub async fn contacts_page(
         csv_url: format!("{path}/contacts.csv?{filter_query}"),
         instance_path: path,
         filters,
-        kinds: ["meta_ad", "meta_post", "shortlink", "rule", "web"],
+        kinds: shared::contact::listing::ACQUISITION_KINDS,
         platforms: PLATFORMS.iter().copied().chain(["other"]).collect(),
         next_url,
     };
@@ -303,7 +332,13 @@ pub async fn contacts_csv(
     let query = Filters::of(&query_form(query))
         .listing_query()
         .map_err(bad_field)?;
-    shared::http::contacts_csv(state.contacts.clone(), instance_id, &query).map_err(bad_field)
+    shared::http::contacts_csv(
+        state.contacts.clone(),
+        state.spend.clone(),
+        instance_id,
+        &query,
+    )
+    .map_err(bad_field)
 }
 
 /// One contact: acquisition, touches, first message and linked ids, as `GET …/contacts/{id}`
@@ -355,8 +390,13 @@ pub async fn contact_panel(
         instance_path: instance_path(&instance_id),
         contact: ContactRow::of(&instance_id, &contact),
         message_count: contact.message_count,
+        conversation_source: contact.conversation_source().as_str(),
+        business_first: contact
+            .business_first
+            .map(|first| format!("{} ({})", first.at, first.origin.as_str())),
         last_seen_at: contact.last_seen_at.to_string(),
         touches,
+        events: contact.events.kept.iter().rev().map(EventRow::of).collect(),
         linked_ids: contact
             .linked_ids
             .iter()

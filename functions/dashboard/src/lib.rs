@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use pages::{AttributionPage, Chrome, EditPage, ErrorPage, Form, LoginPage, RuleForm};
 use shared::contact::store::ContactStore;
 use shared::fields::FieldError;
+use shared::goals::store::GoalStore;
 use shared::ids::InstanceId;
 use shared::instances::{InstanceStore, MAX_LISTED};
 use shared::matching::backfill::JobStore;
@@ -66,6 +67,8 @@ pub struct DashboardState {
     instances: Arc<dyn InstanceStore>,
     /// Spend rows and ad names: the Ads page and its import form.
     spend: Arc<dyn SpendStore>,
+    /// The instances' goals: the Ads page's qualified leads.
+    goals: Arc<dyn GoalStore>,
 }
 
 impl DashboardState {
@@ -81,6 +84,7 @@ impl DashboardState {
         queue: Arc<dyn JobQueue>,
         instances: Arc<dyn InstanceStore>,
         spend: Arc<dyn SpendStore>,
+        goals: Arc<dyn GoalStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             keys: keys.clone(),
@@ -91,6 +95,7 @@ impl DashboardState {
             queue,
             instances,
             spend,
+            goals,
         })
     }
 }

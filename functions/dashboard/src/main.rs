@@ -27,8 +27,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         revenue,
         jobs,
         queue,
-        store,
+        store.clone(),
         Arc::new(DynamoSpendStore::from_env(&start.dynamo)?),
+        store,
     );
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
 }

@@ -7,10 +7,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
+use shared::goals::store::GoalStore;
 use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
 use shared::ids::{InstanceId, JobId};
 use shared::matching::backfill::{self, JobStore};
@@ -24,6 +25,7 @@ use shared::time::Timestamp;
 use shared::web::store::WidgetStore;
 use std::sync::Arc;
 
+mod goals;
 mod widget_settings;
 
 /// What the rules function's handlers share, built once per process.
@@ -37,6 +39,8 @@ pub struct RulesState {
     queue: Arc<dyn JobQueue>,
     /// Each instance's widget key and origin allow-list.
     widgets: Arc<dyn WidgetStore>,
+    /// Each instance's goals.
+    goals: Arc<dyn GoalStore>,
 }
 
 impl RulesState {
@@ -48,6 +52,7 @@ impl RulesState {
         jobs: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
         widgets: Arc<dyn WidgetStore>,
+        goals: Arc<dyn GoalStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             admin_keys: Arc::new(admin_keys.clone()),
@@ -56,6 +61,7 @@ impl RulesState {
             jobs,
             queue,
             widgets,
+            goals,
         })
     }
 }
@@ -79,8 +85,28 @@ pub fn router(state: Arc<RulesState>) -> Router {
             post(widget_settings::configure).get(widget_settings::show),
         )
         .route(
+            "/instances/{instance_id}/widget/campaigns",
+            put(widget_settings::set_campaigns),
+        )
+        .route(
             "/instances/{instance_id}/rules/{rule_id}",
             get(get_rule).put(replace_rule).delete(delete_rule),
+        )
+        .route(
+            "/instances/{instance_id}/goals",
+            post(goals::create).get(goals::list),
+        )
+        .route(
+            "/instances/{instance_id}/goals/{goal_id}",
+            get(goals::get).put(goals::replace).delete(goals::delete),
+        )
+        .route(
+            "/instances/{instance_id}/goals/{goal_id}/stats",
+            get(goals::goal_stats),
+        )
+        .route(
+            "/instances/{instance_id}/goals/{goal_id}/backfill",
+            post(goals::backfill),
         );
     admin_routes(routes, state.admin_keys.clone()).with_state(state)
 }

@@ -17,7 +17,15 @@ async fn main() -> Result<(), lambda_http::Error> {
     let secrets = start
         .secrets_while(&SecretName::ADMIN, store.warm_up())
         .await?;
-    let (rules, contacts, jobs) = (store.clone(), store.clone(), store);
-    let state = rules::RulesState::new(&secrets.admin_keys, rules, contacts, jobs, queue, widgets);
+    let (rules, contacts, jobs, goals) = (store.clone(), store.clone(), store.clone(), store);
+    let state = rules::RulesState::new(
+        &secrets.admin_keys,
+        rules,
+        contacts,
+        jobs,
+        queue,
+        widgets,
+        goals,
+    );
     lambda_http::run(shared::http::serve_json_errors(rules::router(state))).await
 }

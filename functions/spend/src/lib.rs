@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::contact::store::ContactStore;
 use shared::fields::FieldError;
+use shared::goals::store::GoalStore;
 use shared::http::{ApiError, Body, Query, admin_routes};
 use shared::instances::InstanceStore;
 use shared::revenue::store::RevenueStore;
@@ -37,6 +38,8 @@ pub struct SpendStores {
     pub instances: Arc<dyn InstanceStore>,
     /// The revenue counters.
     pub revenue: Arc<dyn RevenueStore>,
+    /// The instances' goals: whose counters are the qualified leads.
+    pub goals: Arc<dyn GoalStore>,
 }
 
 impl SpendStores {
@@ -47,6 +50,7 @@ impl SpendStores {
             contacts: self.contacts.as_ref(),
             instances: self.instances.as_ref(),
             revenue: self.revenue.as_ref(),
+            goals: self.goals.as_ref(),
         }
     }
 }

@@ -24,8 +24,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let stores = spend::SpendStores {
         spend: Arc::new(spend),
         contacts: contacts.clone(),
-        instances: contacts,
+        instances: contacts.clone(),
         revenue: Arc::new(revenue),
+        goals: contacts,
     };
     let state = spend::SpendState::new(&secrets.admin_keys, stores, meta);
     lambda_http::run(shared::http::serve_json_errors(spend::router(state))).await

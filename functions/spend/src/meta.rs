@@ -63,9 +63,16 @@ impl Http {
     fn new() -> Self {
         #[cfg(feature = "tls")]
         {
-            if let Ok(builder) = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-                let connector = builder.https_or_http().enable_http1().build();
-                return Self::Tls(Client::builder(TokioExecutor::new()).build(connector));
+            // The system's roots, or only those of `SSL_CERT_FILE` / `SSL_CERT_DIR` when set
+            // (rustls-native-certs): how a test or a proxy's CA is trusted.
+            match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+                Ok(builder) => {
+                    let connector = builder.https_or_http().enable_http1().build();
+                    return Self::Tls(Client::builder(TokioExecutor::new()).build(connector));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "no TLS roots: https Graph URLs are unreachable")
+                }
             }
         }
         Self::Plain(Client::builder(TokioExecutor::new()).build_http())

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use shared::config::Secrets;
 use shared::contact::Acquisition;
 use shared::contact::store::ContactStore;
+use shared::goals::cache::GoalsCache;
+use shared::goals::store::GoalStore;
 use shared::http::{ApiError, Body, Query, body_limit};
 use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta;
@@ -25,19 +27,25 @@ pub struct WebhookState {
     verify_token: Secret,
     ingestor: Ingestor,
     match_queue: Arc<dyn JobQueue>,
+    /// The recipients whose statuses this container knows to change nothing.
+    known: shared::sources::Known,
 }
 
 impl WebhookState {
+    /// The state over these stores; the instances' goals are read through a per-container
+    /// cache, so a delivery does not pay a goals read.
     pub fn new(
         secrets: &Secrets,
         store: Arc<dyn ContactStore>,
         match_queue: Arc<dyn JobQueue>,
+        goals: Arc<dyn GoalStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             app_secret: secrets.meta_app_secret.clone(),
             verify_token: secrets.meta_verify_token.clone(),
-            ingestor: Ingestor::new(store),
+            ingestor: Ingestor::new(store).with_goals(Arc::new(GoalsCache::new(goals))),
             match_queue,
+            known: Default::default(),
         })
     }
 }
@@ -127,6 +135,7 @@ async fn receive_delivery(
     // already applied are then recognised as duplicates.
     for event in &delivery.events {
         let outcome = state.ingestor.ingest(event, now).await?;
+        sources_after(&state, event, &outcome).await?;
         // Answering 200 needs the job queued too: a failure here answers 5xx and Meta's retry
         // queues it (a duplicate still asks for its job).
         if let Some(job) = outcome.match_job(event) {
@@ -150,5 +159,36 @@ async fn receive_delivery(
             }
         }
     }
+    for status in &delivery.outbound {
+        shared::sources::record_status(state.ingestor.store().as_ref(), &state.known, status)
+            .await?;
+    }
     Ok(Json(report))
+}
+
+/// After a WhatsApp contact's first message (applied now, or before and retried): the
+/// business's start recorded before the contact existed goes on it, then the container knows
+/// that no status after the contact's first event can change it.
+async fn sources_after(
+    state: &WebhookState,
+    event: &shared::ingest::InboundEvent,
+    outcome: &IngestOutcome,
+) -> Result<(), ApiError> {
+    let Some(contact) = outcome.contact() else {
+        return Ok(());
+    };
+    let first = contact.first_message.as_ref().map(|first| &first.id);
+    let is_first = event.message.as_ref().map(|message| &message.id) == first;
+    if event.channel == shared::contact::Channel::Whatsapp
+        && is_first
+        && contact.business_first.is_none()
+    {
+        shared::sources::after_commit(state.ingestor.store().as_ref(), contact).await?;
+    }
+    for identifier in contact.identifiers() {
+        state
+            .known
+            .remember(&contact.instance_id, identifier, contact.first_seen_at);
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let queue = SqsQueue::from_env(&start.aws)?;
     let needed = [SecretName::MetaAppSecret, SecretName::MetaVerifyToken];
     let secrets = start.secrets_while(&needed, store.warm_up()).await?;
-    let state = webhook::WebhookState::new(&secrets, Arc::new(store), Arc::new(queue));
+    let store = Arc::new(store);
+    let state = webhook::WebhookState::new(&secrets, store.clone(), Arc::new(queue), store);
     lambda_http::run(shared::http::serve_json_errors(webhook::router(state))).await
 }

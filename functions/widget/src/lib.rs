@@ -230,6 +230,8 @@ async fn admit(
         let page_url = required_string(&object, "page_url")?;
         let referrer = optional_string(&object, "referrer")?;
         let visit = WebVisit::from_page(&page_url, referrer.as_deref(), Timestamp::now())?;
+        // Marked here, where the widget's config is already read: no extra store read.
+        let visit = config.mark_counted(visit);
         Ok((visitor_id, contact_id, visit))
     };
     let call = read().map_err(ApiError::from);
@@ -305,6 +307,7 @@ async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, Ap
             kind: "text".to_owned(),
             text: Some(text),
             timestamp: now,
+            details: None,
         }),
         referral: Some(Referral::Web(call.visit)),
         identity: Default::default(),

@@ -107,7 +107,7 @@ pub async fn fill(
         .admin(
             Method::POST,
             &format!("/instances/{WHATSAPP}/widget"),
-            json!({"allowed_origins": [week::SHOP]}),
+            json!({"allowed_origins": [week::SHOP], "campaigns": week.widget_campaigns}),
         )
         .await?;
     let widget_key = widget["widget_key"]
@@ -184,6 +184,7 @@ pub async fn fill(
     client.settled(WHATSAPP).await?;
 
     client.revenue(&week).await?;
+    client.spend(&week).await?;
     Ok(Filled {
         instances: vec![WHATSAPP, PAGE, INSTAGRAM],
         backfill_job_id: job_id.to_owned(),
@@ -380,6 +381,34 @@ impl<'a> Client<'a> {
             }
         }
         Err(DemoError("the backfill did not finish".into()))
+    }
+
+    /// The week's spend rows (`POST /spend`), each day's dated back from today.
+    async fn spend(&self, week: &week::Week) -> Result<(), DemoError> {
+        let today = self.now.date_naive();
+        let rows: Vec<Value> = week
+            .spend
+            .iter()
+            .flat_map(|line| {
+                let last = line.daily.len() as u64;
+                line.daily
+                    .iter()
+                    .zip(1..)
+                    .map(move |((spend, impressions, clicks), n)| {
+                        let date = today - chrono::Days::new(last - n);
+                        json!({
+                            "date": date.format("%Y-%m-%d").to_string(),
+                            "platform": line.platform, "campaign": line.campaign,
+                            "ad_set": line.ad_set, "ad_id": line.ad_id, "ad_name": line.ad_name,
+                            "spend": spend, "currency": line.currency,
+                            "impressions": impressions, "clicks": clicks,
+                        })
+                    })
+            })
+            .collect();
+        self.admin(Method::POST, "/spend", Value::Array(rows))
+            .await?;
+        Ok(())
     }
 
     /// Offers, sends with tracked links, clicks on them, postbacks: attributed ones, one

@@ -7,6 +7,7 @@ use axum::routing::get;
 use shared::config::Secrets;
 use shared::contact::store::ContactStore;
 use shared::erasure::ErasureStore;
+use shared::goals::store::GoalStore;
 use shared::instances::InstanceStore;
 use shared::matching::QueueWorker;
 use shared::matching::backfill::JobStore;
@@ -30,6 +31,7 @@ pub struct Stores {
     pub erasure: Arc<dyn ErasureStore>,
     pub instances: Arc<dyn InstanceStore>,
     pub spend: Arc<dyn SpendStore>,
+    pub goals: Arc<dyn GoalStore>,
 }
 
 impl Stores {
@@ -41,7 +43,8 @@ impl Stores {
             + WidgetStore
             + ErasureStore
             + InstanceStore
-            + SpendStore,
+            + SpendStore
+            + GoalStore,
     >(
         store: S,
     ) -> Self {
@@ -54,7 +57,8 @@ impl Stores {
             widgets: store.clone(),
             erasure: store.clone(),
             instances: store.clone(),
-            spend: store,
+            spend: store.clone(),
+            goals: store,
         }
     }
 }
@@ -67,6 +71,7 @@ impl Stores {
             contacts: self.contacts.clone(),
             instances: self.instances.clone(),
             revenue: self.revenue.clone(),
+            goals: self.goals.clone(),
         }
     }
 }
@@ -113,6 +118,7 @@ pub fn engine_with_matcher(
         secrets,
         stores.contacts.clone(),
         match_queue.clone(),
+        stores.goals.clone(),
     ));
     let widget = widget::router(widget::WidgetState::new(
         stores.contacts.clone(),
@@ -134,12 +140,14 @@ pub fn engine_with_matcher(
         stores.jobs.clone(),
         match_queue.clone(),
         stores.widgets.clone(),
+        stores.goals.clone(),
     ));
     let contacts = contacts::router(contacts::ContactsState::new(
         &secrets.admin_keys,
         stores.contacts.clone(),
         stores.erasure.clone(),
         stores.spend.clone(),
+        stores.goals.clone(),
     ));
     let revenue = revenue::router(revenue::RevenueState::new(
         secrets,
@@ -161,6 +169,7 @@ pub fn engine_with_matcher(
         match_queue.clone(),
         stores.instances.clone(),
         stores.spend.clone(),
+        stores.goals.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(

@@ -78,7 +78,7 @@ await inBrowser("contacts", "contacts", async ({ page, shot }) => {
   });
   assert.equal(csv, await exported.text());
   const rows = parseCsv(csv);
-  assert.deepEqual(rows[0], ["contact_id", "channel", "first_seen_at", "referral_source", "referral_id", "platform", "campaign", "ad", "first_message"]);
+  assert.deepEqual(rows[0], ["contact_id", "channel", "first_seen_at", "referral_source", "referral_id", "platform", "campaign", "ad", "first_message", "ad_name", "ad_set_name", "campaign_name"]);
   assert.equal(rows.length, 2);
   assert.deepEqual(rows[1].slice(3, 7), ["rule", created.body.id, "tiktok", "spring"]);
   assert.equal(rows[1][8], "'=saw it on tiktok");

@@ -21,6 +21,9 @@ const PAGES = [
   ["contact-panel", `/app/instances/${INSTANCE}/contacts/${CONTACT}`, "New sneakers drop"],
   ["revenue", "/app/revenue?group_by=offer", "aurora-runner"],
 ];
+// The demo's week of spend (a campaign only its spend rows name) against its conversations.
+const WEEK_AGO = new Date(Date.now() - 6 * 86400000).toISOString().slice(0, 10);
+const ADS = [`/app/ads?group_by=campaign&since=${WEEK_AGO}`, "spring-collection"];
 
 mkdirSync(OUT, { recursive: true });
 await inBrowser("dashboard screenshots", "screenshots", async ({ page }) => {
@@ -40,6 +43,12 @@ await inBrowser("dashboard screenshots", "screenshots", async ({ page }) => {
     assert.ok((await page.textContent("body")).includes(shown), `${path} shows ${shown}`);
     await save(name);
   }
+  // The Ads page whole: its charts, then the table and the import form below them.
+  const ads = await page.goto(BASE + ADS[0]);
+  assert.equal(ads.status(), 200, ADS[0]);
+  assert.ok((await page.textContent("body")).includes(ADS[1]), `${ADS[0]} shows ${ADS[1]}`);
+  await page.screenshot({ path: `${OUT}/ads.png`, fullPage: true });
+  console.log(`saved ${OUT}/ads.png`);
   // A backfill previewed, then run to done (the demo's own run left nothing to attribute).
   await page.goto(`${BASE}/app/instances/${INSTANCE}/attribution`);
   await page.click("button:has-text(\"Preview\")");

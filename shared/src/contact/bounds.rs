@@ -43,6 +43,7 @@ fn cap_referral(referral: &mut MetaReferral) {
         &mut referral.media_type,
         &mut referral.post_id,
         &mut referral.product_id,
+        &mut referral.catalog_id,
         &mut referral.ref_param,
         &mut referral.source,
         &mut referral.message_id,
@@ -65,6 +66,7 @@ pub fn bounded(event: &InboundEvent) -> InboundEvent {
             Referral::MetaAd(referral)
             | Referral::MetaPost(referral)
             | Referral::Shortlink(referral)
+            | Referral::Product(referral)
             | Referral::Other(referral),
         ) => cap_referral(referral),
         Some(Referral::Web(_)) | None => {}
@@ -100,6 +102,7 @@ mod tests {
                 kind: "text".into(),
                 text: Some(long.clone()),
                 timestamp: at,
+                details: None,
             }),
             referral: Some(Referral::MetaAd(referral)),
             identity: Default::default(),

@@ -22,6 +22,11 @@ pub fn platform_counter(platform: &'static str) -> String {
     format!("platform:{platform}")
 }
 
+/// Counter name of a conversation source (`source:ads`, `source:organic`, `source:proactive`).
+pub fn source_counter(source: crate::sources::ConversationSource) -> String {
+    format!("source:{}", source.as_str())
+}
+
 /// Counter name of the rule that attributed a contact.
 pub fn rule_counter(rule_id: &crate::rules::RuleId) -> String {
     format!("rule:{}", rule_id.as_str())
@@ -45,9 +50,10 @@ fn countable_ad_id(ad_id: &str) -> bool {
 }
 
 /// The campaign and ad counters of an acquisition (the ads report's conversations): a Meta
-/// ad's id, a rule's campaign and ad. Web visits' `utm_campaign` is not counted: anyone holding
-/// a widget's publishable key can send any value, and a counter set must not grow with what an
-/// outsider sends.
+/// ad's id, a rule's campaign and ad, a web visit's `counted_campaign`. A visit's raw
+/// `utm_campaign` is never counted: anyone holding a widget's publishable key can send any
+/// value, and a counter set must not grow with what an outsider sends; the mark is set only for
+/// a campaign on the widget's admin-made list.
 fn campaign_and_ad(acquisition: &crate::contact::Acquisition) -> Vec<String> {
     match acquisition {
         crate::contact::Acquisition::MetaAd(referral) => referral
@@ -62,6 +68,12 @@ fn campaign_and_ad(acquisition: &crate::contact::Acquisition) -> Vec<String> {
             let ad = rule.ad.as_deref().map(ad_counter);
             campaign.into_iter().chain(ad).collect()
         }
+        crate::contact::Acquisition::Web(visit) => visit
+            .counted_campaign
+            .as_deref()
+            .map(campaign_counter)
+            .into_iter()
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -83,8 +95,11 @@ pub struct CounterBump {
 /// The counters a contact stands in, on its first-seen day: one new contact, its acquisition's
 /// kind, platform and rule, or `unmatched` while the rules found nothing for it and nothing
 /// else has attributed it.
-fn counted_in(contact: &Contact) -> Vec<String> {
-    let mut names = vec![NEW_CONTACTS.to_owned()];
+pub(crate) fn counted_in(contact: &Contact) -> Vec<String> {
+    let mut names = vec![
+        NEW_CONTACTS.to_owned(),
+        source_counter(contact.conversation_source()),
+    ];
     match &contact.acquisition {
         Some(acquisition) => {
             names.push(kind_counter(acquisition.kind()));
@@ -154,6 +169,9 @@ mod tests {
             rules_checked_at: None,
             identity: Default::default(),
             linked_ids: Vec::new(),
+            events: Default::default(),
+            goals: Default::default(),
+            business_first: None,
             version: 1,
         }
     }
@@ -165,11 +183,47 @@ mod tests {
         ))
     }
 
+    /// The bumps but the conversation source's (its own test below).
     fn named(bumps: &[CounterBump]) -> Vec<(String, i64)> {
         bumps
             .iter()
+            .filter(|bump| !bump.name.starts_with("source:"))
             .map(|bump| (bump.name.clone(), bump.delta))
             .collect()
+    }
+
+    #[test]
+    fn the_conversation_source_moves_with_what_decides_it() {
+        let sources = |bumps: Vec<CounterBump>| -> Vec<(String, i64)> {
+            bumps
+                .into_iter()
+                .filter(|bump| bump.name.starts_with("source:"))
+                .map(|bump| (bump.name, bump.delta))
+                .collect()
+        };
+        let organic = contact();
+        assert_eq!(
+            sources(bumps_for(None, &organic)),
+            [("source:organic".into(), 1)]
+        );
+        let mut proactive = organic.clone();
+        proactive.business_first = Some(crate::sources::BusinessFirst {
+            at: organic.first_seen_at.plus_seconds(-60),
+            origin: crate::sources::Origin::Marketing,
+        });
+        assert_eq!(
+            sources(bumps_for(Some(&organic), &proactive)),
+            [
+                ("source:proactive".into(), 1),
+                ("source:organic".into(), -1)
+            ]
+        );
+        let mut from_an_ad = proactive.clone();
+        from_an_ad.acquisition = Some(meta_ad());
+        assert_eq!(
+            sources(bumps_for(Some(&proactive), &from_an_ad)),
+            [("source:ads".into(), 1), ("source:proactive".into(), -1)]
+        );
     }
 
     #[test]
@@ -228,9 +282,11 @@ mod tests {
             moved,
             [
                 on("2025-11-23", "new_contacts", 1),
+                on("2025-11-23", "source:ads", 1),
                 on("2025-11-23", "kind:meta_ad", 1),
                 on("2025-11-23", "platform:instagram", 1),
                 on("2025-11-24", "new_contacts", -1),
+                on("2025-11-24", "source:ads", -1),
                 on("2025-11-24", "kind:meta_ad", -1),
                 on("2025-11-24", "platform:instagram", -1),
             ]

@@ -6,13 +6,16 @@ use crate::contact::listing::{self, ContactFilter};
 use crate::contact::store::{ContactStore, ContactWindow};
 use crate::contact::{Acquisition, Contact};
 use crate::ids::InstanceId;
+use crate::spend::AdNames;
+use crate::spend::store::SpendStore;
 use crate::store::StoreError;
 use bytes::Bytes;
 use futures::Stream;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The header row, in column order.
-pub const COLUMNS: [&str; 9] = [
+/// The header row, in column order: the contact's cells ([`row`]), then its Meta ad's names.
+pub const COLUMNS: [&str; 12] = [
     "contact_id",
     "channel",
     "first_seen_at",
@@ -22,6 +25,9 @@ pub const COLUMNS: [&str; 9] = [
     "campaign",
     "ad",
     "first_message",
+    "ad_name",
+    "ad_set_name",
+    "campaign_name",
 ];
 
 /// Contacts per chunk: the first bytes leave after one store page, and memory holds one chunk.
@@ -47,21 +53,13 @@ fn referral_id(acquisition: &Acquisition) -> Option<String> {
         Acquisition::MetaAd(referral) => referral.ad_id.clone(),
         Acquisition::MetaPost(referral) => referral.post_id.clone(),
         Acquisition::Shortlink(referral) => referral.ref_param.clone(),
+        Acquisition::Product(referral) => referral.product_id.clone(),
         Acquisition::Rule(rule) => Some(rule.rule_id.to_string()),
-        Acquisition::Web(visit) => {
-            let ids = &visit.click_ids;
-            [
-                &ids.gclid,
-                &ids.gbraid,
-                &ids.wbraid,
-                &ids.fbclid,
-                &ids.ttclid,
-                &ids.msclkid,
-                &ids.li_fat_id,
-            ]
+        Acquisition::Web(visit) => visit
+            .click_ids
+            .in_order()
             .into_iter()
-            .find_map(Clone::clone)
-        }
+            .find_map(Clone::clone),
     }
 }
 
@@ -72,11 +70,13 @@ fn campaign_and_ad(acquisition: &Acquisition) -> (Option<&str>, Option<&str>) {
         Acquisition::Rule(rule) => (rule.campaign.as_deref(), rule.ad.as_deref()),
         Acquisition::Web(visit) => (visit.utm.campaign.as_deref(), visit.utm.content.as_deref()),
         Acquisition::MetaAd(referral) => (None, referral.headline.as_deref()),
-        Acquisition::MetaPost(_) | Acquisition::Shortlink(_) => (None, None),
+        Acquisition::MetaPost(_) | Acquisition::Shortlink(_) | Acquisition::Product(_) => {
+            (None, None)
+        }
     }
 }
 
-/// One contact's cells, in [`COLUMNS`] order, before the formula guard.
+/// One contact's own cells, the first nine of [`COLUMNS`], before the formula guard.
 pub fn row(contact: &Contact) -> [String; 9] {
     let acquisition = contact.acquisition.as_ref();
     let (campaign, ad) = acquisition.map(campaign_and_ad).unwrap_or_default();
@@ -115,8 +115,31 @@ fn header() -> Bytes {
     write_rows([COLUMNS.iter().map(|name| (*name).into()).collect()])
 }
 
-fn rows(contacts: &[Contact]) -> Bytes {
-    let cells: Vec<[String; 9]> = contacts.iter().map(row).collect();
+/// The names of the contact's Meta ad (ad, ad set, campaign) when a spend row named it, else
+/// empty cells.
+fn ad_name_cells(contact: &Contact, names: &BTreeMap<String, AdNames>) -> [String; 3] {
+    let named = match &contact.acquisition {
+        Some(Acquisition::MetaAd(referral)) => referral.ad_id.as_ref().and_then(|id| names.get(id)),
+        _ => None,
+    };
+    named.map_or_else(Default::default, |names| {
+        [
+            names.ad_name.clone().unwrap_or_default(),
+            names.ad_set_name.clone().unwrap_or_default(),
+            names.campaign_name.clone(),
+        ]
+    })
+}
+
+fn rows(contacts: &[Contact], names: &BTreeMap<String, AdNames>) -> Bytes {
+    let cells: Vec<Vec<String>> = contacts
+        .iter()
+        .map(|contact| {
+            let mut cells = row(contact).to_vec();
+            cells.extend(ad_name_cells(contact, names));
+            cells
+        })
+        .collect();
     write_rows(
         cells
             .iter()
@@ -133,15 +156,16 @@ enum Step {
 
 /// The instance's contacts in `window` that pass `filter`, newest first, as CSV: the header
 /// row, then one chunk per listing page of [`CHUNK`] contacts, read only when the previous
-/// one has been sent.
+/// one has been sent, with its ads' names from one lookup of the page's ad ids.
 pub fn stream(
     contacts: Arc<dyn ContactStore>,
+    spend: Arc<dyn SpendStore>,
     instance_id: InstanceId,
     window: ContactWindow,
     filter: ContactFilter,
 ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static {
     futures::stream::unfold(Step::Header, move |step| {
-        let (contacts, instance_id) = (contacts.clone(), instance_id.clone());
+        let (contacts, spend, instance_id) = (contacts.clone(), spend.clone(), instance_id.clone());
         let (window, filter) = (window.clone(), filter.clone());
         async move {
             let after = match step {
@@ -158,10 +182,16 @@ pub fn stream(
                 CHUNK,
             )
             .await;
-            Some(match page {
-                Ok(page) => {
+            let named = match page {
+                Ok(page) => crate::spend::names_for_contacts(spend.as_ref(), &page.contacts)
+                    .await
+                    .map(|names| (page, names)),
+                Err(error) => Err(error),
+            };
+            Some(match named {
+                Ok((page, names)) => {
                     let next = page.next.map_or(Step::Done, |next| Step::From(Some(next)));
-                    (Ok(rows(&page.contacts)), next)
+                    (Ok(rows(&page.contacts, &names)), next)
                 }
                 Err(error) => (Err(error), Step::Done),
             })

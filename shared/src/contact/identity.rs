@@ -96,7 +96,25 @@ pub fn plan(event: &InboundEvent, found: &[Option<Contact>]) -> Plan {
     } else {
         let mut gone: Vec<&Contact> = absorbed.clone();
         gone.extend(before.as_ref());
-        moved_counters(&after, &gone)
+        let mut counters = moved_counters(&after, &gone);
+        // Summed per counter: a transaction may name a counter once.
+        let mut taken_back: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for other in &absorbed {
+            for bump in crate::goals::absorb(&mut after, other) {
+                *taken_back.entry((bump.day, bump.name)).or_default() += bump.delta;
+            }
+        }
+        counters.extend(
+            taken_back
+                .into_iter()
+                .map(|((day, name), delta)| CounterBump {
+                    instance_id: after.instance_id.clone(),
+                    day,
+                    name,
+                    delta,
+                }),
+        );
+        counters
     };
     Plan {
         commit: IdentityCommit {
@@ -153,6 +171,7 @@ pub fn merged(into: Contact, other: &Contact) -> Contact {
     if acquisition_from_other {
         merged.acquisition = other.acquisition.clone();
     }
+    merged.business_first = crate::sources::earliest(into.business_first, other.business_first);
     let mut touches: Vec<Referral> = into.touches.clone();
     touches.extend(other.touches.iter().cloned());
     touches.sort_by_key(Referral::captured_at);
@@ -160,6 +179,7 @@ pub fn merged(into: Contact, other: &Contact) -> Contact {
     let excess = touches.len().saturating_sub(TOUCH_HISTORY_CAP);
     touches.drain(..excess);
     merged.touches = touches;
+    merged.events = into.events.merged(&other.events);
     for identifier in other.identifiers() {
         if !merged.linked_ids.contains(identifier) && *identifier != merged.contact_id {
             merged.linked_ids.push(identifier.clone());
@@ -174,7 +194,8 @@ fn acquired_at(contact: &Contact) -> Option<Timestamp> {
     Some(match contact.acquisition.as_ref()? {
         Acquisition::MetaAd(referral)
         | Acquisition::MetaPost(referral)
-        | Acquisition::Shortlink(referral) => referral.captured_at,
+        | Acquisition::Shortlink(referral)
+        | Acquisition::Product(referral) => referral.captured_at,
         Acquisition::Web(visit) => visit.captured_at,
         Acquisition::Rule(_) => contact
             .first_message
@@ -236,6 +257,7 @@ mod tests {
                 kind: "text".into(),
                 text: Some("hi".into()),
                 timestamp: at(seconds),
+                details: None,
             }),
             referral: ad.map(|ad| {
                 Referral::MetaAd(MetaReferral {
@@ -262,7 +284,11 @@ mod tests {
         assert_eq!(plan.commit.new_links, [id("US.1")]);
         assert_eq!(plan.commit.contact.linked_ids, [id("US.1")]);
         assert!(plan.commit.absorbed.is_empty());
-        assert_eq!(plan.commit.counters.len(), 1, "new_contacts only");
+        assert_eq!(
+            plan.commit.counters.len(),
+            2,
+            "new_contacts and its source only"
+        );
     }
 
     #[test]
@@ -288,9 +314,9 @@ mod tests {
         assert_eq!(plan.commit.absorbed.len(), 1);
         assert_eq!(plan.commit.absorbed[0].contact_id, id("US.1"));
         assert!(plan.commit.new_links.is_empty());
-        // One contact counted instead of two: new_contacts, kind and platform leave once.
+        // One contact counted instead of two: new_contacts, source, kind and platform leave once.
         let total: i64 = plan.commit.counters.iter().map(|bump| bump.delta).sum();
-        assert_eq!(total, -3, "{:?}", plan.commit.counters);
+        assert_eq!(total, -4, "{:?}", plan.commit.counters);
     }
 
     #[test]

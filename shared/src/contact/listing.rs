@@ -14,7 +14,15 @@ use sha2::Sha256;
 pub const DEFAULT_LIMIT: usize = 50;
 /// The largest page a listing may ask for.
 pub const MAX_LIMIT: usize = 500;
-const ACQUISITION_KINDS: [&str; 5] = ["meta_ad", "meta_post", "shortlink", "rule", "web"];
+/// Every acquisition kind a filter may name.
+pub const ACQUISITION_KINDS: [&str; 6] = [
+    "meta_ad",
+    "meta_post",
+    "shortlink",
+    "product",
+    "rule",
+    "web",
+];
 
 /// Which contacts a listing keeps; every filter given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -384,6 +392,7 @@ mod tests {
                     kind: "text".into(),
                     text: Some("hi".into()),
                     timestamp: at,
+                    details: None,
                 }),
                 referral: (n == 0).then(|| {
                     Referral::MetaAd(MetaReferral {

@@ -86,9 +86,13 @@ pub struct MetaReferral {
     /// The post the person came from, for a post referral.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_id: Option<String>,
-    /// The catalogue product the ad showed.
+    /// The catalogue product the ad showed, or the product a shop or catalog message came
+    /// from (its retailer id on WhatsApp, Meta's product id on Messenger and Instagram).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_id: Option<String>,
+    /// The catalog of `product_id`, when Meta names it (WhatsApp's `referred_product`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_id: Option<String>,
     /// The `ref` parameter of an m.me or ig.me link.
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub ref_param: Option<String>,
@@ -119,6 +123,7 @@ impl MetaReferral {
             thumbnail_url: None,
             post_id: None,
             product_id: None,
+            catalog_id: None,
             ref_param: None,
             source: None,
             message_id: None,
@@ -137,6 +142,9 @@ pub enum Referral {
     MetaPost(MetaReferral),
     /// An m.me / ig.me / wa.me link.
     Shortlink(MetaReferral),
+    /// A catalog or shop product the person wrote about (WhatsApp's "Message business" on a
+    /// product, a Messenger Shops or Instagram Shop product), without an ad.
+    Product(MetaReferral),
     /// An entry point that says nothing about acquisition (e.g. the customer chat plugin).
     Other(MetaReferral),
     /// The page a web visitor opened the chat widget from.
@@ -150,6 +158,7 @@ impl Referral {
             Referral::MetaAd(referral)
             | Referral::MetaPost(referral)
             | Referral::Shortlink(referral)
+            | Referral::Product(referral)
             | Referral::Other(referral) => referral.captured_at,
             Referral::Web(visit) => visit.captured_at,
         }
@@ -160,12 +169,25 @@ impl Referral {
         !matches!(self, Referral::Other(_))
     }
 
+    /// The Meta referral's facts; `None` for a web visit.
+    pub fn meta_facts(&self) -> Option<&MetaReferral> {
+        match self {
+            Referral::MetaAd(referral)
+            | Referral::MetaPost(referral)
+            | Referral::Shortlink(referral)
+            | Referral::Product(referral)
+            | Referral::Other(referral) => Some(referral),
+            Referral::Web(_) => None,
+        }
+    }
+
     /// The first-touch acquisition this referral stands for, if it stands for one.
     pub fn acquisition(&self) -> Option<Acquisition> {
         match self {
             Referral::MetaAd(referral) => Some(Acquisition::MetaAd(referral.clone())),
             Referral::MetaPost(referral) => Some(Acquisition::MetaPost(referral.clone())),
             Referral::Shortlink(referral) => Some(Acquisition::Shortlink(referral.clone())),
+            Referral::Product(referral) => Some(Acquisition::Product(referral.clone())),
             Referral::Other(_) => None,
             Referral::Web(visit) => Some(Acquisition::Web(visit.clone())),
         }
@@ -183,6 +205,8 @@ pub enum Acquisition {
     MetaPost(MetaReferral),
     /// An m.me / ig.me / wa.me link.
     Shortlink(MetaReferral),
+    /// A catalog or shop product, without an ad (`catalog_id`, `product_id`).
+    Product(MetaReferral),
     /// An admin's rule matched the contact's first message (non-Meta ads' pre-filled text).
     Rule(RuleAttribution),
     /// A website visit: through the chat widget, or carried into WhatsApp by a ref code
@@ -238,6 +262,7 @@ impl Acquisition {
             Acquisition::MetaAd(_) => "meta_ad",
             Acquisition::MetaPost(_) => "meta_post",
             Acquisition::Shortlink(_) => "shortlink",
+            Acquisition::Product(_) => "product",
             Acquisition::Rule(_) => "rule",
             Acquisition::Web(_) => "web",
         }
@@ -255,7 +280,8 @@ impl Acquisition {
         match self {
             Acquisition::MetaAd(referral)
             | Acquisition::MetaPost(referral)
-            | Acquisition::Shortlink(referral) => Some(referral.captured_at),
+            | Acquisition::Shortlink(referral)
+            | Acquisition::Product(referral) => Some(referral.captured_at),
             Acquisition::Web(visit) if visit.ref_code.is_none() => Some(visit.captured_at),
             Acquisition::Rule(_) | Acquisition::Web(_) => None,
         }
@@ -267,7 +293,8 @@ impl Acquisition {
         match self {
             Acquisition::MetaAd(referral)
             | Acquisition::MetaPost(referral)
-            | Acquisition::Shortlink(referral) => referral.platform.as_str(),
+            | Acquisition::Shortlink(referral)
+            | Acquisition::Product(referral) => referral.platform.as_str(),
             Acquisition::Rule(rule) => rule.platform.as_str(),
             Acquisition::Web(visit) => visit.platform.as_str(),
         }
@@ -298,6 +325,10 @@ pub struct InboundMessage {
     pub text: Option<String>,
     /// When it was sent, by the channel's clock.
     pub timestamp: Timestamp,
+    /// A reply's id and title, an order: what the built-in events read. Never stored on the
+    /// contact's first message (the events keep it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Box<crate::events::MessageDetails>>,
 }
 
 /// Who a WhatsApp user is, as Meta names them beside the contact id. A user who adopted a
@@ -379,6 +410,17 @@ pub struct Contact {
     /// to this contact; the store holds a link for each, written in the same commit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub linked_ids: Vec<ContactId>,
+    /// The contact's recent conversation events (bounded: see `crate::events::EventLog`).
+    #[serde(default, skip_serializing_if = "crate::events::EventLog::is_empty")]
+    pub events: crate::events::EventLog,
+    /// Progress toward each of the instance's goals that the contact's events have touched.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub goals: std::collections::BTreeMap<crate::goals::GoalId, crate::goals::GoalProgress>,
+    /// The earliest outbound message the business sent this person (a WhatsApp `sent` status
+    /// with its conversation's origin), when one is known: what tells a `proactive`
+    /// conversation source (see [`crate::sources`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_first: Option<crate::sources::BusinessFirst>,
     /// Optimistic-concurrency version: every write names the version it was computed from.
     pub version: u64,
 }
@@ -435,6 +477,11 @@ impl Contact {
     /// Every identifier that resolves to this contact: its own id first, then the linked ones.
     pub fn identifiers(&self) -> impl Iterator<Item = &ContactId> {
         std::iter::once(&self.contact_id).chain(&self.linked_ids)
+    }
+
+    /// Records `event` in the contact's journey.
+    pub fn record_event(&mut self, event: crate::events::ContactEvent) -> crate::events::Recorded {
+        self.events.record(event)
     }
 
     /// The UTC day the contact was first seen (`YYYY-MM-DD`): the day its counters belong to.

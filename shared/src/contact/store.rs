@@ -82,6 +82,23 @@ pub trait ContactStore: Send + Sync + 'static {
         last_day: &str,
     ) -> Result<CounterDays, StoreError>;
 
+    /// Records that the business wrote to `contact_id` at `start.at` before the person had a
+    /// contact, keeping the earliest start recorded (a later one never overwrites it). Kept
+    /// [`BUSINESS_FIRST_TTL_SECONDS`] past its time.
+    async fn record_business_first(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        start: &crate::sources::BusinessFirst,
+    ) -> Result<(), StoreError>;
+
+    /// The earliest start recorded under any of `identifiers` (read consistently).
+    async fn load_business_first(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+    ) -> Result<Option<crate::sources::BusinessFirst>, StoreError>;
+
     /// One page of an instance's contacts first seen in `[since, until)`, newest first,
     /// starting after `after` (exclusive). May return fewer than `limit`; `next` is `None` once
     /// the window is exhausted.
@@ -92,6 +109,21 @@ pub trait ContactStore: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ContactPage, StoreError>;
+}
+
+/// How long a recorded start waits for the person's first message: a reply a month after a
+/// template no longer says the business opened that conversation.
+pub const BUSINESS_FIRST_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
+
+/// The key a recorded start is kept under: it begins with `#`, which no instance id holds, so
+/// it never meets a dedupe claim's key (`<instance>#<event>`) in the table they share on
+/// DynamoDB.
+pub fn business_first_key(instance_id: &InstanceId, contact_id: &ContactId) -> String {
+    format!(
+        "#first_out#{}#{}",
+        instance_id.as_str(),
+        contact_id.as_str()
+    )
 }
 
 /// `update_contacts` for a store that has no batch commit: one `update_contact` after another.

@@ -1,6 +1,8 @@
 //! The one error type of every route, and the one conversion of each domain error into it.
 
+use crate::events::custom::EventsError;
 use crate::fields::FieldError;
+use crate::goals::admin::GoalError;
 use crate::ids::InvalidId;
 use crate::ingest::IngestError;
 use crate::matching::backfill::StartError;
@@ -108,6 +110,8 @@ pub enum Missing {
     Asset,
     /// No conversion of this network has the id.
     Conversion,
+    /// No goal of this instance has the id (or the id is not a goal id at all).
+    Goal,
 }
 
 impl Missing {
@@ -124,6 +128,7 @@ impl Missing {
             Self::Network => "unknown_network",
             Self::Asset => "asset_not_found",
             Self::Conversion => "conversion_not_found",
+            Self::Goal => "goal_not_found",
         }
     }
 
@@ -140,6 +145,7 @@ impl Missing {
             Self::Network => "the network must be tune, everflow or generic",
             Self::Asset => "no such asset",
             Self::Conversion => "no conversion of this network has this id",
+            Self::Goal => "no such goal on this instance",
         }
     }
 }
@@ -265,6 +271,30 @@ impl From<IngestError> for ApiError {
                 code: "contact_of_another_channel",
                 message: foreign.to_string(),
             },
+        }
+    }
+}
+
+impl From<EventsError> for ApiError {
+    fn from(error: EventsError) -> Self {
+        match error {
+            EventsError::Invalid(field) => field.into(),
+            EventsError::UnknownContact => Missing::Contact.into(),
+            EventsError::Store(store) => store.into(),
+            contention @ EventsError::Contention { .. } => {
+                Self::Unavailable(contention.to_string())
+            }
+        }
+    }
+}
+
+impl From<GoalError> for ApiError {
+    fn from(error: GoalError) -> Self {
+        match error {
+            GoalError::Invalid(field) => field.into(),
+            GoalError::UnknownGoal => Missing::Goal.into(),
+            GoalError::Store(store) => store.into(),
+            contention @ GoalError::Contention => Self::Unavailable(contention.to_string()),
         }
     }
 }

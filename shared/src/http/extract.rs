@@ -97,6 +97,13 @@ impl PathSegment for RuleId {
     }
 }
 
+/// A goal id that does not parse names no goal.
+impl PathSegment for crate::goals::GoalId {
+    fn from_segment(segment: &str) -> Result<Self, ApiError> {
+        Self::parse(segment).map_err(|_| Missing::Goal.into())
+    }
+}
+
 /// An offer id that does not parse names no offer.
 impl PathSegment for OfferId {
     fn from_segment(segment: &str) -> Result<Self, ApiError> {

@@ -6,6 +6,9 @@ use serde_json::json;
 /// presentation fact, not stored).
 pub fn contact_view(contact: &crate::contact::Contact) -> serde_json::Value {
     let mut shown = json!(contact);
+    // The journey's events, oldest first; how the log keeps its bound is the store's affair.
+    shown["events"] = json!(contact.events.kept);
+    shown["conversation_source"] = contact.conversation_source().as_str().into();
     if let Some(acquisition) = &contact.acquisition {
         shown["acquisition"]["color"] = crate::stats::platform_color(acquisition.platform()).into();
     }
@@ -16,12 +19,13 @@ pub fn contact_view(contact: &crate::contact::Contact) -> serde_json::Value {
 /// the dashboard's Download CSV both answer this.
 pub fn contacts_csv(
     contacts: std::sync::Arc<dyn crate::contact::store::ContactStore>,
+    spend: std::sync::Arc<dyn crate::spend::store::SpendStore>,
     instance_id: crate::ids::InstanceId,
     query: &crate::contact::listing::ListingQuery,
 ) -> Result<axum::response::Response, crate::fields::FieldError> {
     let (window, filter) = query.window_and_filter(crate::time::Timestamp::now())?;
     let name = file_name(&instance_id);
-    let rows = crate::contact::export::stream(contacts, instance_id, window, filter);
+    let rows = crate::contact::export::stream(contacts, spend, instance_id, window, filter);
     Ok(csv_download(&name, rows))
 }
 

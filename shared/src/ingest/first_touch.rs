@@ -3,7 +3,7 @@
 //! earliest touch by the events' own times.
 
 use super::InboundEvent;
-use crate::contact::{Acquisition, Contact, Identity, Referral, TOUCH_HISTORY_CAP};
+use crate::contact::{Acquisition, Contact, Identity, InboundMessage, Referral, TOUCH_HISTORY_CAP};
 use std::cmp::Ordering;
 
 /// The contact after `event`, given the contact before it (if any). The result depends on
@@ -25,6 +25,9 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
         rules_checked_at: None,
         identity: Identity::default(),
         linked_ids: Vec::new(),
+        events: Default::default(),
+        goals: Default::default(),
+        business_first: None,
         version: 0,
     });
     if let Some(name) = &event.display_name {
@@ -61,7 +64,13 @@ pub fn apply_event(before: Option<Contact>, event: &InboundEvent) -> Contact {
                     contact.acquisition = None;
                 }
             }
-            contact.first_message = Some(message.clone());
+            contact.first_message = Some(InboundMessage {
+                details: None,
+                ..message.clone()
+            });
+        }
+        for built_in in crate::events::built_in(message, event.product().as_ref()) {
+            contact.record_event(built_in);
         }
     }
     if let Some(referral) = &event.referral {
@@ -154,6 +163,7 @@ mod tests {
                 kind: "text".into(),
                 text: Some(id.into()),
                 timestamp: at(seconds),
+                details: None,
             }),
             referral,
             identity: Identity::default(),
@@ -324,6 +334,8 @@ mod tests {
         assert_eq!(
             names,
             [
+                ("source:organic".into(), 1),
+                ("source:ads".into(), -1),
                 ("kind:rule".into(), -1),
                 ("platform:tiktok".into(), -1),
                 ("rule:01JAAAAAAAAAAAAAAAAAAAAAAA".into(), -1)

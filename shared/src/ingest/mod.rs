@@ -8,6 +8,7 @@ pub use first_touch::apply_event;
 use crate::contact::identity::{self, Plan};
 use crate::contact::store::ContactStore;
 use crate::contact::{Channel, Contact, Identity, InboundMessage, Referral};
+use crate::goals::cache::GoalsCache;
 use crate::ids::{ContactId, InstanceId};
 use crate::queue::MatchJob;
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
@@ -110,12 +111,20 @@ pub(crate) const MAX_ATTEMPTS: u32 = 16;
 #[derive(Clone)]
 pub struct Ingestor {
     store: Arc<dyn ContactStore>,
+    /// The instances' goals, when events move them (the webhook's).
+    goals: Option<Arc<GoalsCache>>,
 }
 
 impl Ingestor {
     /// An ingestor writing to `store`.
     pub fn new(store: Arc<dyn ContactStore>) -> Self {
-        Self { store }
+        Self { store, goals: None }
+    }
+
+    /// The same, moving the instances' goals (read through `goals`) in each event's commit.
+    pub fn with_goals(mut self, goals: Arc<GoalsCache>) -> Self {
+        self.goals = Some(goals);
+        self
     }
 
     /// The contact store it writes to, for callers that read what it wrote.
@@ -137,12 +146,19 @@ impl Ingestor {
             now,
         };
         for _ in 0..MAX_ATTEMPTS {
-            let (plan, claimed) = self.plan(event, &claim).await?;
+            let (mut plan, claimed) = self.plan(event, &claim).await?;
             if claimed {
                 // Known from the read: no write that the claim's condition would refuse.
                 return Ok(IngestOutcome::Duplicate {
                     contact: plan.before.map(Box::new),
                 });
+            }
+            if let (Some(goals), Some(message)) = (&self.goals, &event.message) {
+                let goals = goals.get(&event.instance_id).await?;
+                let events = crate::events::built_in(message, event.product().as_ref());
+                let commit = &mut plan.commit;
+                let achieved = crate::goals::advance(&mut commit.contact, &goals, &events);
+                commit.counters.extend(achieved);
             }
             let commit = &plan.commit;
             let outcome = if plan.relinks() {

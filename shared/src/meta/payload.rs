@@ -2,8 +2,10 @@
 //! one: a single odd entry never fails the whole delivery.
 
 use crate::contact::{Channel, Identity, InboundMessage, MetaPlatform, MetaReferral, Referral};
+use crate::events::{MessageDetails, Order, OrderItem};
 use crate::ids::{ContactId, InstanceId};
 use crate::ingest::InboundEvent;
+use crate::revenue::money::{Amount, Currency};
 use crate::time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -28,6 +30,9 @@ pub struct Delivery {
     /// Entries and items that were not inbound messages or referrals (statuses, echoes, reads,
     /// unknown kinds or shapes).
     pub skipped: usize,
+    /// The WhatsApp statuses that may say the business wrote first (`sent`, with the
+    /// conversation's origin); also counted in `skipped`, as every status is.
+    pub outbound: Vec<crate::sources::OutboundStatus>,
 }
 
 /// Parses a delivery whose signature has already been checked. `received_at` stands in for a
@@ -136,7 +141,54 @@ struct WaValue<M> {
     #[serde(default = "Vec::new")]
     messages: Vec<M>,
     #[serde(default)]
-    statuses: Vec<serde::de::IgnoredAny>,
+    statuses: Vec<Lenient<WaStatus>>,
+}
+
+/// An outbound message's status; only what tells who wrote first is read.
+#[derive(Deserialize)]
+struct WaStatus {
+    status: Option<String>,
+    timestamp: Option<String>,
+    recipient_id: Option<String>,
+    recipient_user_id: Option<String>,
+    conversation: Option<WaConversation>,
+}
+
+#[derive(Deserialize)]
+struct WaConversation {
+    origin: Option<WaOrigin>,
+}
+
+#[derive(Deserialize)]
+struct WaOrigin {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// A `sent` status of a conversation with an origin, as an outbound start; `None` for any
+/// other status (a `delivered` or `read` follows a `sent` of the same message).
+fn outbound_status(
+    status: WaStatus,
+    instance_id: &InstanceId,
+) -> Option<crate::sources::OutboundStatus> {
+    if status.status.as_deref() != Some("sent") {
+        return None;
+    }
+    let origin = status.conversation?.origin?.kind?;
+    let parse = |id: Option<&str>| id.and_then(|id| ContactId::parse(id).ok());
+    let recipient = parse(status.recipient_id.as_deref())
+        .or_else(|| parse(status.recipient_user_id.as_deref()))?;
+    let at = status
+        .timestamp?
+        .parse()
+        .ok()
+        .and_then(Timestamp::from_unix_seconds)?;
+    Some(crate::sources::OutboundStatus {
+        instance_id: instance_id.clone(),
+        recipient,
+        at,
+        origin: crate::sources::Origin::of(&origin),
+    })
 }
 
 #[derive(Deserialize)]
@@ -171,7 +223,22 @@ struct WaMessage {
     kind: Option<String>,
     text: Option<WaText>,
     button: Option<WaButton>,
+    interactive: Option<WaInteractive>,
+    order: Option<Lenient<WaOrder>>,
     referral: Option<WaReferral>,
+    context: Option<WaContext>,
+}
+
+/// What a message answers or came from; only a product's "Message business" button is read.
+#[derive(Deserialize)]
+struct WaContext {
+    referred_product: Option<WaReferredProduct>,
+}
+
+#[derive(Deserialize)]
+struct WaReferredProduct {
+    catalog_id: Option<String>,
+    product_retailer_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +249,75 @@ struct WaText {
 #[derive(Deserialize)]
 struct WaButton {
     text: Option<String>,
+    payload: Option<String>,
+}
+
+/// A reply to an interactive message: a reply button's or a list row's id and title.
+#[derive(Deserialize)]
+struct WaInteractive {
+    button_reply: Option<WaReply>,
+    list_reply: Option<WaReply>,
+}
+
+#[derive(Deserialize)]
+struct WaReply {
+    id: Option<String>,
+    title: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WaOrder {
+    catalog_id: Option<String>,
+    text: Option<String>,
+    #[serde(default)]
+    product_items: Vec<Lenient<WaOrderItem>>,
+}
+
+/// An order line; `item_price` kept as Meta wrote the number, so that it is read exactly.
+#[derive(Deserialize)]
+struct WaOrderItem {
+    product_retailer_id: String,
+    quantity: u32,
+    item_price: Box<RawValue>,
+    currency: String,
+}
+
+/// What a WhatsApp message carries beyond its text, for the built-in events; `None` for a
+/// plain message. An order line that does not read (a price that is not a number) is dropped.
+fn whatsapp_details(
+    button: Option<&WaButton>,
+    interactive: Option<WaInteractive>,
+    order: Option<Lenient<WaOrder>>,
+) -> Option<Box<MessageDetails>> {
+    let reply = interactive.and_then(|i| i.button_reply.or(i.list_reply));
+    let order = order.and_then(|order| order.0).map(|order| Order {
+        catalog_id: order.catalog_id,
+        text: order.text,
+        items: order
+            .product_items
+            .into_iter()
+            .filter_map(|item| item.0)
+            .filter_map(|item| {
+                Some(OrderItem {
+                    item_price: Amount::parse_payout(item.item_price.get()).ok()?,
+                    currency: Currency::parse(&item.currency).ok()?,
+                    product_retailer_id: item.product_retailer_id,
+                    quantity: item.quantity,
+                })
+            })
+            .collect(),
+    });
+    let details = MessageDetails {
+        reply_id: reply
+            .as_ref()
+            .and_then(|reply| reply.id.clone())
+            .or_else(|| button.and_then(|button| button.payload.clone())),
+        reply_title: reply
+            .and_then(|reply| reply.title)
+            .or_else(|| button.and_then(|button| button.text.clone())),
+        order,
+    };
+    (details != MessageDetails::default()).then(|| Box::new(details))
 }
 
 #[derive(Deserialize)]
@@ -221,6 +357,12 @@ fn whatsapp_events<M: Item<WaMessage>>(
             delivery.skipped += value.messages.len().max(1);
             continue;
         };
+        delivery.outbound.extend(
+            value
+                .statuses
+                .into_iter()
+                .filter_map(|status| outbound_status(status.0?, &instance_id)),
+        );
         let names: Vec<WaContact> = value.contacts.into_iter().filter_map(|c| c.0).collect();
         for message in value.messages {
             let Some(message) = message.into_item() else {
@@ -238,9 +380,28 @@ fn whatsapp_events<M: Item<WaMessage>>(
                 .and_then(|seconds| seconds.parse().ok())
                 .and_then(Timestamp::from_unix_seconds)
                 .unwrap_or(received_at);
-            let referral = message
-                .referral
-                .map(|referral| whatsapp_referral(referral, &message.id, occurred_at));
+            let product = message
+                .context
+                .and_then(|context| context.referred_product)
+                .and_then(|product| Some((product.catalog_id, product.product_retailer_id?)));
+            let referral = match (message.referral, product) {
+                (Some(referral), product) => Some(whatsapp_referral(
+                    referral,
+                    product,
+                    &message.id,
+                    occurred_at,
+                )),
+                (None, Some((catalog_id, product_id))) => Some(Referral::Product(MetaReferral {
+                    product_id: Some(product_id),
+                    catalog_id,
+                    source: Some("referred_product".into()),
+                    message_id: Some(message.id.clone()),
+                    ..MetaReferral::minimal(MetaPlatform::Whatsapp, occurred_at)
+                })),
+                (None, None) => None,
+            };
+            let details =
+                whatsapp_details(message.button.as_ref(), message.interactive, message.order);
             let text = message
                 .text
                 .map(|text| text.body)
@@ -257,6 +418,7 @@ fn whatsapp_events<M: Item<WaMessage>>(
                     kind: message.kind.unwrap_or_else(|| "unknown".into()),
                     text,
                     timestamp: occurred_at,
+                    details,
                 }),
                 referral,
                 identity,
@@ -293,7 +455,17 @@ fn whatsapp_sender(
     Some((contact_id, identity, display_name))
 }
 
-fn whatsapp_referral(referral: WaReferral, message_id: &str, at: Timestamp) -> Referral {
+/// A catalog id (when Meta names it) and a product's retailer id.
+type WaProduct = (Option<String>, String);
+
+/// The referral of a message, with the product it was sent from, if any (an ad's product).
+fn whatsapp_referral(
+    referral: WaReferral,
+    product: Option<WaProduct>,
+    message_id: &str,
+    at: Timestamp,
+) -> Referral {
+    let (catalog_id, product_id) = product.unzip();
     let url_platform = referral.source_url.as_deref().and_then(platform_of_url);
     let is_ad = referral.source_type.as_deref() == Some("ad");
     // Ads shown in WhatsApp Status carry no ctwa_clid: the ad was seen inside WhatsApp itself,
@@ -315,7 +487,8 @@ fn whatsapp_referral(referral: WaReferral, message_id: &str, at: Timestamp) -> R
         video_url: referral.video_url,
         thumbnail_url: referral.thumbnail_url,
         post_id: None,
-        product_id: None,
+        product_id,
+        catalog_id: catalog_id.flatten(),
         ref_param: None,
         source: referral.source_type.clone(),
         message_id: Some(message_id.to_owned()),
@@ -383,6 +556,12 @@ struct MessengerMessage {
     #[serde(default)]
     attachments: Vec<Lenient<Attachment>>,
     referral: Option<MessengerReferral>,
+    quick_reply: Option<QuickReply>,
+}
+
+#[derive(Deserialize)]
+struct QuickReply {
+    payload: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -404,6 +583,13 @@ struct MessengerReferral {
     source: Option<String>,
     ad_id: Option<String>,
     ads_context_data: Option<AdsContext>,
+    /// A Messenger Shops or Instagram Shop product the person wrote from.
+    product: Option<ReferralProduct>,
+}
+
+#[derive(Deserialize)]
+struct ReferralProduct {
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -470,11 +656,22 @@ fn messaging_event(
         let referral = message
             .referral
             .map(|referral| messenger_referral(channel, referral, Some(&message.mid), occurred_at));
+        let details = message
+            .quick_reply
+            .and_then(|reply| reply.payload)
+            .map(|payload| {
+                Box::new(MessageDetails {
+                    reply_id: Some(payload),
+                    reply_title: message.text.clone(),
+                    order: None,
+                })
+            });
         let inbound = InboundMessage {
             id: message.mid.clone(),
             kind,
             text: message.text,
             timestamp: occurred_at,
+            details,
         };
         (format!("mid:{}", message.mid), Some(inbound), referral)
     } else if let Some(postback) = item.postback {
@@ -535,6 +732,8 @@ fn messenger_referral(
         ),
         None => (None, None, None, None, None),
     };
+    let shop_product = referral.product.and_then(|product| product.id);
+    let product_id = product_id.or_else(|| shop_product.clone());
     let source = referral.source.map(|source| source.to_ascii_uppercase());
     let is_ad = source.as_deref() == Some("ADS") || referral.ad_id.is_some();
     // Instagram's ig.me links say `IGME-SOURCE-LINK`: a link with a `ref`, like a shortlink.
@@ -555,6 +754,7 @@ fn messenger_referral(
         thumbnail_url: None,
         post_id,
         product_id,
+        catalog_id: None,
         ref_param: referral.ref_param,
         source,
         message_id: message_id.map(str::to_owned),
@@ -564,6 +764,8 @@ fn messenger_referral(
         Referral::MetaAd(facts)
     } else if is_shortlink {
         Referral::Shortlink(facts)
+    } else if shop_product.is_some() {
+        Referral::Product(facts)
     } else {
         Referral::Other(facts)
     }

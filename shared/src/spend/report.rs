@@ -10,6 +10,7 @@
 use crate::contact::counters::kind_counter;
 use crate::contact::store::{ContactStore, CounterDays};
 use crate::fields::FieldError;
+use crate::goals::store::GoalStore;
 use crate::ids::InstanceId;
 use crate::instances::InstanceStore;
 use crate::revenue::money::{Amount, Currency};
@@ -132,7 +133,8 @@ pub struct AdsRow {
     pub conversations: u64,
     /// `spend / conversations`, to the cent.
     pub cost_per_conversation: Option<Amount>,
-    /// Qualified leads (none are counted yet).
+    /// Qualified leads: contacts the key's ads acquired, first seen in the window, that achieved
+    /// the instance's qualified-lead goal.
     pub qualified: u64,
     /// `spend / qualified`, to the cent.
     pub cost_per_qualified: Option<Amount>,
@@ -337,38 +339,93 @@ pub struct AdsSources<'a> {
     pub instances: &'a dyn InstanceStore,
     /// The revenue counters.
     pub revenue: &'a dyn RevenueStore,
+    /// The instances' goals: the qualified-lead goal's counters are the qualified column.
+    pub goals: &'a dyn GoalStore,
 }
 
-/// Every instance's counters of the window, summed day by day: one counter read per instance
-/// (the instance registry lists them), 8 at a time.
+/// The instance's qualified leads of the window, by day, from its qualified-lead goal's day
+/// counters (which carry the stats' names: `kind:`, `platform:`, `campaign:`, `ad:`); none
+/// when it marks no goal so. A goals read and one counter `Query`.
+async fn qualified_days(
+    sources: &AdsSources<'_>,
+    instance: &InstanceId,
+    request: &AdsRequest,
+) -> Result<CounterDays, StoreError> {
+    let goals = sources.goals.load_goals(instance).await?;
+    let Some(goal) = goals.qualified_lead() else {
+        return Ok(CounterDays::new());
+    };
+    let first = crate::goals::counter_day(&goal.id, &request.since);
+    let last = crate::goals::counter_day(&goal.id, &request.until);
+    let prefix = crate::goals::counter_day(&goal.id, "");
+    let days = sources
+        .contacts
+        .load_counter_days(instance, &first, &last)
+        .await?;
+    Ok(days
+        .into_iter()
+        .filter_map(|(day, counters)| Some((day.strip_prefix(&prefix)?.to_owned(), counters)))
+        .collect())
+}
+
+/// `days` added into `summed`, day by day and counter by counter.
+fn add_days(summed: &mut CounterDays, days: CounterDays) {
+    for (day, counters) in days {
+        let into = summed.entry(day).or_default();
+        for (name, count) in counters {
+            *into.entry(name).or_default() += count;
+        }
+    }
+}
+
+/// Every instance's counters of the window, summed day by day, and its qualified leads: a
+/// counter read per instance (the instance registry lists them) and its qualified-lead goal's,
+/// 8 instances at a time.
 async fn counter_days(
     sources: &AdsSources<'_>,
     request: &AdsRequest,
-) -> Result<CounterDays, StoreError> {
+) -> Result<(CounterDays, CounterDays), StoreError> {
     let instances = match &request.instance_id {
         Some(instance) => vec![instance.clone()],
         None => sources.instances.list_instances(MAX_INSTANCES).await?,
     };
-    let read: Vec<CounterDays> = futures::stream::iter(instances)
+    let read: Vec<(CounterDays, CounterDays)> = futures::stream::iter(instances)
         .map(|instance| async move {
-            sources
+            let counters = sources
                 .contacts
                 .load_counter_days(&instance, &request.since, &request.until)
-                .await
+                .await?;
+            let qualified = qualified_days(sources, &instance, request).await?;
+            Ok::<_, StoreError>((counters, qualified))
         })
         .buffer_unordered(8)
         .try_collect()
         .await?;
-    let mut summed = CounterDays::new();
-    for days in read {
-        for (day, counters) in days {
-            let into = summed.entry(day).or_default();
-            for (name, count) in counters {
-                *into.entry(name).or_default() += count;
-            }
-        }
+    let (mut summed, mut qualified) = (CounterDays::new(), CounterDays::new());
+    for (days, leads) in read {
+        add_days(&mut summed, days);
+        add_days(&mut qualified, leads);
     }
-    Ok(summed)
+    Ok((summed, qualified))
+}
+
+/// Each row's qualified leads (a key's on each of its currency rows, as its conversations) and
+/// its cost per qualified lead; each total's, the sum of its currency's rows.
+fn with_qualified(report: &mut AdsReport, qualified: &BTreeMap<String, u64>) {
+    let cost = |spend: Amount, count: u64| spend.over(Decimal::from(count), 2);
+    for row in &mut report.rows {
+        row.qualified = qualified.get(&row.key).copied().unwrap_or(0);
+        row.cost_per_qualified = cost(row.spend, row.qualified);
+    }
+    for total in &mut report.totals {
+        total.qualified = report
+            .rows
+            .iter()
+            .filter(|row| row.currency == total.currency)
+            .map(|row| row.qualified)
+            .sum();
+        total.cost_per_qualified = cost(total.spend, total.qualified);
+    }
 }
 
 /// The names of `ad_ids`, [`MAX_AD_LOOKUP`] a call.
@@ -389,7 +446,7 @@ pub async fn load(sources: &AdsSources<'_>, request: &AdsRequest) -> Result<AdsR
         .spend
         .load_spend(&request.since, &request.until)
         .await?;
-    let days = counter_days(sources, request).await?;
+    let (days, qualified_days) = counter_days(sources, request).await?;
     let names = if request.group_by == AdsGrouping::Campaign {
         let ads: BTreeSet<String> = days
             .values()
@@ -419,7 +476,10 @@ pub async fn load(sources: &AdsSources<'_>, request: &AdsRequest) -> Result<AdsR
         None => Vec::new(),
     };
     let counted = conversations(request.group_by, &days, &names);
-    Ok(summarize(request, &spend, &counted, &revenue))
+    let qualified = conversations(request.group_by, &qualified_days, &names);
+    let mut report = summarize(request, &spend, &counted, &revenue);
+    with_qualified(&mut report, &qualified);
+    Ok(report)
 }
 
 #[cfg(test)]

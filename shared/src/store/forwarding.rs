@@ -11,6 +11,8 @@ use crate::contact::store::{
     ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, EventRead, IdentityCommit,
 };
 use crate::erasure::{Erased, Erasure, ErasureStore};
+use crate::goals::GoalSet;
+use crate::goals::store::GoalStore;
 use crate::ids::{ContactId, InstanceId, JobId, OfferId};
 use crate::instances::InstanceStore;
 use crate::matching::backfill::{BackfillJob, JobStore};
@@ -87,6 +89,14 @@ forward!(ContactStore {
     ) -> CommitOutcome;
     /// Forwarded whole, so a batch meets one fault as the store's own batch write would.
     write fn update_contacts(&self, updates: &[ContactUpdate]) -> Vec<CommitOutcome>;
+    write fn record_business_first(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        start: &crate::sources::BusinessFirst,
+    ) -> ();
+    read fn load_business_first(&self, instance_id: &InstanceId, identifiers: &[ContactId])
+        -> Option<crate::sources::BusinessFirst>;
     read fn load_counter_days(&self, instance_id: &InstanceId, first_day: &str, last_day: &str)
         -> CounterDays;
     read fn list_contacts(
@@ -158,6 +168,7 @@ forward!(RevenueStore {
 
 forward!(WidgetStore {
     write fn save_widget(&self, config: &WidgetConfig) -> ();
+    write fn replace_widget(&self, config: &WidgetConfig, expected_key: &str) -> bool;
     read fn load_widget(&self, instance_id: &InstanceId) -> Option<WidgetConfig>;
     write fn create_ref(&self, code: &RefCode) -> bool;
     read fn load_ref(&self, code: &str) -> Option<RefCode>;
@@ -171,4 +182,10 @@ forward!(SpendStore {
     write fn upsert_spend(&self, rows: &[SpendRow]) -> Upserted;
     read fn load_spend(&self, first_day: &str, last_day: &str) -> Vec<SpendRow>;
     read fn ad_names(&self, ad_ids: &[String]) -> Vec<AdNames>;
+});
+
+forward!(GoalStore {
+    read fn load_goals(&self, instance_id: &InstanceId) -> GoalSet;
+    write fn save_goals(&self, instance_id: &InstanceId, goals: &GoalSet, expected_version: u64)
+        -> CommitOutcome;
 });

@@ -299,6 +299,20 @@ pub struct ClickIds {
 }
 
 impl ClickIds {
+    /// Every click id, in the order the CSV export picks the visit's first one: gclid, gbraid,
+    /// wbraid, fbclid, ttclid, msclkid, li_fat_id.
+    pub fn in_order(&self) -> [&Option<String>; 7] {
+        [
+            &self.gclid,
+            &self.gbraid,
+            &self.wbraid,
+            &self.fbclid,
+            &self.ttclid,
+            &self.msclkid,
+            &self.li_fat_id,
+        ]
+    }
+
     /// The ad platform the first present click id belongs to.
     fn platform(&self) -> Option<WebPlatform> {
         [
@@ -335,6 +349,11 @@ pub struct WebVisit {
     /// The ref code the visit was given, to carry it into WhatsApp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ref_code: Option<String>,
+    /// The `utm_campaign` the visit counts under in the ads report: set by the widget function
+    /// only when the widget's admin-made `campaigns` list holds it, so the campaign counters
+    /// never grow with what a page URL says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_campaign: Option<String>,
     /// When the widget reported the visit.
     pub captured_at: Timestamp,
 }
@@ -432,6 +451,7 @@ impl WebVisit {
             referrer: referrer.as_ref().map(stored_url),
             via: None,
             ref_code: None,
+            counted_campaign: None,
             captured_at,
         })
     }
@@ -446,12 +466,20 @@ pub struct WidgetConfig {
     pub widget_key: String,
     /// The site origins whose pages may use the key.
     pub allowed_origins: Vec<String>,
+    /// The `utm_campaign` names whose visits count as conversations in the ads report (admin
+    /// set); a visit with any other campaign is stored and shown, not counted.
+    #[serde(default)]
+    pub campaigns: Vec<String>,
     /// When the configuration last changed.
     pub updated_at: Timestamp,
 }
 
 /// Most origins one widget may allow.
 pub const MAX_ORIGINS: usize = 50;
+/// Most campaigns one widget may count: each can add a counter to a day's counters item.
+pub const MAX_CAMPAIGNS: usize = 100;
+/// Longest counted campaign name, in characters.
+pub const MAX_CAMPAIGN_CHARS: usize = 100;
 
 impl WidgetConfig {
     /// A new key for `allowed_origins` (`https://shop.example`, scheme and host and port, no
@@ -492,8 +520,52 @@ impl WidgetConfig {
             instance_id,
             widget_key: format!("wk_{key}"),
             allowed_origins: origins,
+            campaigns: Vec::new(),
             updated_at: now,
         })
+    }
+
+    /// The configuration counting visits of `campaigns` (each trimmed, 1 to
+    /// [`MAX_CAMPAIGN_CHARS`] characters without control characters, at most
+    /// [`MAX_CAMPAIGNS`] distinct ones); the first bad one is refused by its index.
+    pub fn with_campaigns(mut self, campaigns: &[String]) -> Result<Self, FieldError> {
+        let mut kept: Vec<String> = Vec::with_capacity(campaigns.len());
+        for (index, campaign) in campaigns.iter().enumerate() {
+            let name = campaign.trim();
+            let chars = name.chars().count();
+            if !(1..=MAX_CAMPAIGN_CHARS).contains(&chars) || name.chars().any(char::is_control) {
+                return Err(FieldError::new(
+                    format!("campaigns[{index}]"),
+                    format!(
+                        "must be 1 to {MAX_CAMPAIGN_CHARS} characters without control characters"
+                    ),
+                ));
+            }
+            if !kept.iter().any(|known| known == name) {
+                kept.push(name.to_owned());
+            }
+        }
+        if kept.len() > MAX_CAMPAIGNS {
+            return Err(FieldError::new(
+                "campaigns",
+                format!("must list at most {MAX_CAMPAIGNS} campaigns"),
+            ));
+        }
+        self.campaigns = kept;
+        Ok(self)
+    }
+
+    /// `visit` marked with the campaign it counts under: its `utm_campaign` when this widget's
+    /// list holds it exactly (both sides trimmed), else none.
+    pub fn mark_counted(&self, mut visit: WebVisit) -> WebVisit {
+        visit.counted_campaign = visit
+            .utm
+            .campaign
+            .as_deref()
+            .map(str::trim)
+            .filter(|campaign| self.campaigns.iter().any(|listed| listed == campaign))
+            .map(str::to_owned);
+        visit
     }
 
     /// Whether a browser request from `origin` carrying `key` may use this widget. The key is
@@ -823,6 +895,35 @@ mod tests {
         }
         let rotated = WidgetConfig::new(id, &["https://shop.example".to_owned()], now()).unwrap();
         assert_ne!(rotated.widget_key, config.widget_key);
+    }
+
+    #[test]
+    fn a_visit_counts_only_under_a_listed_campaign_compared_exactly() {
+        let id = InstanceId::parse("1").unwrap();
+        let config = WidgetConfig::new(id, &["https://shop.example".to_owned()], now())
+            .unwrap()
+            .with_campaigns(&[" Spring Sale ".to_owned(), "Spring Sale".to_owned()])
+            .unwrap();
+        assert_eq!(config.campaigns, ["Spring Sale"], "trimmed, once");
+        let counted = |page: &str| config.mark_counted(visit(page, None)).counted_campaign;
+        assert_eq!(
+            counted("https://s.example/?utm_campaign=Spring+Sale").as_deref(),
+            Some("Spring Sale")
+        );
+        assert_eq!(counted("https://s.example/?utm_campaign=spring+sale"), None);
+        assert_eq!(counted("https://s.example/?utm_campaign=Other"), None);
+        assert_eq!(counted("https://s.example/"), None);
+        let too_many: Vec<String> = (0..=MAX_CAMPAIGNS).map(|n| n.to_string()).collect();
+        let long = "x".repeat(MAX_CAMPAIGN_CHARS + 1);
+        for (bad, field) in [
+            (too_many, "campaigns"),
+            (vec!["ok".to_owned(), " ".to_owned()], "campaigns[1]"),
+            (vec![long], "campaigns[0]"),
+            (vec!["a\nb".to_owned()], "campaigns[0]"),
+        ] {
+            let error = config.clone().with_campaigns(&bad).unwrap_err();
+            assert_eq!(error.field, field);
+        }
     }
 
     #[test]

@@ -12,6 +12,15 @@ pub trait WidgetStore: Send + Sync + 'static {
     /// Stores the instance's widget configuration, replacing (rotating) any earlier one.
     async fn save_widget(&self, config: &WidgetConfig) -> Result<(), StoreError>;
 
+    /// Replaces the instance's widget configuration only while its key is still
+    /// `expected_key`; `false` (nothing written) when it is gone or was rotated meanwhile, so
+    /// an edit never brings back a key a rotation revoked.
+    async fn replace_widget(
+        &self,
+        config: &WidgetConfig,
+        expected_key: &str,
+    ) -> Result<bool, StoreError>;
+
     /// The instance's widget configuration, if it has one.
     async fn load_widget(
         &self,

@@ -33,6 +33,10 @@ pub struct Week {
     pub visits: Vec<Visit>,
     /// A visit whose wa.me link carries its ref code into WhatsApp, and the message that follows.
     pub bridged: Bridged,
+    /// The `utm_campaign`s the widget counts as conversations (its `campaigns` list).
+    pub widget_campaigns: Vec<String>,
+    /// What the ads cost over the week: one line per ad (or campaign), one entry per day.
+    pub spend: Vec<Spend>,
     /// `POST /offers` bodies.
     pub offers: Vec<Value>,
     pub sends: Vec<Send>,
@@ -117,6 +121,20 @@ pub struct Bridged {
     pub visit: Visit,
     /// Its text gets the visit's ref code appended when it is sent.
     pub message: WhatsAppMessage,
+}
+
+/// An ad's (or a campaign's) spend over the week: the `POST /spend` row's fields but the date
+/// and figures, and `daily` `[spend, impressions, clicks]` from 6 days ago to today.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spend {
+    pub platform: String,
+    pub campaign: String,
+    pub ad_set: String,
+    pub ad_id: Option<String>,
+    pub ad_name: Option<String>,
+    pub currency: String,
+    pub daily: Vec<(String, u64, u64)>,
 }
 
 /// A message the business sent with a tracked link, and how many times it was clicked.

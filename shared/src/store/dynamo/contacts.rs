@@ -10,9 +10,9 @@ use crate::contact::store::{
 };
 use crate::ids::{ContactId, InstanceId};
 use crate::store::dynamo::toolkit::{
-    BatchRead, Item, MAX_ATTEMPTS, backoff, batch_get, cancelled, from_item, get_item,
-    is_conditional_failure, is_conflict, key, number, query_items, string, to_item, transact,
-    unavailable,
+    BatchRead, Item, MAX_ATTEMPTS, backoff, batch_get, cancelled, conditional_put, from_item,
+    get_item, is_conditional_failure, is_conflict, key, number, query_items, string, to_item,
+    transact, unavailable,
 };
 use crate::store::dynamo::{DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY};
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
@@ -476,6 +476,62 @@ impl ContactStore for DynamoStore {
             page.next = None;
         }
         Ok(page)
+    }
+
+    /// On the dedupe table (the webhook writes it already), expiring with its TTL.
+    async fn record_business_first(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        start: &crate::sources::BusinessFirst,
+    ) -> Result<(), StoreError> {
+        let mut item = to_item(start)?;
+        let key = crate::contact::store::business_first_key(instance_id, contact_id);
+        item.insert("dedupe_key".into(), string(&key));
+        item.insert("at_s".into(), number(start.at.unix_seconds()));
+        let expires = start
+            .at
+            .plus_seconds(crate::contact::store::BUSINESS_FIRST_TTL_SECONDS);
+        item.insert("expires_at".into(), number(expires.unix_seconds()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.dedupe)
+            .set_item(Some(item))
+            // Never over an earlier start: the earliest is what tells who wrote first.
+            .condition_expression("attribute_not_exists(dedupe_key) OR at_s > :at")
+            .expression_attribute_values(":at", number(start.at.unix_seconds()))
+            .send()
+            .await;
+        conditional_put(result).map(|_| ())
+    }
+
+    async fn load_business_first(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+    ) -> Result<Option<crate::sources::BusinessFirst>, StoreError> {
+        let keys = identifiers
+            .iter()
+            .map(|identifier| {
+                let key = crate::contact::store::business_first_key(instance_id, identifier);
+                crate::store::dynamo::toolkit::key(&[("dedupe_key", key.as_str())])
+            })
+            .collect();
+        let read = BatchRead {
+            table: &self.tables.dedupe,
+            keys,
+            consistent: true,
+        };
+        let mut found = None;
+        for item in batch_get(&self.client, vec![read])
+            .await?
+            .into_values()
+            .flatten()
+        {
+            found = crate::sources::earliest(found, Some(from_item(item)?));
+        }
+        Ok(found)
     }
 
     async fn load_counter_days(

@@ -35,6 +35,7 @@ const CONCURRENT_WRITES: usize = 8;
 pub struct DynamoErasureStore {
     client: Client,
     contacts_table: String,
+    dedupe_table: String,
     revenue: RevenueTables,
 }
 
@@ -53,6 +54,7 @@ impl DynamoErasureStore {
         Self {
             client,
             contacts_table: tables.contacts.clone(),
+            dedupe_table: tables.dedupe.clone(),
             revenue,
         }
     }
@@ -208,6 +210,15 @@ impl ErasureStore for DynamoErasureStore {
                 self.sweep(clicks, &old_contact, &new_contact, &erase_click),
                 self.sweep(conversions, &old_contact, &new_contact, &erase_conversion),
             )?;
+            // The business's first message to the person, if recorded before they wrote.
+            let start = crate::contact::store::business_first_key(&erasure.instance_id, contact_id);
+            self.client
+                .delete_item()
+                .table_name(&self.dedupe_table)
+                .key("dedupe_key", string(&start))
+                .send()
+                .await
+                .map_err(unavailable)?;
             let contacts = usize::from(self.delete_contact(erasure, contact_id).await?);
             erased.add(Erased {
                 contacts,

@@ -14,10 +14,12 @@
 //!   (no instance id holds `#`) with the instance's id as `day`;
 //! - rules: `instance_id` + `rule_id`, plus one `#meta` item per instance holding
 //!   `rule_count` and `version`;
-//! - jobs: `instance_id` + `job_id`.
+//! - jobs: `instance_id` + `job_id`;
+//! - goals: `instance_id`, one item holding the instance's goal set and its version.
 
 mod contacts;
 pub mod erasure;
+mod goals;
 mod instances;
 mod jobs;
 pub mod revenue;
@@ -44,6 +46,8 @@ table_names!(
         rules: "RULES_TABLE",
         /// Backfill jobs (`JOBS_TABLE`).
         jobs: "JOBS_TABLE",
+        /// Each instance's goals, one item (`GOALS_TABLE`).
+        goals: "GOALS_TABLE",
     }
 );
 
@@ -88,6 +92,7 @@ impl DynamoStore {
             TableSpec::keyed(&self.tables.counters, "instance_id", Some("day")),
             TableSpec::keyed(&self.tables.rules, "instance_id", Some("rule_id")),
             TableSpec::keyed(&self.tables.jobs, "instance_id", Some("job_id")),
+            TableSpec::keyed(&self.tables.goals, "instance_id", None),
         ];
         create_tables(&self.client, &tables).await
     }
@@ -112,6 +117,7 @@ mod tests {
                 counters: named("run", "counters"),
                 rules: named("run", "rules"),
                 jobs: named("run", "jobs"),
+                goals: named("run", "goals"),
             }
         );
         assert_eq!(

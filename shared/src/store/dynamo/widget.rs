@@ -9,7 +9,7 @@ use crate::store::StoreError;
 use crate::store::dynamo::Client;
 use crate::store::dynamo::toolkit::{
     TableSpec, conditional_put, create_tables, from_item, get_item, key, number, store_over,
-    table_names, to_item, unavailable,
+    string, table_names, to_item, unavailable,
 };
 use crate::web::store::WidgetStore;
 use crate::web::{RefCode, WidgetConfig};
@@ -55,6 +55,23 @@ impl WidgetStore for DynamoWidgetStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn replace_widget(
+        &self,
+        config: &WidgetConfig,
+        expected_key: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.widgets)
+            .set_item(Some(to_item(config)?))
+            .condition_expression("widget_key = :expected")
+            .expression_attribute_values(":expected", string(expected_key))
+            .send()
+            .await;
+        conditional_put(result)
     }
 
     async fn load_widget(

@@ -8,9 +8,10 @@ use crate::contact::store::{
     IdentityCommit, listing_position,
 };
 use crate::ids::{ContactId, InstanceId};
+use crate::sources::BusinessFirst;
 use crate::store::embedded::{
-    CONTACTS, CONTACTS_BY_FIRST_SEEN, COUNTERS, DEDUPE, EmbeddedStore, LINKS, decode, encode,
-    unavailable,
+    BUSINESS_FIRST, CONTACTS, CONTACTS_BY_FIRST_SEEN, COUNTERS, DEDUPE, EmbeddedStore, LINKS,
+    decode, encode, unavailable,
 };
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use crate::time::Timestamp;
@@ -394,6 +395,48 @@ impl ContactStore for EmbeddedStore {
         tokio::task::spawn_blocking(move || list_page(&db, &instance, &low, &high, limit))
             .await
             .map_err(unavailable)?
+    }
+
+    async fn record_business_first(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        start: &BusinessFirst,
+    ) -> Result<(), StoreError> {
+        let key = crate::contact::store::business_first_key(instance_id, contact_id);
+        let (start, encoded) = (*start, encode(start)?);
+        self.write(move |txn| {
+            let mut table = txn.open_table(BUSINESS_FIRST).map_err(unavailable)?;
+            let known = match table.get(key.as_str()).map_err(unavailable)? {
+                Some(stored) => Some(decode::<BusinessFirst>(stored.value())?),
+                None => None,
+            };
+            let earlier = known.is_none_or(|known| start.at < known.at);
+            if earlier {
+                table
+                    .insert(key.as_str(), encoded.as_slice())
+                    .map_err(unavailable)?;
+            }
+            Ok(((), earlier))
+        })
+        .await
+    }
+
+    async fn load_business_first(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+    ) -> Result<Option<BusinessFirst>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(BUSINESS_FIRST).map_err(unavailable)?;
+        let mut found = None;
+        for identifier in identifiers {
+            let key = crate::contact::store::business_first_key(instance_id, identifier);
+            if let Some(stored) = table.get(key.as_str()).map_err(unavailable)? {
+                found = crate::sources::earliest(found, Some(decode(stored.value())?));
+            }
+        }
+        Ok(found)
     }
 
     async fn load_counter_days(

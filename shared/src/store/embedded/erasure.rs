@@ -60,10 +60,13 @@ fn rekey<T: Serialize + DeserializeOwned>(
     Ok(entries.len())
 }
 
-fn erase_in(txn: &WriteTransaction, erasure: &Erasure) -> Result<Erased, StoreError> {
+/// What the erasure removed, and whether it removed anything (a recorded start is not
+/// counted in `Erased` but must be committed too).
+fn erase_in(txn: &WriteTransaction, erasure: &Erasure) -> Result<(Erased, bool), StoreError> {
     let instance = erasure.instance_id.as_str();
     let new_key = contact_key(&erasure.instance_id, &erasure.token);
     let mut erased = Erased::default();
+    let mut removed_start = false;
     for contact_id in &erasure.identifiers {
         let removed = txn
             .open_table(CONTACTS)
@@ -76,6 +79,13 @@ fn erase_in(txn: &WriteTransaction, erasure: &Erasure) -> Result<Erased, StoreEr
             .map_err(unavailable)?
             .remove((instance, contact_id.as_str()))
             .map_err(unavailable)?;
+        let start = crate::contact::store::business_first_key(&erasure.instance_id, contact_id);
+        removed_start |= txn
+            .open_table(super::BUSINESS_FIRST)
+            .map_err(unavailable)?
+            .remove(start.as_str())
+            .map_err(unavailable)?
+            .is_some();
         if let Some(contact) = removed {
             txn.open_table(CONTACTS_BY_FIRST_SEEN)
                 .map_err(unavailable)?
@@ -104,17 +114,14 @@ fn erase_in(txn: &WriteTransaction, erasure: &Erasure) -> Result<Erased, StoreEr
             |conversion| erasure.erase_conversion(conversion),
         )?;
     }
-    Ok(erased)
+    let changed = removed_start || erased != Erased::default();
+    Ok((erased, changed))
 }
 
 #[async_trait]
 impl ErasureStore for EmbeddedStore {
     async fn erase_contact(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
         let erasure = erasure.clone();
-        self.write(move |txn| {
-            let erased = erase_in(txn, &erasure)?;
-            Ok((erased, erased != Erased::default()))
-        })
-        .await
+        self.write(move |txn| erase_in(txn, &erasure)).await
     }
 }

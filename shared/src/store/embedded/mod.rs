@@ -9,6 +9,7 @@
 mod contacts;
 mod engine;
 mod erasure;
+mod goals;
 mod instances;
 mod jobs;
 mod revenue;
@@ -73,8 +74,13 @@ const REF_CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("ref_codes"
 const SPEND: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("spend");
 /// Ad id → the ad's names.
 const AD_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("ad_names");
+/// Instance id → its goal set.
+const GOALS: TableDefinition<&str, &[u8]> = TableDefinition::new("goals");
 /// Instance id → nothing: the instances with a contact or a rule.
 const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
+/// The business's first outbound message to a person not yet a contact, by
+/// `contact::store::business_first_key`.
+const BUSINESS_FIRST: TableDefinition<&str, &[u8]> = TableDefinition::new("business_first");
 
 /// `$each!(TABLE, shown)` for every table of the store: the one list that `open` creates and
 /// `dump_text` reads. `shown` says how a dump shows the values: `bytes`, encoded records as
@@ -103,6 +109,8 @@ macro_rules! every_table {
         $each!(INSTANCES, debug);
         $each!(SPEND, bytes);
         $each!(AD_NAMES, bytes);
+        $each!(GOALS, bytes);
+        $each!(BUSINESS_FIRST, bytes);
     };
 }
 
