@@ -259,7 +259,7 @@ async fn revenue_engine(stores: &Stores) -> local_server::LocalEngine {
     let engine = engine_app(stores);
     let app = &engine.app;
     let offer = json!({"offer_id": "o1", "name": "Offer", "click_window_days": 30,
-        "destination_url": "https://shop.example/o1?aff={click_id}"});
+        "view_window_days": 7, "destination_url": "https://shop.example/o1?aff={click_id}"});
     let (status, body) = call(app, admin_request("POST", "/offers", Some(offer))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let mut codes = Vec::new();
@@ -287,6 +287,8 @@ async fn revenue_engine(stores: &Stores) -> local_server::LocalEngine {
     for query in [
         format!("click_id={click_id}&conversion_id=A&payout=12.50"),
         format!("click_id={click_id}&conversion_id=B&payout=3.05&currency=eur"),
+        // c2 was sent the offer and never clicked: view-through.
+        format!("instance_id={INSTANCE}&contact_id=c2&offer_id=o1&conversion_id=V&payout=4"),
     ] {
         let postback = format!("/postbacks/generic?token={POSTBACK_TOKEN}&{query}");
         let (status, body) = call(app, Request::get(postback).body(Body::empty()).unwrap()).await;
@@ -321,6 +323,14 @@ async fn the_revenue_page_is_the_report_apis_for_each_grouping(backend: Backend)
                 row["revenue"].as_str().unwrap()
             );
             assert!(body.contains(&marker), "{group_by}: {marker}");
+            // View-through apart, in its own column.
+            let marker = format!(
+                "data-view-through=\"{} {}\">{}<",
+                row["key"].as_str().unwrap(),
+                row["currency"].as_str().unwrap(),
+                row["view_through_revenue"].as_str().unwrap()
+            );
+            assert!(body.contains(&marker), "{group_by}: {marker}");
         }
         for total in report["totals"].as_array().unwrap() {
             let marker = format!(
@@ -342,6 +352,7 @@ async fn the_revenue_page_is_the_report_apis_for_each_grouping(backend: Backend)
     }
     let (_, usd) = call(app, admin_get("/reports/revenue?group_by=offer")).await;
     assert_eq!(usd["totals"][1]["revenue"], "12.50", "{usd}");
+    assert_eq!(usd["totals"][1]["view_through_revenue"], "4.00", "{usd}");
     // The page's defaults are the API's: the last 30 days, grouped by day.
     let (_, by_day) = call(app, admin_get("/reports/revenue?group_by=day")).await;
     let (_, _, body) = get_page(app, "/app/revenue", &cookie).await;

@@ -922,14 +922,17 @@ async fn postbacks_whose_answers_were_lost_are_replayed_to_the_same_state(backen
 }
 
 /// Answers as the platform reads them; with lost answers, a retry may be the duplicate of its
-/// own first try, so only what was credited is compared.
+/// own first try (which says neither status nor attribution), so only the conversion ids are
+/// compared; what was credited is compared through the reports.
 fn credited_answers(answers: &[Value], mode: FaultMode) -> Vec<Value> {
     let mut shown: Vec<Value> = answers
         .iter()
         .map(|answer| {
             let mut answer = answer.clone();
             if mode == FaultMode::AnswerLost {
-                answer.as_object_mut().unwrap().remove("status");
+                let fields = answer.as_object_mut().unwrap();
+                fields.remove("status");
+                fields.remove("attribution");
             }
             answer
         })

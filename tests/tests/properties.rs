@@ -307,7 +307,7 @@ fn check_postback(query: Option<&str>, content_type: Option<&str>, body: &[u8]) 
     for network in ["tune", "everflow", "generic"] {
         let network = Network::parse(network).unwrap();
         if let Ok(postback) = Postback::parse(network, &params, now()) {
-            assert!(!postback.click_id.is_empty());
+            assert!(!postback.click_id().is_some_and(str::is_empty));
             assert!(postback.conversion_key().starts_with(network.as_str()));
             let _ = postback.reported_conversion_id();
         }

@@ -10,12 +10,12 @@ use integration_tests::*;
 use serde_json::{Value, json};
 use shared::contact::store::ContactStore;
 use shared::matching::QueueWorker;
-use shared::queue::JobQueue;
+use shared::queue::{JobQueue, QueueJob};
 use shared::revenue::Click;
 use shared::revenue::links::hash_client_ip;
 use shared::revenue::store::RevenueStore;
 use shared::secret::Secret;
-use shared::store::{FaultInjectingStore, FaultPlan};
+use shared::store::{FaultInjectingStore, FaultMode, FaultPlan};
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,6 +42,14 @@ on_every_store!(
     clicks_whose_write_fails_are_redirected_and_recorded_once_from_the_queue,
     clicks_are_redirected_even_when_the_queue_fails_too,
     the_local_queue_records_the_clicks_the_redirect_could_not,
+    a_conversion_before_its_late_click_is_reattributed_once,
+    a_late_click_racing_its_postback_is_credited_exactly_once,
+    late_clicks_recorded_through_faults_are_credited_exactly_once,
+    reports_filter_by_instance_and_the_instances_add_up_to_the_whole,
+    conversions_naming_the_contact_are_credited_to_its_first_click_on_the_offer,
+    view_through_credits_the_first_send_inside_the_view_window_both_ends_included,
+    view_through_never_displaces_a_click_and_stays_off_by_default,
+    explain_answers_the_troubleshooting_checklist_for_each_outcome,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -115,12 +123,26 @@ impl Engine {
         creative: &str,
         offer: &str,
     ) -> String {
+        self.send_from(INSTANCE, contact, message, campaign, creative, offer)
+            .await
+    }
+
+    /// [`Self::send`] from another instance.
+    async fn send_from(
+        &self,
+        instance: &str,
+        contact: &str,
+        message: &str,
+        campaign: &str,
+        creative: &str,
+        offer: &str,
+    ) -> String {
         let (status, body) = self
             .admin(
                 "POST",
                 "/sends",
                 Some(
-                    json!({"instance_id": INSTANCE, "contact_id": contact, "message_id": message,
+                    json!({"instance_id": instance, "contact_id": contact, "message_id": message,
                     "campaign": campaign, "creative": creative, "offer_id": offer}),
                 ),
             )
@@ -181,12 +203,17 @@ impl Engine {
 
     /// The report over the year up to tomorrow, which holds every test's events.
     async fn report(&self, group_by: &str) -> Value {
+        self.report_of(group_by, "").await
+    }
+
+    /// [`Self::report`] with more parameters (`&instance_id=…`).
+    async fn report_of(&self, group_by: &str, more: &str) -> Value {
         let until = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
         let since = until - chrono::Duration::days(365);
         let (status, body) = self
             .admin(
                 "GET",
-                &format!("/reports/revenue?group_by={group_by}&since={since}&until={until}"),
+                &format!("/reports/revenue?group_by={group_by}&since={since}&until={until}{more}"),
                 None,
             )
             .await;
@@ -521,10 +548,11 @@ async fn the_first_click_earns_the_conversion_monday_wednesday_friday(backend: B
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["status"], "attributed");
     assert_eq!(answer["conversion_id"], "ORDER-1");
+    assert_eq!(answer["attribution"], "click_through");
     assert_eq!(
         answer.as_object().unwrap().len(),
-        2,
-        "the platform is told its conversion id and status, nothing stored: {answer}"
+        3,
+        "the platform is told its conversion id, status and attribution, nothing stored: {answer}"
     );
     let credit = engine.credit_of("c1", "ORDER-1").await;
     assert_eq!(credit["click_id"], "01CLICKMONDAY");
@@ -1262,4 +1290,721 @@ async fn the_local_queue_records_the_clicks_the_redirect_could_not(backend: Back
     }
     assert_eq!(stored, redirected);
     assert!(local.match_queue.dead_letters().is_empty());
+}
+
+/// Clicks on `code` whose write failed (the redirect over a store refusing 40 % of calls),
+/// as the queue holds them: the click id went to the offer, the click is not yet recorded.
+async fn late_clicks(engine: &Engine, code: &str, seed: u64) -> Vec<QueueJob> {
+    let plan = FaultPlan::ratio(0.4, seed);
+    let queue = Arc::new(RecordingQueue::default());
+    let faulty = with_faulty_clicks(engine, &plan, queue.clone());
+    click_many(&faulty, code, 40).await;
+    let queued = queue.jobs.lock().unwrap().clone();
+    let mut late = Vec::new();
+    // A click whose write landed before a later read failed is queued too, but not late.
+    for job in queued {
+        if engine
+            .stores
+            .revenue
+            .load_click(&click_id_of(&job))
+            .await
+            .unwrap()
+            .is_none()
+        {
+            late.push(job);
+        }
+    }
+    assert!(late.len() >= 3, "too few click writes met a fault");
+    late
+}
+
+fn click_id_of(job: &QueueJob) -> String {
+    match job {
+        QueueJob::RecordClick(click) => click.click_id.clone(),
+        other => panic!("not a click: {other:?}"),
+    }
+}
+
+fn matcher_over(revenue: Arc<dyn RevenueStore>, engine: &Engine) -> QueueWorker {
+    QueueWorker::new(
+        engine.stores.contacts.clone(),
+        engine.stores.rules.clone(),
+        engine.stores.jobs.clone(),
+    )
+    .with_revenue(revenue)
+}
+
+fn messages_of(jobs: &[QueueJob]) -> Vec<(String, String)> {
+    jobs.iter()
+        .enumerate()
+        .map(|(n, job)| (format!("m{n}"), serde_json::to_string(job).unwrap()))
+        .collect()
+}
+
+/// Every queued click's conversion `L<n>` (payout 2) is credited to `c1`'s first click (by
+/// the first-click rule: the earliest at or before the late click; with `racing`, one of
+/// those, as other late clicks may not have been recorded yet), and the report counts each
+/// once.
+async fn each_late_click_earns_its_conversion_once(
+    engine: &Engine,
+    jobs: &[QueueJob],
+    racing: bool,
+) {
+    let mut clicks: Vec<(Timestamp, String)> = Vec::new();
+    for click in stored_clicks(engine).await {
+        let at = Timestamp::parse_rfc3339(click["clicked_at"].as_str().unwrap()).unwrap();
+        clicks.push((at, click["click_id"].as_str().unwrap().to_owned()));
+    }
+    clicks.sort();
+    for (n, job) in jobs.iter().enumerate() {
+        let QueueJob::RecordClick(late) = job else {
+            panic!("not a click: {job:?}");
+        };
+        let earlier: Vec<&str> = clicks
+            .iter()
+            .filter(|(at, _)| *at <= late.clicked_at)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        let credit = engine.credit_of("c1", &format!("L{n}")).await;
+        let credited = credit["click_id"].as_str().unwrap_or_default();
+        if racing {
+            assert!(earlier.contains(&credited), "L{n}: {credit}");
+        } else {
+            assert_eq!(credited, earlier[0], "L{n}");
+        }
+    }
+    let report = engine.report("message").await;
+    let row = row(&report, "m1");
+    assert_eq!(row["conversions"], jobs.len(), "{report}");
+    assert_eq!(row["revenue"], format!("{}.00", 2 * jobs.len()), "{report}");
+}
+
+/// Late clicks on one send (see [`late_clicks`]), each with its conversion `L<n>` (payout 2)
+/// posted back before the click is recorded: each answered `unknown_click`.
+async fn late_clicks_converted(engine: &Engine, seed: u64) -> Vec<QueueJob> {
+    let code = one_send(engine).await;
+    let jobs = late_clicks(engine, &code, seed).await;
+    for (n, job) in jobs.iter().enumerate() {
+        let query = format!("click_id={}&conversion_id=L{n}&payout=2", click_id_of(job));
+        let (status, answer) = engine.postback("generic", &query).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["status"], "unknown_click", "{answer}");
+    }
+    jobs
+}
+
+/// A postback whose click is still in the queue is stored `unknown_click`; when the click is
+/// recorded, the conversion is credited to it, once however often the click is delivered.
+async fn a_conversion_before_its_late_click_is_reattributed_once(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let jobs = late_clicks_converted(&engine, 0x1a7e).await;
+    assert_eq!(row(&engine.report("message").await, "m1")["conversions"], 0);
+    let matcher = matcher_over(engine.stores.revenue.clone(), &engine);
+    // Delivered twice, as SQS may.
+    for _ in 0..2 {
+        let failed = matcher
+            .handle_batch(&messages_of(&jobs), Timestamp::now())
+            .await;
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    each_late_click_earns_its_conversion_once(&engine, &jobs, false).await;
+    let (_, again) = engine
+        .postback(
+            "generic",
+            &format!(
+                "click_id={}&conversion_id=L0&payout=2",
+                click_id_of(&jobs[0])
+            ),
+        )
+        .await;
+    assert_eq!(again["status"], "duplicate");
+    let journey = engine.journey("c1").await;
+    let statuses: Vec<&Value> = journey["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "conversion")
+        .map(|event| &event["status"])
+        .collect();
+    assert!(
+        statuses.iter().all(|status| *status == "attributed"),
+        "{statuses:?}"
+    );
+}
+
+/// The queued click and its postback at the same moment, for every late click: whichever
+/// lands first, the conversion is credited, and counted once.
+async fn a_late_click_racing_its_postback_is_credited_exactly_once(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let code = one_send(&engine).await;
+    let jobs = late_clicks(&engine, &code, 0x2ace).await;
+    let matcher = Arc::new(matcher_over(engine.stores.revenue.clone(), &engine));
+    let mut tasks = Vec::new();
+    for (n, message) in messages_of(&jobs).into_iter().enumerate() {
+        let matcher = matcher.clone();
+        tasks.push(tokio::spawn(async move {
+            matcher.handle_batch(&[message], Timestamp::now()).await
+        }));
+        let app = engine.app.clone();
+        let uri = format!(
+            "/postbacks/generic?token={POSTBACK_TOKEN}&click_id={}&conversion_id=L{n}&payout=2",
+            click_id_of(&jobs[n])
+        );
+        tasks.push(tokio::spawn(async move {
+            let (status, body) = call(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(["attributed", "unknown_click"].contains(&body["status"].as_str().unwrap()));
+            Vec::new()
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().is_empty(), "a queued click failed");
+    }
+    each_late_click_earns_its_conversion_once(&engine, &jobs, true).await;
+}
+
+/// Late clicks recorded by a matcher whose store refuses calls or loses answers, delivered
+/// again until none fails: every waiting conversion is credited once.
+async fn late_clicks_recorded_through_faults_are_credited_exactly_once(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    let jobs = late_clicks_converted(&engine, 0x3f17).await;
+    let plan = FaultPlan::ratio(0.3, 0x4f17);
+    let faulty: Arc<dyn RevenueStore> = Arc::new(FaultInjectingStore::new(
+        engine.stores.revenue.clone(),
+        plan.clone(),
+    ));
+    let matcher = matcher_over(faulty, &engine);
+    let mut messages = messages_of(&jobs);
+    let mut faults = 0;
+    for round in 0..200 {
+        plan.set_mode(if round % 2 == 0 {
+            FaultMode::Refused
+        } else {
+            FaultMode::AnswerLost
+        });
+        let failed = matcher.handle_batch(&messages, Timestamp::now()).await;
+        faults += failed.len();
+        messages.retain(|(id, _)| failed.contains(id));
+        if messages.is_empty() {
+            break;
+        }
+    }
+    assert!(messages.is_empty(), "still failing: {messages:?}");
+    assert!(faults > 0, "no fault met: the test proves nothing");
+    plan.set_ratio(0.0);
+    each_late_click_earns_its_conversion_once(&engine, &jobs, false).await;
+}
+
+/// Sends, clicks and conversions of two numbers: each one's report holds its own only, and
+/// the two add up to the report of every instance, row by row.
+async fn reports_filter_by_instance_and_the_instances_add_up_to_the_whole(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    const OTHER: &str = "209876543210987";
+    engine.offer("o", 90).await;
+    let here = engine.send("c1", "m1", "spring", "t1", "o").await;
+    let there = engine
+        .send_from(OTHER, "c1", "m2", "spring", "t1", "o")
+        .await;
+    engine
+        .send_from(OTHER, "c2", "m3", "autumn", "t2", "o")
+        .await;
+    let here_click = engine.click(&here).await;
+    let there_click = engine.click(&there).await;
+    engine.click(&there).await;
+    for (click, id, payout) in [(&here_click, "A", "1.25"), (&there_click, "B", "10")] {
+        let (_, answer) = engine
+            .postback(
+                "generic",
+                &format!("click_id={click}&conversion_id={id}&payout={payout}"),
+            )
+            .await;
+        assert_eq!(answer["status"], "attributed");
+    }
+    let campaign = |report: &Value, key: &str| {
+        let row = report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key);
+        row.map(|row| {
+            (
+                row["sends"].as_u64().unwrap(),
+                row["clicks"].as_u64().unwrap(),
+                row["conversions"].as_u64().unwrap(),
+                row["revenue"].as_str().unwrap().to_owned(),
+            )
+        })
+    };
+    let all = engine.report("campaign").await;
+    let mine = engine
+        .report_of("campaign", &format!("&instance_id={INSTANCE}"))
+        .await;
+    let theirs = engine
+        .report_of("campaign", &format!("&instance_id={OTHER}"))
+        .await;
+    assert_eq!(
+        campaign(&mine, "spring"),
+        Some((1, 1, 1, "1.25".to_owned()))
+    );
+    assert_eq!(campaign(&mine, "autumn"), None, "{mine}");
+    assert_eq!(
+        campaign(&theirs, "spring"),
+        Some((1, 2, 1, "10.00".to_owned()))
+    );
+    assert_eq!(
+        campaign(&theirs, "autumn"),
+        Some((1, 0, 0, "0.00".to_owned()))
+    );
+    assert_eq!(
+        campaign(&all, "spring"),
+        Some((2, 3, 2, "11.25".to_owned()))
+    );
+    assert_eq!(all["totals"][0]["revenue"], "11.25");
+    assert_eq!(theirs["totals"][0]["sends"], 2);
+    let nobody = engine.report_of("day", "&instance_id=999").await;
+    assert_eq!(nobody["rows"], json!([]));
+    for bad in ["&instance_id=", "&instance_id=a%23b"] {
+        let (status, body) = engine
+            .admin("GET", &format!("/reports/revenue?group_by=day{bad}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["field"], "instance_id", "{body}");
+    }
+}
+
+impl Engine {
+    /// An offer with a click window and a view window, in days.
+    async fn view_offer(&self, id: &str, click_days: u32, view_days: u32) {
+        let (status, body) = self
+            .admin(
+                "POST",
+                "/offers",
+                Some(json!({"offer_id": id, "name": "Viewed",
+                    "destination_url": format!("https://shop.example/{id}?aff={{click_id}}"),
+                    "click_window_days": click_days, "view_window_days": view_days})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["view_window_days"], view_days);
+    }
+
+    /// A send of `offer` to `contact` (message `message`, campaign `spring`) at `sent_at`.
+    async fn send_at(&self, contact: &str, message: &str, offer: &str, sent_at: Timestamp) {
+        let (status, body) = self
+            .admin(
+                "POST",
+                "/sends",
+                Some(json!({"instance_id": INSTANCE, "contact_id": contact,
+                    "message_id": message, "campaign": "spring", "creative": "t1",
+                    "offer_id": offer, "sent_at": sent_at.to_string()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// A conversion posted back naming `contact` and `offer` instead of a click.
+    async fn contact_postback(&self, contact: &str, offer: &str, more: &str) -> Value {
+        let (status, answer) = self
+            .postback(
+                "generic",
+                &format!("instance_id={INSTANCE}&contact_id={contact}&offer_id={offer}&{more}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    }
+}
+
+/// A postback naming the contact and offer: credited to the contact's first click on that
+/// offer (not another offer's), and answered `unknown_click` without one; refused, naming the
+/// field, when the contact is half named.
+async fn conversions_naming_the_contact_are_credited_to_its_first_click_on_the_offer(
+    backend: Backend,
+) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    engine.offer("p", 90).await;
+    let other_offer = engine.send("c1", "m0", "k", "t", "p").await;
+    engine.click(&other_offer).await;
+    let code = engine.send("c1", "m1", "spring", "t1", "o").await;
+    let first = engine.click(&code).await;
+    engine.click(&code).await;
+    let answer = engine
+        .contact_postback("c1", "o", "conversion_id=N1&payout=4")
+        .await;
+    assert_eq!(
+        answer,
+        json!({"status": "attributed", "conversion_id": "N1", "attribution": "click_through"})
+    );
+    assert_eq!(
+        engine.credit_of("c1", "N1").await["click_id"],
+        first.as_str()
+    );
+    let again = engine
+        .contact_postback("c1", "o", "conversion_id=N1&payout=4")
+        .await;
+    assert_eq!(again["status"], "duplicate");
+    // Without a conversion id the contact, offer and event make the key, apart from a click's.
+    let lead = engine.contact_postback("c1", "o", "event=lead").await;
+    assert_eq!(
+        (lead["status"].as_str(), lead["conversion_id"].as_str()),
+        (
+            Some("attributed"),
+            Some(format!("{INSTANCE}:c1:o:lead").as_str())
+        )
+    );
+    let nobody = engine
+        .contact_postback("c9", "o", "conversion_id=N2&payout=4")
+        .await;
+    assert_eq!(nobody["status"], "unknown_click");
+    let no_offer = engine
+        .contact_postback("c1", "nosuchoffer", "conversion_id=N3")
+        .await;
+    assert_eq!(no_offer["status"], "unknown_click");
+    assert_eq!(
+        row(&engine.report("campaign").await, "spring")["conversions"],
+        2
+    );
+    for (query, field) in [
+        (format!("instance_id={INSTANCE}&contact_id=c1"), "offer_id"),
+        (format!("instance_id={INSTANCE}&offer_id=o"), "contact_id"),
+        ("contact_id=c1&offer_id=o".to_owned(), "instance_id"),
+        (
+            format!("instance_id={INSTANCE}&contact_id=a%23b&offer_id=o"),
+            "contact_id",
+        ),
+    ] {
+        let (status, body) = engine.postback("generic", &query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+    }
+}
+
+fn view_through_row(report: &Value, key: &str) -> (u64, u64, String, String) {
+    let row = row(report, key);
+    (
+        row["conversions"].as_u64().unwrap(),
+        row["view_through_conversions"].as_u64().unwrap(),
+        row["revenue"].as_str().unwrap().to_owned(),
+        row["view_through_revenue"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// With a 7-day view window, a conversion exactly 7 days after a send carrying the offer is
+/// credited view-through to that send (the earliest in the window), one a second later to the
+/// next send or to nothing; view-through revenue is reported apart from click-through.
+async fn view_through_credits_the_first_send_inside_the_view_window_both_ends_included(
+    backend: Backend,
+) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.view_offer("v", 1, 7).await;
+    let t0 = Timestamp::parse_rfc3339("2026-11-02T09:00:00Z").unwrap();
+    engine.send_at("c1", "first", "v", t0).await;
+    engine
+        .send_at("c1", "second", "v", t0.plus_seconds(86_400))
+        .await;
+    let at = |seconds: i64| seconds_later(t0, seconds);
+    let edge = engine
+        .contact_postback(
+            "c1",
+            "v",
+            &format!("conversion_id=E&payout=3&converted_at={}", at(7 * 86_400)),
+        )
+        .await;
+    assert_eq!(
+        edge,
+        json!({"status": "attributed", "conversion_id": "E", "attribution": "view_through"})
+    );
+    let credit = engine.credit_of("c1", "E").await;
+    assert_eq!(
+        (
+            credit["attribution"].as_str(),
+            credit["message_id"].as_str()
+        ),
+        (Some("view_through"), Some("first"))
+    );
+    assert!(credit.get("click_id").is_none(), "{credit}");
+    let past = engine
+        .contact_postback(
+            "c1",
+            "v",
+            &format!(
+                "conversion_id=P&payout=2&converted_at={}",
+                at(7 * 86_400 + 1)
+            ),
+        )
+        .await;
+    assert_eq!(past["attribution"], "view_through");
+    assert_eq!(engine.credit_of("c1", "P").await["message_id"], "second");
+    let gone = engine
+        .contact_postback(
+            "c1",
+            "v",
+            &format!(
+                "conversion_id=G&payout=2&converted_at={}",
+                at(8 * 86_400 + 1)
+            ),
+        )
+        .await;
+    assert_eq!(gone["status"], "unknown_click", "no send in the window");
+    let report = engine.report("message").await;
+    assert_eq!(
+        view_through_row(&report, "first"),
+        (0, 1, "0.00".into(), "3.00".into())
+    );
+    assert_eq!(
+        view_through_row(&report, "second"),
+        (0, 1, "0.00".into(), "2.00".into())
+    );
+    let totals = &report["totals"][0];
+    assert_eq!(
+        (
+            totals["conversions"].as_u64(),
+            totals["view_through_revenue"].as_str()
+        ),
+        (Some(0), Some("5.00")),
+        "never mixed into the click-through total"
+    );
+}
+
+/// A click inside the click window earns the conversion, whatever the sends; an offer without
+/// a view window credits no send; a click outside its window falls back to view-through.
+async fn view_through_never_displaces_a_click_and_stays_off_by_default(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.view_offer("v", 1, 7).await;
+    engine.offer("off", 1).await;
+    let (status, off) = engine.admin("GET", "/offers/off", None).await;
+    assert_eq!(
+        (status, off["view_window_days"].as_u64()),
+        (StatusCode::OK, Some(0))
+    );
+    let now = Timestamp::now();
+    engine
+        .send_at("c1", "early", "v", now.plus_seconds(-3 * 86_400))
+        .await;
+    let code = engine.send("c1", "clicked", "spring", "t1", "v").await;
+    let click_id = engine.click(&code).await;
+    let clicked = engine
+        .contact_postback("c1", "v", "conversion_id=C&payout=5")
+        .await;
+    assert_eq!(clicked["attribution"], "click_through");
+    assert_eq!(
+        engine.credit_of("c1", "C").await["click_id"],
+        click_id.as_str()
+    );
+    let by_click = engine
+        .postback(
+            "generic",
+            &format!("click_id={click_id}&conversion_id=K&payout=1"),
+        )
+        .await
+        .1;
+    assert_eq!(by_click["attribution"], "click_through");
+    // Two days on, the click is outside its 1-day window; the earliest send in the 7-day view
+    // window earns it.
+    let (_, late) = engine
+        .postback(
+            "generic",
+            &format!(
+                "click_id={click_id}&conversion_id=LATE&payout=1&converted_at={}",
+                seconds_later(now, 2 * 86_400)
+            ),
+        )
+        .await;
+    assert_eq!(late["attribution"], "view_through", "{late}");
+    assert_eq!(engine.credit_of("c1", "LATE").await["message_id"], "early");
+
+    engine
+        .send_at("c2", "quiet", "off", now.plus_seconds(-3_600))
+        .await;
+    let off = engine
+        .contact_postback("c2", "off", "conversion_id=O&payout=9")
+        .await;
+    assert_eq!(
+        off,
+        json!({"status": "unknown_click", "conversion_id": "O"})
+    );
+    for (days, ok) in [
+        ("0", true),
+        ("30", true),
+        ("31", false),
+        ("-1", false),
+        ("\"7\"", false),
+    ] {
+        let (status, body) = engine
+            .admin(
+                "POST",
+                "/offers",
+                Some(serde_json::from_str(&format!(
+                    r#"{{"name": "W", "destination_url": "https://shop.example/", "view_window_days": {days}}}"#
+                )).unwrap()),
+            )
+            .await;
+        assert_eq!(status.is_success(), ok, "{days}: {body}");
+        if !ok {
+            assert_eq!(body["error"]["field"], "view_window_days", "{body}");
+        }
+    }
+}
+
+impl Engine {
+    /// `GET /conversions/{id}/explain?network=generic`, answered 200.
+    async fn explain(&self, conversion_id: &str) -> Value {
+        let (status, body) = self
+            .admin(
+                "GET",
+                &format!("/conversions/{conversion_id}/explain?network=generic"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+/// Each outcome explained in words, with the clicks the rule looked at and the window.
+async fn explain_answers_the_troubleshooting_checklist_for_each_outcome(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("o", 90).await;
+    engine.offer("day", 1).await;
+    engine.view_offer("v", 1, 7).await;
+    let other = engine.send("c1", "m0", "k", "t", "day").await;
+    engine.click(&other).await;
+    let code = engine.send("c1", "m1", "spring", "t1", "o").await;
+    let first = engine.click(&code).await;
+    engine.click(&code).await;
+    let third = engine.click(&code).await;
+    engine
+        .postback(
+            "generic",
+            &format!("click_id={third}&conversion_id=A&payout=1"),
+        )
+        .await;
+    let attributed = engine.explain("A").await;
+    assert_eq!(
+        attributed["outcome"],
+        "attributed to the first click of 3 in the 90-day window"
+    );
+    assert_eq!(attributed["window"]["days"], 90);
+    let clicks = attributed["clicks"].as_array().unwrap();
+    assert_eq!(clicks.len(), 3, "another offer's click is not considered");
+    assert_eq!(clicks[0]["click_id"], first.as_str());
+    assert_eq!(clicks[0]["credited"], true);
+    assert_eq!(
+        clicks[0]["why"],
+        "credited: the first click inside the window"
+    );
+    assert_eq!(clicks[2]["why"], "inside the window, but not the first");
+    assert!(clicks.iter().all(|c| c["inside_window"] == true));
+    assert_eq!(attributed["conversion"]["conversion_id"], "A");
+
+    engine
+        .postback("generic", "click_id=NOSUCH&conversion_id=U&payout=1")
+        .await;
+    let unknown = engine.explain("U").await;
+    assert_eq!(unknown["outcome"], "unknown click id");
+    assert_eq!(
+        (unknown["window"].clone(), unknown["clicks"].clone()),
+        (Value::Null, json!([]))
+    );
+
+    let day_click = engine
+        .click(&engine.send("c2", "m2", "k", "t", "day").await)
+        .await;
+    let clicked_at = engine.clicked_at("c2", &day_click).await;
+    for (id, seconds) in [("LATE", 86_401), ("EARLY", -3_600)] {
+        engine
+            .postback(
+                "generic",
+                &format!(
+                    "click_id={day_click}&conversion_id={id}&converted_at={}",
+                    seconds_later(clicked_at, seconds)
+                ),
+            )
+            .await;
+    }
+    let late = engine.explain("LATE").await;
+    assert_eq!(
+        late["outcome"],
+        "click 2 days before the conversion, window 1 days"
+    );
+    assert_eq!(late["clicks"][0]["inside_window"], false);
+    assert_eq!(
+        late["clicks"][0]["why"],
+        "before the window: 2 days before the conversion, window 1 days"
+    );
+    let early = engine.explain("EARLY").await;
+    assert_eq!(
+        early["outcome"],
+        "the click came after the conversion, more than 5 minutes later: it cannot have caused it"
+    );
+    assert_eq!(
+        early["clicks"][0]["why"],
+        "after the conversion (more than 5 minutes)"
+    );
+
+    let t0 = Timestamp::parse_rfc3339("2026-11-02T09:00:00Z").unwrap();
+    engine.send_at("c3", "seen", "v", t0).await;
+    engine
+        .contact_postback(
+            "c3",
+            "v",
+            &format!("conversion_id=VT&converted_at={}", seconds_later(t0, 3_600)),
+        )
+        .await;
+    engine
+        .contact_postback("c4", "v", "conversion_id=NONE")
+        .await;
+    assert_eq!(
+        engine.explain("VT").await["outcome"],
+        "attributed view-through to the send of message seen at 2026-11-02T09:00:00.000Z: no click on the offer in the 1-day click window"
+    );
+    assert_eq!(
+        engine.explain("NONE").await["outcome"],
+        "no click or send of the contact on the offer in the window (1-day click window)"
+    );
+
+    let (status, body) = engine
+        .admin("GET", "/conversions/NOPE/explain?network=generic", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("conversion_not_found"))
+    );
+    for bad in [
+        "/conversions/A/explain",
+        "/conversions/A/explain?network=other",
+    ] {
+        let (status, body) = engine.admin("GET", bad, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["field"], "network");
+    }
+    let long = "x".repeat(257);
+    let (status, body) = engine
+        .admin(
+            "GET",
+            &format!("/conversions/{long}/explain?network=tune"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("conversion_id"))
+    );
 }

@@ -3,7 +3,7 @@
 use integration_tests::*;
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::attribution::CreditWindow;
-use shared::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
+use shared::revenue::store::{ConversionWrite, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite};
 use shared::revenue::{
     Amount, Click, Conversion, ConversionStatus, Credit, Currency, DestinationUrl, Dimension,
     Journey, Network, Offer, Postback, SendRecord, Tally,
@@ -22,6 +22,7 @@ on_every_store!(
     the_journey_lists_one_contacts_records_in_time_order,
     report_counters_add_up_exactly_for_every_grouping_and_only_inside_the_days,
     conversions_whose_ids_hold_the_separator_do_not_collide,
+    unknown_click_conversions_wait_for_their_click_and_are_reattributed_once,
 );
 
 const INSTANCE: &str = "1";
@@ -65,6 +66,7 @@ fn offer(id: &str, name: &str) -> Offer {
         name: name.to_owned(),
         destination_url: DestinationUrl::parse("https://shop.example/p?sub={click_id}").unwrap(),
         click_window_days: 30,
+        view_window_days: 0,
         payout: Some(amount("12.50")),
         currency: currency("EUR"),
         created_at: ts("2026-03-01T10:00:00.000Z"),
@@ -120,6 +122,7 @@ fn conversion(
         network: Network::Generic,
         conversion_id: id.to_owned(),
         click_id: click.click_id.clone(),
+        offer_id: None,
         event: None,
         payout: amount(payout),
         currency: currency(currency_code),
@@ -143,6 +146,7 @@ fn unknown_click_conversion(id: &str, payout: &str, converted_at: Timestamp) -> 
         network: Network::Generic,
         conversion_id: id.to_owned(),
         click_id: "no-such-click".to_owned(),
+        offer_id: None,
         event: Some("purchase".to_owned()),
         payout: amount(payout),
         currency: currency("USD"),
@@ -161,6 +165,7 @@ fn tally(sends: u64, clicks: u64, conversions: u64, revenue: &str) -> Tally {
         clicks,
         conversions,
         revenue: amount(revenue),
+        ..Tally::default()
     }
 }
 
@@ -612,6 +617,7 @@ async fn concurrent_conversions_of_one_key_have_one_winner(backend: Backend) {
                 clicks: 1,
                 conversions: 1,
                 revenue: winner.payout,
+                ..Tally::default()
             },
             "{dimension:?}: counted once"
         );
@@ -998,7 +1004,8 @@ async fn conversions_whose_ids_hold_the_separator_do_not_collide(backend: Backen
                 conversion_key: postback.conversion_key(),
                 network: postback.network,
                 conversion_id: postback.reported_conversion_id(),
-                click_id: postback.click_id.clone(),
+                click_id: postback.click_id().unwrap().to_owned(),
+                offer_id: None,
                 event: postback.event.clone(),
                 payout: Amount::ZERO,
                 currency: postback.currency,
@@ -1026,4 +1033,107 @@ async fn conversions_whose_ids_hold_the_separator_do_not_collide(backend: Backen
             "each key answers its own conversion"
         );
     }
+}
+
+/// An `unknown_click` conversion is stored only while its click is absent, waits for that click
+/// by key, and is replaced (with its counters) once however often that is asked.
+async fn unknown_click_conversions_wait_for_their_click_and_are_reattributed_once(
+    backend: Backend,
+) {
+    let Some((store, _guard)) = store(backend).await else {
+        return;
+    };
+    let day = "2026-03-01";
+    let sent = send("s1", "c1", "shoes", "USD", ts("2026-03-01T10:00:00.000Z"));
+    store
+        .create_sends(std::slice::from_ref(&sent))
+        .await
+        .unwrap();
+    let late = click("late", &sent, ts("2026-03-01T11:00:00.000Z"));
+    let mut waiting = unknown_click_conversion("w1", "7.25", ts("2026-03-01T12:00:00.000Z"));
+    waiting.click_id = late.click_id.clone();
+    let mut other = unknown_click_conversion("w2", "1", ts("2026-03-01T12:30:00.000Z"));
+    other.click_id = late.click_id.clone();
+    for conversion in [&waiting, &other] {
+        assert_eq!(
+            store.record_conversion(conversion).await.unwrap(),
+            ConversionWrite::Recorded
+        );
+    }
+    assert!(
+        store
+            .waiting_conversions("nobody")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut found = store.waiting_conversions("late").await.unwrap();
+    found.sort_by(|a, b| a.conversion_key.cmp(&b.conversion_key));
+    assert_eq!(found, [waiting.clone(), other.clone()]);
+
+    store.record_click(&late).await.unwrap();
+    // Once the click is stored, an unknown-click conversion for it is refused, unwritten.
+    let mut after = unknown_click_conversion("w3", "2", ts("2026-03-01T13:00:00.000Z"));
+    after.click_id = late.click_id.clone();
+    assert_eq!(
+        store.record_conversion(&after).await.unwrap(),
+        ConversionWrite::ClickArrived
+    );
+    assert_eq!(
+        store.record_conversion(&after).await.unwrap(),
+        ConversionWrite::ClickArrived,
+        "nothing was stored"
+    );
+
+    let mut credited = conversion(
+        "w1",
+        &late,
+        Some(&late),
+        "7.25",
+        "USD",
+        waiting.converted_at,
+    );
+    credited.conversion_key = waiting.conversion_key.clone();
+    credited.event = waiting.event.clone();
+    credited.received_at = waiting.received_at;
+    assert!(store.reattribute_conversion(&credited).await.unwrap());
+    assert!(
+        !store.reattribute_conversion(&credited).await.unwrap(),
+        "a second re-attribution writes nothing"
+    );
+    for dimension in Dimension::ALL {
+        assert_eq!(
+            total(store.as_ref(), dimension, day).await,
+            tally(1, 1, 1, "7.25"),
+            "{dimension:?}"
+        );
+    }
+    assert_eq!(
+        store.waiting_conversions("late").await.unwrap(),
+        [other.clone()],
+        "the re-attributed one waits no more"
+    );
+    let journey = store
+        .contact_journey(&instance(), &contact_id("c1"))
+        .await
+        .unwrap();
+    assert_eq!(journey.conversions, [credited.clone()]);
+    assert_eq!(
+        store.record_conversion(&waiting).await.unwrap(),
+        ConversionWrite::Duplicate(Box::new(credited))
+    );
+
+    // The conversions waiting for one click id are bounded; later ones are stored, unwaiting.
+    for n in 0..=MAX_WAITING_PER_CLICK {
+        let mut many = unknown_click_conversion(&format!("m{n}"), "1", ts("2026-03-02T00:00:00Z"));
+        many.click_id = "flood".to_owned();
+        assert_eq!(
+            store.record_conversion(&many).await.unwrap(),
+            ConversionWrite::Recorded
+        );
+    }
+    assert_eq!(
+        store.waiting_conversions("flood").await.unwrap().len(),
+        MAX_WAITING_PER_CLICK
+    );
 }

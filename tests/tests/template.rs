@@ -297,6 +297,7 @@ fn is_admin_route(path: &str) -> bool {
         "/reports/",
         "/spend",
         "/catalog/",
+        "/conversions/",
     ]
     .iter()
     .any(|prefix| path.starts_with(prefix))

@@ -13,6 +13,7 @@ use shared::config::Secrets;
 use shared::http::{ApiError, Missing, Path};
 use shared::queue::{JobQueue, QueueJob};
 use shared::revenue::Click;
+use shared::revenue::conversions;
 use shared::revenue::links::{
     hash_client_ip, is_code_shaped, is_link_preview, truncate_user_agent,
 };
@@ -119,8 +120,8 @@ async fn follow_link(
 /// Records the click, or queues it when the store fails (the visitor is redirected either
 /// way). Only when the queue fails too is the click lost.
 async fn record(state: &ClicksState, click: Click) {
-    let error = match state.store.record_click(&click).await {
-        Ok(()) => {
+    let error = match conversions::record_click(state.store.as_ref(), &click).await {
+        Ok(_) => {
             shared::metrics::count("Clicks", &[], 1);
             tracing::info!(
                 instance_id = %click.instance_id,

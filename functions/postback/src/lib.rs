@@ -9,10 +9,10 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use shared::config::Secrets;
 use shared::http::{ApiError, Body, Path, body_limit};
-use shared::revenue::attribution::{CreditWindow, Decision, decide};
+use shared::revenue::conversions;
 use shared::revenue::postback::{self, read_params};
-use shared::revenue::store::{ConversionWrite, RevenueStore};
-use shared::revenue::{Amount, Conversion, ConversionStatus, Network, Postback};
+use shared::revenue::store::RevenueStore;
+use shared::revenue::{Conversion, Network, Postback};
 use shared::secret::Secret;
 use shared::time::Timestamp;
 use std::sync::Arc;
@@ -81,83 +81,35 @@ async fn receive_postback(
     let (params, _) = parsed?;
     let now = Timestamp::now();
     let postback = Postback::parse(network, &params, now)?;
-    let conversion = attribute(&*state.store, &postback, now).await?;
-    let answer = match state.store.record_conversion(&conversion).await? {
-        ConversionWrite::Recorded => {
-            tracing::info!(
-                network = network.as_str(),
-                status = ?conversion.status,
-                "conversion recorded"
-            );
-            shared::metrics::count("Postbacks", &[("Status", conversion.status.as_str())], 1);
-            postback_answer(conversion.status.as_str(), &conversion)
+    let recorded = conversions::record_postback(&*state.store, &postback, now).await?;
+    let status = recorded.status();
+    match recorded {
+        conversions::Recorded::New(_) => {
+            tracing::info!(network = network.as_str(), status, "conversion recorded");
         }
-        ConversionWrite::Duplicate(_) => {
+        conversions::Recorded::Duplicate(_) => {
             tracing::info!(network = network.as_str(), "duplicate postback ignored");
-            shared::metrics::count("Postbacks", &[("Status", "duplicate")], 1);
-            postback_answer("duplicate", &conversion)
         }
-    };
-    Ok(Json(answer))
-}
-
-/// The conversion a postback reports, credited to the first click in the window when its
-/// click is known: two store reads (the click, then the contact's first click on the offer).
-async fn attribute(
-    store: &dyn RevenueStore,
-    postback: &Postback,
-    now: Timestamp,
-) -> Result<Conversion, ApiError> {
-    let mut conversion = Conversion {
-        conversion_key: postback.conversion_key(),
-        network: postback.network,
-        conversion_id: postback.reported_conversion_id(),
-        click_id: postback.click_id.clone(),
-        event: postback.event.clone(),
-        payout: postback.payout.unwrap_or(Amount::ZERO),
-        currency: postback.currency,
-        converted_at: postback.converted_at,
-        received_at: now,
-        status: ConversionStatus::UnknownClick,
-        instance_id: None,
-        contact_id: None,
-        credited: None,
-    };
-    let Some(click) = store.load_click(&postback.click_id).await? else {
-        return Ok(conversion);
-    };
-    conversion.instance_id = Some(click.instance_id.clone());
-    conversion.contact_id = Some(click.contact_id.clone());
-    let window = CreditWindow::new(postback.converted_at, &click);
-    let first = if window.contains(click.clicked_at) {
-        store
-            .first_click(
-                &click.instance_id,
-                &click.contact_id,
-                &click.offer_id,
-                &window,
-            )
-            .await?
-    } else {
-        None
-    };
-    match decide(&window, &click, first.as_ref()) {
-        Decision::Attributed(credit) => {
-            conversion.status = ConversionStatus::Attributed;
-            conversion.credited = Some(credit);
-        }
-        Decision::OutsideWindow => conversion.status = ConversionStatus::OutsideWindow,
-        Decision::BeforeClick => conversion.status = ConversionStatus::BeforeClick,
     }
-    Ok(conversion)
+    shared::metrics::count("Postbacks", &[("Status", status)], 1);
+    Ok(Json(postback_answer(status, recorded.conversion())))
 }
 
-/// What the platform reads back: its own conversion id and what became of it. Nothing stored
-/// about the click, its send or its contact: a platform (or whoever holds a leaked token) has
-/// no use for them.
+/// What the platform reads back: its own conversion id, what became of it and, when credited,
+/// how (`click_through` or `view_through`). Nothing stored about the click, its send or its
+/// contact: a platform (or whoever holds a leaked token) has no use for them.
 fn postback_answer(status: &str, conversion: &Conversion) -> Value {
-    json!({
+    let mut answer = json!({
         "status": status,
         "conversion_id": conversion.conversion_id,
-    })
+    });
+    // A duplicate says only that: how the first delivery was credited is the reports' to say.
+    if let Some(credit) = conversion
+        .credited
+        .as_ref()
+        .filter(|_| status == "attributed")
+    {
+        answer["attribution"] = json!(credit.attribution.as_str());
+    }
+    answer
 }

@@ -14,11 +14,12 @@ use shared::config::Secrets;
 use shared::contact::store::{ContactQueries, ContactStore};
 use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
 use shared::ids::{ContactId, InstanceId, OfferId};
+use shared::revenue::explain::{self, Explanation};
 use shared::revenue::journey;
 use shared::revenue::links::{send_code, tracked_url};
 use shared::revenue::report::{self, ReportRequest};
 use shared::revenue::store::{RevenueStore, SendWrite};
-use shared::revenue::{Offer, OfferDraft, SendDraft, SendRecord};
+use shared::revenue::{Network, Offer, OfferDraft, SendDraft, SendRecord};
 use shared::secret::{AdminKeys, Secret};
 use shared::time::Timestamp;
 use std::collections::HashMap;
@@ -73,6 +74,10 @@ pub fn router(state: Arc<RevenueState>) -> Router {
         .route("/offers/{offer_id}", get(get_offer).put(replace_offer))
         .route("/sends", post(create_sends))
         .route("/reports/revenue", get(revenue_report))
+        .route(
+            "/conversions/{conversion_id}/explain",
+            get(explain_conversion),
+        )
         .route(
             "/instances/{instance_id}/contacts/{contact_id}/journey",
             get(contact_journey),
@@ -233,10 +238,12 @@ struct ReportQuery {
     group_by: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    instance_id: Option<String>,
 }
 
 /// Revenue by message, creative, offer, campaign or day over `[since, until]` (UTC days, both
-/// included; the last 30 days by default), one row per key and currency, with totals.
+/// included; the last 30 days by default), one row per key and currency, with totals; of one
+/// instance with `instance_id`.
 async fn revenue_report(
     State(state): State<Arc<RevenueState>>,
     Query(query): Query<ReportQuery>,
@@ -246,8 +253,40 @@ async fn revenue_report(
         query.since.as_deref(),
         query.until.as_deref(),
         Timestamp::now(),
-    )?;
+    )?
+    .for_instance(query.instance_id.as_deref())?;
     Ok(Json(report::load(state.store.as_ref(), &request).await?))
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    network: Option<String>,
+}
+
+/// Longest conversion id a postback may carry, so no longer one can name a stored conversion.
+const MAX_CONVERSION_ID_BYTES: usize = 256;
+
+/// Why a conversion was credited as it was: the clicks considered, the window and the outcome.
+async fn explain_conversion(
+    State(state): State<Arc<RevenueState>>,
+    Path(conversion_id): Path<String>,
+    Query(query): Query<ExplainQuery>,
+) -> Result<Json<Explanation>, ApiError> {
+    let network = query
+        .network
+        .as_deref()
+        .and_then(Network::parse)
+        .ok_or_else(|| {
+            ApiError::invalid_field("network", "must be one of tune, everflow, generic")
+        })?;
+    if conversion_id.is_empty() || conversion_id.len() > MAX_CONVERSION_ID_BYTES {
+        return Err(ApiError::invalid_field(
+            "conversion_id",
+            format!("must be 1 to {MAX_CONVERSION_ID_BYTES} bytes"),
+        ));
+    }
+    let explained = explain::explain(state.store.as_ref(), network, &conversion_id).await?;
+    Ok(Json(explained.ok_or(Missing::Conversion)?))
 }
 
 /// A contact's sends, clicks and conversions in time order, and the revenue credited to it.

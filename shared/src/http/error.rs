@@ -109,6 +109,8 @@ pub enum Missing {
     Network,
     /// No dashboard asset has this name (an old content hash after a deploy, say).
     Asset,
+    /// No conversion of this network has the id.
+    Conversion,
     /// No goal of this instance has the id (or the id is not a goal id at all).
     Goal,
     /// No funnel of this instance has the id (or the id is not a funnel id at all).
@@ -128,6 +130,7 @@ impl Missing {
             Self::Link => "link_not_found",
             Self::Network => "unknown_network",
             Self::Asset => "asset_not_found",
+            Self::Conversion => "conversion_not_found",
             Self::Goal => "goal_not_found",
             Self::Funnel => "funnel_not_found",
         }
@@ -145,6 +148,7 @@ impl Missing {
             Self::Link => "no such tracked link",
             Self::Network => "the network must be tune, everflow or generic",
             Self::Asset => "no such asset",
+            Self::Conversion => "no conversion of this network has this id",
             Self::Goal => "no such goal on this instance",
             Self::Funnel => "no such funnel on this instance",
         }

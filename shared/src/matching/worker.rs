@@ -135,7 +135,9 @@ impl QueueWorker {
             .revenue
             .as_ref()
             .ok_or("no revenue store attached for queued clicks")?;
-        store.record_click(click).await.map_err(|e| e.to_string())?;
+        crate::revenue::conversions::record_click(store.as_ref(), click)
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(offer_id = %click.offer_id, "queued click recorded");
         Ok(())
     }

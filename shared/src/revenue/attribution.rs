@@ -22,8 +22,14 @@ pub struct CreditWindow {
 impl CreditWindow {
     /// The window of the postback's click (its offer's, as it was at that click).
     pub fn new(converted_at: Timestamp, postback_click: &Click) -> Self {
+        Self::days_before(converted_at, postback_click.click_window_days)
+    }
+
+    /// The window of `days` days up to a conversion at `converted_at` (an offer's click window
+    /// when no click names it, or its view window).
+    pub fn days_before(converted_at: Timestamp, days: u32) -> Self {
         Self {
-            from: converted_at.plus_seconds(-postback_click.window_seconds()),
+            from: converted_at.plus_seconds(-i64::from(days) * 86_400),
             to: converted_at.plus_seconds(CLOCK_SKEW_SECONDS),
         }
     }

@@ -2,6 +2,8 @@
 //! first-click revenue attribution, with the reports they feed.
 
 pub mod attribution;
+pub mod conversions;
+pub mod explain;
 pub mod journey;
 pub mod links;
 pub mod money;
@@ -13,7 +15,7 @@ pub mod store;
 pub use money::{Amount, Currency};
 pub use postback::{Network, Postback, PostbackError};
 pub use records::{
-    Click, Conversion, ConversionStatus, Credit, DestinationUrl, Journey, Offer, OfferDraft,
-    SendDraft, SendRecord,
+    Attribution, Click, Conversion, ConversionStatus, Credit, DestinationUrl, Journey, Offer,
+    OfferDraft, SendDraft, SendRecord,
 };
 pub use report::{Dimension, ReportBump, ReportCounter, Tally};

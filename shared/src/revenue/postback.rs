@@ -1,5 +1,6 @@
 //! Affiliate postbacks: TUNE, Everflow and a generic form, read into one conversion report.
 
+use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::money::{Amount, Currency};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,9 @@ impl Network {
             (_, Field::Currency) => &["currency"],
             (_, Field::Event) => &["event"],
             (_, Field::ConvertedAt) => &["converted_at"],
+            (_, Field::InstanceId) => &["instance_id"],
+            (_, Field::ContactId) => &["contact_id"],
+            (_, Field::OfferId) => &["offer_id"],
         }
     }
 }
@@ -64,6 +68,9 @@ enum Field {
     Currency,
     Event,
     ConvertedAt,
+    InstanceId,
+    ContactId,
+    OfferId,
 }
 
 const MAX_CLICK_ID: usize = 128;
@@ -78,13 +85,29 @@ fn refuse(field: &'static str, message: impl Into<String>) -> PostbackError {
     PostbackError::new(field, message)
 }
 
+/// Who converted, as a postback names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Converter {
+    /// The click id the engine put in the offer URL.
+    Click(String),
+    /// The contact and the offer, when the advertiser knows the buyer but not the click.
+    Contact {
+        /// The instance the contact wrote to.
+        instance_id: InstanceId,
+        /// The contact.
+        contact_id: ContactId,
+        /// The offer converted on.
+        offer_id: OfferId,
+    },
+}
+
 /// One conversion as a postback reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Postback {
     /// The platform that sent it.
     pub network: Network,
-    /// The click id the engine put in the offer URL.
-    pub click_id: String,
+    /// The click, or the contact and offer, it names.
+    pub converter: Converter,
     /// The platform's conversion id, when it sends one.
     pub conversion_id: Option<String>,
     /// What the conversion pays; `None`: the offer's default.
@@ -124,16 +147,42 @@ impl Postback {
                 Ok(value.to_owned())
             }
         };
-        let click_id = read(Field::ClickId).ok_or_else(|| {
-            refuse(
-                "click_id",
-                format!(
-                    "is required (as {})",
-                    network.names(Field::ClickId).join(" or ")
-                ),
-            )
-        })?;
-        let click_id = bounded("click_id", click_id, MAX_CLICK_ID)?;
+        let converter = match read(Field::ClickId) {
+            Some(click_id) => Converter::Click(bounded("click_id", click_id, MAX_CLICK_ID)?),
+            None if [Field::InstanceId, Field::ContactId, Field::OfferId]
+                .iter()
+                .any(|field| read(*field).is_some()) =>
+            {
+                let id = |field: Field, name: &'static str| {
+                    read(field).ok_or_else(|| {
+                        refuse(
+                            name,
+                            "is required with instance_id, contact_id and offer_id (or give a click id)",
+                        )
+                    })
+                };
+                let invalid = |name: &'static str| {
+                    move |error: crate::ids::InvalidId| refuse(name, error.to_string())
+                };
+                Converter::Contact {
+                    instance_id: InstanceId::parse(id(Field::InstanceId, "instance_id")?)
+                        .map_err(invalid("instance_id"))?,
+                    contact_id: ContactId::parse(id(Field::ContactId, "contact_id")?)
+                        .map_err(invalid("contact_id"))?,
+                    offer_id: OfferId::parse(id(Field::OfferId, "offer_id")?)
+                        .map_err(invalid("offer_id"))?,
+                }
+            }
+            None => {
+                return Err(refuse(
+                    "click_id",
+                    format!(
+                        "is required (as {}), or instance_id, contact_id and offer_id",
+                        network.names(Field::ClickId).join(" or ")
+                    ),
+                ));
+            }
+        };
         let conversion_id = read(Field::ConversionId)
             .map(|id| bounded("conversion_id", id, MAX_CONVERSION_ID))
             .transpose()?;
@@ -163,7 +212,7 @@ impl Postback {
             .unwrap_or(now);
         Ok(Self {
             network,
-            click_id,
+            converter,
             conversion_id,
             payout,
             currency,
@@ -178,26 +227,64 @@ impl Postback {
     /// not click `C` with event `signup`) and ids without either keep the key they always had.
     pub fn conversion_key(&self) -> String {
         let network = self.network.as_str();
-        match &self.conversion_id {
-            Some(id) => format!("{network}#{}", key_part(id)),
-            None => format!(
-                "{network}#{}#{}",
-                key_part(&self.click_id),
-                key_part(self.event.as_deref().unwrap_or(""))
+        let event = key_part(self.event.as_deref().unwrap_or(""));
+        match (&self.conversion_id, &self.converter) {
+            (Some(id), _) => conversion_key_of(self.network, id),
+            (None, Converter::Click(click_id)) => {
+                format!("{network}#{}#{event}", key_part(click_id))
+            }
+            // Five parts, a click's key three: the two never meet.
+            (
+                None,
+                Converter::Contact {
+                    instance_id,
+                    contact_id,
+                    offer_id,
+                },
+            ) => format!(
+                "{network}#{}#{}#{}#{event}",
+                key_part(instance_id.as_str()),
+                key_part(contact_id.as_str()),
+                key_part(offer_id.as_str())
             ),
         }
     }
 
-    /// The conversion id to report back: the network's, or one made from the click and event.
-    pub fn reported_conversion_id(&self) -> String {
-        match &self.conversion_id {
-            Some(id) => id.clone(),
-            None => match &self.event {
-                Some(event) => format!("{}:{event}", self.click_id),
-                None => self.click_id.clone(),
-            },
+    /// The click id, or `instance<sep>contact<sep>offer`.
+    fn converter_text(&self, separator: &str) -> String {
+        match &self.converter {
+            Converter::Click(click_id) => click_id.clone(),
+            Converter::Contact {
+                instance_id,
+                contact_id,
+                offer_id,
+            } => [instance_id.as_str(), contact_id.as_str(), offer_id.as_str()].join(separator),
         }
     }
+
+    /// The click id the postback named, if it named one.
+    pub fn click_id(&self) -> Option<&str> {
+        match &self.converter {
+            Converter::Click(click_id) => Some(click_id),
+            Converter::Contact { .. } => None,
+        }
+    }
+
+    /// The conversion id to report back: the network's, or one made from the click (or the
+    /// contact and offer) and the event.
+    pub fn reported_conversion_id(&self) -> String {
+        let converter = self.converter_text(":");
+        match (&self.conversion_id, &self.event) {
+            (Some(id), _) => id.clone(),
+            (None, Some(event)) => format!("{converter}:{event}"),
+            (None, None) => converter,
+        }
+    }
+}
+
+/// The dedupe key of the conversion `network` reported with its own `conversion_id`.
+pub fn conversion_key_of(network: Network, conversion_id: &str) -> String {
+    format!("{}#{}", network.as_str(), key_part(conversion_id))
 }
 
 /// One part of a conversion key: percent-escaped, so it holds no `#`.
@@ -309,7 +396,7 @@ mod tests {
             now(),
         )
         .unwrap();
-        assert_eq!(tune.click_id, "CLICK");
+        assert_eq!(tune.click_id(), Some("CLICK"));
         assert_eq!(tune.conversion_id.as_deref(), Some("T1"));
         assert_eq!(tune.payout, Some(Amount::parse("1.5").unwrap()));
         assert_eq!(tune.currency, Currency::USD);
@@ -321,7 +408,7 @@ mod tests {
             now(),
         )
         .unwrap();
-        assert_eq!(generic_wins.click_id, "B");
+        assert_eq!(generic_wins.click_id(), Some("B"));
     }
 
     #[test]
@@ -337,7 +424,7 @@ mod tests {
             now(),
         )
         .unwrap();
-        assert_eq!(everflow.click_id, "C");
+        assert_eq!(everflow.click_id(), Some("C"));
         assert_eq!(everflow.payout, Some(Amount::parse("20").unwrap()));
         assert_eq!(everflow.currency.as_str(), "EUR");
         // The generic preset knows none of the networks' names.
@@ -375,8 +462,8 @@ mod tests {
         assert_eq!(token.as_deref(), Some("s ecret"));
         let p = Postback::parse(Network::Generic, &params, now()).unwrap();
         assert_eq!(
-            (p.click_id.as_str(), p.conversion_id.as_deref()),
-            ("A", Some("T"))
+            (p.click_id(), p.conversion_id.as_deref()),
+            (Some("A"), Some("T"))
         );
         let (json, _) = read_params(
             None,
@@ -401,7 +488,7 @@ mod tests {
             now(),
         )
         .unwrap();
-        assert_eq!(p.click_id, "C");
+        assert_eq!(p.click_id(), Some("C"));
         assert_eq!(p.converted_at, now().plus_seconds(100));
         let rfc = Postback::parse(
             Network::Generic,

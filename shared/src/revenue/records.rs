@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 pub const DEFAULT_CLICK_WINDOW_DAYS: u32 = 90;
 /// The longest click window an offer may have, in days.
 pub const MAX_CLICK_WINDOW_DAYS: u32 = 365;
+/// The longest view-through window an offer may have, in days (0 turns view-through off).
+pub const MAX_VIEW_WINDOW_DAYS: u32 = 30;
 /// Longest `name`, `campaign` and `creative`, in characters.
 pub const MAX_LABEL_CHARS: usize = 200;
 /// Longest destination URL, in bytes.
@@ -73,6 +75,10 @@ pub struct Offer {
     pub destination_url: DestinationUrl,
     /// How long after a click a conversion is still credited to it, in days.
     pub click_window_days: u32,
+    /// How long after a send carrying the offer a conversion without a click in the click
+    /// window is credited view-through to that send, in days; 0: never.
+    #[serde(default)]
+    pub view_window_days: u32,
     /// What a conversion pays when its postback names no payout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payout: Option<Amount>,
@@ -95,17 +101,20 @@ pub struct OfferDraft {
     pub destination_url: DestinationUrl,
     /// See [`Offer::click_window_days`].
     pub click_window_days: u32,
+    /// See [`Offer::view_window_days`].
+    pub view_window_days: u32,
     /// See [`Offer::payout`].
     pub payout: Option<Amount>,
     /// See [`Offer::currency`].
     pub currency: Currency,
 }
 
-const OFFER_FIELDS: [&str; 6] = [
+const OFFER_FIELDS: [&str; 7] = [
     "offer_id",
     "name",
     "destination_url",
     "click_window_days",
+    "view_window_days",
     "payout",
     "currency",
 ];
@@ -122,19 +131,14 @@ impl OfferDraft {
         let name = label(&object, "name")?;
         let destination_url = DestinationUrl::parse(&required_string(&object, "destination_url")?)
             .map_err(|message| FieldError::new("destination_url", message))?;
-        let click_window_days = match present(&object, "click_window_days") {
-            None => DEFAULT_CLICK_WINDOW_DAYS,
-            Some(value) => value
-                .as_u64()
-                .filter(|days| (1..=u64::from(MAX_CLICK_WINDOW_DAYS)).contains(days))
-                .map(|days| days as u32)
-                .ok_or_else(|| {
-                    FieldError::new(
-                        "click_window_days",
-                        format!("must be a whole number of days from 1 to {MAX_CLICK_WINDOW_DAYS}"),
-                    )
-                })?,
-        };
+        let click_window_days = days_field(
+            &object,
+            "click_window_days",
+            1,
+            MAX_CLICK_WINDOW_DAYS,
+            DEFAULT_CLICK_WINDOW_DAYS,
+        )?;
+        let view_window_days = days_field(&object, "view_window_days", 0, MAX_VIEW_WINDOW_DAYS, 0)?;
         let payout = amount_field(&object, "payout")?;
         let currency = currency_field(&object, "currency")?.unwrap_or(Currency::USD);
         Ok(Self {
@@ -142,6 +146,7 @@ impl OfferDraft {
             name,
             destination_url,
             click_window_days,
+            view_window_days,
             payout,
             currency,
         })
@@ -154,6 +159,7 @@ impl OfferDraft {
             name: self.name,
             destination_url: self.destination_url,
             click_window_days: self.click_window_days,
+            view_window_days: self.view_window_days,
             payout: self.payout,
             currency: self.currency,
             created_at,
@@ -362,10 +368,36 @@ impl Click {
     }
 }
 
-/// What a conversion's revenue is credited to: the first click and everything it carries.
+/// How a conversion came to be credited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribution {
+    /// To a click on a tracked link inside the click window.
+    #[default]
+    ClickThrough,
+    /// To a send carrying the offer inside the view window, no click being in the click window.
+    ViewThrough,
+}
+
+impl Attribution {
+    /// Its name in answers and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClickThrough => "click_through",
+            Self::ViewThrough => "view_through",
+        }
+    }
+}
+
+/// What a conversion's revenue is credited to: the first click (or, view-through, the first
+/// send) and everything it carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credit {
-    /// The credited click.
+    /// Click-through or view-through.
+    #[serde(default)]
+    pub attribution: Attribution,
+    /// The credited click; empty for a view-through credit.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub click_id: String,
     /// The send whose link was clicked.
     pub send_id: String,
@@ -377,13 +409,30 @@ pub struct Credit {
     pub creative: String,
     /// The offer of the click.
     pub offer_id: OfferId,
-    /// When the credited click happened.
+    /// When the credited click happened (view-through: when the send was sent).
     pub clicked_at: Timestamp,
+}
+
+impl Credit {
+    /// A view-through credit to `send`.
+    pub fn view_through(send: &SendRecord) -> Self {
+        Self {
+            attribution: Attribution::ViewThrough,
+            click_id: String::new(),
+            send_id: send.send_id.clone(),
+            message_id: send.message_id.clone(),
+            campaign: send.campaign.clone(),
+            creative: send.creative.clone(),
+            offer_id: send.offer_id.clone(),
+            clicked_at: send.sent_at,
+        }
+    }
 }
 
 impl From<&Click> for Credit {
     fn from(click: &Click) -> Self {
         Self {
+            attribution: Attribution::ClickThrough,
             click_id: click.click_id.clone(),
             send_id: click.send_id.clone(),
             message_id: click.message_id.clone(),
@@ -432,8 +481,12 @@ pub struct Conversion {
     pub network: crate::revenue::postback::Network,
     /// The platform's id of the conversion (or one derived from the postback).
     pub conversion_id: String,
-    /// The click id the postback named.
+    /// The click id the postback named; empty when it named the contact instead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub click_id: String,
+    /// The offer the postback named with the contact instead of a click id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_id: Option<OfferId>,
     /// The platform's event name (`sale`, `lead`, …), when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
@@ -458,6 +511,14 @@ pub struct Conversion {
     pub credited: Option<Credit>,
 }
 
+impl Conversion {
+    /// The click id an `unknown_click` conversion waits for, when it named one.
+    pub fn waits_for(&self) -> Option<&str> {
+        (self.status == ConversionStatus::UnknownClick && !self.click_id.is_empty())
+            .then_some(self.click_id.as_str())
+    }
+}
+
 /// Everything that happened with one contact, in time order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Journey {
@@ -467,6 +528,29 @@ pub struct Journey {
     pub clicks: Vec<Click>,
     /// The conversions credited to or reported for those clicks.
     pub conversions: Vec<Conversion>,
+}
+
+/// A whole number of days in `min..=max`, `default` when absent.
+fn days_field(
+    object: &Map<String, Value>,
+    field: &'static str,
+    min: u32,
+    max: u32,
+    default: u32,
+) -> Result<u32, FieldError> {
+    match present(object, field) {
+        None => Ok(default),
+        Some(value) => value
+            .as_u64()
+            .filter(|days| (u64::from(min)..=u64::from(max)).contains(days))
+            .map(|days| days as u32)
+            .ok_or_else(|| {
+                FieldError::new(
+                    field,
+                    format!("must be a whole number of days from {min} to {max}"),
+                )
+            }),
+    }
 }
 
 fn label(object: &Map<String, Value>, field: &'static str) -> Result<String, FieldError> {

@@ -3,8 +3,9 @@
 //! so a report reads counters, never events, and every grouping adds up to the same totals.
 
 use crate::fields::FieldError;
+use crate::ids::InstanceId;
 use crate::revenue::money::{Amount, Currency};
-use crate::revenue::records::{Click, Conversion, Credit, SendRecord};
+use crate::revenue::records::{Attribution, Click, Conversion, Credit, SendRecord};
 use crate::revenue::store::RevenueStore;
 use crate::store::StoreError;
 use crate::time::{Timestamp, accepted_day};
@@ -65,6 +66,13 @@ pub struct Tally {
     pub conversions: u64,
     /// What those conversions paid.
     pub revenue: Amount,
+    /// Conversions credited view-through (to a send, no click in the window): never in
+    /// `conversions`.
+    #[serde(default)]
+    pub view_through_conversions: u64,
+    /// What they paid: never in `revenue`.
+    #[serde(default)]
+    pub view_through_revenue: Amount,
 }
 
 impl Tally {
@@ -78,14 +86,25 @@ impl Tally {
             .revenue
             .checked_add(other.revenue)
             .unwrap_or(self.revenue);
+        self.view_through_conversions = self
+            .view_through_conversions
+            .saturating_add(other.view_through_conversions);
+        self.view_through_revenue = self
+            .view_through_revenue
+            .checked_add(other.view_through_revenue)
+            .unwrap_or(self.view_through_revenue);
     }
 }
 
-/// One change to one counter row: the row's dimension, key, day and currency.
+/// One change to one counter row: the row's dimension, key, day and currency, and the
+/// instance whose event it counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportBump {
     /// The grouping the bump counts in.
     pub dimension: Dimension,
+    /// The instance of the send, click or conversion counted (`None` on rows stored before
+    /// rows were kept per instance: they count in the report of every instance only).
+    pub instance: Option<InstanceId>,
     /// The group's key: a message id, offer id, campaign, …
     pub key: String,
     /// The UTC day, `YYYY-MM-DD`.
@@ -120,14 +139,31 @@ macro_rules! labels_of {
 
 labels_of!(SendRecord, Click, Credit);
 
-/// One bump per grouping, all on the event's UTC day.
-fn bumps(labels: Labels<'_>, at: Timestamp, currency: Currency, tally: Tally) -> Vec<ReportBump> {
+/// The name an embedded store files `dimension`'s rows under: the bare grouping for every
+/// instance's report, `grouping@instance` for one instance's (a grouping's name holds no `@`).
+pub fn scope_name(dimension: Dimension, instance: Option<&InstanceId>) -> String {
+    match instance {
+        None => dimension.as_str().to_owned(),
+        Some(instance) => format!("{}@{}", dimension.as_str(), instance.as_str()),
+    }
+}
+
+/// One bump per grouping, all on the event's UTC day, each carrying the event's instance so a
+/// store can count it in that instance's report too.
+fn bumps(
+    labels: Labels<'_>,
+    instance: &InstanceId,
+    at: Timestamp,
+    currency: Currency,
+    tally: Tally,
+) -> Vec<ReportBump> {
     let day = at.day();
     let Labels(message_id, creative, offer_id, campaign) = labels;
     Dimension::ALL
         .into_iter()
         .map(|dimension| ReportBump {
             dimension,
+            instance: Some(instance.clone()),
             key: match dimension {
                 Dimension::Message => message_id.to_owned(),
                 Dimension::Creative => creative.to_owned(),
@@ -148,7 +184,13 @@ pub fn send_bumps(send: &SendRecord) -> Vec<ReportBump> {
         sends: 1,
         ..Tally::default()
     };
-    bumps(send.into(), send.sent_at, send.currency, tally)
+    bumps(
+        send.into(),
+        &send.instance_id,
+        send.sent_at,
+        send.currency,
+        tally,
+    )
 }
 
 /// The report counters a click moves, one per dimension.
@@ -157,22 +199,36 @@ pub fn click_bumps(click: &Click) -> Vec<ReportBump> {
         clicks: 1,
         ..Tally::default()
     };
-    bumps(click.into(), click.clicked_at, click.currency, tally)
+    bumps(
+        click.into(),
+        &click.instance_id,
+        click.clicked_at,
+        click.currency,
+        tally,
+    )
 }
 
 /// A credited conversion counts once, with its revenue, where its credit went; an uncredited
 /// one counts nowhere (it has no message, creative or campaign to count under).
 pub fn conversion_bumps(conversion: &Conversion) -> Vec<ReportBump> {
-    let Some(credit) = &conversion.credited else {
+    let (Some(credit), Some(instance)) = (&conversion.credited, &conversion.instance_id) else {
         return Vec::new();
     };
-    let tally = Tally {
-        conversions: 1,
-        revenue: conversion.payout,
-        ..Tally::default()
+    let tally = match credit.attribution {
+        Attribution::ClickThrough => Tally {
+            conversions: 1,
+            revenue: conversion.payout,
+            ..Tally::default()
+        },
+        Attribution::ViewThrough => Tally {
+            view_through_conversions: 1,
+            view_through_revenue: conversion.payout,
+            ..Tally::default()
+        },
     };
     bumps(
         credit.into(),
+        instance,
         conversion.converted_at,
         conversion.currency,
         tally,
@@ -198,6 +254,10 @@ pub struct ReportRow {
     pub revenue_per_send: Option<Amount>,
     /// Earnings per click, `null` without clicks.
     pub epc: Option<Amount>,
+    /// Conversions credited view-through, not in `conversions`.
+    pub view_through_conversions: u64,
+    /// What they paid, not in `revenue`.
+    pub view_through_revenue: Amount,
 }
 
 impl ReportRow {
@@ -211,6 +271,8 @@ impl ReportRow {
             revenue: tally.revenue,
             revenue_per_send: tally.revenue.per(tally.sends),
             epc: tally.revenue.per(tally.clicks),
+            view_through_conversions: tally.view_through_conversions,
+            view_through_revenue: tally.view_through_revenue,
         }
     }
 }
@@ -281,6 +343,8 @@ pub struct ReportRequest {
     pub since: String,
     /// Last day, `YYYY-MM-DD`.
     pub until: String,
+    /// `None`: every instance; an instance: that instance's sends, clicks and conversions.
+    pub instance_id: Option<InstanceId>,
 }
 
 fn day_field(field: &'static str, text: &str) -> Result<chrono::NaiveDate, FieldError> {
@@ -314,7 +378,19 @@ impl ReportRequest {
             group_by,
             since,
             until,
+            instance_id: None,
         })
+    }
+
+    /// The same report of one instance only, when `instance_id` names one: checked like a
+    /// path's instance id.
+    pub fn for_instance(mut self, instance_id: Option<&str>) -> Result<Self, FieldError> {
+        self.instance_id = instance_id
+            .map(|text| {
+                InstanceId::parse(text).map_err(|e| FieldError::new("instance_id", e.to_string()))
+            })
+            .transpose()?;
+        Ok(self)
     }
 }
 
@@ -380,9 +456,23 @@ pub fn days_from(first: &str, last: &str) -> Vec<String> {
 /// The report `request` asks for, read from the report counters: what `GET /reports/revenue`
 /// answers and the dashboard shows.
 pub async fn load(store: &dyn RevenueStore, request: &ReportRequest) -> Result<Report, StoreError> {
-    let counters = store
-        .load_report_counters(request.group_by, &request.since, &request.until)
-        .await?;
+    let counters = match &request.instance_id {
+        None => {
+            store
+                .load_report_counters(request.group_by, &request.since, &request.until)
+                .await?
+        }
+        Some(instance) => {
+            store
+                .load_instance_report_counters(
+                    request.group_by,
+                    instance,
+                    &request.since,
+                    &request.until,
+                )
+                .await?
+        }
+    };
     Ok(summarize(
         request.group_by,
         &request.since,

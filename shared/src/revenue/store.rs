@@ -25,7 +25,16 @@ pub enum ConversionWrite {
     Recorded,
     /// The dedupe key was claimed before: the conversion stored then. Nothing was written.
     Duplicate(Box<Conversion>),
+    /// An `unknown_click` conversion whose click was recorded since it was attributed: nothing
+    /// was written; attribute it again. Checked in the write itself, so a click recorded at the
+    /// same moment either sees the conversion waiting for it or makes this answer.
+    ClickArrived,
 }
+
+/// Most `unknown_click` conversions that wait for one click id; later ones are stored, never
+/// re-attributed (a real click has a handful of conversions; only a caller making ids up has
+/// more).
+pub const MAX_WAITING_PER_CLICK: usize = 100;
 
 /// Most sends, clicks and conversions of one contact a journey returns, each.
 pub const MAX_JOURNEY_ITEMS: usize = 1_000;
@@ -69,12 +78,37 @@ pub trait RevenueStore: Send + Sync + 'static {
         window: &CreditWindow,
     ) -> Result<Option<Click>, StoreError>;
 
+    /// The contact's earliest send carrying the offer inside `window` (both ends inclusive),
+    /// for view-through credit: read from the contact's sends in the window, which a view
+    /// window of at most 30 days bounds.
+    async fn first_send(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<SendRecord>, StoreError>;
+
     /// Claims the conversion's key and stores it with its report counters, or answers the one
-    /// stored under that key before, writing nothing.
+    /// stored under that key before, writing nothing. An `unknown_click` conversion is stored
+    /// only while its click id names no click, and then waits for that click (up to
+    /// [`MAX_WAITING_PER_CLICK`] per click id).
     async fn record_conversion(
         &self,
         conversion: &Conversion,
     ) -> Result<ConversionWrite, StoreError>;
+
+    /// The conversion stored under its dedupe key.
+    async fn load_conversion(&self, conversion_key: &str)
+    -> Result<Option<Conversion>, StoreError>;
+
+    /// The `unknown_click` conversions waiting for `click_id`, read by key.
+    async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError>;
+
+    /// Replaces the stored conversion of `conversion`'s key with it, its report counters and
+    /// its contact index, if the stored one is still `unknown_click` (and no longer waits);
+    /// `false`, nothing written: it was re-attributed before.
+    async fn reattribute_conversion(&self, conversion: &Conversion) -> Result<bool, StoreError>;
 
     /// The contact's sends, clicks and conversions (up to [`MAX_JOURNEY_ITEMS`] of each, the
     /// earliest), each in time order.
@@ -89,6 +123,15 @@ pub trait RevenueStore: Send + Sync + 'static {
     async fn load_report_counters(
         &self,
         dimension: Dimension,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError>;
+
+    /// [`Self::load_report_counters`] of one instance's own report.
+    async fn load_instance_report_counters(
+        &self,
+        dimension: Dimension,
+        instance_id: &InstanceId,
         first_day: &str,
         last_day: &str,
     ) -> Result<Vec<ReportCounter>, StoreError>;
@@ -115,6 +158,12 @@ pub fn conversion_position(conversion: &Conversion) -> String {
     format!("{}#{}", conversion.converted_at, conversion.conversion_key)
 }
 
+/// The positions bounding the sends inside `window` in their contact's index: `from#` sorts
+/// before every send at `from`, `to#~` after every send at `to` (codes are alphanumeric).
+pub fn send_position_range(window: &CreditWindow) -> (String, String) {
+    (format!("{}#", window.from), format!("{}#~", window.to))
+}
+
 /// The positions bounding an offer's clicks inside `window`: `from#` sorts before every click
 /// at `from`, `to#~` after every click at `to` (ids are alphanumeric).
 pub fn click_position_range(offer_id: &OfferId, window: &CreditWindow) -> (String, String) {
@@ -122,6 +171,12 @@ pub fn click_position_range(offer_id: &OfferId, window: &CreditWindow) -> (Strin
         format!("{}#{}#", offer_id.as_str(), window.from),
         format!("{}#{}#~", offer_id.as_str(), window.to),
     )
+}
+
+/// Where a store keeps the keys of the conversions waiting for `click_id`, beside the
+/// conversions themselves: conversion keys start with a network's name, never `waiting#`.
+pub fn waiting_key(click_id: &str) -> String {
+    format!("waiting#{click_id}")
 }
 
 /// The key that groups one contact's records in the journey indexes.

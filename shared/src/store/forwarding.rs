@@ -145,10 +145,27 @@ forward!(RevenueStore {
         offer_id: &OfferId,
         window: &CreditWindow,
     ) -> Option<Click>;
+    read fn first_send(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Option<SendRecord>;
     write fn record_conversion(&self, conversion: &Conversion) -> ConversionWrite;
+    read fn load_conversion(&self, conversion_key: &str) -> Option<Conversion>;
+    read fn waiting_conversions(&self, click_id: &str) -> Vec<Conversion>;
+    write fn reattribute_conversion(&self, conversion: &Conversion) -> bool;
     read fn contact_journey(&self, instance_id: &InstanceId, contact_id: &ContactId) -> Journey;
     read fn load_report_counters(&self, dimension: Dimension, first_day: &str, last_day: &str)
         -> Vec<ReportCounter>;
+    read fn load_instance_report_counters(
+        &self,
+        dimension: Dimension,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Vec<ReportCounter>;
 });
 
 forward!(WidgetStore {

@@ -7,13 +7,21 @@
 //! - conversions: `conversion_key` (hash); index `by_contact`: `contact_key` +
 //!   `converted_key` (`converted_at#conversion_key`), set only on conversions whose contact is
 //!   known (a sparse index);
-//! - report: `dimension` (hash, `dimension#day`) + `row` (`currency#shard#key`), with `day`,
-//!   `currency` and `key` as attributes and the numbers `sends`, `clicks`, `conversions` and
+//! - report: `dimension` (hash, `dimension#day`) + `row` (`@instance#currency#shard#key`;
+//!   `currency#shard#key` on rows written before rows were kept per instance), with `day`,
+//!   `currency`, `key` and `instance` as attributes: the report of every instance reads the
+//!   whole partition and adds the instances up, one instance's reads its rows by prefix, a
+//!   `Query` a day either way and the numbers `sends`, `clicks`, `conversions` and
 //!   `revenue`: one partition per grouping and day, so a hot campaign's day shares its
 //!   partition with no other day (and none of today's writes land on a past day's). Rows
 //!   written before this layout stay under `dimension` = the bare grouping with `row` =
 //!   `day#currency#shard#key`; they no longer change, and a report reads them with one more
 //!   `Query` (a dual read: no copy, and no window in which a row counts twice or not at all).
+//!
+//! An `unknown_click` conversion's key is also added to the string set `waiting` of the item
+//! `waiting#<click id>` of the conversions table (at most [`MAX_WAITING_PER_CLICK`]), in the
+//! same transaction that checks the click is still absent, so the click's write, which reads
+//! that item after it commits, finds every conversion stored before it.
 //!
 //! Every send, click and conversion is written in one transaction with its report counters.
 //! A counter row is split over [`REPORT_SHARDS`] items, one picked at random per write, so
@@ -23,22 +31,24 @@ use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
-    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key, conversion_position, send_position,
+    ConversionWrite, MAX_JOURNEY_ITEMS, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite,
+    click_position, click_position_range, contact_key, conversion_position, send_position,
+    send_position_range, waiting_key,
 };
 use crate::revenue::{
-    Amount, Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord,
-    Tally,
+    Amount, Click, Conversion, ConversionStatus, Currency, Dimension, Journey, Offer,
+    ReportCounter, SendRecord, Tally,
 };
 use crate::store::StoreError;
 use crate::store::dynamo::Client;
 use crate::store::dynamo::toolkit::{
-    Item, MAX_ATTEMPTS, TableIndex, TableSpec, backoff, cancelled, conditional_put, create_tables,
-    from_item, get_item, is_conditional_failure, is_conflict, key, number, query_items, record,
-    store_over, string, table_names, to_item, transact, unavailable, warm_up,
+    BatchRead, Item, MAX_ATTEMPTS, TableIndex, TableSpec, backoff, batch_get, cancelled,
+    conditional_put, create_tables, from_item, get_item, is_conditional_failure, is_conflict, key,
+    number, query_items, record, store_over, string, table_names, to_item, transact, unavailable,
+    warm_up,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -77,6 +87,21 @@ const REPORT_READS_AT_ONCE: usize = 16;
 /// The report partition of `dimension`'s rows of `day`.
 fn report_partition(dimension: Dimension, day: &str) -> String {
     format!("{}#{day}", dimension.as_str())
+}
+
+/// Where a row of `instance` starts in its partition: before the currency, which is letters.
+fn instance_prefix(instance: &InstanceId) -> String {
+    format!("@{}#", instance.as_str())
+}
+
+/// The rows of a report partition a `Query` reads.
+enum Rows<'a> {
+    /// Every row.
+    All,
+    /// The rows sorting from the first to the last, both included.
+    Between(&'a str, &'a str),
+    /// The rows starting with this.
+    Prefixed(&'a str),
 }
 
 /// Every day from `first_day` to `last_day` (`YYYY-MM-DD`, both included).
@@ -121,20 +146,36 @@ fn count_attribute(item: &Item, name: &str) -> Result<u64, StoreError> {
     }
 }
 
+/// An amount attribute of a report row; absent is zero.
+fn amount_attribute(item: &Item, name: &str) -> Result<Amount, StoreError> {
+    match item.get(name) {
+        None => Ok(Amount::ZERO),
+        Some(AttributeValue::N(amount)) => Amount::parse(amount)
+            .map_err(|_| StoreError::Corrupt(format!("report {name} {amount:?}"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "report {name} is not a number"
+        ))),
+    }
+}
+
 fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, StoreError> {
-    let currency = text_attribute(item, "currency")?;
-    let revenue = match item.get("revenue") {
-        None => Amount::ZERO,
-        Some(AttributeValue::N(revenue)) => Amount::parse(revenue)
-            .map_err(|_| StoreError::Corrupt(format!("report revenue {revenue:?}")))?,
+    let instance = match item.get("instance") {
+        None => None,
+        Some(AttributeValue::S(text)) => Some(
+            InstanceId::parse(text)
+                .map_err(|_| StoreError::Corrupt(format!("report instance {text:?}")))?,
+        ),
         Some(_) => {
             return Err(StoreError::Corrupt(
-                "report revenue is not a number".to_owned(),
+                "report instance is not a string".to_owned(),
             ));
         }
     };
+    let currency = text_attribute(item, "currency")?;
+    let revenue = amount_attribute(item, "revenue")?;
     Ok(ReportCounter {
         dimension,
+        instance,
         key: text_attribute(item, "key")?,
         day: text_attribute(item, "day")?,
         currency: Currency::parse(&currency)
@@ -144,6 +185,8 @@ fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, St
             clicks: count_attribute(item, "clicks")?,
             conversions: count_attribute(item, "conversions")?,
             revenue,
+            view_through_conversions: count_attribute(item, "view_through_conversions")?,
+            view_through_revenue: amount_attribute(item, "view_through_revenue")?,
         },
     })
 }
@@ -180,11 +223,11 @@ impl DynamoRevenueStore {
         create_tables(&self.client, &tables).await
     }
 
-    /// A consistent `Query` of one report partition, all of it or the rows of `range`.
+    /// A consistent `Query` of one report partition, all of it or some of its rows.
     fn report_query(
         &self,
         partition: &str,
-        range: Option<(&str, &str)>,
+        rows: Rows<'_>,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         let query = self
             .client
@@ -193,22 +236,36 @@ impl DynamoRevenueStore {
             .expression_attribute_names("#dimension", "dimension")
             .expression_attribute_values(":dimension", string(partition))
             .consistent_read(true);
-        match range {
-            None => query.key_condition_expression("#dimension = :dimension"),
-            Some((first, last)) => query
+        match rows {
+            Rows::All => query.key_condition_expression("#dimension = :dimension"),
+            Rows::Between(first, last) => query
                 .key_condition_expression(
                     "#dimension = :dimension AND #row BETWEEN :first AND :last",
                 )
                 .expression_attribute_names("#row", "row")
                 .expression_attribute_values(":first", string(first))
                 .expression_attribute_values(":last", string(last)),
+            Rows::Prefixed(prefix) => query
+                .key_condition_expression("#dimension = :dimension AND begins_with(#row, :prefix)")
+                .expression_attribute_names("#row", "row")
+                .expression_attribute_values(":prefix", string(prefix)),
         }
     }
 
     /// Adds `bump` to one shard of its counter row.
     fn report_update(&self, bump: &ReportBump) -> Result<TransactWriteItem, StoreError> {
         let shard = rand::random_range(0..REPORT_SHARDS);
-        let row = format!("{}#{shard}#{}", bump.currency.as_str(), bump.key);
+        let view_through = bump.tally.view_through_conversions > 0
+            || bump.tally.view_through_revenue != Amount::ZERO;
+        let row = format!(
+            "{}{}#{shard}#{}",
+            bump.instance
+                .as_ref()
+                .map(instance_prefix)
+                .unwrap_or_default(),
+            bump.currency.as_str(),
+            bump.key
+        );
         let update = Update::builder()
             .table_name(&self.tables.report)
             .key(
@@ -216,10 +273,20 @@ impl DynamoRevenueStore {
                 string(&report_partition(bump.dimension, &bump.day)),
             )
             .key("row", string(&row))
-            .update_expression(
-                "SET #day = :day, #currency = :currency, #key = :key \
-                 ADD #sends :sends, #clicks :clicks, #conversions :conversions, #revenue :revenue",
-            )
+            .update_expression(format!(
+                "SET #day = :day, #currency = :currency, #key = :key{} \
+                 ADD #sends :sends, #clicks :clicks, #conversions :conversions, #revenue :revenue{}",
+                if bump.instance.is_some() {
+                    ", #instance = :instance"
+                } else {
+                    ""
+                },
+                if view_through {
+                    ", #vt_conversions :vt_conversions, #vt_revenue :vt_revenue"
+                } else {
+                    ""
+                }
+            ))
             .expression_attribute_names("#day", "day")
             .expression_attribute_names("#currency", "currency")
             .expression_attribute_names("#key", "key")
@@ -234,9 +301,30 @@ impl DynamoRevenueStore {
             .expression_attribute_values(":clicks", number(bump.tally.clicks))
             .expression_attribute_values(":conversions", number(bump.tally.conversions))
             // DynamoDB numbers are exact decimals: the amount goes as its decimal text.
-            .expression_attribute_values(":revenue", number(bump.tally.revenue.decimal()))
-            .build()
-            .map_err(unavailable)?;
+            .expression_attribute_values(":revenue", number(bump.tally.revenue.decimal()));
+        // Only a view-through credit writes its numbers: the other rows stay as small as before.
+        let update = if view_through {
+            update
+                .expression_attribute_names("#vt_conversions", "view_through_conversions")
+                .expression_attribute_names("#vt_revenue", "view_through_revenue")
+                .expression_attribute_values(
+                    ":vt_conversions",
+                    number(bump.tally.view_through_conversions),
+                )
+                .expression_attribute_values(
+                    ":vt_revenue",
+                    number(bump.tally.view_through_revenue.decimal()),
+                )
+        } else {
+            update
+        };
+        let update = match &bump.instance {
+            Some(instance) => update
+                .expression_attribute_names("#instance", "instance")
+                .expression_attribute_values(":instance", string(instance.as_str())),
+            None => update,
+        };
+        let update = update.build().map_err(unavailable)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -270,15 +358,25 @@ impl DynamoRevenueStore {
         &self,
         build: impl Fn() -> Result<Vec<TransactWriteItem>, StoreError>,
     ) -> Result<bool, StoreError> {
+        Ok(self.transact_conditions(build).await?.is_ok())
+    }
+
+    /// [`Self::transact_retrying`], answering which item's condition failed first, if any.
+    async fn transact_conditions(
+        &self,
+        build: impl Fn() -> Result<Vec<TransactWriteItem>, StoreError>,
+    ) -> Result<Result<(), usize>, StoreError> {
         let mut attempt = 1;
         loop {
             match transact(&self.client, build()?).await? {
-                Ok(()) => return Ok(true),
-                Err(codes) if codes.first().is_some_and(is_conditional_failure) => {
-                    return Ok(false);
+                Ok(()) => return Ok(Ok(())),
+                Err(codes) if codes.iter().any(is_conditional_failure) => {
+                    return Ok(Err(codes
+                        .iter()
+                        .position(is_conditional_failure)
+                        .unwrap_or_default()));
                 }
-                // The first item's condition held (checked above): a conflict with another
-                // transaction.
+                // Every condition held: a conflict with another transaction.
                 Err(codes) if codes.iter().any(is_conflict) && attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
@@ -286,6 +384,62 @@ impl DynamoRevenueStore {
                 Err(codes) => return Err(cancelled(&codes)),
             }
         }
+    }
+
+    /// A conversion's item, filed under its contact when it is known.
+    fn conversion_item(conversion: &Conversion) -> Result<Item, StoreError> {
+        let mut item = to_item(conversion)?;
+        if let (Some(instance), Some(contact)) = (&conversion.instance_id, &conversion.contact_id) {
+            item.insert(
+                CONTACT_KEY.to_owned(),
+                string(&contact_key(instance, contact)),
+            );
+            item.insert(
+                CONVERTED_KEY.to_owned(),
+                string(&conversion_position(conversion)),
+            );
+        }
+        Ok(item)
+    }
+
+    /// Adds (`ADD`, while the set has room) or takes (`DELETE`) a conversion key to or from
+    /// the set of the conversions waiting for `click_id`.
+    fn waiting_update(
+        &self,
+        click_id: &str,
+        conversion_key: &str,
+        add: bool,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.tables.conversions)
+            .key("conversion_key", string(&waiting_key(click_id)))
+            .expression_attribute_names("#waiting", "waiting")
+            .expression_attribute_values(
+                ":key",
+                AttributeValue::Ss(vec![conversion_key.to_owned()]),
+            );
+        let update = if add {
+            update
+                .update_expression("ADD #waiting :key")
+                .condition_expression("attribute_not_exists(#waiting) OR size(#waiting) < :max")
+                .expression_attribute_values(":max", number(MAX_WAITING_PER_CLICK))
+        } else {
+            update.update_expression("DELETE #waiting :key")
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(unavailable)?)
+            .build())
+    }
+
+    /// The check that no click `click_id` is stored.
+    fn no_click(&self, click_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.clicks)
+            .key("click_id", string(click_id))
+            .condition_expression("attribute_not_exists(click_id)")
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     /// A consistent read of one record by its hash key.
@@ -526,32 +680,76 @@ impl RevenueStore for DynamoRevenueStore {
             .transpose()
     }
 
+    async fn first_send(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<SendRecord>, StoreError> {
+        let (low, high) = send_position_range(window);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.tables.sends)
+            .index_name(CONTACT_INDEX)
+            .key_condition_expression("#contact = :contact AND #sent BETWEEN :low AND :high")
+            .filter_expression("#offer = :offer")
+            .expression_attribute_names("#contact", CONTACT_KEY)
+            .expression_attribute_names("#sent", SENT_KEY)
+            .expression_attribute_names("#offer", "offer_id")
+            .expression_attribute_values(":contact", string(&contact_key(instance_id, contact_id)))
+            .expression_attribute_values(":low", string(&low))
+            .expression_attribute_values(":high", string(&high))
+            .expression_attribute_values(":offer", string(offer_id.as_str()))
+            .scan_index_forward(true);
+        let mut found = None;
+        query_items(query, |item| {
+            found = Some(record(item, &[CONTACT_KEY, SENT_KEY])?);
+            Ok(ControlFlow::Break(()))
+        })
+        .await?;
+        Ok(found)
+    }
+
     async fn record_conversion(
         &self,
         conversion: &Conversion,
     ) -> Result<ConversionWrite, StoreError> {
         let bumps = report::conversion_bumps(conversion);
         let key = conversion.conversion_key.as_str();
-        let recorded = self
-            .transact_retrying(|| {
-                let mut item = to_item(conversion)?;
-                if let (Some(instance), Some(contact)) =
-                    (&conversion.instance_id, &conversion.contact_id)
-                {
-                    item.insert(
-                        CONTACT_KEY.to_owned(),
-                        string(&contact_key(instance, contact)),
-                    );
-                    item.insert(
-                        CONVERTED_KEY.to_owned(),
-                        string(&conversion_position(conversion)),
-                    );
-                }
-                self.record_transaction(&self.tables.conversions, "conversion_key", item, &bumps)
-            })
-            .await?;
-        if recorded {
-            return Ok(ConversionWrite::Recorded);
+        let waits = conversion.waits_for();
+        // Items: 0 the conversion, then for an unknown click 1 the click's absence and 2 its
+        // place in the waiting set, which a full set leaves out on a second try.
+        let mut wait = waits.is_some();
+        let outcome = loop {
+            let outcome = self
+                .transact_conditions(|| {
+                    let item = Self::conversion_item(conversion)?;
+                    let mut items = self.record_transaction(
+                        &self.tables.conversions,
+                        "conversion_key",
+                        item,
+                        &bumps,
+                    )?;
+                    if let Some(click) = waits {
+                        items.insert(1, self.no_click(click)?);
+                        if wait {
+                            items.insert(2, self.waiting_update(click, key, true)?);
+                        }
+                    }
+                    Ok(items)
+                })
+                .await?;
+            match outcome {
+                Err(2) if wait => wait = false,
+                other => break other,
+            }
+        };
+        match outcome {
+            Ok(()) => return Ok(ConversionWrite::Recorded),
+            Err(1) => return Ok(ConversionWrite::ClickArrived),
+            Err(_) => {}
         }
         let stored = self
             .get(
@@ -567,6 +765,77 @@ impl RevenueStore for DynamoRevenueStore {
                 "conversion {key} exists but does not read back"
             ))),
         }
+    }
+
+    async fn load_conversion(
+        &self,
+        conversion_key: &str,
+    ) -> Result<Option<Conversion>, StoreError> {
+        // A waiting set is no conversion.
+        if conversion_key.starts_with("waiting#") {
+            return Ok(None);
+        }
+        self.get(
+            &self.tables.conversions,
+            "conversion_key",
+            conversion_key,
+            &[CONTACT_KEY, CONVERTED_KEY],
+        )
+        .await
+    }
+
+    async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError> {
+        let found = get_item(
+            &self.client,
+            &self.tables.conversions,
+            key(&[("conversion_key", &waiting_key(click_id))]),
+        )
+        .await?;
+        let keys: Vec<Item> = match found.as_ref().and_then(|item| item.get("waiting")) {
+            Some(AttributeValue::Ss(keys)) => keys
+                .iter()
+                .map(|waiting| key(&[("conversion_key", waiting)]))
+                .collect(),
+            _ => return Ok(Vec::new()),
+        };
+        let reads = vec![BatchRead {
+            table: &self.tables.conversions,
+            keys,
+            consistent: true,
+        }];
+        let mut items = batch_get(&self.client, reads).await?;
+        items
+            .remove(&self.tables.conversions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| record(item, &[CONTACT_KEY, CONVERTED_KEY]))
+            .collect()
+    }
+
+    async fn reattribute_conversion(&self, conversion: &Conversion) -> Result<bool, StoreError> {
+        let bumps = report::conversion_bumps(conversion);
+        self.transact_retrying(|| {
+            let put = Put::builder()
+                .table_name(&self.tables.conversions)
+                .set_item(Some(Self::conversion_item(conversion)?))
+                .condition_expression("#status = :unknown")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(
+                    ":unknown",
+                    string(ConversionStatus::UnknownClick.as_str()),
+                )
+                .build()
+                .map_err(unavailable)?;
+            let mut items = vec![
+                TransactWriteItem::builder().put(put).build(),
+                self.waiting_update(&conversion.click_id, &conversion.conversion_key, false)?,
+            ];
+            for bump in &bumps {
+                items.push(self.report_update(bump)?);
+            }
+            Ok(items)
+        })
+        .await
     }
 
     async fn contact_journey(
@@ -595,21 +864,53 @@ impl RevenueStore for DynamoRevenueStore {
         first_day: &str,
         last_day: &str,
     ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.report_counters(dimension, None, first_day, last_day)
+            .await
+    }
+
+    async fn load_instance_report_counters(
+        &self,
+        dimension: Dimension,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.report_counters(dimension, Some(instance_id), first_day, last_day)
+            .await
+    }
+}
+
+impl DynamoRevenueStore {
+    /// The counter rows of `dimension` in the report of every instance or of one: a `Query` a
+    /// day, and for every instance's report one more of the old layout.
+    async fn report_counters(
+        &self,
+        dimension: Dimension,
+        instance: Option<&InstanceId>,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
         if first_day > last_day {
             return Ok(Vec::new());
         }
         let days = days_between(first_day, last_day)?;
-        // Every row of `last_day` in the old layout sorts before `last_day#~`: currencies are
-        // letters.
-        let legacy = self.report_query(
-            dimension.as_str(),
-            Some((first_day, &format!("{last_day}#~"))),
-        );
+        let prefix = instance.map(instance_prefix);
+        let rows = || match &prefix {
+            None => Rows::All,
+            Some(prefix) => Rows::Prefixed(prefix),
+        };
         let mut queries: Vec<_> = days
             .iter()
-            .map(|day| self.report_query(&report_partition(dimension, day), None))
+            .map(|day| self.report_query(&report_partition(dimension, day), rows()))
             .collect();
-        queries.push(legacy);
+        // Rows of one instance were never written in the old layout.
+        let last_row = format!("{last_day}#~");
+        if instance.is_none() {
+            // Every row of `last_day` in the old layout sorts before `last_day#~`: currencies
+            // are letters.
+            queries
+                .push(self.report_query(dimension.as_str(), Rows::Between(first_day, &last_row)));
+        }
         let parts: Vec<Vec<Item>> =
             futures::stream::iter(queries.into_iter().map(|query| async move {
                 let mut items = Vec::new();

@@ -61,6 +61,9 @@ const CONVERSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversi
 /// (contact key, `converted_at#conversion key`) → conversion key.
 const CONVERSIONS_BY_CONTACT: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("conversions_by_contact");
+/// (click id, conversion key) → nothing: the `unknown_click` conversions waiting for a click.
+const WAITING_FOR_CLICK: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("conversions_waiting_for_click");
 /// (dimension, day, key, currency) → tally.
 const REPORT: TableDefinition<(&str, &str, &str, &str), &[u8]> =
     TableDefinition::new("report_counters");
@@ -102,6 +105,7 @@ macro_rules! every_table {
         $each!(CLICKS_BY_CONTACT, debug);
         $each!(CONVERSIONS, bytes);
         $each!(CONVERSIONS_BY_CONTACT, debug);
+        $each!(WAITING_FOR_CLICK, debug);
         $each!(REPORT, bytes);
         $each!(WIDGETS, bytes);
         $each!(REF_CODES, bytes);

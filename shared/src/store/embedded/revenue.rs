@@ -6,40 +6,64 @@ use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
-    ConversionWrite, MAX_JOURNEY_ITEMS, RevenueStore, SendWrite, click_position,
-    click_position_range, contact_key, conversion_position, send_position,
+    ConversionWrite, MAX_JOURNEY_ITEMS, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite,
+    click_position, click_position_range, contact_key, conversion_position, send_position,
+    send_position_range,
 };
 use crate::revenue::{
-    Click, Conversion, Currency, Dimension, Journey, Offer, ReportCounter, SendRecord, Tally,
+    Click, Conversion, ConversionStatus, Currency, Dimension, Journey, Offer, ReportCounter,
+    SendRecord, Tally,
 };
 use crate::store::StoreError;
 use crate::store::embedded::{
     CLICKS, CLICKS_BY_CONTACT, CONVERSIONS, CONVERSIONS_BY_CONTACT, EmbeddedStore, OFFERS, REPORT,
-    SENDS, SENDS_BY_CONTACT, decode, encode, put_record, unavailable,
+    SENDS, SENDS_BY_CONTACT, WAITING_FOR_CLICK, decode, encode, put_record, unavailable,
 };
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 
+/// Adds each bump to its row in the report of every instance and in its instance's own.
 fn add_to_report(txn: &WriteTransaction, bumps: &[ReportBump]) -> Result<(), StoreError> {
     let mut table = txn.open_table(REPORT).map_err(unavailable)?;
     for bump in bumps {
-        let key = (
-            bump.dimension.as_str(),
-            bump.day.as_str(),
-            bump.key.as_str(),
-            bump.currency.as_str(),
-        );
-        let mut tally: Tally = match table.get(key).map_err(unavailable)? {
-            Some(bytes) => decode(bytes.value())?,
-            None => Tally::default(),
-        };
-        tally.add(&bump.tally);
-        table
-            .insert(key, encode(&tally)?.as_slice())
-            .map_err(unavailable)?;
+        let scopes = std::iter::once(None).chain(bump.instance.as_ref().map(Some));
+        for scope in scopes {
+            let scope = report::scope_name(bump.dimension, scope);
+            let key = (
+                scope.as_str(),
+                bump.day.as_str(),
+                bump.key.as_str(),
+                bump.currency.as_str(),
+            );
+            let mut tally: Tally = match table.get(key).map_err(unavailable)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => Tally::default(),
+            };
+            tally.add(&bump.tally);
+            table
+                .insert(key, encode(&tally)?.as_slice())
+                .map_err(unavailable)?;
+        }
     }
     Ok(())
+}
+
+/// Files a stored conversion under its contact, when known, and adds it to the report.
+fn index_and_count(txn: &WriteTransaction, conversion: &Conversion) -> Result<(), StoreError> {
+    if let (Some(instance), Some(contact)) = (&conversion.instance_id, &conversion.contact_id) {
+        let mut by_contact = txn
+            .open_table(CONVERSIONS_BY_CONTACT)
+            .map_err(unavailable)?;
+        let position = conversion_position(conversion);
+        by_contact
+            .insert(
+                (contact_key(instance, contact).as_str(), position.as_str()),
+                conversion.conversion_key.as_str(),
+            )
+            .map_err(unavailable)?;
+    }
+    add_to_report(txn, &report::conversion_bumps(conversion))
 }
 
 /// Every indexed record of one contact, in index order, up to the journey limit.
@@ -191,6 +215,34 @@ impl RevenueStore for EmbeddedStore {
         found.map(|bytes| decode(bytes.value())).transpose()
     }
 
+    async fn first_send(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        offer_id: &OfferId,
+        window: &CreditWindow,
+    ) -> Result<Option<SendRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let index = txn.open_table(SENDS_BY_CONTACT).map_err(unavailable)?;
+        let sends = txn.open_table(SENDS).map_err(unavailable)?;
+        let contact = contact_key(instance_id, contact_id);
+        let (low, high) = send_position_range(window);
+        for entry in index
+            .range((contact.as_str(), low.as_str())..=(contact.as_str(), high.as_str()))
+            .map_err(unavailable)?
+        {
+            let (_, code) = entry.map_err(unavailable)?;
+            let Some(bytes) = sends.get(code.value()).map_err(unavailable)? else {
+                continue;
+            };
+            let send: SendRecord = decode(bytes.value())?;
+            if &send.offer_id == offer_id {
+                return Ok(Some(send));
+            }
+        }
+        Ok(None)
+    }
+
     async fn record_conversion(
         &self,
         conversion: &Conversion,
@@ -205,25 +257,81 @@ impl RevenueStore for EmbeddedStore {
                     false,
                 ));
             }
+            if let Some(click) = conversion.waits_for() {
+                let clicks = txn.open_table(CLICKS).map_err(unavailable)?;
+                if clicks.get(click).map_err(unavailable)?.is_some() {
+                    return Ok((ConversionWrite::ClickArrived, false));
+                }
+                let mut waiting = txn.open_table(WAITING_FOR_CLICK).map_err(unavailable)?;
+                let already = waiting
+                    .range((click, "")..)
+                    .map_err(unavailable)?
+                    .take(MAX_WAITING_PER_CLICK)
+                    .map_while(|entry| entry.ok().filter(|(k, _)| k.value().0 == click))
+                    .count();
+                if already < MAX_WAITING_PER_CLICK {
+                    waiting.insert((click, key), ()).map_err(unavailable)?;
+                }
+            }
             conversions
                 .insert(key, encode(&conversion)?.as_slice())
                 .map_err(unavailable)?;
-            if let (Some(instance), Some(contact)) =
-                (&conversion.instance_id, &conversion.contact_id)
-            {
-                let mut by_contact = txn
-                    .open_table(CONVERSIONS_BY_CONTACT)
-                    .map_err(unavailable)?;
-                let position = conversion_position(&conversion);
-                by_contact
-                    .insert(
-                        (contact_key(instance, contact).as_str(), position.as_str()),
-                        key,
-                    )
-                    .map_err(unavailable)?;
-            }
-            add_to_report(txn, &report::conversion_bumps(&conversion))?;
+            drop(conversions);
+            index_and_count(txn, &conversion)?;
             Ok((ConversionWrite::Recorded, true))
+        })
+        .await
+    }
+
+    async fn load_conversion(
+        &self,
+        conversion_key: &str,
+    ) -> Result<Option<Conversion>, StoreError> {
+        self.load(CONVERSIONS, conversion_key)
+    }
+
+    async fn waiting_conversions(&self, click_id: &str) -> Result<Vec<Conversion>, StoreError> {
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let waiting = txn.open_table(WAITING_FOR_CLICK).map_err(unavailable)?;
+        let conversions = txn.open_table(CONVERSIONS).map_err(unavailable)?;
+        let mut found = Vec::new();
+        for entry in waiting.range((click_id, "")..).map_err(unavailable)? {
+            let (key, _) = entry.map_err(unavailable)?;
+            let (click, conversion_key) = key.value();
+            if click != click_id {
+                break;
+            }
+            if let Some(bytes) = conversions.get(conversion_key).map_err(unavailable)? {
+                found.push(decode(bytes.value())?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn reattribute_conversion(&self, conversion: &Conversion) -> Result<bool, StoreError> {
+        let conversion = conversion.clone();
+        self.write(move |txn| {
+            let mut conversions = txn.open_table(CONVERSIONS).map_err(unavailable)?;
+            let key = conversion.conversion_key.as_str();
+            let stored: Option<Conversion> = conversions
+                .get(key)
+                .map_err(unavailable)?
+                .map(|bytes| decode(bytes.value()))
+                .transpose()?;
+            let Some(stored) = stored.filter(|c| c.status == ConversionStatus::UnknownClick) else {
+                return Ok((false, false));
+            };
+            conversions
+                .insert(key, encode(&conversion)?.as_slice())
+                .map_err(unavailable)?;
+            drop(conversions);
+            let mut waiting = txn.open_table(WAITING_FOR_CLICK).map_err(unavailable)?;
+            waiting
+                .remove((stored.click_id.as_str(), key))
+                .map_err(unavailable)?;
+            drop(waiting);
+            index_and_count(txn, &conversion)?;
+            Ok((true, true))
         })
         .await
     }
@@ -251,9 +359,33 @@ impl RevenueStore for EmbeddedStore {
         first_day: &str,
         last_day: &str,
     ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.report_counters(dimension, None, first_day, last_day)
+    }
+
+    async fn load_instance_report_counters(
+        &self,
+        dimension: Dimension,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
+        self.report_counters(dimension, Some(instance_id), first_day, last_day)
+    }
+}
+
+impl EmbeddedStore {
+    /// The counter rows of `dimension` in the report of every instance or of one.
+    fn report_counters(
+        &self,
+        dimension: Dimension,
+        instance: Option<&InstanceId>,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<ReportCounter>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let table = txn.open_table(REPORT).map_err(unavailable)?;
-        let name = dimension.as_str();
+        let name = report::scope_name(dimension, instance);
+        let name = name.as_str();
         let mut counters = Vec::new();
         for entry in table
             .range((name, first_day, "", "")..)
@@ -266,6 +398,7 @@ impl RevenueStore for EmbeddedStore {
             }
             counters.push(ReportCounter {
                 dimension,
+                instance: instance.cloned(),
                 key: row_key.to_owned(),
                 day: day.to_owned(),
                 currency: Currency::parse(currency)
