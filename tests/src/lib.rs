@@ -468,6 +468,7 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>)
         stores.instances.clone(),
         stores.spend.clone(),
         stores.goals.clone(),
+        stores.catalog.clone(),
     ))
 }
 

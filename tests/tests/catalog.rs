@@ -262,6 +262,73 @@ async fn a_product_contact_shows_its_product_on_the_read_and_the_listing(backend
         "{listed}"
     );
 
+    // The dashboard's contact panel shows the same product, its picture without a referrer.
+    let dashboard = dashboard_app(&stores);
+    let login = http::Request::post("/app/login")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(axum::body::Body::from(format!("key={READONLY_KEY}")))
+        .unwrap();
+    let signed_in = tower::ServiceExt::oneshot(dashboard.clone(), login)
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let panel = |contact: &str| {
+        http::Request::get(format!("/app/instances/{contact}"))
+            .header(http::header::COOKIE, cookie.as_str())
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let answer = tower::ServiceExt::oneshot(
+        dashboard.clone(),
+        panel("106540352242922/contacts/821098765432"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let csp = answer.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("img-src 'self' data: https:;"), "{csp}");
+    let page = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let page = String::from_utf8_lossy(&page);
+    for shown in [
+        "data-field=\"product_title\">Blue tee (M)<",
+        "data-field=\"product_price\">249.50 MXN<",
+        "data-field=\"product_description\">Organic cotton, regular fit<",
+        "src=\"https://shop.example/img/tee-blue-m.jpg\" alt=\"Blue tee (M)\" referrerpolicy=\"no-referrer\"",
+    ] {
+        assert!(page.contains(shown), "{shown} on the panel: {page}");
+    }
+    let answer = tower::ServiceExt::oneshot(
+        dashboard,
+        panel("108822334455667/contacts/7391022845561209"),
+    )
+    .await
+    .unwrap();
+    let page = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        !page.contains("product_title"),
+        "an unknown product shows its id alone"
+    );
+    assert!(page.contains("6021948837712345"));
+
     // Messenger names Meta's product id, which no feed line carries: the id alone.
     let (status, listed) = call(app, admin_get("/instances/108822334455667/contacts")).await;
     assert_eq!(status, StatusCode::OK, "{listed}");

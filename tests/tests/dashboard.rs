@@ -661,8 +661,9 @@ async fn every_page_carries_the_security_headers_and_assets_are_immutable(backen
     for answer in &pages {
         assert_eq!(
             answer.headers["content-security-policy"],
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'self'; script-src 'self'; \
+             img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; \
+             base-uri 'none'"
         );
         assert_eq!(answer.headers["x-content-type-options"], "nosniff");
         assert_eq!(answer.headers["referrer-policy"], "same-origin");

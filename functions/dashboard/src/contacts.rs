@@ -263,6 +263,38 @@ pub struct ContactPanel {
     pub revenue: Vec<(String, String)>,
     /// The names of the Meta ad that acquired the contact, as the contact API shows them.
     pub ad_names: Option<shared::spend::AdNames>,
+    /// The catalog product the contact came through, when a feed named it.
+    pub product: Option<ProductView>,
+}
+
+/// A catalog product as the panel shows it.
+pub struct ProductView {
+    pub title: String,
+    /// `9.99 USD`, and the sale price after it when the feed gives one.
+    pub price: String,
+    pub description: String,
+    pub availability: String,
+    /// Only an `https://` picture is shown (the CSP allows no other).
+    pub image: Option<String>,
+}
+
+impl ProductView {
+    fn of(product: &shared::catalog::Product) -> Self {
+        let price = match &product.sale_price {
+            Some(sale) => format!("{sale} {} (was {})", product.currency, product.price),
+            None => format!("{} {}", product.price, product.currency),
+        };
+        Self {
+            title: product.title.clone(),
+            price,
+            description: product.description.clone(),
+            availability: product.availability.clone(),
+            image: product
+                .image_link
+                .starts_with("https://")
+                .then(|| product.image_link.clone()),
+        }
+    }
 }
 
 fn query_form(query: Option<String>) -> Form {
@@ -368,6 +400,13 @@ pub async fn contact_panel(
             .await?
             .into_values()
             .next();
+    let products = shared::catalog::products_for_contacts(
+        state.catalog.as_ref(),
+        std::slice::from_ref(&contact),
+    )
+    .await?;
+    let product = shared::catalog::product_of(&shared::http::contact_view(&contact), &products)
+        .map(ProductView::of);
     let revenue = journey::revenue_by_currency(&journey)
         .into_iter()
         .map(|(currency, amount)| (currency.to_string(), amount.to_string()))
@@ -407,6 +446,7 @@ pub async fn contact_panel(
         conversions: journey.conversions.len(),
         revenue,
         ad_names,
+        product,
     };
     Ok(html(StatusCode::OK, &page))
 }

@@ -48,8 +48,10 @@ const INSTANCE_COOKIE: &str = "dash_instance";
 const FORM_BODY_BYTES: usize = 16 * 1024;
 /// What every dashboard answer carries: nothing but the engine's own files may load, no page
 /// may frame it, and forms only post back to it.
+/// Images may also come from any `https:` host: a catalog product's picture is on the
+/// merchant's image host, named by the feed an admin imported (the panel sends no referrer).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
-     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// What the dashboard's handlers share, built once per process.
 pub struct DashboardState {
@@ -69,6 +71,8 @@ pub struct DashboardState {
     spend: Arc<dyn SpendStore>,
     /// The instances' goals: the Ads page's qualified leads.
     goals: Arc<dyn GoalStore>,
+    /// Catalog products: the contact panel's product.
+    catalog: Arc<dyn shared::catalog::store::CatalogStore>,
 }
 
 impl DashboardState {
@@ -85,6 +89,7 @@ impl DashboardState {
         instances: Arc<dyn InstanceStore>,
         spend: Arc<dyn SpendStore>,
         goals: Arc<dyn GoalStore>,
+        catalog: Arc<dyn shared::catalog::store::CatalogStore>,
     ) -> Arc<Self> {
         Arc::new(Self {
             keys: keys.clone(),
@@ -96,6 +101,7 @@ impl DashboardState {
             instances,
             spend,
             goals,
+            catalog,
         })
     }
 }

@@ -30,6 +30,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         store.clone(),
         Arc::new(DynamoSpendStore::from_env(&start.dynamo)?),
         store,
+        Arc::new(shared::store::dynamo::catalog::DynamoCatalogStore::from_env(&start.dynamo)?),
     );
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
 }

@@ -176,6 +176,7 @@ pub fn engine_with_matcher(
         stores.instances.clone(),
         stores.spend.clone(),
         stores.goals.clone(),
+        stores.catalog.clone(),
     ));
     LocalEngine {
         app: shared::http::serve_json_errors(
