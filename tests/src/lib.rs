@@ -717,6 +717,39 @@ pub async fn widget_post(
     (status, allowed, body)
 }
 
+/// `seconds` as an RFC 3339 time with milliseconds, as the API writes times.
+pub fn rfc3339(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A WhatsApp text message from a person named by phone, BSUID or both (the ids an identity
+/// merge joins), with the profile name Meta sends beside them.
+pub fn named_message(
+    instance: &str,
+    phone: Option<&str>,
+    bsuid: Option<&str>,
+    id: &str,
+    at: i64,
+    text: &str,
+) -> Vec<u8> {
+    let mut body: Value =
+        serde_json::from_slice(&whatsapp_message(instance, "0", id, at, text, None)).unwrap();
+    let value = &mut body["entry"][0]["changes"][0]["value"];
+    value["contacts"] = serde_json::json!([{"profile": {"name": "Marta"}}]);
+    value["messages"][0].as_object_mut().unwrap().remove("from");
+    for (contact_field, message_field, id) in
+        [("wa_id", "from", phone), ("user_id", "from_user_id", bsuid)]
+    {
+        if let Some(id) = id {
+            value["contacts"][0][contact_field] = serde_json::json!(id);
+            value["messages"][0][message_field] = serde_json::json!(id);
+        }
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
 /// A WhatsApp delivery of one text message, with an optional referral object.
 pub fn whatsapp_message(
     phone_number_id: &str,

@@ -26,12 +26,6 @@ on_every_store!(
 const INSTANCE: &str = "106540352242922";
 const DAY: i64 = 24 * 3_600;
 
-fn rfc3339(seconds: i64) -> String {
-    chrono::DateTime::from_timestamp(seconds, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 fn app(stores: &Stores) -> Router {
     engine_app(stores).app
 }
@@ -513,31 +507,6 @@ async fn a_faulty_store_counts_each_step_once(backend: Backend) {
     assert_eq!(recount(&app, &id, 3).await["all"], all);
 }
 
-/// A WhatsApp message naming the sender by phone, by business-scoped user id, or by both (which
-/// merges the two contacts of one person).
-fn named_message(
-    phone: Option<&str>,
-    bsuid: Option<&str>,
-    id: &str,
-    at: i64,
-    text: &str,
-) -> Vec<u8> {
-    let mut body: Value =
-        serde_json::from_slice(&whatsapp_message(INSTANCE, "0", id, at, text, None)).unwrap();
-    let value = &mut body["entry"][0]["changes"][0]["value"];
-    value["contacts"] = json!([{"profile": {"name": "Marta"}}]);
-    value["messages"][0].as_object_mut().unwrap().remove("from");
-    for (contact_field, message_field, id) in
-        [("wa_id", "from", phone), ("user_id", "from_user_id", bsuid)]
-    {
-        if let Some(id) = id {
-            value["contacts"][0][contact_field] = json!(id);
-            value["messages"][0][message_field] = json!(id);
-        }
-    }
-    serde_json::to_vec(&body).unwrap()
-}
-
 async fn two_contacts_of_one_person_merged_count_once(backend: Backend) {
     let Some((stores, _guard)) = fresh_stores(backend).await else {
         return;
@@ -557,7 +526,7 @@ async fn two_contacts_of_one_person_merged_count_once(backend: Backend) {
         (None, Some(bsuid), "wamid.M2", 60),
         (None, Some(bsuid), "wamid.M3", 90),
     ] {
-        let body = named_message(phone, bsuid, message, at + after, "hola");
+        let body = named_message(INSTANCE, phone, bsuid, message, at + after, "hola");
         let (status, answer) = call(&app, signed_delivery(&body)).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
@@ -566,7 +535,14 @@ async fn two_contacts_of_one_person_merged_count_once(backend: Backend) {
         [2, 1, 0],
         "two contacts, for now"
     );
-    let body = named_message(Some(phone), Some(bsuid), "wamid.M4", at + 120, "otra vez");
+    let body = named_message(
+        INSTANCE,
+        Some(phone),
+        Some(bsuid),
+        "wamid.M4",
+        at + 120,
+        "otra vez",
+    );
     let (status, answer) = call(&app, signed_delivery(&body)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let all = counts(&app, &id, "").await;

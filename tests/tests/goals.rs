@@ -30,12 +30,6 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn rfc3339(seconds: i64) -> String {
-    chrono::DateTime::from_timestamp(seconds, 0)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// Every function over `stores`, as the local server serves them (the matcher on its
 /// in-process queue).
 fn app(stores: &Stores) -> Router {
@@ -820,30 +814,6 @@ async fn the_ads_report_reads_qualified_leads_from_the_qualified_lead_goal(backe
     assert_eq!(by_campaign["rows"][0]["qualified"], 3, "{by_campaign}");
 }
 
-/// A WhatsApp message from a sender named by `phone`, `bsuid` or both.
-fn named_message(
-    phone: Option<&str>,
-    bsuid: Option<&str>,
-    id: &str,
-    at: i64,
-    text: &str,
-) -> Vec<u8> {
-    let mut body: Value =
-        serde_json::from_slice(&whatsapp_message(INSTANCE, "0", id, at, text, None)).unwrap();
-    let value = &mut body["entry"][0]["changes"][0]["value"];
-    value["contacts"] = json!([{"profile": {"name": "Marta"}}]);
-    value["messages"][0].as_object_mut().unwrap().remove("from");
-    for (contact_field, message_field, id) in
-        [("wa_id", "from", phone), ("user_id", "from_user_id", bsuid)]
-    {
-        if let Some(id) = id {
-            value["contacts"][0][contact_field] = json!(id);
-            value["messages"][0][message_field] = json!(id);
-        }
-    }
-    serde_json::to_vec(&body).unwrap()
-}
-
 async fn two_contacts_of_one_person_merged_count_one_achievement(backend: Backend) {
     let Some((stores, _guard)) = fresh_stores(backend).await else {
         return;
@@ -859,12 +829,19 @@ async fn two_contacts_of_one_person_merged_count_one_achievement(backend: Backen
     let at = now() - 3_600;
     deliver(
         &app,
-        &named_message(Some(phone), None, "wamid.M1", at, "price?"),
+        &named_message(INSTANCE, Some(phone), None, "wamid.M1", at, "price?"),
     )
     .await;
     deliver(
         &app,
-        &named_message(None, Some(bsuid), "wamid.M2", at + 60, "the price please"),
+        &named_message(
+            INSTANCE,
+            None,
+            Some(bsuid),
+            "wamid.M2",
+            at + 60,
+            "the price please",
+        ),
     )
     .await;
     assert_eq!(
@@ -874,7 +851,14 @@ async fn two_contacts_of_one_person_merged_count_one_achievement(backend: Backen
     );
     deliver(
         &app,
-        &named_message(Some(phone), Some(bsuid), "wamid.M3", at + 120, "me again"),
+        &named_message(
+            INSTANCE,
+            Some(phone),
+            Some(bsuid),
+            "wamid.M3",
+            at + 120,
+            "me again",
+        ),
     )
     .await;
     let stats = goal_stats(&app, &goal).await;
