@@ -438,6 +438,25 @@ fn contacts_router(keys: &AdminKeys, stores: &Stores) -> Router {
 /// The read-only key of the dashboard's tests.
 pub const READONLY_KEY: &str = "test-readonly-key-0123456789";
 
+/// Signs in to `dashboard` with `key`: the session cookie (`name=value`) its pages take.
+pub async fn dashboard_cookie(dashboard: &Router, key: &str) -> String {
+    let request = http::Request::post("/app/login")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(axum::body::Body::from(format!("key={key}")))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(dashboard.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::SEE_OTHER);
+    let cookie = response.headers()[http::header::SET_COOKIE]
+        .to_str()
+        .unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
 /// The dashboard over `stores`, opened by [`ADMIN_KEY`] or [`READONLY_KEY`], beside the rules
 /// and contacts functions under the same keys so a test compares the pages with the API.
 pub fn dashboard_app(stores: &Stores) -> Router {

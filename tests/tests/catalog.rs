@@ -12,6 +12,7 @@ on_every_store!(
     a_bom_quoted_commas_and_tabs_read_as_plain_csv,
     a_file_with_no_usable_row_or_a_bad_catalog_id_is_refused,
     a_product_contact_shows_its_product_on_the_read_and_the_listing,
+    events_show_their_products_and_meta_s_product_ids_find_theirs,
 );
 
 fn catalog_fixture(name: &str) -> Vec<u8> {
@@ -263,47 +264,8 @@ async fn a_product_contact_shows_its_product_on_the_read_and_the_listing(backend
     );
 
     // The dashboard's contact panel shows the same product, its picture without a referrer.
-    let dashboard = dashboard_app(&stores);
-    let login = http::Request::post("/app/login")
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(axum::body::Body::from(format!("key={READONLY_KEY}")))
-        .unwrap();
-    let signed_in = tower::ServiceExt::oneshot(dashboard.clone(), login)
-        .await
-        .unwrap();
-    let cookie = signed_in.headers()[http::header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let panel = |contact: &str| {
-        http::Request::get(format!("/app/instances/{contact}"))
-            .header(http::header::COOKIE, cookie.as_str())
-            .body(axum::body::Body::empty())
-            .unwrap()
-    };
-    let answer = tower::ServiceExt::oneshot(
-        dashboard.clone(),
-        panel("106540352242922/contacts/821098765432"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(answer.status(), StatusCode::OK);
-    let csp = answer.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (csp, page) = panel(&stores, "106540352242922/contacts/821098765432").await;
     assert!(csp.contains("img-src 'self' data: https:;"), "{csp}");
-    let page = http_body_util::BodyExt::collect(answer.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let page = String::from_utf8_lossy(&page);
     for shown in [
         "data-field=\"product_title\">Blue tee (M)<",
         "data-field=\"product_price\">249.50 MXN<",
@@ -312,17 +274,7 @@ async fn a_product_contact_shows_its_product_on_the_read_and_the_listing(backend
     ] {
         assert!(page.contains(shown), "{shown} on the panel: {page}");
     }
-    let answer = tower::ServiceExt::oneshot(
-        dashboard,
-        panel("108822334455667/contacts/7391022845561209"),
-    )
-    .await
-    .unwrap();
-    let page = http_body_util::BodyExt::collect(answer.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let page = String::from_utf8_lossy(&page);
+    let (_, page) = panel(&stores, "108822334455667/contacts/7391022845561209").await;
     assert!(
         !page.contains("product_title"),
         "an unknown product shows its id alone"
@@ -335,4 +287,167 @@ async fn a_product_contact_shows_its_product_on_the_read_and_the_listing(backend
     let acquisition = &listed["contacts"][0]["acquisition"];
     assert_eq!(acquisition["product_id"], "6021948837712345", "{listed}");
     assert!(acquisition.get("product").is_none(), "{listed}");
+}
+
+/// The panel of `path` (`{instance}/contacts/{contact}`) as a signed-in reader sees it: its
+/// Content-Security-Policy and its page.
+async fn panel(stores: &Stores, path: &str) -> (String, String) {
+    let dashboard = dashboard_app(stores);
+    let cookie = dashboard_cookie(&dashboard, READONLY_KEY).await;
+    let request = Request::get(format!("/app/instances/{path}"))
+        .header(http::header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap();
+    let answer = tower::ServiceExt::oneshot(dashboard, request)
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let csp = answer.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (csp, String::from_utf8_lossy(&page).into_owned())
+}
+
+/// The contact's events named `name`, as the contact API shows them.
+fn events_named<'a>(contact: &'a Value, name: &str) -> Vec<&'a Value> {
+    contact["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["name"] == name)
+        .collect()
+}
+
+async fn events_show_their_products_and_meta_s_product_ids_find_theirs(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = engine_app(&stores);
+    let app = &engine.app;
+    // Meta's feed with the product ids Messenger and Instagram name, as the Graph API's
+    // `/{catalog_id}/products?fields=id,retailer_id` lists them; one of them malformed.
+    let feed = "id,title,price,image_link,availability,fb_product_id\n\
+        tee-blue-m,Blue tee (M),249.50 MXN,https://shop.example/img/tee-blue-m.jpg,in stock,6021948837712345\n\
+        cap-black,Black cap,199.00 MXN,https://shop.example/img/cap-black.jpg,in stock,5599887766554433\n\
+        mug-white,White mug,9.99 USD,,,not-an-id\n";
+    let (status, imported) = call(
+        app,
+        feed_import("?catalog_id=1537566713439863", feed.as_bytes().to_vec()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{imported}");
+    // Each line counts once, whatever keys it is filed under.
+    assert_eq!(
+        (imported["imported"].clone(), imported["replaced"].clone()),
+        (json!(2), json!(0)),
+        "{imported}"
+    );
+    assert_eq!(imported["skipped"][0]["line"], 4, "{imported}");
+    assert!(
+        imported["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("fb_product_id"),
+        "{imported}"
+    );
+    for name in [
+        "whatsapp_referred_product.json",
+        "whatsapp_order.json",
+        "messenger_product_referral.json",
+        "instagram_product_referral.json",
+    ] {
+        let (status, report) = call(app, signed_delivery(&fixture(name))).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {report}");
+    }
+    let tee = |price: &str| {
+        json!({"title": "Blue tee (M)", "price": price, "currency": "MXN",
+            "image_link": "https://shop.example/img/tee-blue-m.jpg", "description": "",
+            "link": "", "availability": "in stock"})
+    };
+    let cap = json!({"title": "Black cap", "price": "199.00", "currency": "MXN",
+        "image_link": "https://shop.example/img/cap-black.jpg", "description": "", "link": "",
+        "availability": "in stock"});
+
+    // A WhatsApp inquiry names the retailer id: the event shows the product.
+    let (_, inquirer) = call(
+        app,
+        admin_get("/instances/106540352242922/contacts/821098765432"),
+    )
+    .await;
+    let inquiries = events_named(&inquirer, "product_inquiry");
+    assert_eq!(inquiries.len(), 1, "{inquirer}");
+    assert_eq!(
+        inquiries[0]["products"],
+        json!({"tee-blue-m": tee("249.50")}),
+        "{inquirer}"
+    );
+    // A message without a product shows none.
+    assert!(
+        events_named(&inquirer, "message_received")[0]
+            .get("products")
+            .is_none()
+    );
+
+    // An order shows each line's product, on the read and on the listing alike.
+    let (_, buyer) = call(
+        app,
+        admin_get("/instances/106540352242922/contacts/5215512345678"),
+    )
+    .await;
+    let orders = events_named(&buyer, "order_placed");
+    assert_eq!(
+        orders[0]["products"],
+        json!({"tee-blue-m": tee("249.50"), "cap-black": cap}),
+        "{buyer}"
+    );
+    let (_, listed) = call(app, admin_get("/instances/106540352242922/contacts")).await;
+    let listed_buyer = listed["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|contact| contact["contact_id"] == "5215512345678")
+        .unwrap();
+    assert_eq!(
+        events_named(listed_buyer, "order_placed")[0]["products"],
+        orders[0]["products"]
+    );
+
+    // Messenger and Instagram name Meta's product id: found through the feed's fb_product_id,
+    // on the acquisition and on the inquiry event.
+    for (path, expected) in [
+        ("108822334455667/contacts/7391022845561209", tee("249.50")),
+        ("17841400123456789/contacts/662019384756102", cap.clone()),
+    ] {
+        let (status, contact) = call(app, admin_get(&format!("/instances/{path}"))).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {contact}");
+        assert_eq!(contact["acquisition"]["product"], expected, "{contact}");
+        let id = contact["acquisition"]["product_id"].as_str().unwrap();
+        assert_eq!(
+            events_named(&contact, "product_inquiry")[0]["products"][id],
+            expected,
+            "{contact}"
+        );
+    }
+
+    // The panel shows the order's products beside the event, pictures without a referrer.
+    let (_, page) = panel(&stores, "106540352242922/contacts/5215512345678").await;
+    let shown: Vec<&str> = page.split("data-event-product>").skip(1).collect();
+    assert_eq!(shown.len(), 2, "{page}");
+    assert!(
+        page.contains("<strong>Black cap</strong> 199.00 MXN · in stock"),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "src=\"https://shop.example/img/tee-blue-m.jpg\" alt=\"\" referrerpolicy=\"no-referrer\""
+        ),
+        "{page}"
+    );
+    let (_, page) = panel(&stores, "108822334455667/contacts/7391022845561209").await;
+    assert!(page.contains("<strong>Blue tee (M)</strong>"), "{page}");
 }

@@ -44,7 +44,7 @@ async fn the_contact_panel_names_the_ad_as_the_contact_api_does(backend: Backend
             .0,
         StatusCode::OK
     );
-    let cookie = sign_in(app, ADMIN_KEY).await;
+    let cookie = dashboard_cookie(app, ADMIN_KEY).await;
     let (status, page) = get_page(app, "/app/instances/111/contacts/16505552000", &cookie).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let api = contact(app, "111", "16505552000").await.unwrap();
@@ -77,17 +77,6 @@ async fn get_page(app: &Router, path: &str, cookie: &str) -> (StatusCode, String
         .body(Body::empty())
         .unwrap();
     send(app, request).await
-}
-
-async fn sign_in(app: &Router, key: &str) -> String {
-    let request = Request::post("/app/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(format!("key={key}")))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_owned()
 }
 
 fn csrf(body: &str) -> String {
@@ -178,7 +167,7 @@ async fn the_ads_page_is_the_report_apis_for_each_grouping(backend: Backend) {
             .unwrap();
         assert_eq!(send(app, request).await.0, StatusCode::OK);
     }
-    let cookie = sign_in(app, ADMIN_KEY).await;
+    let cookie = dashboard_cookie(app, ADMIN_KEY).await;
     for grouping in ["platform", "campaign", "ad", "day"] {
         let (status, page) = get_page(
             app,
@@ -210,7 +199,7 @@ async fn bad_parameters_are_a_400_page_with_the_apis_message(backend: Backend) {
     };
     let engine = engine_app(&stores);
     let app = &engine.app;
-    let cookie = sign_in(app, ADMIN_KEY).await;
+    let cookie = dashboard_cookie(app, ADMIN_KEY).await;
     for query in [
         "group_by=offer",
         "group_by=day&since=2026-13-01",
@@ -241,7 +230,7 @@ async fn the_import_form_stores_an_export_as_the_api_does(backend: Backend) {
     };
     let engine = engine_app(&stores);
     let app = &engine.app;
-    let cookie = sign_in(app, ADMIN_KEY).await;
+    let cookie = dashboard_cookie(app, ADMIN_KEY).await;
     let (_, page) = get_page(app, "/app/ads", &cookie).await;
     let token = csrf(&page);
     // Larger than the forms' 16 KiB: the import takes the API's limit.
@@ -281,11 +270,11 @@ async fn the_import_needs_the_csrf_token_and_the_admin_key(backend: Backend) {
     let engine = engine_app(&stores);
     let app = &engine.app;
     let file = spend_fixture("tiktok_ads_export.csv");
-    let admin = sign_in(app, ADMIN_KEY).await;
+    let admin = dashboard_cookie(app, ADMIN_KEY).await;
     let (status, _) = send(app, upload(&admin, "not-the-token", "tiktok", &file)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let readonly_app = dashboard_app(&stores);
-    let readonly = sign_in(&readonly_app, READONLY_KEY).await;
+    let readonly = dashboard_cookie(&readonly_app, READONLY_KEY).await;
     let (_, page) = get_page(&readonly_app, "/app/ads", &readonly).await;
     assert!(
         !page.contains("/app/ads/import"),

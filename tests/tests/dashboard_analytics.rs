@@ -43,16 +43,7 @@ async fn get_page(app: &Router, path: &str, cookie: &str) -> (StatusCode, String
 
 /// The session cookie of a sign-in with the admin key.
 async fn sign_in(app: &Router) -> String {
-    let request = Request::builder()
-        .method("POST")
-        .uri("/app/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(format!("key={ADMIN_KEY}")))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_owned()
+    dashboard_cookie(app, ADMIN_KEY).await
 }
 
 /// The number in the element marked `attribute="name"`.

@@ -48,13 +48,7 @@ async fn get(app: &Router, path: &str, cookie: Option<&str>) -> (StatusCode, Str
 }
 
 async fn sign_in(app: &Router) -> String {
-    let request = Request::post("/app/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(format!("key={READONLY_KEY}")))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_owned()
+    dashboard_cookie(app, READONLY_KEY).await
 }
 
 /// The contact ids of a page's rows, in order.

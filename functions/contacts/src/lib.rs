@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use shared::catalog::store::CatalogStore;
-use shared::catalog::{products_for_contacts, show_product};
+use shared::catalog::{products_for_contacts, show_products};
 use shared::contact::Contact;
 use shared::contact::listing::{self, CursorCodec, ListingQuery, PageFailure};
 use shared::contact::store::ContactStore;
@@ -136,7 +136,7 @@ async fn named_views(state: &ContactsState, contacts: &[Contact]) -> Result<Vec<
         .map(|contact| {
             let mut shown = contact_view(contact);
             name_ad(&mut shown, &names);
-            show_product(&mut shown, &products);
+            show_products(&mut shown, &products);
             shown
         })
         .collect())

@@ -222,10 +222,12 @@ pub struct EventRow {
     pub occurred_at: String,
     /// Its value and properties, as the contact API shows them.
     pub details: String,
+    /// The catalog products it names that a feed knows (an inquiry's, an order's lines').
+    pub products: Vec<ProductView>,
 }
 
 impl EventRow {
-    fn of(event: &shared::events::ContactEvent) -> Self {
+    fn of(event: &shared::events::ContactEvent, products: &shared::catalog::Products) -> Self {
         let value = match (&event.value, &event.currency) {
             (Some(value), Some(currency)) => format!("{value} {currency} "),
             _ => String::new(),
@@ -235,6 +237,11 @@ impl EventRow {
             name: event.name.clone(),
             occurred_at: event.occurred_at.to_string(),
             details: format!("{value}{properties}"),
+            products: shared::catalog::event_products(&event.name, &event.properties)
+                .into_iter()
+                .filter_map(|(catalog, id)| shared::catalog::find(products, catalog, id))
+                .map(ProductView::of)
+                .collect(),
         }
     }
 }
@@ -435,7 +442,13 @@ pub async fn contact_panel(
             .map(|first| format!("{} ({})", first.at, first.origin.as_str())),
         last_seen_at: contact.last_seen_at.to_string(),
         touches,
-        events: contact.events.kept.iter().rev().map(EventRow::of).collect(),
+        events: contact
+            .events
+            .kept
+            .iter()
+            .rev()
+            .map(|event| EventRow::of(event, &products))
+            .collect(),
         linked_ids: contact
             .linked_ids
             .iter()

@@ -4,7 +4,8 @@
 
 use crate::catalog::store::CatalogStore;
 use crate::catalog::{
-    MAX_DESCRIPTION_CHARS, MAX_LINK_BYTES, MAX_PRODUCTS, MAX_SHORT_BYTES, MAX_TITLE_CHARS, Product,
+    MAX_DESCRIPTION_CHARS, MAX_LINK_BYTES, MAX_PRODUCTS, MAX_SHORT_BYTES, MAX_TITLE_CHARS,
+    META_PRODUCT_IDS, Product,
 };
 use crate::revenue::money::{Amount, Currency};
 use crate::spend::Upserted;
@@ -54,6 +55,9 @@ pub struct Imported {
 pub struct Parsed {
     /// Products to store.
     pub products: Vec<Product>,
+    /// The same products again under [`META_PRODUCT_IDS`] and Meta's product id, for the lines
+    /// that give one (`fb_product_id`): how Messenger and Instagram name them.
+    pub by_meta_id: Vec<Product>,
     /// Lines after the header that gave no product.
     pub skipped: Vec<Skipped>,
 }
@@ -67,6 +71,8 @@ pub async fn import_into(
 ) -> Result<Imported, FeedFailure> {
     let parsed = parse_feed(catalog, file)?;
     let upserted = store.upsert_products(&parsed.products).await?;
+    // Counted once, as the lines they come from.
+    store.upsert_products(&parsed.by_meta_id).await?;
     tracing::info!(
         products = parsed.products.len(),
         skipped = parsed.skipped.len(),
@@ -90,6 +96,7 @@ struct Layout {
     link: Option<usize>,
     image_link: Option<usize>,
     brand: Option<usize>,
+    fb_product_id: Option<usize>,
 }
 
 fn layout(header: &csv::StringRecord) -> Option<Layout> {
@@ -114,6 +121,7 @@ fn layout(header: &csv::StringRecord) -> Option<Layout> {
         link: find("link"),
         image_link: find("image_link"),
         brand: find("brand"),
+        fb_product_id: find("fb_product_id").or_else(|| find("meta_product_id")),
     })
 }
 
@@ -161,11 +169,28 @@ fn link(name: &str, text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// Longest Meta product id: they are 15 to 17 digits today.
+const MAX_META_PRODUCT_ID_DIGITS: usize = 20;
+
+/// A line's `fb_product_id`: empty, or Meta's product id (digits).
+fn meta_product_id(text: &str) -> Result<Option<String>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > MAX_META_PRODUCT_ID_DIGITS || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "fb_product_id is not Meta's product id: 1 to {MAX_META_PRODUCT_ID_DIGITS} digits"
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// A line's product, and Meta's id for it when the line gives one.
 fn product_of(
     catalog: &str,
     layout: &Layout,
     record: &csv::StringRecord,
-) -> Result<Product, String> {
+) -> Result<(Product, Option<String>), String> {
     let id = cell(record, Some(layout.id));
     if id.is_empty() {
         return Err("no id".to_owned());
@@ -192,7 +217,8 @@ fn product_of(
         }
     };
     let short = |name: &str, at| bounded(name, cell(record, at), MAX_SHORT_BYTES);
-    Ok(Product {
+    let meta_id = meta_product_id(cell(record, layout.fb_product_id))?;
+    let product = Product {
         catalog: catalog.to_owned(),
         id: id.to_owned(),
         title,
@@ -209,7 +235,8 @@ fn product_of(
         link: link("link", cell(record, layout.link))?,
         image_link: link("image_link", cell(record, layout.image_link))?,
         brand: short("brand", layout.brand)?,
-    })
+    };
+    Ok((product, meta_id))
 }
 
 /// Reads a feed of `catalog`: the first line is its header (comma- or tab-separated, whichever
@@ -239,6 +266,7 @@ pub fn parse_feed(catalog: &str, bytes: &[u8]) -> Result<Parsed, FeedError> {
     let layout = layout(&header).ok_or(FeedError::NoHeader)?;
     let mut parsed = Parsed::default();
     let mut lines: std::collections::HashMap<String, (usize, u64)> = Default::default();
+    let mut meta_ids: Vec<Option<String>> = Vec::new();
     for record in records {
         let record = record.map_err(|error| FeedError::Unreadable(error.to_string()))?;
         let line = line_of(bytes, record.position());
@@ -246,9 +274,10 @@ pub fn parse_feed(catalog: &str, bytes: &[u8]) -> Result<Parsed, FeedError> {
             continue;
         }
         match product_of(catalog, &layout, &record) {
-            Ok(product) => {
+            Ok((product, meta_id)) => {
                 if let Some((at, earlier)) = lines.get(&product.id).copied() {
                     parsed.products[at] = product;
+                    meta_ids[at] = meta_id;
                     parsed.skipped.push(Skipped {
                         line: earlier,
                         reason: format!("the id comes again on line {line}"),
@@ -261,11 +290,24 @@ pub fn parse_feed(catalog: &str, bytes: &[u8]) -> Result<Parsed, FeedError> {
                 }
                 lines.insert(product.id.clone(), (parsed.products.len(), line));
                 parsed.products.push(product);
+                meta_ids.push(meta_id);
             }
             Err(reason) => parsed.skipped.push(Skipped { line, reason }),
         }
     }
     parsed.skipped.sort_by_key(|skip| skip.line);
+    parsed.by_meta_id = parsed
+        .products
+        .iter()
+        .zip(meta_ids)
+        .filter_map(|(product, meta_id)| {
+            Some(Product {
+                catalog: META_PRODUCT_IDS.to_owned(),
+                id: meta_id?,
+                ..product.clone()
+            })
+        })
+        .collect();
     if parsed.products.is_empty() {
         return Err(FeedError::NoRows(first_reasons(&parsed.skipped)));
     }

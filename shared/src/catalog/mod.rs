@@ -85,35 +85,104 @@ impl InboundEvent {
     }
 }
 
+/// The pseudo-catalog a feed's `fb_product_id` column files products under: Messenger and
+/// Instagram name a product by Meta's own product id, not the feed's `id`, and no real catalog
+/// id has letters.
+pub const META_PRODUCT_IDS: &str = "meta-product-id";
+
+/// Products found for a page of contacts, by (catalog, id).
+pub type Products = std::collections::BTreeMap<(String, String), Product>;
+
+/// The keys a product named by `catalog` (when the channel names one) and `id` may be stored
+/// under, in the order they are preferred: its own catalog's, then the catalog-less import's;
+/// and, for a channel that names no catalog (Messenger, Instagram), Meta's product id.
+fn lookup_keys(catalog: Option<&str>, id: &str) -> Vec<(String, String)> {
+    let mut keys = Vec::with_capacity(2);
+    if let Some(catalog) = catalog {
+        keys.push((catalog.to_owned(), id.to_owned()));
+    }
+    keys.push((ANY_CATALOG.to_owned(), id.to_owned()));
+    if catalog.is_none() {
+        keys.push((META_PRODUCT_IDS.to_owned(), id.to_owned()));
+    }
+    keys
+}
+
+/// The product `catalog` and `id` name among `products`, by [`lookup_keys`]' preference;
+/// `None` for an id no feed named.
+pub fn find<'a>(products: &'a Products, catalog: Option<&str>, id: &str) -> Option<&'a Product> {
+    lookup_keys(catalog, id)
+        .iter()
+        .find_map(|key| products.get(key))
+}
+
 /// The catalog product a contact's acquisition names: a `product` acquisition's, or a Meta
 /// ad's that carries a product.
-fn acquisition_product(contact: &crate::contact::Contact) -> Option<&crate::contact::MetaReferral> {
+fn acquisition_product(contact: &crate::contact::Contact) -> Option<(Option<&str>, &str)> {
     match &contact.acquisition {
         Some(crate::contact::Acquisition::Product(referral))
-        | Some(crate::contact::Acquisition::MetaAd(referral)) => {
-            referral.product_id.as_ref().map(|_| referral)
-        }
+        | Some(crate::contact::Acquisition::MetaAd(referral)) => referral
+            .product_id
+            .as_deref()
+            .map(|id| (referral.catalog_id.as_deref(), id)),
         _ => None,
     }
 }
 
-/// The products `contacts` (a page of them) were acquired through, by (catalog, id): one
-/// lookup, each product under its own catalog and under [`ANY_CATALOG`]. Messenger and
-/// Instagram name Meta's product id, not the feed's, so theirs are found only when a feed's
-/// `id` is that number.
+/// The products an event names, as (catalog, id): a `product_inquiry`'s product and an
+/// `order_placed`'s lines (their retailer ids, in the order's catalog). Read from the
+/// properties the engine writes, so the stored event and its API view give the same.
+pub fn event_products<'a>(
+    name: &str,
+    properties: &'a serde_json::Map<String, serde_json::Value>,
+) -> Vec<(Option<&'a str>, &'a str)> {
+    let catalog = properties
+        .get("catalog_id")
+        .and_then(serde_json::Value::as_str);
+    match name {
+        crate::events::PRODUCT_INQUIRY => properties
+            .get("product_id")
+            .and_then(serde_json::Value::as_str)
+            .map(|id| vec![(catalog, id)])
+            .unwrap_or_default(),
+        crate::events::ORDER_PLACED => properties
+            .get("items")
+            .and_then(serde_json::Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item["product_retailer_id"].as_str())
+                    .map(|id| (catalog, id))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The products `contacts` (a page of them) name, by (catalog, id), in one lookup: each
+/// acquisition's product, then the products of their events (`product_inquiry`,
+/// `order_placed` lines), at most [`store::MAX_PRODUCT_LOOKUP`] keys — acquisitions first, so a
+/// page's contacts always show theirs; an event's product past the bound shows its id alone.
 pub async fn products_for_contacts(
     store: &dyn store::CatalogStore,
     contacts: &[crate::contact::Contact],
-) -> Result<std::collections::BTreeMap<(String, String), Product>, crate::store::StoreError> {
-    let mut keys: Vec<(String, String)> = Vec::new();
-    for referral in contacts.iter().filter_map(acquisition_product) {
-        let id = referral.product_id.clone().unwrap_or_default();
-        if let Some(catalog) = &referral.catalog_id {
-            keys.push((catalog.clone(), id.clone()));
-        }
-        keys.push((ANY_CATALOG.to_owned(), id));
-    }
-    keys.truncate(store::MAX_PRODUCT_LOOKUP);
+) -> Result<Products, crate::store::StoreError> {
+    let acquired = contacts.iter().filter_map(acquisition_product);
+    let in_events = contacts.iter().flat_map(|contact| {
+        contact
+            .events
+            .kept
+            .iter()
+            .flat_map(|event| event_products(&event.name, &event.properties))
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    let keys: Vec<(String, String)> = acquired
+        .chain(in_events)
+        .flat_map(|(catalog, id)| lookup_keys(catalog, id))
+        .filter(|key| seen.insert(key.clone()))
+        .take(store::MAX_PRODUCT_LOOKUP)
+        .collect();
     if keys.is_empty() {
         return Ok(Default::default());
     }
@@ -125,30 +194,19 @@ pub async fn products_for_contacts(
         .collect())
 }
 
-/// The product a contact view's acquisition names, from the page's `products`: its own
-/// catalog's first, then the catalog-less import's; `None` for an id no feed named.
-pub fn product_of<'a>(
-    view: &serde_json::Value,
-    products: &'a std::collections::BTreeMap<(String, String), Product>,
-) -> Option<&'a Product> {
+/// The product a contact view's acquisition names, from the page's `products`.
+pub fn product_of<'a>(view: &serde_json::Value, products: &'a Products) -> Option<&'a Product> {
     let acquisition = &view["acquisition"];
-    let id = acquisition["product_id"].as_str()?.to_owned();
-    let own = acquisition["catalog_id"]
-        .as_str()
-        .and_then(|catalog| products.get(&(catalog.to_owned(), id.clone())));
-    own.or_else(|| products.get(&(ANY_CATALOG.to_owned(), id)))
+    find(
+        products,
+        acquisition["catalog_id"].as_str(),
+        acquisition["product_id"].as_str()?,
+    )
 }
 
-/// Adds the product's details to the contact view's acquisition (`product: {title, price,
-/// sale_price?, currency, image_link, description, link, availability}`) when a feed named
-/// it; an unknown id keeps `product_id` alone.
-pub fn show_product(
-    view: &mut serde_json::Value,
-    products: &std::collections::BTreeMap<(String, String), Product>,
-) {
-    let Some(product) = product_of(view, products) else {
-        return;
-    };
+/// A product as the contact API shows it: `{title, price, sale_price?, currency, image_link,
+/// description, link, availability}`.
+fn shown(product: &Product) -> serde_json::Value {
     let mut shown = serde_json::json!({
         "title": product.title,
         "price": product.price,
@@ -161,5 +219,30 @@ pub fn show_product(
     if let Some(sale) = product.sale_price {
         shown["sale_price"] = serde_json::json!(sale);
     }
-    view["acquisition"]["product"] = shown;
+    shown
+}
+
+/// Adds the products a feed named to the contact view: the acquisition's as
+/// `acquisition.product`, and each event's as `products: {<product id>: …}` (a
+/// `product_inquiry`'s one, an order's lines'). An unknown id keeps its id alone.
+pub fn show_products(view: &mut serde_json::Value, products: &Products) {
+    if let Some(product) = product_of(view, products) {
+        view["acquisition"]["product"] = shown(product);
+    }
+    let Some(events) = view["events"].as_array_mut() else {
+        return;
+    };
+    for event in events {
+        let name = event["name"].as_str().unwrap_or_default().to_owned();
+        let Some(properties) = event["properties"].as_object() else {
+            continue;
+        };
+        let named: serde_json::Map<String, serde_json::Value> = event_products(&name, properties)
+            .into_iter()
+            .filter_map(|(catalog, id)| Some((id.to_owned(), shown(find(products, catalog, id)?))))
+            .collect();
+        if !named.is_empty() {
+            event["products"] = named.into();
+        }
+    }
 }
