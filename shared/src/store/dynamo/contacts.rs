@@ -10,16 +10,16 @@ use crate::contact::store::{
 };
 use crate::ids::{ContactId, InstanceId};
 use crate::store::dynamo::toolkit::{
-    BatchRead, Item, MAX_ATTEMPTS, backoff, batch_get, cancelled, conditional_put, from_item,
-    get_item, is_conditional_failure, is_conflict, key, number, query_items, string, to_item,
-    transact, unavailable,
+    BatchRead, Item, MAX_ATTEMPTS, MAX_BATCH_KEYS, backoff, batch_get, cancelled, conditional_put,
+    from_item, get_item, is_conditional_failure, is_conflict, key, number, query_items, string,
+    to_item, transact, unavailable,
 };
 use crate::store::dynamo::{DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY};
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 /// Most items one transaction takes.
@@ -261,6 +261,37 @@ impl DynamoStore {
         from_item(item).map(Some)
     }
 
+    /// The contacts items of `ids` that exist, by contact id: `BatchGetItem`s of 100 keys,
+    /// eventually consistent (half the units; a listing's index is eventually consistent
+    /// anyway).
+    async fn contacts_items<'a>(
+        &self,
+        instance_id: &InstanceId,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<HashMap<String, Item>, StoreError> {
+        let keys: Vec<Item> = ids
+            .map(|id| key(&[("instance_id", instance_id.as_str()), ("contact_id", id)]))
+            .collect();
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_BATCH_KEYS) {
+            let read = BatchRead {
+                table: &self.tables.contacts,
+                keys: chunk.to_vec(),
+                consistent: false,
+            };
+            for item in batch_get(&self.client, vec![read])
+                .await?
+                .into_values()
+                .flatten()
+            {
+                if let Some(AttributeValue::S(id)) = item.get("contact_id") {
+                    found.insert(id.clone(), item);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The contacts item of `id` (a contact or a link), read consistently.
     async fn contacts_item(
         &self,
@@ -451,27 +482,46 @@ impl ContactStore for DynamoStore {
             .expression_attribute_values(":high", string(&high))
             .scan_index_forward(false)
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
-        let mut page = ContactPage::default();
+        // The index holds keys only (a contact's own write then never rewrites its entry):
+        // the positions first, then the page's contacts by key.
+        let mut positions: Vec<(String, String)> = Vec::new();
         let stopped = query_items(query, |mut item| {
-            let position = match item.remove(LISTING_KEY) {
-                Some(AttributeValue::S(position)) => position,
-                _ => {
-                    return Err(StoreError::Corrupt(
-                        "contact without a listing key".to_owned(),
-                    ));
-                }
+            let (Some(AttributeValue::S(position)), Some(AttributeValue::S(contact_id))) =
+                (item.remove(LISTING_KEY), item.remove("contact_id"))
+            else {
+                return Err(StoreError::Corrupt(
+                    "an index entry without its keys".to_owned(),
+                ));
             };
             if position == high {
                 return Ok(ControlFlow::Continue(()));
             }
-            if page.contacts.len() == limit {
+            if positions.len() == limit {
                 return Ok(ControlFlow::Break(()));
             }
-            page.contacts.push(from_item(item)?);
-            page.next = Some(position);
+            positions.push((position, contact_id));
             Ok(ControlFlow::Continue(()))
         })
         .await?;
+        let mut items = self
+            .contacts_items(instance_id, positions.iter().map(|(_, id)| id.as_str()))
+            .await?;
+        let mut page = ContactPage::default();
+        for (position, contact_id) in positions {
+            page.next = Some(position.clone());
+            // Gone, merged into another, or moved in the listing since the index answered
+            // (then it is listed at its new place): not this position's contact.
+            let Some(item) = items.remove(&contact_id) else {
+                continue;
+            };
+            if item.contains_key(LINKS_TO) {
+                continue;
+            }
+            let contact: Contact = from_item(item)?;
+            if listing_position(&contact) == position {
+                page.contacts.push(contact);
+            }
+        }
         if !stopped {
             page.next = None;
         }

@@ -52,7 +52,9 @@ table_names!(
     }
 );
 
-/// The contacts index that lists an instance's contacts newest first, and its sort key.
+/// The contacts index that lists an instance's contacts newest first, and its sort key. It
+/// projects the keys only: a contact's write that keeps its first-seen time then costs the
+/// index nothing (with all attributes projected, every write copied the whole item to it).
 const LISTING_INDEX: &str = "by_first_seen";
 const LISTING_KEY: &str = "first_seen_key";
 
@@ -88,7 +90,8 @@ impl DynamoStore {
         };
         let tables = [
             TableSpec::keyed(&self.tables.contacts, "instance_id", Some("contact_id"))
-                .with_index(listing),
+                .with_index(listing)
+                .keys_only(),
             TableSpec::keyed(&self.tables.dedupe, "dedupe_key", None).with_ttl("expires_at"),
             TableSpec::keyed(&self.tables.counters, "instance_id", Some("day")),
             TableSpec::keyed(&self.tables.rules, "instance_id", Some("rule_id")),
