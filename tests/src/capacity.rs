@@ -891,8 +891,23 @@ impl Rig {
     /// changed in the index.
     async fn partial_index_entries(&self) -> BTreeMap<String, HashMap<String, Item>> {
         let mut entries = BTreeMap::new();
-        let tables = self.dynamo.list_tables().send().await.unwrap();
-        for table in tables.table_names() {
+        // Other runs' tables share the emulator: the list comes in pages of 100.
+        let (mut tables, mut after) = (Vec::new(), None);
+        loop {
+            let page = self
+                .dynamo
+                .list_tables()
+                .set_exclusive_start_table_name(after.take())
+                .send()
+                .await
+                .unwrap();
+            tables.extend(page.table_names().iter().cloned());
+            after = page.last_evaluated_table_name().map(str::to_owned);
+            if after.is_none() {
+                break;
+            }
+        }
+        for table in &tables {
             if !table.starts_with(&format!("{}-", self.prefix)) {
                 continue;
             }
@@ -907,6 +922,7 @@ impl Rig {
                     .dynamo
                     .scan()
                     .table_name(table)
+                    .consistent_read(true)
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await

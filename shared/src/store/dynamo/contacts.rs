@@ -14,7 +14,9 @@ use crate::store::dynamo::toolkit::{
     from_item, get_item, is_conditional_failure, is_conflict, key, number, query_items, string,
     to_item, transact, unavailable,
 };
-use crate::store::dynamo::{DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY};
+use crate::store::dynamo::{
+    DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY, RECORDED_START, START_EXPIRES,
+};
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
@@ -27,6 +29,29 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// What one transaction's contacts may weigh (as JSON, near their item size): under the 4 MB
 /// DynamoDB takes.
 const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+
+/// The condition on a key a new contact or link takes: neither a contact nor a link is
+/// there, and a start recorded there (`record_business_first`) is one that does not apply to
+/// `contact` (`sources::applies`: it is on it already, later, or too old). A start recorded
+/// since the event's read fails it, and the event is planned again with the start.
+fn unclaimed_key(put: PutBuilder, contact: &Contact) -> PutBuilder {
+    let bound = contact
+        .business_first
+        .map_or(contact.first_seen_at, |known| {
+            known.at.min(contact.first_seen_at)
+        });
+    let oldest = contact
+        .first_seen_at
+        .plus_seconds(-crate::contact::store::BUSINESS_FIRST_TTL_SECONDS);
+    // Timestamps have one fixed textual form, so their text orders as they do.
+    put.condition_expression(
+        "attribute_not_exists(contact_id) OR #start.#at >= :bound OR #start.#at < :oldest",
+    )
+    .expression_attribute_names("#start", RECORDED_START)
+    .expression_attribute_names("#at", "at")
+    .expression_attribute_values(":bound", string(&bound.to_string()))
+    .expression_attribute_values(":oldest", string(&oldest.to_string()))
+}
 
 impl DynamoStore {
     fn dedupe_put(&self, claim: &DedupeClaim) -> Result<TransactWriteItem, StoreError> {
@@ -53,7 +78,7 @@ impl DynamoStore {
             .table_name(&self.tables.contacts)
             .set_item(Some(item));
         let put = match expected_version {
-            None => put.condition_expression("attribute_not_exists(contact_id)"),
+            None => unclaimed_key(put, contact),
             Some(version) => put
                 .condition_expression("#version = :expected")
                 .expression_attribute_names("#version", "version")
@@ -82,7 +107,8 @@ impl DynamoStore {
             .build())
     }
 
-    /// The link puts of `commit`: a new identifier must be free (neither a contact nor a link);
+    /// The link puts of `commit`: a new identifier must be free (neither a contact nor a link,
+    /// see [`unclaimed_key`]);
     /// an absorbed contact must still be at its version (a link has none), and its links must
     /// still point at it.
     fn identity_items(
@@ -94,7 +120,7 @@ impl DynamoStore {
         let mut items = Vec::new();
         for identifier in &commit.new_links {
             items.push(self.link_put(instance, identifier, survivor, |put| {
-                put.condition_expression("attribute_not_exists(contact_id)")
+                unclaimed_key(put, &commit.contact)
             })?);
         }
         for absorbed in &commit.absorbed {
@@ -241,13 +267,13 @@ impl DynamoStore {
     }
 
     /// The contact a contacts item stands for: itself, or the contact its link names (read
-    /// consistently).
+    /// consistently); none for a recorded start.
     async fn resolved(
         &self,
         instance_id: &InstanceId,
         item: Option<Item>,
     ) -> Result<Option<Contact>, StoreError> {
-        let Some(mut item) = item else {
+        let Some(mut item) = item.filter(|item| !item.contains_key(RECORDED_START)) else {
             return Ok(None);
         };
         if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
@@ -314,7 +340,8 @@ impl ContactStore for DynamoStore {
         self.resolved(instance_id, item).await
     }
 
-    /// One `BatchGetItem`: the identifiers' contacts items, read consistently, and the claim,
+    /// One `BatchGetItem`: the identifiers' contacts items (contacts, links or recorded
+    /// starts), read consistently, and the claim,
     /// read eventually consistently (half the units): a claim only ever appears (until it
     /// expires), so a stale read can miss one, which the transaction then refuses, but never
     /// show one that is not held.
@@ -359,6 +386,12 @@ impl ContactStore for DynamoStore {
                 _ => false,
             });
         let mut items = found.remove(&self.tables.contacts).unwrap_or_default();
+        let mut start = None;
+        for item in &items {
+            if let Some(AttributeValue::M(recorded)) = item.get(RECORDED_START) {
+                start = crate::sources::earliest(start, Some(from_item(recorded.clone())?));
+            }
+        }
         let mut contacts = Vec::with_capacity(identifiers.len());
         for identifier in identifiers {
             let item = items
@@ -369,7 +402,11 @@ impl ContactStore for DynamoStore {
                 .map(|at| items.swap_remove(at));
             contacts.push(self.resolved(instance_id, item).await?);
         }
-        Ok(EventRead { contacts, claimed })
+        Ok(EventRead {
+            contacts,
+            claimed,
+            start,
+        })
     }
 
     async fn commit_identity(
@@ -528,60 +565,39 @@ impl ContactStore for DynamoStore {
         Ok(page)
     }
 
-    /// On the dedupe table (the webhook writes it already), expiring with its TTL.
+    /// On the contacts table, under the person's key: the event that makes it their contact
+    /// or link reads it with its contacts and its commit's condition sees one recorded since
+    /// ([`unclaimed_key`]). Removed by the table's TTL once too old to matter; a contact
+    /// overwrites it.
     async fn record_business_first(
         &self,
         instance_id: &InstanceId,
         contact_id: &ContactId,
         start: &crate::sources::BusinessFirst,
     ) -> Result<(), StoreError> {
-        let mut item = to_item(start)?;
-        let key = crate::contact::store::business_first_key(instance_id, contact_id);
-        item.insert("dedupe_key".into(), string(&key));
-        item.insert("at_s".into(), number(start.at.unix_seconds()));
+        let mut item = key(&[
+            ("instance_id", instance_id.as_str()),
+            ("contact_id", contact_id.as_str()),
+        ]);
+        item.insert(RECORDED_START.into(), AttributeValue::M(to_item(start)?));
         let expires = start
             .at
             .plus_seconds(crate::contact::store::BUSINESS_FIRST_TTL_SECONDS);
-        item.insert("expires_at".into(), number(expires.unix_seconds()));
+        item.insert(START_EXPIRES.into(), number(expires.unix_seconds()));
         let result = self
             .client
             .put_item()
-            .table_name(&self.tables.dedupe)
+            .table_name(&self.tables.contacts)
             .set_item(Some(item))
-            // Never over an earlier start: the earliest is what tells who wrote first.
-            .condition_expression("attribute_not_exists(dedupe_key) OR at_s > :at")
-            .expression_attribute_values(":at", number(start.at.unix_seconds()))
+            // Never over a contact or a link, nor over an earlier start: the earliest is what
+            // tells who wrote first.
+            .condition_expression("attribute_not_exists(contact_id) OR #start.#at > :at")
+            .expression_attribute_names("#start", RECORDED_START)
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":at", string(&start.at.to_string()))
             .send()
             .await;
         conditional_put(result).map(|_| ())
-    }
-
-    async fn load_business_first(
-        &self,
-        instance_id: &InstanceId,
-        identifiers: &[ContactId],
-    ) -> Result<Option<crate::sources::BusinessFirst>, StoreError> {
-        let keys = identifiers
-            .iter()
-            .map(|identifier| {
-                let key = crate::contact::store::business_first_key(instance_id, identifier);
-                crate::store::dynamo::toolkit::key(&[("dedupe_key", key.as_str())])
-            })
-            .collect();
-        let read = BatchRead {
-            table: &self.tables.dedupe,
-            keys,
-            consistent: true,
-        };
-        let mut found = None;
-        for item in batch_get(&self.client, vec![read])
-            .await?
-            .into_values()
-            .flatten()
-        {
-            found = crate::sources::earliest(found, Some(from_item(item)?));
-        }
-        Ok(found)
     }
 
     async fn load_counter_days(
