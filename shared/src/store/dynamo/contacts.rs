@@ -30,6 +30,39 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// DynamoDB takes.
 const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
 
+/// The attribute a contact item carries instead of `touches` when its one touch is its
+/// acquisition (an ad contact's usual state), which it would otherwise hold twice: a quarter of
+/// a small contact item, the difference between one write unit and two.
+const TOUCH_IS_ACQUISITION: &str = "touch_is_acquisition";
+
+/// `contact` as its contacts item.
+fn contact_item(contact: &Contact) -> Result<Item, StoreError> {
+    let mut item = to_item(contact)?;
+    let single = match (item.get("touches"), item.get("acquisition")) {
+        (Some(AttributeValue::L(touches)), Some(acquisition)) => {
+            touches.len() == 1 && touches[0] == *acquisition
+        }
+        _ => false,
+    };
+    if single {
+        item.remove("touches");
+        item.insert(TOUCH_IS_ACQUISITION.to_owned(), AttributeValue::Bool(true));
+    }
+    Ok(item)
+}
+
+/// The contact a contacts item holds (see [`contact_item`]).
+pub(super) fn contact_from_item(mut item: Item) -> Result<Contact, StoreError> {
+    if item.remove(TOUCH_IS_ACQUISITION).is_some() {
+        let acquisition = item
+            .get("acquisition")
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt("a touch without its acquisition".to_owned()))?;
+        item.insert("touches".to_owned(), AttributeValue::L(vec![acquisition]));
+    }
+    from_item(item)
+}
+
 /// The condition on a key a new contact or link takes: neither a contact nor a link is
 /// there, and a start recorded there (`record_business_first`) is one that does not apply to
 /// `contact` (`sources::applies`: it is on it already, later, or too old). A start recorded
@@ -72,7 +105,7 @@ impl DynamoStore {
         contact: &Contact,
         expected_version: Option<u64>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut item = to_item(contact)?;
+        let mut item = contact_item(contact)?;
         item.insert(LISTING_KEY.to_owned(), string(&listing_position(contact)));
         let put = Put::builder()
             .table_name(&self.tables.contacts)
@@ -279,12 +312,12 @@ impl DynamoStore {
         if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
             // A link always names a contact, never another link: merges repoint every link.
             return match self.contacts_item(instance_id, &target).await? {
-                Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
+                Some(item) if !item.contains_key(LINKS_TO) => contact_from_item(item).map(Some),
                 Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
                 None => Ok(None),
             };
         }
-        from_item(item).map(Some)
+        contact_from_item(item).map(Some)
     }
 
     /// The contacts items of `ids` that exist, by contact id: `BatchGetItem`s of 100 keys,
@@ -554,7 +587,7 @@ impl ContactStore for DynamoStore {
             if item.contains_key(LINKS_TO) {
                 continue;
             }
-            let contact: Contact = from_item(item)?;
+            let contact = contact_from_item(item)?;
             if listing_position(&contact) == position {
                 page.contacts.push(contact);
             }

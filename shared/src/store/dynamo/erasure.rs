@@ -7,17 +7,17 @@
 //! index: a record written in the second before an erasure may be missed by it (and by the
 //! journey); erasing again sweeps it.
 
-use crate::contact::Contact;
 use crate::erasure::{Erased, Erasure, ErasureStore};
 use crate::ids::ContactId;
 use crate::revenue::store::contact_key;
 use crate::revenue::{Click, Conversion, SendRecord};
 use crate::store::StoreError;
+use crate::store::dynamo::contacts::contact_from_item;
 use crate::store::dynamo::revenue::{
     CLICK_POSITION, CONTACT_INDEX, CONTACT_KEY, CONVERTED_KEY, RevenueTables, SENT_KEY,
 };
 use crate::store::dynamo::toolkit::{
-    conditional_put, from_item, get_item, key, query_items, record, string, to_item, unavailable,
+    conditional_put, get_item, key, query_items, record, string, to_item, unavailable,
 };
 use crate::store::dynamo::{Client, LINKS_TO, RECORDED_START, TableNames};
 use async_trait::async_trait;
@@ -175,7 +175,7 @@ impl DynamoErasureStore {
             Some(item) if item.contains_key(LINKS_TO) || item.contains_key(RECORDED_START) => {
                 Ok(false)
             }
-            Some(item) if !item.is_empty() => from_item::<Contact>(item).map(|_| true),
+            Some(item) if !item.is_empty() => contact_from_item(item).map(|_| true),
             _ => Ok(false),
         }
     }
