@@ -113,9 +113,10 @@ pub trait ContactStore: Send + Sync + 'static {
 /// template no longer says the business opened that conversation.
 pub const BUSINESS_FIRST_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
 
-/// The key a recorded start is kept under: it begins with `#`, which no instance id holds, so
-/// it never meets a dedupe claim's key (`<instance>#<event>`) in the table they share on
-/// DynamoDB.
+/// The key a recorded start is kept under in the embedded store, and was on DynamoDB's dedupe
+/// table before starts moved under the person's contacts key (erasure still deletes it there
+/// until those expire): it begins with `#`, which no instance id holds, so it never meets a
+/// dedupe claim's key (`<instance>#<event>`).
 pub fn business_first_key(instance_id: &InstanceId, contact_id: &ContactId) -> String {
     format!(
         "#first_out#{}#{}",
