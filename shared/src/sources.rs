@@ -3,14 +3,17 @@
 //! (`proactive`: an outbound message before any inbound one, as WhatsApp's `sent` statuses
 //! tell with their conversation's `origin.type`).
 //!
-//! A status and the first inbound message may arrive in either order, so both sides write
-//! first and read the other after (the contact commit, then the recorded outbound start; the
-//! recorded start, then the contact): with consistent reads at least one of them sees the
-//! other, and the contact takes the earliest start it is shown. The answer compares the
-//! events' own times, never their arrival.
+//! A status and the first inbound message may arrive in either order, and both meet on the
+//! same contacts item: a status for a person with no contact yet records its start under the
+//! person's id (where their contact or link will be), and the event's commit that takes that
+//! key refuses when a start it did not read was recorded there meanwhile, so the event is read
+//! and planned again. Either the start is read with the event's contacts and goes on the
+//! contact in its commit, or the status finds the contact. The answer compares the events' own
+//! times, never their arrival.
 
-use crate::contact::counters::bumps_for;
+use crate::contact::counters::{bumps_for, summed};
 use crate::contact::store::ContactStore;
+use crate::contact::store::IdentityCommit;
 use crate::contact::{Acquisition, Contact};
 use crate::ids::{ContactId, InstanceId};
 use crate::rules::RulePlatform;
@@ -129,6 +132,36 @@ pub fn earliest(a: Option<BusinessFirst>, b: Option<BusinessFirst>) -> Option<Bu
     }
 }
 
+/// Whether `start` tells that the business wrote first to `contact`: before its first inbound
+/// event, at most [`BUSINESS_FIRST_TTL_SECONDS`](crate::contact::store::BUSINESS_FIRST_TTL_SECONDS)
+/// before it (one older than the recorded starts live is not this conversation's), and
+/// earlier than the start it has.
+pub fn applies(contact: &Contact, start: &BusinessFirst) -> bool {
+    let expires = start
+        .at
+        .plus_seconds(crate::contact::store::BUSINESS_FIRST_TTL_SECONDS);
+    start.at < contact.first_seen_at
+        && contact.first_seen_at <= expires
+        && contact
+            .business_first
+            .is_none_or(|known| start.at < known.at)
+}
+
+/// Puts the start recorded under the event's identifiers (read with its contacts) on the
+/// contact the commit writes, when it applies, with the counters that moves.
+pub fn fold_recorded(commit: &mut IdentityCommit, start: Option<BusinessFirst>) {
+    let Some(start) = start.filter(|start| applies(&commit.contact, start)) else {
+        return;
+    };
+    let before = commit.contact.clone();
+    commit.contact.business_first = Some(start);
+    commit
+        .counters
+        .extend(bumps_for(Some(&before), &commit.contact));
+    // The source counter the event moved may be the one the start moves back.
+    commit.counters = summed(std::mem::take(&mut commit.counters));
+}
+
 impl Contact {
     /// The contact's conversation source: `ads` for an ad acquisition, else `proactive` when
     /// the business wrote before the contact's first inbound event, else `organic`.
@@ -218,24 +251,11 @@ pub async fn record_status(
         store
             .record_business_first(instance_id, recipient, &start)
             .await?;
-        // Written first, read after: a contact committed meanwhile is seen here, or its own
-        // read after its commit sees the start (`after_commit`).
+        // Written first, read after: a contact committed meanwhile is seen here, or its
+        // commit came after the start was recorded and took it (`fold_recorded`).
         apply_start(store, instance_id, recipient, start).await?;
     }
     known.remember(instance_id, recipient, status.at);
-    Ok(())
-}
-
-/// After a WhatsApp contact's first inbound event is committed: the start recorded for any of
-/// its identifiers before the contact existed, applied to it.
-pub async fn after_commit(store: &dyn ContactStore, contact: &Contact) -> Result<(), StoreError> {
-    let identifiers: Vec<ContactId> = contact.identifiers().cloned().collect();
-    if let Some(start) = store
-        .load_business_first(&contact.instance_id, &identifiers)
-        .await?
-    {
-        apply_start(store, &contact.instance_id, &contact.contact_id, start).await?;
-    }
     Ok(())
 }
 
@@ -252,17 +272,8 @@ async fn apply_start(
         let Some(before) = store.load_contact(instance_id, contact_id).await? else {
             return Ok(false);
         };
-        let expires = start
-            .at
-            .plus_seconds(crate::contact::store::BUSINESS_FIRST_TTL_SECONDS);
-        // The same answer whether the start was recorded or met the contact directly: one
-        // older than the recorded starts live is not this conversation's.
-        let earlier = start.at < before.first_seen_at
-            && before.first_seen_at <= expires
-            && before
-                .business_first
-                .is_none_or(|known| start.at < known.at);
-        if !earlier {
+        // The same answer whether the start was recorded or met the contact directly.
+        if !applies(&before, &start) {
             return Ok(true);
         }
         let mut after = before.clone();

@@ -66,7 +66,12 @@ pub struct Tally {
     pub sqs: BTreeMap<String, u32>,
     /// Every item write DynamoDB accepted.
     writes: Vec<Written>,
+    /// The index entries of the tables whose indexes do not project every attribute, as
+    /// they stood before the operation: table → primary key → entry.
+    entries_before: BTreeMap<String, HashMap<String, Item>>,
 }
+
+type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, Clone)]
 struct Written {
@@ -585,8 +590,8 @@ pub struct Rig {
     widget_key: String,
     code: String,
     now: i64,
-    /// Each table's global secondary indexes, by their key attributes.
-    indexes: Mutex<HashMap<String, Vec<Vec<String>>>>,
+    /// Each table's keys and global secondary indexes.
+    shapes: Mutex<HashMap<String, TableShape>>,
     _guard: crate::StoreGuard,
 }
 
@@ -642,7 +647,7 @@ impl Rig {
             widget_key: String::new(),
             code: String::new(),
             now,
-            indexes: Mutex::default(),
+            shapes: Mutex::default(),
             _guard: guard,
         };
         rig.prepare().await;
@@ -873,9 +878,66 @@ impl Rig {
     }
 
     async fn metered(&self, operation: impl std::future::Future<Output = ()>) -> Tally {
+        let entries_before = self.partial_index_entries().await;
         self.meter.take();
         operation.await;
-        self.meter.take()
+        let mut tally = self.meter.take();
+        tally.entries_before = entries_before;
+        tally
+    }
+
+    /// Every entry of each index that projects less than the whole item (unmetered: a scan
+    /// of those tables' keys and projected attributes), so that a write is priced by what it
+    /// changed in the index.
+    async fn partial_index_entries(&self) -> BTreeMap<String, HashMap<String, Item>> {
+        let mut entries = BTreeMap::new();
+        // Other runs' tables share the emulator: the list comes in pages of 100.
+        let (mut tables, mut after) = (Vec::new(), None);
+        loop {
+            let page = self
+                .dynamo
+                .list_tables()
+                .set_exclusive_start_table_name(after.take())
+                .send()
+                .await
+                .unwrap();
+            tables.extend(page.table_names().iter().cloned());
+            after = page.last_evaluated_table_name().map(str::to_owned);
+            if after.is_none() {
+                break;
+            }
+        }
+        for table in &tables {
+            if !table.starts_with(&format!("{}-", self.prefix)) {
+                continue;
+            }
+            let shape = self.shape(table).await;
+            if shape.indexes.iter().all(|index| index.projected.is_none()) {
+                continue;
+            }
+            let mut found = HashMap::new();
+            let mut start = None;
+            loop {
+                let page = self
+                    .dynamo
+                    .scan()
+                    .table_name(table)
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .unwrap();
+                for item in page.items() {
+                    found.insert(shape.primary_key(item), item.clone());
+                }
+                start = page.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+            entries.insert(table.to_owned(), found);
+        }
+        entries
     }
 
     /// A backfill of 500 contacts without an acquisition (and one with) on an instance of its
@@ -949,12 +1011,17 @@ impl Rig {
     }
 
     /// Prices the tally's writes by DynamoDB's documented rules, from the items as they stand
-    /// now: 1 unit per KB of item (2 in a transaction), rounded up per item, and 1 per KB for
-    /// each global secondary index the item is in (every index here projects all
-    /// attributes; an update's item before it, which may be the larger, is not seen). Answers
-    /// per table: the items written, their largest and their total size in bytes.
+    /// now: 1 unit per KB of item (2 in a transaction), rounded up per item, and for each
+    /// global secondary index what the write did to it ("Global secondary indexes: writes"): an
+    /// index projecting every attribute is written the item's kilobytes whenever an item in it
+    /// is written; one projecting less is written only when the item enters or leaves it (1
+    /// per KB of its entry), moves in it (2) or changes a projected attribute (1), judged
+    /// against the entries before the operation. An update's item before it, which may be
+    /// the larger, is not seen. Answers per table: the items written, their largest and their
+    /// total size in bytes.
     async fn settle(&self, tally: &mut Tally) -> BTreeMap<String, (usize, usize, usize)> {
         let mut sizes: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+        let mut entries_before = std::mem::take(&mut tally.entries_before);
         for written in std::mem::take(&mut tally.writes) {
             let stored = match &written.item {
                 Write::Put(json) => item(json),
@@ -972,18 +1039,41 @@ impl Rig {
             };
             let size = item_size(&stored);
             let kilobytes = size.div_ceil(1024).max(1) as f64;
-            let indexed = self
-                .indexes(&written.table)
-                .await
+            let shape = self.shape(&written.table).await;
+            let before = entries_before
+                .get_mut(&written.table)
+                .map(|entries| entries.insert(shape.primary_key(&stored), stored.clone()));
+            let indexed: f64 = shape
+                .indexes
                 .iter()
-                .filter(|keys| keys.iter().all(|key| stored.contains_key(key)))
-                .count() as f64;
+                .map(|index| match &index.projected {
+                    None if index.holds(&stored) => kilobytes,
+                    None => 0.0,
+                    Some(_) => {
+                        let before = before.as_ref().and_then(|before| before.as_ref());
+                        let entry = |item: Option<&Item>| {
+                            item.filter(|item| index.holds(item))
+                                .map(|item| shape.entry(index, item))
+                        };
+                        let kb = |entry: &Item| item_size(entry).div_ceil(1024).max(1) as f64;
+                        match (entry(before), entry(Some(&stored))) {
+                            (None, None) => 0.0,
+                            (Some(one), None) | (None, Some(one)) => kb(&one),
+                            (Some(old), Some(new)) if !index.same_keys(&old, &new) => {
+                                kb(&old) + kb(&new)
+                            }
+                            (Some(old), Some(new)) if old != new => kb(&new),
+                            _ => 0.0,
+                        }
+                    }
+                })
+                .sum();
             let factor = if written.transactional { 2.0 } else { 1.0 };
             tally
                 .dynamodb
                 .get_mut(&written.api)
                 .expect("a write's API was counted")
-                .documented_write_units += kilobytes * (factor + indexed);
+                .documented_write_units += kilobytes * factor + indexed;
             let name = written
                 .table
                 .strip_prefix(&format!("{}-", self.prefix))
@@ -994,9 +1084,9 @@ impl Rig {
         sizes
     }
 
-    /// The key attributes of each global secondary index of `table`.
-    async fn indexes(&self, table: &str) -> Vec<Vec<String>> {
-        if let Some(known) = self.indexes.lock().unwrap().get(table) {
+    /// The keys and global secondary indexes of `table`.
+    async fn shape(&self, table: &str) -> TableShape {
+        if let Some(known) = self.shapes.lock().unwrap().get(table) {
             return known.clone();
         }
         let described = self
@@ -1008,22 +1098,87 @@ impl Rig {
             .unwrap()
             .table
             .unwrap();
-        let keys = described
-            .global_secondary_indexes()
-            .iter()
-            .map(|index| {
-                index
-                    .key_schema()
-                    .iter()
-                    .map(|key| key.attribute_name().to_owned())
-                    .collect()
-            })
-            .collect::<Vec<_>>();
-        self.indexes
+        let names = |keys: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
+            keys.iter()
+                .map(|key| key.attribute_name().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let shape = TableShape {
+            keys: names(described.key_schema()),
+            indexes: described
+                .global_secondary_indexes()
+                .iter()
+                .map(|index| {
+                    let projection = index.projection();
+                    let all = projection.and_then(|p| p.projection_type())
+                        == Some(&aws_sdk_dynamodb::types::ProjectionType::All);
+                    IndexShape {
+                        keys: names(index.key_schema()),
+                        projected: (!all).then(|| {
+                            projection
+                                .map(|p| p.non_key_attributes().to_vec())
+                                .unwrap_or_default()
+                        }),
+                    }
+                })
+                .collect(),
+        };
+        self.shapes
             .lock()
             .unwrap()
-            .insert(table.to_owned(), keys.clone());
-        keys
+            .insert(table.to_owned(), shape.clone());
+        shape
+    }
+}
+
+/// A table's key attributes and its global secondary indexes.
+#[derive(Debug, Clone)]
+struct TableShape {
+    keys: Vec<String>,
+    indexes: Vec<IndexShape>,
+}
+
+/// A global secondary index: its key attributes, and the other attributes it projects
+/// (`None`: every attribute).
+#[derive(Debug, Clone)]
+struct IndexShape {
+    keys: Vec<String>,
+    projected: Option<Vec<String>>,
+}
+
+impl TableShape {
+    /// The item's primary key, as text.
+    fn primary_key(&self, item: &Item) -> String {
+        format!(
+            "{:?}",
+            self.keys
+                .iter()
+                .map(|key| item.get(key))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    /// What `index` holds of `item`: the table's keys, the index's keys, and the attributes
+    /// it projects.
+    fn entry(&self, index: &IndexShape, item: &Item) -> Item {
+        let projected = index.projected.iter().flatten();
+        self.keys
+            .iter()
+            .chain(&index.keys)
+            .chain(projected)
+            .filter_map(|name| item.get(name).map(|value| (name.clone(), value.clone())))
+            .collect()
+    }
+}
+
+impl IndexShape {
+    /// Whether `item` is in the index: it has every key attribute of it.
+    fn holds(&self, item: &Item) -> bool {
+        self.keys.iter().all(|key| item.contains_key(key))
+    }
+
+    fn same_keys(&self, a: &Item, b: &Item) -> bool {
+        self.keys.iter().all(|key| a.get(key) == b.get(key))
     }
 }
 

@@ -455,16 +455,6 @@ impl ContactStore for WriteSpy {
             .await
     }
 
-    async fn load_business_first(
-        &self,
-        instance_id: &InstanceId,
-        identifiers: &[ContactId],
-    ) -> Result<Option<shared::sources::BusinessFirst>, StoreError> {
-        self.inner
-            .load_business_first(instance_id, identifiers)
-            .await
-    }
-
     async fn load_counter_days(
         &self,
         instance_id: &InstanceId,

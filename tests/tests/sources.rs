@@ -4,16 +4,27 @@
 //! `ads`; `delivered` statuses change nothing; the stats' `by_source` equals a recount of the
 //! contacts, and the Analytics page shows it.
 
+use async_trait::async_trait;
 use http::StatusCode;
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::contact::Contact;
+use shared::contact::counters::CounterBump;
+use shared::contact::store::{
+    ContactPage, ContactStore, ContactUpdate, ContactWindow, CounterDays, EventRead, IdentityCommit,
+};
+use shared::ids::{ContactId, InstanceId};
+use shared::sources::BusinessFirst;
+use shared::store::{CommitOutcome, DedupeClaim, StoreError};
+use std::sync::{Arc, Mutex};
 
 on_every_store!(
     a_status_before_the_first_message_is_proactive_in_either_order,
     a_message_before_the_status_stays_organic_in_either_order,
     an_ad_contact_is_ads_whoever_wrote_first,
     by_source_equals_a_recount_and_the_analytics_page_shows_it,
-    an_erasure_takes_the_recorded_start_too
+    an_erasure_takes_the_recorded_start_too,
+    a_start_recorded_between_the_first_message_s_read_and_commit_reaches_the_contact
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -259,4 +270,145 @@ async fn an_erasure_takes_the_recorded_start_too(backend: Backend) {
     if let Some(store) = &guard.embedded {
         assert!(!store.dump_text().unwrap().contains("first_out"));
     }
+}
+
+/// The store, with a status arriving while an event is planned: right after the event's read,
+/// the business's start is recorded under the person's id (once), as a concurrent webhook
+/// call answering the status would.
+struct StatusDuringRead {
+    inner: Arc<dyn ContactStore>,
+    pending: Mutex<Option<(ContactId, BusinessFirst)>>,
+}
+
+#[async_trait]
+impl ContactStore for StatusDuringRead {
+    async fn load_contact(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        self.inner.load_contact(instance_id, contact_id).await
+    }
+
+    async fn load_for_event(
+        &self,
+        instance_id: &InstanceId,
+        identifiers: &[ContactId],
+        claim: &DedupeClaim,
+    ) -> Result<EventRead, StoreError> {
+        let read = self
+            .inner
+            .load_for_event(instance_id, identifiers, claim)
+            .await?;
+        let pending = self.pending.lock().unwrap().take();
+        if let Some((recipient, start)) = pending {
+            self.inner
+                .record_business_first(instance_id, &recipient, &start)
+                .await?;
+        }
+        Ok(read)
+    }
+
+    async fn commit_identity(
+        &self,
+        claim: &DedupeClaim,
+        commit: &IdentityCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner.commit_identity(claim, commit).await
+    }
+
+    async fn commit_event(
+        &self,
+        claim: &DedupeClaim,
+        contact: &Contact,
+        expected_version: Option<u64>,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner
+            .commit_event(claim, contact, expected_version, counters)
+            .await
+    }
+
+    async fn update_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        counters: &[CounterBump],
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner
+            .update_contact(contact, expected_version, counters)
+            .await
+    }
+
+    async fn update_contacts(
+        &self,
+        updates: &[ContactUpdate],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.inner.update_contacts(updates).await
+    }
+
+    async fn load_counter_days(
+        &self,
+        instance_id: &InstanceId,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<CounterDays, StoreError> {
+        self.inner
+            .load_counter_days(instance_id, first_day, last_day)
+            .await
+    }
+
+    async fn record_business_first(
+        &self,
+        instance_id: &InstanceId,
+        contact_id: &ContactId,
+        start: &BusinessFirst,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .record_business_first(instance_id, contact_id, start)
+            .await
+    }
+
+    async fn list_contacts(
+        &self,
+        instance_id: &InstanceId,
+        window: &ContactWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        self.inner
+            .list_contacts(instance_id, window, after, limit)
+            .await
+    }
+}
+
+/// The status's side found no contact and recorded its start after the message's read: the
+/// message's commit, which would take the person's key from under the start, is refused and
+/// planned again, so the contact is proactive, counted once there, and a retry changes nothing.
+async fn a_start_recorded_between_the_first_message_s_read_and_commit_reaches_the_contact(
+    backend: Backend,
+) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let at = an_hour_ago();
+    let start = BusinessFirst {
+        at: shared::time::Timestamp::from_unix_seconds(at - 600).unwrap(),
+        origin: shared::sources::Origin::of("marketing"),
+    };
+    let racing = StatusDuringRead {
+        inner: stores.contacts.clone(),
+        pending: Mutex::new(Some((ContactId::parse(RECIPIENT).unwrap(), start))),
+    };
+    let webhook = webhook_app(Arc::new(racing));
+    let first = message("wamid.m1", at, None);
+    deliver(&webhook, &first).await;
+    deliver(&webhook, &first).await;
+    let engine = engine_app(&stores);
+    let contact = contact_of(&engine.app, RECIPIENT).await.unwrap();
+    assert_eq!(contact["conversation_source"], "proactive", "{contact}");
+    assert_eq!(contact["business_first"]["origin"], "marketing");
+    assert_eq!(contact["message_count"], 1);
+    let counters = nonzero_counters(stores.contacts.as_ref(), INSTANCE).await;
+    assert_eq!(source_counters(&counters), [("source:proactive".into(), 1)]);
 }

@@ -144,6 +144,11 @@ async fn whatsapp_ctwa_ad_is_captured_as_meta_ad(backend: Backend) {
             .starts_with("ARAkLkA8")
     );
     assert_eq!(contact["touches"].as_array().unwrap().len(), 1);
+    // Stored once on DynamoDB (the touch is the acquisition), shown twice, the same (the
+    // acquisition with its platform's colour).
+    let mut shown = acquisition.clone();
+    shown.as_object_mut().unwrap().remove("color");
+    assert_eq!(contact["touches"][0], shown);
 }
 
 async fn whatsapp_status_ad_without_click_id_is_a_whatsapp_placement(backend: Backend) {

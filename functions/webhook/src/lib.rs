@@ -135,7 +135,7 @@ async fn receive_delivery(
     // already applied are then recognised as duplicates.
     for event in &delivery.events {
         let outcome = state.ingestor.ingest(event, now).await?;
-        sources_after(&state, event, &outcome).await?;
+        sources_after(&state, &outcome);
         // Answering 200 needs the job queued too: a failure here answers 5xx and Meta's retry
         // queues it (a duplicate still asks for its job).
         if let Some(job) = outcome.match_job(event) {
@@ -166,29 +166,15 @@ async fn receive_delivery(
     Ok(Json(report))
 }
 
-/// After a WhatsApp contact's first message (applied now, or before and retried): the
-/// business's start recorded before the contact existed goes on it, then the container knows
-/// that no status after the contact's first event can change it.
-async fn sources_after(
-    state: &WebhookState,
-    event: &shared::ingest::InboundEvent,
-    outcome: &IngestOutcome,
-) -> Result<(), ApiError> {
+/// After an event: the container knows that no status after the contact's first event can
+/// change it (a start recorded before went on it in the event's commit).
+fn sources_after(state: &WebhookState, outcome: &IngestOutcome) {
     let Some(contact) = outcome.contact() else {
-        return Ok(());
+        return;
     };
-    let first = contact.first_message.as_ref().map(|first| &first.id);
-    let is_first = event.message.as_ref().map(|message| &message.id) == first;
-    if event.channel == shared::contact::Channel::Whatsapp
-        && is_first
-        && contact.business_first.is_none()
-    {
-        shared::sources::after_commit(state.ingestor.store().as_ref(), contact).await?;
-    }
     for identifier in contact.identifiers() {
         state
             .known
             .remember(&contact.instance_id, identifier, contact.first_seen_at);
     }
-    Ok(())
 }

@@ -191,9 +191,16 @@ pub async fn filtered_page(
     limit: usize,
 ) -> Result<ContactPage, StoreError> {
     let (mut shown, mut scanned) = (Vec::new(), 0);
+    // A store page reads each of its contacts (on DynamoDB a `BatchGetItem` of them): an
+    // unfiltered page reads no more than it shows, a filtered one reads ahead.
+    let read = if *filter == ContactFilter::default() {
+        limit
+    } else {
+        limit.max(100)
+    };
     loop {
         let page = contacts
-            .list_contacts(instance_id, window, after.as_deref(), limit.max(100))
+            .list_contacts(instance_id, window, after.as_deref(), read)
             .await?;
         for contact in page.contacts {
             scanned += 1;

@@ -21,8 +21,9 @@ pub trait ContactStore: Send + Sync + 'static {
         contact_id: &ContactId,
     ) -> Result<Option<Contact>, StoreError>;
 
-    /// The contact each of `identifiers` names (as `load_contact` answers it) and whether
-    /// `claim` is held already, read together (on DynamoDB in one round trip), so that a
+    /// The contact each of `identifiers` names (as `load_contact` answers it), the start
+    /// recorded under those that name none, and whether `claim` is held already, read
+    /// together (on DynamoDB in one round trip), so that a
     /// duplicate is known before it sends a write that would only be refused. The commit's
     /// condition on the claim stays what makes an event count once: this read may miss a claim
     /// made a moment ago, never report one that is not held.
@@ -83,21 +84,18 @@ pub trait ContactStore: Send + Sync + 'static {
     ) -> Result<CounterDays, StoreError>;
 
     /// Records that the business wrote to `contact_id` at `start.at` before the person had a
-    /// contact, keeping the earliest start recorded (a later one never overwrites it). Kept
-    /// [`BUSINESS_FIRST_TTL_SECONDS`] past its time.
+    /// contact, keeping the earliest start recorded (a later one never overwrites it); nothing
+    /// when `contact_id` names a contact already (the caller reads it after). Kept
+    /// [`BUSINESS_FIRST_TTL_SECONDS`] past its time. `load_for_event` reads it with the
+    /// contacts, and a commit that makes `contact_id` a contact or a link refuses
+    /// (`VersionConflict`) while a start recorded there would apply to the contact it writes
+    /// and is not on it (`sources::applies`), so no start is lost between read and commit.
     async fn record_business_first(
         &self,
         instance_id: &InstanceId,
         contact_id: &ContactId,
         start: &crate::sources::BusinessFirst,
     ) -> Result<(), StoreError>;
-
-    /// The earliest start recorded under any of `identifiers` (read consistently).
-    async fn load_business_first(
-        &self,
-        instance_id: &InstanceId,
-        identifiers: &[ContactId],
-    ) -> Result<Option<crate::sources::BusinessFirst>, StoreError>;
 
     /// One page of an instance's contacts first seen in `[since, until)`, newest first,
     /// starting after `after` (exclusive). May return fewer than `limit`; `next` is `None` once
@@ -115,9 +113,10 @@ pub trait ContactStore: Send + Sync + 'static {
 /// template no longer says the business opened that conversation.
 pub const BUSINESS_FIRST_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
 
-/// The key a recorded start is kept under: it begins with `#`, which no instance id holds, so
-/// it never meets a dedupe claim's key (`<instance>#<event>`) in the table they share on
-/// DynamoDB.
+/// The key a recorded start is kept under in the embedded store, and was on DynamoDB's dedupe
+/// table before starts moved under the person's contacts key (erasure still deletes it there
+/// until those expire): it begins with `#`, which no instance id holds, so it never meets a
+/// dedupe claim's key (`<instance>#<event>`).
 pub fn business_first_key(instance_id: &InstanceId, contact_id: &ContactId) -> String {
     format!(
         "#first_out#{}#{}",
@@ -178,6 +177,9 @@ pub struct EventRead {
     pub contacts: Vec<Option<Contact>>,
     /// Whether the event's dedupe claim is held (and not expired).
     pub claimed: bool,
+    /// The earliest start recorded under an identifier that names no contact yet
+    /// ([`ContactStore::record_business_first`]), for the event's commit to put on the contact.
+    pub start: Option<crate::sources::BusinessFirst>,
 }
 
 /// A contact merged into another: still at `version`, it becomes a link to the contact that

@@ -199,7 +199,7 @@ impl Ingestor {
     }
 
     /// Reads the contact each of the event's identifiers resolves to, with whether `claim` is
-    /// held, and plans the write. An identifier that names a contact of another channel is
+    /// held and the business's start recorded under them, and plans the write. An identifier that names a contact of another channel is
     /// refused.
     async fn plan(
         &self,
@@ -219,6 +219,8 @@ impl Ingestor {
         {
             return Err(IngestError::ForeignChannel);
         }
-        Ok((identity::plan(event, &read.contacts), read.claimed))
+        let mut plan = identity::plan(event, &read.contacts);
+        crate::sources::fold_recorded(&mut plan.commit, read.start);
+        Ok((plan, read.claimed))
     }
 }

@@ -97,8 +97,6 @@ forward!(ContactStore {
         contact_id: &ContactId,
         start: &crate::sources::BusinessFirst,
     ) -> ();
-    read fn load_business_first(&self, instance_id: &InstanceId, identifiers: &[ContactId])
-        -> Option<crate::sources::BusinessFirst>;
     read fn load_counter_days(&self, instance_id: &InstanceId, first_day: &str, last_day: &str)
         -> CounterDays;
     read fn list_contacts(

@@ -31,8 +31,6 @@ table_names!(
 
 const CATALOG: &str = "catalog";
 const PRODUCT_ID: &str = "product_id";
-/// `BatchGetItem` takes at most 100 keys.
-const BATCH_GET: usize = 100;
 /// Writes in flight at once.
 const IN_FLIGHT: usize = 16;
 
@@ -100,7 +98,7 @@ impl CatalogStore for DynamoCatalogStore {
         unique.sort_unstable();
         unique.dedup();
         let mut found = Vec::new();
-        for chunk in unique.chunks(BATCH_GET) {
+        for chunk in unique.chunks(super::toolkit::MAX_BATCH_KEYS) {
             let read = BatchRead {
                 table: &self.tables.products,
                 keys: chunk

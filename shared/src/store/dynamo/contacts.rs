@@ -10,16 +10,18 @@ use crate::contact::store::{
 };
 use crate::ids::{ContactId, InstanceId};
 use crate::store::dynamo::toolkit::{
-    BatchRead, Item, MAX_ATTEMPTS, backoff, batch_get, cancelled, conditional_put, from_item,
-    get_item, is_conditional_failure, is_conflict, key, number, query_items, string, to_item,
-    transact, unavailable,
+    BatchRead, Item, MAX_ATTEMPTS, MAX_BATCH_KEYS, backoff, batch_get, cancelled, conditional_put,
+    from_item, get_item, is_conditional_failure, is_conflict, key, number, query_items, string,
+    to_item, transact, unavailable,
 };
-use crate::store::dynamo::{DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY};
+use crate::store::dynamo::{
+    DynamoStore, LINKS_TO, LISTING_INDEX, LISTING_KEY, RECORDED_START, START_EXPIRES,
+};
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 
 /// Most items one transaction takes.
@@ -27,6 +29,62 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// What one transaction's contacts may weigh (as JSON, near their item size): under the 4 MB
 /// DynamoDB takes.
 const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+
+/// The attribute a contact item carries instead of `touches` when its one touch is its
+/// acquisition (an ad contact's usual state), which it would otherwise hold twice: a quarter of
+/// a small contact item, the difference between one write unit and two.
+const TOUCH_IS_ACQUISITION: &str = "touch_is_acquisition";
+
+/// `contact` as its contacts item.
+fn contact_item(contact: &Contact) -> Result<Item, StoreError> {
+    let mut item = to_item(contact)?;
+    let single = match (item.get("touches"), item.get("acquisition")) {
+        (Some(AttributeValue::L(touches)), Some(acquisition)) => {
+            touches.len() == 1 && touches[0] == *acquisition
+        }
+        _ => false,
+    };
+    if single {
+        item.remove("touches");
+        item.insert(TOUCH_IS_ACQUISITION.to_owned(), AttributeValue::Bool(true));
+    }
+    Ok(item)
+}
+
+/// The contact a contacts item holds (see [`contact_item`]).
+pub(super) fn contact_from_item(mut item: Item) -> Result<Contact, StoreError> {
+    if item.remove(TOUCH_IS_ACQUISITION).is_some() {
+        let acquisition = item
+            .get("acquisition")
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt("a touch without its acquisition".to_owned()))?;
+        item.insert("touches".to_owned(), AttributeValue::L(vec![acquisition]));
+    }
+    from_item(item)
+}
+
+/// The condition on a key a new contact or link takes: neither a contact nor a link is
+/// there, and a start recorded there (`record_business_first`) is one that does not apply to
+/// `contact` (`sources::applies`: it is on it already, later, or too old). A start recorded
+/// since the event's read fails it, and the event is planned again with the start.
+fn unclaimed_key(put: PutBuilder, contact: &Contact) -> PutBuilder {
+    let bound = contact
+        .business_first
+        .map_or(contact.first_seen_at, |known| {
+            known.at.min(contact.first_seen_at)
+        });
+    let oldest = contact
+        .first_seen_at
+        .plus_seconds(-crate::contact::store::BUSINESS_FIRST_TTL_SECONDS);
+    // Timestamps have one fixed textual form, so their text orders as they do.
+    put.condition_expression(
+        "attribute_not_exists(contact_id) OR #start.#at >= :bound OR #start.#at < :oldest",
+    )
+    .expression_attribute_names("#start", RECORDED_START)
+    .expression_attribute_names("#at", "at")
+    .expression_attribute_values(":bound", string(&bound.to_string()))
+    .expression_attribute_values(":oldest", string(&oldest.to_string()))
+}
 
 impl DynamoStore {
     fn dedupe_put(&self, claim: &DedupeClaim) -> Result<TransactWriteItem, StoreError> {
@@ -47,13 +105,13 @@ impl DynamoStore {
         contact: &Contact,
         expected_version: Option<u64>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut item = to_item(contact)?;
+        let mut item = contact_item(contact)?;
         item.insert(LISTING_KEY.to_owned(), string(&listing_position(contact)));
         let put = Put::builder()
             .table_name(&self.tables.contacts)
             .set_item(Some(item));
         let put = match expected_version {
-            None => put.condition_expression("attribute_not_exists(contact_id)"),
+            None => unclaimed_key(put, contact),
             Some(version) => put
                 .condition_expression("#version = :expected")
                 .expression_attribute_names("#version", "version")
@@ -82,7 +140,8 @@ impl DynamoStore {
             .build())
     }
 
-    /// The link puts of `commit`: a new identifier must be free (neither a contact nor a link);
+    /// The link puts of `commit`: a new identifier must be free (neither a contact nor a link,
+    /// see [`unclaimed_key`]);
     /// an absorbed contact must still be at its version (a link has none), and its links must
     /// still point at it.
     fn identity_items(
@@ -94,7 +153,7 @@ impl DynamoStore {
         let mut items = Vec::new();
         for identifier in &commit.new_links {
             items.push(self.link_put(instance, identifier, survivor, |put| {
-                put.condition_expression("attribute_not_exists(contact_id)")
+                unclaimed_key(put, &commit.contact)
             })?);
         }
         for absorbed in &commit.absorbed {
@@ -241,24 +300,55 @@ impl DynamoStore {
     }
 
     /// The contact a contacts item stands for: itself, or the contact its link names (read
-    /// consistently).
+    /// consistently); none for a recorded start.
     async fn resolved(
         &self,
         instance_id: &InstanceId,
         item: Option<Item>,
     ) -> Result<Option<Contact>, StoreError> {
-        let Some(mut item) = item else {
+        let Some(mut item) = item.filter(|item| !item.contains_key(RECORDED_START)) else {
             return Ok(None);
         };
         if let Some(AttributeValue::S(target)) = item.remove(LINKS_TO) {
             // A link always names a contact, never another link: merges repoint every link.
             return match self.contacts_item(instance_id, &target).await? {
-                Some(item) if !item.contains_key(LINKS_TO) => from_item(item).map(Some),
+                Some(item) if !item.contains_key(LINKS_TO) => contact_from_item(item).map(Some),
                 Some(_) => Err(StoreError::Corrupt("a link names a link".to_owned())),
                 None => Ok(None),
             };
         }
-        from_item(item).map(Some)
+        contact_from_item(item).map(Some)
+    }
+
+    /// The contacts items of `ids` that exist, by contact id: `BatchGetItem`s of 100 keys,
+    /// eventually consistent (half the units; a listing's index is eventually consistent
+    /// anyway).
+    async fn contacts_items<'a>(
+        &self,
+        instance_id: &InstanceId,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<HashMap<String, Item>, StoreError> {
+        let keys: Vec<Item> = ids
+            .map(|id| key(&[("instance_id", instance_id.as_str()), ("contact_id", id)]))
+            .collect();
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_BATCH_KEYS) {
+            let read = BatchRead {
+                table: &self.tables.contacts,
+                keys: chunk.to_vec(),
+                consistent: false,
+            };
+            for item in batch_get(&self.client, vec![read])
+                .await?
+                .into_values()
+                .flatten()
+            {
+                if let Some(AttributeValue::S(id)) = item.get("contact_id") {
+                    found.insert(id.clone(), item);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The contacts item of `id` (a contact or a link), read consistently.
@@ -283,7 +373,8 @@ impl ContactStore for DynamoStore {
         self.resolved(instance_id, item).await
     }
 
-    /// One `BatchGetItem`: the identifiers' contacts items, read consistently, and the claim,
+    /// One `BatchGetItem`: the identifiers' contacts items (contacts, links or recorded
+    /// starts), read consistently, and the claim,
     /// read eventually consistently (half the units): a claim only ever appears (until it
     /// expires), so a stale read can miss one, which the transaction then refuses, but never
     /// show one that is not held.
@@ -328,6 +419,12 @@ impl ContactStore for DynamoStore {
                 _ => false,
             });
         let mut items = found.remove(&self.tables.contacts).unwrap_or_default();
+        let mut start = None;
+        for item in &items {
+            if let Some(AttributeValue::M(recorded)) = item.get(RECORDED_START) {
+                start = crate::sources::earliest(start, Some(from_item(recorded.clone())?));
+            }
+        }
         let mut contacts = Vec::with_capacity(identifiers.len());
         for identifier in identifiers {
             let item = items
@@ -338,7 +435,11 @@ impl ContactStore for DynamoStore {
                 .map(|at| items.swap_remove(at));
             contacts.push(self.resolved(instance_id, item).await?);
         }
-        Ok(EventRead { contacts, claimed })
+        Ok(EventRead {
+            contacts,
+            claimed,
+            start,
+        })
     }
 
     async fn commit_identity(
@@ -451,87 +552,85 @@ impl ContactStore for DynamoStore {
             .expression_attribute_values(":high", string(&high))
             .scan_index_forward(false)
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
-        let mut page = ContactPage::default();
+        // The index holds keys only (a contact's own write then never rewrites its entry):
+        // the positions first, then the page's contacts by key.
+        let mut positions: Vec<(String, String)> = Vec::new();
         let stopped = query_items(query, |mut item| {
-            let position = match item.remove(LISTING_KEY) {
-                Some(AttributeValue::S(position)) => position,
-                _ => {
-                    return Err(StoreError::Corrupt(
-                        "contact without a listing key".to_owned(),
-                    ));
-                }
+            let (Some(AttributeValue::S(position)), Some(AttributeValue::S(contact_id))) =
+                (item.remove(LISTING_KEY), item.remove("contact_id"))
+            else {
+                return Err(StoreError::Corrupt(
+                    "an index entry without its keys".to_owned(),
+                ));
             };
             if position == high {
                 return Ok(ControlFlow::Continue(()));
             }
-            if page.contacts.len() == limit {
+            if positions.len() == limit {
                 return Ok(ControlFlow::Break(()));
             }
-            page.contacts.push(from_item(item)?);
-            page.next = Some(position);
+            positions.push((position, contact_id));
             Ok(ControlFlow::Continue(()))
         })
         .await?;
+        let mut items = self
+            .contacts_items(instance_id, positions.iter().map(|(_, id)| id.as_str()))
+            .await?;
+        let mut page = ContactPage::default();
+        for (position, contact_id) in positions {
+            page.next = Some(position.clone());
+            // Gone, merged into another, or moved in the listing since the index answered
+            // (then it is listed at its new place): not this position's contact.
+            let Some(item) = items.remove(&contact_id) else {
+                continue;
+            };
+            if item.contains_key(LINKS_TO) {
+                continue;
+            }
+            let contact = contact_from_item(item)?;
+            if listing_position(&contact) == position {
+                page.contacts.push(contact);
+            }
+        }
         if !stopped {
             page.next = None;
         }
         Ok(page)
     }
 
-    /// On the dedupe table (the webhook writes it already), expiring with its TTL.
+    /// On the contacts table, under the person's key: the event that makes it their contact
+    /// or link reads it with its contacts and its commit's condition sees one recorded since
+    /// ([`unclaimed_key`]). Removed by the table's TTL once too old to matter; a contact
+    /// overwrites it.
     async fn record_business_first(
         &self,
         instance_id: &InstanceId,
         contact_id: &ContactId,
         start: &crate::sources::BusinessFirst,
     ) -> Result<(), StoreError> {
-        let mut item = to_item(start)?;
-        let key = crate::contact::store::business_first_key(instance_id, contact_id);
-        item.insert("dedupe_key".into(), string(&key));
-        item.insert("at_s".into(), number(start.at.unix_seconds()));
+        let mut item = key(&[
+            ("instance_id", instance_id.as_str()),
+            ("contact_id", contact_id.as_str()),
+        ]);
+        item.insert(RECORDED_START.into(), AttributeValue::M(to_item(start)?));
         let expires = start
             .at
             .plus_seconds(crate::contact::store::BUSINESS_FIRST_TTL_SECONDS);
-        item.insert("expires_at".into(), number(expires.unix_seconds()));
+        item.insert(START_EXPIRES.into(), number(expires.unix_seconds()));
         let result = self
             .client
             .put_item()
-            .table_name(&self.tables.dedupe)
+            .table_name(&self.tables.contacts)
             .set_item(Some(item))
-            // Never over an earlier start: the earliest is what tells who wrote first.
-            .condition_expression("attribute_not_exists(dedupe_key) OR at_s > :at")
-            .expression_attribute_values(":at", number(start.at.unix_seconds()))
+            // Never over a contact or a link, nor over an earlier start: the earliest is what
+            // tells who wrote first.
+            .condition_expression("attribute_not_exists(contact_id) OR #start.#at > :at")
+            .expression_attribute_names("#start", RECORDED_START)
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":at", string(&start.at.to_string()))
             .send()
             .await;
         conditional_put(result).map(|_| ())
-    }
-
-    async fn load_business_first(
-        &self,
-        instance_id: &InstanceId,
-        identifiers: &[ContactId],
-    ) -> Result<Option<crate::sources::BusinessFirst>, StoreError> {
-        let keys = identifiers
-            .iter()
-            .map(|identifier| {
-                let key = crate::contact::store::business_first_key(instance_id, identifier);
-                crate::store::dynamo::toolkit::key(&[("dedupe_key", key.as_str())])
-            })
-            .collect();
-        let read = BatchRead {
-            table: &self.tables.dedupe,
-            keys,
-            consistent: true,
-        };
-        let mut found = None;
-        for item in batch_get(&self.client, vec![read])
-            .await?
-            .into_values()
-            .flatten()
-        {
-            found = crate::sources::earliest(found, Some(from_item(item)?));
-        }
-        Ok(found)
     }
 
     async fn load_counter_days(

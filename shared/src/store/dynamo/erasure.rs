@@ -7,19 +7,19 @@
 //! index: a record written in the second before an erasure may be missed by it (and by the
 //! journey); erasing again sweeps it.
 
-use crate::contact::Contact;
 use crate::erasure::{Erased, Erasure, ErasureStore};
 use crate::ids::ContactId;
 use crate::revenue::store::contact_key;
 use crate::revenue::{Click, Conversion, SendRecord};
 use crate::store::StoreError;
+use crate::store::dynamo::contacts::contact_from_item;
 use crate::store::dynamo::revenue::{
     CLICK_POSITION, CONTACT_INDEX, CONTACT_KEY, CONVERTED_KEY, RevenueTables, SENT_KEY,
 };
 use crate::store::dynamo::toolkit::{
-    conditional_put, from_item, get_item, key, query_items, record, string, to_item, unavailable,
+    conditional_put, get_item, key, query_items, record, string, to_item, unavailable,
 };
-use crate::store::dynamo::{Client, LINKS_TO, TableNames};
+use crate::store::dynamo::{Client, LINKS_TO, RECORDED_START, TableNames};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::{StreamExt, TryStreamExt};
@@ -172,8 +172,10 @@ impl DynamoErasureStore {
         // Read back only to be sure it was a contact, not to keep anything; an identifier's
         // link (phone ↔ BSUID) shares the key space and goes the same way, uncounted.
         match output.attributes {
-            Some(item) if item.contains_key(LINKS_TO) => Ok(false),
-            Some(item) if !item.is_empty() => from_item::<Contact>(item).map(|_| true),
+            Some(item) if item.contains_key(LINKS_TO) || item.contains_key(RECORDED_START) => {
+                Ok(false)
+            }
+            Some(item) if !item.is_empty() => contact_from_item(item).map(|_| true),
             _ => Ok(false),
         }
     }
@@ -210,7 +212,9 @@ impl ErasureStore for DynamoErasureStore {
                 self.sweep(clicks, &old_contact, &new_contact, &erase_click),
                 self.sweep(conversions, &old_contact, &new_contact, &erase_conversion),
             )?;
-            // The business's first message to the person, if recorded before they wrote.
+            // The business's first message to the person, if recorded before they wrote: under
+            // their contacts key (deleted with it below), or, recorded before starts moved
+            // there, on the dedupe table until its TTL.
             let start = crate::contact::store::business_first_key(&erasure.instance_id, contact_id);
             self.client
                 .delete_item()

@@ -52,12 +52,19 @@ table_names!(
     }
 );
 
-/// The contacts index that lists an instance's contacts newest first, and its sort key.
+/// The contacts index that lists an instance's contacts newest first, and its sort key. It
+/// projects the keys only: a contact's write that keeps its first-seen time then costs the
+/// index nothing (with all attributes projected, every write copied the whole item to it).
 const LISTING_INDEX: &str = "by_first_seen";
 const LISTING_KEY: &str = "first_seen_key";
 
 /// The attribute that makes a contacts item a link, naming the contact it resolves to.
 const LINKS_TO: &str = "links_to";
+
+/// The attribute that makes a contacts item a start the business recorded before the person
+/// had a contact (`sources::BusinessFirst`), and its TTL attribute (the table's).
+const RECORDED_START: &str = "recorded_start";
+const START_EXPIRES: &str = "expires_at";
 
 /// Sort key of the per-instance item that counts rules and versions them; `#` cannot start a
 /// rule id.
@@ -88,7 +95,9 @@ impl DynamoStore {
         };
         let tables = [
             TableSpec::keyed(&self.tables.contacts, "instance_id", Some("contact_id"))
-                .with_index(listing),
+                .with_index(listing)
+                .keys_only()
+                .with_ttl(START_EXPIRES),
             TableSpec::keyed(&self.tables.dedupe, "dedupe_key", None).with_ttl("expires_at"),
             TableSpec::keyed(&self.tables.counters, "instance_id", Some("day")),
             TableSpec::keyed(&self.tables.rules, "instance_id", Some("rule_id")),

@@ -37,8 +37,6 @@ table_names!(
 
 const DAY: &str = "day";
 const ROW_KEY: &str = "row_key";
-/// `BatchGetItem` takes at most 100 keys.
-const BATCH_GET: usize = 100;
 /// Writes and day queries in flight at once.
 const IN_FLIGHT: usize = 16;
 
@@ -177,7 +175,7 @@ impl SpendStore for DynamoSpendStore {
         unique.sort_unstable();
         unique.dedup();
         let mut found = Vec::new();
-        for chunk in unique.chunks(BATCH_GET) {
+        for chunk in unique.chunks(super::toolkit::MAX_BATCH_KEYS) {
             let mut wanted = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.iter().map(|id| key(&[("ad_id", id)])).collect()))

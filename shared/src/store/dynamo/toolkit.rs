@@ -93,6 +93,9 @@ pub(super) async fn get_item(
     Ok(output.item)
 }
 
+/// Most keys one `BatchGetItem` takes.
+pub(super) const MAX_BATCH_KEYS: usize = 100;
+
 /// The keys one `BatchGetItem` reads from one table, and how.
 pub(super) struct BatchRead<'a> {
     pub table: &'a str,
@@ -224,7 +227,8 @@ pub(super) fn is_conflict(code: &Option<String>) -> bool {
     )
 }
 
-/// A global secondary index (string keys, all attributes projected).
+/// A global secondary index (string keys; all attributes projected unless the table says
+/// keys only).
 pub(super) struct TableIndex<'a> {
     pub name: &'a str,
     pub hash: &'a str,
@@ -238,6 +242,7 @@ pub(super) struct TableSpec<'a> {
     hash: &'a str,
     range: Option<&'a str>,
     index: Option<TableIndex<'a>>,
+    keys_only: bool,
     ttl: Option<&'a str>,
 }
 
@@ -248,12 +253,19 @@ impl<'a> TableSpec<'a> {
             hash,
             range,
             index: None,
+            keys_only: false,
             ttl: None,
         }
     }
 
     pub fn with_index(mut self, index: TableIndex<'a>) -> Self {
         self.index = Some(index);
+        self
+    }
+
+    /// The index projects the keys only.
+    pub fn keys_only(mut self) -> Self {
+        self.keys_only = true;
         self
     }
 
@@ -304,7 +316,11 @@ pub(super) async fn create_table(client: &Client, spec: &TableSpec<'_>) -> Resul
                 .key_schema(key(index.range, KeyType::Range)?)
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(if spec.keys_only {
+                            ProjectionType::KeysOnly
+                        } else {
+                            ProjectionType::All
+                        })
                         .build(),
                 )
                 .build()

@@ -55,8 +55,11 @@ fn put_contact(
     if stored_version != expected_version {
         return Ok(CommitOutcome::VersionConflict);
     }
-    // A new contact may not take an id that already resolves to another contact.
-    if stored_version.is_none() && is_linked(txn, key)? {
+    // A new contact may not take an id that already resolves to another contact, nor one
+    // whose recorded start it would miss.
+    if stored_version.is_none()
+        && (is_linked(txn, key)? || start_missed(txn, contact, &contact.contact_id)?)
+    {
         return Ok(CommitOutcome::VersionConflict);
     }
     contacts.insert(key, encoded).map_err(unavailable)?;
@@ -98,6 +101,22 @@ fn put_contact(
             .map_err(unavailable)?;
     }
     Ok(CommitOutcome::Applied)
+}
+
+/// Whether a start recorded under `identifier` applies to `contact` and is not on it: one
+/// recorded after the event's read (see `ContactStore::record_business_first`).
+fn start_missed(
+    txn: &WriteTransaction,
+    contact: &Contact,
+    identifier: &ContactId,
+) -> Result<bool, StoreError> {
+    let key = crate::contact::store::business_first_key(&contact.instance_id, identifier);
+    let table = txn.open_table(BUSINESS_FIRST).map_err(unavailable)?;
+    let stored = table.get(key.as_str()).map_err(unavailable)?;
+    Ok(match stored {
+        Some(stored) => crate::sources::applies(contact, &decode(stored.value())?),
+        None => false,
+    })
 }
 
 fn is_linked(txn: &WriteTransaction, key: (&str, &str)) -> Result<bool, StoreError> {
@@ -161,6 +180,7 @@ fn identity_holds(txn: &WriteTransaction, commit: &IdentityCommit) -> Result<boo
         let key = (instance, identifier.as_str());
         if contacts.get(key).map_err(unavailable)?.is_some()
             || links.get(key).map_err(unavailable)?.is_some()
+            || start_missed(txn, &commit.contact, identifier)?
         {
             return Ok(false);
         }
@@ -265,7 +285,8 @@ impl ContactStore for EmbeddedStore {
         resolve(&txn, instance_id, contact_id)
     }
 
-    /// One read transaction: the contacts and the claim as of one instant.
+    /// One read transaction: the contacts, the claim and the recorded starts as of one
+    /// instant.
     async fn load_for_event(
         &self,
         instance_id: &InstanceId,
@@ -273,13 +294,28 @@ impl ContactStore for EmbeddedStore {
         claim: &DedupeClaim,
     ) -> Result<EventRead, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
-        let contacts = identifiers
+        let contacts: Vec<Option<Contact>> = identifiers
             .iter()
             .map(|identifier| resolve(&txn, instance_id, identifier))
             .collect::<Result<_, _>>()?;
         let dedupe = txn.open_table(DEDUPE).map_err(unavailable)?;
         let claimed = held(dedupe.get(claim.key.as_str()).map_err(unavailable)?, claim);
-        Ok(EventRead { contacts, claimed })
+        let starts = txn.open_table(BUSINESS_FIRST).map_err(unavailable)?;
+        let mut start = None;
+        for (identifier, contact) in identifiers.iter().zip(&contacts) {
+            if contact.is_some() {
+                continue;
+            }
+            let key = crate::contact::store::business_first_key(instance_id, identifier);
+            if let Some(stored) = starts.get(key.as_str()).map_err(unavailable)? {
+                start = crate::sources::earliest(start, Some(decode(stored.value())?));
+            }
+        }
+        Ok(EventRead {
+            contacts,
+            claimed,
+            start,
+        })
     }
 
     async fn commit_identity(
@@ -420,23 +456,6 @@ impl ContactStore for EmbeddedStore {
             Ok(((), earlier))
         })
         .await
-    }
-
-    async fn load_business_first(
-        &self,
-        instance_id: &InstanceId,
-        identifiers: &[ContactId],
-    ) -> Result<Option<BusinessFirst>, StoreError> {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        let table = txn.open_table(BUSINESS_FIRST).map_err(unavailable)?;
-        let mut found = None;
-        for identifier in identifiers {
-            let key = crate::contact::store::business_first_key(instance_id, identifier);
-            if let Some(stored) = table.get(key.as_str()).map_err(unavailable)? {
-                found = crate::sources::earliest(found, Some(decode(stored.value())?));
-            }
-        }
-        Ok(found)
     }
 
     async fn load_counter_days(
