@@ -136,6 +136,7 @@ fn conversion(
         instance_id: Some(click.instance_id.clone()),
         contact_id: Some(click.contact_id.clone()),
         credited: credited.map(Credit::from),
+        window_clicks: Vec::new(),
     }
 }
 
@@ -156,6 +157,7 @@ fn unknown_click_conversion(id: &str, payout: &str, converted_at: Timestamp) -> 
         instance_id: None,
         contact_id: None,
         credited: None,
+        window_clicks: Vec::new(),
     }
 }
 
@@ -423,10 +425,15 @@ async fn the_first_click_is_the_earliest_of_that_contact_and_offer_inside_the_wi
             from: millis(from),
             to: millis(to),
         };
-        store
-            .first_click(&instance(), &c1, &shoes_id, &window)
+        let clicks = store
+            .window_clicks(&instance(), &c1, &shoes_id, &window)
             .await
-            .unwrap()
+            .unwrap();
+        assert!(
+            clicks.is_sorted_by_key(|click| click.clicked_at),
+            "earliest first"
+        );
+        clicks.into_iter().next()
     };
     assert_eq!(
         first(from, to).await,
@@ -454,30 +461,38 @@ async fn the_first_click_is_the_earliest_of_that_contact_and_offer_inside_the_wi
     };
     assert_eq!(
         store
-            .first_click(&instance(), &contact_id("c1"), &offer_id("shoes2"), &window)
+            .window_clicks(&instance(), &contact_id("c1"), &offer_id("shoes2"), &window)
             .await
-            .unwrap(),
+            .unwrap()
+            .into_iter()
+            .next(),
         Some(other_offer)
     );
     assert_eq!(
         store
-            .first_click(&instance(), &contact_id("c2"), &offer_id("shoes"), &window)
+            .window_clicks(&instance(), &contact_id("c2"), &offer_id("shoes"), &window)
             .await
-            .unwrap(),
+            .unwrap()
+            .into_iter()
+            .next(),
         Some(other_person)
     );
     assert_eq!(
         store
-            .first_click(&instance(), &contact_id("c9"), &offer_id("shoes"), &window)
+            .window_clicks(&instance(), &contact_id("c9"), &offer_id("shoes"), &window)
             .await
-            .unwrap(),
+            .unwrap()
+            .into_iter()
+            .next(),
         None
     );
     assert_eq!(
         store
-            .first_click(&instance(), &contact_id("c1"), &offer_id("shoe"), &window)
+            .window_clicks(&instance(), &contact_id("c1"), &offer_id("shoe"), &window)
             .await
-            .unwrap(),
+            .unwrap()
+            .into_iter()
+            .next(),
         None,
         "an offer id that is a prefix of another finds nothing of it"
     );
@@ -1015,6 +1030,7 @@ async fn conversions_whose_ids_hold_the_separator_do_not_collide(backend: Backen
                 instance_id: None,
                 contact_id: None,
                 credited: None,
+                window_clicks: Vec::new(),
             }
         })
         .collect();
