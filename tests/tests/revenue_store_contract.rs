@@ -195,6 +195,25 @@ async fn tallies(
             .or_default()
             .add(&counter.tally);
     }
+    // The conversions here are credited without the window's clicks, so their credited click
+    // stands alone: every model gives its row all the click-through revenue (none by day, a
+    // grouping the models have not). Checked, then set aside for the expectations below.
+    for ((key, _), tally) in summed.iter_mut() {
+        let models = std::mem::take(&mut tally.models);
+        let expected = if dimension == Dimension::Day {
+            Amount::ZERO
+        } else {
+            tally.revenue
+        };
+        for model in [
+            models.last_click,
+            models.linear,
+            models.time_decay,
+            models.position_based,
+        ] {
+            assert_eq!(model, expected, "{dimension:?} {key}: {models:?}");
+        }
+    }
     summed
 }
 
