@@ -3,7 +3,8 @@
 # DATA_DIR), makes an offer, a send and a click, writes a CSV of ROWS conversions of that click
 # (default 100,000; TUNE's column names), posts it to POST /conversions/import?network=tune,
 # and prints the server's peak resident set (VmHWM of /proc/<pid>/status) before and after,
-# the file's size, the time taken and the answer's totals line.
+# the file's size, the time taken, the answer's totals line, the peak after importing the
+# same file again (every row a duplicate) and the store's size on disk.
 #
 #   infra/scripts/import-rss.sh [ROWS]
 #
@@ -89,3 +90,12 @@ printf 'rows %s, file %s bytes, %s s\n' "$ROWS" "$size" "$((end - start))"
 printf 'peak RSS (VmHWM) before the import: %s\n' "$before"
 printf 'answer lines: %s, last: %s\n' "$(wc -l <"$work/answer.ndjson")" "$(tail -n 1 "$work/answer.ndjson")"
 printf 'peak RSS (VmHWM) after the import: %s\n' "$(hwm)"
+# The same file again: every row a duplicate, nothing stored. A peak that stays where it was
+# is memory the import does not keep per row.
+curl -fsS "${auth[@]}" -X POST "$base/conversions/import?network=tune" \
+    -H 'Content-Type: text/csv' --data-binary "@$work/conversions.csv" -o "$work/again.ndjson"
+printf 'again: %s\n' "$(tail -n 1 "$work/again.ndjson")"
+printf 'peak RSS (VmHWM) after importing it again: %s\n' "$(hwm)"
+# The embedded store (redb) caches the pages it touches (up to 1 GiB by default): the store's
+# size says how much of the peak is the stored conversions' pages rather than the import.
+printf 'store on disk: %s\n' "$(du -sh "$work/data" | cut -f1)"

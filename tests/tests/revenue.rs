@@ -515,29 +515,7 @@ async fn the_first_click_earns_the_conversion_monday_wednesday_friday(backend: B
         (&code_a, monday, "01CLICKMONDAY"),
         (&code_b, wednesday, "01CLICKWEDNESDAY"),
     ] {
-        let send = engine
-            .stores
-            .revenue
-            .load_send(code)
-            .await
-            .unwrap()
-            .unwrap();
-        let offer = engine
-            .stores
-            .revenue
-            .load_offer(&send.offer_id)
-            .await
-            .unwrap()
-            .unwrap();
-        let click = Click::new(
-            id.to_owned(),
-            &send,
-            &offer,
-            at,
-            Some(BROWSER.to_owned()),
-            None,
-        );
-        engine.stores.revenue.record_click(&click).await.unwrap();
+        engine.click_at(code, id, at).await;
     }
     // The platform knows only the last click's id (the one that led to the sale).
     let (status, answer) = engine

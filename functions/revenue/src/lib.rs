@@ -287,6 +287,13 @@ async fn models_report(
     ))
 }
 
+/// The `network` query parameter a conversion is looked up or imported under.
+fn network_param(network: Option<&str>) -> Result<Network, ApiError> {
+    network
+        .and_then(Network::parse)
+        .ok_or_else(|| ApiError::invalid_field("network", "must be one of tune, everflow, generic"))
+}
+
 #[derive(Deserialize)]
 struct ImportQuery {
     network: Option<String>,
@@ -300,13 +307,7 @@ async fn import_conversions(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let network = query
-        .network
-        .as_deref()
-        .and_then(Network::parse)
-        .ok_or_else(|| {
-            ApiError::invalid_field("network", "must be one of tune, everflow, generic")
-        })?;
+    let network = network_param(query.network.as_deref())?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -354,13 +355,7 @@ async fn explain_conversion(
     Path(conversion_id): Path<String>,
     Query(query): Query<ExplainQuery>,
 ) -> Result<Json<Explanation>, ApiError> {
-    let network = query
-        .network
-        .as_deref()
-        .and_then(Network::parse)
-        .ok_or_else(|| {
-            ApiError::invalid_field("network", "must be one of tune, everflow, generic")
-        })?;
+    let network = network_param(query.network.as_deref())?;
     if conversion_id.is_empty() || conversion_id.len() > MAX_CONVERSION_ID_BYTES {
         return Err(ApiError::invalid_field(
             "conversion_id",
