@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Peak memory of a large conversion import: starts the local server (debug build, a temporary
 # DATA_DIR), makes an offer, a send and a click, writes a CSV of ROWS conversions of that click
-# (default 100,000; TUNE's column names), posts it to POST /conversions/import?network=tune,
-# and prints the server's peak resident set (VmHWM of /proc/<pid>/status) before and after,
-# the file's size, the time taken, the answer's totals line, the peak after importing the
-# same file again (every row a duplicate) and the store's size on disk.
+# (default 100,000; TUNE's column names) and one of as many rows whose payout does not parse,
+# posts them to POST /conversions/import?network=tune (the invalid file, the file, the file
+# again) and prints the server's peak resident set (VmHWM of /proc/<pid>/status) before and
+# after each, with the time taken, the answer's last line and the store's size on disk.
 #
 #   infra/scripts/import-rss.sh [ROWS]
 #
@@ -62,6 +62,7 @@ done
 curl -fs "${auth[@]}" "$base/offers" >/dev/null || die "the local server did not answer"
 
 hwm() { awk '/^VmHWM/ {print $2 " " $3}' "/proc/$server_pid/status"; }
+rss() { awk '/^VmRSS/ {print $2 " " $3}' "/proc/$server_pid/status"; }
 
 curl -fs "${auth[@]}" -X POST "$base/offers" -H 'Content-Type: application/json' \
     -d '{"offer_id": "shoes", "name": "Shoes", "destination_url": "https://shop.example/p?aff={click_id}"}' >/dev/null
@@ -72,30 +73,40 @@ code="$(curl -fs "${auth[@]}" -X POST "$base/sends" -H 'Content-Type: applicatio
 click="$(curl -fs -o /dev/null -w '%{redirect_url}' -A 'Mozilla/5.0' "$base/c/$code" | sed 's/.*aff=//')"
 [[ -n $click ]] || die "no click id from the redirect"
 
-python3 - "$work/conversions.csv" "$ROWS" "$click" <<'EOF'
+python3 - "$work" "$ROWS" "$click" <<'EOF'
 import sys
-path, rows, click = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-with open(path, "w") as out:
-    out.write("aff_sub,transaction_id,payout,currency,converted_at,event\n")
+work, rows, click = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+header = "aff_sub,transaction_id,payout,currency,converted_at,event\n"
+with open(f"{work}/conversions.csv", "w") as good, open(f"{work}/invalid.csv", "w") as bad:
+    good.write(header)
+    bad.write(header)
     for row in range(rows):
-        out.write(f"{click},rss-{row:07d},{row % 100}.{row % 97:02d},USD,,sale\n")
+        good.write(f"{click},rss-{row:07d},{row % 100}.{row % 97:02d},USD,,sale\n")
+        # The same size, refused by the payout's parse: the import's own path, no store.
+        bad.write(f"{click},rss-{row:07d},{row % 100}x{row % 97:02d},USD,,sale\n")
 EOF
 size="$(stat -c %s "$work/conversions.csv")"
-before="$(hwm)"
-start="$(date +%s)"
-curl -fsS "${auth[@]}" -X POST "$base/conversions/import?network=tune" \
-    -H 'Content-Type: text/csv' --data-binary "@$work/conversions.csv" -o "$work/answer.ndjson"
-end="$(date +%s)"
-printf 'rows %s, file %s bytes, %s s\n' "$ROWS" "$size" "$((end - start))"
-printf 'peak RSS (VmHWM) before the import: %s\n' "$before"
-printf 'answer lines: %s, last: %s\n' "$(wc -l <"$work/answer.ndjson")" "$(tail -n 1 "$work/answer.ndjson")"
-printf 'peak RSS (VmHWM) after the import: %s\n' "$(hwm)"
-# The same file again: every row a duplicate, nothing stored. A peak that stays where it was
-# is memory the import does not keep per row.
-curl -fsS "${auth[@]}" -X POST "$base/conversions/import?network=tune" \
-    -H 'Content-Type: text/csv' --data-binary "@$work/conversions.csv" -o "$work/again.ndjson"
-printf 'again: %s\n' "$(tail -n 1 "$work/again.ndjson")"
-printf 'peak RSS (VmHWM) after importing it again: %s\n' "$(hwm)"
-# The embedded store (redb) caches the pages it touches (up to 1 GiB by default): the store's
-# size says how much of the peak is the stored conversions' pages rather than the import.
+
+# import FILE NAME: posts FILE, prints the time, the answer's last line and the peak after.
+import() {
+    local start end
+    start="$(date +%s)"
+    curl -fsS "${auth[@]}" -X POST "$base/conversions/import?network=tune" \
+        -H 'Content-Type: text/csv' --data-binary "@$1" -o "$work/answer.ndjson"
+    end="$(date +%s)"
+    printf '%s: %s s, %s answer lines, last %s\n' "$2" "$((end - start))" \
+        "$(wc -l <"$work/answer.ndjson")" "$(tail -n 1 "$work/answer.ndjson")"
+    printf 'peak RSS (VmHWM) after %s: %s (VmRSS %s)\n' "$2" "$(hwm)" "$(rss)"
+}
+
+printf 'rows %s, file %s bytes\n' "$ROWS" "$size"
+printf 'peak RSS (VmHWM) before: %s (VmRSS %s)\n' "$(hwm)" "$(rss)"
+# 1. Every row refused (a payout that does not parse): the parse and the answer alone, what
+#    the import itself holds, before the store has grown.
+import "$work/invalid.csv" "the invalid rows"
+# 2. Every row recorded: the store's pages come on top (redb caches the pages it touches, up
+#    to 1 GiB by default).
+import "$work/conversions.csv" "the import"
+# 3. The same file again: every row a duplicate, nothing stored.
+import "$work/conversions.csv" "importing it again"
 printf 'store on disk: %s\n' "$(du -sh "$work/data" | cut -f1)"
