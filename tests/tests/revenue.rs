@@ -54,6 +54,7 @@ on_every_store!(
     model_parameters_are_range_checked,
     a_csv_import_is_the_same_conversions_sent_as_postbacks_and_a_reimport_changes_nothing,
     a_bad_import_header_is_a_400_and_stores_nothing,
+    an_import_stopped_by_faults_is_finished_by_importing_again_each_row_once,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -2024,24 +2025,29 @@ impl Engine {
     /// Posts `csv` to the import as `network`'s: the status and the answer's lines (one JSON
     /// error for a refused call).
     async fn import(&self, network: &str, csv: &str) -> (StatusCode, Vec<Value>) {
-        let request = Request::post(format!("/conversions/import?network={network}"))
-            .header("authorization", format!("Bearer {ADMIN_KEY}"))
-            .header("content-type", "text/csv")
-            .body(Body::from(csv.to_owned()))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = http_body_util::BodyExt::collect(response.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        let text = String::from_utf8(bytes.to_vec()).unwrap();
-        let lines = text
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("{line:?}")))
-            .collect();
-        (status, lines)
+        import_on(&self.app, network, csv).await
     }
+}
+
+/// [`Engine::import`] on `app`.
+async fn import_on(app: &Router, network: &str, csv: &str) -> (StatusCode, Vec<Value>) {
+    let request = Request::post(format!("/conversions/import?network={network}"))
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .header("content-type", "text/csv")
+        .body(Body::from(csv.to_owned()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let lines = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("{line:?}")))
+        .collect();
+    (status, lines)
 }
 
 /// The USD row of `key` (a key's rows sort by currency).
@@ -2421,4 +2427,65 @@ async fn a_bad_import_header_is_a_400_and_stores_nothing(backend: Backend) {
         .admin("GET", "/conversions/T9/explain?network=tune", None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
+}
+
+/// An import over a store that refuses some calls, or loses their answers after they took
+/// effect: a fault on the first row is a 503, a later one ends the answer with an error line;
+/// importing the file again until it completes records every row once.
+async fn an_import_stopped_by_faults_is_finished_by_importing_again_each_row_once(
+    backend: Backend,
+) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    import_world(&engine).await;
+    let plan = FaultPlan::ratio(0.003, 0x1717);
+    let faulty: Arc<dyn RevenueStore> = Arc::new(FaultInjectingStore::new(
+        engine.stores.revenue.clone(),
+        plan.clone(),
+    ));
+    let app = revenue_app(
+        faulty.clone(),
+        faulty,
+        Arc::new(RecordingQueue::default()),
+        engine.stores.contacts.clone(),
+    );
+    let mut csv = String::from("aff_sub,transaction_id,payout\n");
+    for row in 0..100 {
+        csv.push_str(&format!("01IMPORTCLICK,F{row},0.01\n"));
+    }
+    let (mut stopped, mut refused) = (0, 0);
+    let mut finished = false;
+    for attempt in 0..200 {
+        plan.set_mode(if attempt % 2 == 0 {
+            FaultMode::Refused
+        } else {
+            FaultMode::AnswerLost
+        });
+        let (status, lines) = import_on(&app, "tune", &csv).await;
+        match status {
+            StatusCode::OK if lines.last().unwrap().get("error").is_some() => stopped += 1,
+            StatusCode::OK => {
+                assert_eq!(lines.len(), 101, "every row answered");
+                finished = true;
+                break;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("{other}: {lines:?}"),
+        }
+    }
+    assert!(finished, "the import never completed");
+    assert!(stopped + refused > 0, "no fault met the import");
+    plan.set_ratio(0.0);
+    let (_, again) = engine.import("tune", &csv).await;
+    assert_eq!(
+        *again.last().unwrap(),
+        json!({"rows": 100, "totals": {"duplicate": 100}})
+    );
+    let spring = usd_row(&engine.report("campaign").await, "spring");
+    assert_eq!(
+        (spring["conversions"].as_u64(), spring["revenue"].as_str()),
+        (Some(101), Some("2.50")),
+        "T0 and each of the 100 rows once"
+    );
 }
