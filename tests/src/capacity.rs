@@ -6,7 +6,7 @@
 //! `infra/capacity/expected.json`; `infra/scripts/capacity.sh` prints and rewrites them.
 
 use crate::{
-    Backend, POSTBACK_TOKEN, PUBLIC_BASE_URL, Stores, admin_get, admin_request, call,
+    ADMIN_KEY, Backend, POSTBACK_TOKEN, PUBLIC_BASE_URL, Stores, admin_get, admin_request, call,
     configure_widget, ctwa_referral, dynamo_stores, emulator_config, fixture, fresh_stores,
     function_routers, ingest_many_contacts, rules_app_with_queue, signed_delivery,
     webhook_app_with_goals, whatsapp_message, widget_post,
@@ -434,6 +434,9 @@ pub enum Operation {
     PostbackAttributed,
     PostbackDuplicate,
     PostbackUnknownClick,
+    PostbackContactNamed,
+    PostbackViewThrough,
+    Import500,
     BackfillPage,
     StatsRead,
     ContactsPage,
@@ -442,7 +445,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 16] = [
+    pub const ALL: [Operation; 19] = [
         Operation::NewContactMetaAd,
         Operation::NewContactPrefilled,
         Operation::MatchJob,
@@ -454,6 +457,9 @@ impl Operation {
         Operation::PostbackAttributed,
         Operation::PostbackDuplicate,
         Operation::PostbackUnknownClick,
+        Operation::PostbackContactNamed,
+        Operation::PostbackViewThrough,
+        Operation::Import500,
         Operation::BackfillPage,
         Operation::StatsRead,
         Operation::ContactsPage,
@@ -476,6 +482,9 @@ impl Operation {
             Operation::PostbackAttributed => ("postback, attributed", "postback"),
             Operation::PostbackDuplicate => ("postback, duplicate", "postback"),
             Operation::PostbackUnknownClick => ("postback, unknown click", "postback"),
+            Operation::PostbackContactNamed => ("postback naming the contact", "postback"),
+            Operation::PostbackViewThrough => ("postback, view-through", "postback"),
+            Operation::Import500 => ("conversion import of 500 rows", "revenue"),
             Operation::BackfillPage => ("backfill page of 500", "matcher"),
             Operation::StatsRead => ("stats read (7 days)", "rules"),
             Operation::ContactsPage => ("contacts page (50)", "contacts"),
@@ -487,6 +496,10 @@ impl Operation {
 
 const INSTANCE: &str = "106540352242922";
 const WEB_INSTANCE: &str = "200000000000001";
+/// The contact the measured send went to, whose clicks the postbacks name.
+const SENT_CONTACT: &str = "16505551234";
+/// A contact sent the viewed offer, never clicking it.
+const VIEWED_CONTACT: &str = "16505559999";
 const LISTED_INSTANCE: &str = "200000000000002";
 const SHOP: &str = "https://shop.example";
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64)";
@@ -567,6 +580,40 @@ impl Container {
         let (status, body) = call(self.router("postback"), request).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    /// A postback naming the contact and offer instead of a click.
+    async fn contact_postback(&self, contact: &str, offer: &str, transaction: &str) -> Value {
+        let request = Request::get(format!(
+            "/postbacks/generic?token={POSTBACK_TOKEN}&instance_id={INSTANCE}&contact_id={contact}&offer_id={offer}&conversion_id={transaction}&payout=12.50"
+        ))
+        .body(Body::empty())
+        .unwrap();
+        let (status, body) = call(self.router("postback"), request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Imports `csv` as TUNE's; answers the totals line.
+    async fn import(&self, csv: String) -> Value {
+        let request = Request::post("/conversions/import?network=tune")
+            .header("authorization", format!("Bearer {ADMIN_KEY}"))
+            .header("content-type", "text/csv")
+            .body(Body::from(csv))
+            .unwrap();
+        let response = self
+            .router("revenue")
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        serde_json::from_str(text.lines().last().unwrap()).unwrap()
     }
 
     async fn read(&self, function: &str, path: &str) {
@@ -668,7 +715,7 @@ impl Rig {
         let offer = json!({"offer_id": "shoes", "name": "Shoes", "click_window_days": 30,
             "destination_url": "https://shop.example/p?aff={click_id}"});
         self.admin("revenue", "POST", "/offers", offer).await;
-        let send = json!({"instance_id": INSTANCE, "contact_id": "16505551234",
+        let send = json!({"instance_id": INSTANCE, "contact_id": SENT_CONTACT,
             "message_id": "wamid.send", "campaign": "spring", "creative": "tpl-a", "offer_id": "shoes"});
         let sent = self.admin("revenue", "POST", "/sends", send).await;
         self.code = sent["tracked_url"]
@@ -679,6 +726,13 @@ impl Rig {
             .to_owned();
         let clicked = self.setup.click(&self.code).await;
         self.setup.postback(&clicked, "setup").await;
+        // A viewed offer sent to a contact who never clicks it, for view-through credits.
+        let offer = json!({"offer_id": "viewed", "name": "Viewed", "click_window_days": 30,
+            "view_window_days": 7, "destination_url": "https://shop.example/v?aff={click_id}"});
+        self.admin("revenue", "POST", "/offers", offer).await;
+        let send = json!({"instance_id": INSTANCE, "contact_id": VIEWED_CONTACT,
+            "message_id": "wamid.viewed", "campaign": "spring", "creative": "tpl-v", "offer_id": "viewed"});
+        self.admin("revenue", "POST", "/sends", send).await;
         ingest_many_contacts(&self.setup_stores, LISTED_INSTANCE, self.now - 86_400, 60).await;
     }
 
@@ -838,6 +892,40 @@ impl Rig {
                 self.metered(async {
                     let answer = container.postback(&unknown, &format!("u{n}")).await;
                     assert_eq!(answer["status"], "unknown_click");
+                })
+                .await
+            }
+            // The contact's clicks on the offer in the window (those of the operations
+            // before), the conversion and its report rows.
+            Operation::PostbackContactNamed => {
+                self.metered(async {
+                    let answer = container
+                        .contact_postback(SENT_CONTACT, "shoes", &format!("n{n}"))
+                        .await;
+                    assert_eq!(answer["attribution"], "click_through", "{answer}");
+                })
+                .await
+            }
+            // No click in the window: the offer, the click Query, the sends Query, the write.
+            Operation::PostbackViewThrough => {
+                self.metered(async {
+                    let answer = container
+                        .contact_postback(VIEWED_CONTACT, "viewed", &format!("v{n}"))
+                        .await;
+                    assert_eq!(answer["attribution"], "view_through", "{answer}");
+                })
+                .await
+            }
+            // 500 rows of one click, each recorded as its postback.
+            Operation::Import500 => {
+                let click = self.setup.click(&self.code).await;
+                let mut csv = String::from("aff_sub,transaction_id,payout\n");
+                for row in 0..500 {
+                    csv.push_str(&format!("{click},i{n}-{row},1.25\n"));
+                }
+                self.metered(async {
+                    let totals = container.import(csv).await;
+                    assert_eq!(totals["totals"]["attributed"], 500, "{totals}");
                 })
                 .await
             }

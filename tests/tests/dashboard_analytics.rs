@@ -19,6 +19,7 @@ on_every_store!(
     the_analytics_page_needs_a_session,
     the_revenue_page_is_the_report_apis_for_each_grouping,
     bad_report_parameters_are_a_400_page_with_the_apis_message,
+    the_revenue_page_compares_the_models_as_the_api_gives_them,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -383,5 +384,68 @@ async fn bad_report_parameters_are_a_400_page_with_the_apis_message(backend: Bac
             body.contains(message) || body.contains(&escaped),
             "{query}: {message} in {body}"
         );
+    }
+}
+
+/// The Revenue page's model table shows `GET /reports/revenue/models` for the page's grouping
+/// (by campaign when the page is by day), every model's cell as the API gives it.
+async fn the_revenue_page_compares_the_models_as_the_api_gives_them(backend: Backend) {
+    let Some((stores, _guard)) = fresh_stores(backend).await else {
+        return;
+    };
+    let engine = revenue_engine(&stores).await;
+    let app = &engine.app;
+    let cookie = sign_in(app).await;
+    for (page, api) in [
+        ("campaign", "campaign"),
+        ("message", "message"),
+        ("creative", "creative"),
+        ("offer", "offer"),
+        ("day", "campaign"),
+    ] {
+        let (status, models) = call(
+            app,
+            admin_get(&format!("/reports/revenue/models?group_by={api}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{models}");
+        let (status, _, body) =
+            get_page(app, &format!("/app/revenue?group_by={page}"), &cookie).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains(&format!("Attribution models by {api}")),
+            "{page}"
+        );
+        let rows = models["rows"].as_array().unwrap();
+        assert!(!rows.is_empty(), "{page}: {models}");
+        for row in rows.iter().chain(models["totals"].as_array().unwrap()) {
+            for model in models["models"].as_array().unwrap() {
+                let model = model.as_str().unwrap();
+                let marker = format!(
+                    "data-model=\"{model} {} {}\">{}<",
+                    row["key"].as_str().unwrap(),
+                    row["currency"].as_str().unwrap(),
+                    row[model].as_str().unwrap()
+                );
+                assert!(body.contains(&marker), "{page}: {marker}");
+            }
+        }
+    }
+    // The one click earns every model's share: each column is the credited revenue.
+    let (_, models) = call(app, admin_get("/reports/revenue/models?group_by=offer")).await;
+    let usd = models["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|total| total["currency"] == "USD")
+        .unwrap();
+    for model in [
+        "first_click",
+        "last_click",
+        "linear",
+        "time_decay",
+        "position_based",
+    ] {
+        assert_eq!(usd[model], "12.50", "{model}: {models}");
     }
 }

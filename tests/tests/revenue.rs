@@ -50,6 +50,11 @@ on_every_store!(
     view_through_credits_the_first_send_inside_the_view_window_both_ends_included,
     view_through_never_displaces_a_click_and_stays_off_by_default,
     explain_answers_the_troubleshooting_checklist_for_each_outcome,
+    the_models_split_each_conversion_over_its_window_clicks_and_add_up_to_the_report,
+    model_parameters_are_range_checked,
+    a_csv_import_is_the_same_conversions_sent_as_postbacks_and_a_reimport_changes_nothing,
+    a_bad_import_header_is_a_400_and_stores_nothing,
+    an_import_stopped_by_faults_is_finished_by_importing_again_each_row_once,
 );
 
 const INSTANCE: &str = "106540352242922";
@@ -511,29 +516,7 @@ async fn the_first_click_earns_the_conversion_monday_wednesday_friday(backend: B
         (&code_a, monday, "01CLICKMONDAY"),
         (&code_b, wednesday, "01CLICKWEDNESDAY"),
     ] {
-        let send = engine
-            .stores
-            .revenue
-            .load_send(code)
-            .await
-            .unwrap()
-            .unwrap();
-        let offer = engine
-            .stores
-            .revenue
-            .load_offer(&send.offer_id)
-            .await
-            .unwrap()
-            .unwrap();
-        let click = Click::new(
-            id.to_owned(),
-            &send,
-            &offer,
-            at,
-            Some(BROWSER.to_owned()),
-            None,
-        );
-        engine.stores.revenue.record_click(&click).await.unwrap();
+        engine.click_at(code, id, at).await;
     }
     // The platform knows only the last click's id (the one that led to the sale).
     let (status, answer) = engine
@@ -2006,5 +1989,503 @@ async fn explain_answers_the_troubleshooting_checklist_for_each_outcome(backend:
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("conversion_id"))
+    );
+}
+
+impl Engine {
+    /// Records a click on `code`'s send at `at` with the id `id`, through the store (the
+    /// redirect records only "now").
+    async fn click_at(&self, code: &str, id: &str, at: Timestamp) {
+        let revenue = &self.stores.revenue;
+        let send = revenue.load_send(code).await.unwrap().unwrap();
+        let offer = revenue.load_offer(&send.offer_id).await.unwrap().unwrap();
+        let click = Click::new(
+            id.to_owned(),
+            &send,
+            &offer,
+            at,
+            Some(BROWSER.to_owned()),
+            None,
+        );
+        revenue.record_click(&click).await.unwrap();
+    }
+
+    /// The model comparison over the report's year (`query` adds `group_by=…` and more).
+    async fn models(&self, query: &str) -> (StatusCode, Value) {
+        let until = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+        let since = until - chrono::Duration::days(365);
+        self.admin(
+            "GET",
+            &format!("/reports/revenue/models?since={since}&until={until}&{query}"),
+            None,
+        )
+        .await
+    }
+
+    /// Posts `csv` to the import as `network`'s: the status and the answer's lines (one JSON
+    /// error for a refused call).
+    async fn import(&self, network: &str, csv: &str) -> (StatusCode, Vec<Value>) {
+        import_on(&self.app, network, csv).await
+    }
+}
+
+/// [`Engine::import`] on `app`.
+async fn import_on(app: &Router, network: &str, csv: &str) -> (StatusCode, Vec<Value>) {
+    let request = Request::post(format!("/conversions/import?network={network}"))
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .header("content-type", "text/csv")
+        .body(Body::from(csv.to_owned()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let lines = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("{line:?}")))
+        .collect();
+    (status, lines)
+}
+
+/// The USD row of `key` (a key's rows sort by currency).
+fn usd_row(report: &Value, key: &str) -> Value {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["key"] == key && row["currency"] == "USD")
+        .cloned()
+        .unwrap_or_else(|| panic!("no USD row {key} in {report}"))
+}
+
+fn amount(value: &Value) -> shared::revenue::Amount {
+    shared::revenue::Amount::parse(value.as_str().unwrap_or_else(|| panic!("{value}"))).unwrap()
+}
+
+const MODELS: [&str; 5] = [
+    "first_click",
+    "last_click",
+    "linear",
+    "time_decay",
+    "position_based",
+];
+
+/// Three clicks of one contact on one offer, from three campaigns 14 and 7 days apart, and a
+/// conversion of 10.00 on the last: every model splits it as its worked example says, and a
+/// second contact's one-click conversion goes whole to its click under every model. Every
+/// model's column adds up, per currency, to the credited report's total.
+async fn the_models_split_each_conversion_over_its_window_clicks_and_add_up_to_the_report(
+    backend: Backend,
+) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    engine.offer("m", 90).await;
+    let converted = Timestamp::now().plus_seconds(-60);
+    let day = 86_400;
+    for (campaign, days_before) in [("a", 14), ("b", 7), ("c", 0)] {
+        let code = engine
+            .send(
+                "c1",
+                &format!("m{campaign}"),
+                campaign,
+                &format!("k{campaign}"),
+                "m",
+            )
+            .await;
+        engine
+            .click_at(
+                &code,
+                &format!("01MODEL{}", campaign.to_uppercase()),
+                converted.plus_seconds(-days_before * day),
+            )
+            .await;
+    }
+    let code = engine.send("c2", "m2", "a", "ka", "m").await;
+    engine
+        .click_at(&code, "01MODELC2", converted.plus_seconds(-day))
+        .await;
+    let at = urlencode(&converted.to_string());
+    for query in [
+        format!("click_id=01MODELC&conversion_id=M1&payout=10&converted_at={at}"),
+        format!("click_id=01MODELC2&conversion_id=M2&payout=5&currency=EUR&converted_at={at}"),
+    ] {
+        let (status, answer) = engine.postback("generic", &query).await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (StatusCode::OK, Some("attributed")),
+            "{answer}"
+        );
+    }
+    let (status, models) = engine.models("group_by=campaign").await;
+    assert_eq!(status, StatusCode::OK, "{models}");
+    assert_eq!(models["models"], json!(MODELS));
+    let shown = |key: &str, currency: &str| -> Vec<String> {
+        let row = models["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["key"] == key && row["currency"] == currency)
+            .unwrap_or_else(|| panic!("no row {key} {currency} in {models}"));
+        MODELS
+            .iter()
+            .map(|model| row[model].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // first, last, linear (3.34/3.33/3.33), time decay (weights 1/4, 1/2, 1: 10/7 each part,
+    // 1.428… 2.857… 5.714… rounded down, the two cents left to the largest remainders),
+    // position based (40/20/40).
+    assert_eq!(shown("a", "USD"), ["10.00", "0.00", "3.34", "1.43", "4.00"]);
+    assert_eq!(shown("b", "USD"), ["0.00", "0.00", "3.33", "2.86", "2.00"]);
+    assert_eq!(shown("c", "USD"), ["0.00", "10.00", "3.33", "5.71", "4.00"]);
+    assert_eq!(shown("a", "EUR"), ["5.00"; 5]);
+    for group_by in ["campaign", "creative", "message", "offer"] {
+        let (_, models) = engine.models(&format!("group_by={group_by}")).await;
+        let report = engine.report(group_by).await;
+        for total in models["totals"].as_array().unwrap() {
+            let currency = total["currency"].as_str().unwrap();
+            let credited = report["totals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["currency"] == currency)
+                .unwrap();
+            for model in MODELS {
+                let sum = models["rows"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|row| row["currency"] == currency)
+                    .map(|row| amount(&row[model]))
+                    .fold(shared::revenue::Amount::ZERO, |a, b| {
+                        a.checked_add(b).unwrap()
+                    });
+                assert_eq!(sum, amount(&total[model]), "{group_by} {model} {currency}");
+                assert_eq!(
+                    sum,
+                    amount(&credited["revenue"]),
+                    "{group_by} {model} {currency}: the credited total"
+                );
+            }
+        }
+    }
+    // The credited report itself is as before: the first click's campaign has the revenue.
+    let report = engine.report("campaign").await;
+    assert_eq!(usd_row(&report, "a")["revenue"], "10.00");
+    assert_eq!(usd_row(&report, "c")["revenue"], "0.00");
+    // One instance's comparison is the whole one here; another instance has none.
+    let (_, mine) = engine
+        .models(&format!("group_by=campaign&instance_id={INSTANCE}"))
+        .await;
+    assert_eq!(mine["rows"], models["rows"]);
+    let (_, other) = engine.models("group_by=campaign&instance_id=999").await;
+    assert_eq!(other["rows"], json!([]));
+}
+
+async fn model_parameters_are_range_checked(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    for (query, field) in [
+        ("", "group_by"),
+        ("group_by=day", "group_by"),
+        ("group_by=colour", "group_by"),
+        (
+            "group_by=campaign&since=2026-02-01&until=2026-01-01",
+            "since",
+        ),
+        (
+            "group_by=campaign&since=2020-01-01&until=2021-06-01",
+            "since",
+        ),
+        ("group_by=campaign&since=yesterday", "since"),
+        ("group_by=campaign&until=99999-01-01", "until"),
+        ("group_by=campaign&instance_id=a%20b", "instance_id"),
+    ] {
+        let (status, body) = engine
+            .admin("GET", &format!("/reports/revenue/models?{query}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+    }
+}
+
+/// An offer, a send and a click of a fixed id (so two engines share it), and a postback of
+/// T0 sent before the import.
+async fn import_world(engine: &Engine) {
+    engine.offer("o", 90).await;
+    let code = engine.send("c1", "m1", "spring", "t1", "o").await;
+    engine
+        .click_at(
+            &code,
+            "01IMPORTCLICK",
+            Timestamp::now().plus_seconds(-3_600),
+        )
+        .await;
+    let (status, answer) = engine
+        .postback(
+            "tune",
+            "aff_sub=01IMPORTCLICK&transaction_id=T0&payout=1.50",
+        )
+        .await;
+    assert_eq!(answer["status"], "attributed", "{status} {answer}");
+}
+
+/// The import's rows: TUNE's names, a row identical to the postback sent before, credited,
+/// unknown-click, invalid and contact-named rows, a blank line and a quoted row.
+const IMPORT_HEADER: &str =
+    "aff_sub,transaction_id,payout,currency,converted_at,event,instance_id,contact_id,offer_id";
+
+fn import_rows() -> Vec<String> {
+    vec![
+        "01IMPORTCLICK,T0,1.50,,,,,,".to_owned(),
+        "01IMPORTCLICK,T1,2.25,USD,,sale,,,".to_owned(),
+        "NOPE,T2,3,USD,,,,,".to_owned(),
+        "01IMPORTCLICK,T3,ten,USD,,,,,".to_owned(),
+        "01IMPORTCLICK,T4".to_owned(),
+        format!(",T5,4.00,EUR,,,{INSTANCE},c1,o"),
+        String::new(),
+        "\"01IMPORTCLICK\",\"T6\",\"0.25\",usd,,,,,".to_owned(),
+    ]
+}
+
+async fn a_csv_import_is_the_same_conversions_sent_as_postbacks_and_a_reimport_changes_nothing(
+    backend: Backend,
+) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    import_world(&engine).await;
+    let csv = format!("{IMPORT_HEADER}\n{}\n", import_rows().join("\n"));
+    let (status, lines) = engine.import("tune", &csv).await;
+    assert_eq!(status, StatusCode::OK, "{lines:?}");
+    let answered: Vec<(u64, &str, Option<&str>)> = lines[..lines.len() - 1]
+        .iter()
+        .map(|line| {
+            (
+                line["line"].as_u64().unwrap(),
+                line["status"].as_str().unwrap(),
+                line["conversion_id"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            (2, "duplicate", Some("T0")),
+            (3, "attributed", Some("T1")),
+            (4, "unknown_click", Some("T2")),
+            (5, "invalid", None),
+            (6, "invalid", None),
+            (7, "attributed", Some("T5")),
+            (9, "attributed", Some("T6")),
+        ]
+    );
+    assert!(
+        lines[3]["reason"].as_str().unwrap().contains("payout"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[4]["reason"].as_str().unwrap().contains("fields"),
+        "{}",
+        lines[4]
+    );
+    assert_eq!(lines[1]["attribution"], "click_through");
+    let totals = lines.last().unwrap();
+    assert_eq!(
+        *totals,
+        json!({"rows": 7, "totals": {"attributed": 3, "duplicate": 1, "invalid": 2, "unknown_click": 1}})
+    );
+    // The totals are the report's: the postback before and the import's three credits.
+    let report = engine.report("campaign").await;
+    let currency_total = |currency: &str| {
+        report["totals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["currency"] == currency)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        currency_total("USD")["revenue"],
+        "4.00",
+        "1.50 + 2.25 + 0.25"
+    );
+    assert_eq!(currency_total("USD")["conversions"], 3);
+    assert_eq!(currency_total("EUR")["revenue"], "4.00");
+    let (_, models) = engine.models("group_by=campaign").await;
+
+    // The same rows sent as postbacks to another engine leave the same reports.
+    let Some(other) = self::engine(backend).await else {
+        return;
+    };
+    import_world(&other).await;
+    let names: Vec<&str> = IMPORT_HEADER.split(',').collect();
+    for row in import_rows() {
+        if row.is_empty() {
+            continue;
+        }
+        let values: Vec<String> = row
+            .split(',')
+            .map(|v| v.trim_matches('"').to_owned())
+            .collect();
+        if values.len() != names.len() || values[2] == "ten" {
+            continue;
+        }
+        let query: Vec<String> = names
+            .iter()
+            .zip(&values)
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let (status, _) = other.postback("tune", &query.join("&")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(other.report("campaign").await, report);
+    assert_eq!(
+        other.report("message").await,
+        engine.report("message").await
+    );
+    assert_eq!(other.models("group_by=campaign").await.1, models);
+
+    // Importing the file again changes nothing: every row is a duplicate (or invalid again).
+    let (status, again) = engine.import("tune", &csv).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        *again.last().unwrap(),
+        json!({"rows": 7, "totals": {"duplicate": 5, "invalid": 2}})
+    );
+    assert_eq!(engine.report("campaign").await, report);
+    assert_eq!(engine.models("group_by=campaign").await.1, models);
+
+    // Everflow's own names.
+    let (status, lines) = engine
+        .import(
+            "everflow",
+            "sub1,transaction_id,sale_amount\n01IMPORTCLICK,E1,7\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines[0]["status"], "attributed", "{lines:?}");
+    assert_eq!(
+        usd_row(&engine.report("campaign").await, "spring")["revenue"],
+        "11.00"
+    );
+}
+
+async fn a_bad_import_header_is_a_400_and_stores_nothing(backend: Backend) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    import_world(&engine).await;
+    let before = engine.report("campaign").await;
+    for (network, csv, code) in [
+        ("tune", "aff_sub,payot\n01IMPORTCLICK,1\n", "invalid_header"),
+        ("tune", "transaction_id,payout\nT9,1\n", "invalid_header"),
+        (
+            "generic",
+            "aff_sub,transaction_id\n01IMPORTCLICK,T9\n",
+            "invalid_header",
+        ),
+        ("generic", "click_id,click_id\nX,Y\n", "invalid_header"),
+        ("generic", "instance_id,contact_id\n1,2\n", "invalid_header"),
+        ("tune", "", "invalid_header"),
+        ("bogus", "click_id\nX\n", "invalid_field"),
+    ] {
+        let (status, body) = engine.import(network, csv).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{csv:?}: {body:?}");
+        assert_eq!(body[0]["error"]["code"], code, "{csv:?}: {body:?}");
+    }
+    let request = Request::post("/conversions/import?network=tune")
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, body) = call(&engine.app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let request = Request::post("/conversions/import?network=tune")
+        .header("content-type", "text/csv")
+        .body(Body::from("click_id\nX\n"))
+        .unwrap();
+    let (status, _) = call(&engine.app, request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the admin key is needed");
+    let request = Request::post("/conversions/import?network=tune")
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .header("content-type", "text/csv")
+        .header("content-length", (64 * 1024 * 1024).to_string())
+        .body(Body::from("click_id\nX\n"))
+        .unwrap();
+    let (status, _) = call(&engine.app, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(engine.report("campaign").await, before);
+    let (status, _) = engine
+        .admin("GET", "/conversions/T9/explain?network=tune", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
+}
+
+/// An import over a store that refuses some calls, or loses their answers after they took
+/// effect: a fault on the first row is a 503, a later one ends the answer with an error line;
+/// importing the file again until it completes records every row once.
+async fn an_import_stopped_by_faults_is_finished_by_importing_again_each_row_once(
+    backend: Backend,
+) {
+    let Some(engine) = engine(backend).await else {
+        return;
+    };
+    import_world(&engine).await;
+    let plan = FaultPlan::ratio(0.003, 0x1717);
+    let faulty: Arc<dyn RevenueStore> = Arc::new(FaultInjectingStore::new(
+        engine.stores.revenue.clone(),
+        plan.clone(),
+    ));
+    let app = revenue_app(
+        faulty.clone(),
+        faulty,
+        Arc::new(RecordingQueue::default()),
+        engine.stores.contacts.clone(),
+    );
+    let mut csv = String::from("aff_sub,transaction_id,payout\n");
+    for row in 0..100 {
+        csv.push_str(&format!("01IMPORTCLICK,F{row},0.01\n"));
+    }
+    let (mut stopped, mut refused) = (0, 0);
+    let mut finished = false;
+    for attempt in 0..200 {
+        plan.set_mode(if attempt % 2 == 0 {
+            FaultMode::Refused
+        } else {
+            FaultMode::AnswerLost
+        });
+        let (status, lines) = import_on(&app, "tune", &csv).await;
+        match status {
+            StatusCode::OK if lines.last().unwrap().get("error").is_some() => stopped += 1,
+            StatusCode::OK => {
+                assert_eq!(lines.len(), 101, "every row answered");
+                finished = true;
+                break;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("{other}: {lines:?}"),
+        }
+    }
+    assert!(finished, "the import never completed");
+    assert!(stopped + refused > 0, "no fault met the import");
+    plan.set_ratio(0.0);
+    let (_, again) = engine.import("tune", &csv).await;
+    assert_eq!(
+        *again.last().unwrap(),
+        json!({"rows": 100, "totals": {"duplicate": 100}})
+    );
+    let spring = usd_row(&engine.report("campaign").await, "spring");
+    assert_eq!(
+        (spring["conversions"].as_u64(), spring["revenue"].as_str()),
+        (Some(101), Some("2.50")),
+        "T0 and each of the 100 rows once"
     );
 }

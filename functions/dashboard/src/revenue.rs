@@ -1,6 +1,7 @@
 //! The Revenue page: the revenue report exactly as `GET /reports/revenue` gives it (the same
 //! `shared::revenue::report::ReportRequest::parse` checks and `report::load` read), its totals
-//! per currency, and a chart of revenue per day for each currency.
+//! per currency, a chart of revenue per day for each currency, and the attribution models side
+//! by side as `GET /reports/revenue/models` gives them (`report::load_models`).
 
 use super::{PageError, Shared, SignedIn, chrome, html};
 use crate::pages::{Chrome, Form};
@@ -8,7 +9,8 @@ use askama::Template;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use shared::revenue::report::{self, Dimension, Report, ReportRequest};
+use shared::revenue::models::Model;
+use shared::revenue::report::{self, Dimension, ModelReport, Report, ReportRequest};
 use shared::time::Timestamp;
 use std::collections::BTreeMap;
 
@@ -94,6 +96,9 @@ pub struct RevenuePage {
     pub dimensions: Vec<&'static str>,
     pub group_by: &'static str,
     pub charts: Vec<CurrencyChart>,
+    /// The models compared, by the page's grouping (by campaign when it is by day).
+    pub models: ModelReport,
+    pub model_columns: Vec<Model>,
 }
 
 impl RevenuePage {
@@ -130,12 +135,23 @@ pub async fn revenue(
         Some(report::load(store, &request.by_day()).await?)
     };
     let charts = currency_charts(&request.days(), by_day.as_ref().unwrap_or(&report));
+    // Every model credits a conversion's own day: by day they would all agree.
+    let models_request = ReportRequest {
+        group_by: match request.group_by {
+            Dimension::Day => Dimension::Campaign,
+            other => other,
+        },
+        ..request.clone()
+    };
+    let models = report::load_models(store, &models_request).await?;
     let page = RevenuePage {
         chrome: chrome(&state, &session, "").await?,
         group_by: request.group_by.as_str(),
         dimensions: Dimension::ALL.iter().map(Dimension::as_str).collect(),
         charts,
         report,
+        models,
+        model_columns: Model::ALL.to_vec(),
     };
     Ok(html(StatusCode::OK, &page))
 }

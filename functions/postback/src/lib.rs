@@ -6,13 +6,12 @@ use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
-use serde_json::{Value, json};
 use shared::config::Secrets;
 use shared::http::{ApiError, Body, Path, body_limit};
 use shared::revenue::conversions;
 use shared::revenue::postback::{self, read_params};
 use shared::revenue::store::RevenueStore;
-use shared::revenue::{Conversion, Network, Postback};
+use shared::revenue::{Network, Postback};
 use shared::secret::Secret;
 use shared::time::Timestamp;
 use std::sync::Arc;
@@ -51,7 +50,7 @@ async fn receive_postback(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     Body(body): Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<conversions::Answer>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
@@ -92,24 +91,5 @@ async fn receive_postback(
         }
     }
     shared::metrics::count("Postbacks", &[("Status", status)], 1);
-    Ok(Json(postback_answer(status, recorded.conversion())))
-}
-
-/// What the platform reads back: its own conversion id, what became of it and, when credited,
-/// how (`click_through` or `view_through`). Nothing stored about the click, its send or its
-/// contact: a platform (or whoever holds a leaked token) has no use for them.
-fn postback_answer(status: &str, conversion: &Conversion) -> Value {
-    let mut answer = json!({
-        "status": status,
-        "conversion_id": conversion.conversion_id,
-    });
-    // A duplicate says only that: how the first delivery was credited is the reports' to say.
-    if let Some(credit) = conversion
-        .credited
-        .as_ref()
-        .filter(|_| status == "attributed")
-    {
-        answer["attribution"] = json!(credit.attribution.as_str());
-    }
-    answer
+    Ok(Json(recorded.answer()))
 }

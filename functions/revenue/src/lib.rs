@@ -5,16 +5,19 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::config::Secrets;
 use shared::contact::store::{ContactQueries, ContactStore};
+use shared::fields::FieldError;
 use shared::http::{ApiError, AuditObject, Body, Missing, Path, Query, admin_routes};
 use shared::ids::{ContactId, InstanceId, OfferId};
 use shared::revenue::explain::{self, Explanation};
+use shared::revenue::import::{self, MAX_IMPORT_BYTES};
 use shared::revenue::journey;
 use shared::revenue::links::{send_code, tracked_url};
 use shared::revenue::report::{self, ReportRequest};
@@ -74,6 +77,8 @@ pub fn router(state: Arc<RevenueState>) -> Router {
         .route("/offers/{offer_id}", get(get_offer).put(replace_offer))
         .route("/sends", post(create_sends))
         .route("/reports/revenue", get(revenue_report))
+        .route("/reports/revenue/models", get(models_report))
+        .route("/conversions/import", post(import_conversions))
         .route(
             "/conversions/{conversion_id}/explain",
             get(explain_conversion),
@@ -241,6 +246,24 @@ struct ReportQuery {
     instance_id: Option<String>,
 }
 
+/// `ReportRequest::parse` or `ReportRequest::parse_models`.
+type RequestParser =
+    fn(Option<&str>, Option<&str>, Option<&str>, Timestamp) -> Result<ReportRequest, FieldError>;
+
+impl ReportQuery {
+    /// The request checked as the revenue report (`parse`) or the model comparison
+    /// (`parse_models`) checks it, of one instance with `instance_id`.
+    fn request(&self, parse: RequestParser) -> Result<ReportRequest, FieldError> {
+        parse(
+            self.group_by.as_deref(),
+            self.since.as_deref(),
+            self.until.as_deref(),
+            Timestamp::now(),
+        )?
+        .for_instance(self.instance_id.as_deref())
+    }
+}
+
 /// Revenue by message, creative, offer, campaign or day over `[since, until]` (UTC days, both
 /// included; the last 30 days by default), one row per key and currency, with totals; of one
 /// instance with `instance_id`.
@@ -248,14 +271,74 @@ async fn revenue_report(
     State(state): State<Arc<RevenueState>>,
     Query(query): Query<ReportQuery>,
 ) -> Result<Json<report::Report>, ApiError> {
-    let request = ReportRequest::parse(
-        query.group_by.as_deref(),
-        query.since.as_deref(),
-        query.until.as_deref(),
-        Timestamp::now(),
-    )?
-    .for_instance(query.instance_id.as_deref())?;
+    let request = query.request(ReportRequest::parse)?;
     Ok(Json(report::load(state.store.as_ref(), &request).await?))
+}
+
+/// Every model's revenue side by side, from the same counters as the report (one read per
+/// day): `group_by` message, creative, offer or campaign.
+async fn models_report(
+    State(state): State<Arc<RevenueState>>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Json<report::ModelReport>, ApiError> {
+    let request = query.request(ReportRequest::parse_models)?;
+    Ok(Json(
+        report::load_models(state.store.as_ref(), &request).await?,
+    ))
+}
+
+/// The `network` query parameter a conversion is looked up or imported under.
+fn network_param(network: Option<&str>) -> Result<Network, ApiError> {
+    network
+        .and_then(Network::parse)
+        .ok_or_else(|| ApiError::invalid_field("network", "must be one of tune, everflow, generic"))
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    network: Option<String>,
+}
+
+/// A CSV of conversions (the raw body), each row recorded as its postback would be, answered
+/// as NDJSON while it is read: a line per row, then the totals.
+async fn import_conversions(
+    State(state): State<Arc<RevenueState>>,
+    Query(query): Query<ImportQuery>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let network = network_param(query.network.as_deref())?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_ascii_lowercase());
+    let csv = content_type.as_deref().is_some_and(|value| {
+        ["text/csv", "application/csv", "text/plain"]
+            .iter()
+            .any(|accepted| value.starts_with(accepted))
+    });
+    if !csv {
+        return Err(ApiError::bad_request(
+            "unsupported_content_type",
+            "the body must be the CSV file itself, with Content-Type: text/csv",
+        ));
+    }
+    // A declared length over the limit is refused before a byte is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_IMPORT_BYTES as u64) {
+        return Err(ApiError::PayloadTooLarge {
+            limit_bytes: MAX_IMPORT_BYTES,
+        });
+    }
+    let lines = import::import(state.store.clone(), network, body.into_data_stream()).await?;
+    let body = axum::body::Body::from_stream(lines.map(Ok::<_, std::convert::Infallible>));
+    Ok(AuditObject::attach(
+        ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response(),
+        format!("network={}", network.as_str()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -272,13 +355,7 @@ async fn explain_conversion(
     Path(conversion_id): Path<String>,
     Query(query): Query<ExplainQuery>,
 ) -> Result<Json<Explanation>, ApiError> {
-    let network = query
-        .network
-        .as_deref()
-        .and_then(Network::parse)
-        .ok_or_else(|| {
-            ApiError::invalid_field("network", "must be one of tune, everflow, generic")
-        })?;
+    let network = network_param(query.network.as_deref())?;
     if conversion_id.is_empty() || conversion_id.len() > MAX_CONVERSION_ID_BYTES {
         return Err(ApiError::invalid_field(
             "conversion_id",

@@ -9,6 +9,7 @@ use crate::ingest::IngestError;
 use crate::matching::backfill::StartError;
 use crate::meta::{PayloadError, SignatureError};
 use crate::queue::QueueError;
+use crate::revenue::import::ImportError;
 use crate::spend::import::ImportFailure;
 use crate::spend::insights::{InsightsError, SyncError};
 use crate::stats::InvalidDays;
@@ -247,6 +248,20 @@ impl From<InvalidId> for ApiError {
 impl From<InvalidDays> for ApiError {
     fn from(error: InvalidDays) -> Self {
         Self::invalid_field("days", error.to_string())
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Header(message) => Self::bad_request("invalid_header", message),
+            ImportError::TooLarge { limit } => Self::PayloadTooLarge { limit_bytes: limit },
+            ImportError::TooManyRows { .. } => {
+                Self::bad_request("too_many_rows", error.to_string())
+            }
+            ImportError::Body(_) => Self::bad_request("invalid_body", error.to_string()),
+            ImportError::Store(error) => error.into(),
+        }
     }
 }
 

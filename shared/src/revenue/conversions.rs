@@ -9,6 +9,7 @@ use crate::revenue::store::{ConversionWrite, RevenueStore};
 use crate::revenue::{Amount, Click, Conversion, ConversionStatus, Credit, Offer, Postback};
 use crate::store::StoreError;
 use crate::time::Timestamp;
+use serde::Serialize;
 
 /// What became of a reported conversion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,37 @@ impl Recorded {
             Self::New(conversion) | Self::Duplicate(conversion) => conversion,
         }
     }
+
+    /// What the platform reads back (a postback's answer, an imported row's): its own
+    /// conversion id, what became of it and, when credited, how. Nothing stored about the
+    /// click, its send or its contact: a platform (or whoever holds a leaked token) has no use
+    /// for them. A duplicate says only that: how the first delivery was credited is the
+    /// reports' to say.
+    pub fn answer(&self) -> Answer {
+        let status = self.status();
+        let conversion = self.conversion();
+        Answer {
+            status,
+            conversion_id: conversion.conversion_id.clone(),
+            attribution: conversion
+                .credited
+                .as_ref()
+                .filter(|_| status == "attributed")
+                .map(|credit| credit.attribution.as_str()),
+        }
+    }
+}
+
+/// A recorded conversion's answer: `{"status", "conversion_id", "attribution"?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    /// `attributed`, `duplicate`, `unknown_click`, `outside_window` or `before_click`.
+    pub status: &'static str,
+    /// The platform's own conversion id (or the one made for it).
+    pub conversion_id: String,
+    /// `click_through` or `view_through`, when credited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<&'static str>,
 }
 
 /// Tries of a postback that keeps finding its click arrived between its read and its write:
@@ -41,7 +73,8 @@ impl Recorded {
 const ATTRIBUTION_TRIES: usize = 3;
 
 /// Records the conversion `postback` reports, credited to the first click in the window when
-/// its click is known: two reads (the click, the contact's first click on the offer), one write.
+/// its click is known: two reads (the click, the contact's clicks on the offer in the window),
+/// one write that also moves the model comparison's counters.
 /// One naming the contact instead is credited to the contact's first click on the offer in
 /// the offer's click window: the offer, that first click, one write. Failing a click in the
 /// window, a send carrying the offer in its view window earns it view-through (one read more).
@@ -73,6 +106,7 @@ pub async fn record_postback(
         instance_id: named.map(|(instance_id, _, _)| instance_id.clone()),
         contact_id: named.map(|(_, contact_id, _)| contact_id.clone()),
         credited: None,
+        window_clicks: Vec::new(),
     };
     for _ in 0..ATTRIBUTION_TRIES {
         let conversion = match &postback.converter {
@@ -112,9 +146,9 @@ async fn attribute(
     conversion.instance_id = Some(click.instance_id.clone());
     conversion.contact_id = Some(click.contact_id.clone());
     let window = CreditWindow::new(conversion.converted_at, click);
-    let first = if window.contains(click.clicked_at) {
+    let in_window = if window.contains(click.clicked_at) {
         store
-            .first_click(
+            .window_clicks(
                 &click.instance_id,
                 &click.contact_id,
                 &click.offer_id,
@@ -122,10 +156,13 @@ async fn attribute(
             )
             .await?
     } else {
-        None
+        Vec::new()
     };
-    (conversion.status, conversion.credited) = match decide(&window, click, first.as_ref()) {
-        Decision::Attributed(credit) => (ConversionStatus::Attributed, Some(credit)),
+    (conversion.status, conversion.credited) = match decide(&window, click, in_window.first()) {
+        Decision::Attributed(credit) => {
+            conversion.window_clicks = in_window.iter().map(Credit::from).collect();
+            (ConversionStatus::Attributed, Some(credit))
+        }
         Decision::OutsideWindow => {
             let offer = store.load_offer(&click.offer_id).await?;
             match view_through(
@@ -159,11 +196,14 @@ async fn attribute_to_contact(
         return Ok(conversion);
     };
     let window = CreditWindow::days_before(conversion.converted_at, offer.click_window_days);
-    let credit = match store
-        .first_click(instance_id, contact_id, offer_id, &window)
-        .await?
-    {
-        Some(click) => Some(Credit::from(&click)),
+    let in_window = store
+        .window_clicks(instance_id, contact_id, offer_id, &window)
+        .await?;
+    let credit = match in_window.first() {
+        Some(click) => {
+            conversion.window_clicks = in_window.iter().map(Credit::from).collect();
+            Some(Credit::from(click))
+        }
         None => view_through(store, &conversion, instance_id, contact_id, Some(offer)).await?,
     };
     if credit.is_some() {

@@ -4,8 +4,10 @@
 pub mod attribution;
 pub mod conversions;
 pub mod explain;
+pub mod import;
 pub mod journey;
 pub mod links;
+pub mod models;
 pub mod money;
 pub mod postback;
 pub mod records;

@@ -60,6 +60,41 @@ impl Network {
     }
 }
 
+impl Network {
+    /// Every parameter name the network's postbacks are read by (the token aside), in the
+    /// order of the fields: what a conversion import's header may name.
+    pub fn parameter_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for field in Field::ALL {
+            for name in self.names(field) {
+                if !names.contains(name) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// The names a click id is read by.
+    pub fn click_id_names(&self) -> &'static [&'static str] {
+        self.names(Field::ClickId)
+    }
+
+    /// Whether `columns` can name who converted, as a postback must: a click id, or the
+    /// instance, the contact and the offer.
+    pub fn names_a_converter(&self, columns: &[String]) -> bool {
+        let has = |field: Field| {
+            self.names(field)
+                .iter()
+                .any(|name| columns.iter().any(|column| column == name))
+        };
+        has(Field::ClickId)
+            || [Field::InstanceId, Field::ContactId, Field::OfferId]
+                .into_iter()
+                .all(has)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Field {
     ClickId,
@@ -71,6 +106,20 @@ enum Field {
     InstanceId,
     ContactId,
     OfferId,
+}
+
+impl Field {
+    const ALL: [Field; 9] = [
+        Field::ClickId,
+        Field::ConversionId,
+        Field::Payout,
+        Field::Currency,
+        Field::Event,
+        Field::ConvertedAt,
+        Field::InstanceId,
+        Field::ContactId,
+        Field::OfferId,
+    ];
 }
 
 const MAX_CLICK_ID: usize = 128;

@@ -509,6 +509,12 @@ pub struct Conversion {
     /// The click credited, when the status is `attributed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credited: Option<Credit>,
+    /// The contact's clicks on the offer inside the window when it was credited click-through,
+    /// in time order (the first [`crate::revenue::models::MAX_MODEL_CLICKS`]): what the model
+    /// comparison splits the payout over, in the write that credits it. Never stored: the
+    /// report counters keep the split.
+    #[serde(skip)]
+    pub window_clicks: Vec<Credit>,
 }
 
 impl Conversion {

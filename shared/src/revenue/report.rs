@@ -4,6 +4,7 @@
 
 use crate::fields::FieldError;
 use crate::ids::InstanceId;
+use crate::revenue::models::{self, Model};
 use crate::revenue::money::{Amount, Currency};
 use crate::revenue::records::{Attribution, Click, Conversion, Credit, SendRecord};
 use crate::revenue::store::RevenueStore;
@@ -73,6 +74,61 @@ pub struct Tally {
     /// What they paid: never in `revenue`.
     #[serde(default)]
     pub view_through_revenue: Amount,
+    /// What the other attribution models would give this row of the click-through revenue
+    /// (the credited model, first click, is `revenue`).
+    #[serde(default, skip_serializing_if = "ModelRevenue::is_zero")]
+    pub models: ModelRevenue,
+}
+
+/// A row's click-through revenue under the models other than first click (see
+/// [`crate::revenue::models`]). Adds up field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ModelRevenue {
+    /// All to the last click.
+    pub last_click: Amount,
+    /// Equal shares.
+    pub linear: Amount,
+    /// Halved every 7 days of the click's age.
+    pub time_decay: Amount,
+    /// 40/20/40.
+    pub position_based: Amount,
+}
+
+impl ModelRevenue {
+    /// Whether every model gives nothing (the row was moved by no click-through credit).
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The amount `model` gives; first click is the row's `revenue`, not here.
+    pub fn get(&self, model: Model) -> Option<Amount> {
+        match model {
+            Model::FirstClick => None,
+            Model::LastClick => Some(self.last_click),
+            Model::Linear => Some(self.linear),
+            Model::TimeDecay => Some(self.time_decay),
+            Model::PositionBased => Some(self.position_based),
+        }
+    }
+
+    fn slot(&mut self, model: Model) -> Option<&mut Amount> {
+        match model {
+            Model::FirstClick => None,
+            Model::LastClick => Some(&mut self.last_click),
+            Model::Linear => Some(&mut self.linear),
+            Model::TimeDecay => Some(&mut self.time_decay),
+            Model::PositionBased => Some(&mut self.position_based),
+        }
+    }
+
+    /// Adds `other`; a sum past 28 digits stays at what it was.
+    pub fn add(&mut self, other: &ModelRevenue) {
+        for model in Model::ALL {
+            if let (Some(mine), Some(theirs)) = (self.slot(model), other.get(model)) {
+                *mine = mine.checked_add(theirs).unwrap_or(*mine);
+            }
+        }
+    }
 }
 
 impl Tally {
@@ -93,6 +149,18 @@ impl Tally {
             .view_through_revenue
             .checked_add(other.view_through_revenue)
             .unwrap_or(self.view_through_revenue);
+        self.models.add(&other.models);
+    }
+
+    /// Whether the row counts anything the revenue report shows (a row moved only by the
+    /// other models' shares is in the model comparison alone).
+    pub fn counts_anything(&self) -> bool {
+        self.sends > 0
+            || self.clicks > 0
+            || self.conversions > 0
+            || self.view_through_conversions > 0
+            || self.revenue != Amount::ZERO
+            || self.view_through_revenue != Amount::ZERO
     }
 }
 
@@ -226,13 +294,73 @@ pub fn conversion_bumps(conversion: &Conversion) -> Vec<ReportBump> {
             ..Tally::default()
         },
     };
-    bumps(
+    let mut moved = bumps(
         credit.into(),
         instance,
         conversion.converted_at,
         conversion.currency,
         tally,
-    )
+    );
+    if credit.attribution == Attribution::ClickThrough {
+        add_model_shares(&mut moved, conversion, credit, instance);
+    }
+    moved
+}
+
+/// Adds each model's shares of a click-through conversion to the rows of the clicks they go
+/// to (the credited rows, or new bumps for the rows of later clicks), in the same write.
+/// Without the window's clicks (a conversion read back), the credited click stands alone, so
+/// every model gives it all and the columns still add up.
+fn add_model_shares(
+    moved: &mut Vec<ReportBump>,
+    conversion: &Conversion,
+    credit: &Credit,
+    instance: &InstanceId,
+) {
+    let alone = [credit.clone()];
+    let clicks: &[Credit] = if conversion.window_clicks.is_empty() {
+        &alone
+    } else {
+        &conversion.window_clicks
+    };
+    let times: Vec<Timestamp> = clicks.iter().map(|click| click.clicked_at).collect();
+    let mut per_click = vec![ModelRevenue::default(); clicks.len()];
+    for model in Model::ALL {
+        let shares = models::shares(model, conversion.payout, &times, conversion.converted_at);
+        for (revenue, share) in per_click.iter_mut().zip(shares) {
+            if let Some(slot) = revenue.slot(model) {
+                *slot = share;
+            }
+        }
+    }
+    let day = conversion.converted_at.day();
+    for (click, revenue) in clicks.iter().zip(&per_click) {
+        let Labels(message_id, creative, offer_id, campaign) = click.into();
+        for (dimension, key) in [
+            (Dimension::Message, message_id),
+            (Dimension::Creative, creative),
+            (Dimension::Offer, offer_id),
+            (Dimension::Campaign, campaign),
+        ] {
+            match moved
+                .iter_mut()
+                .find(|bump| bump.dimension == dimension && bump.key == key)
+            {
+                Some(bump) => bump.tally.models.add(revenue),
+                None => moved.push(ReportBump {
+                    dimension,
+                    instance: Some(instance.clone()),
+                    key: key.to_owned(),
+                    day: day.clone(),
+                    currency: conversion.currency,
+                    tally: Tally {
+                        models: *revenue,
+                        ..Tally::default()
+                    },
+                }),
+            }
+        }
+    }
 }
 
 /// One line of a report.
@@ -292,13 +420,13 @@ pub struct Report {
     pub totals: Vec<ReportRow>,
 }
 
-/// Sums the counters of `[since, until]` into one row per key and currency, sorted by key.
-pub fn summarize(
-    group_by: Dimension,
-    since: &str,
-    until: &str,
-    counters: &[ReportCounter],
-) -> Report {
+/// Per-key-and-currency and per-currency sums of `group_by`'s counters of `[since, until]`.
+type Sums = (
+    BTreeMap<(String, Currency), Tally>,
+    BTreeMap<Currency, Tally>,
+);
+
+fn sum_counters(group_by: Dimension, since: &str, until: &str, counters: &[ReportCounter]) -> Sums {
     let mut rows: BTreeMap<(String, Currency), Tally> = BTreeMap::new();
     let mut totals: BTreeMap<Currency, Tally> = BTreeMap::new();
     for counter in counters
@@ -313,17 +441,130 @@ pub fn summarize(
             .or_default()
             .add(&counter.tally);
     }
+    (rows, totals)
+}
+
+/// Sums the counters of `[since, until]` into one row per key and currency, sorted by key.
+pub fn summarize(
+    group_by: Dimension,
+    since: &str,
+    until: &str,
+    counters: &[ReportCounter],
+) -> Report {
+    let (rows, totals) = sum_counters(group_by, since, until, counters);
     Report {
         group_by,
         since: since.to_owned(),
         until: until.to_owned(),
         rows: rows
             .iter()
+            .filter(|(_, tally)| tally.counts_anything())
             .map(|((key, currency), tally)| ReportRow::new(key.clone(), *currency, tally))
             .collect(),
         totals: totals
             .iter()
             .map(|(currency, tally)| ReportRow::new("total".to_owned(), *currency, tally))
+            .collect(),
+    }
+}
+
+/// One line of the model comparison: a row's click-through revenue under each model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelRow {
+    /// The group's key.
+    pub key: String,
+    /// The currency of the row's amounts.
+    pub currency: Currency,
+    /// Click-through conversions credited to the row (first click).
+    pub conversions: u64,
+    /// The credited model: the revenue report's `revenue`.
+    pub first_click: Amount,
+    /// All to the last click in the window.
+    pub last_click: Amount,
+    /// Equal shares.
+    pub linear: Amount,
+    /// 7-day half-life.
+    pub time_decay: Amount,
+    /// 40 % first, 40 % last, 20 % between.
+    pub position_based: Amount,
+}
+
+impl ModelRow {
+    fn new(key: String, currency: Currency, tally: &Tally) -> Self {
+        Self {
+            key,
+            currency,
+            conversions: tally.conversions,
+            first_click: tally.revenue,
+            last_click: tally.models.last_click,
+            linear: tally.models.linear,
+            time_decay: tally.models.time_decay,
+            position_based: tally.models.position_based,
+        }
+    }
+
+    /// Each model with the amount it gives the row, in [`Model::ALL`]'s order.
+    pub fn amounts(&self) -> Vec<(Model, Amount)> {
+        Model::ALL
+            .into_iter()
+            .map(|model| (model, self.get(model)))
+            .collect()
+    }
+
+    /// The amount `model` gives the row.
+    pub fn get(&self, model: Model) -> Amount {
+        match model {
+            Model::FirstClick => self.first_click,
+            Model::LastClick => self.last_click,
+            Model::Linear => self.linear,
+            Model::TimeDecay => self.time_decay,
+            Model::PositionBased => self.position_based,
+        }
+    }
+}
+
+/// The attribution models side by side over a range of days, grouped by one dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelReport {
+    /// The dimension of the rows.
+    pub group_by: Dimension,
+    /// First day counted, `YYYY-MM-DD`.
+    pub since: String,
+    /// Last day counted, `YYYY-MM-DD`.
+    pub until: String,
+    /// The models' names, in the order of the columns.
+    pub models: Vec<&'static str>,
+    /// One row per group and currency that some model gives revenue or a conversion.
+    pub rows: Vec<ModelRow>,
+    /// One row per currency, keyed `"total"`: every model's column adds up to the same total,
+    /// the credited (click-through) revenue of the revenue report.
+    pub totals: Vec<ModelRow>,
+}
+
+/// The model comparison of the counters of `[since, until]`.
+pub fn summarize_models(
+    group_by: Dimension,
+    since: &str,
+    until: &str,
+    counters: &[ReportCounter],
+) -> ModelReport {
+    let (rows, totals) = sum_counters(group_by, since, until, counters);
+    ModelReport {
+        group_by,
+        since: since.to_owned(),
+        until: until.to_owned(),
+        models: Model::ALL.iter().map(|model| model.as_str()).collect(),
+        rows: rows
+            .iter()
+            .filter(|(_, tally)| {
+                tally.conversions > 0 || tally.revenue != Amount::ZERO || !tally.models.is_zero()
+            })
+            .map(|((key, currency), tally)| ModelRow::new(key.clone(), *currency, tally))
+            .collect(),
+        totals: totals
+            .iter()
+            .filter(|(_, tally)| tally.conversions > 0)
+            .map(|(currency, tally)| ModelRow::new("total".to_owned(), *currency, tally))
             .collect(),
     }
 }
@@ -380,6 +621,26 @@ impl ReportRequest {
             until,
             instance_id: None,
         })
+    }
+
+    /// [`Self::parse`] for the model comparison, which has no `day` grouping (every model
+    /// credits the conversion's own day).
+    pub fn parse_models(
+        group_by: Option<&str>,
+        since: Option<&str>,
+        until: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Self, FieldError> {
+        let refused = || {
+            FieldError::new(
+                "group_by",
+                "must be one of message, creative, offer, campaign",
+            )
+        };
+        match group_by.map(Dimension::parse) {
+            None | Some(None) | Some(Some(Dimension::Day)) => Err(refused()),
+            Some(Some(_)) => Self::parse(group_by, since, until, now),
+        }
     }
 
     /// The same report of one instance only, when `instance_id` names one: checked like a
@@ -453,14 +714,16 @@ pub fn days_from(first: &str, last: &str) -> Vec<String> {
         .collect()
 }
 
-/// The report `request` asks for, read from the report counters: what `GET /reports/revenue`
-/// answers and the dashboard shows.
-pub async fn load(store: &dyn RevenueStore, request: &ReportRequest) -> Result<Report, StoreError> {
-    let counters = match &request.instance_id {
+/// The counter rows `request` reads: every instance's or one instance's.
+async fn counters(
+    store: &dyn RevenueStore,
+    request: &ReportRequest,
+) -> Result<Vec<ReportCounter>, StoreError> {
+    match &request.instance_id {
         None => {
             store
                 .load_report_counters(request.group_by, &request.since, &request.until)
-                .await?
+                .await
         }
         Some(instance) => {
             store
@@ -470,10 +733,31 @@ pub async fn load(store: &dyn RevenueStore, request: &ReportRequest) -> Result<R
                     &request.since,
                     &request.until,
                 )
-                .await?
+                .await
         }
-    };
+    }
+}
+
+/// The report `request` asks for, read from the report counters: what `GET /reports/revenue`
+/// answers and the dashboard shows.
+pub async fn load(store: &dyn RevenueStore, request: &ReportRequest) -> Result<Report, StoreError> {
+    let counters = counters(store, request).await?;
     Ok(summarize(
+        request.group_by,
+        &request.since,
+        &request.until,
+        &counters,
+    ))
+}
+
+/// The model comparison `request` asks for, from the same counters (one read per day, like
+/// the report): what `GET /reports/revenue/models` answers and the dashboard shows.
+pub async fn load_models(
+    store: &dyn RevenueStore,
+    request: &ReportRequest,
+) -> Result<ModelReport, StoreError> {
+    let counters = counters(store, request).await?;
+    Ok(summarize_models(
         request.group_by,
         &request.since,
         &request.until,

@@ -69,14 +69,16 @@ pub trait RevenueStore: Send + Sync + 'static {
     /// One click, which a postback needs to be credited.
     async fn load_click(&self, click_id: &str) -> Result<Option<Click>, StoreError>;
 
-    /// The contact's earliest click on the offer inside `window` (both ends inclusive).
-    async fn first_click(
+    /// The contact's clicks on the offer inside `window` (both ends inclusive), earliest
+    /// first, at most [`crate::revenue::models::MAX_MODEL_CLICKS`]: the first earns the
+    /// conversion, all of them share it in the model comparison. One key-range read.
+    async fn window_clicks(
         &self,
         instance_id: &InstanceId,
         contact_id: &ContactId,
         offer_id: &OfferId,
         window: &CreditWindow,
-    ) -> Result<Option<Click>, StoreError>;
+    ) -> Result<Vec<Click>, StoreError>;
 
     /// The contact's earliest send carrying the offer inside `window` (both ends inclusive),
     /// for view-through credit: read from the contact's sends in the window, which a view

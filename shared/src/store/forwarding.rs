@@ -136,13 +136,13 @@ forward!(RevenueStore {
     read fn load_send(&self, code: &str) -> Option<SendRecord>;
     write fn record_click(&self, click: &Click) -> ();
     read fn load_click(&self, click_id: &str) -> Option<Click>;
-    read fn first_click(
+    read fn window_clicks(
         &self,
         instance_id: &InstanceId,
         contact_id: &ContactId,
         offer_id: &OfferId,
         window: &CreditWindow,
-    ) -> Option<Click>;
+    ) -> Vec<Click>;
     read fn first_send(
         &self,
         instance_id: &InstanceId,

@@ -29,7 +29,8 @@
 
 use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
-use crate::revenue::report::{self, ReportBump};
+use crate::revenue::models::MAX_MODEL_CLICKS;
+use crate::revenue::report::{self, ModelRevenue, ReportBump};
 use crate::revenue::store::{
     ConversionWrite, MAX_JOURNEY_ITEMS, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite,
     click_position, click_position_range, contact_key, conversion_position, send_position,
@@ -77,6 +78,15 @@ pub(super) const CONTACT_KEY: &str = "contact_key";
 pub(super) const SENT_KEY: &str = "sent_key";
 pub(super) const CLICK_POSITION: &str = "click_position";
 pub(super) const CONVERTED_KEY: &str = "converted_key";
+
+/// The report row attributes of the other models' shares: last click, linear, time decay,
+/// position based.
+const MODEL_ATTRIBUTES: [&str; 4] = [
+    "last_click_revenue",
+    "linear_revenue",
+    "time_decay_revenue",
+    "position_based_revenue",
+];
 
 /// Items each report counter row is spread over.
 pub const REPORT_SHARDS: u8 = 8;
@@ -187,6 +197,12 @@ fn report_counter(dimension: Dimension, item: &Item) -> Result<ReportCounter, St
             revenue,
             view_through_conversions: count_attribute(item, "view_through_conversions")?,
             view_through_revenue: amount_attribute(item, "view_through_revenue")?,
+            models: ModelRevenue {
+                last_click: amount_attribute(item, MODEL_ATTRIBUTES[0])?,
+                linear: amount_attribute(item, MODEL_ATTRIBUTES[1])?,
+                time_decay: amount_attribute(item, MODEL_ATTRIBUTES[2])?,
+                position_based: amount_attribute(item, MODEL_ATTRIBUTES[3])?,
+            },
         },
     })
 }
@@ -257,6 +273,7 @@ impl DynamoRevenueStore {
         let shard = rand::random_range(0..REPORT_SHARDS);
         let view_through = bump.tally.view_through_conversions > 0
             || bump.tally.view_through_revenue != Amount::ZERO;
+        let models = !bump.tally.models.is_zero();
         let row = format!(
             "{}{}#{shard}#{}",
             bump.instance
@@ -275,7 +292,7 @@ impl DynamoRevenueStore {
             .key("row", string(&row))
             .update_expression(format!(
                 "SET #day = :day, #currency = :currency, #key = :key{} \
-                 ADD #sends :sends, #clicks :clicks, #conversions :conversions, #revenue :revenue{}",
+                 ADD #sends :sends, #clicks :clicks, #conversions :conversions, #revenue :revenue{}{}",
                 if bump.instance.is_some() {
                     ", #instance = :instance"
                 } else {
@@ -283,6 +300,11 @@ impl DynamoRevenueStore {
                 },
                 if view_through {
                     ", #vt_conversions :vt_conversions, #vt_revenue :vt_revenue"
+                } else {
+                    ""
+                },
+                if models {
+                    ", #m_last :m_last, #m_linear :m_linear, #m_decay :m_decay, #m_position :m_position"
                 } else {
                     ""
                 }
@@ -315,6 +337,21 @@ impl DynamoRevenueStore {
                     ":vt_revenue",
                     number(bump.tally.view_through_revenue.decimal()),
                 )
+        } else {
+            update
+        };
+        // Likewise the other models' shares, written by click-through credits only.
+        let update = if models {
+            let shares = &bump.tally.models;
+            update
+                .expression_attribute_names("#m_last", MODEL_ATTRIBUTES[0])
+                .expression_attribute_names("#m_linear", MODEL_ATTRIBUTES[1])
+                .expression_attribute_names("#m_decay", MODEL_ATTRIBUTES[2])
+                .expression_attribute_names("#m_position", MODEL_ATTRIBUTES[3])
+                .expression_attribute_values(":m_last", number(shares.last_click.decimal()))
+                .expression_attribute_values(":m_linear", number(shares.linear.decimal()))
+                .expression_attribute_values(":m_decay", number(shares.time_decay.decimal()))
+                .expression_attribute_values(":m_position", number(shares.position_based.decimal()))
         } else {
             update
         };
@@ -647,14 +684,15 @@ impl RevenueStore for DynamoRevenueStore {
         .await
     }
 
-    async fn first_click(
+    async fn window_clicks(
         &self,
         instance_id: &InstanceId,
         contact_id: &ContactId,
         offer_id: &OfferId,
         window: &CreditWindow,
-    ) -> Result<Option<Click>, StoreError> {
+    ) -> Result<Vec<Click>, StoreError> {
         let (low, high) = click_position_range(offer_id, window);
+        // One page: MAX_MODEL_CLICKS clicks of under 1 KB are far below a page's 1 MB.
         let output = self
             .client
             .query()
@@ -667,7 +705,7 @@ impl RevenueStore for DynamoRevenueStore {
             .expression_attribute_values(":low", string(&low))
             .expression_attribute_values(":high", string(&high))
             .scan_index_forward(true)
-            .limit(1)
+            .limit(MAX_MODEL_CLICKS as i32)
             .send()
             .await
             .map_err(unavailable)?;
@@ -675,9 +713,8 @@ impl RevenueStore for DynamoRevenueStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .next()
             .map(|item| record(item, &[CONTACT_KEY, CLICK_POSITION]))
-            .transpose()
+            .collect()
     }
 
     async fn first_send(

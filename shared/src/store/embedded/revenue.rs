@@ -4,6 +4,7 @@
 
 use crate::ids::{ContactId, InstanceId, OfferId};
 use crate::revenue::attribution::CreditWindow;
+use crate::revenue::models::MAX_MODEL_CLICKS;
 use crate::revenue::report::{self, ReportBump};
 use crate::revenue::store::{
     ConversionWrite, MAX_JOURNEY_ITEMS, MAX_WAITING_PER_CLICK, RevenueStore, SendWrite,
@@ -191,28 +192,30 @@ impl RevenueStore for EmbeddedStore {
         self.load(CLICKS, click_id)
     }
 
-    async fn first_click(
+    async fn window_clicks(
         &self,
         instance_id: &InstanceId,
         contact_id: &ContactId,
         offer_id: &OfferId,
         window: &CreditWindow,
-    ) -> Result<Option<Click>, StoreError> {
+    ) -> Result<Vec<Click>, StoreError> {
         let txn = self.db.begin_read().map_err(unavailable)?;
         let index = txn.open_table(CLICKS_BY_CONTACT).map_err(unavailable)?;
+        let clicks = txn.open_table(CLICKS).map_err(unavailable)?;
         let contact = contact_key(instance_id, contact_id);
         let (low, high) = click_position_range(offer_id, window);
-        let first = index
+        let mut found = Vec::new();
+        for entry in index
             .range((contact.as_str(), low.as_str())..=(contact.as_str(), high.as_str()))
             .map_err(unavailable)?
-            .next();
-        let Some(entry) = first else {
-            return Ok(None);
-        };
-        let (_, click_id) = entry.map_err(unavailable)?;
-        let clicks = txn.open_table(CLICKS).map_err(unavailable)?;
-        let found = clicks.get(click_id.value()).map_err(unavailable)?;
-        found.map(|bytes| decode(bytes.value())).transpose()
+            .take(MAX_MODEL_CLICKS)
+        {
+            let (_, click_id) = entry.map_err(unavailable)?;
+            if let Some(bytes) = clicks.get(click_id.value()).map_err(unavailable)? {
+                found.push(decode(bytes.value())?);
+            }
+        }
+        Ok(found)
     }
 
     async fn first_send(
