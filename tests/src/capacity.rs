@@ -1032,7 +1032,10 @@ impl Rig {
     /// own, started unmetered: answers its first page's SQS event.
     async fn backfill_page(&self, n: i64) -> SqsEvent {
         let instance = format!("30000000000000{n}");
-        ingest_many_contacts(&self.setup_stores, &instance, self.now - 36_000, 501).await;
+        // All on yesterday (UTC), 01:00 to 09:20: one counters item whatever the hour the check
+        // runs at (spread across midnight, a page writes two and its units move).
+        let yesterday = self.now - self.now.rem_euclid(86_400) - 86_400;
+        ingest_many_contacts(&self.setup_stores, &instance, yesterday + 3_600, 501).await;
         let rule = json!({"name": "Hi", "platform": "google", "match": {"kind": "contains", "pattern": "hi"}});
         self.admin(
             "rules",
