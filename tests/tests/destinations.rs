@@ -342,6 +342,18 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
+/// A sender over `stores` reaching `endpoints`, as the engine builds it.
+fn sender(stores: &Stores, endpoints: Endpoints) -> shared::outbound::sender::Sender {
+    shared::outbound::sender::Sender::new(
+        stores.outbound.clone(),
+        stores.vault.clone(),
+        stores.contacts.clone(),
+        Arc::new(shared::https::HttpClient::new(Duration::from_secs(10))),
+        endpoints,
+    )
+    .with_retry(fast_retry())
+}
+
 fn settings(endpoints: Endpoints) -> local_server::OutboundSettings {
     local_server::OutboundSettings {
         endpoints,
@@ -986,4 +998,269 @@ async fn an_order_reaches_meta_with_its_value_once(backend: Backend) {
         json!({"value": 30, "currency": "USD"})
     );
     assert_eq!(orders[0]["data"][0]["event_time"], at + 50);
+}
+
+mod triggers {
+    use super::*;
+
+    on_every_store!(
+        a_goal_the_businesss_events_complete_is_sent_once,
+        a_credited_conversion_is_sent_once_with_its_payout,
+        queue_faults_are_retried_by_the_caller_into_exactly_one_accepted_event,
+    );
+
+    async fn hook(app: &axum::Router, base: &str, events: Value) -> (String, String) {
+        let hook = create(
+            app,
+            WA,
+            json!({"type": "webhook", "url": format!("{base}/hook"), "events": events}),
+        )
+        .await;
+        (
+            hook["id"].as_str().unwrap().to_owned(),
+            hook["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn a_goal_the_businesss_events_complete_is_sent_once(backend: Backend) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let (fake, endpoints, base) = fake_platforms().await;
+        let engine = engine(&stores, endpoints).await;
+        let app = &engine.app;
+        let (status, goal) = call(
+            app,
+            admin_request(
+                "POST",
+                &format!("/instances/{WA}/goals"),
+                Some(json!({"name": "Paid", "conditions": [{"rules": [{"event": "paid"}]}]})),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{goal}");
+        let goal_id = goal["id"].as_str().unwrap();
+        let (id, _) = hook(app, &base, json!([format!("goal:{goal_id}")])).await;
+        assert_eq!(
+            call(
+                app,
+                signed_delivery(&ctwa("16505550006", "wamid.g1", now() - 60))
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        for _ in 0..2 {
+            let (status, body) = call(
+                app,
+                admin_request(
+                    "POST",
+                    &format!("/instances/{WA}/contacts/16505550006/events"),
+                    Some(json!({"event_id": "pay-1", "name": "paid"})),
+                ),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let done = settled(app, WA, &id, 1).await;
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0]["status"], "sent");
+        assert_eq!(done[0]["event"], format!("goal:{goal_id}"));
+        let sent = fake.seen("hook");
+        assert_eq!(sent.len(), 1);
+        let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+        assert_eq!(body["type"], "goal.achieved");
+        assert_eq!(body["data"]["goal_id"], goal_id);
+    }
+
+    async fn a_credited_conversion_is_sent_once_with_its_payout(backend: Backend) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let (fake, endpoints, base) = fake_platforms().await;
+        let engine = engine(&stores, endpoints).await;
+        let app = &engine.app;
+        let (id, _) = hook(app, &base, json!(["conversion"])).await;
+        let (status, body) = call(
+            app,
+            admin_request("POST", "/offers", Some(json!({"offer_id": "o1", "name": "Offer", "destination_url": "https://shop.example/o1?aff={click_id}"}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = call(
+            app,
+            admin_request("POST", "/sends", Some(json!({"instance_id": WA, "contact_id": "16505550007", "message_id": "msg-1", "campaign": "spring", "creative": "t1", "offer_id": "o1"}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let code = body["tracked_url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let visitor = std::net::SocketAddr::from(([203, 0, 113, 9], 50_000));
+        let request = http::Request::get(format!("/c/{code}"))
+            .extension(axum::extract::ConnectInfo(visitor))
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
+            )
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(app.clone(), request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let click = location.rsplit_once("aff=").unwrap().1.to_owned();
+        for _ in 0..2 {
+            let request = http::Request::get(format!(
+                "/postbacks/generic?token={POSTBACK_TOKEN}&click_id={click}&conversion_id=conv-1&payout=42.50&currency=EUR"
+            ))
+            .body(axum::body::Body::empty())
+            .unwrap();
+            let (status, body) = call(app, request).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let done = settled(app, WA, &id, 1).await;
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0]["status"], "sent");
+        assert_eq!(done[0]["event"], "conversion");
+        let sent = fake.seen("hook");
+        assert_eq!(sent.len(), 1);
+        let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+        assert_eq!(body["type"], "conversion.attributed");
+        assert_eq!(
+            (
+                body["data"]["value"].clone(),
+                body["data"]["currency"].clone()
+            ),
+            (json!(42.5), json!("EUR"))
+        );
+    }
+
+    /// The outbound queue, failing its first `failures` enqueues.
+    struct FlakyQueue {
+        inner: Arc<dyn shared::queue::JobQueue>,
+        failures: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl shared::queue::JobQueue for FlakyQueue {
+        async fn enqueue(
+            &self,
+            job: &shared::queue::QueueJob,
+        ) -> Result<(), shared::queue::QueueError> {
+            let left = self.failures.load(std::sync::atomic::Ordering::SeqCst);
+            if left > 0 {
+                self.failures
+                    .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+                return Err(shared::queue::QueueError(
+                    "injected outbound queue fault".into(),
+                ));
+            }
+            self.inner.enqueue(job).await
+        }
+    }
+
+    async fn queue_faults_are_retried_by_the_caller_into_exactly_one_accepted_event(
+        backend: Backend,
+    ) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let (fake, endpoints, _) = fake_platforms().await;
+        let engine = engine(&stores, endpoints.clone()).await;
+        let id = create(&engine.app, WA, meta_destination()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Meta's webhook with an outbound queue that fails twice, over the same stores.
+        let sender = sender(&stores, endpoints);
+        let flaky = Arc::new(FlakyQueue {
+            inner: shared::queue::InProcessQueue::start(Arc::new(sender)),
+            failures: 2.into(),
+        });
+        let state = webhook::WebhookState::new(
+            &secrets(),
+            stores.contacts.clone(),
+            Arc::new(RecordingQueue::default()),
+            stores.goals.clone(),
+        );
+        state.send_outcomes_to(Arc::new(shared::outbound::triggers::Dispatcher::with_ttl(
+            stores.outbound.clone(),
+            flaky,
+            Duration::ZERO,
+        )));
+        let webhook = shared::http::serve_json_errors(webhook::router(state));
+        let failures =
+            deliver_until_accepted(&webhook, &ctwa("16505550008", "wamid.q1", now() - 30)).await;
+        assert_eq!(failures, 2);
+        // Meta redelivers an accepted delivery too, now and then: still one event.
+        assert_eq!(
+            call(
+                &webhook,
+                signed_delivery(&ctwa("16505550008", "wamid.q1", now() - 30))
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        let done = settled(&engine.app, WA, &id, 1).await;
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0]["status"], "sent");
+        assert_eq!(fake.seen("meta").len(), 1);
+    }
+}
+
+/// A job that cannot be read fails alone: the rest of its batch is sent, and only it comes
+/// back (to reach the dead-letter queue after its receives).
+#[tokio::test]
+async fn a_poison_job_fails_alone_in_its_batch() {
+    let (stores, _guard) = fresh_stores(Backend::Embedded).await.unwrap();
+    let (fake, endpoints, base) = fake_platforms().await;
+    let engine = engine(&stores, endpoints.clone()).await;
+    let hook = create(
+        &engine.app,
+        WA,
+        json!({"type": "webhook", "url": format!("{base}/hook"), "events": ["lead"]}),
+    )
+    .await;
+    let job = shared::queue::QueueJob::Outbound(Box::new(shared::outbound::OutboundJob {
+        destination_id: shared::outbound::DestinationId::parse(hook["id"].as_str().unwrap())
+            .unwrap(),
+        trigger: shared::outbound::Trigger {
+            instance_id: shared::ids::InstanceId::parse(WA).unwrap(),
+            contact_id: shared::ids::ContactId::parse("16505550009").unwrap(),
+            event: shared::outbound::EngineEvent::Lead,
+            reference: None,
+            occurred_at: shared::time::Timestamp::now(),
+            value: None,
+            currency: None,
+        },
+    }));
+    let sender = sender(&stores, endpoints);
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    for (id, body) in [
+        (
+            "poison",
+            r#"{"type": "outbound", "destination_id": 16505550009}"#.to_owned(),
+        ),
+        ("good", serde_json::to_string(&job).unwrap()),
+    ] {
+        let mut record = aws_lambda_events::event::sqs::SqsMessage::default();
+        record.message_id = Some(id.to_owned());
+        record.body = Some(body);
+        event.records.push(record);
+    }
+    let answer = matcher::handle_sqs_event(&sender, event).await;
+    let failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["poison"]);
+    assert_eq!(fake.seen("hook").len(), 1);
 }

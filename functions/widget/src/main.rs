@@ -4,9 +4,7 @@
 
 use shared::config::LambdaStart;
 use shared::outbound::triggers::Dispatcher;
-use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::DynamoStore;
-use shared::store::dynamo::outbound::DynamoOutboundStore;
 use shared::store::dynamo::widget::DynamoWidgetStore;
 use std::sync::Arc;
 
@@ -17,9 +15,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let widgets = DynamoWidgetStore::from_env(&start.dynamo)?;
     contacts.warm_up().await;
     let state = widget::WidgetState::new(Arc::new(contacts), Arc::new(widgets));
-    state.send_outcomes_to(Arc::new(Dispatcher::new(
-        Arc::new(DynamoOutboundStore::from_env(&start.dynamo)?),
-        Arc::new(SqsQueue::outbound_from_env(&start.aws)?),
-    )));
+    state.send_outcomes_to(Arc::new(Dispatcher::from_env(&start)?));
     lambda_http::run(shared::http::serve_json_errors(widget::router(state))).await
 }

@@ -219,10 +219,9 @@ pub fn engine_with(
         stores.revenue.clone(),
         match_queue.clone(),
     ));
-    let postback = postback::router(postback::PostbackState::new(
-        secrets,
-        stores.revenue.clone(),
-    ));
+    let postback_state = postback::PostbackState::new(secrets, stores.revenue.clone());
+    postback_state.send_outcomes_to(dispatcher.clone());
+    let postback = postback::router(postback_state);
     let rules = rules::router(rules::RulesState::new(
         &secrets.admin_keys,
         stores.rules.clone(),
@@ -232,14 +231,16 @@ pub fn engine_with(
         stores.widgets.clone(),
         stores.goals.clone(),
     ));
-    let contacts = contacts::router(contacts::ContactsState::new(
+    let contacts_state = contacts::ContactsState::new(
         &secrets.admin_keys,
         stores.contacts.clone(),
         stores.erasure.clone(),
         stores.spend.clone(),
         stores.goals.clone(),
         stores.catalog.clone(),
-    ));
+    );
+    contacts_state.send_outcomes_to(dispatcher.clone());
+    let contacts = contacts::router(contacts_state);
     let revenue = revenue::router(revenue::RevenueState::new(
         secrets,
         public_base_url,

@@ -129,6 +129,17 @@ impl Dispatcher {
         )
     }
 
+    /// For Lambda: the destinations in `OUTBOUND_TABLE`, the jobs to `OUTBOUND_QUEUE_URL`.
+    #[cfg(feature = "aws")]
+    pub fn from_env(
+        start: &crate::config::LambdaStart,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(
+            Arc::new(crate::store::dynamo::outbound::DynamoOutboundStore::from_env(&start.dynamo)?),
+            Arc::new(crate::queue::sqs::SqsQueue::outbound_from_env(&start.aws)?),
+        ))
+    }
+
     /// The same with another trust period (0: read every time, for tests).
     pub fn with_ttl(
         store: Arc<dyn OutboundStore>,
