@@ -516,7 +516,7 @@ pub fn dashboard_app_with_queue(stores: &Stores, queue: Arc<dyn JobQueue>) -> Ro
 }
 
 fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
-    dashboard::router(dashboard::DashboardState::new(
+    let state = dashboard::DashboardState::new(
         keys,
         stores.rules.clone(),
         stores.contacts.clone(),
@@ -527,7 +527,9 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>)
         stores.spend.clone(),
         stores.goals.clone(),
         stores.catalog.clone(),
-    ))
+    );
+    state.show_deliveries_of(stores.outbound.clone());
+    dashboard::router(state)
 }
 
 /// Every route of every function over `stores`, with the in-process matcher: the local server.

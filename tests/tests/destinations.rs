@@ -1007,7 +1007,73 @@ mod triggers {
         a_goal_the_businesss_events_complete_is_sent_once,
         a_credited_conversion_is_sent_once_with_its_payout,
         queue_faults_are_retried_by_the_caller_into_exactly_one_accepted_event,
+        the_dashboard_panel_shows_the_last_deliveries_and_the_failure_rate,
     );
+
+    async fn the_dashboard_panel_shows_the_last_deliveries_and_the_failure_rate(backend: Backend) {
+        let Some((stores, _guard)) = fresh_stores(backend).await else {
+            return;
+        };
+        let (fake, endpoints, _) = fake_platforms().await;
+        fake.then(
+            400,
+            None,
+            json!({"error": {"message": "Invalid ctwa_clid", "code": 100}}),
+        );
+        let engine = engine(&stores, endpoints).await;
+        let app = &engine.app;
+        let id = create(app, WA, meta_destination()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (contact, message) in [("16505550010", "wamid.d1"), ("16505550011", "wamid.d2")] {
+            assert_eq!(
+                call(app, signed_delivery(&ctwa(contact, message, now() - 30)))
+                    .await
+                    .0,
+                StatusCode::OK
+            );
+            settled(app, WA, &id, usize::from(message == "wamid.d2") + 1).await;
+        }
+        let login = http::Request::post("/app/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(format!("key={ADMIN_KEY}")))
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(app.clone(), login)
+            .await
+            .unwrap();
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let page = http::Request::get(format!("/app/instances/{WA}/deliveries"))
+            .header("cookie", cookie)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (status, body) =
+            status_and_body(tower::ServiceExt::oneshot(app.clone(), page).await.unwrap()).await;
+        let body = body.as_str().unwrap().to_owned();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body.matches("data-status=\"failed\"").count(), 1, "{body}");
+        assert_eq!(body.matches("data-status=\"sent\"").count(), 1, "{body}");
+        assert!(body.contains("Invalid ctwa_clid"), "{body}");
+        assert!(
+            body.contains("<dd data-stat=\"failure_rate\">50.0 %</dd>"),
+            "{body}"
+        );
+        assert!(!body.contains(META_TOKEN));
+        // Without a session, the sign-in page.
+        let anonymous = http::Request::get(format!("/app/instances/{WA}/deliveries"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(app.clone(), anonymous)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
 
     async fn hook(app: &axum::Router, base: &str, events: Value) -> (String, String) {
         let hook = create(

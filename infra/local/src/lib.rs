@@ -252,7 +252,7 @@ pub fn engine_with(
         stores.spend_stores(),
         spend::MetaSync::from_env(secrets.meta_access_token.clone()),
     ));
-    let dashboard = dashboard::router(dashboard::DashboardState::new(
+    let dashboard_state = dashboard::DashboardState::new(
         &secrets.admin_keys,
         stores.rules.clone(),
         stores.contacts.clone(),
@@ -263,7 +263,9 @@ pub fn engine_with(
         stores.spend.clone(),
         stores.goals.clone(),
         stores.catalog.clone(),
-    ));
+    );
+    dashboard_state.show_deliveries_of(stores.outbound.clone());
+    let dashboard = dashboard::router(dashboard_state);
     LocalEngine {
         app: shared::http::serve_json_errors(
             webhook
