@@ -1330,3 +1330,113 @@ async fn a_poison_job_fails_alone_in_its_batch() {
     assert_eq!(failed, ["poison"]);
     assert_eq!(fake.seen("hook").len(), 1);
 }
+
+/// The outbound store of the sender, refusing its first claim and losing the answer of its
+/// second (the claim took effect, the sender saw an error).
+struct FaultyClaims {
+    inner: Arc<dyn shared::outbound::store::OutboundStore>,
+    claims: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl shared::outbound::store::OutboundStore for FaultyClaims {
+    async fn load_destinations(
+        &self,
+        instance_id: &shared::ids::InstanceId,
+    ) -> Result<shared::outbound::DestinationSet, shared::store::StoreError> {
+        self.inner.load_destinations(instance_id).await
+    }
+
+    async fn save_destinations(
+        &self,
+        instance_id: &shared::ids::InstanceId,
+        set: &shared::outbound::DestinationSet,
+        expected_version: u64,
+    ) -> Result<shared::store::CommitOutcome, shared::store::StoreError> {
+        self.inner
+            .save_destinations(instance_id, set, expected_version)
+            .await
+    }
+
+    async fn claim_delivery(
+        &self,
+        fresh: &shared::outbound::Delivery,
+        now: shared::time::Timestamp,
+    ) -> Result<shared::outbound::store::Claim, shared::store::StoreError> {
+        let fault = || shared::store::StoreError::Unavailable("injected claim fault".into());
+        match self
+            .claims
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        {
+            0 => Err(fault()),
+            1 => {
+                self.inner.claim_delivery(fresh, now).await?;
+                Err(fault())
+            }
+            _ => self.inner.claim_delivery(fresh, now).await,
+        }
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &shared::outbound::Delivery,
+    ) -> Result<(), shared::store::StoreError> {
+        self.inner.record_delivery(delivery).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        instance_id: &shared::ids::InstanceId,
+        destination_id: &shared::outbound::DestinationId,
+        status: Option<shared::outbound::DeliveryStatus>,
+        limit: usize,
+    ) -> Result<Vec<shared::outbound::Delivery>, shared::store::StoreError> {
+        self.inner
+            .list_deliveries(instance_id, destination_id, status, limit)
+            .await
+    }
+}
+
+/// Store faults around the claim, before anything was sent, end in exactly one accepted event:
+/// the queue redelivers, and the holder of a claim whose answer was lost takes it up again.
+#[tokio::test]
+async fn store_faults_of_the_claim_end_in_exactly_one_accepted_event() {
+    let (stores, _guard) = fresh_stores(Backend::Embedded).await.unwrap();
+    let (fake, endpoints, _) = fake_platforms().await;
+    let engine = engine(&stores, endpoints.clone()).await;
+    let id = create(&engine.app, WA, meta_destination()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let faulty = Stores {
+        outbound: Arc::new(FaultyClaims {
+            inner: stores.outbound.clone(),
+            claims: 0.into(),
+        }),
+        ..stores.clone()
+    };
+    let outbound = shared::queue::InProcessQueue::start(Arc::new(sender(&faulty, endpoints)));
+    let state = webhook::WebhookState::new(
+        &secrets(),
+        stores.contacts.clone(),
+        Arc::new(RecordingQueue::default()),
+        stores.goals.clone(),
+    );
+    state.send_outcomes_to(Arc::new(shared::outbound::triggers::Dispatcher::with_ttl(
+        stores.outbound.clone(),
+        outbound.clone(),
+        Duration::ZERO,
+    )));
+    let webhook = shared::http::serve_json_errors(webhook::router(state));
+    let delivery = ctwa("16505550012", "wamid.s1", now() - 30);
+    assert_eq!(
+        call(&webhook, signed_delivery(&delivery)).await.0,
+        StatusCode::OK
+    );
+    let done = settled(&engine.app, WA, &id, 1).await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["status"], "sent");
+    assert_eq!(done[0]["attempts"], 1);
+    assert_eq!(fake.seen("meta").len(), 1);
+    assert!(outbound.dead_letters().is_empty());
+}
