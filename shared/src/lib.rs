@@ -15,6 +15,8 @@ pub mod fields;
 pub mod funnels;
 pub mod goals;
 pub mod http;
+#[cfg(feature = "https")]
+pub mod https;
 pub mod ids;
 pub mod ingest;
 pub mod instances;
@@ -22,6 +24,7 @@ pub mod matching;
 pub mod meta;
 pub mod metrics;
 mod monotonic_ulid;
+pub mod outbound;
 pub mod queue;
 pub mod revenue;
 pub mod rules;

@@ -18,6 +18,7 @@ use shared::store::EmbeddedStore;
 use shared::store::StoreError;
 use shared::store::dynamo::catalog::{CatalogTables, DynamoCatalogStore};
 use shared::store::dynamo::erasure::DynamoErasureStore;
+use shared::store::dynamo::outbound::{DynamoOutboundStore, OutboundTables};
 use shared::store::dynamo::revenue::{DynamoRevenueStore, RevenueTables};
 use shared::store::dynamo::spend::{DynamoSpendStore, SpendTables};
 use shared::store::dynamo::widget::{DynamoWidgetStore, WidgetTables};
@@ -124,10 +125,14 @@ pub async fn fresh_stores(backend: Backend) -> Option<(Stores, StoreGuard)> {
                 .create_tables()
                 .await
                 .expect("create spend tables in DynamoDB Local");
-            DynamoCatalogStore::new(client, CatalogTables::prefixed(&prefix))
+            DynamoCatalogStore::new(client.clone(), CatalogTables::prefixed(&prefix))
                 .create_tables()
                 .await
                 .expect("create catalog tables in DynamoDB Local");
+            DynamoOutboundStore::new(client, OutboundTables::prefixed(&prefix))
+                .create_tables()
+                .await
+                .expect("create the outbound table in DynamoDB Local");
             Some((
                 stores,
                 StoreGuard {
@@ -173,6 +178,59 @@ pub fn dynamo_stores(client: &aws_sdk_dynamodb::Client, prefix: &str) -> Stores 
             client.clone(),
             CatalogTables::prefixed(prefix),
         )),
+        outbound: Arc::new(DynamoOutboundStore::new(
+            client.clone(),
+            OutboundTables::prefixed(prefix),
+        )),
+        vault: memory_vault(prefix),
+    }
+}
+
+/// The secret vault beside a DynamoDB run: Parameter Store is not in DynamoDB Local, so the
+/// tests' stand-in keeps the entries in memory, one vault per table prefix (shared by every
+/// "process" of the run). The Parameter Store vault has its own contract run on moto.
+pub fn memory_vault(prefix: &str) -> Arc<dyn shared::outbound::store::SecretVault> {
+    static VAULTS: std::sync::LazyLock<Mutex<std::collections::HashMap<String, Arc<MemoryVault>>>> =
+        std::sync::LazyLock::new(Default::default);
+    VAULTS
+        .lock()
+        .unwrap()
+        .entry(prefix.to_owned())
+        .or_default()
+        .clone()
+}
+
+/// Secret entries in memory.
+#[derive(Default)]
+pub struct MemoryVault(Mutex<std::collections::HashMap<String, Secret>>);
+
+#[async_trait::async_trait]
+impl shared::outbound::store::SecretVault for MemoryVault {
+    async fn put_secret(
+        &self,
+        reference: &shared::outbound::SecretRef,
+        value: &Secret,
+    ) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(reference.0.clone(), value.clone());
+        Ok(())
+    }
+
+    async fn get_secret(
+        &self,
+        reference: &shared::outbound::SecretRef,
+    ) -> Result<Option<Secret>, StoreError> {
+        Ok(self.0.lock().unwrap().get(&reference.0).cloned())
+    }
+
+    async fn delete_secret(
+        &self,
+        reference: &shared::outbound::SecretRef,
+    ) -> Result<(), StoreError> {
+        self.0.lock().unwrap().remove(&reference.0);
+        Ok(())
     }
 }
 
@@ -477,7 +535,7 @@ pub fn dashboard_app_with_queue(stores: &Stores, queue: Arc<dyn JobQueue>) -> Ro
 }
 
 fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>) -> Router {
-    dashboard::router(dashboard::DashboardState::new(
+    let state = dashboard::DashboardState::new(
         keys,
         stores.rules.clone(),
         stores.contacts.clone(),
@@ -488,7 +546,9 @@ fn dashboard_router(keys: &AdminKeys, stores: &Stores, queue: Arc<dyn JobQueue>)
         stores.spend.clone(),
         stores.goals.clone(),
         stores.catalog.clone(),
-    ))
+    );
+    state.show_deliveries_of(stores.outbound.clone());
+    dashboard::router(state)
 }
 
 /// Every route of every function over `stores`, with the in-process matcher: the local server.
@@ -595,6 +655,16 @@ pub fn function_routers_with(secrets: &Secrets, stores: &Stores) -> Vec<(&'stati
             )),
         ),
         ("spend", spend_router(&secrets.admin_keys, stores, None)),
+        (
+            "destinations",
+            destinations::router(destinations::DestinationsState::new(
+                &secrets.admin_keys,
+                stores.outbound.clone(),
+                stores.vault.clone(),
+                stores.goals.clone(),
+                shared::outbound::draft::DraftRules::default(),
+            )),
+        ),
     ]
     .into_iter()
     .map(|(name, router)| (name, shared::http::serve_json_errors(router)))

@@ -32,6 +32,13 @@ const PHONES: [&str; 7] = [
 ];
 const WRONG_ADMIN_KEY: &str = "guessed-admin-key-4242424242";
 const WRONG_POSTBACK_TOKEN: &str = "guessed-postback-token-5353535353";
+/// A destination's access token, given to the admin API and kept in the vault.
+const DESTINATION_TOKEN: &str = "meta-capi-token-7171717171";
+/// The webhook destinations' signing secrets the admin API answered.
+fn signing_secrets() -> &'static std::sync::Mutex<Vec<String>> {
+    static SECRETS: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+    SECRETS.get_or_init(Default::default)
+}
 
 /// The process-wide subscriber of this test binary: JSON and text, into one buffer.
 fn captured() -> &'static Captured {
@@ -86,6 +93,40 @@ async fn full_flow(stores: &Stores) {
     };
     let engine = engine_app(&faulty);
     let app = &engine.app;
+
+    // Destinations: a token and a signing secret that must never show, and a signed webhook
+    // to a receiver on loopback for every lead of the flow.
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    let hooks = Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(receiver, hooks).await.unwrap() });
+    ok(
+        app,
+        admin_request(
+            "POST",
+            &format!("/instances/{INSTANCE}/destinations"),
+            Some(
+                json!({"type": "meta_capi", "dataset_id": "555", "access_token": DESTINATION_TOKEN,
+                        "events": {"order": "OrderCreated"}}),
+            ),
+        ),
+        StatusCode::CREATED,
+    )
+    .await;
+    let hook = ok(
+        app,
+        admin_request(
+            "POST",
+            &format!("/instances/{INSTANCE}/destinations"),
+            Some(json!({"type": "webhook", "url": hook_url, "events": ["lead", "conversion"]})),
+        ),
+        StatusCode::CREATED,
+    )
+    .await;
+    signing_secrets()
+        .lock()
+        .unwrap()
+        .push(hook["secret"].as_str().unwrap().to_owned());
 
     // Rules first, so the matcher has one to apply.
     let rule = ok(
@@ -373,9 +414,15 @@ fn assert_no_leak(logs: &str) {
         ("the link secret", LINK_SECRET),
         ("a wrong admin key", WRONG_ADMIN_KEY),
         ("a wrong postback token", WRONG_POSTBACK_TOKEN),
+        ("a destination's access token", DESTINATION_TOKEN),
     ];
+    let signing = signing_secrets().lock().unwrap().clone();
+    assert!(!signing.is_empty());
+    let signing = signing
+        .iter()
+        .map(|secret| ("a webhook's signing secret", secret.as_str()));
     let mut leaks = Vec::new();
-    for (what, secret) in secrets {
+    for (what, secret) in secrets.into_iter().chain(signing) {
         for line in logs.lines().filter(|line| line.contains(secret)) {
             leaks.push(format!("{what}: {line}"));
         }
@@ -416,6 +463,7 @@ async fn logs_of_a_full_flow_hold_no_phone_number_and_no_secret() {
         "delivery refused",
         "request failed",
         "match job failed",
+        "destination created",
         "***1234",
     ] {
         assert!(

@@ -263,7 +263,7 @@ fn every_function_has_reserved_concurrency_and_the_account_keeps_some_unreserved
         assert!(default > 0, "{name:?} reserves nothing by default");
         reserved += default;
     }
-    assert_eq!(functions, 11);
+    assert_eq!(functions, 13);
     // Lambda keeps at least 100 of an account's (default 1,000) unreserved.
     assert!(reserved <= 900, "{reserved} reserved");
     let webhook = default_of(&template, "WebhookReservedConcurrency");
@@ -321,7 +321,10 @@ fn public_ingest_and_the_admin_api_never_share_a_function() {
             admin_functions += 1;
         }
     }
-    assert_eq!(admin_functions, 4, "rules, contacts, revenue and spend");
+    assert_eq!(
+        admin_functions, 5,
+        "rules, contacts, revenue, spend and destinations"
+    );
 }
 
 /// The SSM parameters a function's role may read (its `ssm:GetParameters` statement), by name.
@@ -409,7 +412,7 @@ fn each_function_may_read_exactly_the_secrets_its_binary_asks_for() {
         );
         functions += 1;
     }
-    assert_eq!(functions, 11);
+    assert_eq!(functions, 13);
     assert!(secrets_in_main("webhook").contains("META_APP_SECRET"));
 }
 

@@ -42,6 +42,8 @@ pub struct ContactsState {
     goals: Arc<dyn GoalStore>,
     /// Shows the catalog products contacts came through (one lookup a page).
     catalog: Arc<dyn CatalogStore>,
+    /// Where goals the business's events complete are sent back.
+    outbound: std::sync::OnceLock<Arc<shared::outbound::triggers::Dispatcher>>,
 }
 
 impl ContactsState {
@@ -62,7 +64,13 @@ impl ContactsState {
             spend,
             goals,
             catalog,
+            outbound: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends the goals recorded events complete to the destinations through `dispatcher`.
+    pub fn send_outcomes_to(&self, dispatcher: Arc<shared::outbound::triggers::Dispatcher>) {
+        let _ = self.outbound.set(dispatcher);
     }
 }
 
@@ -120,6 +128,17 @@ async fn record_events(
         &events,
     )
     .await?;
+    // After the commit; a failure answers 5xx and the business's retry (duplicates) fires again.
+    if let Some(outbound) = state.outbound.get() {
+        if let Some(contact) = state
+            .contacts
+            .load_contact(&instance_id, &contact_id)
+            .await?
+        {
+            let triggers = shared::outbound::triggers::after_events(&contact, &events);
+            outbound.fire(&triggers).await?;
+        }
+    }
     let created = results
         .iter()
         .filter(|result| result.status == shared::events::Recorded::Created)

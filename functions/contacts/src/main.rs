@@ -27,5 +27,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         contacts,
         Arc::new(DynamoCatalogStore::from_env(&start.dynamo)?),
     );
+    state.send_outcomes_to(Arc::new(shared::outbound::triggers::Dispatcher::from_env(
+        &start,
+    )?));
     lambda_http::run(shared::http::serve_json_errors(contacts::router(state))).await
 }

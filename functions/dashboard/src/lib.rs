@@ -7,6 +7,7 @@ mod analytics;
 mod assets;
 mod backfill;
 mod contacts;
+mod deliveries;
 mod instances;
 mod pages;
 mod revenue;
@@ -73,6 +74,8 @@ pub struct DashboardState {
     goals: Arc<dyn GoalStore>,
     /// Catalog products: the contact panel's product.
     catalog: Arc<dyn shared::catalog::store::CatalogStore>,
+    /// Destinations and deliveries: the outbound panel.
+    outbound: std::sync::OnceLock<Arc<dyn shared::outbound::store::OutboundStore>>,
 }
 
 impl DashboardState {
@@ -102,7 +105,13 @@ impl DashboardState {
             spend,
             goals,
             catalog,
+            outbound: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Shows the outbound panel over `store`. Set once; later calls are ignored.
+    pub fn show_deliveries_of(&self, store: Arc<dyn shared::outbound::store::OutboundStore>) {
+        let _ = self.outbound.set(store);
     }
 }
 
@@ -120,6 +129,10 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/app/instances/{instance_id}/analytics",
             get(analytics::analytics),
+        )
+        .route(
+            "/app/instances/{instance_id}/deliveries",
+            get(deliveries::deliveries),
         )
         .route("/app/revenue", get(revenue::revenue))
         .route("/app/ads", get(ads::ads))

@@ -32,5 +32,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         store,
         Arc::new(shared::store::dynamo::catalog::DynamoCatalogStore::from_env(&start.dynamo)?),
     );
+    state.show_deliveries_of(Arc::new(
+        shared::store::dynamo::outbound::DynamoOutboundStore::from_env(&start.dynamo)?,
+    ));
     lambda_http::run(shared::http::serve_json_errors(dashboard::router(state))).await
 }

@@ -1,16 +1,15 @@
 //! The matcher function (SQS matching and backfill): an SQS batch in, through the queue worker,
-//! partial batch failures out.
+//! partial batch failures out. The same batch handling serves the outbound sender's queue.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use shared::matching::QueueWorker;
-use shared::queue::MAX_RECEIVES;
+use shared::queue::{JobRunner, MAX_RECEIVES};
 use shared::time::Timestamp;
 use std::collections::HashSet;
 
 /// Runs each record through the queue worker; only the records that failed are reported, so SQS
 /// redelivers those alone (`ReportBatchItemFailures`) and, after `maxReceiveCount`, moves them to
 /// the dead-letter queue — counted then as the `DlqSends` metric.
-pub async fn handle_sqs_event(worker: &QueueWorker, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle_sqs_event(worker: &dyn JobRunner, event: SqsEvent) -> SqsBatchResponse {
     let mut last_tries = HashSet::new();
     let messages: Vec<(String, String)> = event
         .records
@@ -32,7 +31,7 @@ pub async fn handle_sqs_event(worker: &QueueWorker, event: SqsEvent) -> SqsBatch
     for message_id in failed.iter().filter(|id| last_tries.contains(*id)) {
         tracing::error!(
             message_id,
-            "match job failed its last try: it goes to the dead-letter queue"
+            "queue job failed its last try: it goes to the dead-letter queue"
         );
         shared::metrics::count("DlqSends", &[], 1);
     }

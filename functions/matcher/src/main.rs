@@ -28,7 +28,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
         async move {
-            Ok::<SqsBatchResponse, Error>(matcher::handle_sqs_event(&worker, event.payload).await)
+            Ok::<SqsBatchResponse, Error>(
+                matcher::handle_sqs_event(worker.as_ref(), event.payload).await,
+            )
         }
     }))
     .await

@@ -19,6 +19,8 @@ use std::sync::Arc;
 pub struct PostbackState {
     postback_token: Secret,
     store: Arc<dyn RevenueStore>,
+    /// Where credited conversions are sent back.
+    outbound: std::sync::OnceLock<Arc<shared::outbound::triggers::Dispatcher>>,
 }
 
 impl PostbackState {
@@ -26,7 +28,13 @@ impl PostbackState {
         Arc::new(Self {
             postback_token: secrets.postback_token.clone(),
             store,
+            outbound: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends credited conversions to the destinations through `dispatcher`.
+    pub fn send_outcomes_to(&self, dispatcher: Arc<shared::outbound::triggers::Dispatcher>) {
+        let _ = self.outbound.set(dispatcher);
     }
 }
 
@@ -82,6 +90,11 @@ async fn receive_postback(
     let postback = Postback::parse(network, &params, now)?;
     let recorded = conversions::record_postback(&*state.store, &postback, now).await?;
     let status = recorded.status();
+    // A duplicate fires again too: the network's retry after a failed enqueue lands here.
+    if let Some(outbound) = state.outbound.get() {
+        let conversion = shared::outbound::triggers::after_conversion(recorded.conversion());
+        outbound.fire(conversion.as_slice()).await?;
+    }
     match recorded {
         conversions::Recorded::New(_) => {
             tracing::info!(network = network.as_str(), status, "conversion recorded");

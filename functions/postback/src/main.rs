@@ -13,5 +13,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         .secrets_while(&[SecretName::PostbackToken], store.warm_up())
         .await?;
     let state = postback::PostbackState::new(&secrets, Arc::new(store));
+    state.send_outcomes_to(Arc::new(shared::outbound::triggers::Dispatcher::from_env(
+        &start,
+    )?));
     lambda_http::run(shared::http::serve_json_errors(postback::router(state))).await
 }

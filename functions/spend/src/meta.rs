@@ -6,10 +6,7 @@
 
 use bytes::Bytes;
 use chrono::NaiveDate;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use shared::https::{HttpClient, HttpError};
 use shared::secret::Secret;
 use shared::spend::insights::{self, InsightsError, MAX_PULL_ROWS, SyncError};
 use shared::spend::store::SpendStore;
@@ -52,67 +49,16 @@ impl Retry {
     }
 }
 
-#[derive(Clone)]
-enum Http {
-    Plain(Client<HttpConnector, Empty<Bytes>>),
-    #[cfg(feature = "tls")]
-    Tls(Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>),
-}
-
-impl Http {
-    fn new() -> Self {
-        #[cfg(feature = "tls")]
-        {
-            // The system's roots, or only those of `SSL_CERT_FILE` / `SSL_CERT_DIR` when set
-            // (rustls-native-certs): how a test or a proxy's CA is trusted.
-            match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-                Ok(builder) => {
-                    let connector = builder.https_or_http().enable_http1().build();
-                    return Self::Tls(Client::builder(TokioExecutor::new()).build(connector));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "no TLS roots: https Graph URLs are unreachable")
-                }
-            }
-        }
-        Self::Plain(Client::builder(TokioExecutor::new()).build_http())
-    }
-
-    /// The status and body of `GET url`. The URL holds the token: it is never logged, and
-    /// errors are described without it.
-    async fn get(&self, url: &str) -> Result<(u16, Bytes), SyncError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| SyncError::Unreachable("the Graph URL does not parse".to_owned()))?;
-        let answer = async {
-            let response = match self {
-                Self::Plain(client) => client.get(uri).await,
-                #[cfg(feature = "tls")]
-                Self::Tls(client) => client.get(uri).await,
-            }
-            .map_err(|error| SyncError::Unreachable(describe(&error)))?;
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|error| SyncError::Unreachable(format!("reading the answer: {error}")))?
-                .to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(ANSWER_TIMEOUT, answer)
-            .await
-            .map_err(|_| SyncError::Unreachable("no answer in 30 s".to_owned()))?
-    }
-}
-
-/// A client error without the request's URL (it carries the token).
-fn describe(error: &hyper_util::client::legacy::Error) -> String {
-    if error.is_connect() {
-        "could not connect".to_owned()
-    } else {
-        "the request failed".to_owned()
-    }
+/// The status and body of `GET url`. The URL holds the token: it is never logged, and errors
+/// are described without it.
+async fn get(http: &HttpClient, url: &str) -> Result<(u16, Bytes), SyncError> {
+    http.get(url)
+        .await
+        .map(|answer| (answer.status, answer.body))
+        .map_err(|error| match error {
+            HttpError::Timeout(_) => SyncError::Unreachable("no answer in 30 s".to_owned()),
+            HttpError::Unreachable(reason) => SyncError::Unreachable(reason),
+        })
 }
 
 /// Whether `next` is on the Graph URL's scheme, host and port.
@@ -130,7 +76,7 @@ pub struct MetaSync {
     ad_account_id: String,
     token: Secret,
     retry: Retry,
-    http: Http,
+    http: HttpClient,
 }
 
 /// What a pull did.
@@ -157,7 +103,7 @@ impl MetaSync {
             ad_account_id: ad_account_id.to_owned(),
             token,
             retry: Retry::default(),
-            http: Http::new(),
+            http: HttpClient::new(ANSWER_TIMEOUT),
         }
     }
 
@@ -180,7 +126,7 @@ impl MetaSync {
     async fn page(&self, url: &str) -> Result<insights::Page, SyncError> {
         let mut attempt = 1;
         loop {
-            let (status, body) = self.http.get(url).await?;
+            let (status, body) = get(&self.http, url).await?;
             match insights::parse_page(status, &body) {
                 Err(InsightsError::RateLimited { code, .. }) if attempt < self.retry.attempts => {
                     tracing::warn!(code, attempt, "Meta Insights rate limit; pausing");

@@ -17,6 +17,7 @@ use shared::goals::store::GoalStore;
 use shared::http::{ApiError, Body, Query, body_limit};
 use shared::ingest::{IngestOutcome, Ingestor};
 use shared::meta;
+use shared::outbound::triggers::{self, Dispatcher};
 use shared::queue::{JobQueue, QueueJob};
 use shared::secret::Secret;
 use shared::time::Timestamp;
@@ -29,6 +30,8 @@ pub struct WebhookState {
     match_queue: Arc<dyn JobQueue>,
     /// The recipients whose statuses this container knows to change nothing.
     known: shared::sources::Known,
+    /// Where a lead, an order or a goal reached is sent back to the instance's destinations.
+    outbound: std::sync::OnceLock<Arc<Dispatcher>>,
 }
 
 impl WebhookState {
@@ -46,7 +49,14 @@ impl WebhookState {
             ingestor: Ingestor::new(store).with_goals(Arc::new(GoalsCache::new(goals))),
             match_queue,
             known: Default::default(),
+            outbound: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends the triggers each event stands for to the instance's destinations through
+    /// `dispatcher`. Set once; later calls are ignored.
+    pub fn send_outcomes_to(&self, dispatcher: Arc<Dispatcher>) {
+        let _ = self.outbound.set(dispatcher);
     }
 }
 
@@ -140,6 +150,13 @@ async fn receive_delivery(
         // queues it (a duplicate still asks for its job).
         if let Some(job) = outcome.match_job(event) {
             state.match_queue.enqueue(&QueueJob::Match(job)).await?;
+        }
+        // The same for the outbound jobs: derived from the stored contact, so a retry (a
+        // duplicate) queues them again, and their delivery records send each once.
+        if let (Some(outbound), Some(contact)) = (state.outbound.get(), outcome.contact()) {
+            outbound
+                .fire(&triggers::after_inbound(event, contact))
+                .await?;
         }
         match outcome {
             IngestOutcome::Applied { contact, created } => {

@@ -30,6 +30,8 @@ pub const SNIPPET: &str = include_str!("../assets/widget.js");
 pub struct WidgetState {
     ingestor: Ingestor,
     widgets: Arc<dyn WidgetStore>,
+    /// Where a web contact's lead (with its click ids) is sent back to the destinations.
+    outbound: std::sync::OnceLock<Arc<shared::outbound::triggers::Dispatcher>>,
 }
 
 impl WidgetState {
@@ -37,7 +39,14 @@ impl WidgetState {
         Arc::new(Self {
             ingestor: Ingestor::new(contacts),
             widgets,
+            outbound: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends each visit's triggers to the instance's destinations through `dispatcher`. Set
+    /// once; later calls are ignored.
+    pub fn send_outcomes_to(&self, dispatcher: Arc<shared::outbound::triggers::Dispatcher>) {
+        let _ = self.outbound.set(dispatcher);
     }
 }
 
@@ -313,6 +322,12 @@ async fn record_event(state: &WidgetState, call: WidgetCall) -> Result<Value, Ap
         identity: Default::default(),
     };
     let outcome = state.ingestor.ingest(&event, now).await?;
+    // After the commit, as the webhook does: a failure answers 5xx and the snippet's retry
+    // (same event id: a duplicate) queues again.
+    if let (Some(outbound), Some(contact)) = (state.outbound.get(), outcome.contact()) {
+        let triggers = shared::outbound::triggers::after_inbound(&event, contact);
+        outbound.fire(&triggers).await?;
+    }
     tracing::info!(
         instance_id = %call.instance_id,
         contact = %call.contact_id,

@@ -3,6 +3,7 @@
 //! origin, which the widget store holds.
 
 use shared::config::LambdaStart;
+use shared::outbound::triggers::Dispatcher;
 use shared::store::dynamo::DynamoStore;
 use shared::store::dynamo::widget::DynamoWidgetStore;
 use std::sync::Arc;
@@ -14,5 +15,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let widgets = DynamoWidgetStore::from_env(&start.dynamo)?;
     contacts.warm_up().await;
     let state = widget::WidgetState::new(Arc::new(contacts), Arc::new(widgets));
+    state.send_outcomes_to(Arc::new(Dispatcher::from_env(&start)?));
     lambda_http::run(shared::http::serve_json_errors(widget::router(state))).await
 }

@@ -12,6 +12,11 @@ use shared::goals::store::GoalStore;
 use shared::instances::InstanceStore;
 use shared::matching::QueueWorker;
 use shared::matching::backfill::JobStore;
+use shared::outbound::draft::DraftRules;
+use shared::outbound::payload::Endpoints;
+use shared::outbound::sender::{RetryPolicy, Sender};
+use shared::outbound::store::{OutboundStore, SecretVault};
+use shared::outbound::triggers::Dispatcher;
 use shared::queue::InProcessQueue;
 use shared::revenue::store::RevenueStore;
 use shared::rules::store::RuleStore;
@@ -34,6 +39,8 @@ pub struct Stores {
     pub spend: Arc<dyn SpendStore>,
     pub goals: Arc<dyn GoalStore>,
     pub catalog: Arc<dyn CatalogStore>,
+    pub outbound: Arc<dyn OutboundStore>,
+    pub vault: Arc<dyn SecretVault>,
 }
 
 impl Stores {
@@ -47,7 +54,9 @@ impl Stores {
             + InstanceStore
             + SpendStore
             + GoalStore
-            + CatalogStore,
+            + CatalogStore
+            + OutboundStore
+            + SecretVault,
     >(
         store: S,
     ) -> Self {
@@ -62,7 +71,9 @@ impl Stores {
             instances: store.clone(),
             spend: store.clone(),
             goals: store.clone(),
-            catalog: store,
+            catalog: store.clone(),
+            outbound: store.clone(),
+            vault: store,
         }
     }
 }
@@ -94,6 +105,37 @@ pub struct LocalEngine {
     pub app: Router,
     /// The in-process match queue, for inspecting dead letters.
     pub match_queue: Arc<InProcessQueue>,
+    /// The in-process outbound queue (the sender's), for inspecting dead letters.
+    pub outbound_queue: Arc<InProcessQueue>,
+}
+
+/// How the local engine sends outcomes back.
+#[derive(Clone)]
+pub struct OutboundSettings {
+    /// The platforms' URLs.
+    pub endpoints: Endpoints,
+    /// The sender's retries.
+    pub retry: RetryPolicy,
+    /// Whether webhook destinations may be `http://`.
+    pub allow_http: bool,
+    /// How long triggers trust the destinations they read.
+    pub cache: std::time::Duration,
+}
+
+impl OutboundSettings {
+    /// From the environment: the real hosts unless `META_GRAPH_URL`, `GOOGLE_DATA_MANAGER_URL`,
+    /// `GOOGLE_OAUTH_URL`, `TIKTOK_EVENTS_URL` say otherwise; `http://` webhooks allowed
+    /// unless `ALLOW_HTTP_DESTINATIONS=0`.
+    pub fn from_env() -> Self {
+        Self {
+            endpoints: Endpoints::from_env(),
+            retry: RetryPolicy::from_env().unwrap_or_default(),
+            allow_http: shared::config::optional("ALLOW_HTTP_DESTINATIONS").as_deref() != Some("0"),
+            cache: std::time::Duration::from_secs(
+                shared::outbound::triggers::DESTINATIONS_CACHE_SECONDS,
+            ),
+        }
+    }
 }
 
 /// Builds the app; must run inside a Tokio runtime (it starts the matcher task). Tracked links
@@ -109,6 +151,39 @@ pub fn engine_with_matcher(
     public_base_url: &str,
     adjust: impl FnOnce(QueueWorker) -> QueueWorker,
 ) -> LocalEngine {
+    engine_with(
+        secrets,
+        stores,
+        public_base_url,
+        adjust,
+        OutboundSettings::from_env(),
+    )
+}
+
+/// The same, with the outbound side's settings (tests point it at fakes on loopback).
+pub fn engine_with(
+    secrets: &Secrets,
+    stores: &Stores,
+    public_base_url: &str,
+    adjust: impl FnOnce(QueueWorker) -> QueueWorker,
+    outbound: OutboundSettings,
+) -> LocalEngine {
+    let sender = Sender::new(
+        stores.outbound.clone(),
+        stores.vault.clone(),
+        stores.contacts.clone(),
+        Arc::new(shared::https::HttpClient::new(
+            std::time::Duration::from_secs(10),
+        )),
+        outbound.endpoints.clone(),
+    )
+    .with_retry(outbound.retry);
+    let outbound_queue = InProcessQueue::start(Arc::new(sender));
+    let dispatcher = Arc::new(Dispatcher::with_ttl(
+        stores.outbound.clone(),
+        outbound_queue.clone(),
+        outbound.cache,
+    ));
     let matcher = adjust(
         QueueWorker::new(
             stores.contacts.clone(),
@@ -119,25 +194,34 @@ pub fn engine_with_matcher(
         .with_revenue(stores.revenue.clone()),
     );
     let match_queue = InProcessQueue::start(Arc::new(matcher));
-    let webhook = webhook::router(webhook::WebhookState::new(
+    let webhook_state = webhook::WebhookState::new(
         secrets,
         stores.contacts.clone(),
         match_queue.clone(),
         stores.goals.clone(),
+    );
+    webhook_state.send_outcomes_to(dispatcher.clone());
+    let webhook = webhook::router(webhook_state);
+    let destinations = destinations::router(destinations::DestinationsState::new(
+        &secrets.admin_keys,
+        stores.outbound.clone(),
+        stores.vault.clone(),
+        stores.goals.clone(),
+        DraftRules {
+            allow_http: outbound.allow_http,
+        },
     ));
-    let widget = widget::router(widget::WidgetState::new(
-        stores.contacts.clone(),
-        stores.widgets.clone(),
-    ));
+    let widget_state = widget::WidgetState::new(stores.contacts.clone(), stores.widgets.clone());
+    widget_state.send_outcomes_to(dispatcher.clone());
+    let widget = widget::router(widget_state);
     let clicks = clicks::router(clicks::ClicksState::new(
         secrets,
         stores.revenue.clone(),
         match_queue.clone(),
     ));
-    let postback = postback::router(postback::PostbackState::new(
-        secrets,
-        stores.revenue.clone(),
-    ));
+    let postback_state = postback::PostbackState::new(secrets, stores.revenue.clone());
+    postback_state.send_outcomes_to(dispatcher.clone());
+    let postback = postback::router(postback_state);
     let rules = rules::router(rules::RulesState::new(
         &secrets.admin_keys,
         stores.rules.clone(),
@@ -147,14 +231,16 @@ pub fn engine_with_matcher(
         stores.widgets.clone(),
         stores.goals.clone(),
     ));
-    let contacts = contacts::router(contacts::ContactsState::new(
+    let contacts_state = contacts::ContactsState::new(
         &secrets.admin_keys,
         stores.contacts.clone(),
         stores.erasure.clone(),
         stores.spend.clone(),
         stores.goals.clone(),
         stores.catalog.clone(),
-    ));
+    );
+    contacts_state.send_outcomes_to(dispatcher.clone());
+    let contacts = contacts::router(contacts_state);
     let revenue = revenue::router(revenue::RevenueState::new(
         secrets,
         public_base_url,
@@ -166,7 +252,7 @@ pub fn engine_with_matcher(
         stores.spend_stores(),
         spend::MetaSync::from_env(secrets.meta_access_token.clone()),
     ));
-    let dashboard = dashboard::router(dashboard::DashboardState::new(
+    let dashboard_state = dashboard::DashboardState::new(
         &secrets.admin_keys,
         stores.rules.clone(),
         stores.contacts.clone(),
@@ -177,7 +263,9 @@ pub fn engine_with_matcher(
         stores.spend.clone(),
         stores.goals.clone(),
         stores.catalog.clone(),
-    ));
+    );
+    dashboard_state.show_deliveries_of(stores.outbound.clone());
+    let dashboard = dashboard::router(dashboard_state);
     LocalEngine {
         app: shared::http::serve_json_errors(
             webhook
@@ -189,8 +277,10 @@ pub fn engine_with_matcher(
                 .merge(revenue)
                 .merge(spend)
                 .merge(dashboard)
+                .merge(destinations)
                 .merge(widget_demo()),
         ),
         match_queue,
+        outbound_queue,
     }
 }

@@ -116,6 +116,8 @@ pub enum Missing {
     Goal,
     /// No funnel of this instance has the id (or the id is not a funnel id at all).
     Funnel,
+    /// No destination of this instance has the id (or the id is not a destination id at all).
+    Destination,
 }
 
 impl Missing {
@@ -134,6 +136,7 @@ impl Missing {
             Self::Conversion => "conversion_not_found",
             Self::Goal => "goal_not_found",
             Self::Funnel => "funnel_not_found",
+            Self::Destination => "destination_not_found",
         }
     }
 
@@ -152,6 +155,7 @@ impl Missing {
             Self::Conversion => "no conversion of this network has this id",
             Self::Goal => "no such goal on this instance",
             Self::Funnel => "no such funnel on this instance",
+            Self::Destination => "no such destination on this instance",
         }
     }
 }
@@ -230,6 +234,28 @@ impl IntoResponse for ApiError {
 impl From<Missing> for ApiError {
     fn from(missing: Missing) -> Self {
         Self::NotFound(missing)
+    }
+}
+
+impl From<crate::outbound::admin::DestinationError> for ApiError {
+    fn from(error: crate::outbound::admin::DestinationError) -> Self {
+        use crate::outbound::admin::DestinationError;
+        match error {
+            DestinationError::Invalid(field) => field.into(),
+            DestinationError::Unknown => Missing::Destination.into(),
+            DestinationError::Store(store) => store.into(),
+            DestinationError::Contention => Self::Unavailable(error.to_string()),
+        }
+    }
+}
+
+impl From<crate::outbound::triggers::FireError> for ApiError {
+    fn from(error: crate::outbound::triggers::FireError) -> Self {
+        use crate::outbound::triggers::FireError;
+        match error {
+            FireError::Store(store) => store.into(),
+            FireError::Queue(queue) => queue.into(),
+        }
     }
 }
 

@@ -111,6 +111,13 @@ impl PathSegment for crate::funnels::FunnelId {
     }
 }
 
+/// A destination id that does not parse names no destination.
+impl PathSegment for crate::outbound::DestinationId {
+    fn from_segment(segment: &str) -> Result<Self, ApiError> {
+        Self::parse(segment).map_err(|_| Missing::Destination.into())
+    }
+}
+
 /// An offer id that does not parse names no offer.
 impl PathSegment for OfferId {
     fn from_segment(segment: &str) -> Result<Self, ApiError> {

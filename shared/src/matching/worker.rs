@@ -155,6 +155,8 @@ impl QueueWorker {
                     .map_err(|e| e.to_string()),
                 Ok(QueueJob::BackfillPage(page)) => self.handle_backfill_page(&page, now).await,
                 Ok(QueueJob::RecordClick(click)) => self.record_click(&click).await,
+                // Its own queue and worker send these; here it can only be a misrouted one.
+                Ok(QueueJob::Outbound(_)) => Err("an outbound job on the match queue".to_owned()),
                 // Not serde's message: it quotes the offending value, which can be a phone
                 // number (a contact id sent as a JSON number, say).
                 Err(error) => Err(format!(

@@ -41,6 +41,8 @@ pub enum QueueJob {
     /// A click the redirect could not record: complete (id and time fixed at the redirect), so
     /// recording it again on a redelivery changes nothing.
     RecordClick(Box<Click>),
+    /// Tell one destination of one trigger (the outbound queue's only job).
+    Outbound(Box<crate::outbound::OutboundJob>),
 }
 
 /// The queue did not accept the job; the caller retries or fails the request.

@@ -23,6 +23,14 @@ impl SqsQueue {
         let queue_url = crate::config::required("MATCH_QUEUE_URL")?;
         Ok(Self::new(Client::new(config), queue_url))
     }
+
+    /// The outbound queue (jobs for the sender), its URL from `OUTBOUND_QUEUE_URL`.
+    pub fn outbound_from_env(
+        config: &aws_config::SdkConfig,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let queue_url = crate::config::required("OUTBOUND_QUEUE_URL")?;
+        Ok(Self::new(Client::new(config), queue_url))
+    }
 }
 
 #[async_trait]

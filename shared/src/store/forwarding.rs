@@ -18,15 +18,19 @@ use crate::goals::store::GoalStore;
 use crate::ids::{ContactId, InstanceId, JobId, OfferId};
 use crate::instances::InstanceStore;
 use crate::matching::backfill::{BackfillJob, JobStore};
+use crate::outbound::store::{Claim, OutboundStore, SecretVault};
+use crate::outbound::{Delivery, DeliveryStatus, DestinationId, DestinationSet, SecretRef};
 use crate::revenue::attribution::CreditWindow;
 use crate::revenue::store::{ConversionWrite, RevenueStore, SendWrite};
 use crate::revenue::{Click, Conversion, Dimension, Journey, Offer, ReportCounter, SendRecord};
 use crate::rules::store::{RuleStore, RuleWrite};
 use crate::rules::{Rule, RuleId};
+use crate::secret::Secret;
 use crate::spend::store::SpendStore;
 use crate::spend::{AdNames, SpendRow, Upserted};
 use crate::store::faults::FaultInjectingStore;
 use crate::store::{CommitOutcome, DedupeClaim, StoreError};
+use crate::time::Timestamp;
 use crate::web::store::WidgetStore;
 use crate::web::{RefCode, WidgetConfig};
 use async_trait::async_trait;
@@ -193,4 +197,29 @@ forward!(GoalStore {
 forward!(CatalogStore {
     write fn upsert_products(&self, products: &[Product]) -> Upserted;
     read fn products(&self, keys: &[(String, String)]) -> Vec<Product>;
+});
+
+forward!(OutboundStore {
+    read fn load_destinations(&self, instance_id: &InstanceId) -> DestinationSet;
+    write fn save_destinations(
+        &self,
+        instance_id: &InstanceId,
+        set: &DestinationSet,
+        expected_version: u64,
+    ) -> CommitOutcome;
+    write fn claim_delivery(&self, fresh: &Delivery, now: Timestamp) -> Claim;
+    write fn record_delivery(&self, delivery: &Delivery) -> ();
+    read fn list_deliveries(
+        &self,
+        instance_id: &InstanceId,
+        destination_id: &DestinationId,
+        status: Option<DeliveryStatus>,
+        limit: usize,
+    ) -> Vec<Delivery>;
+});
+
+forward!(SecretVault {
+    write fn put_secret(&self, reference: &SecretRef, value: &Secret) -> ();
+    read fn get_secret(&self, reference: &SecretRef) -> Option<Secret>;
+    write fn delete_secret(&self, reference: &SecretRef) -> ();
 });

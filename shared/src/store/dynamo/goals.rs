@@ -6,7 +6,7 @@ use crate::goals::GoalSet;
 use crate::goals::store::GoalStore;
 use crate::ids::InstanceId;
 use crate::store::dynamo::DynamoStore;
-use crate::store::dynamo::toolkit::{conditional_put, get_item, key, number, string};
+use crate::store::dynamo::toolkit::{get_item, key, put_versioned, string};
 use crate::store::{CommitOutcome, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -38,23 +38,16 @@ impl GoalStore for DynamoStore {
         expected_version: u64,
     ) -> Result<CommitOutcome, StoreError> {
         let text = serde_json::to_string(goals).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.tables.goals)
-            .item("instance_id", string(instance_id.as_str()))
-            .item("version", number(goals.version))
-            .item(SET, string(&text));
-        let put = if expected_version == 0 {
-            put.condition_expression("attribute_not_exists(instance_id)")
-        } else {
-            put.condition_expression("version = :expected")
-                .expression_attribute_values(":expected", number(expected_version))
-        };
-        Ok(if conditional_put(put.send().await)? {
-            CommitOutcome::Applied
-        } else {
-            CommitOutcome::VersionConflict
-        })
+        let mut item = key(&[("instance_id", instance_id.as_str())]);
+        item.insert(SET.to_owned(), string(&text));
+        put_versioned(
+            &self.client,
+            &self.tables.goals,
+            item,
+            "instance_id",
+            goals.version,
+            expected_version,
+        )
+        .await
     }
 }

@@ -23,6 +23,7 @@ pub mod erasure;
 mod goals;
 mod instances;
 mod jobs;
+pub mod outbound;
 pub mod revenue;
 mod rules;
 pub mod spend;

@@ -76,6 +76,32 @@ pub(super) fn record<T: DeserializeOwned>(mut item: Item, added: &[&str]) -> Res
     from_item(item)
 }
 
+/// Puts `item` (its key, the record, and `version` now) if the stored item is still at
+/// `expected_version` (0: none, told by its hash key `hash` missing); `VersionConflict`
+/// otherwise, writing nothing. How each instance's goals and destinations are changed.
+pub(super) async fn put_versioned(
+    client: &Client,
+    table: &str,
+    mut item: Item,
+    hash: &str,
+    version: u64,
+    expected_version: u64,
+) -> Result<crate::store::CommitOutcome, StoreError> {
+    item.insert("version".to_owned(), number(version));
+    let put = client.put_item().table_name(table).set_item(Some(item));
+    let put = if expected_version == 0 {
+        put.condition_expression(format!("attribute_not_exists({hash})"))
+    } else {
+        put.condition_expression("version = :expected")
+            .expression_attribute_values(":expected", number(expected_version))
+    };
+    Ok(if conditional_put(put.send().await)? {
+        crate::store::CommitOutcome::Applied
+    } else {
+        crate::store::CommitOutcome::VersionConflict
+    })
+}
+
 /// The item under `key` in `table`, read consistently.
 pub(super) async fn get_item(
     client: &Client,

@@ -13,6 +13,7 @@ mod erasure;
 mod goals;
 mod instances;
 mod jobs;
+mod outbound;
 mod revenue;
 mod rules;
 mod spend;
@@ -84,10 +85,19 @@ const INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("instances");
 /// The business's first outbound message to a person not yet a contact, by
 /// `contact::store::business_first_key`.
 const BUSINESS_FIRST: TableDefinition<&str, &[u8]> = TableDefinition::new("business_first");
+/// Instance id → its destination set.
+const DESTINATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("destinations");
+/// (instance, destination, delivery key) → delivery.
+const DELIVERIES: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("deliveries");
+/// (instance, destination, listed key) → delivery key: the newest-first listing.
+const DELIVERIES_BY_TIME: TableDefinition<(&str, &str, &str), &str> =
+    TableDefinition::new("deliveries_by_time");
+/// Secret reference → the credentials (the local secret vault).
+const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 
 /// `$each!(TABLE, shown)` for every table of the store: the one list that `open` creates and
 /// `dump_text` reads. `shown` says how a dump shows the values: `bytes`, encoded records as
-/// text; `debug`, plain values.
+/// text; `debug`, plain values; `hidden`, nothing (secrets).
 macro_rules! every_table {
     ($each:ident) => {
         $each!(CONTACTS, bytes);
@@ -115,6 +125,10 @@ macro_rules! every_table {
         $each!(GOALS, bytes);
         $each!(PRODUCTS, bytes);
         $each!(BUSINESS_FIRST, bytes);
+        $each!(DESTINATIONS, bytes);
+        $each!(DELIVERIES, bytes);
+        $each!(DELIVERIES_BY_TIME, debug);
+        $each!(SECRETS, hidden);
     };
 }
 
@@ -159,7 +173,53 @@ fn put_record(
     Ok(true)
 }
 
+/// A record an instance keeps as one, changed under a version check (goals, destinations).
+trait Versioned: Serialize + DeserializeOwned {
+    fn version(&self) -> u64;
+}
+
+impl Versioned for crate::goals::GoalSet {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+impl Versioned for crate::outbound::DestinationSet {
+    fn version(&self) -> u64 {
+        self.version
+    }
+}
+
 impl EmbeddedStore {
+    /// Stores `record` under `key` in `table` if the stored one is still at
+    /// `expected_version` (0: none stored); `VersionConflict` otherwise, writing nothing.
+    async fn save_versioned<T: Versioned>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+        record: &T,
+        expected_version: u64,
+    ) -> Result<crate::store::CommitOutcome, StoreError> {
+        use crate::store::CommitOutcome;
+        let encoded = encode(record)?;
+        let key = key.to_owned();
+        self.write(move |txn| {
+            let mut opened = txn.open_table(table).map_err(unavailable)?;
+            let stored = match opened.get(key.as_str()).map_err(unavailable)? {
+                Some(bytes) => decode::<T>(bytes.value())?.version(),
+                None => 0,
+            };
+            if stored != expected_version {
+                return Ok((CommitOutcome::VersionConflict, false));
+            }
+            opened
+                .insert(key.as_str(), encoded.as_slice())
+                .map_err(unavailable)?;
+            Ok((CommitOutcome::Applied, true))
+        })
+        .await
+    }
+
     /// Opens (or creates) the store file at `path`, creating its folder if needed.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(folder) = path.parent() {
@@ -225,6 +285,10 @@ impl EmbeddedStore {
             ($table:expr, debug) => {{
                 known.push($table.name().to_owned());
                 dump_table(&txn, $table, |value| debug(&value), &mut out)?;
+            }};
+            ($table:expr, hidden) => {{
+                known.push($table.name().to_owned());
+                dump_table(&txn, $table, |_| "<secret>".to_owned(), &mut out)?;
             }};
         }
         every_table!(dump);
