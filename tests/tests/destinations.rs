@@ -584,6 +584,30 @@ async fn bad_destinations_and_queries_are_refused_naming_the_field_and_change_no
             "url",
         ),
         (
+            json!({"type": "webhook", "url": "https://127.0.0.1:9001/2018-06-01/runtime/invocation/next", "events": ["lead"]}),
+            "url",
+        ),
+        (
+            json!({"type": "webhook", "url": "https://169.254.169.254/latest/meta-data/", "events": ["lead"]}),
+            "url",
+        ),
+        (
+            json!({"type": "webhook", "url": "https://10.0.0.7/hook", "events": ["lead"]}),
+            "url",
+        ),
+        (
+            json!({"type": "webhook", "url": "https://[::1]/hook", "events": ["lead"]}),
+            "url",
+        ),
+        (
+            json!({"type": "webhook", "url": "https://[::ffff:192.168.1.2]/hook", "events": ["lead"]}),
+            "url",
+        ),
+        (
+            json!({"type": "webhook", "url": "https://localhost/hook", "events": ["lead"]}),
+            "url",
+        ),
+        (
             json!({"type": "webhook", "url": "https://crm.example/hook", "events": ["refund"]}),
             "events[0]",
         ),
@@ -1035,20 +1059,24 @@ mod triggers {
             );
             settled(app, WA, &id, usize::from(message == "wamid.d2") + 1).await;
         }
-        let login = http::Request::post("/app/login")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(axum::body::Body::from(format!("key={ADMIN_KEY}")))
+        let cookie = dashboard_cookie(app, ADMIN_KEY).await;
+        // The instance's pages link to it.
+        let attribution = http::Request::get(format!("/app/instances/{WA}/attribution"))
+            .header("cookie", cookie.as_str())
+            .body(axum::body::Body::empty())
             .unwrap();
-        let response = tower::ServiceExt::oneshot(app.clone(), login)
-            .await
-            .unwrap();
-        let cookie = response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
+        let (_, tabs) = status_and_body(
+            tower::ServiceExt::oneshot(app.clone(), attribution)
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(
+            tabs.as_str()
+                .unwrap()
+                .contains(&format!("href=\"/app/instances/{WA}/deliveries\"")),
+            "{tabs}"
+        );
         let page = http::Request::get(format!("/app/instances/{WA}/deliveries"))
             .header("cookie", cookie)
             .body(axum::body::Body::empty())

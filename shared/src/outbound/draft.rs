@@ -133,7 +133,52 @@ fn webhook_url(object: &Map<String, Value>, rules: DraftRules) -> Result<String,
     if !url.username().is_empty() || url.password().is_some() {
         return Err(FieldError::new("url", "must not hold credentials"));
     }
+    if !rules.allow_http && names_an_inner_address(&url) {
+        return Err(FieldError::new(
+            "url",
+            "must not name a loopback, private, link-local or unspecified address (allowed \
+             with ALLOW_HTTP_DESTINATIONS=1)",
+        ));
+    }
     Ok(url.to_string())
+}
+
+/// Whether the URL's host is an address the sender's own network holds rather than the
+/// business's server: loopback (the Lambda runtime API listens there), private, link-local
+/// (instance metadata), unspecified, or `localhost`. A name that resolves to one is not
+/// caught here (that would need the sender to check the address it connects to).
+fn names_an_inner_address(url: &url::Url) -> bool {
+    use std::net::IpAddr;
+    let inner = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                // 100.64.0.0/10, carrier-grade NAT: not the public internet either.
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                // fc00::/7 unique local, fe80::/10 link-local.
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| {
+                    v4.is_loopback() || v4.is_private() || v4.is_link_local()
+                })
+        }
+    };
+    match url.host() {
+        Some(url::Host::Ipv4(v4)) => inner(IpAddr::V4(v4)),
+        Some(url::Host::Ipv6(v6)) => inner(IpAddr::V6(v6)),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 /// How a destination's `events` name what it sends.
