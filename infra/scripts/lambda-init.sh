@@ -15,7 +15,19 @@
 # 3. for each function, infra/scripts/lambda/fake_runtime.py (a minimal Runtime API on 127.0.0.1)
 #    starts the bootstrap RUNS times with the environment Lambda gives it and records the
 #    time from exec to the runtime's first GET /2018-06-01/runtime/invocation/next;
+#    First the floor: infra/lambda-floor, a hello-world lambda_runtime binary built with the same
+#    profile, started the same way, so that each function's row also says how many times the
+#    floor's init time and CPU it takes, in the same run;
 # 4. prints min / median / max per function. Function logs: .tools/logs/lambda-init-<fn>.log
+#
+#   LAMBDA_INIT_FUNCTIONS="webhook rules"   time only these (the floor is always timed)
+#   LAMBDA_INIT_CERTS=probe                 leave the root certificates to rustls-native-certs'
+#                                           probing (the bundle and every file of the folder),
+#                                           as before template.yaml set SSL_CERT_FILE
+#
+# The functions start as template.yaml starts them: SSL_CERT_FILE names the system's bundle
+# (Amazon Linux's /etc/pki/tls/certs/ca-bundle.crt there; this machine's here) and
+# SSL_CERT_DIR is unset, whatever this shell has.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lambda/common.sh
@@ -38,15 +50,32 @@ inner() {
         RUST_LOG=info TZ=:UTC
     )
 
-    local fn failed=0 results="$LOGS/lambda-init.json"
+    local certs=(-u SSL_CERT_DIR -u SSL_CERT_FILE)
+    if [[ ${LAMBDA_INIT_CERTS:-file} != probe ]]; then
+        local bundle
+        for bundle in /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/certs/ca-certificates.crt; do
+            [[ -f $bundle ]] && break
+        done
+        env_args+=(SSL_CERT_FILE="$bundle")
+    fi
+    env_args=("${certs[@]}" "${env_args[@]}")
+
+    local fn failed=0 results="$LOGS/lambda-init.json" floor="$WORK/floor.json"
     : >"$results"
-    printf '\n%-10s %8s %10s %8s %10s   (ms; exec -> first next, %s starts; cpu: median CPU time)\n' \
-        function min median max cpu "$runs" >&2
-    for fn in "${FUNCTIONS[@]}"; do
+    printf '\n%-12s %8s %10s %8s %10s %9s %7s   (ms; exec -> first next, %s starts; cpu: median CPU time)\n' \
+        function min median max cpu "x floor" "x cpu" "$runs" >&2
+    env "${env_args[@]}" AWS_LAMBDA_FUNCTION_NAME=lambda-floor \
+        "$PY" infra/scripts/lambda/fake_runtime.py time --runs "$runs" --label lambda-floor \
+        --log "$LOGS/lambda-init-lambda-floor.log" -- "$bin_dir/lambda-floor" >"$floor" || return 1
+    cat "$floor" >>"$results"
+    local functions
+    read -r -a functions <<<"${LAMBDA_INIT_FUNCTIONS:-${FUNCTIONS[*]}}"
+    for fn in "${functions[@]}"; do
         rm -f "$LOGS/lambda-init-$fn.log"
         env "${env_args[@]}" AWS_LAMBDA_FUNCTION_NAME="$fn" \
             "$PY" infra/scripts/lambda/fake_runtime.py time --runs "$runs" --label "$fn" \
-            --log "$LOGS/lambda-init-$fn.log" -- "$bin_dir/$fn" >>"$results" || failed=1
+            --floor "$floor" --log "$LOGS/lambda-init-$fn.log" -- "$bin_dir/$fn" >>"$results" ||
+            failed=1
     done
     printf '(binaries: %s; every start: .tools/logs/lambda-init.json)\n' "${bin_dir#"$ROOT"/}" >&2
     return "$failed"
@@ -62,8 +91,10 @@ main() {
     mkdir -p "$LOGS"
     local bin_dir=${LAMBDA_INIT_BIN_DIR:-}
     if [[ -z $bin_dir ]]; then
-        say "cargo build --release ${BIN_ARGS[*]} (native, for timing)"
-        cargo build --release "${BIN_ARGS[@]}"
+        local bins=(--bin lambda-floor) fn
+        for fn in ${LAMBDA_INIT_FUNCTIONS:-${FUNCTIONS[*]}}; do bins+=(--bin "$fn"); done
+        say "cargo build --release ${bins[*]} (native, for timing)"
+        cargo build --release "${bins[@]}"
         bin_dir="$ROOT/target/release"
     fi
     bin_dir="$(cd "$bin_dir" && pwd)"

@@ -284,10 +284,63 @@ impl LambdaStart {
 }
 
 /// The AWS SDK configuration, loaded once per cold start and shared by every client: region and
-/// credentials as the SDK reads them from the environment (`AWS_ENDPOINT_URL` too).
+/// credentials as the SDK reads them from the environment (`AWS_ENDPOINT_URL` too), and one
+/// HTTPS client that trusts [`AMAZON_ROOTS`] alone — or the system's roots when
+/// `AWS_SDK_SYSTEM_ROOTS=1` (a TLS-inspecting proxy, an endpoint signed by another CA).
 #[cfg(feature = "aws")]
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if optional("AWS_SDK_SYSTEM_ROOTS").is_some_and(|value| value == "1") {
+        return loader.load().await;
+    }
+    // The SDK's rustls client (aws-lc, as `default-https-client` builds it) with
+    // AMAZON_ROOTS as its only trust anchors.
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_ROOTS);
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a trust store of PEM roots always builds");
+    let client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https();
+    loader.http_client(client).load().await
+}
+
+/// The roots of Amazon Trust Services (Amazon Root CA 1–4, and the Starfield root that
+/// cross-signs them), which sign the certificates of every AWS endpoint the functions call.
+/// Parsing the system's bundle of ~150 roots was about a quarter of a cold start's user CPU
+/// (`infra/scripts/lambda-init.sh`); these five are parsed in microseconds, and trusting
+/// fewer roots is no weaker for these connections.
+pub const AMAZON_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services-roots.pem");
+
+#[cfg(test)]
+mod amazon_roots {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    #[test]
+    fn the_embedded_roots_parse_as_the_sdk_client_reads_them() {
+        // The client parses them with this call and panics on an error: a broken file would
+        // fail every AWS call of every function, so it is read here first.
+        let roots: Vec<CertificateDer<'_>> = CertificateDer::pem_slice_iter(super::AMAZON_ROOTS)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(roots.len(), 5);
+        let text = std::str::from_utf8(super::AMAZON_ROOTS).unwrap();
+        for name in [
+            "Amazon_Root_CA_1",
+            "Amazon_Root_CA_2",
+            "Amazon_Root_CA_3",
+            "Amazon_Root_CA_4",
+            "Starfield_Services_Root_Certificate_Authority_-_G2",
+        ] {
+            assert!(text.contains(&format!("# {name}\n")), "{name}");
+        }
+    }
 }

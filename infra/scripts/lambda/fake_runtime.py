@@ -12,6 +12,8 @@ is delivered. Prints one JSON object: {"runs": [ms...], "median_ms", "min_ms", "
 "cpu_ms": [...], "cpu_median_ms"} (cpu: the CPU time all the process's threads used up to
 that request, from /proc/PID/task/*/schedstat: what init costs, whatever else the machine
 runs); with --label, also "function" and, on stderr, a row "NAME min median max cpu".
+With --floor FILE (the JSON a run of the floor binary printed), also "x_floor_median" and
+"x_floor_cpu": this binary's median init time and CPU over the floor's, and on the row.
 A start that exits, or sends nothing within --timeout seconds, fails the whole measurement
 (exit 1) with the tail of the function's output.
 
@@ -168,11 +170,18 @@ def time_starts(args):
         "cpu_ms": [round(c, 2) for c in cpu],
         "cpu_median_ms": round(statistics.median(cpu), 2),
     }
+    ratios = ""
+    if args.floor:
+        with open(args.floor) as f:
+            floor = json.loads(f.read().strip().splitlines()[-1])
+        result["x_floor_median"] = round(result["median_ms"] / floor["median_ms"], 1)
+        result["x_floor_cpu"] = round(result["cpu_median_ms"] / floor["cpu_median_ms"], 1)
+        ratios = f" {result['x_floor_median']:>8.1f}x {result['x_floor_cpu']:>6.1f}x"
     if args.label:
         result = {"function": args.label, **result}
         print(
-            f"{args.label:<10} {result['min_ms']:>8.1f} {result['median_ms']:>10.1f} "
-            f"{result['max_ms']:>8.1f} {result['cpu_median_ms']:>10.1f}",
+            f"{args.label:<12} {result['min_ms']:>8.1f} {result['median_ms']:>10.1f} "
+            f"{result['max_ms']:>8.1f} {result['cpu_median_ms']:>10.1f}{ratios}",
             file=sys.stderr,
         )
     print(json.dumps(result))
@@ -187,6 +196,7 @@ def main():
     t.add_argument("--timeout", type=float, default=20.0, help="seconds per start")
     t.add_argument("--log", help="append the function's stdout/stderr here")
     t.add_argument("--label", help="name the result (a row on stderr, a field in the JSON)")
+    t.add_argument("--floor", help="the floor binary's JSON result: print the ratios to it")
     t.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.command and args.command[0] == "--":
