@@ -6,7 +6,7 @@
 - every AWS::DynamoDB::Table of template.yaml, on DynamoDB Local (URL), with the template's own
   keys, attribute definitions, indexes and TTL, named NAME-<LogicalId>;
 - the match queue on moto (URL), as NAME-MatchQueue;
-- the five secrets of infra/scripts/lambda/secrets.env as SSM SecureString parameters on moto, named
+- the six secrets of infra/scripts/lambda/secrets.env as SSM SecureString parameters on moto, named
   SECRETS_PREFIX + secret name (what the functions fetch with one GetParameters at init);
 - ENV_FILE: KEY=VALUE lines for the functions: each table variable of the template's Globals
   (CONTACTS_TABLE=NAME-ContactsTable, ...), MATCH_QUEUE_URL, SECRETS_PREFIX, PUBLIC_BASE_URL,
@@ -101,6 +101,8 @@ def main():
             Name=f"{args.secrets_prefix}{key}", Value=value, Type="SecureString", Overwrite=True
         )
     env["SECRETS_PREFIX"] = args.secrets_prefix
+    # The template's MetaAdAccountId parameter: the daily pull refuses to start without one.
+    env["META_AD_ACCOUNT_ID"] = "act_1234567890"
     env["PUBLIC_BASE_URL"] = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
     env["AWS_ENDPOINT_URL"] = args.moto
     env["AWS_ENDPOINT_URL_DYNAMODB"] = args.dynamodb
